@@ -1,0 +1,1 @@
+//! Command line (clap derive). Filled in by the check work.

@@ -1,0 +1,1 @@
+//! One `check` run: resolve, probe rounds, analyse.

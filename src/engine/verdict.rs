@@ -1,0 +1,1 @@
+//! Verdicts per address and per pair.

@@ -1,0 +1,13 @@
+//! coalscope: find the hostname pairs that browsers put on one HTTP/2 connection
+//! ("coalescing"), and prove with real requests which of them the servers answer with
+//! 421 Misdirected Request, with the wrong site, or only sometimes.
+//!
+//! The engine (`engine`) has no terminal dependency; `report` turns its results into the
+//! table and the JSON of the contract; `lab` is the embedded loopback lab.
+
+pub mod cli;
+pub mod engine;
+pub mod lab;
+pub mod report;
+pub mod sanitize;
+pub mod watchlist;

@@ -1,0 +1,1 @@
+//! Reports: the JSON of the contract and the human table.
