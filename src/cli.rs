@@ -1,1 +1,251 @@
-//! Command line (clap derive). Filled in by the check work.
+//! The command line, per the contract. Every option can also come from a `COALSCOPE_*`
+//! environment variable (the command line wins).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::engine::dns::ResolveOverride;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "coalscope",
+    version,
+    about = "Find the hostnames browsers put on one HTTP/2 connection, and prove which pairs the servers answer with 421 or the wrong site",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Open the live dashboard on this watch-file (same as `coalscope watch WATCHFILE`).
+    pub watchfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the embedded lab on loopback and show it.
+    Demo(DemoArgs),
+    /// Live dashboard.
+    Watch(WatchArgs),
+    /// Probe a fixed number of rounds, print a report, exit (0 clean, 1 problems, 2 bad usage).
+    Check(CheckArgs),
+    /// Headless: keep probing, serve /metrics and /api/snapshot.
+    Serve(ServeArgs),
+    /// Start the embedded lab alone and print its hosts, DNS and CA.
+    Lab(LabArgs),
+}
+
+/// Options common to watch, check and serve.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Nameserver to use instead of the system's resolv.conf: IP[:PORT] (repeatable).
+    #[arg(long = "dns", value_name = "IP[:PORT]", env = "COALSCOPE_DNS", value_delimiter = ',', value_parser = parse_nameserver)]
+    pub dns: Vec<SocketAddr>,
+    /// Fixed addresses for a name, like curl's --resolve: HOST[:PORT]:ADDR[,ADDR…] (repeatable;
+    /// in COALSCOPE_RESOLVE separate entries with spaces).
+    #[arg(
+        long = "resolve",
+        value_name = "HOST[:PORT]:ADDR[,ADDR…]",
+        env = "COALSCOPE_RESOLVE",
+        value_delimiter = ' '
+    )]
+    pub resolve: Vec<ResolveOverride>,
+    /// Extra trust anchors (PEM), added to the built-in web roots.
+    #[arg(long = "ca-file", value_name = "PEM", env = "COALSCOPE_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Time between probe rounds of one host.
+    #[arg(long, value_name = "DUR", default_value = "30s", env = "COALSCOPE_INTERVAL", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Bound on each DNS query, connect, handshake and request.
+    #[arg(long, value_name = "DUR", default_value = "5s", env = "COALSCOPE_TIMEOUT", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Connections in flight at once, across all hosts.
+    #[arg(long, value_name = "N", default_value_t = 32, env = "COALSCOPE_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+    /// Requests per second at most, across all hosts (0 = unlimited).
+    #[arg(
+        long = "max-rps",
+        value_name = "N",
+        default_value_t = 50,
+        env = "COALSCOPE_MAX_RPS"
+    )]
+    pub max_rps: u32,
+    /// Path requested on every host unless the watch-file says otherwise.
+    #[arg(long, value_name = "PATH", default_value = "/", env = "COALSCOPE_PATH", value_parser = parse_path)]
+    pub path: String,
+    /// The time window that rates are computed over.
+    #[arg(long, value_name = "DUR", default_value = "5m", env = "COALSCOPE_WINDOW", value_parser = parse_duration)]
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The watch-file, or `-` for standard input.
+    pub watchfile: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Fresh connections per (origin, address).
+    #[arg(long, value_name = "N", default_value_t = 3, env = "COALSCOPE_ROUNDS", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub rounds: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table, env = "COALSCOPE_FORMAT")]
+    pub format: Format,
+    /// Also list the pairs linked only by the certificate (no shared address).
+    #[arg(long = "all-pairs", env = "COALSCOPE_ALL_PAIRS")]
+    pub all_pairs: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    pub watchfile: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    pub watchfile: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Address to serve /metrics and /api/snapshot on.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9421",
+        env = "COALSCOPE_LISTEN"
+    )]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// Port every lab server listens on (each on its own 127.0.0.x address) [free port].
+    #[arg(long, env = "COALSCOPE_LAB_PORT")]
+    pub port: Option<u16>,
+    /// Port of the lab DNS server on 127.0.0.1 [free port].
+    #[arg(long = "dns-port", env = "COALSCOPE_LAB_DNS_PORT")]
+    pub dns_port: Option<u16>,
+    /// Directory for the CA, certificates and watch-file [a new temporary directory].
+    #[arg(long, env = "COALSCOPE_LAB_DIR")]
+    pub dir: Option<PathBuf>,
+    /// Let scenarios change their behaviour every minute, as in the demo.
+    #[arg(long)]
+    pub dynamic: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Fresh connections per (origin, address) in each pass over the lab.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub rounds: u32,
+}
+
+/// `30s`, `500ms`, `5m`, `1h` (humantime syntax); zero is refused.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration {s:?}: {e} (try 30s, 500ms, 5m)"))?;
+    if d.is_zero() {
+        return Err(format!("invalid duration {s:?}: must be more than zero"));
+    }
+    Ok(d)
+}
+
+/// `IP` or `IP:PORT`; IPv6 as `::1` or `[::1]:5353`. Port defaults to 53.
+pub fn parse_nameserver(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    let bare = s.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| {
+            format!("invalid nameserver {s:?}: expected IP or IP:PORT, e.g. 127.0.0.1:5353 or [::1]:53")
+        })
+}
+
+fn parse_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') || s.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(format!(
+            "invalid path {s:?}: must start with / and contain no spaces or control characters"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_check_options() {
+        let cli = Cli::try_parse_from([
+            "coalscope",
+            "check",
+            "hosts.txt",
+            "--dns",
+            "127.0.0.1:5353",
+            "--dns",
+            "::1",
+            "--rounds",
+            "5",
+            "--format",
+            "json",
+            "--timeout",
+            "500ms",
+            "--all-pairs",
+        ])
+        .unwrap();
+        let Some(Command::Check(c)) = cli.command else {
+            panic!("not check")
+        };
+        assert_eq!(c.rounds, 5);
+        assert_eq!(c.format, Format::Json);
+        assert!(c.all_pairs);
+        assert_eq!(c.common.timeout, Duration::from_millis(500));
+        assert_eq!(
+            c.common.dns,
+            vec!["127.0.0.1:5353".parse().unwrap(), "[::1]:53".parse().unwrap()]
+        );
+        assert_eq!(c.common.interval, Duration::from_secs(30));
+        assert_eq!(c.common.max_rps, 50);
+    }
+
+    #[test]
+    fn a_bare_watchfile_means_watch() {
+        let cli = Cli::try_parse_from(["coalscope", "hosts.txt"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.watchfile.unwrap(), PathBuf::from("hosts.txt"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for args in [
+            vec!["coalscope", "check", "f", "--timeout", "0s"],
+            vec!["coalscope", "check", "f", "--timeout", "soon"],
+            vec!["coalscope", "check", "f", "--dns", "not-an-ip"],
+            vec!["coalscope", "check", "f", "--rounds", "0"],
+            vec!["coalscope", "check", "f", "--path", "nope"],
+            vec!["coalscope", "check", "f", "--format", "xml"],
+        ] {
+            assert!(Cli::try_parse_from(&args).is_err(), "{args:?} accepted");
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //! table and the JSON of the contract; `lab` is the embedded loopback lab.
 
 pub mod cli;
+pub mod commands;
 pub mod engine;
 pub mod lab;
 pub mod report;

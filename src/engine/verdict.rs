@@ -1,1 +1,374 @@
-//! Verdicts per address and per pair.
+//! Verdicts per (pair, address) and per pair, from the answers the probes collected.
+//! Pure functions: every rule here is table-tested below.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::engine::h2::HttpAnswer;
+
+/// A pair's (or one address's) verdict, spelled as the contract spells it.
+/// The declaration order is the contract's order of severity, worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Verdict {
+    Misdirected,
+    Misrouted,
+    Intermittent,
+    DirectBroken,
+    Error,
+    Ok,
+    NotCoalescable,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 7] = [
+        Verdict::Misdirected,
+        Verdict::Misrouted,
+        Verdict::Intermittent,
+        Verdict::DirectBroken,
+        Verdict::Error,
+        Verdict::Ok,
+        Verdict::NotCoalescable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Misdirected => "misdirected",
+            Verdict::Misrouted => "misrouted",
+            Verdict::Intermittent => "intermittent",
+            Verdict::DirectBroken => "direct-broken",
+            Verdict::Error => "error",
+            Verdict::Ok => "ok",
+            Verdict::NotCoalescable => "not-coalescable",
+        }
+    }
+
+    /// Verdicts that make `check` exit 1 and that the dashboard highlights.
+    pub fn is_problem(self) -> bool {
+        matches!(
+            self,
+            Verdict::Misdirected | Verdict::Misrouted | Verdict::Intermittent | Verdict::DirectBroken
+        )
+    }
+
+    /// The worst of several verdicts (contract order); None for an empty list.
+    pub fn worst(verdicts: impl IntoIterator<Item = Verdict>) -> Option<Verdict> {
+        verdicts.into_iter().min()
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status a healthy site answers with: not 421, not a server error.
+pub fn is_healthy_status(status: u16) -> bool {
+    status != 421 && status < 500
+}
+
+/// What one request produced: an answer, or the text of the probe error.
+pub type Outcome = Result<HttpAnswer, String>;
+
+/// The evidence for one ordered pair at one address of the origin.
+#[derive(Debug, Clone, Copy)]
+pub struct AddressEvidence<'a> {
+    /// Requests for the target on connections opened for the origin at this address.
+    pub coalesced: &'a [Outcome],
+    /// Direct requests for the target (its own connection, SNI = target) used as reference:
+    /// at this address when the target resolves to it, else at the target's addresses.
+    pub direct: &'a [Outcome],
+    /// The target's page changes between two direct answers: compare status and
+    /// content-type only.
+    pub dynamic: bool,
+}
+
+/// The verdict at one address and the counts that explain it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressJudgement {
+    pub verdict: Verdict,
+    /// Coalesced requests that got an answer.
+    pub answered: usize,
+    pub misdirected: usize,
+    /// Answers that were not 421 but differ from the direct answer.
+    pub misrouted: usize,
+    /// Coalesced requests that failed without an answer.
+    pub errors: usize,
+    /// The first error, for the `error` verdict.
+    pub first_error: Option<String>,
+}
+
+/// Is the target's page dynamic? True when two healthy 2xx direct answers with the same
+/// status and content-type have different bodies.
+pub fn looks_dynamic<'a>(direct: impl IntoIterator<Item = &'a HttpAnswer>) -> bool {
+    let mut seen: Vec<&HttpAnswer> = Vec::new();
+    for a in direct {
+        if !(200..300).contains(&a.status) {
+            continue;
+        }
+        if seen.iter().any(|s| {
+            s.status == a.status && s.content_type == a.content_type && s.body_digest != a.body_digest
+        }) {
+            return true;
+        }
+        seen.push(a);
+    }
+    false
+}
+
+/// Judge one address of a coalescable pair. The rules, in order:
+/// 1. the target fails directly (no healthy direct answer) → `direct-broken`;
+/// 2. no coalesced request got an answer → `error` (or nothing probed);
+/// 3. every answered coalesced request got 421 → `misdirected`;
+/// 4. some non-421 answer differs from every direct answer (status; for 2xx also
+///    content-type, and body digest unless the page is dynamic) → `misrouted`;
+/// 5. some 421 among otherwise matching answers → `intermittent`;
+/// 6. otherwise `ok`.
+pub fn judge_address(ev: AddressEvidence<'_>) -> AddressJudgement {
+    let healthy_direct: Vec<&HttpAnswer> = ev
+        .direct
+        .iter()
+        .filter_map(|o| o.as_ref().ok())
+        .filter(|a| is_healthy_status(a.status))
+        .collect();
+    let answers: Vec<&HttpAnswer> = ev.coalesced.iter().filter_map(|o| o.as_ref().ok()).collect();
+    let errors: Vec<&String> = ev.coalesced.iter().filter_map(|o| o.as_ref().err()).collect();
+    let misdirected = answers.iter().filter(|a| a.status == 421).count();
+    let misrouted = answers
+        .iter()
+        .filter(|a| a.status != 421 && differs(a, &healthy_direct, ev.dynamic))
+        .count();
+    let verdict = if healthy_direct.is_empty() {
+        Verdict::DirectBroken
+    } else if answers.is_empty() {
+        Verdict::Error
+    } else if misdirected == answers.len() {
+        Verdict::Misdirected
+    } else if misrouted > 0 {
+        Verdict::Misrouted
+    } else if misdirected > 0 {
+        Verdict::Intermittent
+    } else {
+        Verdict::Ok
+    };
+    AddressJudgement {
+        verdict,
+        answered: answers.len(),
+        misdirected,
+        misrouted,
+        errors: errors.len(),
+        first_error: errors.first().map(|e| e.to_string()),
+    }
+}
+
+/// Does a coalesced answer differ from every healthy direct answer?
+fn differs(a: &HttpAnswer, direct: &[&HttpAnswer], dynamic: bool) -> bool {
+    !direct.iter().any(|d| same_answer(a, d, dynamic))
+}
+
+fn same_answer(a: &HttpAnswer, d: &HttpAnswer, dynamic: bool) -> bool {
+    if a.status != d.status {
+        return false;
+    }
+    if !(200..300).contains(&a.status) {
+        return true;
+    }
+    a.content_type == d.content_type && (dynamic || a.body_digest == d.body_digest)
+}
+
+/// The distinct fingerprints of some answers, for explanations ("text/html 1a2b3c4d").
+pub fn fingerprints<'a>(answers: impl IntoIterator<Item = &'a HttpAnswer>) -> BTreeSet<String> {
+    answers
+        .into_iter()
+        .map(|a| {
+            format!(
+                "{} {} {}",
+                a.status,
+                a.content_type.as_deref().unwrap_or("-"),
+                a.body_digest.get(..8).unwrap_or(&a.body_digest)
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ans(status: u16, body: &str) -> Outcome {
+        Ok(HttpAnswer {
+            status,
+            version: "HTTP/2".into(),
+            content_type: Some("text/html".into()),
+            body_digest: body.into(),
+            body_len: body.len(),
+            server: None,
+            elapsed: Duration::from_millis(1),
+        })
+    }
+    fn err(e: &str) -> Outcome {
+        Err(e.into())
+    }
+
+    fn judge(coalesced: &[Outcome], direct: &[Outcome]) -> Verdict {
+        let dynamic = looks_dynamic(direct.iter().filter_map(|o| o.as_ref().ok()));
+        judge_address(AddressEvidence {
+            coalesced,
+            direct,
+            dynamic,
+        })
+        .verdict
+    }
+
+    #[test]
+    fn verdict_table() {
+        use Verdict::*;
+        let ok_b = ans(200, "site-b");
+        let cases: Vec<(&str, Vec<Outcome>, Vec<Outcome>, Verdict)> = vec![
+            ("same answer", vec![ok_b.clone(); 3], vec![ok_b.clone(); 3], Ok),
+            (
+                "all 421",
+                vec![ans(421, ""); 3],
+                vec![ok_b.clone(); 3],
+                Misdirected,
+            ),
+            (
+                "one 421 one ok",
+                vec![ans(421, ""), ok_b.clone()],
+                vec![ok_b.clone()],
+                Intermittent,
+            ),
+            ("envoy 404", vec![ans(404, ""); 2], vec![ok_b.clone()], Misrouted),
+            (
+                "wrong site 200",
+                vec![ans(200, "site-a")],
+                vec![ok_b.clone()],
+                Misrouted,
+            ),
+            (
+                "421 plus wrong site",
+                vec![ans(421, ""), ans(200, "site-a")],
+                vec![ok_b.clone()],
+                Misrouted,
+            ),
+            ("direct 503", vec![ans(503, "")], vec![ans(503, "")], DirectBroken),
+            ("direct 421", vec![ans(421, "")], vec![ans(421, "")], DirectBroken),
+            (
+                "direct unreachable",
+                vec![ok_b.clone()],
+                vec![err("connect: connection refused")],
+                DirectBroken,
+            ),
+            (
+                "direct flaky but one good",
+                vec![ok_b.clone()],
+                vec![ans(503, ""), ok_b.clone()],
+                Ok,
+            ),
+            (
+                "coalesced errors only",
+                vec![err("http: reset")],
+                vec![ok_b.clone()],
+                Error,
+            ),
+            ("nothing probed", vec![], vec![ok_b.clone()], Error),
+            (
+                "errors and 421",
+                vec![err("x"), ans(421, "")],
+                vec![ok_b.clone()],
+                Misdirected,
+            ),
+            (
+                "errors and ok",
+                vec![err("x"), ok_b.clone()],
+                vec![ok_b.clone()],
+                Ok,
+            ),
+            // dynamic page: two direct answers differ, so bodies are not compared
+            (
+                "dynamic ok",
+                vec![ans(200, "v3")],
+                vec![ans(200, "v1"), ans(200, "v2")],
+                Ok,
+            ),
+            (
+                "dynamic but 404",
+                vec![ans(404, "")],
+                vec![ans(200, "v1"), ans(200, "v2")],
+                Misrouted,
+            ),
+            (
+                "redirect same status",
+                vec![ans(301, "x")],
+                vec![ans(301, "y")],
+                Ok,
+            ),
+            (
+                "redirect vs 200",
+                vec![ans(301, "x")],
+                vec![ok_b.clone()],
+                Misrouted,
+            ),
+            ("404 site both ways", vec![ans(404, "a")], vec![ans(404, "b")], Ok),
+        ];
+        for (name, coalesced, direct, want) in cases {
+            assert_eq!(judge(&coalesced, &direct), want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn content_type_difference_is_misrouted_even_when_dynamic() {
+        let mut json = ans(200, "v9").unwrap();
+        json.content_type = Some("application/json".into());
+        assert_eq!(
+            judge(&[Ok(json)], &[ans(200, "v1"), ans(200, "v2")]),
+            Verdict::Misrouted
+        );
+    }
+
+    #[test]
+    fn counts_explain_the_verdict() {
+        let j = judge_address(AddressEvidence {
+            coalesced: &[ans(421, ""), ans(200, "b"), err("http: reset")],
+            direct: &[ans(200, "b")],
+            dynamic: false,
+        });
+        assert_eq!((j.answered, j.misdirected, j.misrouted, j.errors), (2, 1, 0, 1));
+        assert_eq!(j.first_error.as_deref(), Some("http: reset"));
+        assert_eq!(j.verdict, Verdict::Intermittent);
+    }
+
+    #[test]
+    fn worst_follows_contract_order() {
+        use Verdict::*;
+        assert_eq!(Verdict::worst([Ok, Intermittent, Misrouted]), Some(Misrouted));
+        assert_eq!(Verdict::worst([Ok, Misdirected, Misrouted]), Some(Misdirected));
+        assert_eq!(Verdict::worst([NotCoalescable, Ok]), Some(Ok));
+        assert_eq!(Verdict::worst([Error, DirectBroken]), Some(DirectBroken));
+        assert_eq!(Verdict::worst([]), None);
+        let names: Vec<&str> = Verdict::ALL.iter().map(|v| v.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "misdirected",
+                "misrouted",
+                "intermittent",
+                "direct-broken",
+                "error",
+                "ok",
+                "not-coalescable"
+            ]
+        );
+    }
+
+    #[test]
+    fn dynamic_detection() {
+        let a = ans(200, "x").unwrap();
+        let b = ans(200, "y").unwrap();
+        let c = ans(404, "z").unwrap();
+        assert!(looks_dynamic([&a, &b]));
+        assert!(!looks_dynamic([&a, &a.clone()]));
+        assert!(!looks_dynamic([&a, &c]));
+    }
+}

@@ -54,3 +54,18 @@ impl Lab {
 pub fn expectations() -> Vec<Expectation> {
     todo!()
 }
+
+impl Lab {
+    /// Placeholder until the lab lands.
+    pub fn describe(&self) -> String {
+        todo!()
+    }
+    pub async fn shutdown(self) {
+        todo!()
+    }
+}
+
+/// Host findings the lab must produce: (host, finding kind).
+pub fn expected_findings() -> Vec<(&'static str, &'static str)> {
+    todo!()
+}

@@ -1,0 +1,560 @@
+//! From raw probe records to the contract's snapshot: host findings, pair policies and
+//! verdicts, coalescing groups and the summary.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::engine::cert::{self, CertSummary};
+use crate::engine::check::{EndpointRecord, HostRecord, Records};
+use crate::engine::explain::{self, PairFacts, ServerKind};
+use crate::engine::policy::{self, EndpointFacts, PairPolicy};
+use crate::engine::snapshot::*;
+use crate::engine::verdict::{self, AddressEvidence, Outcome, Verdict};
+
+/// Certificates expiring within this many days get a warning.
+const EXPIRY_WARNING_DAYS: i64 = 14;
+
+pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapshot {
+    let now = unix_now();
+    let hosts: Vec<HostReport> = records.hosts.iter().map(|h| host_report(h, now)).collect();
+    let mut pairs = Vec::new();
+    let mut cert_only = 0u32;
+    let mut links: Vec<(usize, usize)> = Vec::new();
+    for a in 0..records.hosts.len() {
+        for b in 0..records.hosts.len() {
+            let (ha, hb) = (&records.hosts[a], &records.hosts[b]);
+            if a == b
+                || ha.entry.port != hb.entry.port
+                || ha.dns.addresses.is_empty()
+                || hb.dns.addresses.is_empty()
+            {
+                continue;
+            }
+            let policy = policy::evaluate(
+                &ha.dns.addresses,
+                &hb.dns.addresses,
+                &endpoint_facts(ha, &hb.entry.host),
+            );
+            if policy.shared.is_empty() {
+                if !policy.cert_covers {
+                    continue;
+                }
+                cert_only += 1;
+                if !all_pairs {
+                    continue;
+                }
+            }
+            if policy.chrome || policy.firefox {
+                links.push((a, b));
+            }
+            pairs.push(pair_report(records, a, b, &policy));
+        }
+    }
+    // Problems first, then by origin/target in watch-file order (pairs are built in that order).
+    pairs.sort_by_key(|p| verdict_of(&p.verdict));
+    let groups = groups(records, &links, &pairs);
+    let mut verdicts: BTreeMap<String, u32> = BTreeMap::new();
+    for p in &pairs {
+        *verdicts.entry(p.verdict.clone()).or_default() += 1;
+    }
+    let summary = Summary {
+        hosts: hosts.len() as u32,
+        pairs: pairs.len() as u32,
+        problems: pairs
+            .iter()
+            .filter(|p| verdict_of(&p.verdict).is_problem())
+            .count() as u32,
+        cert_only_pairs: cert_only,
+        connections: records.connections,
+        requests: records.requests,
+        rounds: records.rounds,
+        duration_s: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        verdicts,
+        host_errors: hosts
+            .iter()
+            .flat_map(|h| &h.findings)
+            .filter(|f| f.severity == "error")
+            .count() as u32,
+    };
+    Snapshot {
+        schema: SCHEMA.into(),
+        generated_at: cert::format_unix(now),
+        hosts,
+        pairs,
+        groups,
+        summary,
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub fn verdict_of(s: &str) -> Verdict {
+    Verdict::ALL
+        .into_iter()
+        .find(|v| v.as_str() == s)
+        .unwrap_or(Verdict::Error)
+}
+
+/// The contract's address text: a plain IP (IPv6 without brackets).
+fn addr_text(a: &IpAddr) -> String {
+    a.to_string()
+}
+
+fn parsed_cert(ep: &EndpointRecord) -> Option<&CertSummary> {
+    ep.cert.as_ref().and_then(|c| c.as_ref().ok())
+}
+
+/// Facts of the origin's endpoints (handshakes that succeeded) seen from `target`.
+fn endpoint_facts(origin: &HostRecord, target: &str) -> Vec<EndpointFacts> {
+    origin
+        .endpoints
+        .iter()
+        .filter_map(|(addr, ep)| {
+            let tls = ep.tls.as_ref()?;
+            let leaf = parsed_cert(ep);
+            Some(EndpointFacts {
+                addr: *addr,
+                h2: tls.alpn.as_deref() == Some("h2"),
+                cert_trusted: tls.chain_error.is_none() && leaf.is_some(),
+                covers_target: leaf.is_some_and(|c| cert::covering_san(c, target).is_some()),
+            })
+        })
+        .collect()
+}
+
+fn count_statuses<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> BTreeMap<String, u32> {
+    let mut m = BTreeMap::new();
+    for o in outcomes {
+        if let Ok(a) = o {
+            *m.entry(a.status.to_string()).or_default() += 1;
+        }
+    }
+    m
+}
+
+fn most_frequent(statuses: &BTreeMap<String, u32>) -> Option<u16> {
+    statuses
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .and_then(|(s, _)| s.parse().ok())
+}
+
+fn median_ms(v: &[Duration]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut v = v.to_vec();
+    v.sort();
+    Some((v[v.len() / 2].as_secs_f64() * 1e5).round() / 100.0)
+}
+
+fn host_report(h: &HostRecord, now: i64) -> HostReport {
+    let mut findings = Vec::new();
+    let finding = |kind: &str, severity: &str, message: String| Finding {
+        kind: kind.into(),
+        severity: severity.into(),
+        message,
+    };
+    if let Some(e) = &h.dns.error {
+        findings.push(finding(
+            "dns-error",
+            "error",
+            format!("DNS lookup of {} failed: {e}", h.entry.host),
+        ));
+    }
+    let mut endpoints = Vec::new();
+    let mut unreachable = Vec::new();
+    for (addr, ep) in &h.endpoints {
+        let a = addr_text(addr);
+        let cert = ep.tls.as_ref().map(|tls| cert_report(&h.entry.host, ep, tls));
+        if let Some(tls) = &ep.tls {
+            if tls.alpn.as_deref() != Some("h2") {
+                findings.push(finding(
+                    "no-h2",
+                    "warning",
+                    format!(
+                        "{a} negotiated {} instead of h2: browsers never coalesce onto this host's connections",
+                        tls.alpn.as_deref().unwrap_or("no ALPN protocol")
+                    ),
+                ));
+            }
+        }
+        if let Some(c) = &cert {
+            if !c.covers_host && c.error.as_deref().is_none_or(|e| !e.starts_with("certificate:")) {
+                findings.push(finding(
+                    "sni-mismatch",
+                    "error",
+                    format!(
+                        "the certificate served at {a} for SNI {} does not cover it (SANs: {})",
+                        h.entry.host,
+                        summarise_sans(&c.sans)
+                    ),
+                ));
+            }
+            if let Some(e) = &c.error {
+                findings.push(finding(
+                    "cert-invalid",
+                    "error",
+                    format!(
+                        "the certificate served at {a} is not valid: {e} (issuer {}, not after {})",
+                        c.issuer, c.not_after
+                    ),
+                ));
+            } else if let Some(leaf) = parsed_cert(ep) {
+                let days = (leaf.not_after - now) / 86_400;
+                if days < EXPIRY_WARNING_DAYS {
+                    findings.push(finding(
+                        "cert-expiring",
+                        "warning",
+                        format!(
+                            "the certificate served at {a} expires in {days} days ({})",
+                            c.not_after
+                        ),
+                    ));
+                }
+            }
+        } else {
+            let err = ep
+                .handshake_errors
+                .last()
+                .cloned()
+                .unwrap_or_else(|| "not probed".into());
+            unreachable.push(format!("{a} ({err})"));
+        }
+        let statuses = count_statuses(&ep.direct);
+        let http1_statuses = count_statuses(&ep.direct_http1);
+        let direct_errors: Vec<&String> = ep.direct.iter().filter_map(|o| o.as_ref().err()).collect();
+        endpoints.push(EndpointReport {
+            address: a,
+            alpn: ep.tls.as_ref().and_then(|t| t.alpn.clone()),
+            tls_version: ep.tls.as_ref().map(|t| t.version.clone()),
+            cert,
+            direct: DirectReport {
+                status: most_frequent(&statuses),
+                error: direct_errors.last().map(|e| e.to_string()),
+                statuses,
+                errors: direct_errors.len() as u32,
+                version: ep
+                    .direct
+                    .iter()
+                    .rev()
+                    .find_map(|o| o.as_ref().ok())
+                    .map(|a| a.version.clone()),
+                http1_statuses,
+            },
+            error: if ep.tls.is_none() {
+                ep.handshake_errors.last().cloned()
+            } else {
+                None
+            },
+            handshakes: ep.handshakes,
+            handshake_errors: ep.handshake_errors.len() as u32,
+            connect_ms: median_ms(&ep.connect_times),
+            tls_ms: median_ms(&ep.tls_times),
+        });
+    }
+    if !unreachable.is_empty() {
+        let severity = if unreachable.len() == h.endpoints.len() {
+            "error"
+        } else {
+            "warning"
+        };
+        findings.push(finding(
+            "unreachable",
+            severity,
+            format!(
+                "no TLS connection for {} to {}",
+                h.entry.host,
+                unreachable.join(", ")
+            ),
+        ));
+    }
+    HostReport {
+        host: h.entry.host.clone(),
+        port: h.entry.port,
+        path: h.path.clone(),
+        line: h.entry.line,
+        addresses: h.dns.addresses.iter().map(addr_text).collect(),
+        dns: DnsReport {
+            cnames: h.dns.cnames.clone(),
+            ttl_s: h.dns.ttl_s,
+            error: h.dns.error.clone(),
+            overridden: h.dns.overridden,
+            elapsed_ms: (h.dns.elapsed.as_secs_f64() * 1e5).round() / 100.0,
+        },
+        endpoints,
+        findings,
+    }
+}
+
+fn summarise_sans(sans: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut s = sans.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if sans.len() > SHOWN {
+        s.push_str(&format!(" and {} more", sans.len() - SHOWN));
+    }
+    if s.is_empty() {
+        s.push_str("none");
+    }
+    s
+}
+
+fn cert_report(host: &str, ep: &EndpointRecord, tls: &crate::engine::tls::TlsInfo) -> CertReport {
+    match &ep.cert {
+        Some(Ok(c)) => {
+            let covering = cert::covering_san(c, host);
+            CertReport {
+                sans: c.dns_sans.clone(),
+                ip_sans: c.ip_sans.iter().map(addr_text).collect(),
+                subject: c.subject.clone(),
+                issuer: c.issuer.clone(),
+                not_before: cert::format_unix(c.not_before),
+                not_after: cert::format_unix(c.not_after),
+                trusted: tls.chain_error.is_none(),
+                covers_host: covering.is_some(),
+                covering_san: covering,
+                error: tls.chain_error.clone(),
+                chain_len: tls.chain.len(),
+                sha256: c.sha256.clone(),
+            }
+        }
+        Some(Err(e)) => CertReport {
+            sans: vec![],
+            ip_sans: vec![],
+            subject: String::new(),
+            issuer: String::new(),
+            not_before: String::new(),
+            not_after: String::new(),
+            trusted: false,
+            covers_host: false,
+            covering_san: None,
+            error: Some(e.clone()),
+            chain_len: tls.chain.len(),
+            sha256: String::new(),
+        },
+        None => CertReport {
+            sans: vec![],
+            ip_sans: vec![],
+            subject: String::new(),
+            issuer: String::new(),
+            not_before: String::new(),
+            not_after: String::new(),
+            trusted: false,
+            covers_host: false,
+            covering_san: None,
+            error: Some("certificate: the server sent no certificate".into()),
+            chain_len: 0,
+            sha256: String::new(),
+        },
+    }
+}
+
+/// Direct answers for the target: at `addr` when the target resolves to it, else at all its
+/// addresses. Its own-connection answers (the first request of its origin probes) count as
+/// direct answers too.
+fn direct_reference(target: &HostRecord, addr: &IpAddr) -> Vec<Outcome> {
+    let pick = |ep: &EndpointRecord| ep.direct.iter().chain(&ep.own).cloned().collect::<Vec<_>>();
+    match target.endpoints.get(addr) {
+        Some(ep) => pick(ep),
+        None => target.endpoints.values().flat_map(pick).collect(),
+    }
+}
+
+fn pair_report(records: &Records, a: usize, b: usize, policy: &PairPolicy) -> PairReport {
+    let (ha, hb) = (&records.hosts[a], &records.hosts[b]);
+    let (origin, target) = (ha.entry.key(), hb.entry.key());
+    let dynamic = verdict::looks_dynamic(
+        hb.endpoints
+            .values()
+            .flat_map(|ep| ep.direct.iter().chain(&ep.own))
+            .filter_map(|o| o.as_ref().ok()),
+    );
+    let mut addresses = Vec::new();
+    let mut judgements = Vec::new();
+    let empty = Vec::new();
+    for addr in policy.coalescing_addrs() {
+        let coalesced = records.coalesced.get(&(a, b, addr)).unwrap_or(&empty);
+        let direct = direct_reference(hb, &addr);
+        let j = verdict::judge_address(AddressEvidence {
+            coalesced,
+            direct: &direct,
+            dynamic,
+        });
+        let mut clients = Vec::new();
+        if policy.chrome_addrs.contains(&addr) {
+            clients.push("chrome".to_string());
+        }
+        if policy.firefox_addrs.contains(&addr) {
+            clients.push("firefox".to_string());
+        }
+        addresses.push(PairAddressReport {
+            address: addr_text(&addr),
+            verdict: j.verdict.as_str().into(),
+            probes: coalesced.len() as u32,
+            statuses: count_statuses(coalesced),
+            direct_statuses: count_statuses(&direct),
+            errors: j.errors as u32,
+            misrouted: j.misrouted as u32,
+            clients,
+            dynamic,
+        });
+        judgements.push((addr, j, coalesced, direct));
+    }
+    let coalescable = policy.chrome || policy.firefox;
+    let origin_error = || {
+        ha.endpoints
+            .iter()
+            .filter(|(x, _)| policy.shared.contains(x) || policy.reason.is_none())
+            .find_map(|(x, ep)| ep.handshake_errors.last().map(|e| format!("{x}: {e}")))
+    };
+    let (verdict, error) = if !coalescable {
+        match policy.reason {
+            Some(_) => (Verdict::NotCoalescable, None),
+            None => (
+                Verdict::Error,
+                Some(origin_error().unwrap_or_else(|| format!("no TLS connection to {origin}"))),
+            ),
+        }
+    } else {
+        let v = Verdict::worst(judgements.iter().map(|(_, j, _, _)| j.verdict)).unwrap_or(Verdict::Error);
+        let err = judgements.iter().find_map(|(_, j, _, _)| j.first_error.clone());
+        (
+            v,
+            if v == Verdict::Error {
+                err.or_else(origin_error)
+            } else {
+                None
+            },
+        )
+    };
+    let probes: u32 = addresses.iter().map(|x| x.probes).sum();
+    let answered: usize = judgements.iter().map(|(_, j, _, _)| j.answered).sum();
+    let misdirected: usize = judgements.iter().map(|(_, j, _, _)| j.misdirected).sum();
+    let misrouted: usize = judgements.iter().map(|(_, j, _, _)| j.misrouted).sum();
+    let rate_421 = if answered == 0 {
+        0.0
+    } else {
+        misdirected as f64 / answered as f64
+    };
+
+    // Evidence for the explanation: the Server header of the failing answers, the statuses.
+    let failing: Vec<&crate::engine::h2::HttpAnswer> = judgements
+        .iter()
+        .filter(|(_, j, _, _)| j.verdict == verdict)
+        .flat_map(|(_, _, c, _)| c.iter().filter_map(|o| o.as_ref().ok()))
+        .filter(|x| x.status == 421 || verdict == Verdict::Misrouted)
+        .collect();
+    let direct_all: Vec<Outcome> = judgements
+        .iter()
+        .flat_map(|(_, _, _, d)| d.iter().cloned())
+        .collect();
+    let direct_statuses = count_statuses(&direct_all);
+    let http1: Vec<Outcome> = hb
+        .endpoints
+        .values()
+        .flat_map(|ep| ep.direct_http1.iter().cloned())
+        .collect();
+    let cert_error = ha
+        .endpoints
+        .values()
+        .find_map(|ep| ep.tls.as_ref().and_then(|t| t.chain_error.clone()));
+    let facts = PairFacts {
+        origin: &ha.entry.host,
+        target: &hb.entry.host,
+        verdict,
+        reason: if verdict == Verdict::NotCoalescable {
+            policy.reason
+        } else {
+            None
+        },
+        bad_addresses: addresses
+            .iter()
+            .filter(|x| x.verdict == verdict.as_str())
+            .map(|x| x.address.clone())
+            .collect(),
+        good_addresses: addresses
+            .iter()
+            .filter(|x| x.verdict == "ok")
+            .map(|x| x.address.clone())
+            .collect(),
+        probes,
+        misdirected: misdirected as u32,
+        misrouted: misrouted as u32,
+        misrouted_status: failing.iter().find(|x| x.status != 421).map(|x| x.status),
+        direct_status: most_frequent(&direct_statuses),
+        direct_error: direct_all.iter().find_map(|o| o.as_ref().err().cloned()),
+        http1_status: most_frequent(&count_statuses(&http1)),
+        server: failing
+            .iter()
+            .map(|x| ServerKind::from_header(x.server.as_deref()))
+            .next()
+            .unwrap_or(ServerKind::Unknown),
+        cert_error,
+        error: error.clone(),
+    };
+    let (explanation, fix) = explain::explain(&facts);
+    PairReport {
+        origin,
+        target,
+        verdict: verdict.as_str().into(),
+        reason: facts.reason.map(|r| r.as_str().to_string()),
+        shared_addresses: policy.shared.iter().map(addr_text).collect(),
+        cert_covers: policy.cert_covers,
+        coalesce: Coalesce {
+            chrome: policy.chrome,
+            firefox: policy.firefox,
+        },
+        probes,
+        rate_421: (rate_421 * 1e4).round() / 1e4,
+        addresses,
+        explanation,
+        fix,
+        error,
+    }
+}
+
+/// Connected components of "some client would coalesce", in watch-file order.
+fn groups(records: &Records, links: &[(usize, usize)], pairs: &[PairReport]) -> Vec<GroupReport> {
+    let n = records.hosts.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn find(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    for &(a, b) in links {
+        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+        if ra != rb {
+            parent[ra.max(rb)] = ra.min(rb);
+        }
+    }
+    let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for i in 0..n {
+        let r = find(&mut parent, i);
+        members.entry(r).or_default().push(i);
+    }
+    let group_of: HashMap<String, usize> = (0..n)
+        .map(|i| (records.hosts[i].entry.key(), find(&mut parent, i)))
+        .collect();
+    let mut out = Vec::new();
+    for (root, m) in members.into_iter().filter(|(_, m)| m.len() > 1) {
+        let problems = pairs
+            .iter()
+            .filter(|p| verdict_of(&p.verdict).is_problem() && group_of.get(&p.origin) == Some(&root))
+            .count() as u32;
+        out.push(GroupReport {
+            id: out.len() as u32 + 1,
+            members: m.iter().map(|&i| records.hosts[i].entry.key()).collect(),
+            problems,
+        });
+    }
+    out
+}

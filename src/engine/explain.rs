@@ -1,0 +1,244 @@
+//! One-line explanations and concrete fix hints for pair verdicts, worded for the ops
+//! engineer who just saw a 421. The server is recognised from the `Server` header of the
+//! answers on the coalesced connection, when it says who it is.
+
+use crate::engine::policy::NotCoalescable;
+use crate::engine::verdict::Verdict;
+
+/// Which server software answered, as far as its `Server` header tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    Nginx,
+    Apache,
+    Caddy,
+    Envoy,
+    Unknown,
+}
+
+impl ServerKind {
+    pub fn from_header(server: Option<&str>) -> ServerKind {
+        let s = server.unwrap_or("").to_ascii_lowercase();
+        if s.contains("nginx") || s.contains("openresty") {
+            ServerKind::Nginx
+        } else if s.contains("apache") || s.contains("httpd") {
+            ServerKind::Apache
+        } else if s.contains("caddy") {
+            ServerKind::Caddy
+        } else if s.contains("envoy") || s.contains("istio") {
+            ServerKind::Envoy
+        } else {
+            ServerKind::Unknown
+        }
+    }
+}
+
+/// What the explanation needs to know of a pair.
+#[derive(Debug, Clone)]
+pub struct PairFacts<'a> {
+    pub origin: &'a str,
+    pub target: &'a str,
+    pub verdict: Verdict,
+    pub reason: Option<NotCoalescable>,
+    /// Addresses (text) at which the pair's own verdict was found, e.g. the misdirected ones.
+    pub bad_addresses: Vec<String>,
+    /// Addresses where the pair was fine.
+    pub good_addresses: Vec<String>,
+    pub probes: u32,
+    pub misdirected: u32,
+    pub misrouted: u32,
+    /// Statuses of the misrouted answers and of the direct answers, e.g. "404" and "200".
+    pub misrouted_status: Option<u16>,
+    pub direct_status: Option<u16>,
+    pub direct_error: Option<String>,
+    pub http1_status: Option<u16>,
+    pub server: ServerKind,
+    pub cert_error: Option<String>,
+    pub error: Option<String>,
+}
+
+fn at(addresses: &[String]) -> String {
+    if addresses.is_empty() {
+        String::new()
+    } else {
+        format!(" at {}", addresses.join(", "))
+    }
+}
+
+/// (explanation, fix hint)
+pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
+    let (a, b) = (f.origin, f.target);
+    let direct = match (f.direct_status, &f.direct_error) {
+        (Some(s), _) => format!("{s}"),
+        (None, Some(e)) => e.clone(),
+        (None, None) => "nothing".into(),
+    };
+    let fine_elsewhere = if f.good_addresses.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} fine)", f.good_addresses.join(", "))
+    };
+    match f.verdict {
+        Verdict::Ok => (
+            format!("browsers put {b} on connections opened for {a}, and the server answers it as it does directly ({} probes)", f.probes),
+            None,
+        ),
+        Verdict::Misdirected => (
+            format!(
+                "every request for {b} on a connection opened for {a}{} got 421 Misdirected Request{fine_elsewhere}; directly {b} answers {direct}",
+                at(&f.bad_addresses)
+            ),
+            Some(misdirected_fix(f.server, a, b)),
+        ),
+        Verdict::Intermittent => (
+            format!(
+                "{} of {} requests for {b} on connections opened for {a}{} got 421, the others the right answer: the servers behind the address disagree",
+                f.misdirected, f.probes, at(&f.bad_addresses)
+            ),
+            Some(format!(
+                "some backends (or addresses) refuse requests for {b} on connections opened for {a}: find the odd one out and align its configuration ({})",
+                misdirected_fix(f.server, a, b)
+            )),
+        ),
+        Verdict::Misrouted => {
+            let what = match (f.misrouted_status, f.direct_status) {
+                (Some(m), Some(d)) if m != d => format!("got {m} where {b} answers {d} directly"),
+                _ => format!("got a different page than {b} serves directly (the wrong site)"),
+            };
+            (
+                format!("{} requests for {b} on connections opened for {a}{} {what}", f.misrouted, at(&f.bad_addresses)),
+                Some(misrouted_fix(f.server, a, b)),
+            )
+        }
+        Verdict::DirectBroken => {
+            let h1 = match f.http1_status {
+                Some(s) if crate::engine::verdict::is_healthy_status(s) => {
+                    format!("; over HTTP/1.1 it answers {s}: only its HTTP/2 is broken")
+                }
+                Some(s) => format!("; over HTTP/1.1 too ({s})"),
+                None => String::new(),
+            };
+            (
+                format!("{b} already fails on its own connection ({direct}){h1}: coalescing is not the cause"),
+                Some(format!("fix {b} itself first; then check again whether coalescing onto {a} works")),
+            )
+        }
+        Verdict::Error => (
+            format!("the probe of {b} over {a}'s connection could not finish: {}", f.error.as_deref().unwrap_or("unknown error")),
+            Some(format!("make {a} reachable over TLS from here, then check again")),
+        ),
+        Verdict::NotCoalescable => {
+            let why = match f.reason {
+                Some(NotCoalescable::NoSharedAddress) => {
+                    format!("{a} and {b} share no address, so no browser puts them on one connection (the certificate alone would allow it)")
+                }
+                Some(NotCoalescable::CertNotCovering) => format!("{a}'s certificate does not cover {b}, so browsers open a separate connection"),
+                Some(NotCoalescable::NoH2) => format!("{a} does not negotiate HTTP/2, so there is no connection to share"),
+                Some(NotCoalescable::CertInvalid) => format!(
+                    "{a}'s certificate is not valid ({}), so browsers do not reuse its connection",
+                    f.cert_error.as_deref().unwrap_or("untrusted")
+                ),
+                None => "no client would coalesce".to_string(),
+            };
+            (why, None)
+        }
+    }
+}
+
+fn misdirected_fix(server: ServerKind, a: &str, b: &str) -> String {
+    match server {
+        ServerKind::Nginx => format!(
+            "the server for {b} requires client certificates (ssl_verify_client), so nginx refuses requests for it on connections opened for other names: give {b} its own certificate without {a}, or its own IP"
+        ),
+        ServerKind::Apache => format!(
+            "Apache httpd refuses requests for a vhost whose SSL settings differ from the SNI vhost's (SSLVHostSNIPolicy, `secure` by default since 2.4.64): make the SSL settings of {a} and {b} identical, set `SSLVHostSNIPolicy authonly`, or give {b} a certificate without {a}"
+        ),
+        ServerKind::Caddy => format!(
+            "Caddy's strict_sni_host refuses requests whose Host differs from the SNI: turn it off for {a} and {b}, or give each its own certificate"
+        ),
+        _ => format!(
+            "the server refuses requests whose Host differs from the TLS SNI: let it serve {b} on connections opened for {a}, or stop {a}'s certificate from covering {b} (separate certificates), or serve them from different IP addresses"
+        ),
+    }
+}
+
+fn misrouted_fix(server: ServerKind, a: &str, b: &str) -> String {
+    match server {
+        ServerKind::Envoy => format!(
+            "Envoy/Istio picks the route table by SNI, so {b} is unknown on {a}'s connection: add {b} to the virtual host domains served on {a}'s filter chain (or merge the filter chains), or give {b} a certificate without {a}"
+        ),
+        _ => format!(
+            "the server (or a proxy in front) routes by SNI or falls back to a default site: route by Host (:authority), answer 421 for names it cannot serve on this connection, or stop {a}'s certificate from covering {b}"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(verdict: Verdict, server: ServerKind) -> PairFacts<'static> {
+        PairFacts {
+            origin: "a.example",
+            target: "b.example",
+            verdict,
+            reason: None,
+            bad_addresses: vec!["192.0.2.1".into()],
+            good_addresses: vec![],
+            probes: 3,
+            misdirected: 3,
+            misrouted: 0,
+            misrouted_status: None,
+            direct_status: Some(200),
+            direct_error: None,
+            http1_status: None,
+            server,
+            cert_error: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn recognises_servers() {
+        assert_eq!(ServerKind::from_header(Some("nginx/1.22.1")), ServerKind::Nginx);
+        assert_eq!(
+            ServerKind::from_header(Some("Apache/2.4.65 (Debian)")),
+            ServerKind::Apache
+        );
+        assert_eq!(ServerKind::from_header(Some("Caddy")), ServerKind::Caddy);
+        assert_eq!(ServerKind::from_header(Some("istio-envoy")), ServerKind::Envoy);
+        assert_eq!(ServerKind::from_header(None), ServerKind::Unknown);
+    }
+
+    #[test]
+    fn misdirected_names_the_cause_and_the_fix() {
+        let (why, fix) = explain(&facts(Verdict::Misdirected, ServerKind::Nginx));
+        assert!(
+            why.contains("421") && why.contains("b.example") && why.contains("192.0.2.1"),
+            "{why}"
+        );
+        let fix = fix.unwrap();
+        assert!(
+            fix.contains("ssl_verify_client") && fix.contains("own IP"),
+            "{fix}"
+        );
+        let (_, apache) = explain(&facts(Verdict::Misdirected, ServerKind::Apache));
+        assert!(apache.unwrap().contains("SSLVHostSNIPolicy"));
+    }
+
+    #[test]
+    fn direct_broken_says_whether_only_h2_is_affected() {
+        let mut f = facts(Verdict::DirectBroken, ServerKind::Unknown);
+        f.direct_status = Some(503);
+        f.http1_status = Some(200);
+        let (why, _) = explain(&f);
+        assert!(why.contains("only its HTTP/2 is broken"), "{why}");
+    }
+
+    #[test]
+    fn not_coalescable_has_no_fix() {
+        let mut f = facts(Verdict::NotCoalescable, ServerKind::Unknown);
+        f.reason = Some(NotCoalescable::NoH2);
+        let (why, fix) = explain(&f);
+        assert!(why.contains("HTTP/2") && fix.is_none());
+    }
+}

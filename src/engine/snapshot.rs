@@ -1,0 +1,176 @@
+//! The results of the engine, shaped exactly as the JSON contract (`coalscope/1`): what
+//! `check --format json` prints, what `/api/snapshot` will serve and what the table and the
+//! dashboard draw. Fields beyond the contract are additions, never replacements.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "coalscope/1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub schema: String,
+    pub generated_at: String,
+    pub hosts: Vec<HostReport>,
+    pub pairs: Vec<PairReport>,
+    pub groups: Vec<GroupReport>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostReport {
+    pub host: String,
+    pub port: u16,
+    /// Path requested on this host.
+    pub path: String,
+    /// Line of the watch-file.
+    pub line: usize,
+    pub addresses: Vec<String>,
+    pub dns: DnsReport,
+    pub endpoints: Vec<EndpointReport>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnsReport {
+    pub cnames: Vec<String>,
+    pub ttl_s: Option<u32>,
+    pub error: Option<String>,
+    /// The addresses came from `--resolve` (or the host is an IP literal).
+    pub overridden: bool,
+    pub elapsed_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointReport {
+    pub address: String,
+    pub alpn: Option<String>,
+    pub tls_version: Option<String>,
+    pub cert: Option<CertReport>,
+    pub direct: DirectReport,
+    /// Why connections for this host to this address failed, when none succeeded.
+    pub error: Option<String>,
+    /// Handshakes made for this host at this address (SNI = host), and how many failed.
+    pub handshakes: u32,
+    pub handshake_errors: u32,
+    /// Median phase timings over the handshakes, milliseconds.
+    pub connect_ms: Option<f64>,
+    pub tls_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertReport {
+    /// dNSName SANs as in the certificate.
+    pub sans: Vec<String>,
+    pub ip_sans: Vec<String>,
+    pub subject: String,
+    pub issuer: String,
+    pub not_before: String,
+    pub not_after: String,
+    /// The chain verifies against the web roots and `--ca-file`, within its validity period.
+    pub trusted: bool,
+    pub covers_host: bool,
+    /// The SAN that covers the host, if any.
+    pub covering_san: Option<String>,
+    /// Why the chain is not trusted ("expired", "unknown issuer", …), or a parse error.
+    pub error: Option<String>,
+    pub chain_len: usize,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirectReport {
+    /// The most frequent status of the direct requests (None when none got an answer).
+    pub status: Option<u16>,
+    /// The last error of a direct request, if any failed.
+    pub error: Option<String>,
+    pub statuses: BTreeMap<String, u32>,
+    pub errors: u32,
+    /// HTTP version of the direct answers ("HTTP/2", "HTTP/1.1").
+    pub version: Option<String>,
+    /// Statuses of the HTTP/1.1 request made when the HTTP/2 answers failed.
+    pub http1_statuses: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub kind: String,
+    /// "error", "warning" or "info".
+    pub severity: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coalesce {
+    pub chrome: bool,
+    pub firefox: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairReport {
+    pub origin: String,
+    pub target: String,
+    pub verdict: String,
+    pub reason: Option<String>,
+    pub shared_addresses: Vec<String>,
+    pub cert_covers: bool,
+    pub coalesce: Coalesce,
+    /// Requests for the target made on connections opened for the origin.
+    pub probes: u32,
+    /// Share of those that got 421 (0 when nothing was probed).
+    pub rate_421: f64,
+    pub addresses: Vec<PairAddressReport>,
+    /// One line saying what was seen.
+    pub explanation: String,
+    /// What to change, when something is wrong.
+    pub fix: Option<String>,
+    /// Why the probe could not finish (verdict `error`).
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairAddressReport {
+    pub address: String,
+    pub verdict: String,
+    pub probes: u32,
+    pub statuses: BTreeMap<String, u32>,
+    pub direct_statuses: BTreeMap<String, u32>,
+    /// Coalesced requests that failed without an answer.
+    pub errors: u32,
+    pub misrouted: u32,
+    /// Which clients would put the target on the origin's connection at this address.
+    pub clients: Vec<String>,
+    /// The target's page changes between direct answers (bodies are not compared).
+    pub dynamic: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupReport {
+    pub id: u32,
+    pub members: Vec<String>,
+    pub problems: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub hosts: u32,
+    pub pairs: u32,
+    pub problems: u32,
+    pub cert_only_pairs: u32,
+    pub connections: u64,
+    pub requests: u64,
+    pub rounds: u32,
+    pub duration_s: f64,
+    /// Number of listed pairs per verdict.
+    pub verdicts: BTreeMap<String, u32>,
+    /// Host findings of severity error.
+    pub host_errors: u32,
+}
+
+impl Snapshot {
+    /// Exit status of `check`: 1 when a pair has a problem verdict or a host has an error.
+    pub fn has_problems(&self) -> bool {
+        self.summary.problems > 0 || self.summary.host_errors > 0
+    }
+}

@@ -1,0 +1,217 @@
+//! The human report of `check`: groups, then pairs with problems first (each with why and
+//! what to fix), then host findings. Colour only when asked for (a terminal, no NO_COLOR).
+//! Every string that came from the network is sanitised before it is printed.
+
+use std::fmt::Write;
+
+use crate::engine::analysis::verdict_of;
+use crate::engine::snapshot::{PairReport, Snapshot};
+use crate::engine::verdict::Verdict;
+use crate::sanitize::for_terminal;
+
+const RED: &str = "31";
+const YELLOW: &str = "33";
+const MAGENTA: &str = "35";
+const GREEN: &str = "32";
+const DIM: &str = "2";
+const BOLD: &str = "1";
+
+struct Painter {
+    colour: bool,
+}
+
+impl Painter {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn verdict(&self, v: Verdict, text: &str) -> String {
+        let code = match v {
+            Verdict::Misdirected => RED,
+            Verdict::Misrouted => MAGENTA,
+            Verdict::Intermittent | Verdict::DirectBroken => YELLOW,
+            Verdict::Error => RED,
+            Verdict::Ok => GREEN,
+            Verdict::NotCoalescable => DIM,
+        };
+        self.paint(code, text)
+    }
+}
+
+/// Untrusted text, made safe for a terminal line.
+fn safe(s: &str) -> String {
+    for_terminal(s, 300)
+}
+
+/// `host` alone when the port is 443, else `host:port`.
+fn short(key: &str) -> String {
+    safe(key.strip_suffix(":443").unwrap_or(key))
+}
+
+fn counts(m: &std::collections::BTreeMap<String, u32>) -> String {
+    if m.is_empty() {
+        return "-".into();
+    }
+    m.iter()
+        .map(|(s, n)| format!("{s}×{n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn render(s: &Snapshot, colour: bool) -> String {
+    let p = Painter { colour };
+    let mut out = String::new();
+    let sum = &s.summary;
+    let _ = writeln!(
+        out,
+        "{} {} hosts, {} groups, {} pairs, {} with problems, {} host errors  ({} rounds, {} connections, {} requests, {:.1} s)",
+        p.paint(BOLD, "coalscope check:"),
+        sum.hosts,
+        s.groups.len(),
+        sum.pairs,
+        if sum.problems > 0 { p.paint(RED, &sum.problems.to_string()) } else { sum.problems.to_string() },
+        if sum.host_errors > 0 { p.paint(RED, &sum.host_errors.to_string()) } else { sum.host_errors.to_string() },
+        sum.rounds,
+        sum.connections,
+        sum.requests,
+        sum.duration_s
+    );
+
+    let _ = writeln!(out, "\n{}", p.paint(BOLD, "Coalescing groups"));
+    if s.groups.is_empty() {
+        let _ = writeln!(out, "  (none: no two names would share a connection)");
+    }
+    for g in &s.groups {
+        let badge = if g.problems > 0 {
+            p.paint(
+                RED,
+                &format!(
+                    "{} problem pair{}",
+                    g.problems,
+                    if g.problems == 1 { "" } else { "s" }
+                ),
+            )
+        } else {
+            p.paint(GREEN, "ok")
+        };
+        let members: Vec<String> = g.members.iter().map(|m| short(m)).collect();
+        let _ = writeln!(out, "  #{:<3} {}  {}", g.id, members.join(", "), badge);
+    }
+
+    let _ = writeln!(
+        out,
+        "\n{}",
+        p.paint(
+            BOLD,
+            "Pairs (origin → target: a connection opened for origin carries a request for target)"
+        )
+    );
+    if s.pairs.is_empty() {
+        let _ = writeln!(out, "  (none: no two names share an address)");
+    }
+    for pair in &s.pairs {
+        pair_lines(&mut out, &p, pair);
+    }
+    if sum.cert_only_pairs > 0
+        && !s
+            .pairs
+            .iter()
+            .any(|x| x.reason.as_deref() == Some("no-shared-address"))
+    {
+        let _ = writeln!(
+            out,
+            "  {}",
+            p.paint(
+                DIM,
+                &format!(
+                    "+ {} pairs linked only by a certificate (no shared address); --all-pairs lists them",
+                    sum.cert_only_pairs
+                )
+            )
+        );
+    }
+
+    let findings: Vec<_> = s
+        .hosts
+        .iter()
+        .flat_map(|h| h.findings.iter().map(move |f| (h, f)))
+        .collect();
+    if !findings.is_empty() {
+        let _ = writeln!(out, "\n{}", p.paint(BOLD, "Host findings"));
+        let mut sorted = findings;
+        sorted.sort_by_key(|(_, f)| match f.severity.as_str() {
+            "error" => 0,
+            "warning" => 1,
+            _ => 2,
+        });
+        for (h, f) in sorted {
+            let sev = match f.severity.as_str() {
+                "error" => p.paint(RED, "error  "),
+                "warning" => p.paint(YELLOW, "warning"),
+                _ => p.paint(DIM, "info   "),
+            };
+            let key = if h.port == 443 {
+                safe(&h.host)
+            } else {
+                format!("{}:{}", safe(&h.host), h.port)
+            };
+            let _ = writeln!(out, "  {sev} {key}  {}: {}", safe(&f.kind), safe(&f.message));
+        }
+    }
+    out
+}
+
+fn pair_lines(out: &mut String, p: &Painter, pair: &PairReport) {
+    let v = verdict_of(&pair.verdict);
+    let label = match &pair.reason {
+        Some(r) => format!("{} ({})", pair.verdict, r),
+        None => pair.verdict.clone(),
+    };
+    let clients = match (pair.coalesce.chrome, pair.coalesce.firefox) {
+        (true, true) => "chrome+firefox",
+        (true, false) => "chrome",
+        (false, true) => "firefox",
+        (false, false) => "",
+    };
+    let _ = writeln!(
+        out,
+        "  {} {} → {}  {}",
+        p.verdict(v, &format!("{label:<15}")),
+        short(&pair.origin),
+        short(&pair.target),
+        p.paint(DIM, clients)
+    );
+    if v == Verdict::NotCoalescable {
+        return;
+    }
+    for a in &pair.addresses {
+        let _ = writeln!(
+            out,
+            "                  {:<15} {:<14} coalesced {:<16} direct {}{}",
+            safe(&a.address),
+            p.verdict(verdict_of(&a.verdict), &a.verdict),
+            counts(&a.statuses),
+            counts(&a.direct_statuses),
+            if a.errors > 0 {
+                format!("  ({} errors)", a.errors)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if v.is_problem() || v == Verdict::Error {
+        let _ = writeln!(
+            out,
+            "                  {} {}",
+            p.paint(BOLD, "why:"),
+            safe(&pair.explanation)
+        );
+        if let Some(fix) = &pair.fix {
+            let _ = writeln!(out, "                  {} {}", p.paint(BOLD, "fix:"), safe(fix));
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! End to end: the real `coalscope check` binary against the embedded lab (loopback servers,
+//! the lab's own DNS and CA). Every pair's verdict, the per-address counts, the host findings
+//! and the exit status are asserted; the JSON is validated against the committed schema.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use coalscope::lab::{self, Lab, LabOptions};
+use serde_json::Value;
+
+async fn check_lab(lab: &Lab, extra: &[&str]) -> (std::process::Output, Value) {
+    let watch = lab.watchfile.to_string_lossy().to_string();
+    let dns = lab.dns.to_string();
+    let ca = lab.ca_file.to_string_lossy().to_string();
+    let mut args = vec![
+        "check",
+        &watch,
+        "--dns",
+        &dns,
+        "--ca-file",
+        &ca,
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let out = common::run(&args, None).await;
+    let json = common::stdout_json(&out);
+    (out, json)
+}
+
+fn pair<'a>(doc: &'a Value, origin: &str, target: &str) -> Option<&'a Value> {
+    doc["pairs"]
+        .as_array()?
+        .iter()
+        .find(|p| p["origin"] == origin && p["target"] == target)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_gives_every_lab_pair_its_verdict() {
+    let lab = Lab::start(LabOptions::default()).await.expect("lab starts");
+    // 16 rounds: the load-balancer pair is intermittent unless all 16 connections land on one
+    // backend (probability 2^-15 with the shuffled order).
+    let (out, doc) = check_lab(
+        &lab,
+        &[
+            "--rounds",
+            "16",
+            "--timeout",
+            "1500ms",
+            "--max-rps",
+            "0",
+            "--all-pairs",
+        ],
+    )
+    .await;
+    common::assert_valid(&doc);
+    let port = lab.port;
+    let key = |h: &str| format!("{h}:{port}");
+    let mut failures = Vec::new();
+    let mut expected_keys = BTreeSet::new();
+    for e in lab::expectations() {
+        expected_keys.insert((key(e.origin), key(e.target)));
+        match pair(&doc, &key(e.origin), &key(e.target)) {
+            None => failures.push(format!("{} → {}: missing", e.origin, e.target)),
+            Some(p) => {
+                let got = (p["verdict"].as_str().unwrap_or(""), p["reason"].as_str());
+                if got != (e.verdict, e.reason) {
+                    failures.push(format!(
+                        "{} → {}: expected {} {:?}, got {} {:?} ({})",
+                        e.origin, e.target, e.verdict, e.reason, got.0, got.1, p["explanation"]
+                    ));
+                }
+            }
+        }
+    }
+    for p in doc["pairs"].as_array().unwrap() {
+        let k = (
+            p["origin"].as_str().unwrap().to_string(),
+            p["target"].as_str().unwrap().to_string(),
+        );
+        if !expected_keys.contains(&k) {
+            failures.push(format!("unexpected pair {} → {} ({})", k.0, k.1, p["verdict"]));
+        }
+    }
+    for (host, kind) in lab::expected_findings() {
+        let h = doc["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host"] == host);
+        let found = h.is_some_and(|h| {
+            h["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["kind"] == kind)
+        });
+        if !found {
+            failures.push(format!("{host}: finding {kind} missing"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\n\nstderr:\n{}",
+        failures.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Per address: the two-address name is fine at one address and refused at the other.
+    let media = pair(
+        &doc,
+        &key("media.multi.coalscope.test"),
+        &key("cdn.multi.coalscope.test"),
+    )
+    .unwrap();
+    let by_addr: Vec<(&str, &str)> = media["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["address"].as_str().unwrap(), a["verdict"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        by_addr,
+        vec![("127.0.0.17", "ok"), ("127.0.0.18", "misdirected")],
+        "{media}"
+    );
+    assert_eq!(media["addresses"][1]["statuses"]["421"], 16);
+    assert_eq!(
+        media["addresses"][0]["direct_statuses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["200"]
+    );
+
+    // The load balancer: both kinds of answers on the same address.
+    let lb = pair(
+        &doc,
+        &key("pay.lb.coalscope.test"),
+        &key("cart.lb.coalscope.test"),
+    )
+    .unwrap();
+    let rate = lb["rate_421"].as_f64().unwrap();
+    assert!(rate > 0.0 && rate < 1.0, "{lb}");
+    assert_eq!(lb["probes"], 16);
+
+    // Groups: the nginx pair is one group with one problem.
+    let groups = doc["groups"].as_array().unwrap();
+    let nginx = groups
+        .iter()
+        .find(|g| {
+            g["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m == &key("shop.nginx.coalscope.test"))
+        })
+        .expect("nginx group");
+    assert_eq!(nginx["problems"], 1);
+    assert_eq!(doc["summary"]["cert_only_pairs"], 2);
+    assert!(doc["summary"]["connections"].as_u64().unwrap() > 0);
+    assert_eq!(out.status.code(), Some(1), "problems found → exit 1");
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_report_explains_problems_and_strips_nothing_it_needs() {
+    let lab = Lab::start(LabOptions::default()).await.expect("lab starts");
+    let watch = lab.watchfile.to_string_lossy().to_string();
+    let dns = lab.dns.to_string();
+    let ca = lab.ca_file.to_string_lossy().to_string();
+    let out = common::run(
+        &[
+            "check",
+            &watch,
+            "--dns",
+            &dns,
+            "--ca-file",
+            &ca,
+            "--rounds",
+            "2",
+            "--timeout",
+            "1500ms",
+            "--max-rps",
+            "0",
+        ],
+        None,
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!text.contains('\x1b'), "NO_COLOR and a pipe: no escape sequences");
+    assert!(text.contains("Coalescing groups"), "{text}");
+    let misdirected = text.find("misdirected").expect("a misdirected pair");
+    let ok = text.find("\n  ok ").expect("an ok pair");
+    assert!(misdirected < ok, "problems come first:\n{text}");
+    assert!(text.contains("ssl_verify_client"), "nginx fix hint:\n{text}");
+    assert!(text.contains("dns-error"), "{text}");
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_overrides_replace_dns_and_a_clean_pair_exits_zero() {
+    let lab = Lab::start(LabOptions::default()).await.expect("lab starts");
+    let port = lab.port;
+    let watch = format!("www.good.coalscope.test:{port}\napi.good.coalscope.test:{port}\n");
+    let ca = lab.ca_file.to_string_lossy().to_string();
+    // No --dns: the overrides answer, the system resolver is never asked for these names.
+    let out = common::run(
+        &[
+            "check",
+            "-",
+            "--resolve",
+            &format!("www.good.coalscope.test:{port}:127.0.0.10"),
+            "--resolve",
+            "api.good.coalscope.test:127.0.0.10",
+            "--ca-file",
+            &ca,
+            "--format",
+            "json",
+            "--rounds",
+            "2",
+        ],
+        Some(watch.as_bytes()),
+    )
+    .await;
+    let doc = common::stdout_json(&out);
+    common::assert_valid(&doc);
+    assert_eq!(out.status.code(), Some(0), "{doc:#}");
+    let verdicts: Vec<&str> = doc["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["ok", "ok"]);
+    assert_eq!(doc["hosts"][0]["dns"]["overridden"], true);
+    assert_eq!(doc["groups"][0]["members"].as_array().unwrap().len(), 2);
+    // 2 hosts × 1 address × 2 rounds × (origin + direct) connections.
+    assert_eq!(doc["summary"]["connections"], 8);
+    // per origin connection: itself + the other; plus one direct request per connection pair.
+    assert_eq!(doc["summary"]["requests"], 12);
+    lab.shutdown().await;
+}

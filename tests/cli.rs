@@ -1,0 +1,126 @@
+//! The command line's promises: exit status 2 with a message naming file:line for bad input,
+//! stdin as `-`, help and version.
+
+mod common;
+
+use std::io::Write;
+
+#[tokio::test]
+async fn a_bad_watch_file_names_file_and_line_and_exits_2() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "# hosts\nok.example.test\nhttp://plain.example.test\n").unwrap();
+    let path = f.path().to_string_lossy().to_string();
+    let out = common::run(&["check", &path], None).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{path}:3")), "{err}");
+}
+
+#[tokio::test]
+async fn a_missing_watch_file_exits_2() {
+    let out = common::run(&["check", "/nonexistent/coalscope/hosts"], None).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/coalscope/hosts"));
+}
+
+#[tokio::test]
+async fn stdin_errors_are_named_dash() {
+    let out = common::run(&["check", "-"], Some(b"good.example.test\nbad host name\n")).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("-:2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn bad_options_exit_2() {
+    for args in [
+        vec!["check", "-", "--timeout", "never"],
+        vec!["check", "-", "--resolve", "nonsense"],
+        vec![
+            "check",
+            "-",
+            "--ca-file",
+            "/nonexistent/ca.pem",
+            "--resolve",
+            "a.test:127.0.0.1",
+        ],
+        vec!["frobnicate"],
+    ] {
+        let out = common::run(&args, Some(b"a.test\n")).await;
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn help_and_version() {
+    let out = common::run(&["--help"], None).await;
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["demo", "watch", "check", "serve", "lab"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+    let out = common::run(&["check", "--help"], None).await;
+    let help = String::from_utf8_lossy(&out.stdout);
+    for opt in [
+        "--dns",
+        "--resolve",
+        "--ca-file",
+        "--interval",
+        "--timeout",
+        "--concurrency",
+        "--max-rps",
+        "--path",
+        "--window",
+        "--rounds",
+        "--format",
+        "--all-pairs",
+    ] {
+        assert!(help.contains(opt), "{opt} missing from check --help");
+    }
+}
+
+#[test]
+fn the_contract_example_follows_the_schema() {
+    let example = serde_json::json!({
+      "schema": "coalscope/1",
+      "generated_at": "2026-11-28T02:00:00Z",
+      "hosts": [
+        {"host": "a.example", "port": 443, "addresses": ["192.0.2.1"],
+         "dns": {"cnames": [], "ttl_s": 300, "error": null},
+         "endpoints": [
+           {"address": "192.0.2.1", "alpn": "h2", "tls_version": "TLSv1.3",
+            "cert": {"sans": ["a.example", "b.example"], "issuer": "…", "not_after": "2027-01-01T00:00:00Z",
+                     "trusted": true, "covers_host": true, "error": null},
+            "direct": {"status": 200, "error": null}}
+         ],
+         "findings": [{"kind": "sni-mismatch", "severity": "error", "message": "…"}]}
+      ],
+      "pairs": [
+        {"origin": "a.example:443", "target": "b.example:443", "verdict": "misdirected", "reason": null,
+         "shared_addresses": ["192.0.2.1"], "cert_covers": true,
+         "coalesce": {"chrome": true, "firefox": true},
+         "probes": 3, "rate_421": 1.0,
+         "addresses": [{"address": "192.0.2.1", "verdict": "misdirected", "probes": 3,
+                        "statuses": {"421": 3}, "direct_statuses": {"200": 3}}]}
+      ],
+      "groups": [{"id": 1, "members": ["a.example:443", "b.example:443"], "problems": 1}],
+      "summary": {"hosts": 2, "pairs": 2, "problems": 1, "cert_only_pairs": 0,
+                  "connections": 8, "requests": 14}
+    });
+    common::assert_valid(&example);
+    let mut broken = example.clone();
+    broken["pairs"][0]["verdict"] = "fine".into();
+    let schema = common::schema();
+    assert!(
+        !jsonschema::is_valid(&schema, &broken),
+        "the schema must reject an unknown verdict"
+    );
+}

@@ -1,0 +1,66 @@
+//! Helpers shared by the end-to-end tests: run the real binary, validate its JSON.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_coalscope")
+}
+
+/// Run `coalscope` with `args` (and `stdin`, if any); never inherits proxy settings.
+pub async fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = tokio::process::Command::new(bin());
+    cmd.args(args)
+        .env_remove("COALSCOPE_DNS")
+        .env_remove("COALSCOPE_RESOLVE")
+        .env("NO_COLOR", "1")
+        .stdin(if stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn coalscope");
+    if let Some(bytes) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(bytes).await.expect("write stdin");
+        drop(pipe);
+    }
+    child.wait_with_output().await.expect("coalscope output")
+}
+
+pub fn schema() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/coalscope-1.schema.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("schema file")).expect("schema JSON")
+}
+
+/// Panics with every schema violation when `doc` does not follow the contract's schema.
+pub fn assert_valid(doc: &Value) {
+    let schema = schema();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "JSON does not follow assets/coalscope-1.schema.json:\n{}",
+        errors.join("\n")
+    );
+}
+
+pub fn stdout_json(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{text}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
