@@ -130,10 +130,8 @@ fn endpoint_facts(origin: &HostRecord, target: &str) -> Vec<EndpointFacts> {
 
 fn count_statuses<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> BTreeMap<String, u32> {
     let mut m = BTreeMap::new();
-    for o in outcomes {
-        if let Ok(a) = o {
-            *m.entry(a.status.to_string()).or_default() += 1;
-        }
+    for a in outcomes.into_iter().flatten() {
+        *m.entry(a.status.to_string()).or_default() += 1;
     }
     m
 }
