@@ -11,4 +11,5 @@ pub mod engine;
 pub mod lab;
 pub mod report;
 pub mod sanitize;
+pub mod tui;
 pub mod watchlist;

@@ -174,3 +174,77 @@ impl Snapshot {
         self.summary.problems > 0 || self.summary.host_errors > 0
     }
 }
+
+/// What the live dashboard draws: the contract snapshot (rates over the window) plus the
+/// live state around it. Published as `Arc<LiveView>` on a `tokio::sync::watch` channel; the
+/// UI never touches engine state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveView {
+    pub report: Snapshot,
+    /// Per pair, aligned with `report.pairs`: the 421 rate per time bucket over the window,
+    /// oldest first; None where no probe landed in the bucket.
+    pub histories: Vec<Vec<Option<f32>>>,
+    /// Verdict changes, oldest first, bounded.
+    pub events: Vec<VerdictEvent>,
+    pub status: EngineStatus,
+}
+
+/// A pair whose verdict changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerdictEvent {
+    /// RFC 3339 UTC.
+    pub at: String,
+    pub origin: String,
+    pub target: String,
+    /// Verdict before (None when the pair is new).
+    pub from: Option<String>,
+    pub to: String,
+    /// The pair's explanation at the time of the change.
+    pub message: String,
+}
+
+/// The engine's own state, for the header.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineStatus {
+    /// The watch-file path (or "embedded lab").
+    pub source: String,
+    pub hosts: usize,
+    /// Probe jobs finished / planned in the current cycle of `--interval`.
+    pub cycle_done: usize,
+    pub cycle_total: usize,
+    /// Cycles completed since the start.
+    pub cycles: u64,
+    /// RFC 3339 time of the last successful watch-file load.
+    pub last_reload: Option<String>,
+    /// Why the last reload failed (names file:line); the last good list stays in use.
+    pub reload_error: Option<String>,
+    pub paused: bool,
+    pub interval_s: f64,
+    pub window_s: f64,
+    /// What the demo lab is doing right now, when running on it.
+    pub lab_phase: Option<String>,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            schema: SCHEMA.into(),
+            generated_at: String::new(),
+            hosts: vec![],
+            pairs: vec![],
+            groups: vec![],
+            summary: Summary {
+                hosts: 0,
+                pairs: 0,
+                problems: 0,
+                cert_only_pairs: 0,
+                connections: 0,
+                requests: 0,
+                rounds: 0,
+                duration_s: 0.0,
+                verdicts: BTreeMap::new(),
+                host_errors: 0,
+            },
+        }
+    }
+}
