@@ -98,19 +98,35 @@ pub struct Records {
     pub rounds: u32,
 }
 
-impl Records {
-    /// Candidate targets of origin `a`: other hosts on the same port whose DNS answers overlap.
-    pub fn overlapping(&self, a: usize) -> Vec<usize> {
-        let ha = &self.hosts[a];
-        (0..self.hosts.len())
-            .filter(|&b| b != a)
-            .filter(|&b| {
-                let hb = &self.hosts[b];
-                hb.entry.port == ha.entry.port
-                    && hb.dns.addresses.iter().any(|x| ha.dns.addresses.contains(x))
-            })
-            .collect()
+/// For every origin, its candidate targets: other hosts on the same port whose DNS answers
+/// overlap (Firefox's condition, a superset of Chromium's).
+pub fn candidates(hosts: &[HostRecord]) -> Vec<Vec<usize>> {
+    let mut by_addr: HashMap<(IpAddr, u16), Vec<usize>> = HashMap::new();
+    for (i, h) in hosts.iter().enumerate() {
+        for a in &h.dns.addresses {
+            by_addr.entry((*a, h.entry.port)).or_default().push(i);
+        }
     }
+    (0..hosts.len())
+        .map(|a| {
+            let mut v: Vec<usize> = hosts[a]
+                .dns
+                .addresses
+                .iter()
+                .flat_map(|x| {
+                    by_addr
+                        .get(&(*x, hosts[a].entry.port))
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                })
+                .filter(|&b| b != a)
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        })
+        .collect()
 }
 
 fn push_bounded<T>(v: &mut Vec<T>, item: T) {
@@ -120,15 +136,17 @@ fn push_bounded<T>(v: &mut Vec<T>, item: T) {
     v.push(item);
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Job {
+/// One unit of probing: one fresh connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
     /// A fresh HTTP/2 connection for host `0` at the address.
     Origin(usize, IpAddr),
     /// A direct request for host `0` at the address.
     Direct(usize, IpAddr, DirectProtocol),
 }
 
-enum JobResult {
+/// What a job brought back.
+pub enum JobResult {
     Origin {
         host: usize,
         addr: IpAddr,
@@ -180,7 +198,7 @@ impl Prober {
             hosts: self.resolve_all(entries).await,
             ..Default::default()
         };
-        let candidates: Vec<Vec<usize>> = (0..records.hosts.len()).map(|a| records.overlapping(a)).collect();
+        let candidates = candidates(&records.hosts);
         for _ in 0..self.options.rounds {
             let mut jobs = Vec::new();
             for (i, h) in records.hosts.iter().enumerate() {
@@ -214,7 +232,7 @@ impl Prober {
         records
     }
 
-    async fn resolve_all(&self, entries: &[Entry]) -> Vec<HostRecord> {
+    pub async fn resolve_all(&self, entries: &[Entry]) -> Vec<HostRecord> {
         let dns = &self.dns;
         let default_path = &self.options.default_path;
         stream::iter(entries.iter().cloned())
@@ -246,7 +264,7 @@ impl Prober {
             .collect()
             .await;
         for r in results {
-            apply(records, r);
+            records.apply(r);
         }
     }
 
@@ -257,7 +275,7 @@ impl Prober {
             .clone()
     }
 
-    async fn run_job(&self, job: Job, hosts: &[HostRecord], candidates: &[Vec<usize>]) -> JobResult {
+    pub async fn run_job(&self, job: Job, hosts: &[HostRecord], candidates: &[Vec<usize>]) -> JobResult {
         let addr = match job {
             Job::Origin(_, a) | Job::Direct(_, a, _) => a,
         };
@@ -361,59 +379,62 @@ impl Prober {
     }
 }
 
-/// Fold one job's result into the records (the single writer).
-fn apply(records: &mut Records, result: JobResult) {
-    match result {
-        JobResult::Origin {
-            host,
-            addr,
-            handshake,
-            own,
-            coalesced,
-            requests,
-        } => {
-            records.requests += requests;
-            let Some(ep) = records.hosts[host].endpoints.get_mut(&addr) else {
-                return;
-            };
-            ep.handshakes += 1;
-            match handshake {
-                Ok(tls) => {
-                    push_bounded(&mut ep.connect_times, tls.connect_time);
-                    push_bounded(&mut ep.tls_times, tls.handshake_time);
-                    if ep.tls.is_none() {
-                        ep.cert = tls
-                            .chain
-                            .first()
-                            .map(|der| cert::parse_leaf(der).map_err(|e| e.to_string()));
-                        ep.tls = Some(tls);
+impl Records {
+    /// Fold one job's result into the records (the single writer).
+    pub fn apply(&mut self, result: JobResult) {
+        let records = self;
+        match result {
+            JobResult::Origin {
+                host,
+                addr,
+                handshake,
+                own,
+                coalesced,
+                requests,
+            } => {
+                records.requests += requests;
+                let Some(ep) = records.hosts[host].endpoints.get_mut(&addr) else {
+                    return;
+                };
+                ep.handshakes += 1;
+                match handshake {
+                    Ok(tls) => {
+                        push_bounded(&mut ep.connect_times, tls.connect_time);
+                        push_bounded(&mut ep.tls_times, tls.handshake_time);
+                        if ep.tls.is_none() {
+                            ep.cert = tls
+                                .chain
+                                .first()
+                                .map(|der| cert::parse_leaf(der).map_err(|e| e.to_string()));
+                            ep.tls = Some(tls);
+                        }
                     }
+                    Err(e) => push_bounded(&mut ep.handshake_errors, e),
                 }
-                Err(e) => push_bounded(&mut ep.handshake_errors, e),
+                if let Some(o) = own {
+                    push_bounded(&mut ep.own, o);
+                }
+                for (target, outcome) in coalesced {
+                    push_bounded(
+                        records.coalesced.entry((host, target, addr)).or_default(),
+                        outcome,
+                    );
+                }
             }
-            if let Some(o) = own {
-                push_bounded(&mut ep.own, o);
-            }
-            for (target, outcome) in coalesced {
-                push_bounded(
-                    records.coalesced.entry((host, target, addr)).or_default(),
-                    outcome,
-                );
-            }
-        }
-        JobResult::Direct {
-            host,
-            addr,
-            protocol,
-            outcome,
-        } => {
-            records.requests += 1;
-            let Some(ep) = records.hosts[host].endpoints.get_mut(&addr) else {
-                return;
-            };
-            match protocol {
-                DirectProtocol::Negotiate => push_bounded(&mut ep.direct, outcome),
-                DirectProtocol::Http1Only => push_bounded(&mut ep.direct_http1, outcome),
+            JobResult::Direct {
+                host,
+                addr,
+                protocol,
+                outcome,
+            } => {
+                records.requests += 1;
+                let Some(ep) = records.hosts[host].endpoints.get_mut(&addr) else {
+                    return;
+                };
+                match protocol {
+                    DirectProtocol::Negotiate => push_bounded(&mut ep.direct, outcome),
+                    DirectProtocol::Http1Only => push_bounded(&mut ep.direct_http1, outcome),
+                }
             }
         }
     }

@@ -11,6 +11,8 @@ pub mod explain;
 pub mod h2;
 pub mod policy;
 pub mod rate;
+pub mod scheduler;
 pub mod snapshot;
+pub mod store;
 pub mod tls;
 pub mod verdict;

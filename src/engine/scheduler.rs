@@ -1,0 +1,312 @@
+//! The continuous engine behind `watch` (and `serve`): every `--interval`, with jitter, it
+//! re-resolves every name and probes every (origin, address) and (host, address) on fresh
+//! connections, within the global concurrency, the per-address cap and the request budget.
+//! One task owns the store (the single writer) and publishes `Arc<LiveView>`s on a watch
+//! channel; readers never lock engine state. User commands and watch-file reloads arrive on a
+//! bounded channel.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use rand::Rng;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::engine::check::{candidates, HostRecord, Job, JobResult, Prober};
+use crate::engine::direct::DirectProtocol;
+use crate::engine::dns::DnsAnswer;
+use crate::engine::snapshot::{EngineStatus, LiveView};
+use crate::engine::store::Store;
+use crate::engine::verdict::is_healthy_status;
+use crate::watchlist::{Entry, WatchList};
+
+/// How often the view is republished at most while results arrive.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
+/// What the engine is asked to do.
+#[derive(Debug)]
+pub enum Command {
+    /// Probe this host ("host:port") now, or every host.
+    ProbeNow(Option<String>),
+    SetPaused(bool),
+    /// A new watch-file content (Ok) or why it could not be used (Err, naming file:line).
+    Reload(Result<WatchList, String>),
+    Quit,
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    pub interval: Duration,
+    pub window: Duration,
+    /// Share of the interval over which a cycle's jobs are spread at random (0..1).
+    pub jitter: f64,
+    /// Connections in flight at once, across all hosts.
+    pub concurrency: usize,
+    /// Shown in the header: the watch-file path, or "embedded lab".
+    pub source: String,
+}
+
+type JobKey = (String, IpAddr, u8);
+
+enum Done {
+    /// DNS answers of a batch; `spread` when the batch starts a cycle.
+    Dns(Vec<(String, DnsAnswer)>, bool),
+    Job(JobKey, Arc<Vec<HostRecord>>, JobResult),
+}
+
+type Pending = Pin<Box<dyn std::future::Future<Output = Done> + Send>>;
+
+fn job_key(hosts: &[HostRecord], job: &Job) -> JobKey {
+    match *job {
+        Job::Origin(h, a) => (hosts[h].entry.key(), a, 0),
+        Job::Direct(h, a, DirectProtocol::Negotiate) => (hosts[h].entry.key(), a, 1),
+        Job::Direct(h, a, DirectProtocol::Http1Only) => (hosts[h].entry.key(), a, 2),
+    }
+}
+
+/// The engine task. Returns when `Command::Quit` arrives or every command sender is gone.
+pub struct LiveEngine {
+    prober: Arc<Prober>,
+    options: LiveOptions,
+    store: Store,
+    status: EngineStatus,
+    pending: FuturesUnordered<Pending>,
+    in_flight: HashSet<JobKey>,
+    /// (host, address) pairs that already had an HTTP/1.1 fallback in this cycle.
+    http1_done: HashSet<(String, IpAddr)>,
+    permits: Arc<Semaphore>,
+    /// Hosts to probe at once when their DNS answer arrives (new names, `r`).
+    urgent: HashSet<String>,
+    resolving: bool,
+    /// The next DNS batch starts a cycle: spread its probes over the interval.
+    cycle_pending: bool,
+    lab_phase: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+}
+
+impl LiveEngine {
+    pub fn new(prober: Arc<Prober>, list: &WatchList, options: LiveOptions) -> LiveEngine {
+        let mut store = Store::new(options.window, prober.options.default_path.clone());
+        store.set_entries(&list.entries);
+        let status = EngineStatus {
+            source: options.source.clone(),
+            hosts: list.entries.len(),
+            last_reload: Some(crate::engine::cert::format_unix(now_unix())),
+            interval_s: options.interval.as_secs_f64(),
+            window_s: options.window.as_secs_f64(),
+            ..EngineStatus::default()
+        };
+        LiveEngine {
+            permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
+            prober,
+            options,
+            store,
+            status,
+            pending: FuturesUnordered::new(),
+            in_flight: HashSet::new(),
+            http1_done: HashSet::new(),
+            urgent: HashSet::new(),
+            resolving: false,
+            cycle_pending: false,
+            lab_phase: None,
+        }
+    }
+
+    /// Show what the demo lab is doing in the header.
+    pub fn with_lab_phase(mut self, phase: Arc<dyn Fn() -> String + Send + Sync>) -> LiveEngine {
+        self.lab_phase = Some(phase);
+        self
+    }
+
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>, views: watch::Sender<Arc<LiveView>>) {
+        let mut next_cycle = tokio::time::Instant::now();
+        let mut publish = tokio::time::interval(PUBLISH_EVERY);
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut dirty = true;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_cycle), if !self.status.paused => {
+                    self.start_cycle();
+                    next_cycle = tokio::time::Instant::now() + self.options.interval;
+                }
+                Some(done) = self.pending.next(), if !self.pending.is_empty() => {
+                    self.finish(done);
+                    dirty = true;
+                }
+                command = commands.recv() => {
+                    match command {
+                        None | Some(Command::Quit) => break,
+                        Some(c) => self.command(c),
+                    }
+                    dirty = true;
+                }
+                _ = publish.tick() => {
+                    if dirty {
+                        dirty = false;
+                        let view = self.view();
+                        if views.send(Arc::new(view)).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn view(&mut self) -> LiveView {
+        self.status.hosts = self.store.entries().len();
+        self.status.lab_phase = self.lab_phase.as_ref().map(|f| f());
+        let record_events = self.status.cycles > 0;
+        self.store.publish(Instant::now(), self.status.clone(), record_events)
+    }
+
+    fn command(&mut self, c: Command) {
+        match c {
+            Command::ProbeNow(Some(key)) => {
+                self.urgent.insert(key);
+                self.resolve();
+            }
+            Command::ProbeNow(None) => {
+                self.urgent.extend(self.store.entries().iter().map(Entry::key));
+                self.resolve();
+            }
+            Command::SetPaused(p) => self.status.paused = p,
+            Command::Reload(Ok(list)) => {
+                let added = self.store.set_entries(&list.entries);
+                self.status.last_reload = Some(crate::engine::cert::format_unix(now_unix()));
+                self.status.reload_error = None;
+                if !added.is_empty() {
+                    self.urgent.extend(added);
+                    self.resolve();
+                }
+            }
+            Command::Reload(Err(e)) => self.status.reload_error = Some(e),
+            Command::Quit => {}
+        }
+    }
+
+    fn start_cycle(&mut self) {
+        if self.status.cycle_total > 0 {
+            self.status.cycles += 1;
+        }
+        self.status.cycle_done = 0;
+        self.status.cycle_total = 0;
+        self.http1_done.clear();
+        self.urgent.extend(self.store.entries().iter().map(Entry::key));
+        self.cycle_pending = true;
+        self.resolve();
+    }
+
+    /// Resolve the hosts waiting in `urgent` (one lookup batch at a time).
+    fn resolve(&mut self) {
+        if self.resolving || self.urgent.is_empty() {
+            return;
+        }
+        self.resolving = true;
+        let entries: Vec<Entry> =
+            self.store.entries().into_iter().filter(|e| self.urgent.contains(&e.key())).collect();
+        let dns = self.prober.dns.clone();
+        let concurrency = self.options.concurrency.max(1);
+        let spread = std::mem::take(&mut self.cycle_pending);
+        self.pending.push(Box::pin(async move {
+            let answers = futures::stream::iter(entries)
+                .map(|e| {
+                    let dns = dns.clone();
+                    async move { (e.key(), dns.resolve(&e.host, e.port).await) }
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+            Done::Dns(answers, spread)
+        }));
+    }
+
+    fn finish(&mut self, done: Done) {
+        match done {
+            Done::Dns(answers, spread) => {
+                self.resolving = false;
+                let keys: HashSet<String> = answers.iter().map(|(k, _)| k.clone()).collect();
+                for (key, answer) in answers {
+                    self.store.set_dns(&key, answer);
+                }
+                self.urgent.retain(|k| !keys.contains(k));
+                self.schedule(&keys, spread);
+                // Names that became urgent while this batch was resolving.
+                self.resolve();
+            }
+            Done::Job(key, hosts, result) => {
+                self.in_flight.remove(&key);
+                self.status.cycle_done += 1;
+                let fallback = match &result {
+                    JobResult::Direct { host, addr, protocol: DirectProtocol::Negotiate, outcome } => {
+                        let failed = match outcome {
+                            Ok(a) => !is_healthy_status(a.status) && a.version == "HTTP/2",
+                            Err(_) => true,
+                        };
+                        failed.then_some(Job::Direct(*host, *addr, DirectProtocol::Http1Only))
+                    }
+                    _ => None,
+                };
+                self.store.apply(&hosts, result, Instant::now());
+                if let Some(job) = fallback {
+                    let (k, a, _) = job_key(&hosts, &job);
+                    if self.http1_done.insert((k, a)) {
+                        // Fallback requests use no candidates: they are direct.
+                        self.spawn(hosts, Arc::new(Vec::new()), job, Duration::ZERO);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Plan the jobs of `keys`, spread at random over the jitter share of the interval (a new
+    /// order every time, so that a balancer alternating per connection is sampled fairly).
+    fn schedule(&mut self, keys: &HashSet<String>, spread_out: bool) {
+        let hosts = Arc::new(self.store.hosts_for_jobs());
+        let cands = Arc::new(candidates(&hosts));
+        let spread = if spread_out {
+            self.options.interval.mul_f64(self.options.jitter.clamp(0.0, 1.0))
+        } else {
+            Duration::ZERO
+        };
+        let mut rng = rand::rng();
+        let mut jobs = Vec::new();
+        for (i, h) in hosts.iter().enumerate() {
+            if !keys.contains(&h.entry.key()) {
+                continue;
+            }
+            for &addr in &h.dns.addresses {
+                jobs.push(Job::Origin(i, addr));
+                jobs.push(Job::Direct(i, addr, DirectProtocol::Negotiate));
+            }
+        }
+        // A probe asked for now goes out now; a cycle's probes are spread.
+        for job in jobs {
+            let delay = spread.mul_f64(rng.random::<f64>());
+            self.spawn(hosts.clone(), cands.clone(), job, delay);
+        }
+    }
+
+    fn spawn(&mut self, hosts: Arc<Vec<HostRecord>>, cands: Arc<Vec<Vec<usize>>>, job: Job, delay: Duration) {
+        let key = job_key(&hosts, &job);
+        // A job still running from the last cycle (a slow host) is not doubled.
+        if !self.in_flight.insert(key.clone()) {
+            return;
+        }
+        self.status.cycle_total += 1;
+        let prober = self.prober.clone();
+        let permits = self.permits.clone();
+        self.pending.push(Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            let _permit = permits.acquire_owned().await;
+            let result = prober.run_job(job, &hosts, &cands).await;
+            Done::Job(key, hosts, result)
+        }));
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
