@@ -128,23 +128,24 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn silent_peer_times_out() {
         let (a, _b) = tokio::io::duplex(64);
-        let mut io = IdleTimeout::new(a, Duration::from_secs(30));
+        let mut io = IdleTimeout::new(a, Duration::from_millis(100));
         let mut buf = [0u8; 8];
         let err = io.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn activity_resets_the_deadline() {
         use tokio::io::AsyncWriteExt;
         let (a, mut b) = tokio::io::duplex(64);
-        let mut io = IdleTimeout::new(a, Duration::from_secs(30));
+        let mut io = IdleTimeout::new(a, Duration::from_millis(400));
         let mut buf = [0u8; 8];
-        for _ in 0..3 {
-            tokio::time::sleep(Duration::from_secs(20)).await;
+        // 4 x 150 ms > 400 ms: only the resets keep the connection alive.
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
             b.write_all(b"x").await.unwrap();
             assert_eq!(io.read(&mut buf).await.unwrap(), 1);
         }

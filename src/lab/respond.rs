@@ -247,7 +247,15 @@ mod tests {
             protected: "b.x.test",
         };
         // (style, sni, host, conn, expected status, expected served site)
-        let cases: &[(Style, &Site, &Site, u64, u16, Option<&str>)] = &[
+        type Case = (
+            Style,
+            &'static Site,
+            &'static Site,
+            u64,
+            u16,
+            Option<&'static str>,
+        );
+        let cases: &[Case] = &[
             (Style::ByHost, &A, &B, 0, 200, Some("b.x.test")),
             (nginx, &A, &B, 0, 421, None),
             (nginx, &B, &A, 0, 200, Some("a.x.test")),
