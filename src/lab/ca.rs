@@ -9,7 +9,7 @@ use rcgen::{
 };
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::{Duration, OffsetDateTime};
 
 /// A certificate authority that can issue leaf certificates.
@@ -17,6 +17,8 @@ pub(crate) struct Ca {
     issuer: Issuer<'static, KeyPair>,
     /// The CA certificate, PEM.
     pub pem: String,
+    /// The CA certificate, DER.
+    pub der: CertificateDer<'static>,
 }
 
 impl Ca {
@@ -39,6 +41,7 @@ impl Ca {
             .context("self-signing the CA certificate")?;
         Ok(Ca {
             pem: cert.pem(),
+            der: cert.der().clone(),
             issuer: Issuer::new(params, key),
         })
     }

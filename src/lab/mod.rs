@@ -26,14 +26,13 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
 
 use self::ca::Ca;
 use self::phase::{Clock, PHASES};
 use self::respond::LiveCounter;
 use self::scenarios::{all_endpoints, all_sites, Issuer, Scenario, Style, SCENARIOS, ZONE};
 use self::server::EndpointRuntime;
-use self::tls::SniResolver;
+use self::tls::{EndpointTls, SniResolver};
 
 /// How to start the lab.
 #[derive(Debug, Clone, Default)]
@@ -85,10 +84,15 @@ const PORT_ATTEMPTS: usize = 64;
 
 impl Lab {
     pub async fn start(options: LabOptions) -> anyhow::Result<Lab> {
+        let clock = Clock::new(options.dynamic);
+        Lab::start_with_clock(options, clock).await
+    }
+
+    /// Start with a given phase clock (tests start "in the past" to reach a later phase).
+    pub(crate) async fn start_with_clock(options: LabOptions, clock: Clock) -> anyhow::Result<Lab> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let lab_ca = Ca::new("coalscope lab CA")?;
         let untrusted_ca = Ca::new("coalscope untrusted CA (not in ca.pem)")?;
-        let clock = Clock::new(options.dynamic);
         let live = Arc::new(LiveCounter::default());
 
         // Certificates and TLS configuration, per scenario then per address.
@@ -96,18 +100,19 @@ impl Lab {
         for sc in SCENARIOS {
             let resolver = certificates(sc, &lab_ca, &untrusted_ca, &provider)?;
             for ep in sc.endpoints {
-                let acceptor = match (&resolver, ep.style) {
+                let tls = match (&resolver, ep.style) {
                     (_, Style::Blackhole) | (None, _) => None,
-                    (Some(resolver), _) => Some(TlsAcceptor::from(tls::server_config(
+                    (Some(resolver), _) => Some(EndpointTls::new(
                         provider.clone(),
                         resolver.clone(),
                         ep.alpn,
-                    )?)),
+                        &lab_ca.der,
+                    )?),
                 };
                 runtimes.push(Arc::new(EndpointRuntime {
                     scenario: sc,
                     endpoint: ep,
-                    acceptor,
+                    tls,
                     clock,
                     live: live.clone(),
                 }));

@@ -31,6 +31,15 @@ impl Clock {
         }
     }
 
+    /// A dynamic clock that started `ago` (tests use it to start in a later phase).
+    #[cfg(test)]
+    pub(crate) fn started_ago(ago: Duration) -> Option<Self> {
+        Some(Clock {
+            start: Instant::now().checked_sub(ago)?,
+            dynamic: true,
+        })
+    }
+
     pub(crate) fn is_dynamic(&self) -> bool {
         self.dynamic
     }
@@ -112,6 +121,33 @@ mod tests {
         assert_eq!(style_in_phase(&ep, 0), Style::LoadBalancer);
         assert_eq!(style_in_phase(&ep, 1), Style::LoadBalancer);
         assert_eq!(style_in_phase(&ep, 2), Style::ByHost);
+    }
+
+    #[test]
+    fn demo_phases_change_the_documented_scenarios() {
+        use crate::lab::scenarios::SCENARIOS;
+        let style = |key: &str, phase: usize| {
+            let sc = SCENARIOS.iter().find(|s| s.key == key).unwrap();
+            style_in_phase(&sc.endpoints[0], phase)
+        };
+        let admin = Style::NginxClientAuth {
+            protected: "admin.nginx.coalscope.test",
+        };
+        let api = Style::NginxClientAuth {
+            protected: "api.good.coalscope.test",
+        };
+        assert_eq!(
+            [style("nginx", 0), style("nginx", 1), style("nginx", 2)],
+            [admin, Style::ByHost, admin]
+        );
+        assert_eq!(
+            [style("lb", 0), style("lb", 1), style("lb", 2)],
+            [Style::LoadBalancer, Style::LoadBalancer, Style::ByHost]
+        );
+        assert_eq!(
+            [style("good", 0), style("good", 1), style("good", 2)],
+            [Style::ByHost, Style::ByHost, api]
+        );
     }
 
     #[test]

@@ -12,12 +12,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 
 use super::idle::IdleTimeout;
 use super::phase::Clock;
 use super::respond::{decide, render, request_host, server_label, LiveCounter};
 use super::scenarios::{Alpn, Endpoint, Scenario, Site, Style};
+use super::tls::EndpointTls;
 
 /// Bound on the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,7 +34,7 @@ pub(crate) struct EndpointRuntime {
     pub scenario: &'static Scenario,
     pub endpoint: &'static Endpoint,
     /// None for a blackhole.
-    pub acceptor: Option<TlsAcceptor>,
+    pub tls: Option<EndpointTls>,
     pub clock: Clock,
     pub live: Arc<LiveCounter>,
 }
@@ -54,7 +55,7 @@ impl EndpointRuntime {
 
 /// Serve one listener until the task is aborted.
 pub(crate) async fn run(listener: TcpListener, rt: Arc<EndpointRuntime>) {
-    if rt.endpoint.style == Style::Blackhole || rt.acceptor.is_none() {
+    if rt.endpoint.style == Style::Blackhole || rt.tls.is_none() {
         blackhole(listener).await;
         return;
     }
@@ -109,11 +110,33 @@ struct ConnInfo {
 }
 
 async fn connection(tcp: TcpStream, conn: u64, rt: Arc<EndpointRuntime>) {
-    let Some(acceptor) = rt.acceptor.clone() else {
+    let Some(configs) = rt.tls.clone() else {
         return;
     };
     let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    // One budget for the whole handshake: ClientHello, then the rest.
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    let lazy = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+    let start = match tokio::time::timeout_at(deadline, lazy).await {
+        Ok(Ok(start)) => start,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "lab: bad ClientHello");
+            return;
+        }
+        Err(_) => return,
+    };
+    // Like nginx: the server block the SNI selects decides whether a client certificate is
+    // requested (`ssl_verify_client optional`).
+    let style = rt.clock.style_of(rt.endpoint);
+    let config = match (style, start.client_hello().server_name()) {
+        (Style::NginxClientAuth { protected }, Some(sni))
+            if sni.eq_ignore_ascii_case(protected) =>
+        {
+            configs.client_auth
+        }
+        _ => configs.plain,
+    };
+    let tls = match tokio::time::timeout_at(deadline, start.into_stream(config)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(error)) => {
             tracing::debug!(%error, "lab: TLS handshake failed");

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use rustls::crypto::CryptoProvider;
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::ServerConfig;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::CertificateDer;
 
 use super::scenarios::Alpn;
 
@@ -47,17 +49,51 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// The server configuration of one address.
-pub(crate) fn server_config(
+/// The TLS configurations of one address: the usual one, and one that asks for an optional
+/// client certificate (for SNI values whose nginx server block has `ssl_verify_client`).
+#[derive(Clone)]
+pub(crate) struct EndpointTls {
+    pub plain: Arc<ServerConfig>,
+    pub client_auth: Arc<ServerConfig>,
+}
+
+impl EndpointTls {
+    pub(crate) fn new(
+        provider: Arc<CryptoProvider>,
+        resolver: SniResolver,
+        alpn: Alpn,
+        client_roots: &CertificateDer<'static>,
+    ) -> anyhow::Result<Self> {
+        let resolver = Arc::new(resolver);
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(client_roots.clone())
+            .context("client-certificate roots")?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .context("client-certificate verifier")?;
+        let plain = server_config(provider.clone(), resolver.clone(), alpn, None)?;
+        let client_auth = server_config(provider, resolver, alpn, Some(verifier))?;
+        Ok(EndpointTls { plain, client_auth })
+    }
+}
+
+fn server_config(
     provider: Arc<CryptoProvider>,
-    resolver: SniResolver,
+    resolver: Arc<SniResolver>,
     alpn: Alpn,
+    client_verifier: Option<Arc<dyn ClientCertVerifier>>,
 ) -> anyhow::Result<Arc<ServerConfig>> {
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+        .context("TLS protocol versions")?;
+    let builder = match client_verifier {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = match alpn {
         Alpn::H2AndH1 => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
         Alpn::H1Only => vec![b"http/1.1".to_vec()],

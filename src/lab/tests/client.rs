@@ -2,6 +2,7 @@
 //! request per fresh connection.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,8 +10,9 @@ use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::client::ResolvesClientCert;
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::{ClientConfig, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -38,16 +40,27 @@ impl Reply {
 
 /// A TLS client trusting only the lab CA (read from the lab's `ca.pem`).
 pub(super) fn connector(lab: &Lab, alpn: &[&[u8]]) -> anyhow::Result<TlsConnector> {
+    connector_with(lab, alpn, None)
+}
+
+fn connector_with(
+    lab: &Lab,
+    alpn: &[&[u8]],
+    client_certs: Option<Arc<dyn ResolvesClientCert>>,
+) -> anyhow::Result<TlsConnector> {
     let pem = std::fs::read(&lab.ca_file).context("reading ca.pem")?;
     let mut roots = RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
         roots.add(cert.context("parsing ca.pem")?)?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut config = match client_certs {
+        Some(resolver) => builder.with_client_cert_resolver(resolver),
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     config.resumption = rustls::client::Resumption::disabled();
     Ok(TlsConnector::from(Arc::new(config)))
@@ -105,4 +118,34 @@ pub(super) async fn fetch_alpn(
     tokio::time::timeout(STEP_TIMEOUT, work)
         .await
         .context("request timed out")?
+}
+
+/// Notes whether the server asked for a client certificate (and never sends one).
+#[derive(Debug, Default)]
+struct CertRequestRecorder(AtomicBool);
+
+impl ResolvesClientCert for CertRequestRecorder {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.0.store(true, Ordering::SeqCst);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// Whether a TLS handshake with SNI `sni` on 127.0.0.`octet` gets a CertificateRequest.
+pub(super) async fn client_cert_requested(lab: &Lab, octet: u8, sni: &str) -> anyhow::Result<bool> {
+    let recorder = Arc::new(CertRequestRecorder::default());
+    let connector = connector_with(lab, &[b"h2"], Some(recorder.clone()))?;
+    let addr = SocketAddr::from((Ipv4Addr::new(127, 0, 0, octet), lab.port));
+    let tcp = tokio::time::timeout(STEP_TIMEOUT, TcpStream::connect(addr)).await??;
+    let name = ServerName::try_from(sni.to_string())?;
+    let _tls = tokio::time::timeout(STEP_TIMEOUT, connector.connect(name, tcp)).await??;
+    Ok(recorder.0.load(Ordering::SeqCst))
 }

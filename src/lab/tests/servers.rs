@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use super::client::{fetch, fetch_alpn};
+use super::client::{client_cert_requested, fetch, fetch_alpn};
 use crate::lab::{Lab, LabOptions};
 
 async fn lab() -> Lab {
@@ -38,6 +38,10 @@ async fn nginx_client_auth_block_gets_421_on_other_sni() {
     let r = fetch(&lab, 11, admin, admin).await.expect("direct");
     assert_eq!(r.status, 200);
     assert!(r.body.contains("<h1>site admin.nginx.coalscope.test</h1>"));
+
+    // Only admin's block asks for a (optional) client certificate.
+    assert!(client_cert_requested(&lab, 11, admin).await.expect("admin"));
+    assert!(!client_cert_requested(&lab, 11, shop).await.expect("shop"));
     lab.shutdown().await;
 }
 
@@ -278,5 +282,68 @@ async fn files_and_description() {
     assert!(text.contains(&cmd), "{text}");
     assert!(text.contains("shop.nginx.coalscope.test -> admin.nginx.coalscope.test: misdirected"));
     assert_eq!(lab.phase(), (0, 3));
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn dynamic_lab_changes_with_the_phase() {
+    use crate::lab::phase::Clock;
+    let Some(clock) = Clock::started_ago(Duration::from_secs(65)) else {
+        return; // the machine has been up for less than a minute
+    };
+    let lab = Lab::start_with_clock(
+        LabOptions {
+            dynamic: true,
+            ..LabOptions::default()
+        },
+        clock,
+    )
+    .await
+    .expect("dynamic lab starts");
+    assert_eq!(lab.phase(), (1, 3));
+    assert!(
+        lab.phase_description().contains("nginx fixed"),
+        "{}",
+        lab.phase_description()
+    );
+    let next = lab.next_change_in().expect("dynamic");
+    assert!(next <= Duration::from_secs(60));
+    // Phase 1: nginx's admin block no longer requires client certificates.
+    let (shop, admin) = ("shop.nginx.coalscope.test", "admin.nginx.coalscope.test");
+    assert_eq!(
+        fetch(&lab, 11, shop, admin).await.expect("fixed").status,
+        200
+    );
+    assert!(!client_cert_requested(&lab, 11, admin).await.expect("admin"));
+    lab.shutdown().await;
+
+    let Some(clock) = Clock::started_ago(Duration::from_secs(125)) else {
+        return;
+    };
+    let lab = Lab::start_with_clock(
+        LabOptions {
+            dynamic: true,
+            ..LabOptions::default()
+        },
+        clock,
+    )
+    .await
+    .expect("dynamic lab starts");
+    assert_eq!(lab.phase(), (2, 3));
+    // Phase 2: the balancer is fixed, api.good is broken for coalesced requests.
+    let (pay, cart) = ("pay.lb.coalscope.test", "cart.lb.coalscope.test");
+    for _ in 0..2 {
+        assert_eq!(fetch(&lab, 16, pay, cart).await.expect("lb").status, 200);
+    }
+    let (www, api) = ("www.good.coalscope.test", "api.good.coalscope.test");
+    assert_eq!(fetch(&lab, 10, www, api).await.expect("good").status, 421);
+    assert_eq!(fetch(&lab, 10, api, api).await.expect("direct").status, 200);
+    assert_eq!(
+        fetch(&lab, 11, shop, admin)
+            .await
+            .expect("nginx back")
+            .status,
+        421
+    );
     lab.shutdown().await;
 }
