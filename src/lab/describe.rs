@@ -13,7 +13,7 @@ pub(crate) fn watchfile(port: u16) -> String {
          # Use the lab DNS and CA (see `coalscope lab`); names resolve to 127.0.0.x.\n",
     );
     for (i, sc) in SCENARIOS.iter().enumerate() {
-        let _ = writeln!(out, "\n# {}. {}: {}", i + 1, sc.key, sc.reproduces);
+        let _ = writeln!(out, "\n# {} ({}): {}", i + 1, sc.key, sc.reproduces);
         for site in sc.sites {
             let _ = writeln!(out, "{}:{port}", site.name);
         }

@@ -48,6 +48,18 @@ fn connector_with(
     alpn: &[&[u8]],
     client_certs: Option<Arc<dyn ResolvesClientCert>>,
 ) -> anyhow::Result<TlsConnector> {
+    Ok(TlsConnector::from(Arc::new(client_config(
+        lab,
+        alpn,
+        client_certs,
+    )?)))
+}
+
+fn client_config(
+    lab: &Lab,
+    alpn: &[&[u8]],
+    client_certs: Option<Arc<dyn ResolvesClientCert>>,
+) -> anyhow::Result<ClientConfig> {
     let pem = std::fs::read(&lab.ca_file).context("reading ca.pem")?;
     let mut roots = RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
@@ -63,7 +75,7 @@ fn connector_with(
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     config.resumption = rustls::client::Resumption::disabled();
-    Ok(TlsConnector::from(Arc::new(config)))
+    Ok(config)
 }
 
 /// One request for `host` on a fresh connection to 127.0.0.`octet` with SNI `sni`,
@@ -79,12 +91,30 @@ pub(super) async fn fetch_alpn(
     host: &str,
     alpn: &[&[u8]],
 ) -> anyhow::Result<Reply> {
+    fetch_with(lab, octet, sni, host, connector(lab, alpn)?).await
+}
+
+/// One request for `host` on a connection that sends no SNI (the certificate is still
+/// verified for `host`).
+pub(super) async fn fetch_no_sni(lab: &Lab, octet: u8, host: &str) -> anyhow::Result<Reply> {
+    let mut config = client_config(lab, &[b"h2"], None)?;
+    config.enable_sni = false;
+    fetch_with(lab, octet, host, host, TlsConnector::from(Arc::new(config))).await
+}
+
+async fn fetch_with(
+    lab: &Lab,
+    octet: u8,
+    sni: &str,
+    host: &str,
+    connector: TlsConnector,
+) -> anyhow::Result<Reply> {
+    let name = ServerName::try_from(sni.to_string())?;
     let addr = SocketAddr::from((Ipv4Addr::new(127, 0, 0, octet), lab.port));
     let tcp = tokio::time::timeout(STEP_TIMEOUT, TcpStream::connect(addr))
         .await
         .context("connect timed out")??;
-    let name = ServerName::try_from(sni.to_string())?;
-    let tls = tokio::time::timeout(STEP_TIMEOUT, connector(lab, alpn)?.connect(name, tcp))
+    let tls = tokio::time::timeout(STEP_TIMEOUT, connector.connect(name, tcp))
         .await
         .context("TLS handshake timed out")??;
     let negotiated = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);

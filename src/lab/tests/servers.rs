@@ -347,3 +347,35 @@ async fn dynamic_lab_changes_with_the_phase() {
     );
     lab.shutdown().await;
 }
+
+#[tokio::test]
+async fn bad_clients_do_not_stop_a_server() {
+    use tokio::io::AsyncWriteExt;
+    let lab = lab().await;
+    let addr = ("127.0.0.10", lab.port);
+    // Garbage instead of a ClientHello, a connection closed at once, a silent one.
+    let mut garbage = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\n\r\n")
+        .await
+        .expect("write");
+    drop(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+    let _silent = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut buf = [0u8; 64];
+    let _ = tokio::time::timeout(Duration::from_secs(2), garbage.read(&mut buf)).await;
+    let www = "www.good.coalscope.test";
+    assert_eq!(
+        fetch(&lab, 10, www, www)
+            .await
+            .expect("still serving")
+            .status,
+        200
+    );
+    // Without SNI (e.g. by IP) the address's default certificate and site answer.
+    let none = crate::lab::tests::client::fetch_no_sni(&lab, 10, "api.good.coalscope.test")
+        .await
+        .expect("no SNI");
+    assert_eq!(none.status, 200);
+    assert!(none.body.contains("site api.good.coalscope.test"));
+    lab.shutdown().await;
+}
