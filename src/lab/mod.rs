@@ -184,6 +184,18 @@ impl Lab {
         })
     }
 
+    /// `--resolve` values pinning every lab name that has addresses to them, for runs that do
+    /// not use the lab DNS (`ghost` is left out: it has no address).
+    pub fn resolve_args(&self) -> Vec<String> {
+        all_sites()
+            .filter(|(_, s)| !s.octets.is_empty())
+            .map(|(_, s)| {
+                let addrs: Vec<String> = s.octets.iter().map(|o| lab_ip(*o).to_string()).collect();
+                format!("{}:{}:{}", s.name, self.port, addrs.join(","))
+            })
+            .collect()
+    }
+
     /// Whether the lab changes behaviour over time (demo mode).
     pub fn is_dynamic(&self) -> bool {
         self.clock.is_dynamic()

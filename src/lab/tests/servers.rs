@@ -282,6 +282,13 @@ async fn files_and_description() {
     assert!(text.contains(&cmd), "{text}");
     assert!(text.contains("shop.nginx.coalscope.test -> admin.nginx.coalscope.test: misdirected"));
     assert_eq!(lab.phase(), (0, 3));
+    assert!(!lab.is_dynamic());
+    assert_eq!(lab.next_change_in(), None);
+    let resolve = lab.resolve_args();
+    assert!(resolve.contains(&format!(
+        "cdn.multi.coalscope.test:{port}:127.0.0.17,127.0.0.18"
+    )));
+    assert!(!resolve.iter().any(|r| r.starts_with("ghost.")));
     lab.shutdown().await;
 }
 
