@@ -1,8 +1,38 @@
 //! The embedded lab: loopback TLS HTTP/2 servers that reproduce the real-world coalescing
 //! failure modes, a throwaway CA, and a DNS server on loopback answering the lab's names.
+//!
+//! The scenarios are one data table (`scenarios.rs`); this file turns it into running
+//! listeners, certificates, DNS records and files.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+mod ca;
+mod describe;
+mod dns;
+mod idle;
+mod phase;
+mod respond;
+mod scenarios;
+mod server;
+mod tls;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use self::ca::Ca;
+use self::phase::{Clock, PHASES};
+use self::respond::LiveCounter;
+use self::scenarios::{all_endpoints, all_sites, Issuer, Scenario, Style, SCENARIOS, ZONE};
+use self::server::EndpointRuntime;
+use self::tls::{EndpointTls, SniResolver};
 
 /// How to start the lab.
 #[derive(Debug, Clone, Default)]
@@ -30,7 +60,8 @@ pub struct Expectation {
     pub reason: Option<&'static str>,
 }
 
-/// A running lab. Dropping it stops every server.
+/// A running lab. Dropping it stops every server (and removes its temporary directory);
+/// [`Lab::shutdown`] also waits until every socket is closed.
 pub struct Lab {
     /// The lab's DNS server (UDP and TCP) on loopback.
     pub dns: SocketAddr,
@@ -40,19 +71,284 @@ pub struct Lab {
     pub watchfile: PathBuf,
     /// The port every lab name is served on.
     pub port: u16,
+    dir: PathBuf,
+    owns_dir: bool,
+    clock: Clock,
+    ca_pem: String,
+    tasks: JoinSet<()>,
+    dns_server: Option<dns::DnsServer>,
 }
+
+/// Attempts at finding a port free on every lab address.
+const PORT_ATTEMPTS: usize = 64;
 
 impl Lab {
     pub async fn start(options: LabOptions) -> anyhow::Result<Lab> {
-        let _ = options;
-        todo!()
+        let clock = Clock::new(options.dynamic);
+        Lab::start_with_clock(options, clock).await
+    }
+
+    /// Start with a given phase clock (tests start "in the past" to reach a later phase).
+    pub(crate) async fn start_with_clock(options: LabOptions, clock: Clock) -> anyhow::Result<Lab> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let lab_ca = Ca::new("coalscope lab CA")?;
+        let untrusted_ca = Ca::new("coalscope untrusted CA (not in ca.pem)")?;
+        let live = Arc::new(LiveCounter::default());
+
+        // Certificates and TLS configuration, per scenario then per address.
+        let mut runtimes = Vec::new();
+        for sc in SCENARIOS {
+            let resolver = certificates(sc, &lab_ca, &untrusted_ca, &provider)?;
+            for ep in sc.endpoints {
+                let tls = match (&resolver, ep.style) {
+                    (_, Style::Blackhole) | (None, _) => None,
+                    (Some(resolver), _) => Some(EndpointTls::new(
+                        provider.clone(),
+                        resolver.clone(),
+                        ep.alpn,
+                        &lab_ca.der,
+                    )?),
+                };
+                runtimes.push(Arc::new(EndpointRuntime {
+                    scenario: sc,
+                    endpoint: ep,
+                    tls,
+                    clock,
+                    live: live.clone(),
+                }));
+            }
+        }
+
+        let (port, listeners) = bind_all(options.port).await?;
+        let (dir, owns_dir) = make_dir(options.dir.as_deref())?;
+        let mut lab = Lab {
+            dns: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            ca_file: dir.join("ca.pem"),
+            watchfile: dir.join("lab.watch"),
+            port,
+            dir,
+            owns_dir,
+            clock,
+            ca_pem: lab_ca.pem.clone(),
+            tasks: JoinSet::new(),
+            dns_server: None,
+        };
+        // From here on, dropping `lab` on an error cleans up what was started.
+        std::fs::write(&lab.ca_file, &lab.ca_pem)
+            .with_context(|| format!("writing {}", lab.ca_file.display()))?;
+        std::fs::write(&lab.watchfile, describe::watchfile(port))
+            .with_context(|| format!("writing {}", lab.watchfile.display()))?;
+
+        let records: Vec<(&str, Vec<Ipv4Addr>)> = all_sites()
+            .map(|(_, s)| (s.name, s.octets.iter().map(|o| lab_ip(*o)).collect()))
+            .collect();
+        let dns = dns::start(dns::catalog(ZONE, &records)?, options.dns_port).await?;
+        lab.dns = dns.addr;
+        lab.dns_server = Some(dns);
+
+        for (rt, listener) in runtimes.into_iter().zip(listeners) {
+            lab.tasks.spawn(server::run(listener, rt));
+        }
+        tracing::info!(port, dns = %lab.dns, dir = %lab.dir.display(), "lab started");
+        Ok(lab)
+    }
+
+    /// Stop every server and wait until their sockets are closed.
+    pub async fn shutdown(mut self) {
+        self.tasks.shutdown().await;
+        if let Some(dns) = self.dns_server.take() {
+            dns.shutdown().await;
+        }
+    }
+
+    /// The lab's directory (CA, watch-file).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The lab CA certificate, PEM (the content of `ca_file`).
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The text `coalscope lab` prints: where things are, the command to run, and the
+    /// verdicts to expect.
+    pub fn describe(&self) -> String {
+        describe::describe(&describe::Facts {
+            dir: &self.dir,
+            watchfile: &self.watchfile,
+            ca_file: &self.ca_file,
+            dns: self.dns,
+            port: self.port,
+            dynamic: self.clock.is_dynamic(),
+        })
+    }
+
+    /// `--resolve` values pinning every lab name that has addresses to them, for runs that do
+    /// not use the lab DNS (`ghost` is left out: it has no address).
+    pub fn resolve_args(&self) -> Vec<String> {
+        all_sites()
+            .filter(|(_, s)| !s.octets.is_empty())
+            .map(|(_, s)| {
+                let addrs: Vec<String> = s.octets.iter().map(|o| lab_ip(*o).to_string()).collect();
+                format!("{}:{}:{}", s.name, self.port, addrs.join(","))
+            })
+            .collect()
+    }
+
+    /// Whether the lab changes behaviour over time (demo mode).
+    pub fn is_dynamic(&self) -> bool {
+        self.clock.is_dynamic()
+    }
+
+    /// The current phase number (always 0 when not dynamic) and the number of phases.
+    pub fn phase(&self) -> (usize, usize) {
+        (self.clock.phase(), PHASES.len())
+    }
+
+    /// Time until the behaviour changes next (None when not dynamic).
+    pub fn next_change_in(&self) -> Option<Duration> {
+        self.clock.next_change_in()
+    }
+
+    /// One line for the demo: what the lab is doing now.
+    pub fn phase_description(&self) -> String {
+        if !self.clock.is_dynamic() {
+            return "static lab: behaviour never changes".to_string();
+        }
+        let (phase, phases) = self.phase();
+        let next = self.next_change_in().map(|d| d.as_secs()).unwrap_or(0);
+        format!(
+            "lab phase {}/{phases} (next change in {next}s): {}",
+            phase + 1,
+            PHASES[phase]
+        )
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.tasks.abort_all();
+        self.dns_server.take();
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
 /// Every ordered pair of the lab whose names share an address, plus the cert-only pairs,
 /// with the verdict a correct engine must give (non-dynamic mode).
 pub fn expectations() -> Vec<Expectation> {
-    todo!()
+    SCENARIOS
+        .iter()
+        .flat_map(|sc| sc.expect.iter())
+        .map(|&(origin, target, verdict, reason)| Expectation {
+            origin,
+            target,
+            verdict,
+            reason,
+        })
+        .collect()
+}
+
+/// The host findings a correct engine reports on the lab: (host, finding kind).
+pub fn expected_findings() -> Vec<(&'static str, &'static str)> {
+    all_sites()
+        .flat_map(|(_, s)| s.findings.iter().map(move |k| (s.name, *k)))
+        .collect()
+}
+
+/// Every name of the lab (the watch-file's names, without the port).
+pub fn lab_hosts() -> Vec<&'static str> {
+    all_sites().map(|(_, s)| s.name).collect()
+}
+
+/// 127.0.0.`octet`.
+fn lab_ip(octet: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, octet)
+}
+
+/// Issue a scenario's certificates; the resolver serving them (None: the scenario has no TLS).
+fn certificates(
+    sc: &'static Scenario,
+    lab_ca: &Ca,
+    untrusted_ca: &Ca,
+    provider: &rustls::crypto::CryptoProvider,
+) -> anyhow::Result<Option<SniResolver>> {
+    let mut resolver: Option<SniResolver> = None;
+    for spec in sc.certs {
+        let ca = match spec.issuer {
+            Issuer::Lab => lab_ca,
+            Issuer::Untrusted => untrusted_ca,
+        };
+        let cert = ca
+            .issue(spec.sans, spec.expired, provider)
+            .with_context(|| format!("issuing the {} certificate", sc.key))?;
+        // The first certificate is the default for an absent or unknown SNI.
+        let resolver = resolver.get_or_insert_with(|| SniResolver::new(cert.clone()));
+        for name in spec.serves {
+            resolver.insert(name, cert.clone());
+        }
+    }
+    Ok(resolver)
+}
+
+/// Bind every listener on one common port: `port`, or a random free one.
+async fn bind_all(port: Option<u16>) -> anyhow::Result<(u16, Vec<TcpListener>)> {
+    if let Some(port) = port {
+        return Ok((port, bind_on(port).await?));
+    }
+    let mut last_error = None;
+    for _ in 0..PORT_ATTEMPTS {
+        let candidate: u16 = rand::random_range(20000..60000);
+        match bind_on(candidate).await {
+            Ok(listeners) => return Ok((candidate, listeners)),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| anyhow::anyhow!("no attempt made"))
+        .context("no port free on every lab address"))
+}
+
+async fn bind_on(port: u16) -> anyhow::Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    for (_, ep) in all_endpoints() {
+        let addr = SocketAddr::from((lab_ip(ep.octet), port));
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            let hint = if e.kind() == ErrorKind::AddrNotAvailable {
+                " (the lab needs the whole 127.0.0.0/8 on loopback, as on Linux)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("binding the lab server {addr}: {e}{hint}")
+        })?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// The lab directory: `dir` (created if needed, kept), or a new temporary one (removed on drop).
+fn make_dir(dir: Option<&Path>) -> anyhow::Result<(PathBuf, bool)> {
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        return Ok((dir.to_path_buf(), false));
+    }
+    let base = std::env::temp_dir();
+    for _ in 0..16 {
+        let name = format!(
+            "coalscope-lab-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        );
+        let dir = base.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((dir, true)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
+    }
+    anyhow::bail!("could not create a lab directory in {}", base.display())
 }
 
 impl Lab {

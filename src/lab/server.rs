@@ -1,0 +1,196 @@
+//! The lab's TLS HTTP servers: one accept loop per 127.0.0.x address; every connection is a
+//! task with a handshake timeout and an idle timeout, owned by its listener's task, so that
+//! aborting the listener closes everything it accepted.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_rustls::LazyConfigAcceptor;
+
+use super::idle::IdleTimeout;
+use super::phase::Clock;
+use super::respond::{decide, render, request_host, server_label, LiveCounter};
+use super::scenarios::{Alpn, Endpoint, Scenario, Site, Style};
+use super::tls::EndpointTls;
+
+/// Bound on the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection with no byte in either direction for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once per address; more are closed at once.
+const MAX_CONNECTIONS: usize = 512;
+/// Sockets a blackhole holds open at once (the oldest is dropped).
+const MAX_BLACKHOLE: usize = 256;
+
+/// Everything a listener needs to answer.
+pub(crate) struct EndpointRuntime {
+    pub scenario: &'static Scenario,
+    pub endpoint: &'static Endpoint,
+    /// None for a blackhole.
+    pub tls: Option<EndpointTls>,
+    pub clock: Clock,
+    pub live: Arc<LiveCounter>,
+}
+
+impl EndpointRuntime {
+    /// The address's default site (for an absent or unknown SNI).
+    fn default_site(&self) -> Option<&'static Site> {
+        self.scenario.sites_at(self.endpoint.octet).next()
+    }
+
+    /// The site served here under `name`.
+    fn site(&self, name: &str) -> Option<&'static Site> {
+        self.scenario
+            .sites_at(self.endpoint.octet)
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Serve one listener until the task is aborted.
+pub(crate) async fn run(listener: TcpListener, rt: Arc<EndpointRuntime>) {
+    if rt.endpoint.style == Style::Blackhole || rt.tls.is_none() {
+        blackhole(listener).await;
+        return;
+    }
+    let mut conns = JoinSet::new();
+    let mut accepted: u64 = 0;
+    loop {
+        tokio::select! {
+            res = listener.accept() => match res {
+                Ok((tcp, _peer)) => {
+                    let conn = accepted;
+                    accepted += 1;
+                    if conns.len() >= MAX_CONNECTIONS {
+                        tracing::debug!(octet = rt.endpoint.octet, "lab: too many connections");
+                        continue;
+                    }
+                    conns.spawn(connection(tcp, conn, rt.clone()));
+                }
+                Err(error) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "lab: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+/// Accept and hold connections without ever sending a byte.
+async fn blackhole(listener: TcpListener) {
+    let mut held: VecDeque<TcpStream> = VecDeque::new();
+    loop {
+        match listener.accept().await {
+            Ok((tcp, _)) => {
+                if held.len() >= MAX_BLACKHOLE {
+                    held.pop_front();
+                }
+                held.push_back(tcp);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "lab: blackhole accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Per-connection facts the responses depend on.
+struct ConnInfo {
+    sni_site: &'static Site,
+    conn: u64,
+}
+
+async fn connection(tcp: TcpStream, conn: u64, rt: Arc<EndpointRuntime>) {
+    let Some(configs) = rt.tls.clone() else {
+        return;
+    };
+    let _ = tcp.set_nodelay(true);
+    // One budget for the whole handshake: ClientHello, then the rest.
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    let lazy = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+    let start = match tokio::time::timeout_at(deadline, lazy).await {
+        Ok(Ok(start)) => start,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "lab: bad ClientHello");
+            return;
+        }
+        Err(_) => return,
+    };
+    // Like nginx: the server block the SNI selects decides whether a client certificate is
+    // requested (`ssl_verify_client optional`).
+    let style = rt.clock.style_of(rt.endpoint);
+    let config = match (style, start.client_hello().server_name()) {
+        (Style::NginxClientAuth { protected }, Some(sni))
+            if sni.eq_ignore_ascii_case(protected) =>
+        {
+            configs.client_auth
+        }
+        _ => configs.plain,
+    };
+    let tls = match tokio::time::timeout_at(deadline, start.into_stream(config)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "lab: TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let (_, session) = tls.get_ref();
+    let sni_site = session
+        .server_name()
+        .and_then(|name| rt.site(name))
+        .or_else(|| rt.default_site());
+    let Some(sni_site) = sni_site else {
+        return;
+    };
+    let negotiated_h2 = session.alpn_protocol() == Some(b"h2".as_slice());
+    let negotiated_h1 = session.alpn_protocol() == Some(b"http/1.1".as_slice());
+
+    let info = Arc::new(ConnInfo { sni_site, conn });
+    let service = {
+        let rt = rt.clone();
+        service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let rt = rt.clone();
+            let info = info.clone();
+            async move {
+                let style = rt.clock.style_of(rt.endpoint);
+                let host = request_host(&req).and_then(|h| rt.site(&h));
+                let outcome = decide(style, info.sni_site, host, info.conn);
+                let label = server_label(style, info.conn);
+                Ok::<_, Infallible>(render(outcome, &label, &rt.live))
+            }
+        })
+    };
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(IDLE_TIMEOUT)
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(100)
+        .max_header_list_size(64 * 1024);
+    let builder = if rt.endpoint.alpn == Alpn::H1Only || negotiated_h1 {
+        builder.http1_only()
+    } else if negotiated_h2 {
+        builder.http2_only()
+    } else {
+        builder
+    };
+    let io = TokioIo::new(IdleTimeout::new(tls, IDLE_TIMEOUT));
+    if let Err(error) = builder.serve_connection(io, service).await {
+        tracing::debug!(%error, "lab: connection ended with an error");
+    }
+}
