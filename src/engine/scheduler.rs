@@ -159,7 +159,8 @@ impl LiveEngine {
         self.status.hosts = self.store.entries().len();
         self.status.lab_phase = self.lab_phase.as_ref().map(|f| f());
         let record_events = self.status.cycles > 0;
-        self.store.publish(Instant::now(), self.status.clone(), record_events)
+        self.store
+            .publish(Instant::now(), self.status.clone(), record_events)
     }
 
     fn command(&mut self, c: Command) {
@@ -205,8 +206,12 @@ impl LiveEngine {
             return;
         }
         self.resolving = true;
-        let entries: Vec<Entry> =
-            self.store.entries().into_iter().filter(|e| self.urgent.contains(&e.key())).collect();
+        let entries: Vec<Entry> = self
+            .store
+            .entries()
+            .into_iter()
+            .filter(|e| self.urgent.contains(&e.key()))
+            .collect();
         let dns = self.prober.dns.clone();
         let concurrency = self.options.concurrency.max(1);
         let spread = std::mem::take(&mut self.cycle_pending);
@@ -240,7 +245,12 @@ impl LiveEngine {
                 self.in_flight.remove(&key);
                 self.status.cycle_done += 1;
                 let fallback = match &result {
-                    JobResult::Direct { host, addr, protocol: DirectProtocol::Negotiate, outcome } => {
+                    JobResult::Direct {
+                        host,
+                        addr,
+                        protocol: DirectProtocol::Negotiate,
+                        outcome,
+                    } => {
                         let failed = match outcome {
                             Ok(a) => !is_healthy_status(a.status) && a.version == "HTTP/2",
                             Err(_) => true,
@@ -308,5 +318,8 @@ impl LiveEngine {
 }
 
 fn now_unix() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

@@ -115,8 +115,10 @@ impl Store {
             }
         }
         let keys: HashSet<String> = self.hosts.iter().map(|h| h.entry.key()).collect();
-        self.coalesced.retain(|(o, t, _), _| keys.contains(o) && keys.contains(t));
-        self.last_verdicts.retain(|(o, t), _| keys.contains(o) && keys.contains(t));
+        self.coalesced
+            .retain(|(o, t, _), _| keys.contains(o) && keys.contains(t));
+        self.last_verdicts
+            .retain(|(o, t), _| keys.contains(o) && keys.contains(t));
         added
     }
 
@@ -126,7 +128,9 @@ impl Store {
 
     /// A new DNS answer for a host: addresses it no longer has are forgotten.
     pub fn set_dns(&mut self, key: &str, answer: DnsAnswer) {
-        let Some(h) = self.hosts.iter_mut().find(|h| h.entry.key() == key) else { return };
+        let Some(h) = self.hosts.iter_mut().find(|h| h.entry.key() == key) else {
+            return;
+        };
         h.endpoints.retain(|a, _| answer.addresses.contains(a));
         for a in &answer.addresses {
             h.endpoints.entry(*a).or_default();
@@ -152,19 +156,35 @@ impl Store {
         self.connections += 1;
         let key_of = |i: usize| hosts.get(i).map(|h| h.entry.key());
         match result {
-            JobResult::Origin { host, addr, handshake, own, coalesced, requests } => {
+            JobResult::Origin {
+                host,
+                addr,
+                handshake,
+                own,
+                coalesced,
+                requests,
+            } => {
                 self.requests += requests;
                 let Some(origin) = key_of(host) else { return };
                 for (t, outcome) in coalesced {
                     if let Some(target) = key_of(t) {
-                        push(self.coalesced.entry((origin.clone(), target, addr)).or_default(), at, outcome);
+                        push(
+                            self.coalesced.entry((origin.clone(), target, addr)).or_default(),
+                            at,
+                            outcome,
+                        );
                     }
                 }
-                let Some(ep) = self.endpoint(&origin, addr) else { return };
+                let Some(ep) = self.endpoint(&origin, addr) else {
+                    return;
+                };
                 match handshake {
                     Ok(tls) => {
                         push(&mut ep.handshakes, at, Ok((tls.connect_time, tls.handshake_time)));
-                        ep.cert = tls.chain.first().map(|der| cert::parse_leaf(der).map_err(|e| e.to_string()));
+                        ep.cert = tls
+                            .chain
+                            .first()
+                            .map(|der| cert::parse_leaf(der).map_err(|e| e.to_string()));
                         ep.tls = Some(tls);
                     }
                     Err(e) => push(&mut ep.handshakes, at, Err(e)),
@@ -173,10 +193,17 @@ impl Store {
                     push(&mut ep.own, at, o);
                 }
             }
-            JobResult::Direct { host, addr, protocol, outcome } => {
+            JobResult::Direct {
+                host,
+                addr,
+                protocol,
+                outcome,
+            } => {
                 self.requests += 1;
                 let Some(key) = key_of(host) else { return };
-                let Some(ep) = self.endpoint(&key, addr) else { return };
+                let Some(ep) = self.endpoint(&key, addr) else {
+                    return;
+                };
                 match protocol {
                     DirectProtocol::Negotiate => push(&mut ep.direct, at, outcome),
                     DirectProtocol::Http1Only => push(&mut ep.direct_http1, at, outcome),
@@ -186,12 +213,18 @@ impl Store {
     }
 
     fn endpoint(&mut self, key: &str, addr: IpAddr) -> Option<&mut LiveEndpoint> {
-        self.hosts.iter_mut().find(|h| h.entry.key() == key)?.endpoints.get_mut(&addr)
+        self.hosts
+            .iter_mut()
+            .find(|h| h.entry.key() == key)?
+            .endpoints
+            .get_mut(&addr)
     }
 
     /// Drop every sample older than the window.
     pub fn prune(&mut self, now: Instant) {
-        let Some(cutoff) = now.checked_sub(self.window) else { return };
+        let Some(cutoff) = now.checked_sub(self.window) else {
+            return;
+        };
         for h in &mut self.hosts {
             for ep in h.endpoints.values_mut() {
                 prune(&mut ep.handshakes, cutoff);
@@ -219,8 +252,11 @@ impl Store {
                     .endpoints
                     .iter()
                     .map(|(a, ep)| {
-                        let ok: Vec<(Duration, Duration)> =
-                            ep.handshakes.iter().filter_map(|(_, r)| r.as_ref().ok().copied()).collect();
+                        let ok: Vec<(Duration, Duration)> = ep
+                            .handshakes
+                            .iter()
+                            .filter_map(|(_, r)| r.as_ref().ok().copied())
+                            .collect();
                         let record = EndpointRecord {
                             tls: ep.tls.clone(),
                             cert: ep.cert.clone(),
@@ -241,7 +277,11 @@ impl Store {
                     .collect(),
             })
             .collect();
-        let index: HashMap<String, usize> = hosts.iter().enumerate().map(|(i, h)| (h.entry.key(), i)).collect();
+        let index: HashMap<String, usize> = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.entry.key(), i))
+            .collect();
         let mut coalesced = HashMap::new();
         for ((o, t, a), q) in &self.coalesced {
             if let (Some(&oi), Some(&ti)) = (index.get(o), index.get(t)) {
@@ -308,7 +348,12 @@ impl Store {
                 self.last_verdicts.insert(key, p.verdict.clone());
             }
         }
-        LiveView { report, histories, events: self.events.iter().cloned().collect(), status }
+        LiveView {
+            report,
+            histories,
+            events: self.events.iter().cloned().collect(),
+            status,
+        }
     }
 }
 
@@ -318,7 +363,12 @@ mod tests {
     use crate::engine::h2::HttpAnswer;
 
     fn entry(host: &str, line: usize) -> Entry {
-        Entry { host: host.into(), port: 443, path: None, line }
+        Entry {
+            host: host.into(),
+            port: 443,
+            path: None,
+            line,
+        }
     }
 
     fn answer(status: u16) -> Outcome {
@@ -334,13 +384,19 @@ mod tests {
     }
 
     fn dns(addr: &str) -> DnsAnswer {
-        DnsAnswer { addresses: vec![addr.parse().unwrap()], ..Default::default() }
+        DnsAnswer {
+            addresses: vec![addr.parse().unwrap()],
+            ..Default::default()
+        }
     }
 
     #[test]
     fn reload_keeps_unchanged_history_and_drops_removed_names() {
         let mut store = Store::new(Duration::from_secs(60), "/".into());
-        assert_eq!(store.set_entries(&[entry("a.test", 1), entry("b.test", 2)]), vec!["a.test:443", "b.test:443"]);
+        assert_eq!(
+            store.set_entries(&[entry("a.test", 1), entry("b.test", 2)]),
+            vec!["a.test:443", "b.test:443"]
+        );
         store.set_dns("a.test:443", dns("127.0.0.1"));
         store.set_dns("b.test:443", dns("127.0.0.1"));
         let hosts = store.hosts_for_jobs();
@@ -373,7 +429,12 @@ mod tests {
         let r = store.records(1);
         assert_eq!(r.hosts[0].entry.host, "b.test");
         assert_eq!(r.hosts[0].endpoints.values().next().unwrap().direct.len(), 1);
-        assert_eq!(r.coalesced.get(&(1, 0, "127.0.0.1".parse().unwrap())).map(|v| v.len()), Some(1));
+        assert_eq!(
+            r.coalesced
+                .get(&(1, 0, "127.0.0.1".parse().unwrap()))
+                .map(|v| v.len()),
+            Some(1)
+        );
         // b removed: the pair's samples go with it.
         store.set_entries(&[entry("a.test", 1)]);
         assert!(store.records(1).coalesced.is_empty());
@@ -398,9 +459,24 @@ mod tests {
                 start + Duration::from_millis(i),
             );
         }
-        assert_eq!(store.records(1).hosts[0].endpoints.values().next().unwrap().direct.len(), MAX_SAMPLES);
+        assert_eq!(
+            store.records(1).hosts[0]
+                .endpoints
+                .values()
+                .next()
+                .unwrap()
+                .direct
+                .len(),
+            MAX_SAMPLES
+        );
         store.prune(start + Duration::from_secs(3600));
-        assert!(store.records(1).hosts[0].endpoints.values().next().unwrap().direct.is_empty());
+        assert!(store.records(1).hosts[0]
+            .endpoints
+            .values()
+            .next()
+            .unwrap()
+            .direct
+            .is_empty());
     }
 
     #[test]

@@ -53,10 +53,7 @@ pub(crate) fn describe(f: &Facts<'_>) -> String {
     let _ = writeln!(out, "  watch-file: {}", f.watchfile.display());
     let _ = writeln!(out, "  port      : {} on 127.0.0.10 and up", f.port);
     if f.dynamic {
-        let _ = writeln!(
-            out,
-            "  mode      : dynamic (some scenarios change every minute)"
-        );
+        let _ = writeln!(out, "  mode      : dynamic (some scenarios change every minute)");
     }
     let _ = writeln!(out, "\nRun:");
     let _ = writeln!(

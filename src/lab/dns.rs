@@ -51,15 +51,11 @@ pub(crate) fn catalog(zone: &str, names: &[(&str, Vec<Ipv4Addr>)]) -> anyhow::Re
         TTL,
     );
     anyhow::ensure!(
-        handler.upsert_mut(
-            Record::from_rdata(origin.clone(), TTL, RData::SOA(soa)),
-            serial
-        ),
+        handler.upsert_mut(Record::from_rdata(origin.clone(), TTL, RData::SOA(soa)), serial),
         "inserting the lab SOA"
     );
     for (name, addrs) in names {
-        let fqdn =
-            Name::from_ascii(format!("{name}.")).with_context(|| format!("lab name {name}"))?;
+        let fqdn = Name::from_ascii(format!("{name}.")).with_context(|| format!("lab name {name}"))?;
         for addr in addrs {
             let record = Record::from_rdata(fqdn.clone(), TTL, RData::A(A(*addr)));
             anyhow::ensure!(handler.upsert_mut(record, serial), "inserting {name} A");

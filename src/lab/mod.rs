@@ -350,18 +350,3 @@ fn make_dir(dir: Option<&Path>) -> anyhow::Result<(PathBuf, bool)> {
     }
     anyhow::bail!("could not create a lab directory in {}", base.display())
 }
-
-impl Lab {
-    /// Placeholder until the lab lands.
-    pub fn describe(&self) -> String {
-        todo!()
-    }
-    pub async fn shutdown(self) {
-        todo!()
-    }
-}
-
-/// Host findings the lab must produce: (host, finding kind).
-pub fn expected_findings() -> Vec<(&'static str, &'static str)> {
-    todo!()
-}

@@ -60,9 +60,7 @@ impl Clock {
         let elapsed = self.start.elapsed().as_millis();
         let len = PHASE_LEN.as_millis();
         let left = len - elapsed % len;
-        Some(Duration::from_millis(
-            u64::try_from(left).unwrap_or(u64::MAX),
-        ))
+        Some(Duration::from_millis(u64::try_from(left).unwrap_or(u64::MAX)))
     }
 
     /// The style `endpoint` has now.

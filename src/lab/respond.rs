@@ -41,9 +41,7 @@ pub(crate) fn decide(
     match style {
         Style::ByHost | Style::Blackhole => by_host(host_site),
         Style::NginxClientAuth { protected } => match host_site {
-            Some(h) if h.name == protected && !same => {
-                Outcome::NginxMisdirected { vhost: sni_site }
-            }
+            Some(h) if h.name == protected && !same => Outcome::NginxMisdirected { vhost: sni_site },
             _ => by_host(host_site),
         },
         Style::ApacheStrict => match host_site {
@@ -163,12 +161,7 @@ fn site_page(site: &Site, status: StatusCode, live: &LiveCounter) -> String {
     )
 }
 
-fn html(
-    status: StatusCode,
-    server: &str,
-    vhost: Option<&Site>,
-    body: String,
-) -> Response<Full<Bytes>> {
+fn html(status: StatusCode, server: &str, vhost: Option<&Site>, body: String) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -272,13 +265,7 @@ mod tests {
         ];
         for &(style, sni, host, conn, want, site) in cases {
             let got = decide(style, sni, Some(host), conn);
-            assert_eq!(
-                status(got),
-                want,
-                "{style:?} sni={} host={}",
-                sni.name,
-                host.name
-            );
+            assert_eq!(status(got), want, "{style:?} sni={} host={}", sni.name, host.name);
             if let Some(name) = site {
                 assert_eq!(got, Outcome::Serve(if name == A.name { &A } else { &B }));
             }
@@ -301,11 +288,7 @@ mod tests {
         let live = LiveCounter::default();
         let r = render(decide(nginx, &A, Some(&B), 0), "nginx", &live);
         assert_eq!(r.headers()["x-vhost"], "a.x.test");
-        let r = render(
-            decide(Style::ApacheStrict, &A, Some(&B), 0),
-            "apache",
-            &live,
-        );
+        let r = render(decide(Style::ApacheStrict, &A, Some(&B), 0), "apache", &live);
         assert_eq!(r.headers()["x-vhost"], "b.x.test");
         let r = render(Outcome::EnvoyNotFound, "envoy", &live);
         assert_eq!(r.headers()["server"], "envoy");

@@ -103,12 +103,7 @@ pub(crate) struct CertSpec {
 }
 
 /// One expected pair verdict: (origin, target, verdict, reason).
-pub(crate) type Pair = (
-    &'static str,
-    &'static str,
-    &'static str,
-    Option<&'static str>,
-);
+pub(crate) type Pair = (&'static str, &'static str, &'static str, Option<&'static str>);
 
 /// One scenario of the lab.
 #[derive(Debug, Clone, Copy)]
@@ -172,10 +167,7 @@ const ROUTER: [&str; 2] = ["alpha.router.coalscope.test", "beta.router.coalscope
 const LB: [&str; 2] = ["pay.lb.coalscope.test", "cart.lb.coalscope.test"];
 const MULTI: [&str; 2] = ["media.multi.coalscope.test", "cdn.multi.coalscope.test"];
 const H1: [&str; 2] = ["legacy.h1.coalscope.test", "old.h1.coalscope.test"];
-const CERTS: [&str; 2] = [
-    "expired.certs.coalscope.test",
-    "untrusted.certs.coalscope.test",
-];
+const CERTS: [&str; 2] = ["expired.certs.coalscope.test", "untrusted.certs.coalscope.test"];
 const SPLIT: [&str; 2] = ["one.split.coalscope.test", "two.split.coalscope.test"];
 const GEO: [&str; 2] = ["east.geo.coalscope.test", "west.geo.coalscope.test"];
 const BROKEN: [&str; 2] = ["status.broken.coalscope.test", "app.broken.coalscope.test"];

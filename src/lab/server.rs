@@ -129,9 +129,7 @@ async fn connection(tcp: TcpStream, conn: u64, rt: Arc<EndpointRuntime>) {
     // requested (`ssl_verify_client optional`).
     let style = rt.clock.style_of(rt.endpoint);
     let config = match (style, start.client_hello().server_name()) {
-        (Style::NginxClientAuth { protected }, Some(sni))
-            if sni.eq_ignore_ascii_case(protected) =>
-        {
+        (Style::NginxClientAuth { protected }, Some(sni)) if sni.eq_ignore_ascii_case(protected) => {
             configs.client_auth
         }
         _ => configs.plain,

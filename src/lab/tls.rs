@@ -69,11 +69,10 @@ impl EndpointTls {
         roots
             .add(client_roots.clone())
             .context("client-certificate roots")?;
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .allow_unauthenticated()
-                .build()
-                .context("client-certificate verifier")?;
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .allow_unauthenticated()
+            .build()
+            .context("client-certificate verifier")?;
         let plain = server_config(provider.clone(), resolver.clone(), alpn, None)?;
         let client_auth = server_config(provider, resolver, alpn, Some(verifier))?;
         Ok(EndpointTls { plain, client_auth })

@@ -31,10 +31,7 @@ pub(super) struct Reply {
 
 impl Reply {
     pub(super) fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
     }
 }
 
@@ -121,11 +118,10 @@ async fn fetch_with(
     let io = TokioIo::new(tls);
     let work = async {
         let response = if negotiated.as_deref() == Some(b"h2".as_slice()) {
-            let (mut sender, conn) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+            let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
             tokio::spawn(conn);
-            let req = http::Request::get(format!("https://{host}:{}/", lab.port))
-                .body(Empty::<Bytes>::new())?;
+            let req =
+                http::Request::get(format!("https://{host}:{}/", lab.port)).body(Empty::<Bytes>::new())?;
             sender.send_request(req).await?
         } else {
             let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;

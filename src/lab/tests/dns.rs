@@ -83,19 +83,11 @@ async fn dns_answers_over_udp_and_tcp() {
         );
 
         let ghost = ask("ghost.coalscope.test.").await.expect("answer");
-        assert_eq!(
-            ghost.metadata.response_code,
-            ResponseCode::NXDomain,
-            "tcp={tcp}"
-        );
+        assert_eq!(ghost.metadata.response_code, ResponseCode::NXDomain, "tcp={tcp}");
         assert!(ghost.answers.is_empty());
 
         let outside = ask("example.com.").await.expect("answer");
-        assert_eq!(
-            outside.metadata.response_code,
-            ResponseCode::Refused,
-            "tcp={tcp}"
-        );
+        assert_eq!(outside.metadata.response_code, ResponseCode::Refused, "tcp={tcp}");
     }
     lab.shutdown().await;
 }

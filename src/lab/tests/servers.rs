@@ -15,19 +15,13 @@ async fn lab() -> Lab {
 async fn nginx_client_auth_block_gets_421_on_other_sni() {
     let lab = lab().await;
     let (shop, admin) = ("shop.nginx.coalscope.test", "admin.nginx.coalscope.test");
-    let r = fetch(&lab, 11, shop, admin)
-        .await
-        .expect("coalesced request");
+    let r = fetch(&lab, 11, shop, admin).await.expect("coalesced request");
     assert_eq!(r.status, 421);
     assert_eq!(r.alpn.as_deref(), Some(b"h2".as_slice()));
     assert!(r
         .body
         .contains("<center><h1>421 Misdirected Request</h1></center>"));
-    assert_eq!(
-        r.header("x-vhost"),
-        shop,
-        "nginx sends the SNI block's headers"
-    );
+    assert_eq!(r.header("x-vhost"), shop, "nginx sends the SNI block's headers");
     assert_eq!(r.header("server"), "coalscope-lab (nginx)");
 
     let r = fetch(&lab, 11, admin, shop).await.expect("other way");
@@ -58,20 +52,14 @@ async fn apache_and_caddy_are_strict_both_ways() {
             host,
             "apache sends the target vhost's headers"
         );
-        assert_eq!(
-            fetch(&lab, 12, host, host).await.expect("direct").status,
-            200
-        );
+        assert_eq!(fetch(&lab, 12, host, host).await.expect("direct").status, 200);
     }
     let (api, www) = ("api.caddy.coalscope.test", "www.caddy.coalscope.test");
     for (sni, host) in [(api, www), (www, api)] {
         let r = fetch(&lab, 13, sni, host).await.expect("caddy");
         assert_eq!(r.status, 421);
         assert!(r.body.is_empty());
-        assert_eq!(
-            fetch(&lab, 13, host, host).await.expect("direct").status,
-            200
-        );
+        assert_eq!(fetch(&lab, 13, host, host).await.expect("direct").status, 200);
     }
     lab.shutdown().await;
 }
@@ -111,10 +99,7 @@ async fn load_balancer_alternates_per_connection() {
     }
     assert_eq!(statuses, vec![200, 421, 200, 421]);
     for _ in 0..2 {
-        assert_eq!(
-            fetch(&lab, 16, cart, cart).await.expect("direct").status,
-            200
-        );
+        assert_eq!(fetch(&lab, 16, cart, cart).await.expect("direct").status, 200);
     }
     lab.shutdown().await;
 }
@@ -125,10 +110,7 @@ async fn multi_address_names_differ_per_address() {
     let (media, cdn) = ("media.multi.coalscope.test", "cdn.multi.coalscope.test");
     assert_eq!(fetch(&lab, 17, media, cdn).await.expect(".17").status, 200);
     assert_eq!(fetch(&lab, 18, media, cdn).await.expect(".18").status, 421);
-    assert_eq!(
-        fetch(&lab, 18, cdn, cdn).await.expect(".18 direct").status,
-        200
-    );
+    assert_eq!(fetch(&lab, 18, cdn, cdn).await.expect(".18 direct").status, 200);
     lab.shutdown().await;
 }
 
@@ -174,20 +156,8 @@ async fn broken_app_answers_503_even_directly() {
     let lab = lab().await;
     let (status, app) = ("status.broken.coalscope.test", "app.broken.coalscope.test");
     assert_eq!(fetch(&lab, 25, app, app).await.expect("direct").status, 503);
-    assert_eq!(
-        fetch(&lab, 25, status, app)
-            .await
-            .expect("coalesced")
-            .status,
-        503
-    );
-    assert_eq!(
-        fetch(&lab, 25, app, status)
-            .await
-            .expect("other way")
-            .status,
-        200
-    );
+    assert_eq!(fetch(&lab, 25, status, app).await.expect("coalesced").status, 503);
+    assert_eq!(fetch(&lab, 25, app, status).await.expect("other way").status, 200);
     lab.shutdown().await;
 }
 
@@ -196,20 +166,12 @@ async fn bad_certificates_fail_verification() {
     let lab = lab().await;
     let expired = "expired.certs.coalscope.test";
     let untrusted = "untrusted.certs.coalscope.test";
-    let err = fetch(&lab, 20, expired, expired)
-        .await
-        .expect_err("expired");
-    assert!(
-        format!("{err:#}").to_lowercase().contains("expired"),
-        "{err:#}"
-    );
+    let err = fetch(&lab, 20, expired, expired).await.expect_err("expired");
+    assert!(format!("{err:#}").to_lowercase().contains("expired"), "{err:#}");
     let err = fetch(&lab, 20, untrusted, untrusted)
         .await
         .expect_err("untrusted");
-    assert!(
-        format!("{err:#}").to_lowercase().contains("issuer"),
-        "{err:#}"
-    );
+    assert!(format!("{err:#}").to_lowercase().contains("issuer"), "{err:#}");
     // Split names each get their own (valid) certificate.
     let one = "one.split.coalscope.test";
     assert_eq!(fetch(&lab, 21, one, one).await.expect("split").status, 200);
@@ -248,10 +210,7 @@ async fn start_and_stop_twice_on_the_same_ports() {
     .await
     .expect("second start on the same ports");
     let www = "www.good.coalscope.test";
-    assert_eq!(
-        fetch(&again, 10, www, www).await.expect("served").status,
-        200
-    );
+    assert_eq!(fetch(&again, 10, www, www).await.expect("served").status, 200);
     drop(again);
 }
 
@@ -285,9 +244,7 @@ async fn files_and_description() {
     assert!(!lab.is_dynamic());
     assert_eq!(lab.next_change_in(), None);
     let resolve = lab.resolve_args();
-    assert!(resolve.contains(&format!(
-        "cdn.multi.coalscope.test:{port}:127.0.0.17,127.0.0.18"
-    )));
+    assert!(resolve.contains(&format!("cdn.multi.coalscope.test:{port}:127.0.0.17,127.0.0.18")));
     assert!(!resolve.iter().any(|r| r.starts_with("ghost.")));
     lab.shutdown().await;
 }
@@ -317,10 +274,7 @@ async fn dynamic_lab_changes_with_the_phase() {
     assert!(next <= Duration::from_secs(60));
     // Phase 1: nginx's admin block no longer requires client certificates.
     let (shop, admin) = ("shop.nginx.coalscope.test", "admin.nginx.coalscope.test");
-    assert_eq!(
-        fetch(&lab, 11, shop, admin).await.expect("fixed").status,
-        200
-    );
+    assert_eq!(fetch(&lab, 11, shop, admin).await.expect("fixed").status, 200);
     assert!(!client_cert_requested(&lab, 11, admin).await.expect("admin"));
     lab.shutdown().await;
 
@@ -346,10 +300,7 @@ async fn dynamic_lab_changes_with_the_phase() {
     assert_eq!(fetch(&lab, 10, www, api).await.expect("good").status, 421);
     assert_eq!(fetch(&lab, 10, api, api).await.expect("direct").status, 200);
     assert_eq!(
-        fetch(&lab, 11, shop, admin)
-            .await
-            .expect("nginx back")
-            .status,
+        fetch(&lab, 11, shop, admin).await.expect("nginx back").status,
         421
     );
     lab.shutdown().await;
@@ -362,20 +313,14 @@ async fn bad_clients_do_not_stop_a_server() {
     let addr = ("127.0.0.10", lab.port);
     // Garbage instead of a ClientHello, a connection closed at once, a silent one.
     let mut garbage = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    garbage
-        .write_all(b"GET / HTTP/1.1\r\n\r\n")
-        .await
-        .expect("write");
+    garbage.write_all(b"GET / HTTP/1.1\r\n\r\n").await.expect("write");
     drop(tokio::net::TcpStream::connect(addr).await.expect("connect"));
     let _silent = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut buf = [0u8; 64];
     let _ = tokio::time::timeout(Duration::from_secs(2), garbage.read(&mut buf)).await;
     let www = "www.good.coalscope.test";
     assert_eq!(
-        fetch(&lab, 10, www, www)
-            .await
-            .expect("still serving")
-            .status,
+        fetch(&lab, 10, www, www).await.expect("still serving").status,
         200
     );
     // Without SNI (e.g. by IP) the address's default certificate and site answer.

@@ -42,10 +42,7 @@ fn expectations_are_exactly_the_contract_pairs() {
             }
         }
     }
-    let got: Vec<_> = expectations()
-        .into_iter()
-        .map(|e| (e.origin, e.target))
-        .collect();
+    let got: Vec<_> = expectations().into_iter().map(|e| (e.origin, e.target)).collect();
     let got_set: BTreeSet<_> = got.iter().copied().collect();
     assert_eq!(got.len(), got_set.len(), "duplicate expectations");
     assert_eq!(got_set, wanted);
@@ -62,12 +59,7 @@ fn expectation_verdicts_follow_the_contract() {
         "not-coalescable",
         "error",
     ];
-    let reasons = [
-        "no-shared-address",
-        "cert-not-covering",
-        "no-h2",
-        "cert-invalid",
-    ];
+    let reasons = ["no-shared-address", "cert-not-covering", "no-h2", "cert-invalid"];
     for e in expectations() {
         assert!(verdicts.contains(&e.verdict), "{e:?}");
         match e.reason {
