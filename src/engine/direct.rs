@@ -2,7 +2,6 @@
 //! (SNI = the host), used as the reference answer for a target, and an HTTP/1.1 request
 //! that tells whether only HTTP/2 is affected when the HTTP/2 answers fail.
 
-use std::error::Error as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -92,21 +91,16 @@ pub async fn request(
 
 /// Maps a reqwest error to the phase it happened in.
 fn map_error(e: &reqwest::Error, timeout: std::time::Duration) -> ProbeError {
-    // Find the deepest io::Error and rustls::Error in the chain.
+    // Find the deepest io::Error and rustls::Error among the causes.
     let mut rustls_error = None;
     let mut io_error = None;
-    let mut current: Option<&(dyn std::error::Error + 'static)> = e.source();
-    while let Some(err) = current {
-        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+    for cause in h2::causes(e) {
+        if let Some(r) = cause.downcast_ref::<rustls::Error>() {
             rustls_error = Some(r);
         }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             io_error = Some(io);
-            if let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                rustls_error = Some(r);
-            }
         }
-        current = err.source();
     }
     let timed_out =
         e.is_timeout() || io_error.is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
@@ -139,4 +133,216 @@ fn map_error(e: &reqwest::Error, timeout: std::time::Duration) -> ProbeError {
         };
     }
     ProbeError::Http(h2::http_error_message(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testsupport::{
+        local, raw_server, refused_addr, sha256_hex, simple_server, tls_server, Pki, RawBehaviour,
+        ServerOptions, Validity,
+    };
+    use std::time::Duration;
+
+    const T: Duration = Duration::from_secs(2);
+
+    #[tokio::test]
+    async fn the_chosen_address_is_used_with_sni_and_h2() {
+        let pki = Pki::new("test CA");
+        let first = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let port = first.addr.port();
+        // Same port on another loopback address: only the address tells them apart.
+        let (chain, key) = pki.leaf(&["a.test"], Validity::Current);
+        let second = tls_server(local(2, port), chain, key, ServerOptions::default()).await;
+        let settings = pki.settings(T);
+
+        let answer = request(
+            &settings,
+            "a.test",
+            port,
+            "/p",
+            local(2, 0).ip(),
+            DirectProtocol::Negotiate,
+        )
+        .await
+        .expect("request");
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.version, "HTTP/2");
+        assert_eq!(
+            answer.body_digest,
+            sha256_hex(b"site=a.test sni=a.test path=/p")
+        );
+        assert_eq!(answer.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(answer.server.as_deref(), Some("testsrv/1"));
+        assert!(first.seen().is_empty());
+        let seen = second.seen();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].sni.as_deref(), Some("a.test"));
+        assert_eq!(seen[0].authority, format!("a.test:{port}"));
+
+        let answer = request(
+            &settings,
+            "a.test",
+            port,
+            "/p",
+            local(1, 0).ip(),
+            DirectProtocol::Negotiate,
+        )
+        .await
+        .expect("request");
+        assert_eq!(answer.status, 200);
+        assert_eq!(first.seen().len(), 1);
+        assert_eq!(second.seen().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn http1_only_and_fresh_connections() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let settings = pki.settings(T);
+        let ip = server.addr.ip();
+        let port = server.addr.port();
+        let answer = request(
+            &settings,
+            "a.test",
+            port,
+            "/",
+            ip,
+            DirectProtocol::Http1Only,
+        )
+        .await
+        .expect("request");
+        assert_eq!(answer.version, "HTTP/1.1");
+        assert_eq!(server.seen()[0].version, http::Version::HTTP_11);
+        let again = request(
+            &settings,
+            "a.test",
+            port,
+            "/",
+            ip,
+            DirectProtocol::Http1Only,
+        )
+        .await
+        .expect("request");
+        assert_eq!(again.body_digest, answer.body_digest);
+        assert_eq!(server.accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(
+            server.wait_closed(2, T * 3).await,
+            "no connection kept open"
+        );
+    }
+
+    #[tokio::test]
+    async fn same_digest_as_the_h2_probe_and_capped_body() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let settings = pki.settings(T);
+        let (ip, port) = (server.addr.ip(), server.addr.port());
+        let mut conn = crate::engine::h2::open(&settings, server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        for path in ["/", "/big"] {
+            let via_h2 = conn.request("a.test", port, path, T).await.expect("h2");
+            for protocol in [DirectProtocol::Negotiate, DirectProtocol::Http1Only] {
+                let direct = request(&settings, "a.test", port, path, ip, protocol)
+                    .await
+                    .expect("direct");
+                assert_eq!(
+                    direct.body_digest, via_h2.body_digest,
+                    "{path} {protocol:?}"
+                );
+                assert_eq!(direct.body_len, via_h2.body_len);
+                assert_eq!(direct.content_type, via_h2.content_type);
+            }
+        }
+        let started = std::time::Instant::now();
+        let endless = request(
+            &settings,
+            "a.test",
+            port,
+            "/endless",
+            ip,
+            DirectProtocol::Http1Only,
+        )
+        .await
+        .expect("endless");
+        assert_eq!(endless.body_len, crate::engine::h2::BODY_CAP);
+        assert!(started.elapsed() < T);
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed_and_bad_certificates_are_ignored() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Expired).await;
+        let settings = TlsSettings::new(None, T).expect("settings");
+        let answer = request(
+            &settings,
+            "a.test",
+            server.addr.port(),
+            "/redirect",
+            server.addr.ip(),
+            DirectProtocol::Negotiate,
+        )
+        .await
+        .expect("request");
+        assert_eq!(answer.status, 302);
+        assert_eq!(server.seen().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn failures_name_their_phase() {
+        let short = Duration::from_millis(500);
+        let settings = TlsSettings::new(None, short).expect("settings");
+        let go = |addr: SocketAddr, path: &'static str| {
+            let settings = settings.clone();
+            async move {
+                request(
+                    &settings,
+                    "a.test",
+                    addr.port(),
+                    path,
+                    addr.ip(),
+                    DirectProtocol::Negotiate,
+                )
+                .await
+                .err()
+            }
+        };
+        let refused = refused_addr().await;
+        assert_eq!(
+            go(refused, "/").await,
+            Some(ProbeError::Connect("connection refused".into()))
+        );
+
+        let silent = raw_server(RawBehaviour::Silent).await;
+        let started = Instant::now();
+        let err = go(silent.addr, "/").await;
+        assert!(matches!(err, Some(ProbeError::Timeout { .. })), "{err:?}");
+        assert!(started.elapsed() < short * 3, "{:?}", started.elapsed());
+
+        let garbage = raw_server(RawBehaviour::Garbage).await;
+        assert_eq!(
+            go(garbage.addr, "/").await,
+            Some(ProbeError::Tls("received garbage (not TLS)".into()))
+        );
+        let closer = raw_server(RawBehaviour::Close).await;
+        assert_eq!(
+            go(closer.addr, "/").await,
+            Some(ProbeError::Tls("handshake closed by peer".into()))
+        );
+
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let started = Instant::now();
+        assert_eq!(
+            go(server.addr, "/hang").await,
+            Some(ProbeError::Timeout {
+                phase: Phase::Request,
+                after: short
+            })
+        );
+        assert!(started.elapsed() < short * 3, "{:?}", started.elapsed());
+    }
 }

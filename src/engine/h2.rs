@@ -261,14 +261,20 @@ const H2_REASONS: &[&str] = &[
 pub(crate) fn http_error_message(error: &(dyn std::error::Error + 'static)) -> String {
     // The h2 crate is not a direct dependency, so its error is recognised by its Debug
     // text, e.g. `Error { kind: Reset(StreamId(1), REFUSED_STREAM, Remote) }`.
-    let mut current = Some(error);
     let mut innermost = error.to_string();
-    while let Some(e) = current {
+    let mut outer_io = None;
+    for e in causes(error) {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(text) = io.get_ref().and_then(|inner| h2_message(inner)) {
-                return text;
+            if io.get_ref().is_none() {
+                return tls::io_message(io);
             }
-            return tls::io_message(io);
+            // Look further inside (an h2 error, a TLS error) before settling for this one.
+            outer_io.get_or_insert(io);
+            continue;
+        }
+        if let Some(r) = e.downcast_ref::<rustls::Error>() {
+            let io = std::io::Error::new(std::io::ErrorKind::InvalidData, r.clone());
+            return format!("tls: {}", tls::tls_io_message(&io));
         }
         if let Some(h) = e.downcast_ref::<hyper::Error>() {
             if h.is_parse_too_large() {
@@ -288,7 +294,9 @@ pub(crate) fn http_error_message(error: &(dyn std::error::Error + 'static)) -> S
             return text;
         }
         innermost = e.to_string();
-        current = e.source();
+    }
+    if let Some(io) = outer_io {
+        return tls::io_message(io);
     }
     if error
         .downcast_ref::<hyper::Error>()
@@ -297,6 +305,28 @@ pub(crate) fn http_error_message(error: &(dyn std::error::Error + 'static)) -> S
         return "connection closed".into();
     }
     innermost
+}
+
+/// `error` and its causes, outermost first. Unlike `Error::source`, this also steps into the
+/// error an `io::Error` wraps (its `source()` skips that error and returns *its* source).
+pub(crate) fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut chain = Vec::new();
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if chain.len() >= 32 {
+            break;
+        }
+        chain.push(e);
+        current = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    chain
 }
 
 /// Recognises an h2 crate error by its Display ("stream error received: ...") and names
@@ -323,5 +353,217 @@ fn h2_message(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         Some(format!("protocol error: {reason}"))
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testsupport::{
+        local, sha256_hex, simple_server, tls_server, Pki, ServerOptions, Validity,
+    };
+
+    const T: Duration = Duration::from_secs(2);
+
+    #[tokio::test]
+    async fn one_connection_carries_two_authorities() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test", "b.test"], Validity::Current).await;
+        let port = server.addr.port();
+        let opened = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open");
+        assert_eq!(opened.tls.alpn.as_deref(), Some("h2"));
+        let mut conn = opened.conn.expect("h2 negotiated");
+
+        let a = conn.request("a.test", port, "/", T).await.expect("a");
+        let b = conn.request("b.test", port, "/x?y=1", T).await.expect("b");
+        assert_eq!(a.status, 200);
+        assert_eq!(b.status, 200);
+        assert_eq!(a.version, "HTTP/2");
+        assert_eq!(a.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(a.server.as_deref(), Some("testsrv/1"));
+        let body_b = b"site=b.test sni=a.test path=/x";
+        assert_eq!(b.body_digest, sha256_hex(body_b));
+        assert_eq!(b.body_len, body_b.len());
+        assert_ne!(a.body_digest, b.body_digest);
+
+        let seen = server.seen();
+        assert_eq!(seen.len(), 2);
+        for s in &seen {
+            assert_eq!(s.sni.as_deref(), Some("a.test"));
+            assert_eq!(s.connection, 1, "both requests on the first connection");
+            assert_eq!(s.version, http::Version::HTTP_2);
+        }
+        assert_eq!(seen[0].authority, format!("a.test:{port}"));
+        assert_eq!(seen[1].authority, format!("b.test:{port}"));
+        assert_eq!(server.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(!conn.is_closed());
+    }
+
+    #[tokio::test]
+    async fn misdirected_request_gets_421() {
+        let pki = Pki::new("test CA");
+        let names = ["a.test", "misdirected.test"];
+        let server = simple_server(&pki, &names, Validity::Current).await;
+        let port = server.addr.port();
+        let settings = pki.settings(T);
+        let mut conn = open(&settings, server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        let answer = conn
+            .request("misdirected.test", port, "/", T)
+            .await
+            .expect("request");
+        assert_eq!(answer.status, 421);
+        let mut own = open(&settings, server.addr, "misdirected.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        let answer = own
+            .request("misdirected.test", port, "/", T)
+            .await
+            .expect("request");
+        assert_eq!(answer.status, 200);
+    }
+
+    #[tokio::test]
+    async fn http1_only_server_gives_no_connection() {
+        let pki = Pki::new("test CA");
+        let (chain, key) = pki.leaf(&["a.test"], Validity::Current);
+        let options = ServerOptions {
+            alpn: vec![b"http/1.1".to_vec()],
+            tls12_only: false,
+        };
+        let server = tls_server(local(1, 0), chain, key, options).await;
+        let opened = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open");
+        assert!(opened.conn.is_none());
+        assert_eq!(opened.tls.alpn.as_deref(), Some("http/1.1"));
+        assert_eq!(opened.tls.chain.len(), 2);
+        assert!(
+            server.wait_closed(1, T * 3).await,
+            "the TLS connection is closed"
+        );
+    }
+
+    #[tokio::test]
+    async fn body_is_capped_and_endless_bodies_end() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let port = server.addr.port();
+        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+
+        let big = conn.request("a.test", port, "/big", T).await.expect("big");
+        assert_eq!(big.body_len, BODY_CAP);
+        assert_eq!(big.body_digest, sha256_hex(&vec![b'b'; BODY_CAP]));
+
+        let started = Instant::now();
+        let endless = conn
+            .request("a.test", port, "/endless", T)
+            .await
+            .expect("endless");
+        assert_eq!(endless.body_len, BODY_CAP);
+        assert!(started.elapsed() < T);
+
+        // Only the streams were dropped: the connection still works.
+        let after = conn.request("a.test", port, "/", T).await.expect("after");
+        assert_eq!(after.status, 200);
+        assert_eq!(server.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn request_timeout() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        let short = Duration::from_millis(300);
+        let started = Instant::now();
+        let err = conn
+            .request("a.test", server.addr.port(), "/hang", short)
+            .await
+            .err();
+        assert_eq!(
+            err,
+            Some(ProbeError::Timeout {
+                phase: Phase::Request,
+                after: short
+            })
+        );
+        assert!(started.elapsed() < short * 3, "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn dropping_the_connection_closes_the_socket() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        conn.request("a.test", server.addr.port(), "/", T)
+            .await
+            .expect("request");
+        assert_eq!(server.closed.load(std::sync::atomic::Ordering::SeqCst), 0);
+        drop(conn);
+        assert!(server.wait_closed(1, T * 3).await, "server saw EOF");
+    }
+
+    #[tokio::test]
+    async fn server_gone_is_an_http_error() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let port = server.addr.port();
+        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        drop(server);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let err = conn.request("a.test", port, "/", T).await.err();
+        match err {
+            Some(ProbeError::Http(text)) => assert!(text.contains("closed"), "{text}"),
+            other => panic!("expected an http error, got {other:?}"),
+        }
+        assert!(conn.is_closed());
+    }
+
+    #[test]
+    fn authorities() {
+        assert_eq!(authority("a.test", 443), "a.test");
+        assert_eq!(authority("a.test", 8443), "a.test:8443");
+        assert_eq!(authority("::1", 443), "[::1]");
+        assert_eq!(authority("::1", 8443), "[::1]:8443");
+        assert_eq!(authority("[::1]", 8443), "[::1]:8443");
+        assert_eq!(normalize_path("x"), "/x");
+        assert_eq!(normalize_path("/x"), "/x");
+    }
+
+    #[test]
+    fn header_extraction() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, "Text/HTML ; charset=utf-8".parse().unwrap());
+        headers.insert(SERVER, "x".repeat(1000).parse().unwrap());
+        assert_eq!(content_type(&headers).as_deref(), Some("text/html"));
+        assert_eq!(
+            server_header(&headers).map(|s| s.len()),
+            Some(SERVER_HEADER_CAP)
+        );
+        headers.insert(CONTENT_TYPE, ";".parse().unwrap());
+        assert_eq!(content_type(&headers), None);
     }
 }

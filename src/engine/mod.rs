@@ -10,3 +10,6 @@ pub mod h2;
 pub mod policy;
 pub mod tls;
 pub mod verdict;
+
+#[cfg(test)]
+pub(crate) mod testsupport;

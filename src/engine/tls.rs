@@ -392,3 +392,219 @@ fn snake_case(name: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testsupport::{
+        local, raw_server, refused_addr, simple_server, tls_server, Pki, RawBehaviour,
+        ServerOptions, Validity,
+    };
+
+    const T: Duration = Duration::from_millis(500);
+
+    #[tokio::test]
+    async fn trusted_chain_is_captured_with_alpn_and_version() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test", "b.test"], Validity::Current).await;
+        let (_stream, info) = connect(&pki.settings(T), server.addr, "a.test", ALPN_H2_H1)
+            .await
+            .expect("connect");
+        assert_eq!(info.chain.len(), 2);
+        assert_eq!(info.chain[1], pki.ca_der());
+        assert_eq!(info.chain_error, None);
+        assert_eq!(info.alpn.as_deref(), Some("h2"));
+        assert_eq!(info.version, "TLSv1.3");
+    }
+
+    #[tokio::test]
+    async fn chain_errors_are_reported_not_enforced() {
+        let pki = Pki::new("test CA");
+        let settings = pki.settings(T);
+        for (validity, sni, expected) in [
+            (Validity::Expired, "a.test", Some("expired")),
+            (Validity::NotYetValid, "a.test", Some("not yet valid")),
+            // Name coverage is not the chain's business...
+            (Validity::Current, "other.test", None),
+            // ...but a mismatching name must not hide another problem.
+            (Validity::Expired, "other.test", Some("expired")),
+        ] {
+            let server = simple_server(&pki, &["a.test"], validity).await;
+            let (_s, info) = connect(&settings, server.addr, sni, ALPN_H2_H1)
+                .await
+                .expect("handshake despite a bad certificate");
+            assert_eq!(info.chain_error.as_deref(), expected, "{validity:?} {sni}");
+            assert_eq!(info.chain.len(), 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_issuer() {
+        let trusted = Pki::new("trusted CA");
+        let stranger = Pki::new("stranger CA");
+        let server = simple_server(&stranger, &["a.test"], Validity::Current).await;
+        let (_s, info) = connect(&trusted.settings(T), server.addr, "a.test", ALPN_H2_H1)
+            .await
+            .expect("connect");
+        assert_eq!(info.chain_error.as_deref(), Some("unknown issuer"));
+        // Not even the web roots know the test CA.
+        let plain = TlsSettings::new(None, T).expect("settings");
+        let (_s, info) = connect(&plain, server.addr, "a.test", ALPN_H2_H1)
+            .await
+            .expect("connect");
+        assert_eq!(info.chain_error.as_deref(), Some("unknown issuer"));
+    }
+
+    #[tokio::test]
+    async fn alpn_variants_tls12_and_ip_literal() {
+        let pki = Pki::new("test CA");
+        let settings = pki.settings(T);
+        for (alpn, tls12_only, expected_alpn, expected_version) in [
+            (
+                vec![b"http/1.1".to_vec()],
+                false,
+                Some("http/1.1"),
+                "TLSv1.3",
+            ),
+            (vec![], false, None, "TLSv1.3"),
+            (vec![b"h2".to_vec()], true, Some("h2"), "TLSv1.2"),
+        ] {
+            let (chain, key) = pki.leaf(&["a.test"], Validity::Current);
+            let options = ServerOptions { alpn, tls12_only };
+            let server = tls_server(local(1, 0), chain, key, options).await;
+            let (_s, info) = connect(&settings, server.addr, "a.test", ALPN_H2_H1)
+                .await
+                .expect("connect");
+            assert_eq!(info.alpn.as_deref(), expected_alpn);
+            assert_eq!(info.version, expected_version);
+            assert_eq!(info.chain_error, None);
+        }
+        // An IP literal sends no SNI; the chain is still captured.
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let (_s, info) = connect(&settings, server.addr, "127.0.0.1", ALPN_H2_H1)
+            .await
+            .expect("connect");
+        assert_eq!(info.chain.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn every_connection_shows_the_certificate() {
+        // With resumption a second TLS 1.3 handshake would carry no certificate.
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let settings = pki.settings(T);
+        for _ in 0..3 {
+            let (_s, info) = connect(&settings, server.addr, "a.test", ALPN_H2_H1)
+                .await
+                .expect("connect");
+            assert_eq!(info.chain.len(), 2);
+        }
+        assert!(Arc::ptr_eq(
+            &client_config(ALPN_H2_H1),
+            &client_config(&[b"h2", b"http/1.1"])
+        ));
+        assert!(!Arc::ptr_eq(
+            &client_config(ALPN_H2_H1),
+            &client_config(&[b"h2"])
+        ));
+    }
+
+    #[tokio::test]
+    async fn connection_and_handshake_failures() {
+        let settings = TlsSettings::new(None, T).expect("settings");
+        let refused = refused_addr().await;
+        let err = connect(&settings, refused, "a.test", ALPN_H2_H1)
+            .await
+            .err();
+        assert_eq!(err, Some(ProbeError::Connect("connection refused".into())));
+
+        let silent = raw_server(RawBehaviour::Silent).await;
+        let started = Instant::now();
+        let err = connect(&settings, silent.addr, "a.test", ALPN_H2_H1)
+            .await
+            .err();
+        assert_eq!(
+            err,
+            Some(ProbeError::Timeout {
+                phase: Phase::Tls,
+                after: T
+            })
+        );
+        assert!(started.elapsed() < T * 3, "{:?}", started.elapsed());
+
+        let garbage = raw_server(RawBehaviour::Garbage).await;
+        let err = connect(&settings, garbage.addr, "a.test", ALPN_H2_H1)
+            .await
+            .err();
+        assert_eq!(
+            err,
+            Some(ProbeError::Tls("received garbage (not TLS)".into()))
+        );
+
+        let closer = raw_server(RawBehaviour::Close).await;
+        let err = connect(&settings, closer.addr, "a.test", ALPN_H2_H1)
+            .await
+            .err();
+        assert_eq!(
+            err,
+            Some(ProbeError::Tls("handshake closed by peer".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn handshake_alert_is_named() {
+        // The server only speaks TLS 1.2 with ALPN h2; a client offering only http/1.1 ALPN
+        // gets the no_application_protocol alert.
+        let pki = Pki::new("test CA");
+        let (chain, key) = pki.leaf(&["a.test"], Validity::Current);
+        let options = ServerOptions {
+            alpn: vec![b"h2".to_vec()],
+            tls12_only: false,
+        };
+        let server = tls_server(local(1, 0), chain, key, options).await;
+        let err = connect(&pki.settings(T), server.addr, "a.test", &[b"http/1.1"])
+            .await
+            .err();
+        assert_eq!(
+            err,
+            Some(ProbeError::Tls(
+                "alert received: no_application_protocol".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn ca_file_is_read_or_named_in_the_error() {
+        let pki = Pki::new("file CA");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("ca.pem");
+        std::fs::write(&good, pki.ca_pem()).expect("write");
+        let settings = TlsSettings::new(Some(&good), T).expect("settings");
+        assert_eq!(
+            settings.roots.len(),
+            webpki_roots::TLS_SERVER_ROOTS.len() + 1
+        );
+        assert_eq!(settings.timeout, T);
+
+        let missing = dir.path().join("missing.pem");
+        let err = TlsSettings::new(Some(&missing), T).err().expect("error");
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificates here\n").expect("write");
+        let err = TlsSettings::new(Some(&empty), T).err().expect("error");
+        assert!(err.to_string().contains("empty.pem"), "{err}");
+        assert!(err.to_string().contains("no certificate"), "{err}");
+    }
+
+    #[test]
+    fn short_names() {
+        assert_eq!(snake_case("HandshakeFailure"), "handshake_failure");
+        assert_eq!(
+            snake_case("NoApplicationProtocol"),
+            "no_application_protocol"
+        );
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(io_message(&refused), "connection refused");
+    }
+}
