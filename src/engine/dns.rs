@@ -52,7 +52,8 @@ impl std::str::FromStr for ResolveOverride {
     /// Parses `HOST[:PORT]:ADDR[,ADDR…]`; IPv6 addresses may be bracketed (`[::1]`).
     ///
     /// Unbracketed IPv6 addresses are accepted where the split is unambiguous; when both
-    /// `HOST:PORT:ADDRS` and `HOST:ADDRS` would parse, the port reading wins (as in curl).
+    /// `HOST:PORT:ADDRS` and `HOST:ADDRS` would parse (`h:2001:db8::1`), it is an error
+    /// asking for brackets.
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
         let (host, rest) = s
@@ -68,7 +69,8 @@ impl std::str::FromStr for ResolveOverride {
         {
             return Err(format!("{s:?}: invalid host {host:?}"));
         }
-        // Port reading first: "443:ADDRS".
+        // "443:ADDRS" (port reading) or "ADDRS" (whole reading): with unbracketed IPv6
+        // addresses both may parse ("2001:db8::1" is also port 2001 + "db8::1").
         if let Some((first, after)) = rest.split_once(':') {
             if !first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()) {
                 let port = first
@@ -76,28 +78,28 @@ impl std::str::FromStr for ResolveOverride {
                     .ok()
                     .filter(|p| *p != 0)
                     .ok_or_else(|| format!("{s:?}: invalid port {first:?}"));
-                match (port, parse_addr_list(after)) {
-                    (Ok(port), Ok(addrs)) => {
-                        return Ok(ResolveOverride {
-                            host,
-                            port: Some(port),
-                            addrs,
-                        })
-                    }
-                    (port, Err(port_reading_error)) => {
-                        // Maybe an unbracketed IPv6 address such as 2001:db8::1.
-                        if let Ok(addrs) = parse_addr_list(rest) {
-                            return Ok(ResolveOverride {
-                                host,
-                                port: None,
-                                addrs,
-                            });
-                        }
-                        port?;
-                        return Err(format!("{s:?}: {port_reading_error}"));
-                    }
-                    (Err(port_error), Ok(_)) => return Err(port_error),
-                }
+                let with_port = port.and_then(|port| {
+                    parse_addr_list(after)
+                        .map(|addrs| (port, addrs))
+                        .map_err(|e| format!("{s:?}: {e}"))
+                });
+                return match (with_port, parse_addr_list(rest)) {
+                    (Ok(_), Ok(_)) => Err(format!(
+                        "{s:?}: ambiguous, write IPv6 addresses in brackets \
+                         (HOST:PORT:[ADDR] or HOST:[ADDR])"
+                    )),
+                    (Ok((port, addrs)), Err(_)) => Ok(ResolveOverride {
+                        host,
+                        port: Some(port),
+                        addrs,
+                    }),
+                    (Err(_), Ok(addrs)) => Ok(ResolveOverride {
+                        host,
+                        port: None,
+                        addrs,
+                    }),
+                    (Err(e), Err(_)) => Err(e),
+                };
             }
         }
         let addrs = parse_addr_list(rest).map_err(|e| format!("{s:?}: {e}"))?;
@@ -390,4 +392,212 @@ fn sorted(mut addrs: Vec<IpAddr>) -> Vec<IpAddr> {
     addrs.sort_by_key(|a| (a.is_ipv6(), *a));
     addrs.dedup();
     addrs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testsupport::{dns_server, TestDns};
+    use std::sync::atomic::Ordering;
+
+    const T: Duration = Duration::from_millis(500);
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("ip")
+    }
+
+    fn dns_for(server: &TestDns, overrides: Vec<ResolveOverride>) -> Dns {
+        Dns::new(DnsConfig {
+            nameservers: vec![server.addr],
+            overrides,
+            timeout: T,
+        })
+        .expect("dns")
+    }
+
+    #[test]
+    fn override_parsing() {
+        let ok = |s: &str, host: &str, port: Option<u16>, addrs: &[&str]| {
+            let parsed: ResolveOverride = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(parsed.host, host, "{s}");
+            assert_eq!(parsed.port, port, "{s}");
+            let addrs: Vec<IpAddr> = addrs.iter().map(|a| ip(a)).collect();
+            assert_eq!(parsed.addrs, addrs, "{s}");
+        };
+        ok("a.test:127.0.0.1", "a.test", None, &["127.0.0.1"]);
+        ok(
+            "A.Test.:443:127.0.0.1,127.0.0.2",
+            "a.test",
+            Some(443),
+            &["127.0.0.1", "127.0.0.2"],
+        );
+        ok(
+            "a.test:8443:[::1],127.0.0.1",
+            "a.test",
+            Some(8443),
+            &["::1", "127.0.0.1"],
+        );
+        ok("a.test:[::1]", "a.test", None, &["::1"]);
+        ok("a.test:::1", "a.test", None, &["::1"]);
+        ok("a.test:fe80::1", "a.test", None, &["fe80::1"]);
+        ok(
+            "a.test:2001:db8:0:0:0:0:0:1",
+            "a.test",
+            None,
+            &["2001:db8::1"],
+        );
+        ok("a.test:443:::1", "a.test", Some(443), &["::1"]);
+        ok(
+            "a.test:443:[2001:db8::1],[::2]",
+            "a.test",
+            Some(443),
+            &["2001:db8::1", "::2"],
+        );
+
+        let bad = |s: &str, needle: &str| {
+            let err = s.parse::<ResolveOverride>().expect_err(s);
+            assert!(err.contains(needle), "{s}: {err}");
+        };
+        bad("a.test", "expected HOST");
+        bad(":127.0.0.1", "empty host");
+        bad("a.test:", "missing address");
+        bad("a.test:443:", "missing address");
+        bad("a.test:443:nope", "\"nope\"");
+        bad("a.test:99999:127.0.0.1", "invalid port \"99999\"");
+        bad("a.test:0:127.0.0.1", "invalid port \"0\"");
+        bad("a.test:127.0.0.1,x", "\"x\"");
+        bad("a b:127.0.0.1", "invalid host");
+        // Port 2001 + db8::1, or the address 2001:db8::1?
+        bad("a.test:2001:db8::1", "ambiguous");
+        bad("a.test:443:fe80::1", "ambiguous");
+    }
+
+    #[test]
+    fn resolv_conf_lines() {
+        let text = "# comment\nsearch example\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\n\
+                    nameserver bogus\noptions timeout:1\n";
+        assert_eq!(
+            parse_resolv_conf(text),
+            vec![
+                SocketAddr::new(ip("192.0.2.53"), 53),
+                SocketAddr::new(ip("fe80::1"), 53)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_and_aaaa_with_ttl() {
+        let server = dns_server().await;
+        let dns = dns_for(&server, vec![]);
+        let answer = dns.resolve("a.test", 443).await;
+        assert_eq!(answer.error, None);
+        assert_eq!(answer.addresses, vec![ip("127.0.0.1"), ip("::1")]);
+        assert_eq!(answer.ttl_s, Some(60));
+        assert!(answer.cnames.is_empty());
+        assert!(!answer.overridden);
+        // Case and trailing dot do not matter.
+        let again = dns.resolve("A.TEST.", 443).await;
+        assert_eq!(again.addresses, answer.addresses);
+    }
+
+    #[tokio::test]
+    async fn cname_chain_in_order_and_smallest_ttl() {
+        let server = dns_server().await;
+        let dns = dns_for(&server, vec![]);
+        let answer = dns.resolve("alias.test", 443).await;
+        assert_eq!(answer.error, None);
+        assert_eq!(
+            answer.cnames,
+            vec!["mid.test".to_string(), "a.test".to_string()]
+        );
+        assert_eq!(answer.addresses, vec![ip("127.0.0.1"), ip("::1")]);
+        assert_eq!(answer.ttl_s, Some(30));
+    }
+
+    #[tokio::test]
+    async fn partial_answers_and_sorting() {
+        let server = dns_server().await;
+        let dns = dns_for(&server, vec![]);
+        let v4 = dns.resolve("v4only.test", 443).await;
+        assert_eq!((v4.error, v4.addresses), (None, vec![ip("127.0.0.2")]));
+        let half = dns.resolve("half.test", 443).await;
+        assert_eq!((half.error, half.addresses), (None, vec![ip("127.0.0.3")]));
+        let rr = dns.resolve("rr.test", 443).await;
+        assert_eq!(rr.addresses, vec![ip("127.0.0.2"), ip("127.0.0.4")]);
+    }
+
+    #[tokio::test]
+    async fn negative_answers() {
+        let server = dns_server().await;
+        let dns = dns_for(&server, vec![]);
+        let nx = dns.resolve("nx.test", 443).await;
+        assert_eq!(nx.error.as_deref(), Some("NXDOMAIN"));
+        assert!(nx.addresses.is_empty());
+        assert_eq!(nx.ttl_s, None);
+        let fail = dns.resolve("fail.test", 443).await;
+        assert_eq!(fail.error.as_deref(), Some("SERVFAIL"));
+        let dangling = dns.resolve("cnameonly.test", 443).await;
+        assert!(dangling.error.is_some(), "{dangling:?}");
+        assert!(dangling.addresses.is_empty());
+    }
+
+    #[tokio::test]
+    async fn silence_times_out() {
+        let server = dns_server().await;
+        let dns = dns_for(&server, vec![]);
+        let started = Instant::now();
+        let answer = dns.resolve("silent.test", 443).await;
+        assert_eq!(answer.error.as_deref(), Some("timed out after 500ms"));
+        assert!(started.elapsed() < T * 4, "{:?}", started.elapsed());
+        assert!(answer.elapsed <= started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn truncated_udp_falls_back_to_tcp() {
+        let server = dns_server().await;
+        let dns = dns_for(&server, vec![]);
+        let answer = dns.resolve("many.test", 443).await;
+        assert_eq!(answer.error, None);
+        assert_eq!(answer.addresses.len(), 500);
+        assert!(server.tcp_queries.load(Ordering::SeqCst) >= 1);
+        assert!(server.udp_queries.load(Ordering::SeqCst) >= 1);
+    }
+
+    #[tokio::test]
+    async fn overrides_and_literals_skip_dns() {
+        let server = dns_server().await;
+        let overrides = vec![
+            "a.test:127.0.0.9,127.0.0.8".parse().expect("override"),
+            "a.test:8443:[::2]".parse().expect("override"),
+        ];
+        let dns = dns_for(&server, overrides);
+        let any = dns.resolve("A.test", 443).await;
+        assert!(any.overridden);
+        assert_eq!(any.addresses, vec![ip("127.0.0.8"), ip("127.0.0.9")]);
+        assert_eq!(any.ttl_s, None);
+        let specific = dns.resolve("a.test", 8443).await;
+        assert_eq!(specific.addresses, vec![ip("::2")]);
+        let literal = dns.resolve("[::1]", 443).await;
+        assert_eq!(
+            (literal.overridden, literal.addresses),
+            (true, vec![ip("::1")])
+        );
+        let literal = dns.resolve("192.0.2.1", 443).await;
+        assert_eq!(literal.addresses, vec![ip("192.0.2.1")]);
+        assert_eq!(server.udp_queries.load(Ordering::SeqCst), 0);
+        assert_eq!(server.tcp_queries.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn answers_are_fresh() {
+        let server = dns_server().await;
+        let dns = dns_for(&server, vec![]);
+        dns.resolve("a.test", 443).await;
+        let after_first = server.udp_queries.load(Ordering::SeqCst);
+        dns.resolve("a.test", 443).await;
+        assert!(
+            server.udp_queries.load(Ordering::SeqCst) > after_first,
+            "not cached"
+        );
+    }
 }

@@ -397,6 +397,7 @@ mod tests {
         }
         assert_eq!(seen[0].authority, format!("a.test:{port}"));
         assert_eq!(seen[1].authority, format!("b.test:{port}"));
+        assert_eq!(seen[1].path, "/x");
         assert_eq!(server.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert!(!conn.is_closed());
     }
