@@ -204,7 +204,9 @@ impl Dns {
         );
         let opts = builder.options_mut();
         opts.timeout = config.timeout;
-        opts.attempts = 2;
+        opts.attempts = 1;
+        // hickory already retransmits over UDP and falls back to TCP within one attempt; a
+        // silent server costs about 2 × timeout.
         // Every probe round wants a fresh answer (servers rotate multi-address answers).
         opts.cache_size = 0;
         opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
@@ -265,7 +267,7 @@ impl Dns {
         let mut answer = match Name::from_ascii(format!("{host}.")) {
             Ok(name) => {
                 // hickory bounds every query; this bounds the whole (retries, TCP fallback).
-                let safety = self.timeout * 2 + Duration::from_millis(500);
+                let safety = self.timeout * 2 + Duration::from_secs(1);
                 match tokio::time::timeout(safety, self.query(name)).await {
                     Ok(answer) => answer,
                     Err(_) => DnsAnswer {

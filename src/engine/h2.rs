@@ -341,14 +341,18 @@ fn h2_message(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     }
     let debug = format!("{e:?}");
     let reason = H2_REASONS.iter().find(|r| debug.contains(*r))?;
+    // The initiator: the server (Remote), or hyper/h2 on our side (Library, User), e.g. for
+    // an oversized or malformed response.
+    let by_us = debug.contains("Library)") || debug.contains("User)");
+    let by = if by_us { " by client" } else { "" };
     if debug.contains("GoAway(") {
         if *reason == "NO_ERROR" {
-            Some("connection closed (GOAWAY)".into())
+            Some(format!("connection closed{by} (GOAWAY)"))
         } else {
-            Some(format!("connection closed (GOAWAY {reason})"))
+            Some(format!("connection closed{by} (GOAWAY {reason})"))
         }
     } else if debug.contains("Reset(") {
-        Some(format!("stream reset: {reason}"))
+        Some(format!("stream reset{by}: {reason}"))
     } else if debug.contains("Reason(") {
         Some(format!("protocol error: {reason}"))
     } else {
@@ -479,6 +483,56 @@ mod tests {
         let after = conn.request("a.test", port, "/", T).await.expect("after");
         assert_eq!(after.status, 200);
         assert_eq!(server.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn stream_errors_are_named_and_leave_the_connection_usable() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let port = server.addr.port();
+        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        let err = conn.request("a.test", port, "/fail", T).await.err();
+        assert_eq!(
+            err,
+            Some(ProbeError::Http("stream reset: INTERNAL_ERROR".into()))
+        );
+        let err = conn.request("a.test", port, "/hugeheaders", T).await.err();
+        assert_eq!(
+            err,
+            Some(ProbeError::Http(
+                "stream reset by client: PROTOCOL_ERROR".into()
+            ))
+        );
+        let ok = conn
+            .request("a.test", port, "/", T)
+            .await
+            .expect("still usable");
+        assert_eq!(ok.status, 200);
+    }
+
+    #[tokio::test]
+    async fn goaway_closes_the_connection_for_new_requests() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let port = server.addr.port();
+        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        let bye = conn
+            .request("a.test", port, "/goaway", T)
+            .await
+            .expect("goaway");
+        assert_eq!(bye.status, 200);
+        assert!(server.wait_closed(1, T * 3).await);
+        let err = conn.request("a.test", port, "/", T).await.err();
+        assert_eq!(err, Some(ProbeError::Http("connection closed".into())));
+        assert!(conn.is_closed());
     }
 
     #[tokio::test]

@@ -182,11 +182,14 @@ impl Default for ServerOptions {
 }
 
 type ResponseBody = BoxBody<Bytes, Infallible>;
+type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 
 static CHUNK: [u8; 16 * 1024] = [b'x'; 16 * 1024];
 
 /// Answers by authority and path:
-/// - `/endless`: a body that never ends; `/redirect`: 302 to `/`; `/big`: 100,000 bytes; `/hang`: never answers;
+/// - `/endless`: a body that never ends; `/redirect`: 302 to `/`; `/fail`: service error;
+///   `/goaway`: answers, then shuts the connection down gracefully;
+///   `/hugeheaders`: a 100 kB header; `/big`: 100,000 bytes; `/hang`: never answers;
 /// - a host starting with `misdirected.` answers 421 unless it is also the SNI;
 /// - otherwise 200 with the body `site=<authority host> sni=<sni> path=<path>`.
 async fn handle(
@@ -194,7 +197,8 @@ async fn handle(
     sni: Option<String>,
     connection: usize,
     seen: Arc<Mutex<Vec<Seen>>>,
-) -> Result<hyper::Response<ResponseBody>, Infallible> {
+    goaway: Arc<tokio::sync::Notify>,
+) -> Result<hyper::Response<ResponseBody>, HandlerError> {
     let authority = request
         .uri()
         .authority()
@@ -232,6 +236,19 @@ async fn handle(
             });
             builder.status(200).body(StreamBody::new(stream).boxed())
         }
+        // The service fails: hyper resets the HTTP/2 stream (closes an HTTP/1.1 connection).
+        "/fail" => return Err("handler failed".into()),
+        // Answer, and shut the connection down gracefully (HTTP/2 GOAWAY).
+        "/goaway" => {
+            goaway.notify_one();
+            builder
+                .status(200)
+                .body(Full::new(Bytes::from_static(b"bye")).boxed())
+        }
+        "/hugeheaders" => builder
+            .status(200)
+            .header("x-huge", "h".repeat(100_000))
+            .body(Full::new(Bytes::new()).boxed()),
         "/redirect" => builder
             .status(302)
             .header(http::header::LOCATION, "/")
@@ -304,12 +321,22 @@ pub(crate) async fn tls_server(
             connections.spawn(async move {
                 if let Ok(tls) = acceptor.accept(tcp).await {
                     let sni = tls.get_ref().1.server_name().map(str::to_string);
+                    let goaway = Arc::new(tokio::sync::Notify::new());
+                    let goaway2 = goaway.clone();
                     let service = hyper::service::service_fn(move |request| {
-                        handle(request, sni.clone(), number, seen.clone())
+                        handle(request, sni.clone(), number, seen.clone(), goaway2.clone())
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let connection = builder.serve_connection(TokioIo::new(tls), service);
+                    tokio::pin!(connection);
+                    tokio::select! {
+                        _ = connection.as_mut() => {}
+                        _ = goaway.notified() => {
+                            connection.as_mut().graceful_shutdown();
+                            let _ = connection.await;
+                        }
+                    }
                 }
                 closed.fetch_add(1, Ordering::SeqCst);
             });
