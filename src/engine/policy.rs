@@ -62,12 +62,7 @@ pub struct PairPolicy {
 impl PairPolicy {
     /// Addresses of A where some client would coalesce B (union, sorted).
     pub fn coalescing_addrs(&self) -> Vec<IpAddr> {
-        let mut v: Vec<IpAddr> = self
-            .chrome_addrs
-            .iter()
-            .chain(&self.firefox_addrs)
-            .copied()
-            .collect();
+        let mut v: Vec<IpAddr> = self.chrome_addrs.iter().chain(&self.firefox_addrs).copied().collect();
         v.sort();
         v.dedup();
         v
@@ -75,11 +70,7 @@ impl PairPolicy {
 }
 
 /// Evaluate both clients for A → B, from the two DNS answers and the facts of A's endpoints.
-pub fn evaluate(
-    origin_addrs: &[IpAddr],
-    target_addrs: &[IpAddr],
-    origin_endpoints: &[EndpointFacts],
-) -> PairPolicy {
+pub fn evaluate(origin_addrs: &[IpAddr], target_addrs: &[IpAddr], origin_endpoints: &[EndpointFacts]) -> PairPolicy {
     let _ = (origin_addrs, target_addrs, origin_endpoints);
     todo!()
 }
