@@ -43,7 +43,9 @@ pub async fn request(
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(0)
-        .connect_timeout(timeout)
+        // Both bounds are `timeout`; the connect bound (TCP + TLS in reqwest) is a hair shorter
+        // so that a stalled connect or handshake is reported as such, not as a request timeout.
+        .connect_timeout(timeout.saturating_sub(timeout / 20))
         .timeout(timeout)
         .user_agent(h2::user_agent())
         .http2_max_header_list_size(64 * 1024)
