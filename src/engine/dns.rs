@@ -1,8 +1,18 @@
 //! Name resolution with hickory-resolver: A and AAAA, the CNAME chain, TTLs; custom
 //! nameservers (UDP with TCP fallback on truncation) and `--resolve` overrides.
 
-use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use hickory_resolver::config::{
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::TokioResolver;
 
 /// A fixed answer for a name, like curl's `--resolve HOST[:PORT]:ADDR[,ADDR…]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,12 +24,90 @@ pub struct ResolveOverride {
     pub addrs: Vec<IpAddr>,
 }
 
+// TODO(integrate): use watchlist::normalize_host (IDNA → A-labels) once it is implemented.
+fn normalize_host(host: &str) -> String {
+    let host = host.trim();
+    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
+}
+
+fn parse_addr_list(list: &str) -> Result<Vec<IpAddr>, String> {
+    if list.trim().is_empty() {
+        return Err("missing address list after the host".to_string());
+    }
+    list.split(',')
+        .map(|part| {
+            let part = part.trim();
+            let bare = part
+                .strip_prefix('[')
+                .and_then(|p| p.strip_suffix(']'))
+                .unwrap_or(part);
+            bare.parse::<IpAddr>()
+                .map_err(|_| format!("invalid address {part:?}"))
+        })
+        .collect()
+}
+
 impl std::str::FromStr for ResolveOverride {
     type Err = String;
     /// Parses `HOST[:PORT]:ADDR[,ADDR…]`; IPv6 addresses may be bracketed (`[::1]`).
+    ///
+    /// Unbracketed IPv6 addresses are accepted where the split is unambiguous; when both
+    /// `HOST:PORT:ADDRS` and `HOST:ADDRS` would parse (`h:2001:db8::1`), it is an error
+    /// asking for brackets.
     fn from_str(s: &str) -> Result<Self, String> {
-        let _ = s;
-        todo!()
+        let s = s.trim();
+        let (host, rest) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?}: expected HOST[:PORT]:ADDR[,ADDR...]"))?;
+        let host = normalize_host(host);
+        if host.is_empty() {
+            return Err(format!("{s:?}: empty host"));
+        }
+        if host
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '/' | '[' | ']' | ',' | '@'))
+        {
+            return Err(format!("{s:?}: invalid host {host:?}"));
+        }
+        // "443:ADDRS" (port reading) or "ADDRS" (whole reading): with unbracketed IPv6
+        // addresses both may parse ("2001:db8::1" is also port 2001 + "db8::1").
+        if let Some((first, after)) = rest.split_once(':') {
+            if !first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()) {
+                let port = first
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| format!("{s:?}: invalid port {first:?}"));
+                let with_port = port.and_then(|port| {
+                    parse_addr_list(after)
+                        .map(|addrs| (port, addrs))
+                        .map_err(|e| format!("{s:?}: {e}"))
+                });
+                return match (with_port, parse_addr_list(rest)) {
+                    (Ok(_), Ok(_)) => Err(format!(
+                        "{s:?}: ambiguous, write IPv6 addresses in brackets \
+                         (HOST:PORT:[ADDR] or HOST:[ADDR])"
+                    )),
+                    (Ok((port, addrs)), Err(_)) => Ok(ResolveOverride {
+                        host,
+                        port: Some(port),
+                        addrs,
+                    }),
+                    (Err(_), Ok(addrs)) => Ok(ResolveOverride {
+                        host,
+                        port: None,
+                        addrs,
+                    }),
+                    (Err(e), Err(_)) => Err(e),
+                };
+            }
+        }
+        let addrs = parse_addr_list(rest).map_err(|e| format!("{s:?}: {e}"))?;
+        Ok(ResolveOverride {
+            host,
+            port: None,
+            addrs,
+        })
     }
 }
 
@@ -56,20 +144,462 @@ pub enum DnsSetupError {
 }
 
 pub struct Dns {
-    _private: (),
+    resolver: TokioResolver,
+    overrides: Vec<ResolveOverride>,
+    timeout: Duration,
+}
+
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// `nameserver` lines of a resolv.conf (port 53). hickory's parser needs its
+/// `system-config` feature, which this crate leaves off.
+fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            if words.next()? != "nameserver" {
+                return None;
+            }
+            let addr = words.next()?;
+            // fe80::1%eth0: the zone cannot be expressed in an IpAddr; drop it.
+            let addr = addr.split('%').next()?;
+            addr.parse::<IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, 53))
+        })
+        .collect()
 }
 
 impl Dns {
     pub fn new(config: DnsConfig) -> Result<Self, DnsSetupError> {
-        let _ = config;
-        todo!()
+        let system = config.nameservers.is_empty();
+        let nameservers = if system {
+            let text = std::fs::read_to_string(RESOLV_CONF)
+                .map_err(|e| DnsSetupError::System(format!("{RESOLV_CONF}: {e}")))?;
+            let servers = parse_resolv_conf(&text);
+            if servers.is_empty() {
+                // What the C library does without a nameserver line.
+                vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 53)]
+            } else {
+                servers
+            }
+        } else {
+            config.nameservers.clone()
+        };
+
+        let name_servers = nameservers
+            .iter()
+            .map(|server| {
+                // UDP first; a truncated answer is asked again over TCP.
+                let mut udp = ConnectionConfig::udp();
+                udp.port = server.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = server.port();
+                NameServerConfig::new(server.ip(), true, vec![udp, tcp])
+            })
+            .collect();
+        let mut builder = TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(name_servers),
+            TokioRuntimeProvider::default(),
+        );
+        let opts = builder.options_mut();
+        opts.timeout = config.timeout;
+        opts.attempts = 1;
+        // hickory already retransmits over UDP and falls back to TCP within one attempt; a
+        // silent server costs about 2 × timeout.
+        // Every probe round wants a fresh answer (servers rotate multi-address answers).
+        opts.cache_size = 0;
+        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        opts.preserve_intermediates = true;
+        opts.ndots = 0;
+        // /etc/hosts counts when the system's resolver is stood in for, as for a browser.
+        opts.use_hosts_file = if system {
+            ResolveHosts::Auto
+        } else {
+            ResolveHosts::Never
+        };
+        let resolver = builder
+            .build()
+            .map_err(|e| DnsSetupError::System(e.to_string()))?;
+        Ok(Dns {
+            resolver,
+            overrides: config.overrides,
+            timeout: config.timeout,
+        })
     }
 
     /// Resolve `host` for `port`: an override when one matches (port-specific first), the
     /// address itself for an IP literal, else A and AAAA queries. Never fails: problems are
     /// in `DnsAnswer::error`.
     pub async fn resolve(&self, host: &str, port: u16) -> DnsAnswer {
-        let _ = (host, port);
-        todo!()
+        let started = Instant::now();
+        let host = normalize_host(host);
+        let fixed = self
+            .overrides
+            .iter()
+            .find(|o| o.host == host && o.port == Some(port))
+            .or_else(|| {
+                self.overrides
+                    .iter()
+                    .find(|o| o.host == host && o.port.is_none())
+            });
+        if let Some(fixed) = fixed {
+            return DnsAnswer {
+                addresses: sorted(fixed.addrs.clone()),
+                overridden: true,
+                elapsed: started.elapsed(),
+                ..DnsAnswer::default()
+            };
+        }
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(&host);
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return DnsAnswer {
+                addresses: vec![ip],
+                overridden: true,
+                elapsed: started.elapsed(),
+                ..DnsAnswer::default()
+            };
+        }
+
+        let mut answer = match Name::from_ascii(format!("{host}.")) {
+            Ok(name) => {
+                // hickory bounds every query; this bounds the whole (retries, TCP fallback).
+                let safety = self.timeout * 2 + Duration::from_secs(1);
+                match tokio::time::timeout(safety, self.query(name)).await {
+                    Ok(answer) => answer,
+                    Err(_) => DnsAnswer {
+                        error: Some(self.timeout_text()),
+                        ..DnsAnswer::default()
+                    },
+                }
+            }
+            Err(e) => DnsAnswer {
+                error: Some(format!("invalid name: {e}")),
+                ..DnsAnswer::default()
+            },
+        };
+        answer.elapsed = started.elapsed();
+        answer
+    }
+
+    fn timeout_text(&self) -> String {
+        format!(
+            "timed out after {}",
+            humantime::format_duration(self.timeout)
+        )
+    }
+
+    async fn query(&self, name: Name) -> DnsAnswer {
+        let (v4, v6) = tokio::join!(
+            self.resolver.lookup(name.clone(), RecordType::A),
+            self.resolver.lookup(name.clone(), RecordType::AAAA),
+        );
+        let mut addresses = Vec::new();
+        let mut cname_targets: HashMap<Name, Name> = HashMap::new();
+        let mut ttl: Option<u32> = None;
+        let mut failures = Vec::new();
+        for result in [v4, v6] {
+            match result {
+                Ok(lookup) => {
+                    for record in lookup.answers() {
+                        match &record.data {
+                            RData::A(a) => addresses.push(IpAddr::V4(a.0)),
+                            RData::AAAA(aaaa) => addresses.push(IpAddr::V6(aaaa.0)),
+                            RData::CNAME(target) => {
+                                cname_targets.insert(lower(&record.name), lower(&target.0));
+                            }
+                            _ => continue,
+                        }
+                        ttl = Some(ttl.map_or(record.ttl, |t| t.min(record.ttl)));
+                    }
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+        let cnames = cname_chain(&lower(&name), &cname_targets);
+        let addresses = sorted(addresses);
+        let error = if !addresses.is_empty() {
+            // One family failing while the other answers is not an error.
+            None
+        } else {
+            Some(
+                failures
+                    .iter()
+                    .map(|e| self.error_text(e))
+                    .min_by_key(|(rank, _)| *rank)
+                    .map(|(_, text)| text)
+                    .unwrap_or_else(|| "no A/AAAA records".to_string()),
+            )
+        };
+        DnsAnswer {
+            ttl_s: if addresses.is_empty() { None } else { ttl },
+            addresses,
+            cnames,
+            error,
+            overridden: false,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// A short text for a failed query, ranked: the most telling first.
+    fn error_text(&self, e: &NetError) -> (u8, String) {
+        match e {
+            NetError::Dns(DnsError::NoRecordsFound(no))
+                if no.response_code == ResponseCode::NXDomain =>
+            {
+                (0, "NXDOMAIN".to_string())
+            }
+            NetError::Dns(DnsError::NoRecordsFound(_)) => (5, "no A/AAAA records".to_string()),
+            NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => {
+                (1, "SERVFAIL".to_string())
+            }
+            NetError::Dns(DnsError::ResponseCode(code)) => {
+                (2, format!("{code:?}").to_ascii_uppercase())
+            }
+            NetError::Timeout => (3, self.timeout_text()),
+            NetError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                (3, self.timeout_text())
+            }
+            NetError::Io(io) => (4, crate::engine::tls::io_message(io)),
+            NetError::NoConnections => (4, "no nameserver reachable".to_string()),
+            other => (4, other.to_string()),
+        }
+    }
+}
+
+fn lower(name: &Name) -> Name {
+    name.to_lowercase()
+}
+
+/// Follows `targets` from `start`, at most 16 hops (loops and long chains end there).
+fn cname_chain(start: &Name, targets: &HashMap<Name, Name>) -> Vec<String> {
+    let mut chain = Vec::new();
+    let mut current = start;
+    while let Some(next) = targets.get(current) {
+        if chain.len() >= 16 {
+            break;
+        }
+        let text = next.to_ascii();
+        chain.push(text.strip_suffix('.').unwrap_or(&text).to_string());
+        current = next;
+    }
+    chain
+}
+
+/// IPv4 first, then IPv6, each in numeric order, without duplicates.
+fn sorted(mut addrs: Vec<IpAddr>) -> Vec<IpAddr> {
+    addrs.sort_by_key(|a| (a.is_ipv6(), *a));
+    addrs.dedup();
+    addrs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testsupport::{dns_server, TestDns};
+    use std::sync::atomic::Ordering;
+
+    const T: Duration = Duration::from_millis(500);
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("ip")
+    }
+
+    fn dns_for(server: &TestDns, overrides: Vec<ResolveOverride>) -> Dns {
+        Dns::new(DnsConfig {
+            nameservers: vec![server.addr],
+            overrides,
+            timeout: T,
+        })
+        .expect("dns")
+    }
+
+    #[test]
+    fn override_parsing() {
+        let ok = |s: &str, host: &str, port: Option<u16>, addrs: &[&str]| {
+            let parsed: ResolveOverride = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(parsed.host, host, "{s}");
+            assert_eq!(parsed.port, port, "{s}");
+            let addrs: Vec<IpAddr> = addrs.iter().map(|a| ip(a)).collect();
+            assert_eq!(parsed.addrs, addrs, "{s}");
+        };
+        ok("a.test:127.0.0.1", "a.test", None, &["127.0.0.1"]);
+        ok(
+            "A.Test.:443:127.0.0.1,127.0.0.2",
+            "a.test",
+            Some(443),
+            &["127.0.0.1", "127.0.0.2"],
+        );
+        ok(
+            "a.test:8443:[::1],127.0.0.1",
+            "a.test",
+            Some(8443),
+            &["::1", "127.0.0.1"],
+        );
+        ok("a.test:[::1]", "a.test", None, &["::1"]);
+        ok("a.test:::1", "a.test", None, &["::1"]);
+        ok("a.test:fe80::1", "a.test", None, &["fe80::1"]);
+        ok(
+            "a.test:2001:db8:0:0:0:0:0:1",
+            "a.test",
+            None,
+            &["2001:db8::1"],
+        );
+        ok("a.test:443:::1", "a.test", Some(443), &["::1"]);
+        ok(
+            "a.test:443:[2001:db8::1],[::2]",
+            "a.test",
+            Some(443),
+            &["2001:db8::1", "::2"],
+        );
+
+        let bad = |s: &str, needle: &str| {
+            let err = s.parse::<ResolveOverride>().expect_err(s);
+            assert!(err.contains(needle), "{s}: {err}");
+        };
+        bad("a.test", "expected HOST");
+        bad(":127.0.0.1", "empty host");
+        bad("a.test:", "missing address");
+        bad("a.test:443:", "missing address");
+        bad("a.test:443:nope", "\"nope\"");
+        bad("a.test:99999:127.0.0.1", "invalid port \"99999\"");
+        bad("a.test:0:127.0.0.1", "invalid port \"0\"");
+        bad("a.test:127.0.0.1,x", "\"x\"");
+        bad("a b:127.0.0.1", "invalid host");
+        // Port 2001 + db8::1, or the address 2001:db8::1?
+        bad("a.test:2001:db8::1", "ambiguous");
+        bad("a.test:443:fe80::1", "ambiguous");
+    }
+
+    #[test]
+    fn resolv_conf_lines() {
+        let text = "# comment\nsearch example\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\n\
+                    nameserver bogus\noptions timeout:1\n";
+        assert_eq!(
+            parse_resolv_conf(text),
+            vec![
+                SocketAddr::new(ip("192.0.2.53"), 53),
+                SocketAddr::new(ip("fe80::1"), 53)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_and_aaaa_with_ttl() {
+        let server = dns_server().await;
+        let dns = dns_for(&server, vec![]);
+        let answer = dns.resolve("a.test", 443).await;
+        assert_eq!(answer.error, None);
+        assert_eq!(answer.addresses, vec![ip("127.0.0.1"), ip("::1")]);
+        assert_eq!(answer.ttl_s, Some(60));
+        assert!(answer.cnames.is_empty());
+        assert!(!answer.overridden);
+        // Case and trailing dot do not matter.
+        let again = dns.resolve("A.TEST.", 443).await;
+        assert_eq!(again.addresses, answer.addresses);
+    }
+
+    #[tokio::test]
+    async fn cname_chain_in_order_and_smallest_ttl() {
+        let server = dns_server().await;
+        let dns = dns_for(&server, vec![]);
+        let answer = dns.resolve("alias.test", 443).await;
+        assert_eq!(answer.error, None);
+        assert_eq!(
+            answer.cnames,
+            vec!["mid.test".to_string(), "a.test".to_string()]
+        );
+        assert_eq!(answer.addresses, vec![ip("127.0.0.1"), ip("::1")]);
+        assert_eq!(answer.ttl_s, Some(30));
+    }
+
+    #[tokio::test]
+    async fn partial_answers_and_sorting() {
+        let server = dns_server().await;
+        let dns = dns_for(&server, vec![]);
+        let v4 = dns.resolve("v4only.test", 443).await;
+        assert_eq!((v4.error, v4.addresses), (None, vec![ip("127.0.0.2")]));
+        let half = dns.resolve("half.test", 443).await;
+        assert_eq!((half.error, half.addresses), (None, vec![ip("127.0.0.3")]));
+        let rr = dns.resolve("rr.test", 443).await;
+        assert_eq!(rr.addresses, vec![ip("127.0.0.2"), ip("127.0.0.4")]);
+    }
+
+    #[tokio::test]
+    async fn negative_answers() {
+        let server = dns_server().await;
+        let dns = dns_for(&server, vec![]);
+        let nx = dns.resolve("nx.test", 443).await;
+        assert_eq!(nx.error.as_deref(), Some("NXDOMAIN"));
+        assert!(nx.addresses.is_empty());
+        assert_eq!(nx.ttl_s, None);
+        let fail = dns.resolve("fail.test", 443).await;
+        assert_eq!(fail.error.as_deref(), Some("SERVFAIL"));
+        let dangling = dns.resolve("cnameonly.test", 443).await;
+        assert!(dangling.error.is_some(), "{dangling:?}");
+        assert!(dangling.addresses.is_empty());
+    }
+
+    #[tokio::test]
+    async fn silence_times_out() {
+        let server = dns_server().await;
+        let dns = dns_for(&server, vec![]);
+        let started = Instant::now();
+        let answer = dns.resolve("silent.test", 443).await;
+        assert_eq!(answer.error.as_deref(), Some("timed out after 500ms"));
+        assert!(started.elapsed() < T * 4, "{:?}", started.elapsed());
+        assert!(answer.elapsed <= started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn truncated_udp_falls_back_to_tcp() {
+        let server = dns_server().await;
+        let dns = dns_for(&server, vec![]);
+        let answer = dns.resolve("many.test", 443).await;
+        assert_eq!(answer.error, None);
+        assert_eq!(answer.addresses.len(), 500);
+        assert!(server.tcp_queries.load(Ordering::SeqCst) >= 1);
+        assert!(server.udp_queries.load(Ordering::SeqCst) >= 1);
+    }
+
+    #[tokio::test]
+    async fn overrides_and_literals_skip_dns() {
+        let server = dns_server().await;
+        let overrides = vec![
+            "a.test:127.0.0.9,127.0.0.8".parse().expect("override"),
+            "a.test:8443:[::2]".parse().expect("override"),
+        ];
+        let dns = dns_for(&server, overrides);
+        let any = dns.resolve("A.test", 443).await;
+        assert!(any.overridden);
+        assert_eq!(any.addresses, vec![ip("127.0.0.8"), ip("127.0.0.9")]);
+        assert_eq!(any.ttl_s, None);
+        let specific = dns.resolve("a.test", 8443).await;
+        assert_eq!(specific.addresses, vec![ip("::2")]);
+        let literal = dns.resolve("[::1]", 443).await;
+        assert_eq!(
+            (literal.overridden, literal.addresses),
+            (true, vec![ip("::1")])
+        );
+        let literal = dns.resolve("192.0.2.1", 443).await;
+        assert_eq!(literal.addresses, vec![ip("192.0.2.1")]);
+        assert_eq!(server.udp_queries.load(Ordering::SeqCst), 0);
+        assert_eq!(server.tcp_queries.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn answers_are_fresh() {
+        let server = dns_server().await;
+        let dns = dns_for(&server, vec![]);
+        dns.resolve("a.test", 443).await;
+        let after_first = server.udp_queries.load(Ordering::SeqCst);
+        dns.resolve("a.test", 443).await;
+        assert!(
+            server.udp_queries.load(Ordering::SeqCst) > after_first,
+            "not cached"
+        );
     }
 }

@@ -2,13 +2,29 @@
 //! client driven over our own rustls stream (SNI = the origin, `:authority` = any name).
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::engine::error::ProbeError;
-use crate::engine::tls::{TlsInfo, TlsSettings};
+use bytes::Bytes;
+use http::header::{HeaderMap, ACCEPT, CONTENT_TYPE, SERVER, USER_AGENT};
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+
+use crate::engine::error::{Phase, ProbeError};
+use crate::engine::tls::{self, TlsInfo, TlsSettings};
 
 /// Bytes of a body that are read and digested; the rest is never read.
 pub const BODY_CAP: usize = 64 * 1024;
+
+/// Largest header block accepted from a server (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE).
+const MAX_HEADER_LIST_SIZE: u32 = 64 * 1024;
+/// Flow-control windows: a capped body fits in one stream window, a few in the connection's.
+const STREAM_WINDOW: u32 = 256 * 1024;
+const CONNECTION_WINDOW: u32 = 1024 * 1024;
+/// Longest `Server` header value kept.
+const SERVER_HEADER_CAP: usize = 256;
 
 /// One HTTP answer, reduced to what verdicts compare.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,9 +44,17 @@ pub struct HttpAnswer {
     pub elapsed: Duration,
 }
 
-/// An open HTTP/2 connection.
+/// An open HTTP/2 connection. Dropping it closes the socket.
 pub struct H2Connection {
-    _private: (),
+    sender: SendRequest<Empty<Bytes>>,
+    /// Drives the connection; owns the socket. Aborted on drop.
+    driver: JoinHandle<()>,
+}
+
+impl Drop for H2Connection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
 }
 
 /// The result of opening a connection for an origin: the TLS facts are always there;
@@ -42,9 +66,41 @@ pub struct Opened {
 
 /// Open a fresh TLS connection to `addr` with SNI = `sni`, ALPN h2 + http/1.1, and when h2 is
 /// negotiated, an HTTP/2 client connection over it.
-pub async fn open(settings: &TlsSettings, addr: SocketAddr, sni: &str) -> Result<Opened, ProbeError> {
-    let _ = (settings, addr, sni);
-    todo!()
+pub async fn open(
+    settings: &TlsSettings,
+    addr: SocketAddr,
+    sni: &str,
+) -> Result<Opened, ProbeError> {
+    let (stream, tls) = tls::connect(settings, addr, sni, tls::ALPN_H2_H1).await?;
+    if tls.alpn.as_deref() != Some("h2") {
+        return Ok(Opened { tls, conn: None });
+    }
+    let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_LIST_SIZE)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_concurrent_reset_streams(64)
+        .max_send_buf_size(64 * 1024);
+    let (sender, connection) = tokio::time::timeout(
+        settings.timeout,
+        builder.handshake::<_, Empty<Bytes>>(TokioIo::new(stream)),
+    )
+    .await
+    .map_err(|_| ProbeError::Timeout {
+        phase: Phase::Request,
+        after: settings.timeout,
+    })?
+    .map_err(|e| ProbeError::Http(format!("h2 handshake: {}", http_error_message(&e))))?;
+    let driver = tokio::spawn(async move {
+        // Errors surface on the requests; nothing to do with them here.
+        let _ = connection.await;
+    });
+    Ok(Opened {
+        tls,
+        conn: Some(H2Connection { sender, driver }),
+    })
 }
 
 impl H2Connection {
@@ -57,7 +113,512 @@ impl H2Connection {
         path: &str,
         timeout: Duration,
     ) -> Result<HttpAnswer, ProbeError> {
-        let _ = (host, port, path, timeout);
-        todo!()
+        let uri = format!("https://{}{}", authority(host, port), normalize_path(path));
+        let request = http::Request::get(uri)
+            .header(USER_AGENT, user_agent())
+            .header(ACCEPT, "*/*")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| ProbeError::Http(format!("invalid request: {e}")))?;
+        let started = Instant::now();
+        let exchange = async {
+            self.sender
+                .ready()
+                .await
+                .map_err(|e| ProbeError::Http(http_error_message(&e)))?;
+            let response = self
+                .sender
+                .send_request(request)
+                .await
+                .map_err(|e| ProbeError::Http(http_error_message(&e)))?;
+            read_answer(response, "HTTP/2", started)
+                .await
+                .map_err(|e| ProbeError::Http(http_error_message(&e)))
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| ProbeError::Timeout {
+                phase: Phase::Request,
+                after: timeout,
+            })?
+    }
+
+    /// True when the connection can no longer carry requests (GOAWAY, closed, error).
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed() || self.driver.is_finished()
+    }
+}
+
+/// `host` or `host:port` (port != 443), IPv6 literals in brackets.
+pub(crate) fn authority(host: &str, port: u16) -> String {
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    if port == 443 {
+        host
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+pub(crate) fn normalize_path(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    }
+}
+
+pub(crate) fn user_agent() -> &'static str {
+    concat!("coalscope/", env!("CARGO_PKG_VERSION"))
+}
+
+/// Reads the status, headers and at most `BODY_CAP` bytes of the body of `response` (the rest
+/// is never read: dropping the body resets the stream or closes the connection) into an
+/// `HttpAnswer`. Shared by the HTTP/2 and the direct (reqwest) probes so that their answers
+/// compare byte for byte.
+pub(crate) async fn read_answer<B>(
+    response: http::Response<B>,
+    version: &str,
+    started: Instant,
+) -> Result<HttpAnswer, B::Error>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+{
+    let (parts, mut body) = response.into_parts();
+    let mut hasher = Sha256::new();
+    let mut body_len = 0usize;
+    while body_len < BODY_CAP {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        if let Ok(data) = frame?.into_data() {
+            let take = data.len().min(BODY_CAP - body_len);
+            hasher.update(&data[..take]);
+            body_len += take;
+        }
+    }
+    drop(body);
+    Ok(HttpAnswer {
+        status: parts.status.as_u16(),
+        version: version.to_string(),
+        content_type: content_type(&parts.headers),
+        body_digest: hex::encode(hasher.finalize()),
+        body_len,
+        server: server_header(&parts.headers),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// "Text/HTML; charset=utf-8" → "text/html".
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    let raw = headers.get(CONTENT_TYPE)?;
+    let text = String::from_utf8_lossy(raw.as_bytes());
+    let media = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    (!media.is_empty()).then_some(media)
+}
+
+fn server_header(headers: &HeaderMap) -> Option<String> {
+    let raw = headers.get(SERVER)?;
+    let text = String::from_utf8_lossy(raw.as_bytes());
+    let mut text = text.trim().to_string();
+    if text.len() > SERVER_HEADER_CAP {
+        let mut cut = SERVER_HEADER_CAP;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    Some(text)
+}
+
+/// HTTP/2 error codes, as printed by the h2 crate's `Reason` Debug.
+const H2_REASONS: &[&str] = &[
+    "NO_ERROR",
+    "PROTOCOL_ERROR",
+    "INTERNAL_ERROR",
+    "FLOW_CONTROL_ERROR",
+    "SETTINGS_TIMEOUT",
+    "STREAM_CLOSED",
+    "FRAME_SIZE_ERROR",
+    "REFUSED_STREAM",
+    "CANCEL",
+    "COMPRESSION_ERROR",
+    "CONNECT_ERROR",
+    "ENHANCE_YOUR_CALM",
+    "INADEQUATE_SECURITY",
+    "HTTP_1_1_REQUIRED",
+];
+
+/// Short text for an HTTP-level error (hyper's, or reqwest's which wraps hyper's):
+/// "stream reset: REFUSED_STREAM", "connection closed (GOAWAY)", "connection reset", ...
+pub(crate) fn http_error_message(error: &(dyn std::error::Error + 'static)) -> String {
+    // The h2 crate is not a direct dependency, so its error is recognised by its Debug
+    // text, e.g. `Error { kind: Reset(StreamId(1), REFUSED_STREAM, Remote) }`.
+    let mut innermost = error.to_string();
+    let mut outer_io = None;
+    for e in causes(error) {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.get_ref().is_none() {
+                return tls::io_message(io);
+            }
+            // Look further inside (an h2 error, a TLS error) before settling for this one.
+            outer_io.get_or_insert(io);
+            continue;
+        }
+        if let Some(r) = e.downcast_ref::<rustls::Error>() {
+            let io = std::io::Error::new(std::io::ErrorKind::InvalidData, r.clone());
+            return format!("tls: {}", tls::tls_io_message(&io));
+        }
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_parse_too_large() {
+                return "response headers too large".into();
+            }
+            if h.is_incomplete_message() {
+                return "connection closed before the response was complete".into();
+            }
+            if h.is_parse() {
+                return "malformed response".into();
+            }
+            if h.is_canceled() {
+                return "request canceled (connection closed)".into();
+            }
+        }
+        if let Some(text) = h2_message(e) {
+            return text;
+        }
+        innermost = e.to_string();
+    }
+    if let Some(io) = outer_io {
+        return tls::io_message(io);
+    }
+    if error
+        .downcast_ref::<hyper::Error>()
+        .is_some_and(|h| h.is_closed())
+    {
+        return "connection closed".into();
+    }
+    innermost
+}
+
+/// `error` and its causes, outermost first. Unlike `Error::source`, this also steps into the
+/// error an `io::Error` wraps (its `source()` skips that error and returns *its* source).
+pub(crate) fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut chain = Vec::new();
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if chain.len() >= 32 {
+            break;
+        }
+        chain.push(e);
+        current = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    chain
+}
+
+/// Recognises an h2 crate error by its Display ("stream error received: ...") and names
+/// the HTTP/2 error code from its Debug.
+fn h2_message(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let display = e.to_string();
+    let is_h2 = ["stream error", "connection error", "protocol error"]
+        .iter()
+        .any(|p| display.starts_with(p));
+    if !is_h2 {
+        return None;
+    }
+    let debug = format!("{e:?}");
+    let reason = H2_REASONS.iter().find(|r| debug.contains(*r))?;
+    // The initiator: the server (Remote), or hyper/h2 on our side (Library, User), e.g. for
+    // an oversized or malformed response.
+    let by_us = debug.contains("Library)") || debug.contains("User)");
+    let by = if by_us { " by client" } else { "" };
+    if debug.contains("GoAway(") {
+        if *reason == "NO_ERROR" {
+            Some(format!("connection closed{by} (GOAWAY)"))
+        } else {
+            Some(format!("connection closed{by} (GOAWAY {reason})"))
+        }
+    } else if debug.contains("Reset(") {
+        Some(format!("stream reset{by}: {reason}"))
+    } else if debug.contains("Reason(") {
+        Some(format!("protocol error: {reason}"))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testsupport::{
+        local, sha256_hex, simple_server, tls_server, Pki, ServerOptions, Validity,
+    };
+
+    const T: Duration = Duration::from_secs(2);
+
+    #[tokio::test]
+    async fn one_connection_carries_two_authorities() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test", "b.test"], Validity::Current).await;
+        let port = server.addr.port();
+        let opened = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open");
+        assert_eq!(opened.tls.alpn.as_deref(), Some("h2"));
+        let mut conn = opened.conn.expect("h2 negotiated");
+
+        let a = conn.request("a.test", port, "/", T).await.expect("a");
+        let b = conn.request("b.test", port, "/x?y=1", T).await.expect("b");
+        assert_eq!(a.status, 200);
+        assert_eq!(b.status, 200);
+        assert_eq!(a.version, "HTTP/2");
+        assert_eq!(a.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(a.server.as_deref(), Some("testsrv/1"));
+        let body_b = b"site=b.test sni=a.test path=/x";
+        assert_eq!(b.body_digest, sha256_hex(body_b));
+        assert_eq!(b.body_len, body_b.len());
+        assert_ne!(a.body_digest, b.body_digest);
+
+        let seen = server.seen();
+        assert_eq!(seen.len(), 2);
+        for s in &seen {
+            assert_eq!(s.sni.as_deref(), Some("a.test"));
+            assert_eq!(s.connection, 1, "both requests on the first connection");
+            assert_eq!(s.version, http::Version::HTTP_2);
+        }
+        assert_eq!(seen[0].authority, format!("a.test:{port}"));
+        assert_eq!(seen[1].authority, format!("b.test:{port}"));
+        assert_eq!(seen[1].path, "/x");
+        assert_eq!(server.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(!conn.is_closed());
+    }
+
+    #[tokio::test]
+    async fn misdirected_request_gets_421() {
+        let pki = Pki::new("test CA");
+        let names = ["a.test", "misdirected.test"];
+        let server = simple_server(&pki, &names, Validity::Current).await;
+        let port = server.addr.port();
+        let settings = pki.settings(T);
+        let mut conn = open(&settings, server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        let answer = conn
+            .request("misdirected.test", port, "/", T)
+            .await
+            .expect("request");
+        assert_eq!(answer.status, 421);
+        let mut own = open(&settings, server.addr, "misdirected.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        let answer = own
+            .request("misdirected.test", port, "/", T)
+            .await
+            .expect("request");
+        assert_eq!(answer.status, 200);
+    }
+
+    #[tokio::test]
+    async fn http1_only_server_gives_no_connection() {
+        let pki = Pki::new("test CA");
+        let (chain, key) = pki.leaf(&["a.test"], Validity::Current);
+        let options = ServerOptions {
+            alpn: vec![b"http/1.1".to_vec()],
+            tls12_only: false,
+        };
+        let server = tls_server(local(1, 0), chain, key, options).await;
+        let opened = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open");
+        assert!(opened.conn.is_none());
+        assert_eq!(opened.tls.alpn.as_deref(), Some("http/1.1"));
+        assert_eq!(opened.tls.chain.len(), 2);
+        assert!(
+            server.wait_closed(1, T * 3).await,
+            "the TLS connection is closed"
+        );
+    }
+
+    #[tokio::test]
+    async fn body_is_capped_and_endless_bodies_end() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let port = server.addr.port();
+        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+
+        let big = conn.request("a.test", port, "/big", T).await.expect("big");
+        assert_eq!(big.body_len, BODY_CAP);
+        assert_eq!(big.body_digest, sha256_hex(&vec![b'b'; BODY_CAP]));
+
+        let started = Instant::now();
+        let endless = conn
+            .request("a.test", port, "/endless", T)
+            .await
+            .expect("endless");
+        assert_eq!(endless.body_len, BODY_CAP);
+        assert!(started.elapsed() < T);
+
+        // Only the streams were dropped: the connection still works.
+        let after = conn.request("a.test", port, "/", T).await.expect("after");
+        assert_eq!(after.status, 200);
+        assert_eq!(server.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn stream_errors_are_named_and_leave_the_connection_usable() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let port = server.addr.port();
+        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        let err = conn.request("a.test", port, "/fail", T).await.err();
+        assert_eq!(
+            err,
+            Some(ProbeError::Http("stream reset: INTERNAL_ERROR".into()))
+        );
+        let err = conn.request("a.test", port, "/hugeheaders", T).await.err();
+        assert_eq!(
+            err,
+            Some(ProbeError::Http(
+                "stream reset by client: PROTOCOL_ERROR".into()
+            ))
+        );
+        let ok = conn
+            .request("a.test", port, "/", T)
+            .await
+            .expect("still usable");
+        assert_eq!(ok.status, 200);
+    }
+
+    #[tokio::test]
+    async fn goaway_closes_the_connection_for_new_requests() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let port = server.addr.port();
+        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        let bye = conn
+            .request("a.test", port, "/goaway", T)
+            .await
+            .expect("goaway");
+        assert_eq!(bye.status, 200);
+        assert!(server.wait_closed(1, T * 3).await);
+        let err = conn.request("a.test", port, "/", T).await.err();
+        assert_eq!(err, Some(ProbeError::Http("connection closed".into())));
+        assert!(conn.is_closed());
+    }
+
+    #[tokio::test]
+    async fn request_timeout() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        let short = Duration::from_millis(300);
+        let started = Instant::now();
+        let err = conn
+            .request("a.test", server.addr.port(), "/hang", short)
+            .await
+            .err();
+        assert_eq!(
+            err,
+            Some(ProbeError::Timeout {
+                phase: Phase::Request,
+                after: short
+            })
+        );
+        assert!(started.elapsed() < short * 3, "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn dropping_the_connection_closes_the_socket() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        conn.request("a.test", server.addr.port(), "/", T)
+            .await
+            .expect("request");
+        assert_eq!(server.closed.load(std::sync::atomic::Ordering::SeqCst), 0);
+        drop(conn);
+        assert!(server.wait_closed(1, T * 3).await, "server saw EOF");
+    }
+
+    #[tokio::test]
+    async fn server_gone_is_an_http_error() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let port = server.addr.port();
+        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        drop(server);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let err = conn.request("a.test", port, "/", T).await.err();
+        match err {
+            Some(ProbeError::Http(text)) => assert!(text.contains("closed"), "{text}"),
+            other => panic!("expected an http error, got {other:?}"),
+        }
+        assert!(conn.is_closed());
+    }
+
+    #[test]
+    fn authorities() {
+        assert_eq!(authority("a.test", 443), "a.test");
+        assert_eq!(authority("a.test", 8443), "a.test:8443");
+        assert_eq!(authority("::1", 443), "[::1]");
+        assert_eq!(authority("::1", 8443), "[::1]:8443");
+        assert_eq!(authority("[::1]", 8443), "[::1]:8443");
+        assert_eq!(normalize_path("x"), "/x");
+        assert_eq!(normalize_path("/x"), "/x");
+    }
+
+    #[test]
+    fn header_extraction() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, "Text/HTML ; charset=utf-8".parse().unwrap());
+        headers.insert(SERVER, "x".repeat(1000).parse().unwrap());
+        assert_eq!(content_type(&headers).as_deref(), Some("text/html"));
+        assert_eq!(
+            server_header(&headers).map(|s| s.len()),
+            Some(SERVER_HEADER_CAP)
+        );
+        headers.insert(CONTENT_TYPE, ";".parse().unwrap());
+        assert_eq!(content_type(&headers), None);
     }
 }

@@ -16,3 +16,6 @@ pub mod snapshot;
 pub mod store;
 pub mod tls;
 pub mod verdict;
+
+#[cfg(test)]
+pub(crate) mod testsupport;

@@ -1,0 +1,615 @@
+//! Loopback fixtures for the network tests: a test PKI (rcgen), TLS servers that answer by
+//! `:authority`/Host and record the SNI, misbehaving listeners, and a small DNS server.
+//! Every server runs in tasks owned by a guard that aborts them on drop.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::task::{JoinHandle, JoinSet};
+
+use hickory_resolver::proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use hickory_resolver::proto::rr::rdata::{A, AAAA, CNAME};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+
+use crate::engine::tls::TlsSettings;
+
+/// Aborts its tasks when dropped, so that a failing test does not leak servers.
+#[derive(Default)]
+pub(crate) struct TaskGuard(Vec<JoinHandle<()>>);
+
+impl TaskGuard {
+    pub(crate) fn push(&mut self, task: JoinHandle<()>) {
+        self.0.push(task);
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Validity period of a test leaf certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Validity {
+    Current,
+    Expired,
+    NotYetValid,
+}
+
+/// A test certificate authority.
+pub(crate) struct Pki {
+    ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+pub(crate) type Chain = Vec<CertificateDer<'static>>;
+
+impl Pki {
+    pub(crate) fn new(name: &str) -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = KeyPair::generate().expect("CA key");
+        Pki {
+            ca: CertifiedIssuer::self_signed(params, key).expect("CA cert"),
+        }
+    }
+
+    pub(crate) fn ca_der(&self) -> CertificateDer<'static> {
+        self.ca.der().clone()
+    }
+
+    pub(crate) fn ca_pem(&self) -> String {
+        self.ca.pem()
+    }
+
+    /// TLS settings that trust this CA (plus the web roots).
+    pub(crate) fn settings(&self, timeout: Duration) -> TlsSettings {
+        let mut settings = TlsSettings::new(None, timeout).expect("settings");
+        let mut roots = (*settings.roots).clone();
+        roots.add(self.ca_der()).expect("add CA");
+        settings.roots = Arc::new(roots);
+        settings
+    }
+
+    /// A leaf for `names` (leaf first, then the CA) and its key.
+    pub(crate) fn leaf(
+        &self,
+        names: &[&str],
+        validity: Validity,
+    ) -> (Chain, PrivateKeyDer<'static>) {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names.clone()).expect("leaf params");
+        if let Some(first) = names.first() {
+            params
+                .distinguished_name
+                .push(DnType::CommonName, first.as_str());
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        match validity {
+            Validity::Current => {
+                params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                params.not_after = rcgen::date_time_ymd(2090, 1, 1);
+            }
+            Validity::Expired => {
+                params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+                params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+            }
+            Validity::NotYetValid => {
+                params.not_before = rcgen::date_time_ymd(2080, 1, 1);
+                params.not_after = rcgen::date_time_ymd(2090, 1, 1);
+            }
+        }
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = params.signed_by(&key, &self.ca).expect("leaf cert");
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        (vec![cert.der().clone(), self.ca_der()], key)
+    }
+}
+
+/// What a test server saw for one request.
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    pub sni: Option<String>,
+    pub authority: String,
+    pub path: String,
+    pub version: http::Version,
+    /// Which connection (in accept order, from 1) carried it.
+    pub connection: usize,
+}
+
+/// A TLS + HTTP (h1 and h2) server on loopback.
+pub(crate) struct TestServer {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    pub accepted: Arc<AtomicUsize>,
+    pub closed: Arc<AtomicUsize>,
+    _guard: TaskGuard,
+}
+
+impl TestServer {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("seen lock").clone()
+    }
+
+    /// Waits until `n` connections have ended (false after `within`).
+    pub(crate) async fn wait_closed(&self, n: usize, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if self.closed.load(Ordering::SeqCst) >= n {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+}
+
+pub(crate) struct ServerOptions {
+    pub alpn: Vec<Vec<u8>>,
+    pub tls12_only: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            tls12_only: false,
+        }
+    }
+}
+
+type ResponseBody = BoxBody<Bytes, Infallible>;
+type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+static CHUNK: [u8; 16 * 1024] = [b'x'; 16 * 1024];
+
+/// Answers by authority and path:
+/// - `/endless`: a body that never ends; `/redirect`: 302 to `/`; `/fail`: service error;
+///   `/goaway`: answers, then shuts the connection down gracefully;
+///   `/hugeheaders`: a 100 kB header; `/big`: 100,000 bytes; `/hang`: never answers;
+/// - a host starting with `misdirected.` answers 421 unless it is also the SNI;
+/// - otherwise 200 with the body `site=<authority host> sni=<sni> path=<path>`.
+async fn handle(
+    request: hyper::Request<Incoming>,
+    sni: Option<String>,
+    connection: usize,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    goaway: Arc<tokio::sync::Notify>,
+) -> Result<hyper::Response<ResponseBody>, HandlerError> {
+    let authority = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            request
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let path = request.uri().path().to_string();
+    if let Ok(mut seen) = seen.lock() {
+        seen.push(Seen {
+            sni: sni.clone(),
+            authority: authority.clone(),
+            path: path.clone(),
+            version: request.version(),
+            connection,
+        });
+    }
+    let host = authority
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(authority.as_str(), |(h, _)| h)
+        .to_string();
+    let builder = hyper::Response::builder()
+        .header(http::header::SERVER, "testsrv/1")
+        .header(http::header::CONTENT_TYPE, "Text/Plain; Charset=UTF-8");
+    let response = match path.as_str() {
+        "/endless" => {
+            let stream = futures::stream::repeat_with(|| {
+                Ok::<_, Infallible>(Frame::data(Bytes::from_static(&CHUNK)))
+            });
+            builder.status(200).body(StreamBody::new(stream).boxed())
+        }
+        // The service fails: hyper resets the HTTP/2 stream (closes an HTTP/1.1 connection).
+        "/fail" => return Err("handler failed".into()),
+        // Answer, and shut the connection down gracefully (HTTP/2 GOAWAY).
+        "/goaway" => {
+            goaway.notify_one();
+            builder
+                .status(200)
+                .body(Full::new(Bytes::from_static(b"bye")).boxed())
+        }
+        "/hugeheaders" => builder
+            .status(200)
+            .header("x-huge", "h".repeat(100_000))
+            .body(Full::new(Bytes::new()).boxed()),
+        "/redirect" => builder
+            .status(302)
+            .header(http::header::LOCATION, "/")
+            .body(Full::new(Bytes::from_static(b"moved")).boxed()),
+        "/big" => builder
+            .status(200)
+            .body(Full::new(Bytes::from(vec![b'b'; 100_000])).boxed()),
+        "/hang" => {
+            futures::future::pending::<()>().await;
+            unreachable!()
+        }
+        _ => {
+            let status = if host.starts_with("misdirected.") && sni.as_deref() != Some(&host) {
+                421
+            } else {
+                200
+            };
+            let body = format!(
+                "site={host} sni={} path={path}",
+                sni.as_deref().unwrap_or("-")
+            );
+            builder
+                .status(status)
+                .body(Full::new(Bytes::from(body)).boxed())
+        }
+    };
+    Ok(response.expect("test response"))
+}
+
+/// A TLS server on `bind` (port 0: chosen by the system) with `chain`/`key`.
+pub(crate) async fn tls_server(
+    bind: SocketAddr,
+    chain: Chain,
+    key: PrivateKeyDer<'static>,
+    options: ServerOptions,
+) -> TestServer {
+    let provider = crate::engine::tls::provider();
+    let versions: &[&rustls::SupportedProtocolVersion] = if options.tls12_only {
+        &[&rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    };
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server cert");
+    config.alpn_protocols = options.alpn;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind(bind).await.expect("bind test server");
+    let addr = listener.local_addr().expect("local addr");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let (seen2, accepted2, closed2) = (seen.clone(), accepted.clone(), closed.clone());
+    let task = tokio::spawn(async move {
+        // Connections live in this JoinSet: aborting the accept task aborts them all.
+        let mut connections = JoinSet::new();
+        loop {
+            let (tcp, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(_) => continue,
+                },
+                Some(_) = connections.join_next() => continue,
+            };
+            let number = accepted2.fetch_add(1, Ordering::SeqCst) + 1;
+            let (acceptor, seen, closed) = (acceptor.clone(), seen2.clone(), closed2.clone());
+            connections.spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let sni = tls.get_ref().1.server_name().map(str::to_string);
+                    let goaway = Arc::new(tokio::sync::Notify::new());
+                    let goaway2 = goaway.clone();
+                    let service = hyper::service::service_fn(move |request| {
+                        handle(request, sni.clone(), number, seen.clone(), goaway2.clone())
+                    });
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let connection = builder.serve_connection(TokioIo::new(tls), service);
+                    tokio::pin!(connection);
+                    tokio::select! {
+                        _ = connection.as_mut() => {}
+                        _ = goaway.notified() => {
+                            connection.as_mut().graceful_shutdown();
+                            let _ = connection.await;
+                        }
+                    }
+                }
+                closed.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let mut guard = TaskGuard::default();
+    guard.push(task);
+    TestServer {
+        addr,
+        seen,
+        accepted,
+        closed,
+        _guard: guard,
+    }
+}
+
+/// A plain TCP listener that runs `behaviour` on every accepted socket.
+pub(crate) struct RawServer {
+    pub addr: SocketAddr,
+    _guard: TaskGuard,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RawBehaviour {
+    /// Accept and never send anything.
+    Silent,
+    /// Answer the ClientHello with an HTTP/1.1 error.
+    Garbage,
+    /// Read the ClientHello, then close.
+    Close,
+}
+
+pub(crate) async fn raw_server(behaviour: RawBehaviour) -> RawServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind raw");
+    let addr = listener.local_addr().expect("local addr");
+    let task = tokio::spawn(async move {
+        let mut held: Vec<TcpStream> = Vec::new();
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            match behaviour {
+                RawBehaviour::Silent => held.push(tcp),
+                RawBehaviour::Garbage => {
+                    let mut buf = [0u8; 1024];
+                    let _ = tcp.read(&mut buf).await;
+                    let _ = tcp
+                        .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                    held.push(tcp);
+                }
+                RawBehaviour::Close => {
+                    // Read the ClientHello first: closing with unread data would be a reset.
+                    let mut buf = [0u8; 1024];
+                    let _ = tcp.read(&mut buf).await;
+                    drop(tcp);
+                }
+            }
+        }
+    });
+    let mut guard = TaskGuard::default();
+    guard.push(task);
+    RawServer {
+        addr,
+        _guard: guard,
+    }
+}
+
+/// A loopback server for `names` signed by `pki`, on 127.0.0.1 with default options.
+pub(crate) async fn simple_server(pki: &Pki, names: &[&str], validity: Validity) -> TestServer {
+    let (chain, key) = pki.leaf(names, validity);
+    tls_server(local(1, 0), chain, key, ServerOptions::default()).await
+}
+
+/// 127.0.0.`last`:`port`.
+pub(crate) fn local(last: u8, port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)), port)
+}
+
+/// Hex SHA-256, as in `HttpAnswer::body_digest`.
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// A loopback address on which nothing listens.
+pub(crate) async fn refused_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+// ---------------------------------------------------------------- DNS
+
+/// A loopback DNS server (UDP and TCP on the same port) with a fixed zone under `.test`:
+/// - `a.test`: A 127.0.0.1 (TTL 300), AAAA ::1 (TTL 60)
+/// - `v4only.test`: A 127.0.0.2 only (AAAA: NOERROR, no data)
+/// - `half.test`: A 127.0.0.3, AAAA answers SERVFAIL
+/// - `alias.test` → CNAME `mid.test` (TTL 120) → CNAME `a.test` (TTL 30) → A/AAAA of a.test
+/// - `cnameonly.test` → CNAME `nx.test` (which does not exist)
+/// - `rr.test`: A 127.0.0.4 and 127.0.0.2 (in that order)
+/// - `nx.test`: NXDOMAIN; `fail.test`: SERVFAIL; `silent.test`: never answered
+/// - `many.test`: 500 A records 10.0.x.y (too large for UDP: truncated, then TCP)
+pub(crate) struct TestDns {
+    pub addr: SocketAddr,
+    pub udp_queries: Arc<AtomicUsize>,
+    pub tcp_queries: Arc<AtomicUsize>,
+    _guard: TaskGuard,
+}
+
+fn name(text: &str) -> Name {
+    Name::from_ascii(text).expect("test name")
+}
+
+fn record(owner: &str, ttl: u32, data: RData) -> Record {
+    Record::from_rdata(name(owner), ttl, data)
+}
+
+enum ZoneAnswer {
+    Records(Vec<Record>),
+    Code(ResponseCode),
+    Silence,
+}
+
+fn zone(qname: &str, qtype: RecordType) -> ZoneAnswer {
+    use RecordType as T;
+    let a = |owner: &str, ttl, ip: [u8; 4]| record(owner, ttl, RData::A(A(Ipv4Addr::from(ip))));
+    let a_test = |qtype: T| match qtype {
+        T::A => vec![a("a.test.", 300, [127, 0, 0, 1])],
+        T::AAAA => vec![record(
+            "a.test.",
+            60,
+            RData::AAAA(AAAA(Ipv6Addr::LOCALHOST)),
+        )],
+        _ => vec![],
+    };
+    match qname {
+        "a.test." => ZoneAnswer::Records(a_test(qtype)),
+        "v4only.test." => ZoneAnswer::Records(match qtype {
+            T::A => vec![a("v4only.test.", 100, [127, 0, 0, 2])],
+            _ => vec![],
+        }),
+        "half.test." => match qtype {
+            T::A => ZoneAnswer::Records(vec![a("half.test.", 100, [127, 0, 0, 3])]),
+            _ => ZoneAnswer::Code(ResponseCode::ServFail),
+        },
+        "rr.test." => ZoneAnswer::Records(match qtype {
+            T::A => vec![
+                a("rr.test.", 100, [127, 0, 0, 4]),
+                a("rr.test.", 100, [127, 0, 0, 2]),
+            ],
+            _ => vec![],
+        }),
+        "alias.test." => {
+            let mut records = vec![
+                record("alias.test.", 120, RData::CNAME(CNAME(name("mid.test.")))),
+                record("mid.test.", 30, RData::CNAME(CNAME(name("a.test.")))),
+            ];
+            records.extend(a_test(qtype));
+            ZoneAnswer::Records(records)
+        }
+        "cnameonly.test." => ZoneAnswer::Records(vec![record(
+            "cnameonly.test.",
+            120,
+            RData::CNAME(CNAME(name("nx.test."))),
+        )]),
+        "many.test." => ZoneAnswer::Records(match qtype {
+            T::A => (0..500u32)
+                .map(|i| a("many.test.", 100, [10, 0, (i / 256) as u8, (i % 256) as u8]))
+                .collect(),
+            _ => vec![],
+        }),
+        "fail.test." => ZoneAnswer::Code(ResponseCode::ServFail),
+        "silent.test." => ZoneAnswer::Silence,
+        _ => ZoneAnswer::Code(ResponseCode::NXDomain),
+    }
+}
+
+/// The encoded answer to `query`, at most `limit` bytes (else truncated); None = no answer.
+fn answer(query: &[u8], limit: usize) -> Option<Vec<u8>> {
+    let request = Message::from_vec(query).ok()?;
+    let question = request.queries.first()?.clone();
+    let qname = question.name().to_lowercase().to_ascii();
+    let mut response = Message::response(request.metadata.id, OpCode::Query);
+    response.metadata.message_type = MessageType::Response;
+    response.metadata.recursion_desired = request.metadata.recursion_desired;
+    response.metadata.recursion_available = true;
+    response.metadata.authoritative = true;
+    response.add_query(question.clone());
+    if request.edns.is_some() {
+        let mut edns = Edns::new();
+        edns.set_max_payload(4096);
+        response.set_edns(edns);
+    }
+    match zone(&qname, question.query_type()) {
+        ZoneAnswer::Silence => return None,
+        ZoneAnswer::Code(code) => response.metadata.response_code = code,
+        ZoneAnswer::Records(records) => {
+            response.add_answers(records);
+        }
+    }
+    let bytes = response.to_vec().ok()?;
+    if bytes.len() <= limit {
+        return Some(bytes);
+    }
+    response.truncate().to_vec().ok()
+}
+
+pub(crate) async fn dns_server() -> TestDns {
+    // UDP and TCP on the same port: try a few ports until both binds succeed.
+    let (udp, tcp) = loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
+        let port = udp.local_addr().expect("udp addr").port();
+        if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)).await {
+            break (udp, tcp);
+        }
+    };
+    let addr = udp.local_addr().expect("udp addr");
+    let udp_queries = Arc::new(AtomicUsize::new(0));
+    let tcp_queries = Arc::new(AtomicUsize::new(0));
+    let mut guard = TaskGuard::default();
+
+    let counter = udp_queries.clone();
+    guard.push(tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok((n, peer)) = udp.recv_from(&mut buf).await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let limit = Message::from_vec(&buf[..n])
+                .ok()
+                .and_then(|m| m.edns.map(|e| e.max_payload() as usize))
+                .unwrap_or(512)
+                .clamp(512, 1232);
+            if let Some(reply) = answer(&buf[..n], limit) {
+                let _ = udp.send_to(&reply, peer).await;
+            }
+        }
+    }));
+
+    let counter = tcp_queries.clone();
+    guard.push(tokio::spawn(async move {
+        let mut connections = JoinSet::new();
+        loop {
+            let (mut stream, _) = tokio::select! {
+                accepted = tcp.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(_) => continue,
+                },
+                Some(_) = connections.join_next() => continue,
+            };
+            let counter = counter.clone();
+            connections.spawn(async move {
+                loop {
+                    let Ok(len) = stream.read_u16().await else {
+                        return;
+                    };
+                    let mut query = vec![0u8; len as usize];
+                    if stream.read_exact(&mut query).await.is_err() {
+                        return;
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let Some(reply) = answer(&query, u16::MAX as usize) else {
+                        continue;
+                    };
+                    let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+                    framed.extend_from_slice(&reply);
+                    if stream.write_all(&framed).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    }));
+
+    TestDns {
+        addr,
+        udp_queries,
+        tcp_queries,
+        _guard: guard,
+    }
+}
