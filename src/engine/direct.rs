@@ -104,8 +104,7 @@ fn map_error(e: &reqwest::Error, timeout: std::time::Duration) -> ProbeError {
             io_error = Some(io);
         }
     }
-    let timed_out =
-        e.is_timeout() || io_error.is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+    let timed_out = e.is_timeout() || io_error.is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
     if e.is_connect() {
         if timed_out {
             return ProbeError::Timeout {
@@ -119,8 +118,7 @@ fn map_error(e: &reqwest::Error, timeout: std::time::Duration) -> ProbeError {
         }
         if let Some(io) = io_error {
             // An EOF during connect is the TLS handshake being closed by the peer.
-            if io.kind() == std::io::ErrorKind::UnexpectedEof
-                || io.kind() == std::io::ErrorKind::InvalidData
+            if io.kind() == std::io::ErrorKind::UnexpectedEof || io.kind() == std::io::ErrorKind::InvalidData
             {
                 return ProbeError::Tls(tls::tls_io_message(io));
             }
@@ -170,10 +168,7 @@ mod tests {
         .expect("request");
         assert_eq!(answer.status, 200);
         assert_eq!(answer.version, "HTTP/2");
-        assert_eq!(
-            answer.body_digest,
-            sha256_hex(b"site=a.test sni=a.test path=/p")
-        );
+        assert_eq!(answer.body_digest, sha256_hex(b"site=a.test sni=a.test path=/p"));
         assert_eq!(answer.content_type.as_deref(), Some("text/plain"));
         assert_eq!(answer.server.as_deref(), Some("testsrv/1"));
         assert!(first.seen().is_empty());
@@ -204,34 +199,17 @@ mod tests {
         let settings = pki.settings(T);
         let ip = server.addr.ip();
         let port = server.addr.port();
-        let answer = request(
-            &settings,
-            "a.test",
-            port,
-            "/",
-            ip,
-            DirectProtocol::Http1Only,
-        )
-        .await
-        .expect("request");
+        let answer = request(&settings, "a.test", port, "/", ip, DirectProtocol::Http1Only)
+            .await
+            .expect("request");
         assert_eq!(answer.version, "HTTP/1.1");
         assert_eq!(server.seen()[0].version, http::Version::HTTP_11);
-        let again = request(
-            &settings,
-            "a.test",
-            port,
-            "/",
-            ip,
-            DirectProtocol::Http1Only,
-        )
-        .await
-        .expect("request");
+        let again = request(&settings, "a.test", port, "/", ip, DirectProtocol::Http1Only)
+            .await
+            .expect("request");
         assert_eq!(again.body_digest, answer.body_digest);
         assert_eq!(server.accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
-        assert!(
-            server.wait_closed(2, T * 3).await,
-            "no connection kept open"
-        );
+        assert!(server.wait_closed(2, T * 3).await, "no connection kept open");
     }
 
     #[tokio::test]
@@ -251,10 +229,7 @@ mod tests {
                 let direct = request(&settings, "a.test", port, path, ip, protocol)
                     .await
                     .expect("direct");
-                assert_eq!(
-                    direct.body_digest, via_h2.body_digest,
-                    "{path} {protocol:?}"
-                );
+                assert_eq!(direct.body_digest, via_h2.body_digest, "{path} {protocol:?}");
                 assert_eq!(direct.body_len, via_h2.body_len);
                 assert_eq!(direct.content_type, via_h2.content_type);
             }

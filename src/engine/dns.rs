@@ -24,10 +24,11 @@ pub struct ResolveOverride {
     pub addrs: Vec<IpAddr>,
 }
 
-// TODO(integrate): use watchlist::normalize_host (IDNA → A-labels) once it is implemented.
+/// The watch-file's normalisation (IDN → A-labels, lower case, no trailing dot), so that an
+/// override matches the entry it is meant for; a name it refuses is kept lower-cased, and
+/// then simply never matches.
 fn normalize_host(host: &str) -> String {
-    let host = host.trim();
-    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
+    crate::watchlist::normalize_host(host.trim()).unwrap_or_else(|_| host.trim().to_ascii_lowercase())
 }
 
 fn parse_addr_list(list: &str) -> Result<Vec<IpAddr>, String> {
@@ -59,10 +60,11 @@ impl std::str::FromStr for ResolveOverride {
         let (host, rest) = s
             .split_once(':')
             .ok_or_else(|| format!("{s:?}: expected HOST[:PORT]:ADDR[,ADDR...]"))?;
-        let host = normalize_host(host);
-        if host.is_empty() {
+        if host.trim().is_empty() {
             return Err(format!("{s:?}: empty host"));
         }
+        let host =
+            crate::watchlist::normalize_host(host.trim()).map_err(|e| format!("{s:?}: invalid host: {e}"))?;
         if host
             .chars()
             .any(|c| c.is_whitespace() || matches!(c, '/' | '[' | ']' | ',' | '@'))
@@ -163,9 +165,7 @@ fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
             let addr = words.next()?;
             // fe80::1%eth0: the zone cannot be expressed in an IpAddr; drop it.
             let addr = addr.split('%').next()?;
-            addr.parse::<IpAddr>()
-                .ok()
-                .map(|ip| SocketAddr::new(ip, 53))
+            addr.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53))
         })
         .collect()
 }
@@ -238,11 +238,7 @@ impl Dns {
             .overrides
             .iter()
             .find(|o| o.host == host && o.port == Some(port))
-            .or_else(|| {
-                self.overrides
-                    .iter()
-                    .find(|o| o.host == host && o.port.is_none())
-            });
+            .or_else(|| self.overrides.iter().find(|o| o.host == host && o.port.is_none()));
         if let Some(fixed) = fixed {
             return DnsAnswer {
                 addresses: sorted(fixed.addrs.clone()),
@@ -286,10 +282,7 @@ impl Dns {
     }
 
     fn timeout_text(&self) -> String {
-        format!(
-            "timed out after {}",
-            humantime::format_duration(self.timeout)
-        )
+        format!("timed out after {}", humantime::format_duration(self.timeout))
     }
 
     async fn query(&self, name: Name) -> DnsAnswer {
@@ -347,22 +340,14 @@ impl Dns {
     /// A short text for a failed query, ranked: the most telling first.
     fn error_text(&self, e: &NetError) -> (u8, String) {
         match e {
-            NetError::Dns(DnsError::NoRecordsFound(no))
-                if no.response_code == ResponseCode::NXDomain =>
-            {
+            NetError::Dns(DnsError::NoRecordsFound(no)) if no.response_code == ResponseCode::NXDomain => {
                 (0, "NXDOMAIN".to_string())
             }
             NetError::Dns(DnsError::NoRecordsFound(_)) => (5, "no A/AAAA records".to_string()),
-            NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => {
-                (1, "SERVFAIL".to_string())
-            }
-            NetError::Dns(DnsError::ResponseCode(code)) => {
-                (2, format!("{code:?}").to_ascii_uppercase())
-            }
+            NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => (1, "SERVFAIL".to_string()),
+            NetError::Dns(DnsError::ResponseCode(code)) => (2, format!("{code:?}").to_ascii_uppercase()),
             NetError::Timeout => (3, self.timeout_text()),
-            NetError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-                (3, self.timeout_text())
-            }
+            NetError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => (3, self.timeout_text()),
             NetError::Io(io) => (4, crate::engine::tls::io_message(io)),
             NetError::NoConnections => (4, "no nameserver reachable".to_string()),
             other => (4, other.to_string()),
@@ -442,12 +427,7 @@ mod tests {
         ok("a.test:[::1]", "a.test", None, &["::1"]);
         ok("a.test:::1", "a.test", None, &["::1"]);
         ok("a.test:fe80::1", "a.test", None, &["fe80::1"]);
-        ok(
-            "a.test:2001:db8:0:0:0:0:0:1",
-            "a.test",
-            None,
-            &["2001:db8::1"],
-        );
+        ok("a.test:2001:db8:0:0:0:0:0:1", "a.test", None, &["2001:db8::1"]);
         ok("a.test:443:::1", "a.test", Some(443), &["::1"]);
         ok(
             "a.test:443:[2001:db8::1],[::2]",
@@ -508,10 +488,7 @@ mod tests {
         let dns = dns_for(&server, vec![]);
         let answer = dns.resolve("alias.test", 443).await;
         assert_eq!(answer.error, None);
-        assert_eq!(
-            answer.cnames,
-            vec!["mid.test".to_string(), "a.test".to_string()]
-        );
+        assert_eq!(answer.cnames, vec!["mid.test".to_string(), "a.test".to_string()]);
         assert_eq!(answer.addresses, vec![ip("127.0.0.1"), ip("::1")]);
         assert_eq!(answer.ttl_s, Some(30));
     }
@@ -580,10 +557,7 @@ mod tests {
         let specific = dns.resolve("a.test", 8443).await;
         assert_eq!(specific.addresses, vec![ip("::2")]);
         let literal = dns.resolve("[::1]", 443).await;
-        assert_eq!(
-            (literal.overridden, literal.addresses),
-            (true, vec![ip("::1")])
-        );
+        assert_eq!((literal.overridden, literal.addresses), (true, vec![ip("::1")]));
         let literal = dns.resolve("192.0.2.1", 443).await;
         assert_eq!(literal.addresses, vec![ip("192.0.2.1")]);
         assert_eq!(server.udp_queries.load(Ordering::SeqCst), 0);

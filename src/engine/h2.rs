@@ -66,11 +66,7 @@ pub struct Opened {
 
 /// Open a fresh TLS connection to `addr` with SNI = `sni`, ALPN h2 + http/1.1, and when h2 is
 /// negotiated, an HTTP/2 client connection over it.
-pub async fn open(
-    settings: &TlsSettings,
-    addr: SocketAddr,
-    sni: &str,
-) -> Result<Opened, ProbeError> {
+pub async fn open(settings: &TlsSettings, addr: SocketAddr, sni: &str) -> Result<Opened, ProbeError> {
     let (stream, tls) = tls::connect(settings, addr, sni, tls::ALPN_H2_H1).await?;
     if tls.alpn.as_deref() != Some("h2") {
         return Ok(Opened { tls, conn: None });
@@ -215,12 +211,7 @@ where
 fn content_type(headers: &HeaderMap) -> Option<String> {
     let raw = headers.get(CONTENT_TYPE)?;
     let text = String::from_utf8_lossy(raw.as_bytes());
-    let media = text
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let media = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     (!media.is_empty()).then_some(media)
 }
 
@@ -374,9 +365,7 @@ mod tests {
         let pki = Pki::new("test CA");
         let server = simple_server(&pki, &["a.test", "b.test"], Validity::Current).await;
         let port = server.addr.port();
-        let opened = open(&pki.settings(T), server.addr, "a.test")
-            .await
-            .expect("open");
+        let opened = open(&pki.settings(T), server.addr, "a.test").await.expect("open");
         assert_eq!(opened.tls.alpn.as_deref(), Some("h2"));
         let mut conn = opened.conn.expect("h2 negotiated");
 
@@ -444,16 +433,11 @@ mod tests {
             tls12_only: false,
         };
         let server = tls_server(local(1, 0), chain, key, options).await;
-        let opened = open(&pki.settings(T), server.addr, "a.test")
-            .await
-            .expect("open");
+        let opened = open(&pki.settings(T), server.addr, "a.test").await.expect("open");
         assert!(opened.conn.is_none());
         assert_eq!(opened.tls.alpn.as_deref(), Some("http/1.1"));
         assert_eq!(opened.tls.chain.len(), 2);
-        assert!(
-            server.wait_closed(1, T * 3).await,
-            "the TLS connection is closed"
-        );
+        assert!(server.wait_closed(1, T * 3).await, "the TLS connection is closed");
     }
 
     #[tokio::test]
@@ -496,21 +480,13 @@ mod tests {
             .conn
             .expect("h2");
         let err = conn.request("a.test", port, "/fail", T).await.err();
-        assert_eq!(
-            err,
-            Some(ProbeError::Http("stream reset: INTERNAL_ERROR".into()))
-        );
+        assert_eq!(err, Some(ProbeError::Http("stream reset: INTERNAL_ERROR".into())));
         let err = conn.request("a.test", port, "/hugeheaders", T).await.err();
         assert_eq!(
             err,
-            Some(ProbeError::Http(
-                "stream reset by client: PROTOCOL_ERROR".into()
-            ))
+            Some(ProbeError::Http("stream reset by client: PROTOCOL_ERROR".into()))
         );
-        let ok = conn
-            .request("a.test", port, "/", T)
-            .await
-            .expect("still usable");
+        let ok = conn.request("a.test", port, "/", T).await.expect("still usable");
         assert_eq!(ok.status, 200);
     }
 
@@ -524,10 +500,7 @@ mod tests {
             .expect("open")
             .conn
             .expect("h2");
-        let bye = conn
-            .request("a.test", port, "/goaway", T)
-            .await
-            .expect("goaway");
+        let bye = conn.request("a.test", port, "/goaway", T).await.expect("goaway");
         assert_eq!(bye.status, 200);
         assert!(server.wait_closed(1, T * 3).await);
         let err = conn.request("a.test", port, "/", T).await.err();
@@ -614,10 +587,7 @@ mod tests {
         headers.insert(CONTENT_TYPE, "Text/HTML ; charset=utf-8".parse().unwrap());
         headers.insert(SERVER, "x".repeat(1000).parse().unwrap());
         assert_eq!(content_type(&headers).as_deref(), Some("text/html"));
-        assert_eq!(
-            server_header(&headers).map(|s| s.len()),
-            Some(SERVER_HEADER_CAP)
-        );
+        assert_eq!(server_header(&headers).map(|s| s.len()), Some(SERVER_HEADER_CAP));
         headers.insert(CONTENT_TYPE, ";".parse().unwrap());
         assert_eq!(content_type(&headers), None);
     }

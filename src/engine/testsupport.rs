@@ -14,8 +14,8 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -95,17 +95,11 @@ impl Pki {
     }
 
     /// A leaf for `names` (leaf first, then the CA) and its key.
-    pub(crate) fn leaf(
-        &self,
-        names: &[&str],
-        validity: Validity,
-    ) -> (Chain, PrivateKeyDer<'static>) {
+    pub(crate) fn leaf(&self, names: &[&str], validity: Validity) -> (Chain, PrivateKeyDer<'static>) {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names.clone()).expect("leaf params");
         if let Some(first) = names.first() {
-            params
-                .distinguished_name
-                .push(DnType::CommonName, first.as_str());
+            params.distinguished_name.push(DnType::CommonName, first.as_str());
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         match validity {
@@ -231,9 +225,8 @@ async fn handle(
         .header(http::header::CONTENT_TYPE, "Text/Plain; Charset=UTF-8");
     let response = match path.as_str() {
         "/endless" => {
-            let stream = futures::stream::repeat_with(|| {
-                Ok::<_, Infallible>(Frame::data(Bytes::from_static(&CHUNK)))
-            });
+            let stream =
+                futures::stream::repeat_with(|| Ok::<_, Infallible>(Frame::data(Bytes::from_static(&CHUNK))));
             builder.status(200).body(StreamBody::new(stream).boxed())
         }
         // The service fails: hyper resets the HTTP/2 stream (closes an HTTP/1.1 connection).
@@ -266,13 +259,8 @@ async fn handle(
             } else {
                 200
             };
-            let body = format!(
-                "site={host} sni={} path={path}",
-                sni.as_deref().unwrap_or("-")
-            );
-            builder
-                .status(status)
-                .body(Full::new(Bytes::from(body)).boxed())
+            let body = format!("site={host} sni={} path={path}", sni.as_deref().unwrap_or("-"));
+            builder.status(status).body(Full::new(Bytes::from(body)).boxed())
         }
     };
     Ok(response.expect("test response"))
@@ -326,8 +314,7 @@ pub(crate) async fn tls_server(
                     let service = hyper::service::service_fn(move |request| {
                         handle(request, sni.clone(), number, seen.clone(), goaway2.clone())
                     });
-                    let builder =
-                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     let connection = builder.serve_connection(TokioIo::new(tls), service);
                     tokio::pin!(connection);
                     tokio::select! {
@@ -396,10 +383,7 @@ pub(crate) async fn raw_server(behaviour: RawBehaviour) -> RawServer {
     });
     let mut guard = TaskGuard::default();
     guard.push(task);
-    RawServer {
-        addr,
-        _guard: guard,
-    }
+    RawServer { addr, _guard: guard }
 }
 
 /// A loopback server for `names` signed by `pki`, on 127.0.0.1 with default options.
@@ -462,11 +446,7 @@ fn zone(qname: &str, qtype: RecordType) -> ZoneAnswer {
     let a = |owner: &str, ttl, ip: [u8; 4]| record(owner, ttl, RData::A(A(Ipv4Addr::from(ip))));
     let a_test = |qtype: T| match qtype {
         T::A => vec![a("a.test.", 300, [127, 0, 0, 1])],
-        T::AAAA => vec![record(
-            "a.test.",
-            60,
-            RData::AAAA(AAAA(Ipv6Addr::LOCALHOST)),
-        )],
+        T::AAAA => vec![record("a.test.", 60, RData::AAAA(AAAA(Ipv6Addr::LOCALHOST)))],
         _ => vec![],
     };
     match qname {

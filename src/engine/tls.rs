@@ -245,10 +245,7 @@ fn server_name(sni: &str) -> Result<ServerName<'static>, ProbeError> {
 }
 
 /// Verifies `chain` (leaf first) against `roots` at the current time, ignoring the name.
-pub(crate) fn verify_chain(
-    roots: &rustls::RootCertStore,
-    chain: &[CertificateDer<'_>],
-) -> Option<String> {
+pub(crate) fn verify_chain(roots: &rustls::RootCertStore, chain: &[CertificateDer<'_>]) -> Option<String> {
     let (leaf, intermediates) = match chain.split_first() {
         Some(split) => split,
         None => return Some("no certificate".to_string()),
@@ -278,9 +275,7 @@ pub(crate) fn verify_chain(
 fn certificate_message(e: &CertificateError) -> String {
     match e {
         CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired".into(),
-        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-            "not yet valid".into()
-        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => "not yet valid".into(),
         CertificateError::UnknownIssuer => "unknown issuer".into(),
         CertificateError::BadSignature => "bad signature".into(),
         CertificateError::BadEncoding => "bad encoding".into(),
@@ -397,8 +392,8 @@ fn snake_case(name: &str) -> String {
 mod tests {
     use super::*;
     use crate::engine::testsupport::{
-        local, raw_server, refused_addr, simple_server, tls_server, Pki, RawBehaviour,
-        ServerOptions, Validity,
+        local, raw_server, refused_addr, simple_server, tls_server, Pki, RawBehaviour, ServerOptions,
+        Validity,
     };
 
     const T: Duration = Duration::from_millis(500);
@@ -460,12 +455,7 @@ mod tests {
         let pki = Pki::new("test CA");
         let settings = pki.settings(T);
         for (alpn, tls12_only, expected_alpn, expected_version) in [
-            (
-                vec![b"http/1.1".to_vec()],
-                false,
-                Some("http/1.1"),
-                "TLSv1.3",
-            ),
+            (vec![b"http/1.1".to_vec()], false, Some("http/1.1"), "TLSv1.3"),
             (vec![], false, None, "TLSv1.3"),
             (vec![b"h2".to_vec()], true, Some("h2"), "TLSv1.2"),
         ] {
@@ -503,26 +493,19 @@ mod tests {
             &client_config(ALPN_H2_H1),
             &client_config(&[b"h2", b"http/1.1"])
         ));
-        assert!(!Arc::ptr_eq(
-            &client_config(ALPN_H2_H1),
-            &client_config(&[b"h2"])
-        ));
+        assert!(!Arc::ptr_eq(&client_config(ALPN_H2_H1), &client_config(&[b"h2"])));
     }
 
     #[tokio::test]
     async fn connection_and_handshake_failures() {
         let settings = TlsSettings::new(None, T).expect("settings");
         let refused = refused_addr().await;
-        let err = connect(&settings, refused, "a.test", ALPN_H2_H1)
-            .await
-            .err();
+        let err = connect(&settings, refused, "a.test", ALPN_H2_H1).await.err();
         assert_eq!(err, Some(ProbeError::Connect("connection refused".into())));
 
         let silent = raw_server(RawBehaviour::Silent).await;
         let started = Instant::now();
-        let err = connect(&settings, silent.addr, "a.test", ALPN_H2_H1)
-            .await
-            .err();
+        let err = connect(&settings, silent.addr, "a.test", ALPN_H2_H1).await.err();
         assert_eq!(
             err,
             Some(ProbeError::Timeout {
@@ -533,22 +516,12 @@ mod tests {
         assert!(started.elapsed() < T * 3, "{:?}", started.elapsed());
 
         let garbage = raw_server(RawBehaviour::Garbage).await;
-        let err = connect(&settings, garbage.addr, "a.test", ALPN_H2_H1)
-            .await
-            .err();
-        assert_eq!(
-            err,
-            Some(ProbeError::Tls("received garbage (not TLS)".into()))
-        );
+        let err = connect(&settings, garbage.addr, "a.test", ALPN_H2_H1).await.err();
+        assert_eq!(err, Some(ProbeError::Tls("received garbage (not TLS)".into())));
 
         let closer = raw_server(RawBehaviour::Close).await;
-        let err = connect(&settings, closer.addr, "a.test", ALPN_H2_H1)
-            .await
-            .err();
-        assert_eq!(
-            err,
-            Some(ProbeError::Tls("handshake closed by peer".into()))
-        );
+        let err = connect(&settings, closer.addr, "a.test", ALPN_H2_H1).await.err();
+        assert_eq!(err, Some(ProbeError::Tls("handshake closed by peer".into())));
     }
 
     #[tokio::test]
@@ -567,9 +540,7 @@ mod tests {
             .err();
         assert_eq!(
             err,
-            Some(ProbeError::Tls(
-                "alert received: no_application_protocol".into()
-            ))
+            Some(ProbeError::Tls("alert received: no_application_protocol".into()))
         );
     }
 
@@ -580,10 +551,7 @@ mod tests {
         let good = dir.path().join("ca.pem");
         std::fs::write(&good, pki.ca_pem()).expect("write");
         let settings = TlsSettings::new(Some(&good), T).expect("settings");
-        assert_eq!(
-            settings.roots.len(),
-            webpki_roots::TLS_SERVER_ROOTS.len() + 1
-        );
+        assert_eq!(settings.roots.len(), webpki_roots::TLS_SERVER_ROOTS.len() + 1);
         assert_eq!(settings.timeout, T);
 
         let missing = dir.path().join("missing.pem");
@@ -600,10 +568,7 @@ mod tests {
     #[test]
     fn short_names() {
         assert_eq!(snake_case("HandshakeFailure"), "handshake_failure");
-        assert_eq!(
-            snake_case("NoApplicationProtocol"),
-            "no_application_protocol"
-        );
+        assert_eq!(snake_case("NoApplicationProtocol"), "no_application_protocol");
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
         assert_eq!(io_message(&refused), "connection refused");
     }
