@@ -44,7 +44,7 @@ impl Painter {
 
 /// Untrusted text, made safe for a terminal line.
 fn safe(s: &str) -> String {
-    for_terminal(s, 300)
+    for_terminal(s, 1000)
 }
 
 /// `host` alone when the port is 443, else `host:port`.
