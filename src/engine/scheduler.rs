@@ -54,7 +54,7 @@ type JobKey = (String, IpAddr, u8);
 enum Done {
     /// DNS answers of a batch; `spread` when the batch starts a cycle.
     Dns(Vec<(String, DnsAnswer)>, bool),
-    Job(JobKey, Arc<Vec<HostRecord>>, JobResult),
+    Job(JobKey, Arc<Vec<HostRecord>>, Box<JobResult>),
 }
 
 type Pending = Pin<Box<dyn std::future::Future<Output = Done> + Send>>;
@@ -244,7 +244,7 @@ impl LiveEngine {
             Done::Job(key, hosts, result) => {
                 self.in_flight.remove(&key);
                 self.status.cycle_done += 1;
-                let fallback = match &result {
+                let fallback = match result.as_ref() {
                     JobResult::Direct {
                         host,
                         addr,
@@ -259,7 +259,7 @@ impl LiveEngine {
                     }
                     _ => None,
                 };
-                self.store.apply(&hosts, result, Instant::now());
+                self.store.apply(&hosts, *result, Instant::now());
                 if let Some(job) = fallback {
                     let (k, a, _) = job_key(&hosts, &job);
                     if self.http1_done.insert((k, a)) {
@@ -312,7 +312,7 @@ impl LiveEngine {
             tokio::time::sleep(delay).await;
             let _permit = permits.acquire_owned().await;
             let result = prober.run_job(job, &hosts, &cands).await;
-            Done::Job(key, hosts, result)
+            Done::Job(key, hosts, Box::new(result))
         }));
     }
 }
