@@ -24,6 +24,8 @@ pub struct Cli {
     pub watchfile: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,11 +108,30 @@ pub struct CheckArgs {
     pub all_pairs: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Theme {
+    Dark,
+    Light,
+}
+
+/// Options of the dashboard (watch and demo).
+#[derive(Debug, Clone, Args)]
+pub struct DashboardArgs {
+    /// Colour theme (NO_COLOR turns colour off whatever the theme).
+    #[arg(long, value_enum, default_value_t = Theme::Dark, env = "COALSCOPE_THEME")]
+    pub theme: Theme,
+    /// Directory where `e` writes JSON exports [current directory].
+    #[arg(long = "export-dir", value_name = "DIR", env = "COALSCOPE_EXPORT_DIR")]
+    pub export_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     pub watchfile: PathBuf,
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
 }
 
 #[derive(Debug, Args)]
@@ -146,9 +167,17 @@ pub struct LabArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Fresh connections per (origin, address) in each pass over the lab.
-    #[arg(long, value_name = "N", default_value_t = 4)]
-    pub rounds: u32,
+    /// Time between probe rounds of one host.
+    #[arg(long, value_name = "DUR", default_value = "3s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// The time window that rates are computed over.
+    #[arg(long, value_name = "DUR", default_value = "2m", value_parser = parse_duration)]
+    pub window: Duration,
+    /// Print one report of the lab instead of opening the dashboard (for a terminal-less run).
+    #[arg(long)]
+    pub once: bool,
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
 }
 
 /// `30s`, `500ms`, `5m`, `1h` (humantime syntax); zero is refused.

@@ -5,13 +5,23 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::{CheckArgs, CommonArgs, DemoArgs, Format, LabArgs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::cli::{CheckArgs, CommonArgs, DashboardArgs, DemoArgs, Format, LabArgs, Theme, WatchArgs};
 use crate::engine::check::{CheckOptions, Prober};
 use crate::engine::dns::{Dns, DnsConfig};
+use crate::engine::scheduler::{Command, LiveEngine, LiveOptions};
+use crate::engine::snapshot::LiveView;
 use crate::engine::snapshot::Snapshot;
 use crate::engine::tls::TlsSettings;
 use crate::lab::{Lab, LabOptions};
 use crate::report;
+use crate::tui::{self, Control, TuiOptions};
+use crate::watchlist::watcher;
 use crate::watchlist::{self, WatchList};
 
 pub const EXIT_OK: u8 = 0;
@@ -116,35 +126,135 @@ pub async fn lab(args: LabArgs) -> Result<u8, UsageError> {
     Ok(EXIT_OK)
 }
 
-/// Until the live dashboard lands, the demo starts the lab and shows one check of it.
-pub async fn demo(args: DemoArgs) -> Result<u8, UsageError> {
-    let lab = Lab::start(LabOptions {
-        dynamic: true,
-        ..LabOptions::default()
-    })
+/// `watch`: the live dashboard on a watch-file, reloaded on every save.
+pub async fn watch(args: WatchArgs) -> Result<u8, UsageError> {
+    require_terminal("watch")?;
+    let list = read_watchlist(&args.watchfile)?;
+    let prober = Arc::new(prober(&args.common, 1, false)?);
+    let options = live_options(&args.common, args.watchfile.display().to_string());
+    dashboard(
+        prober,
+        &list,
+        options,
+        Some(&args.watchfile),
+        None,
+        &args.dashboard,
+    )
     .await
-    .map_err(|e| UsageError(format!("cannot start the lab: {e:#}")))?;
-    eprintln!(
-        "coalscope demo: embedded lab on loopback (DNS {}, CA {}), probing {} rounds…",
-        lab.dns,
-        lab.ca_file.display(),
-        args.rounds
+}
+
+/// `demo`: the embedded lab (changing its behaviour every minute) under the live dashboard.
+pub async fn demo(args: DemoArgs) -> Result<u8, UsageError> {
+    if !args.once {
+        require_terminal("demo")?;
+    }
+    let lab = Arc::new(
+        Lab::start(LabOptions {
+            dynamic: true,
+            ..LabOptions::default()
+        })
+        .await
+        .map_err(|e| UsageError(format!("cannot start the lab: {e:#}")))?,
     );
     let list = read_watchlist(&lab.watchfile)?;
     let common = CommonArgs {
         dns: vec![lab.dns],
         resolve: vec![],
         ca_file: Some(lab.ca_file.clone()),
-        interval: std::time::Duration::from_secs(30),
-        timeout: std::time::Duration::from_secs(2),
+        interval: args.interval,
+        timeout: Duration::from_secs(2),
         concurrency: 32,
         max_rps: 0,
         path: "/".into(),
-        window: std::time::Duration::from_secs(300),
+        window: args.window,
     };
-    let snapshot = prober(&common, args.rounds, false)?.check(&list.entries).await;
-    print_report(&snapshot, Format::Table);
-    lab.shutdown().await;
+    if args.once {
+        let snapshot = prober(&common, 4, false)?.check(&list.entries).await;
+        print_report(&snapshot, Format::Table);
+        return Ok(EXIT_OK);
+    }
+    let prober = Arc::new(prober(&common, 1, false)?);
+    let options = live_options(&common, format!("embedded lab ({})", lab.watchfile.display()));
+    let phase_lab = lab.clone();
+    let phase: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || phase_lab.phase_description());
+    let watchfile = lab.watchfile.clone();
+    dashboard(
+        prober,
+        &list,
+        options,
+        Some(&watchfile),
+        Some(phase),
+        &args.dashboard,
+    )
+    .await
+}
+
+fn require_terminal(what: &str) -> Result<(), UsageError> {
+    if std::io::stdout().is_terminal() {
+        Ok(())
+    } else {
+        Err(UsageError(format!(
+            "`coalscope {what}` draws a live dashboard and needs a terminal; for a report use `coalscope check WATCHFILE`, for metrics `coalscope serve WATCHFILE`"
+        )))
+    }
+}
+
+pub fn live_options(common: &CommonArgs, source: String) -> LiveOptions {
+    LiveOptions {
+        interval: common.interval,
+        window: common.window,
+        jitter: 0.8,
+        concurrency: common.concurrency as usize,
+        source,
+    }
+}
+
+/// Run the engine, the watch-file watcher and the dashboard until the user quits.
+async fn dashboard(
+    prober: Arc<Prober>,
+    list: &WatchList,
+    options: LiveOptions,
+    watchfile: Option<&Path>,
+    lab_phase: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    ui: &DashboardArgs,
+) -> Result<u8, UsageError> {
+    let (commands, command_rx) = mpsc::channel(64);
+    let (view_tx, view_rx) = watch::channel(Arc::new(LiveView::default()));
+    let _watcher = match watchfile {
+        Some(path) => Some(watcher::spawn(path, commands.clone()).map_err(UsageError)?),
+        None => None,
+    };
+    let mut engine = LiveEngine::new(prober, list, options);
+    if let Some(phase) = lab_phase {
+        engine = engine.with_lab_phase(phase);
+    }
+    let engine = tokio::spawn(engine.run(command_rx, view_tx));
+    let (control, mut control_rx) = mpsc::channel::<Control>(64);
+    let forward = {
+        let commands = commands.clone();
+        tokio::spawn(async move {
+            while let Some(c) = control_rx.recv().await {
+                let command = match c {
+                    Control::ProbeNow(key) => Command::ProbeNow(key),
+                    Control::SetPaused(p) => Command::SetPaused(p),
+                    Control::Quit => Command::Quit,
+                };
+                if commands.send(command).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let options = TuiOptions {
+        light: ui.theme == Theme::Light,
+        no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        export_dir: ui.export_dir.clone().unwrap_or_else(|| PathBuf::from(".")),
+    };
+    let result = tui::run(view_rx, control, options).await;
+    let _ = commands.send(Command::Quit).await;
+    forward.abort();
+    engine.abort();
+    result.map_err(|e| UsageError(format!("terminal: {e}")))?;
     Ok(EXIT_OK)
 }
 

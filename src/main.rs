@@ -20,10 +20,17 @@ fn main() -> ExitCode {
             Some(Command::Check(args)) => commands::check(args).await,
             Some(Command::Lab(args)) => commands::lab(args).await,
             Some(Command::Demo(args)) => commands::demo(args).await,
-            Some(Command::Watch(_)) => commands::not_yet("watch", 4),
+            Some(Command::Watch(args)) => commands::watch(args).await,
             Some(Command::Serve(_)) => commands::not_yet("serve", 5),
             None => match cli.watchfile {
-                Some(_) => commands::not_yet("watch", 4),
+                Some(watchfile) => {
+                    commands::watch(coalscope::cli::WatchArgs {
+                        watchfile,
+                        common: cli.common,
+                        dashboard: cli.dashboard,
+                    })
+                    .await
+                }
                 None => Err(commands::UsageError(
                     "a WATCHFILE or a command is needed; see `coalscope --help`".into(),
                 )),

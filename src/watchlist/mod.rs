@@ -10,6 +10,7 @@ mod entry;
 mod host;
 #[cfg(test)]
 mod tests;
+pub mod watcher;
 
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::HashMap;

@@ -1,0 +1,145 @@
+//! Hot reload of the watch-file with notify. The parent directory is watched, not the file:
+//! editors that save by writing a new file and renaming it over the old one replace the
+//! inode, and a watch on the old inode would go silent. Bursts of events are debounced; a
+//! content that did not change is not sent again. A deleted or broken file is reported as an
+//! error (naming file:line) and the engine keeps the last good list.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher as _};
+use tokio::sync::{mpsc, Notify};
+
+use crate::engine::scheduler::Command;
+use crate::watchlist;
+
+/// Quiet time after the last file-system event before the file is read.
+pub const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// Keeps the file watch alive; dropping it stops watching.
+pub struct Watcher {
+    _inner: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Watch `path` and send `Command::Reload` to `commands` whenever its content changes.
+/// Must be called inside a tokio runtime.
+pub fn spawn(path: &Path, commands: mpsc::Sender<Command>) -> Result<Watcher, String> {
+    let path = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .ok_or_else(|| format!("{}: not a file", path.display()))?;
+    let changed = Arc::new(Notify::new());
+    let signal = changed.clone();
+    let mut inner = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let relevant = match event {
+            // Opening and closing (our own reads among them) change nothing.
+            Ok(e) if matches!(e.kind, notify::EventKind::Access(_)) => false,
+            Ok(e) => e.paths.iter().any(|p| p.file_name() == Some(name.as_os_str())),
+            // An overflow or watch error: re-read to be safe.
+            Err(_) => true,
+        };
+        if relevant {
+            signal.notify_one();
+        }
+    })
+    .map_err(|e| format!("{}: cannot watch: {e}", dir.display()))?;
+    inner
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .map_err(|e| format!("{}: cannot watch: {e}", dir.display()))?;
+    let label = path.display().to_string();
+    // What the caller loaded: read now, before any later save can slip in unnoticed.
+    let mut last: Option<Result<Vec<u8>, String>> = std::fs::read(&path).ok().map(Ok);
+    let task = tokio::spawn(async move {
+        loop {
+            changed.notified().await;
+            // Debounce: wait until the events stop for a moment.
+            loop {
+                tokio::select! {
+                    _ = changed.notified() => continue,
+                    _ = tokio::time::sleep(DEBOUNCE) => break,
+                }
+            }
+            let read = match std::fs::read(&path) {
+                Ok(bytes) => Ok(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(format!("{label}: the file is gone; keeping the last good list"))
+                }
+                Err(e) => Err(format!("{label}: {e}; keeping the last good list")),
+            };
+            if last.as_ref() == Some(&read) {
+                continue;
+            }
+            let command = match &read {
+                Ok(bytes) => match watchlist::parse(&label, bytes) {
+                    Ok(list) => Command::Reload(Ok(list)),
+                    Err(e) => Command::Reload(Err(format!("{e}; keeping the last good list"))),
+                },
+                Err(e) => Command::Reload(Err(e.clone())),
+            };
+            last = Some(read);
+            if commands.send(command).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(Watcher { _inner: inner, task })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn next(rx: &mut mpsc::Receiver<Command>) -> Result<Vec<String>, String> {
+        // A generous bound: the wait ends as soon as the reload arrives.
+        match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
+            Ok(Some(Command::Reload(r))) => r.map(|l| l.entries.iter().map(|e| e.host.clone()).collect()),
+            other => panic!("expected a reload, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn reloads_on_save_rename_error_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hosts.watch");
+        std::fs::write(&file, "a.test\n").unwrap();
+        let (tx, mut rx) = mpsc::channel(8);
+        let _w = spawn(&file, tx).unwrap();
+
+        // A plain save.
+        std::fs::write(&file, "a.test\nb.test\n").unwrap();
+        assert_eq!(next(&mut rx).await.unwrap(), ["a.test", "b.test"]);
+
+        // An editor's save: write a new file, rename it over the old one.
+        let tmp = dir.path().join(".hosts.watch.swp");
+        std::fs::write(&tmp, "c.test\n").unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+        assert_eq!(next(&mut rx).await.unwrap(), ["c.test"]);
+
+        // A broken edit names file:line.
+        std::fs::write(&file, "c.test\nnot a host\n").unwrap();
+        let err = next(&mut rx).await.unwrap_err();
+        assert!(
+            err.contains("hosts.watch:2") && err.contains("last good list"),
+            "{err}"
+        );
+
+        // Deleted, then back.
+        std::fs::remove_file(&file).unwrap();
+        assert!(next(&mut rx).await.unwrap_err().contains("gone"));
+        std::fs::write(&file, "d.test\n").unwrap();
+        assert_eq!(next(&mut rx).await.unwrap(), ["d.test"]);
+    }
+}
