@@ -18,7 +18,7 @@ use crate::engine::analysis;
 use crate::engine::cert::{self, CertSummary};
 use crate::engine::direct::{self, DirectProtocol};
 use crate::engine::dns::{Dns, DnsAnswer};
-use crate::engine::h2;
+use crate::engine::h2::{self, Opened};
 use crate::engine::rate::RateLimiter;
 use crate::engine::snapshot::Snapshot;
 use crate::engine::tls::{TlsInfo, TlsSettings};
@@ -27,6 +27,9 @@ use crate::watchlist::Entry;
 
 /// Most samples kept per list in the records (a `check` with many rounds stays bounded).
 const MAX_SAMPLES: usize = 1024;
+
+/// Fresh connections an origin probe may open when the server closes the one it had.
+const MAX_REOPEN: u32 = 2;
 
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -365,7 +368,19 @@ impl Prober {
                 .await
                 .map_err(|e| e.to_string()),
         );
+        let mut reopened = 0;
         for b in targets {
+            // A server that closes the connection after refusing one name (GOAWAY after a
+            // 421, say) must not turn the remaining targets into errors: like a browser, go
+            // on over a fresh connection opened for the same origin, a bounded number of times.
+            if conn.is_closed() && reopened < MAX_REOPEN {
+                reopened += 1;
+                self.connections.fetch_add(1, Ordering::Relaxed);
+                if let Ok(Opened { conn: Some(c), .. }) = h2::open(&self.tls, sock, &origin.entry.host).await
+                {
+                    conn = c;
+                }
+            }
             let target = &hosts[b];
             self.rate.acquire().await;
             *requests += 1;
