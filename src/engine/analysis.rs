@@ -556,3 +556,291 @@ fn groups(records: &Records, links: &[(usize, usize)], pairs: &[PairReport]) -> 
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::dns::DnsAnswer;
+    use crate::engine::h2::HttpAnswer;
+    use crate::engine::tls::TlsInfo;
+    use crate::watchlist::Entry;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn answer(status: u16, body: &str) -> Outcome {
+        Ok(HttpAnswer {
+            status,
+            version: "HTTP/2".into(),
+            content_type: Some("text/html".into()),
+            body_digest: body.into(),
+            body_len: body.len(),
+            server: Some("nginx".into()),
+            elapsed: Duration::from_millis(1),
+        })
+    }
+
+    fn cert(sans: &[&str]) -> CertSummary {
+        CertSummary {
+            subject: "CN=test".into(),
+            issuer: "CN=test CA".into(),
+            dns_sans: sans.iter().map(|s| s.to_string()).collect(),
+            ip_sans: vec![],
+            not_before: 0,
+            not_after: unix_now() + 90 * 86_400,
+            serial: "01".into(),
+            sha256: "00".into(),
+        }
+    }
+
+    /// An endpoint whose handshake succeeded with `sans`, ALPN `alpn`, trusted or not.
+    fn endpoint(sans: &[&str], alpn: &str, trusted: bool, direct: Vec<Outcome>) -> EndpointRecord {
+        EndpointRecord {
+            tls: Some(TlsInfo {
+                alpn: Some(alpn.into()),
+                version: "TLSv1.3".into(),
+                chain: vec![],
+                chain_error: (!trusted).then(|| "unknown issuer".to_string()),
+                connect_time: Duration::from_millis(1),
+                handshake_time: Duration::from_millis(2),
+            }),
+            cert: Some(Ok(cert(sans))),
+            handshakes: 1,
+            direct,
+            ..Default::default()
+        }
+    }
+
+    fn host(name: &str, line: usize, addrs: &[&str], eps: Vec<(&str, EndpointRecord)>) -> HostRecord {
+        HostRecord {
+            entry: Entry {
+                host: name.into(),
+                port: 443,
+                path: None,
+                line,
+            },
+            path: "/".into(),
+            dns: DnsAnswer {
+                addresses: addrs.iter().map(|a| ip(a)).collect(),
+                ..Default::default()
+            },
+            endpoints: eps.into_iter().map(|(a, e)| (ip(a), e)).collect(),
+        }
+    }
+
+    fn pair<'a>(s: &'a Snapshot, o: &str, t: &str) -> &'a PairReport {
+        s.pairs
+            .iter()
+            .find(|p| p.origin == format!("{o}:443") && p.target == format!("{t}:443"))
+            .unwrap()
+    }
+
+    #[test]
+    fn misdirected_one_way_ok_the_other_one_group() {
+        let both = ["a.test", "b.test"];
+        let mut r = Records {
+            hosts: vec![
+                host(
+                    "a.test",
+                    1,
+                    &["192.0.2.1"],
+                    vec![("192.0.2.1", endpoint(&both, "h2", true, vec![answer(200, "A")]))],
+                ),
+                host(
+                    "b.test",
+                    2,
+                    &["192.0.2.1"],
+                    vec![("192.0.2.1", endpoint(&both, "h2", true, vec![answer(200, "B")]))],
+                ),
+            ],
+            rounds: 2,
+            ..Default::default()
+        };
+        r.coalesced
+            .insert((0, 1, ip("192.0.2.1")), vec![answer(421, ""), answer(421, "")]);
+        r.coalesced
+            .insert((1, 0, ip("192.0.2.1")), vec![answer(200, "A"), answer(200, "A")]);
+        let s = analyse(&r, false, Duration::ZERO);
+        let ab = pair(&s, "a.test", "b.test");
+        assert_eq!(
+            (ab.verdict.as_str(), ab.probes, ab.rate_421),
+            ("misdirected", 2, 1.0)
+        );
+        assert!(ab.fix.as_deref().unwrap().contains("ssl_verify_client"));
+        assert_eq!(pair(&s, "b.test", "a.test").verdict, "ok");
+        assert_eq!(s.pairs[0].verdict, "misdirected", "problems first");
+        assert_eq!(s.groups.len(), 1);
+        assert_eq!((s.groups[0].members.len(), s.groups[0].problems), (2, 1));
+        assert_eq!((s.summary.problems, s.summary.host_errors), (1, 0));
+        assert!(s.has_problems());
+    }
+
+    #[test]
+    fn firefox_only_pair_is_probed_at_the_origin_address_where_the_cert_covers() {
+        // A at X and Y, B only at Y. At Y the origin's certificate does not cover B; at X it
+        // does. Chromium needs the connection at an address of B (Y): no. Firefox uses A's
+        // connection at X once the answers overlap: yes.
+        let mut r = Records {
+            hosts: vec![
+                host(
+                    "a.test",
+                    1,
+                    &["192.0.2.1", "192.0.2.2"],
+                    vec![
+                        (
+                            "192.0.2.1",
+                            endpoint(&["a.test", "b.test"], "h2", true, vec![answer(200, "A")]),
+                        ),
+                        (
+                            "192.0.2.2",
+                            endpoint(&["a.test"], "h2", true, vec![answer(200, "A")]),
+                        ),
+                    ],
+                ),
+                host(
+                    "b.test",
+                    2,
+                    &["192.0.2.2"],
+                    vec![(
+                        "192.0.2.2",
+                        endpoint(&["b.test"], "h2", true, vec![answer(200, "B")]),
+                    )],
+                ),
+            ],
+            ..Default::default()
+        };
+        r.coalesced
+            .insert((0, 1, ip("192.0.2.1")), vec![answer(200, "B")]);
+        let s = analyse(&r, false, Duration::ZERO);
+        let ab = pair(&s, "a.test", "b.test");
+        assert_eq!((ab.coalesce.chrome, ab.coalesce.firefox), (false, true));
+        assert_eq!(ab.verdict, "ok");
+        assert_eq!(ab.addresses.len(), 1);
+        assert_eq!(ab.addresses[0].address, "192.0.2.1");
+        assert_eq!(ab.addresses[0].clients, ["firefox"]);
+        // Firefox's reference for B at an address B does not resolve to: B's other answers.
+        assert_eq!(ab.addresses[0].direct_statuses.get("200"), Some(&1));
+        let ba = pair(&s, "b.test", "a.test");
+        assert_eq!(
+            (ba.verdict.as_str(), ba.reason.as_deref()),
+            ("not-coalescable", Some("cert-not-covering"))
+        );
+    }
+
+    #[test]
+    fn findings_reasons_and_cert_only_pairs() {
+        let wildcard = ["*.geo.test"];
+        let r = Records {
+            hosts: vec![
+                host(
+                    "east.geo.test",
+                    1,
+                    &["192.0.2.10"],
+                    vec![("192.0.2.10", endpoint(&wildcard, "h2", true, vec![]))],
+                ),
+                host(
+                    "west.geo.test",
+                    2,
+                    &["192.0.2.11"],
+                    vec![("192.0.2.11", endpoint(&wildcard, "h2", true, vec![]))],
+                ),
+                host(
+                    "h1.test",
+                    3,
+                    &["192.0.2.20"],
+                    vec![(
+                        "192.0.2.20",
+                        endpoint(&["h1.test", "h1b.test"], "http/1.1", true, vec![]),
+                    )],
+                ),
+                host(
+                    "h1b.test",
+                    4,
+                    &["192.0.2.20"],
+                    vec![(
+                        "192.0.2.20",
+                        endpoint(&["h1.test", "h1b.test"], "http/1.1", true, vec![]),
+                    )],
+                ),
+                host(
+                    "bad.test",
+                    5,
+                    &["192.0.2.30"],
+                    vec![(
+                        "192.0.2.30",
+                        endpoint(&["bad.test", "worse.test"], "h2", false, vec![]),
+                    )],
+                ),
+                host(
+                    "worse.test",
+                    6,
+                    &["192.0.2.30"],
+                    vec![("192.0.2.30", endpoint(&["other.test"], "h2", true, vec![]))],
+                ),
+                HostRecord {
+                    dns: DnsAnswer {
+                        error: Some("NXDOMAIN".into()),
+                        ..Default::default()
+                    },
+                    ..host("ghost.test", 7, &[], vec![])
+                },
+                host(
+                    "dead.test",
+                    8,
+                    &["192.0.2.40"],
+                    vec![(
+                        "192.0.2.40",
+                        EndpointRecord {
+                            handshakes: 1,
+                            handshake_errors: vec!["tls timed out after 1s".into()],
+                            ..Default::default()
+                        },
+                    )],
+                ),
+                host("dead2.test", 9, &["192.0.2.40"], vec![]),
+            ],
+            ..Default::default()
+        };
+        let s = analyse(&r, false, Duration::ZERO);
+        assert_eq!(s.summary.cert_only_pairs, 2);
+        assert!(
+            !s.pairs.iter().any(|p| p.origin.starts_with("east")),
+            "cert-only pairs only with --all-pairs"
+        );
+        let reason = |o: &str, t: &str| pair(&s, o, t).reason.clone();
+        assert_eq!(reason("h1.test", "h1b.test").as_deref(), Some("no-h2"));
+        assert_eq!(reason("bad.test", "worse.test").as_deref(), Some("cert-invalid"));
+        assert_eq!(
+            reason("worse.test", "bad.test").as_deref(),
+            Some("cert-not-covering")
+        );
+        let dead = pair(&s, "dead.test", "dead2.test");
+        assert_eq!(dead.verdict, "error");
+        assert!(dead.error.as_deref().unwrap().contains("timed out"), "{dead:?}");
+        let kinds = |h: &str| -> Vec<String> {
+            s.hosts
+                .iter()
+                .find(|x| x.host == h)
+                .unwrap()
+                .findings
+                .iter()
+                .map(|f| f.kind.clone())
+                .collect()
+        };
+        assert_eq!(kinds("ghost.test"), ["dns-error"]);
+        assert_eq!(kinds("h1.test"), ["no-h2"]);
+        assert_eq!(kinds("bad.test"), ["cert-invalid"]);
+        assert_eq!(kinds("worse.test"), ["sni-mismatch"]);
+        assert_eq!(kinds("dead.test"), ["unreachable"]);
+        assert!(s.groups.is_empty());
+
+        let all = analyse(&r, true, Duration::ZERO);
+        let east = pair(&all, "east.geo.test", "west.geo.test");
+        assert_eq!(
+            (east.verdict.as_str(), east.reason.as_deref()),
+            ("not-coalescable", Some("no-shared-address"))
+        );
+        assert!(east.cert_covers);
+    }
+}
