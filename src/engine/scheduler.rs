@@ -195,9 +195,23 @@ impl LiveEngine {
         self.status.cycle_done = 0;
         self.status.cycle_total = 0;
         self.http1_done.clear();
-        self.urgent.extend(self.store.entries().iter().map(Entry::key));
-        self.cycle_pending = true;
-        self.resolve();
+        // DNS answers are reused within their TTL: those hosts are probed at once, the others
+        // when their new answer arrives.
+        let now = Instant::now();
+        let (fresh, stale): (Vec<String>, Vec<String>) = self
+            .store
+            .entries()
+            .iter()
+            .map(Entry::key)
+            .partition(|k| self.store.dns_fresh(k, now));
+        if !fresh.is_empty() {
+            self.schedule(&fresh.into_iter().collect(), true);
+        }
+        if !stale.is_empty() {
+            self.urgent.extend(stale);
+            self.cycle_pending = true;
+            self.resolve();
+        }
     }
 
     /// Resolve the hosts waiting in `urgent` (one lookup batch at a time).

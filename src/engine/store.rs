@@ -59,6 +59,8 @@ struct LiveHost {
     entry: Entry,
     path: String,
     dns: DnsAnswer,
+    /// When `dns` was received (None: never resolved).
+    dns_at: Option<Instant>,
     endpoints: BTreeMap<IpAddr, LiveEndpoint>,
 }
 
@@ -109,6 +111,7 @@ impl Store {
                         entry: e.clone(),
                         path,
                         dns: DnsAnswer::default(),
+                        dns_at: None,
                         endpoints: BTreeMap::new(),
                     });
                 }
@@ -136,6 +139,22 @@ impl Store {
             h.endpoints.entry(*a).or_default();
         }
         h.dns = answer;
+        h.dns_at = Some(Instant::now());
+    }
+
+    /// Is the DNS answer of `key` still good at `now`? Answers are reused within their TTL
+    /// (overrides and IP literals forever); failures are retried every time.
+    pub fn dns_fresh(&self, key: &str, now: Instant) -> bool {
+        let Some(h) = self.hosts.iter().find(|h| h.entry.key() == key) else {
+            return false;
+        };
+        match (h.dns_at, &h.dns.error) {
+            (Some(at), None) => match h.dns.ttl_s {
+                Some(ttl) => now.saturating_duration_since(at) < Duration::from_secs(u64::from(ttl)),
+                None => h.dns.overridden,
+            },
+            _ => false,
+        }
     }
 
     /// The hosts as the scheduler needs them (entry, path, DNS), indexed for jobs.
@@ -477,6 +496,42 @@ mod tests {
             .unwrap()
             .direct
             .is_empty());
+    }
+
+    #[test]
+    fn dns_answers_are_reused_within_their_ttl() {
+        let mut store = Store::new(Duration::from_secs(60), "/".into());
+        store.set_entries(&[entry("a.test", 1), entry("b.test", 2), entry("c.test", 3)]);
+        let now = Instant::now();
+        assert!(!store.dns_fresh("a.test:443", now), "never resolved");
+        store.set_dns(
+            "a.test:443",
+            DnsAnswer {
+                ttl_s: Some(30),
+                ..dns("127.0.0.1")
+            },
+        );
+        assert!(store.dns_fresh("a.test:443", Instant::now()));
+        assert!(!store.dns_fresh("a.test:443", Instant::now() + Duration::from_secs(31)));
+        store.set_dns(
+            "b.test:443",
+            DnsAnswer {
+                error: Some("SERVFAIL".into()),
+                ..Default::default()
+            },
+        );
+        assert!(
+            !store.dns_fresh("b.test:443", Instant::now()),
+            "failures are retried"
+        );
+        store.set_dns(
+            "c.test:443",
+            DnsAnswer {
+                overridden: true,
+                ..dns("127.0.0.1")
+            },
+        );
+        assert!(store.dns_fresh("c.test:443", Instant::now() + Duration::from_secs(86_400)));
     }
 
     #[test]

@@ -1,0 +1,138 @@
+//! The continuous engine against the embedded lab: views are published while probing goes
+//! on, a misdirected pair shows up, a reload changes the list while unchanged names keep
+//! their history, a broken reload keeps the last good list, and Quit stops it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coalscope::engine::check::{CheckOptions, Prober};
+use coalscope::engine::dns::{Dns, DnsConfig};
+use coalscope::engine::scheduler::{Command, LiveEngine, LiveOptions};
+use coalscope::engine::snapshot::LiveView;
+use coalscope::engine::tls::TlsSettings;
+use coalscope::lab::{Lab, LabOptions};
+use coalscope::watchlist;
+use tokio::sync::{mpsc, watch};
+
+/// Wait (bounded) for a view that satisfies `ok`.
+async fn wait_for(
+    rx: &mut watch::Receiver<Arc<LiveView>>,
+    what: &str,
+    ok: impl Fn(&LiveView) -> bool,
+) -> Arc<LiveView> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let view = rx.borrow_and_update().clone();
+        if ok(&view) {
+            return view;
+        }
+        if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+            panic!(
+                "timed out waiting for {what}; last view: {:#?}",
+                view.report.summary
+            );
+        }
+    }
+}
+
+fn verdict(view: &LiveView, origin: &str, target: &str) -> Option<String> {
+    view.report
+        .pairs
+        .iter()
+        .find(|p| p.origin.starts_with(origin) && p.target.starts_with(target))
+        .map(|p| p.verdict.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_engine_probes_reloads_and_quits() {
+    let lab = Lab::start(LabOptions::default()).await.unwrap();
+    let text = std::fs::read_to_string(&lab.watchfile).unwrap();
+    let list = watchlist::parse("lab.watch", text.as_bytes()).unwrap();
+    let dns = Dns::new(DnsConfig {
+        nameservers: vec![lab.dns],
+        overrides: vec![],
+        timeout: Duration::from_secs(1),
+    })
+    .unwrap();
+    let tls = TlsSettings::new(Some(&lab.ca_file), Duration::from_secs(1)).unwrap();
+    let prober = Arc::new(Prober::new(
+        dns,
+        tls,
+        CheckOptions {
+            rounds: 1,
+            max_rps: 0,
+            ..CheckOptions::default()
+        },
+    ));
+    let options = LiveOptions {
+        interval: Duration::from_millis(700),
+        window: Duration::from_secs(60),
+        jitter: 0.5,
+        concurrency: 32,
+        source: "lab.watch".into(),
+    };
+    let (tx, rx) = mpsc::channel(16);
+    let (view_tx, mut view_rx) = watch::channel(Arc::new(LiveView::default()));
+    let engine = tokio::spawn(LiveEngine::new(prober, &list, options).run(rx, view_tx));
+
+    let view = wait_for(&mut view_rx, "shop → admin misdirected", |v| {
+        verdict(v, "shop.nginx", "admin.nginx").as_deref() == Some("misdirected")
+    })
+    .await;
+    assert_eq!(view.status.hosts, list.entries.len());
+    assert_eq!(view.histories.len(), view.report.pairs.len());
+
+    // Keep the nginx pair, drop everything else, add the caddy pair.
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(".nginx.") || l.contains(".caddy."))
+        .collect();
+    let reduced = watchlist::parse("lab.watch", kept.join("\n").as_bytes()).unwrap();
+    tx.send(Command::Reload(Ok(reduced))).await.unwrap();
+    let view = wait_for(&mut view_rx, "the reduced list with caddy judged", |v| {
+        v.status.hosts == 4 && verdict(v, "api.caddy", "www.caddy").as_deref() == Some("misdirected")
+    })
+    .await;
+    assert!(view
+        .report
+        .pairs
+        .iter()
+        .all(|p| p.origin.contains(".nginx.") || p.origin.contains(".caddy.")));
+    // The nginx pair kept its samples across the reload.
+    let shop = view
+        .report
+        .pairs
+        .iter()
+        .find(|p| p.origin.starts_with("shop.nginx"))
+        .unwrap();
+    assert!(shop.probes >= 1);
+    assert!(view.status.reload_error.is_none());
+
+    // A broken edit keeps the last good list and says so.
+    tx.send(Command::Reload(Err(
+        "lab.watch:3: bad line; keeping the last good list".into(),
+    )))
+    .await
+    .unwrap();
+    let view = wait_for(&mut view_rx, "the reload error", |v| {
+        v.status.reload_error.is_some()
+    })
+    .await;
+    assert_eq!(view.status.hosts, 4);
+
+    // Events record verdict changes with timestamps.
+    assert!(
+        view.events
+            .iter()
+            .any(|e| e.to == "misdirected" && e.at.ends_with('Z')),
+        "{:?}",
+        view.events
+    );
+
+    tx.send(Command::Quit).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), engine)
+        .await
+        .expect("engine stops on Quit")
+        .unwrap();
+    lab.shutdown().await;
+}
