@@ -76,6 +76,7 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
             .flat_map(|h| &h.findings)
             .filter(|f| f.severity == "error")
             .count() as u32,
+        coverage: coverage(&pairs),
     };
     Snapshot {
         schema: SCHEMA.into(),
@@ -85,6 +86,19 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
         groups,
         summary,
     }
+}
+
+/// Share of coalescable pairs that have at least one probe.
+fn coverage(pairs: &[PairReport]) -> f64 {
+    let coalescable: Vec<&PairReport> = pairs
+        .iter()
+        .filter(|p| p.coalesce.chrome || p.coalesce.firefox)
+        .collect();
+    if coalescable.is_empty() {
+        return 1.0;
+    }
+    let probed = coalescable.iter().filter(|p| p.probes > 0).count();
+    ((probed as f64 / coalescable.len() as f64) * 1e4).round() / 1e4
 }
 
 fn unix_now() -> i64 {

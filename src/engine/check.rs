@@ -18,7 +18,9 @@ use crate::engine::analysis;
 use crate::engine::cert::{self, CertSummary};
 use crate::engine::direct::{self, DirectProtocol};
 use crate::engine::dns::{Dns, DnsAnswer};
+use crate::engine::error::ProbeError;
 use crate::engine::h2::{self, Opened};
+use crate::engine::planner::{self, Plan};
 use crate::engine::rate::RateLimiter;
 use crate::engine::snapshot::Snapshot;
 use crate::engine::tls::{TlsInfo, TlsSettings};
@@ -30,6 +32,10 @@ const MAX_SAMPLES: usize = 1024;
 
 /// Fresh connections an origin probe may open when the server closes the one it had.
 const MAX_REOPEN: u32 = 2;
+
+/// Requests in flight at once on one origin connection (well under any server's
+/// SETTINGS_MAX_CONCURRENT_STREAMS; hyper waits for the server's limit anyway).
+const STREAMS_PER_CONNECTION: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -46,6 +52,8 @@ pub struct CheckOptions {
     pub per_address: usize,
     /// List the pairs linked only by the certificate too.
     pub all_pairs: bool,
+    /// Targets per origin connection at most (None: every covered target, every round).
+    pub max_targets: Option<usize>,
 }
 
 impl Default for CheckOptions {
@@ -58,6 +66,7 @@ impl Default for CheckOptions {
             max_rps: 50,
             per_address: 8,
             all_pairs: false,
+            max_targets: None,
         }
     }
 }
@@ -201,7 +210,11 @@ impl Prober {
             hosts: self.resolve_all(entries).await,
             ..Default::default()
         };
-        let candidates = candidates(&records.hosts);
+        let plan = Plan {
+            candidates: candidates(&records.hosts),
+            limit: self.options.max_targets,
+            ..Plan::default()
+        };
         for _ in 0..self.options.rounds {
             let mut jobs = Vec::new();
             for (i, h) in records.hosts.iter().enumerate() {
@@ -213,7 +226,7 @@ impl Prober {
             // A new random order every round: behind a balancer that alternates backends per
             // connection, a fixed order would land the probe on the same backend every time.
             jobs.shuffle(&mut rand::rng());
-            self.run_jobs(jobs, &mut records, &candidates).await;
+            self.run_jobs(jobs, &mut records, &plan).await;
             records.rounds += 1;
         }
         // When the direct answers of a host fail, ask once over HTTP/1.1: it tells whether
@@ -230,7 +243,7 @@ impl Prober {
                 }
             }
         }
-        self.run_jobs(fallback, &mut records, &candidates).await;
+        self.run_jobs(fallback, &mut records, &plan).await;
         records.connections = self.connections.load(Ordering::Relaxed);
         records
     }
@@ -259,10 +272,10 @@ impl Prober {
             .await
     }
 
-    async fn run_jobs(&self, jobs: Vec<Job>, records: &mut Records, candidates: &[Vec<usize>]) {
+    async fn run_jobs(&self, jobs: Vec<Job>, records: &mut Records, plan: &Plan) {
         let hosts = &records.hosts;
         let results: Vec<JobResult> = stream::iter(jobs)
-            .map(|job| self.run_job(job, hosts, candidates))
+            .map(|job| self.run_job(job, hosts, plan))
             .buffer_unordered(self.options.concurrency.max(1))
             .collect()
             .await;
@@ -278,7 +291,7 @@ impl Prober {
             .clone()
     }
 
-    pub async fn run_job(&self, job: Job, hosts: &[HostRecord], candidates: &[Vec<usize>]) -> JobResult {
+    pub async fn run_job(&self, job: Job, hosts: &[HostRecord], plan: &Plan) -> JobResult {
         let addr = match job {
             Job::Origin(_, a) | Job::Direct(_, a, _) => a,
         };
@@ -286,7 +299,7 @@ impl Prober {
         let _permit = permit.acquire_owned().await;
         self.connections.fetch_add(1, Ordering::Relaxed);
         match job {
-            Job::Origin(host, addr) => self.origin_probe(host, addr, hosts, &candidates[host]).await,
+            Job::Origin(host, addr) => self.origin_probe(host, addr, hosts, plan).await,
             Job::Direct(host, addr, protocol) => {
                 let h = &hosts[host];
                 self.rate.acquire().await;
@@ -307,69 +320,64 @@ impl Prober {
     /// One fresh connection for `hosts[a]` at `addr`: request the origin itself, then every
     /// candidate target that the certificate just received covers (and is trusted, over h2),
     /// in random order.
-    async fn origin_probe(
-        &self,
-        a: usize,
-        addr: IpAddr,
-        hosts: &[HostRecord],
-        candidates: &[usize],
-    ) -> JobResult {
+    async fn origin_probe(&self, a: usize, addr: IpAddr, hosts: &[HostRecord], plan: &Plan) -> JobResult {
         let origin = &hosts[a];
         let sock = SocketAddr::new(addr, origin.entry.port);
         let timeout = self.options.timeout;
-        let mut result = JobResult::Origin {
+        let failed = |e: ProbeError| JobResult::Origin {
             host: a,
             addr,
-            handshake: Err(String::new()),
+            handshake: Err(e.to_string()),
             own: None,
             coalesced: Vec::new(),
             requests: 0,
         };
-        let JobResult::Origin {
-            handshake,
-            own,
-            coalesced,
-            requests,
-            ..
-        } = &mut result
-        else {
-            unreachable!("constructed above")
-        };
         let opened = match h2::open(&self.tls, sock, &origin.entry.host).await {
             Ok(o) => o,
-            Err(e) => {
-                *handshake = Err(e.to_string());
-                return result;
-            }
+            Err(e) => return failed(e),
         };
-        *handshake = Ok(opened.tls.clone());
+        let handshake = Ok(opened.tls.clone());
         let Some(mut conn) = opened.conn else {
-            return result;
+            return JobResult::Origin {
+                host: a,
+                addr,
+                handshake,
+                own: None,
+                coalesced: Vec::new(),
+                requests: 0,
+            };
         };
+        // Only targets this certificate covers, and only when it is valid: a browser would
+        // not coalesce anything else, so there is nothing to prove.
         let trusted = opened.tls.chain_error.is_none();
         let leaf = opened
             .tls
             .chain
             .first()
             .and_then(|der| cert::parse_leaf(der).ok());
-        let mut targets: Vec<usize> = match (&leaf, trusted) {
-            (Some(leaf), true) => candidates
-                .iter()
+        let covered: Vec<usize> = match (&leaf, trusted) {
+            (Some(leaf), true) => plan
+                .candidates
+                .get(a)
+                .into_iter()
+                .flatten()
                 .copied()
                 .filter(|&b| cert::covering_san(leaf, &hosts[b].entry.host).is_some())
                 .collect(),
             _ => Vec::new(),
         };
-        targets.shuffle(&mut rand::rng());
+        let targets = planner::select(a, &covered, plan.limit, &plan.state, &mut rand::rng());
         self.rate.acquire().await;
-        *requests += 1;
-        *own = Some(
+        let mut requests = 1;
+        let own = Some(
             conn.request(&origin.entry.host, origin.entry.port, &origin.path, timeout)
                 .await
                 .map_err(|e| e.to_string()),
         );
+        let mut coalesced = Vec::with_capacity(targets.len());
         let mut reopened = 0;
-        for b in targets {
+        // Several targets at once on the one connection (HTTP/2 streams), a few at a time.
+        for chunk in targets.chunks(STREAMS_PER_CONNECTION) {
             // A server that closes the connection after refusing one name (GOAWAY after a
             // 421, say) must not turn the remaining targets into errors: like a browser, go
             // on over a fresh connection opened for the same origin, a bounded number of times.
@@ -381,16 +389,28 @@ impl Prober {
                     conn = c;
                 }
             }
-            let target = &hosts[b];
-            self.rate.acquire().await;
-            *requests += 1;
-            let outcome = conn
-                .request(&target.entry.host, target.entry.port, &target.path, timeout)
-                .await
-                .map_err(|e| e.to_string());
-            coalesced.push((b, outcome));
+            let conn = &conn;
+            let answers = futures::future::join_all(chunk.iter().map(|&b| async move {
+                let target = &hosts[b];
+                self.rate.acquire().await;
+                let outcome = conn
+                    .request(&target.entry.host, target.entry.port, &target.path, timeout)
+                    .await
+                    .map_err(|e| e.to_string());
+                (b, outcome)
+            }))
+            .await;
+            requests += answers.len() as u64;
+            coalesced.extend(answers);
         }
-        result
+        JobResult::Origin {
+            host: a,
+            addr,
+            handshake,
+            own,
+            coalesced,
+            requests,
+        }
     }
 }
 

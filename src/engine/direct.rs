@@ -218,7 +218,7 @@ mod tests {
         let server = simple_server(&pki, &["a.test"], Validity::Current).await;
         let settings = pki.settings(T);
         let (ip, port) = (server.addr.ip(), server.addr.port());
-        let mut conn = crate::engine::h2::open(&settings, server.addr, "a.test")
+        let conn = crate::engine::h2::open(&settings, server.addr, "a.test")
             .await
             .expect("open")
             .conn

@@ -101,9 +101,10 @@ pub async fn open(settings: &TlsSettings, addr: SocketAddr, sni: &str) -> Result
 
 impl H2Connection {
     /// GET `path` with `:authority` = `host` (plus `:port` when port != 443), bounded by
-    /// `timeout` for the whole exchange (headers + capped body).
+    /// `timeout` for the whole exchange (headers + capped body). Several requests may run at
+    /// once on one connection (HTTP/2 streams; hyper waits for the server's stream limit).
     pub async fn request(
-        &mut self,
+        &self,
         host: &str,
         port: u16,
         path: &str,
@@ -116,13 +117,13 @@ impl H2Connection {
             .body(Empty::<Bytes>::new())
             .map_err(|e| ProbeError::Http(format!("invalid request: {e}")))?;
         let started = Instant::now();
+        let mut sender = self.sender.clone();
         let exchange = async {
-            self.sender
+            sender
                 .ready()
                 .await
                 .map_err(|e| ProbeError::Http(http_error_message(&e)))?;
-            let response = self
-                .sender
+            let response = sender
                 .send_request(request)
                 .await
                 .map_err(|e| ProbeError::Http(http_error_message(&e)))?;
@@ -367,7 +368,7 @@ mod tests {
         let port = server.addr.port();
         let opened = open(&pki.settings(T), server.addr, "a.test").await.expect("open");
         assert_eq!(opened.tls.alpn.as_deref(), Some("h2"));
-        let mut conn = opened.conn.expect("h2 negotiated");
+        let conn = opened.conn.expect("h2 negotiated");
 
         let a = conn.request("a.test", port, "/", T).await.expect("a");
         let b = conn.request("b.test", port, "/x?y=1", T).await.expect("b");
@@ -402,7 +403,7 @@ mod tests {
         let server = simple_server(&pki, &names, Validity::Current).await;
         let port = server.addr.port();
         let settings = pki.settings(T);
-        let mut conn = open(&settings, server.addr, "a.test")
+        let conn = open(&settings, server.addr, "a.test")
             .await
             .expect("open")
             .conn
@@ -412,7 +413,7 @@ mod tests {
             .await
             .expect("request");
         assert_eq!(answer.status, 421);
-        let mut own = open(&settings, server.addr, "misdirected.test")
+        let own = open(&settings, server.addr, "misdirected.test")
             .await
             .expect("open")
             .conn
@@ -445,7 +446,7 @@ mod tests {
         let pki = Pki::new("test CA");
         let server = simple_server(&pki, &["a.test"], Validity::Current).await;
         let port = server.addr.port();
-        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+        let conn = open(&pki.settings(T), server.addr, "a.test")
             .await
             .expect("open")
             .conn
@@ -474,7 +475,7 @@ mod tests {
         let pki = Pki::new("test CA");
         let server = simple_server(&pki, &["a.test"], Validity::Current).await;
         let port = server.addr.port();
-        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+        let conn = open(&pki.settings(T), server.addr, "a.test")
             .await
             .expect("open")
             .conn
@@ -495,7 +496,7 @@ mod tests {
         let pki = Pki::new("test CA");
         let server = simple_server(&pki, &["a.test"], Validity::Current).await;
         let port = server.addr.port();
-        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+        let conn = open(&pki.settings(T), server.addr, "a.test")
             .await
             .expect("open")
             .conn
@@ -512,7 +513,7 @@ mod tests {
     async fn request_timeout() {
         let pki = Pki::new("test CA");
         let server = simple_server(&pki, &["a.test"], Validity::Current).await;
-        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+        let conn = open(&pki.settings(T), server.addr, "a.test")
             .await
             .expect("open")
             .conn
@@ -537,7 +538,7 @@ mod tests {
     async fn dropping_the_connection_closes_the_socket() {
         let pki = Pki::new("test CA");
         let server = simple_server(&pki, &["a.test"], Validity::Current).await;
-        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+        let conn = open(&pki.settings(T), server.addr, "a.test")
             .await
             .expect("open")
             .conn
@@ -555,7 +556,7 @@ mod tests {
         let pki = Pki::new("test CA");
         let server = simple_server(&pki, &["a.test"], Validity::Current).await;
         let port = server.addr.port();
-        let mut conn = open(&pki.settings(T), server.addr, "a.test")
+        let conn = open(&pki.settings(T), server.addr, "a.test")
             .await
             .expect("open")
             .conn

@@ -9,6 +9,7 @@ pub mod dns;
 pub mod error;
 pub mod explain;
 pub mod h2;
+pub mod planner;
 pub mod policy;
 pub mod rate;
 pub mod scheduler;

@@ -5,7 +5,7 @@
 //! channel; readers never lock engine state. User commands and watch-file reloads arrive on a
 //! bounded channel.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::engine::check::{candidates, HostRecord, Job, JobResult, Prober};
 use crate::engine::direct::DirectProtocol;
 use crate::engine::dns::DnsAnswer;
+use crate::engine::planner::{self, PairState, Plan, PlanState};
 use crate::engine::snapshot::{EngineStatus, LiveView};
 use crate::engine::store::Store;
 use crate::engine::verdict::is_healthy_status;
@@ -83,6 +84,9 @@ pub struct LiveEngine {
     resolving: bool,
     /// The next DNS batch starts a cycle: spread its probes over the interval.
     cycle_pending: bool,
+    /// What the planner knows of each pair, by hashed (origin, target) keys: compact enough
+    /// for a million pairs.
+    pair_states: HashMap<(u64, u64), PairState>,
     lab_phase: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
@@ -110,6 +114,7 @@ impl LiveEngine {
             urgent: HashSet::new(),
             resolving: false,
             cycle_pending: false,
+            pair_states: HashMap::new(),
             lab_phase: None,
         }
     }
@@ -159,8 +164,30 @@ impl LiveEngine {
         self.status.hosts = self.store.entries().len();
         self.status.lab_phase = self.lab_phase.as_ref().map(|f| f());
         let record_events = self.status.cycles > 0;
-        self.store
-            .publish(Instant::now(), self.status.clone(), record_events)
+        let view = self
+            .store
+            .publish(Instant::now(), self.status.clone(), record_events);
+        // Problem pairs and pairs that just changed are probed again first.
+        for s in self.pair_states.values_mut() {
+            s.urgent = false;
+        }
+        let recent: HashSet<(&str, &str)> = view
+            .events
+            .iter()
+            .rev()
+            .take(64)
+            .map(|e| (e.origin.as_str(), e.target.as_str()))
+            .collect();
+        for p in &view.report.pairs {
+            let problem = crate::engine::analysis::verdict_of(&p.verdict).is_problem();
+            if problem || recent.contains(&(p.origin.as_str(), p.target.as_str())) {
+                self.pair_states
+                    .entry((key_id(&p.origin), key_id(&p.target)))
+                    .or_default()
+                    .urgent = true;
+            }
+        }
+        view
     }
 
     fn command(&mut self, c: Command) {
@@ -176,6 +203,9 @@ impl LiveEngine {
             Command::SetPaused(p) => self.status.paused = p,
             Command::Reload(Ok(list)) => {
                 let added = self.store.set_entries(&list.entries);
+                let ids: HashSet<u64> = list.entries.iter().map(|e| key_id(&e.key())).collect();
+                self.pair_states
+                    .retain(|(o, t), _| ids.contains(o) && ids.contains(t));
                 self.status.last_reload = Some(crate::engine::cert::format_unix(now_unix()));
                 self.status.reload_error = None;
                 if !added.is_empty() {
@@ -273,12 +303,20 @@ impl LiveEngine {
                     }
                     _ => None,
                 };
+                if let JobResult::Origin { host, coalesced, .. } = result.as_ref() {
+                    let now = Instant::now();
+                    let origin = key_id(&hosts[*host].entry.key());
+                    for (b, _) in coalesced {
+                        let target = key_id(&hosts[*b].entry.key());
+                        self.pair_states.entry((origin, target)).or_default().last_probe = Some(now);
+                    }
+                }
                 self.store.apply(&hosts, *result, Instant::now());
                 if let Some(job) = fallback {
                     let (k, a, _) = job_key(&hosts, &job);
                     if self.http1_done.insert((k, a)) {
-                        // Fallback requests use no candidates: they are direct.
-                        self.spawn(hosts, Arc::new(Vec::new()), job, Duration::ZERO);
+                        // Fallback requests are direct: no plan needed.
+                        self.spawn(hosts, Arc::new(Plan::default()), job, Duration::ZERO);
                     }
                 }
             }
@@ -289,7 +327,6 @@ impl LiveEngine {
     /// order every time, so that a balancer alternating per connection is sampled fairly).
     fn schedule(&mut self, keys: &HashSet<String>, spread_out: bool) {
         let hosts = Arc::new(self.store.hosts_for_jobs());
-        let cands = Arc::new(candidates(&hosts));
         let spread = if spread_out {
             self.options.interval.mul_f64(self.options.jitter.clamp(0.0, 1.0))
         } else {
@@ -306,14 +343,44 @@ impl LiveEngine {
                 jobs.push(Job::Direct(i, addr, DirectProtocol::Negotiate));
             }
         }
+        let plan = Arc::new(self.plan(&hosts));
         // A probe asked for now goes out now; a cycle's probes are spread.
         for job in jobs {
             let delay = spread.mul_f64(rng.random::<f64>());
-            self.spawn(hosts.clone(), cands.clone(), job, delay);
+            self.spawn(hosts.clone(), plan.clone(), job, delay);
         }
     }
 
-    fn spawn(&mut self, hosts: Arc<Vec<HostRecord>>, cands: Arc<Vec<Vec<usize>>>, job: Job, delay: Duration) {
+    /// The plan for a round over `hosts`: candidates, the per-connection target limit that
+    /// keeps a whole cycle within `--max-rps`, and what is known of each pair.
+    fn plan(&self, hosts: &[HostRecord]) -> Plan {
+        let candidates = candidates(hosts);
+        let endpoints: usize = hosts.iter().map(|h| h.dns.addresses.len()).sum();
+        let limit = planner::per_connection_limit(
+            self.prober.options.max_rps,
+            self.options.interval,
+            endpoints,
+            endpoints,
+        );
+        let mut state = PlanState::new();
+        if limit.is_some() {
+            let ids: Vec<u64> = hosts.iter().map(|h| key_id(&h.entry.key())).collect();
+            for (a, targets) in candidates.iter().enumerate() {
+                for &b in targets {
+                    if let Some(s) = self.pair_states.get(&(ids[a], ids[b])) {
+                        state.insert((a, b), *s);
+                    }
+                }
+            }
+        }
+        Plan {
+            candidates,
+            limit,
+            state,
+        }
+    }
+
+    fn spawn(&mut self, hosts: Arc<Vec<HostRecord>>, plan: Arc<Plan>, job: Job, delay: Duration) {
         let key = job_key(&hosts, &job);
         // A job still running from the last cycle (a slow host) is not doubled.
         if !self.in_flight.insert(key.clone()) {
@@ -325,10 +392,18 @@ impl LiveEngine {
         self.pending.push(Box::pin(async move {
             tokio::time::sleep(delay).await;
             let _permit = permits.acquire_owned().await;
-            let result = prober.run_job(job, &hosts, &cands).await;
+            let result = prober.run_job(job, &hosts, &plan).await;
             Done::Job(key, hosts, Box::new(result))
         }));
     }
+}
+
+/// A compact, stable id for a "host:port" key.
+fn key_id(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
 }
 
 fn now_unix() -> i64 {

@@ -166,6 +166,9 @@ pub struct Summary {
     pub verdicts: BTreeMap<String, u32>,
     /// Host findings of severity error.
     pub host_errors: u32,
+    /// Share of the pairs some client would coalesce that were probed within the window
+    /// (1 when there are none). Below 1 when the request budget cannot cover every pair.
+    pub coverage: f64,
 }
 
 impl Snapshot {
@@ -244,6 +247,7 @@ impl Default for Snapshot {
                 duration_s: 0.0,
                 verdicts: BTreeMap::new(),
                 host_errors: 0,
+                coverage: 1.0,
             },
         }
     }

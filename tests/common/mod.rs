@@ -29,7 +29,10 @@ pub async fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = cmd.spawn().expect("spawn coalscope");
     if let Some(bytes) = stdin {
         let mut pipe = child.stdin.take().expect("stdin");
-        pipe.write_all(bytes).await.expect("write stdin");
+        // The program may exit (e.g. on a bad option) before reading stdin: a broken pipe is fine.
+        if let Err(e) = pipe.write_all(bytes).await {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+        }
         drop(pipe);
     }
     child.wait_with_output().await.expect("coalscope output")
