@@ -182,8 +182,14 @@ fn host_report(h: &HostRecord, now: i64) -> HostReport {
     }
     let mut endpoints = Vec::new();
     let mut unreachable = Vec::new();
+    let mut refused = Vec::new();
     for (addr, ep) in &h.endpoints {
         let a = addr_text(addr);
+        // Every direct answer a 421: the server refuses the name on its own connection.
+        let mut answered = ep.direct.iter().filter_map(|o| o.as_ref().ok()).peekable();
+        if answered.peek().is_some() && answered.all(|x| x.status == 421) {
+            refused.push(a.clone());
+        }
         let cert = ep.tls.as_ref().map(|tls| cert_report(&h.entry.host, ep, tls));
         if let Some(tls) = &ep.tls {
             if tls.alpn.as_deref() != Some("h2") {
@@ -270,6 +276,18 @@ fn host_report(h: &HostRecord, now: i64) -> HostReport {
             connect_ms: median_ms(&ep.connect_times),
             tls_ms: median_ms(&ep.tls_times),
         });
+    }
+    if !refused.is_empty() {
+        findings.push(finding(
+            "direct-misdirected",
+            "error",
+            format!(
+                "every direct request for {host} at {} got 421 Misdirected Request on a connection opened for {host} itself (SNI = Host): \
+                 the server refuses the name even without coalescing, e.g. an SNI≠Host rule that compares a Host header carrying :port, or no site for this name",
+                refused.join(", "),
+                host = h.entry.host
+            ),
+        ));
     }
     if !unreachable.is_empty() {
         let severity = if unreachable.len() == h.endpoints.len() {
@@ -813,6 +831,34 @@ mod tests {
                     )],
                 ),
                 host("dead2.test", 9, &["192.0.2.40"], vec![]),
+                host(
+                    "refused.test",
+                    10,
+                    &["192.0.2.50"],
+                    vec![(
+                        "192.0.2.50",
+                        endpoint(
+                            &["refused.test"],
+                            "h2",
+                            true,
+                            vec![answer(421, "no"), answer(421, "no")],
+                        ),
+                    )],
+                ),
+                host(
+                    "sometimes.test",
+                    11,
+                    &["192.0.2.51"],
+                    vec![(
+                        "192.0.2.51",
+                        endpoint(
+                            &["sometimes.test"],
+                            "h2",
+                            true,
+                            vec![answer(421, "no"), answer(200, "yes")],
+                        ),
+                    )],
+                ),
             ],
             ..Default::default()
         };
@@ -847,6 +893,8 @@ mod tests {
         assert_eq!(kinds("bad.test"), ["cert-invalid"]);
         assert_eq!(kinds("worse.test"), ["sni-mismatch"]);
         assert_eq!(kinds("dead.test"), ["unreachable"]);
+        assert_eq!(kinds("refused.test"), ["direct-misdirected"]);
+        assert!(kinds("sometimes.test").is_empty());
         assert!(s.groups.is_empty());
 
         let all = analyse(&r, true, Duration::ZERO);
