@@ -444,3 +444,52 @@ async fn apache_vhosts_with_different_ssl_settings_refuse() {
     assert_eq!(r.exit, Some(1), "{}", r.stderr);
     sc.finish();
 }
+
+/// HAProxy with the SNI≠Host rule as HAProxy's own documentation writes it
+/// (`set-var(txn.host) hdr(host)`, compared with `ssl_fc_sni`): on a port other than 443 the
+/// Host header carries `:port`, so the rule refuses every request, even a direct one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_naive_sni_rule_refuses_even_direct_requests() {
+    if !servers_available("haproxy-naive-rule", &[HAPROXY, DNSMASQ]) {
+        return;
+    }
+    let mut sc = Scenario::new("haproxy-naive-rule");
+    let (a, b) = ("www.naive.interop.test", "api.naive.interop.test");
+    let addr = ip(16);
+    let port = harness::free_port(&[addr]);
+    sc.record(a, addr);
+    sc.record(b, addr);
+    sc.start_dns();
+    let leaf = sc.pki.issue("ab", &[a, b]);
+    let body = format!(
+        "frontend fe\n  bind {addr}:{port} ssl crt {} alpn h2,http/1.1\n\
+         http-request set-var(txn.host) hdr(host)\n\
+         http-request return status 421 if !{{ ssl_fc_sni,strcmp(txn.host) eq 0 }}\n\
+         http-request return status 200 content-type text/plain lf-string \"site %[var(txn.host)]\"\n",
+        leaf.combined.display()
+    );
+    servers::haproxy(&mut sc, "haproxy", "http", &body, &[sa(addr, port)]);
+    let (ka, kb) = (key(a, port), key(b, port));
+    let r = sc.check(&[ka.clone(), kb.clone()], 2).await;
+    r.assert_pairs(&[
+        (&ka, &kb, "direct-broken", None),
+        (&kb, &ka, "direct-broken", None),
+    ]);
+    for (o, t) in [(&ka, &kb), (&kb, &ka)] {
+        let at = r.at(o, t, "127.0.1.16");
+        assert_eq!(counts(&at["statuses"]), map(&[("421", 2)]), "{at}");
+        assert_direct(at, "421", 2);
+    }
+    for k in [&ka, &kb] {
+        assert_eq!(r.findings(k), ["direct-misdirected"], "{:#}", r.host(k));
+        let ep = &r.host(k)["endpoints"][0]["direct"];
+        assert_eq!(counts(&ep["statuses"]), map(&[("421", 2)]), "{ep}");
+    }
+    assert_eq!(r.exit, Some(1), "{}", r.stderr);
+    // Alone in the watch-file (no pair at all), the name still fails the check.
+    let alone = sc.check(std::slice::from_ref(&ka), 2).await;
+    assert!(alone.doc["pairs"].as_array().unwrap().is_empty());
+    assert_eq!(alone.findings(&ka), ["direct-misdirected"]);
+    assert_eq!(alone.exit, Some(1), "{:#}", alone.doc);
+    sc.finish();
+}
