@@ -520,10 +520,18 @@ fn pair_report(records: &Records, a: usize, b: usize, policy: &PairPolicy) -> Pa
         direct_status: most_frequent(&direct_statuses),
         direct_error: direct_all.iter().find_map(|o| o.as_ref().err().cloned()),
         http1_status: most_frequent(&count_statuses(&http1)),
+        // No failing answer (e.g. the streams were reset): the direct answers say who it is.
         server: failing
             .iter()
             .map(|x| ServerKind::from_header(x.server.as_deref()))
             .next()
+            .or_else(|| {
+                direct_all
+                    .iter()
+                    .filter_map(|o| o.as_ref().ok())
+                    .map(|x| ServerKind::from_header(x.server.as_deref()))
+                    .find(|k| *k != ServerKind::Unknown)
+            })
             .unwrap_or(ServerKind::Unknown),
         cert_error,
         error: error.clone(),
