@@ -401,6 +401,49 @@ async fn caddy_strict_sni_host_refuses_both_ways() {
     sc.finish();
 }
 
+struct ApacheRun {
+    sc: Scenario,
+    r: harness::Report,
+    ka: String,
+    kb: String,
+}
+
+/// Apache httpd, two vhosts `www` and `api` on 127.0.1.`last` with one certificate covering
+/// both; `policy` is the global `SSLVHostSNIPolicy` (None: the default), `api_extra` goes into
+/// the `api` vhost (its differing SSL settings).
+async fn apache_vhosts(name: &str, last: u8, policy: Option<&str>, api_extra: &str) -> ApacheRun {
+    let mut sc = Scenario::new(name);
+    let (a, b) = (
+        format!("www.{name}.interop.test"),
+        format!("api.{name}.interop.test"),
+    );
+    let addr = ip(last);
+    let port = harness::free_port(&[addr]);
+    sc.record(&a, addr);
+    sc.record(&b, addr);
+    sc.start_dns();
+    let leaf = sc.pki.issue("ab", &[&a, &b]);
+    let (cert, keyf) = (leaf.cert.display(), leaf.key.display());
+    let ca = sc.pki.ca_file.display().to_string();
+    let (ra, rb) = (servers::docroot(&sc, &a), servers::docroot(&sc, &b));
+    let policy = policy
+        .map(|p| format!("SSLVHostSNIPolicy {p}\n"))
+        .unwrap_or_default();
+    let api_extra = api_extra.replace("@CA@", &ca);
+    let vhosts = format!(
+        "{policy}<VirtualHost {addr}:{port}>\n  ServerName {a}\n  DocumentRoot {ra}\n  SSLEngine on\n\
+         SSLCertificateFile {cert}\n  SSLCertificateKeyFile {keyf}\n\
+         <Directory {ra}>\n    Require all granted\n  </Directory>\n</VirtualHost>\n\
+         <VirtualHost {addr}:{port}>\n  ServerName {b}\n  DocumentRoot {rb}\n  SSLEngine on\n\
+         SSLCertificateFile {cert}\n  SSLCertificateKeyFile {keyf}\n  {api_extra}\n\
+         <Directory {rb}>\n    Require all granted\n  </Directory>\n</VirtualHost>\n"
+    );
+    servers::apache(&mut sc, sa(addr, port), &vhosts);
+    let (ka, kb) = (key(&a, port), key(&b, port));
+    let r = sc.check(&[ka.clone(), kb.clone()], 3).await;
+    ApacheRun { sc, r, ka, kb }
+}
+
 /// Apache httpd, two vhosts on one address with one certificate, whose SSL settings differ
 /// (client certificates on one): mod_ssl refuses the request for a vhost other than the SNI's
 /// (AH02032, SSLVHostSNIPolicy).
@@ -409,29 +452,7 @@ async fn apache_vhosts_with_different_ssl_settings_refuse() {
     if !servers_available("apache-vhosts", &[APACHE, DNSMASQ]) {
         return;
     }
-    let mut sc = Scenario::new("apache-vhosts");
-    let (a, b) = ("www.httpd.interop.test", "api.httpd.interop.test");
-    let addr = ip(12);
-    let port = harness::free_port(&[addr]);
-    sc.record(a, addr);
-    sc.record(b, addr);
-    sc.start_dns();
-    let leaf = sc.pki.issue("ab", &[a, b]);
-    let (cert, keyf) = (leaf.cert.display(), leaf.key.display());
-    let ca = sc.pki.ca_file.display().to_string();
-    let (ra, rb) = (servers::docroot(&sc, a), servers::docroot(&sc, b));
-    let vhosts = format!(
-        "<VirtualHost {addr}:{port}>\n  ServerName {a}\n  DocumentRoot {ra}\n  SSLEngine on\n\
-         SSLCertificateFile {cert}\n  SSLCertificateKeyFile {keyf}\n\
-         <Directory {ra}>\n    Require all granted\n  </Directory>\n</VirtualHost>\n\
-         <VirtualHost {addr}:{port}>\n  ServerName {b}\n  DocumentRoot {rb}\n  SSLEngine on\n\
-         SSLCertificateFile {cert}\n  SSLCertificateKeyFile {keyf}\n\
-         SSLVerifyClient optional\n  SSLCACertificateFile {ca}\n\
-         <Directory {rb}>\n    Require all granted\n  </Directory>\n</VirtualHost>\n"
-    );
-    servers::apache(&mut sc, sa(addr, port), &vhosts);
-    let (ka, kb) = (key(a, port), key(b, port));
-    let r = sc.check(&[ka.clone(), kb.clone()], 3).await;
+    let ApacheRun { sc, r, ka, kb } = apache_vhosts("httpd", 12, None, API_CLIENT_CERTS).await;
     // Both ways: the compatibility check is symmetric, whichever vhost the SNI picked.
     r.assert_pairs(&[(&ka, &kb, "misdirected", None), (&kb, &ka, "misdirected", None)]);
     for (o, t) in [(&ka, &kb), (&kb, &ka)] {
@@ -442,6 +463,88 @@ async fn apache_vhosts_with_different_ssl_settings_refuse() {
     let log = std::fs::read_to_string(sc.path("apache-error.log")).unwrap_or_default();
     assert!(log.contains("AH02032"), "Apache logs AH02032:\n{}", sc.logs());
     assert_eq!(r.exit, Some(1), "{}", r.stderr);
+    sc.finish();
+}
+
+const API_CLIENT_CERTS: &str = "SSLVerifyClient optional\n  SSLCACertificateFile @CA@";
+
+/// Under `SSLVHostSNIPolicy authonly`, vhosts that differ in client-certificate settings are
+/// still refused — so "set authonly" is no fix for them (the explanation used to say it was).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_authonly_still_refuses_different_client_cert_settings() {
+    if !servers_available("apache-authonly-verify", &[APACHE, DNSMASQ]) {
+        return;
+    }
+    let ApacheRun { sc, r, ka, kb } =
+        apache_vhosts("ap-auth-verify", 17, Some("authonly"), API_CLIENT_CERTS).await;
+    r.assert_pairs(&[(&ka, &kb, "misdirected", None), (&kb, &ka, "misdirected", None)]);
+    let at = r.at(&ka, &kb, "127.0.1.17");
+    assert_eq!(counts(&at["statuses"]), map(&[("421", 3)]), "{at}");
+    let log = std::fs::read_to_string(sc.path("apache-error.log")).unwrap_or_default();
+    assert!(log.contains("for policy 'authonly'"), "{}", sc.logs());
+    let fix = r.pair(&ka, &kb)["fix"].as_str().unwrap().to_string();
+    assert!(
+        fix.contains("SSLVerifyClient") && fix.contains("`authonly` refuses it too"),
+        "{fix}"
+    );
+    sc.finish();
+}
+
+/// Vhosts that differ only in `SSLProtocol`: refused under the default policy (`secure`),
+/// served under `authonly`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_protocol_difference_depends_on_the_policy() {
+    if !servers_available("apache-protocols", &[APACHE, DNSMASQ]) {
+        return;
+    }
+    let tls13 = "SSLProtocol -all +TLSv1.3";
+    let ApacheRun { sc, r, ka, kb } = apache_vhosts("ap-sec-proto", 19, None, tls13).await;
+    r.assert_pairs(&[(&ka, &kb, "misdirected", None), (&kb, &ka, "misdirected", None)]);
+    let at = r.at(&kb, &ka, "127.0.1.19");
+    assert_eq!(counts(&at["statuses"]), map(&[("421", 3)]), "{at}");
+    sc.finish();
+
+    let ApacheRun { sc, r, ka, kb } = apache_vhosts("ap-auth-proto", 18, Some("authonly"), tls13).await;
+    r.assert_pairs(&[(&ka, &kb, "ok", None), (&kb, &ka, "ok", None)]);
+    let at = r.at(&ka, &kb, "127.0.1.18");
+    assert_eq!(counts(&at["statuses"]), map(&[("200", 3)]), "{at}");
+    assert_direct(at, "200", 3);
+    assert_eq!(r.exit, Some(0), "{}", r.stderr);
+    sc.finish();
+}
+
+/// Under `SSLVHostSNIPolicy insecure` there is no 421: a request for the vhost that wants
+/// client certificates, on the other name's connection, needs a TLS renegotiation, which
+/// HTTP/2 forbids — mod_http2 resets the stream with HTTP_1_1_REQUIRED (access log: 403).
+/// The other direction is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_insecure_policy_resets_the_stream_with_http_1_1_required() {
+    if !servers_available("apache-insecure-verify", &[APACHE, DNSMASQ]) {
+        return;
+    }
+    let ApacheRun { sc, r, ka, kb } =
+        apache_vhosts("ap-insec-verify", 21, Some("insecure"), API_CLIENT_CERTS).await;
+    r.assert_pairs(&[(&ka, &kb, "error", None), (&kb, &ka, "ok", None)]);
+    let p = r.pair(&ka, &kb);
+    assert!(
+        p["error"].as_str().unwrap_or("").contains("HTTP_1_1_REQUIRED"),
+        "{p}"
+    );
+    let at = r.at(&ka, &kb, "127.0.1.21");
+    assert_eq!(at["errors"], 3, "{at}");
+    assert!(counts(&at["statuses"]).is_empty(), "{at}");
+    assert_direct(at, "200", 3);
+    let why = p["explanation"].as_str().unwrap();
+    assert!(why.contains("renegotiate"), "{why}");
+    let fix = p["fix"].as_str().unwrap();
+    assert!(fix.contains("SSLVerifyClient"), "{fix}");
+    let access = std::fs::read_to_string(sc.path("apache-access.log")).unwrap_or_default();
+    assert!(
+        access.contains(&format!(
+            "sni=www.ap-insec-verify.interop.test host={kb} \"GET / HTTP/2.0\" 403"
+        )),
+        "{access}"
+    );
     sc.finish();
 }
 
