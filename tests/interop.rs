@@ -596,3 +596,54 @@ async fn haproxy_naive_sni_rule_refuses_even_direct_requests() {
     assert_eq!(alone.exit, Some(1), "{:#}", alone.doc);
     sc.finish();
 }
+
+/// The harness itself: a scenario that panics midway still stops every process it started
+/// (nginx master and worker, dnsmasq), through the drop guards.
+#[test]
+fn a_panicking_scenario_leaves_no_server_behind() {
+    if !servers_available("harness-cleanup", &[NGINX, DNSMASQ]) {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let joined = std::thread::spawn(move || {
+        let mut sc = Scenario::new("cleanup");
+        let (a, addr) = ("a.cleanup.interop.test", ip(40));
+        let port = harness::free_port(&[addr]);
+        sc.record(a, addr);
+        sc.start_dns();
+        let leaf = sc.pki.issue("a", &[a]);
+        nginx(&mut sc, "nginx", &[site(a, sa(addr, port), &leaf)]);
+        let groups = sc.pgids();
+        let members: Vec<String> = groups.iter().flat_map(|g| harness::group_members(*g)).collect();
+        tx.send((groups, members)).unwrap();
+        panic!("scenario fails midway (on purpose)");
+    })
+    .join();
+    assert!(joined.is_err(), "the scenario thread panicked");
+    let (groups, members) = rx.recv().unwrap();
+    assert_eq!(groups.len(), 2, "dnsmasq and nginx");
+    // dnsmasq, nginx master, nginx worker were running.
+    assert!(members.len() >= 3, "{members:?}");
+    for g in groups {
+        assert!(
+            harness::group_members(g).is_empty(),
+            "process group {g} left: {:?}",
+            harness::group_members(g)
+        );
+    }
+}
+
+/// Missing server binaries: skipped with a loud line, or a failure when required.
+#[test]
+fn missing_servers_skip_or_fail_as_required() {
+    let missing = "/nonexistent/coalscope-no-such-server";
+    assert!(!harness::servers_available_or("skip-check", &[missing], false));
+    assert!(
+        harness::servers_available_or("skip-check", &[DNSMASQ], false)
+            == std::path::Path::new(DNSMASQ).is_file()
+    );
+    let required = std::panic::catch_unwind(|| harness::servers_available_or("skip-check", &[missing], true));
+    let message = required.expect_err("required and missing: fails");
+    let text = message.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(text.contains(harness::INSTALL_HINT), "{text}");
+}

@@ -36,6 +36,12 @@ const READY_WITHIN: Duration = Duration::from_secs(15);
 /// `COALSCOPE_REQUIRE_INTEROP` set (CI), the test fails; otherwise it prints one loud line and
 /// the caller skips the scenario.
 pub fn servers_available(scenario: &str, binaries: &[&str]) -> bool {
+    let required = std::env::var_os("COALSCOPE_REQUIRE_INTEROP").is_some_and(|v| !v.is_empty());
+    servers_available_or(scenario, binaries, required)
+}
+
+/// [`servers_available`] with the requirement given explicitly.
+pub fn servers_available_or(scenario: &str, binaries: &[&str], required: bool) -> bool {
     let missing: Vec<&str> = binaries
         .iter()
         .copied()
@@ -44,7 +50,6 @@ pub fn servers_available(scenario: &str, binaries: &[&str]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let required = std::env::var_os("COALSCOPE_REQUIRE_INTEROP").is_some_and(|v| !v.is_empty());
     if required {
         panic!(
             "interop scenario {scenario}: {} not installed and COALSCOPE_REQUIRE_INTEROP is set; install with: {INSTALL_HINT}",
@@ -452,6 +457,11 @@ impl Scenario {
             exit: out.status.code(),
             stderr: String::from_utf8_lossy(&out.stderr).to_string(),
         }
+    }
+
+    /// The process groups of the processes started so far.
+    pub fn pgids(&self) -> Vec<i32> {
+        self.procs.iter().map(|p| p.pgid).collect()
     }
 
     /// Stops every process this scenario started and asserts that none of them is left.
