@@ -614,7 +614,13 @@ fn a_panicking_scenario_leaves_no_server_behind() {
         let leaf = sc.pki.issue("a", &[a]);
         nginx(&mut sc, "nginx", &[site(a, sa(addr, port), &leaf)]);
         let groups = sc.pgids();
-        let members: Vec<String> = groups.iter().flat_map(|g| harness::group_members(*g)).collect();
+        let members = || -> Vec<String> { groups.iter().flat_map(|g| harness::group_members(*g)).collect() };
+        // The master listens before it forks its worker: wait (bounded) for the worker.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while members().len() < 3 && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let members = members();
         tx.send((groups, members)).unwrap();
         panic!("scenario fails midway (on purpose)");
     })

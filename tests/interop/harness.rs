@@ -193,24 +193,31 @@ impl Proc {
     /// Waits (bounded) until `addr` accepts TCP connections; panics with the server's log if the
     /// process exits first or the time runs out.
     pub fn wait_ready(&mut self, addr: SocketAddr) {
+        if let Err(e) = self.try_wait_ready(addr) {
+            panic!("{e}");
+        }
+    }
+
+    /// [`Proc::wait_ready`], returning the failure instead of panicking.
+    pub fn try_wait_ready(&mut self, addr: SocketAddr) -> Result<(), String> {
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
+                return Err(format!(
                     "{} exited ({status}) before listening on {addr}; its output:\n{}",
                     self.name,
                     self.log_text()
-                );
+                ));
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
+                return Ok(());
             }
             if start.elapsed() > READY_WITHIN {
-                panic!(
+                return Err(format!(
                     "{} did not listen on {addr} within {READY_WITHIN:?}; its output:\n{}",
                     self.name,
                     self.log_text()
-                );
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -290,30 +297,36 @@ pub fn group_members(pgid: i32) -> Vec<String> {
     found
 }
 
-/// A TCP port free on every one of `addrs` (bound once and released; each scenario owns its
-/// addresses, so nothing else takes it in between).
+/// Candidate ports, random, outside the kernel's ephemeral range: outgoing connections and
+/// DNS queries (of coalscope, of other tests) take their source ports from that range, so a port
+/// found free there could be taken again before the server binds it.
+fn port_candidates() -> impl Iterator<Item = u16> {
+    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut it = range.split_whitespace().filter_map(|x| x.parse::<u32>().ok());
+    let (lo, hi) = (it.next().unwrap_or(32768), it.next().unwrap_or(60999));
+    let (from, to) = if lo > 11_000 {
+        (10_000, lo - 1)
+    } else {
+        (hi.min(65_000) + 1, 65_535)
+    };
+    (0..200).map(move |_| rand::random_range(from..=to) as u16)
+}
+
+/// A TCP port free on every one of `addrs` (each scenario owns its addresses).
 pub fn free_port(addrs: &[Ipv4Addr]) -> u16 {
-    for _ in 0..50 {
-        let first = TcpListener::bind((addrs[0], 0)).expect("bind loopback address");
-        let port = first.local_addr().unwrap().port();
-        let others: Vec<_> = addrs[1..].iter().map(|a| TcpListener::bind((*a, port))).collect();
-        if others.iter().all(|r| r.is_ok()) {
-            return port;
-        }
-    }
-    panic!("no common free port on {addrs:?}");
+    port_candidates()
+        .find(|port| addrs.iter().all(|a| TcpListener::bind((*a, *port)).is_ok()))
+        .unwrap_or_else(|| panic!("no common free port on {addrs:?}"))
 }
 
 /// A port free for both UDP and TCP on 127.0.0.1 (for the DNS server).
 fn free_dns_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind udp");
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free DNS port");
+    port_candidates()
+        .find(|port| {
+            UdpSocket::bind((Ipv4Addr::LOCALHOST, *port)).is_ok()
+                && TcpListener::bind((Ipv4Addr::LOCALHOST, *port)).is_ok()
+        })
+        .expect("no free DNS port")
 }
 
 /// One scenario: its temp dir, CA, DNS server, servers and the `coalscope check` runs.
@@ -372,6 +385,18 @@ impl Scenario {
 
     /// Starts dnsmasq on 127.0.0.1 answering the records added so far, and nothing else.
     pub fn start_dns(&mut self) -> SocketAddr {
+        // Another scenario's dnsmasq may take the same port between check and bind: try again.
+        for attempt in 1.. {
+            match self.try_start_dns() {
+                Ok(addr) => return addr,
+                Err(e) if attempt < 5 && e.contains("Address already in use") => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        unreachable!()
+    }
+
+    fn try_start_dns(&mut self) -> Result<SocketAddr, String> {
         let port = free_dns_port();
         let mut cmd = Command::new(DNSMASQ);
         cmd.arg("--no-daemon")
@@ -396,10 +421,10 @@ impl Scenario {
         let log = self.path("dnsmasq.log");
         let mut p = Proc::spawn("dnsmasq", cmd, log);
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        p.wait_ready(addr);
+        p.try_wait_ready(addr)?;
         self.procs.push(p);
         self.dns = Some(addr);
-        addr
+        Ok(addr)
     }
 
     /// Starts a server and waits until every address in `ready` accepts connections;
