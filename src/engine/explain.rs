@@ -168,7 +168,7 @@ fn misdirected_fix(server: ServerKind, a: &str, b: &str) -> String {
              If only protocols or ciphers differ, `SSLVHostSNIPolicy authonly` lets the request through; if client-certificate settings (SSLVerifyClient, SSLCACertificateFile) differ, `authonly` refuses it too"
         ),
         ServerKind::Caddy => format!(
-            "Caddy's strict_sni_host refuses requests whose Host differs from the SNI: turn it off for {a} and {b}, or give each its own certificate"
+            "Caddy's strict_sni_host refuses requests whose Host differs from the SNI (Caddy turns it on by itself when a site on the same server uses client authentication, `tls {{ client_auth }}`): turn it off for {a} and {b} (`strict_sni_host insecure_off` if client authentication stays), or give each its own certificate"
         ),
         _ => format!(
             "the server refuses requests whose Host differs from the TLS SNI: let it serve {b} on connections opened for {a}, or stop {a}'s certificate from covering {b} (separate certificates), or serve them from different IP addresses"
@@ -244,6 +244,16 @@ mod tests {
         assert!(
             apache.contains("if client-certificate settings") && apache.contains("refuses it too"),
             "{apache}"
+        );
+    }
+
+    #[test]
+    fn caddy_hint_names_the_client_auth_trigger() {
+        let (_, fix) = explain(&facts(Verdict::Misdirected, ServerKind::Caddy));
+        let fix = fix.unwrap();
+        assert!(
+            fix.contains("client_auth") && fix.contains("insecure_off"),
+            "{fix}"
         );
     }
 
