@@ -653,3 +653,74 @@ fn missing_servers_skip_or_fail_as_required() {
     let text = message.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(text.contains(harness::INSTALL_HINT), "{text}");
 }
+
+/// Caddy without `strict_sni_host` serves both names on either connection; with client
+/// authentication on one site (and nothing said about strict_sni_host) it turns strict SNI
+/// checking on by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_default_and_client_auth() {
+    if !servers_available("caddy-default", &[CADDY, DNSMASQ]) {
+        return;
+    }
+    let mut sc = Scenario::new("caddy-default");
+    let (a, b) = ("www.caddy2.interop.test", "api.caddy2.interop.test");
+    let (c, d) = ("www.caddy3.interop.test", "api.caddy3.interop.test");
+    let (x, y) = (ip(22), ip(23));
+    let (px, py) = (harness::free_port(&[x]), harness::free_port(&[y]));
+    for (n, addr) in [(a, x), (b, x), (c, y), (d, y)] {
+        sc.record(n, addr);
+    }
+    sc.start_dns();
+    let leaf = sc.pki.issue("ab", &[a, b]);
+    let leaf2 = sc.pki.issue("cd", &[c, d]);
+    let ca = sc.pki.ca_file.display().to_string();
+    let mut caddyfile = "{\n\tadmin off\n\tauto_https off\n}\n".to_string();
+    for (n, port, addr, l, extra) in [
+        (a, px, x, &leaf, ""),
+        (b, px, x, &leaf, ""),
+        (c, py, y, &leaf2, ""),
+        (
+            d,
+            py,
+            y,
+            &leaf2,
+            "client_auth {\n\t\t\tmode request\n\t\t\ttrusted_ca_cert_file @CA@\n\t\t}",
+        ),
+    ] {
+        let tls = if extra.is_empty() {
+            format!("tls {} {}", l.cert.display(), l.key.display())
+        } else {
+            format!(
+                "tls {} {} {{\n\t\t{}\n\t}}",
+                l.cert.display(),
+                l.key.display(),
+                extra.replace("@CA@", &ca)
+            )
+        };
+        caddyfile.push_str(&format!(
+            "https://{n}:{port} {{\n\tbind {addr}\n\t{tls}\n\trespond \"site {n}\"\n}}\n"
+        ));
+    }
+    servers::caddy(&mut sc, &caddyfile, &[sa(x, px), sa(y, py)]);
+    let (ka, kb, kc, kd) = (key(a, px), key(b, px), key(c, py), key(d, py));
+    let r = sc
+        .check(&[ka.clone(), kb.clone(), kc.clone(), kd.clone()], 3)
+        .await;
+    // The client_auth site makes the whole server strict, so the refusal goes both ways.
+    r.assert_pairs(&[
+        (&ka, &kb, "ok", None),
+        (&kb, &ka, "ok", None),
+        (&kc, &kd, "misdirected", None),
+        (&kd, &kc, "misdirected", None),
+    ]);
+    let at = r.at(&ka, &kb, "127.0.1.22");
+    assert_eq!(counts(&at["statuses"]), map(&[("200", 3)]), "{at}");
+    for (o, t) in [(&kc, &kd), (&kd, &kc)] {
+        let at = r.at(o, t, "127.0.1.23");
+        assert_eq!(counts(&at["statuses"]), map(&[("421", 3)]), "{at}");
+        assert_direct(at, "200", 3);
+    }
+    let fix = r.pair(&kc, &kd)["fix"].as_str().unwrap();
+    assert!(fix.contains("client_auth"), "{fix}");
+    sc.finish();
+}
