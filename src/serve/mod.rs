@@ -40,7 +40,7 @@ pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
 
     let (commands, command_rx) = mpsc::channel(64);
     let (view_tx, mut view_rx) = watch::channel(Arc::new(LiveView::default()));
-    let _watcher = watcher::spawn(&args.watchfile, commands.clone()).map_err(UsageError)?;
+    let file_watch = watcher::spawn(&args.watchfile, commands.clone()).map_err(UsageError)?;
     let engine_alive = Arc::new(AtomicBool::new(true));
     let engine = {
         let alive = engine_alive.clone();
@@ -86,9 +86,13 @@ pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
     let _ = stop_tx.send(true);
     let _ = commands.send(Command::Quit).await;
     let _ = server.await;
+    tracing::debug!("http server stopped");
     feeder.abort();
     // The engine returns on Quit; probes still in flight are dropped with the runtime.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), engine).await;
+    tracing::debug!("engine stopped");
+    drop(file_watch);
+    tracing::debug!("watch-file watcher stopped");
     Ok(EXIT_OK)
 }
 
