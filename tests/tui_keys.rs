@@ -53,7 +53,7 @@ fn quit_keys() {
     let (mut app, _) = app();
     assert_eq!(press(&mut app, &chars("q")), vec![Effect::Quit]);
     let ctrl_c = Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
-    assert_eq!(press(&mut app, &[ctrl_c.clone()]), vec![Effect::Quit]);
+    assert_eq!(press(&mut app, std::slice::from_ref(&ctrl_c)), vec![Effect::Quit]);
     // While typing a filter, q is text but Ctrl-C still quits.
     let (mut app, _) = self::app();
     assert!(press(&mut app, &chars("/q")).is_empty());
@@ -232,12 +232,12 @@ fn matrix_moves_and_opens_a_pair() {
     let (mut app, view) = app();
     press(&mut app, &chars("m"));
     assert_eq!(app.screen, Screen::Matrix);
-    assert_eq!(app.cell, (0, 0));
-    assert_eq!(app.matrix_pair(), None);
-    press(&mut app, &chars("l"));
+    assert_eq!(app.cell, (0, 1));
     let p = app.matrix_pair().expect("shop → admin");
     assert_eq!(view.report.pairs[p].verdict, "misdirected");
-    press(&mut app, &chars("jh"));
+    press(&mut app, &chars("h"));
+    assert_eq!(app.matrix_pair(), None, "the diagonal");
+    press(&mut app, &chars("j"));
     assert_eq!(app.cell, (1, 0));
     let p = app.matrix_pair().expect("admin → shop");
     press(&mut app, &[key(KeyCode::Enter)]);

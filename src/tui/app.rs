@@ -320,7 +320,9 @@ impl App {
             Action::ToggleMatrix => {
                 self.screen = match self.screen {
                     Screen::Main => {
-                        self.cell = (self.member.unwrap_or(0), 0);
+                        // Start on the selected member's first pair, off the diagonal.
+                        let row = self.member.unwrap_or(0);
+                        self.cell = (row, usize::from(row == 0));
                         Screen::Matrix
                     }
                     Screen::Matrix => Screen::Main,

@@ -57,7 +57,7 @@ pub fn compute(area: Rect, screen: Screen, focus: Focus) -> Panes {
     let groups_w = if p.compact {
         26
     } else {
-        (area.width / 4).clamp(30, 44)
+        (area.width * 3 / 10).clamp(30, 44)
     };
     p.groups = Rect::new(body.x, body.y, groups_w, top_h);
     p.pairs = Rect::new(body.x + groups_w, body.y, body.width - groups_w, top_h);

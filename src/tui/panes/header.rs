@@ -51,7 +51,10 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
             format!("{}{}", "▰".repeat(filled), "▱".repeat(10 - filled)),
             t.good,
         ),
-        Span::styled(format!(" {}/{}", st.cycle_done, st.cycle_total), t.text),
+        Span::styled(
+            format!(" {}/{}", done.min(st.cycle_total), st.cycle_total),
+            t.text,
+        ),
         Span::styled(
             format!(
                 " · cycle {} · every {} · window {}",
