@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::engine::snapshot::LiveView;
-use crate::tui::theme::{is_problem, severity};
+use crate::tui::theme::{severity, PROBLEM_SEVERITY};
 
 /// A group as the dashboard lists it: a coalescing group of the report, or the pseudo-group
 /// of hosts that coalesce with nothing.
@@ -20,6 +20,7 @@ pub struct GroupEntry {
     pub problems: u32,
     /// The worst verdict among the pairs ("" without pairs).
     pub worst: &'static str,
+    worst_rank: u8,
     /// Common ".suffix" of the member keys (at a label boundary), dropped from names in the
     /// pair list; "" when none.
     pub suffix: String,
@@ -79,6 +80,7 @@ impl ViewIndex {
                 pairs: vec![],
                 problems: 0,
                 worst: "",
+                worst_rank: u8::MAX,
             });
         }
         let loose: Vec<u32> = (0..report.hosts.len() as u32)
@@ -103,6 +105,7 @@ impl ViewIndex {
                 pairs: vec![],
                 problems: 0,
                 worst: "",
+                worst_rank: u8::MAX,
             });
         }
         // Pairs by origin; consecutive pairs usually share their origin, so remember the last.
@@ -127,6 +130,7 @@ impl ViewIndex {
                         pairs: vec![],
                         problems: 0,
                         worst: "",
+                        worst_rank: u8::MAX,
                         suffix: String::new(),
                     });
                 }
@@ -136,10 +140,12 @@ impl ViewIndex {
             };
             let entry = &mut groups[g as usize];
             entry.pairs.push(pi as u32);
-            if is_problem(&p.verdict) {
+            let sev = severity(&p.verdict);
+            if sev <= PROBLEM_SEVERITY {
                 entry.problems += 1;
             }
-            if entry.worst.is_empty() || severity(&p.verdict) < severity(entry.worst) {
+            if sev < entry.worst_rank {
+                entry.worst_rank = sev;
                 entry.worst = static_verdict(&p.verdict);
             }
         }

@@ -190,6 +190,9 @@ pub fn severity(verdict: &str) -> u8 {
     }
 }
 
+/// Severities up to this one are problem verdicts.
+pub const PROBLEM_SEVERITY: u8 = 3;
+
 pub fn is_problem(verdict: &str) -> bool {
-    severity(verdict) <= 3
+    severity(verdict) <= PROBLEM_SEVERITY
 }

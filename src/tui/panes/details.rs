@@ -12,7 +12,7 @@ use crate::engine::snapshot::{HostReport, LiveView, PairReport};
 use crate::tui::app::{App, DetailTarget, Focus};
 use crate::tui::index::GroupEntry;
 use crate::tui::panes::{clean, frame, groups, percent, title};
-use crate::tui::theme::Theme;
+use crate::tui::theme::{is_problem, severity, Theme};
 
 /// Long strings (explanations, errors) are bounded before wrapping.
 const LONG: usize = 600;
@@ -337,6 +337,17 @@ fn group_lines<'a>(view: &LiveView, g: &GroupEntry, t: &Theme) -> Vec<Line<'a>> 
             "these hosts share no connection with another: no client would coalesce them",
             t.dim,
         ));
+    }
+    // The worst pair tells what is wrong with the group.
+    let worst = g
+        .pairs
+        .iter()
+        .map(|&p| &view.report.pairs[p as usize])
+        .filter(|p| is_problem(&p.verdict))
+        .min_by_key(|p| severity(&p.verdict));
+    if let Some(p) = worst {
+        out.push(Line::styled("worst pair:", t.label));
+        out.extend(pair_lines(p, t).into_iter().take(5));
     }
     out.push(Line::styled(
         "Enter: its pairs · m: matrix · r: probe everything now",

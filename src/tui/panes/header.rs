@@ -71,7 +71,7 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
         spans.push(Span::styled(text, t.paused));
     }
     if let Some(phase) = &st.lab_phase {
-        spans.push(Span::styled("  lab: ", t.label));
+        spans.push(Span::raw("  "));
         spans.push(Span::styled(clean(phase, w), t.warning));
     }
     row(buf, area, 1, &Line::from(spans), None);
