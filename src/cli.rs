@@ -188,6 +188,12 @@ pub struct LabArgs {
     /// Let scenarios change their behaviour every minute, as in the demo.
     #[arg(long)]
     pub dynamic: bool,
+    /// Serve N synthetic names for benchmarks instead of the scenarios (scale lab).
+    #[arg(long, value_name = "N", conflicts_with = "dynamic", value_parser = clap::value_parser!(u32).range(1..=200_000))]
+    pub scale: Option<u32>,
+    /// Names per wildcard certificate in the scale lab.
+    #[arg(long = "group-size", value_name = "K", default_value_t = 20, requires = "scale", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub group_size: u32,
 }
 
 #[derive(Debug, Args)]

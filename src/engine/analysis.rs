@@ -21,8 +21,9 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
     let mut pairs = Vec::new();
     let mut cert_only = 0u32;
     let mut links: Vec<(usize, usize)> = Vec::new();
+    let index = PairIndex::new(&records.hosts);
     for a in 0..records.hosts.len() {
-        for b in 0..records.hosts.len() {
+        for b in index.candidates(&records.hosts, a) {
             let (ha, hb) = (&records.hosts[a], &records.hosts[b]);
             if a == b
                 || ha.entry.port != hb.entry.port
@@ -86,6 +87,70 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
         groups,
         summary,
     }
+}
+
+/// Which targets can form a listed pair with an origin, without looking at all n² pairs: the
+/// hosts sharing an address and port with it, and the hosts one of its certificates names
+/// (exactly, or under a wildcard). A superset of the pairs `analyse` keeps.
+struct PairIndex {
+    by_addr: HashMap<(IpAddr, u16), Vec<usize>>,
+    /// Lower-case name without a trailing dot → hosts.
+    by_name: HashMap<String, Vec<usize>>,
+    /// Lower-case parent domain (the name minus its first label) → hosts.
+    by_parent: HashMap<String, Vec<usize>>,
+}
+
+impl PairIndex {
+    fn new(hosts: &[HostRecord]) -> PairIndex {
+        let mut index = PairIndex {
+            by_addr: HashMap::new(),
+            by_name: HashMap::new(),
+            by_parent: HashMap::new(),
+        };
+        for (i, h) in hosts.iter().enumerate() {
+            for a in &h.dns.addresses {
+                index.by_addr.entry((*a, h.entry.port)).or_default().push(i);
+            }
+            let name = normal_name(&h.entry.host);
+            if let Some((_, parent)) = name.split_once('.') {
+                index.by_parent.entry(parent.to_string()).or_default().push(i);
+            }
+            index.by_name.entry(name).or_default().push(i);
+        }
+        index
+    }
+
+    /// Candidate targets of `a`, ascending (the order pairs are listed in).
+    fn candidates(&self, hosts: &[HostRecord], a: usize) -> Vec<usize> {
+        let h = &hosts[a];
+        let mut out: Vec<usize> = Vec::new();
+        for addr in &h.dns.addresses {
+            out.extend(self.by_addr.get(&(*addr, h.entry.port)).into_iter().flatten());
+        }
+        for ep in h.endpoints.values() {
+            let Some(c) = parsed_cert(ep) else { continue };
+            for san in &c.dns_sans {
+                let san = normal_name(san);
+                let found = match san.strip_prefix("*.") {
+                    Some(parent) => self.by_parent.get(parent),
+                    None => self.by_name.get(&san),
+                };
+                out.extend(found.into_iter().flatten());
+            }
+            for ip in &c.ip_sans {
+                for form in [ip.to_string(), format!("[{ip}]")] {
+                    out.extend(self.by_name.get(&form).into_iter().flatten());
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+fn normal_name(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// Share of coalescable pairs that have at least one probe.
@@ -582,12 +647,15 @@ fn groups(records: &Records, links: &[(usize, usize)], pairs: &[PairReport]) -> 
     let group_of: HashMap<String, usize> = (0..n)
         .map(|i| (records.hosts[i].entry.key(), find(&mut parent, i)))
         .collect();
+    let mut problems_of: HashMap<usize, u32> = HashMap::new();
+    for p in pairs.iter().filter(|p| verdict_of(&p.verdict).is_problem()) {
+        if let Some(&root) = group_of.get(&p.origin) {
+            *problems_of.entry(root).or_default() += 1;
+        }
+    }
     let mut out = Vec::new();
     for (root, m) in members.into_iter().filter(|(_, m)| m.len() > 1) {
-        let problems = pairs
-            .iter()
-            .filter(|p| verdict_of(&p.verdict).is_problem() && group_of.get(&p.origin) == Some(&root))
-            .count() as u32;
+        let problems = problems_of.get(&root).copied().unwrap_or(0);
         out.push(GroupReport {
             id: out.len() as u32 + 1,
             members: m.iter().map(|&i| records.hosts[i].entry.key()).collect(),
