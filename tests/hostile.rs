@@ -8,6 +8,8 @@
 mod common;
 #[path = "hostile/mod.rs"]
 mod hostile;
+#[path = "hostile/watchfile.rs"]
+mod watchfile;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
