@@ -279,10 +279,10 @@ async fn promtool_check_metrics(promtool: &Path, text: &str) {
     );
 }
 
-fn send_sigterm(child: &Child) {
+fn send_signal(child: &Child, signal: &str) {
     let pid = child.id().expect("child still running");
     let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .args([signal, &pid.to_string()])
         .status()
         .expect("run kill");
     assert!(status.success());
@@ -472,7 +472,7 @@ async fn serve_exports_the_lab_and_stops_on_sigterm() {
         .await;
 
     // SIGTERM: a clean exit, saying why.
-    send_sigterm(&serve.child);
+    send_signal(&serve.child, "-TERM");
     let status = tokio::time::timeout(Duration::from_secs(10), serve.child.wait())
         .await
         .expect("serve exits after SIGTERM")
@@ -480,7 +480,19 @@ async fn serve_exports_the_lab_and_stops_on_sigterm() {
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
     let stderr = serve.stderr.await.unwrap();
     assert!(stderr.contains("SIGTERM, shutting down"), "{stderr}");
-    drop(capped);
+    // Ctrl-C (SIGINT) too.
+    let mut capped = capped;
+    send_signal(&capped.child, "-INT");
+    let status = tokio::time::timeout(Duration::from_secs(10), capped.child.wait())
+        .await
+        .expect("serve exits after SIGINT")
+        .expect("wait");
+    assert!(status.success(), "exit status after SIGINT: {status:?}");
+    assert!(capped
+        .stderr
+        .await
+        .unwrap()
+        .contains("interrupted, shutting down"));
     lab.shutdown().await;
 }
 
