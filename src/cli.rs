@@ -144,9 +144,34 @@ pub struct ServeArgs {
         long,
         value_name = "ADDR",
         default_value = "127.0.0.1:9421",
-        env = "COALSCOPE_LISTEN"
+        env = "COALSCOPE_LISTEN",
+        value_parser = parse_listen
     )]
     pub listen: SocketAddr,
+    /// Name of this vantage point, added as label `vantage` to every exported series.
+    #[arg(long, value_name = "NAME", env = "COALSCOPE_VANTAGE", value_parser = parse_vantage)]
+    pub vantage: Option<String>,
+    /// Pairs exported at most, problem pairs first; the exporter says how many it left out.
+    #[arg(long = "max-pairs", value_name = "N", default_value_t = 1000, env = "COALSCOPE_MAX_PAIRS", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_pairs: u32,
+}
+
+/// `IP:PORT` (IPv6 as `[::1]:9421`) for `serve --listen`.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse::<SocketAddr>().map_err(|_| {
+        format!("invalid listen address {s:?}: expected IP:PORT, e.g. 127.0.0.1:9421 or [::1]:9421")
+    })
+}
+
+/// A vantage name: non-empty, printable, at most 128 characters.
+fn parse_vantage(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() || t.len() > 128 || t.chars().any(char::is_control) {
+        return Err(format!(
+            "invalid vantage {s:?}: expected a short printable name, e.g. fra1"
+        ));
+    }
+    Ok(t.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +188,12 @@ pub struct LabArgs {
     /// Let scenarios change their behaviour every minute, as in the demo.
     #[arg(long)]
     pub dynamic: bool,
+    /// Serve N synthetic names for benchmarks instead of the scenarios (scale lab).
+    #[arg(long, value_name = "N", conflicts_with = "dynamic", value_parser = clap::value_parser!(u32).range(1..=200_000))]
+    pub scale: Option<u32>,
+    /// Names per wildcard certificate in the scale lab.
+    #[arg(long = "group-size", value_name = "K", default_value_t = 20, requires = "scale", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub group_size: u32,
 }
 
 #[derive(Debug, Args)]

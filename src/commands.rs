@@ -120,6 +120,9 @@ pub async fn lab(args: LabArgs) -> Result<u8, UsageError> {
         dns_port: args.dns_port,
         dir: args.dir,
         dynamic: args.dynamic,
+        scale: args
+            .scale
+            .map(|n| crate::lab::scale::ScaleOptions::new(n as usize, args.group_size as usize)),
     })
     .await
     .map_err(|e| UsageError(format!("cannot start the lab: {e:#}")))?;

@@ -21,8 +21,9 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
     let mut pairs = Vec::new();
     let mut cert_only = 0u32;
     let mut links: Vec<(usize, usize)> = Vec::new();
+    let index = PairIndex::new(&records.hosts);
     for a in 0..records.hosts.len() {
-        for b in 0..records.hosts.len() {
+        for b in index.candidates(&records.hosts, a) {
             let (ha, hb) = (&records.hosts[a], &records.hosts[b]);
             if a == b
                 || ha.entry.port != hb.entry.port
@@ -86,6 +87,70 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
         groups,
         summary,
     }
+}
+
+/// Which targets can form a listed pair with an origin, without looking at all n² pairs: the
+/// hosts sharing an address and port with it, and the hosts one of its certificates names
+/// (exactly, or under a wildcard). A superset of the pairs `analyse` keeps.
+struct PairIndex {
+    by_addr: HashMap<(IpAddr, u16), Vec<usize>>,
+    /// Lower-case name without a trailing dot → hosts.
+    by_name: HashMap<String, Vec<usize>>,
+    /// Lower-case parent domain (the name minus its first label) → hosts.
+    by_parent: HashMap<String, Vec<usize>>,
+}
+
+impl PairIndex {
+    fn new(hosts: &[HostRecord]) -> PairIndex {
+        let mut index = PairIndex {
+            by_addr: HashMap::new(),
+            by_name: HashMap::new(),
+            by_parent: HashMap::new(),
+        };
+        for (i, h) in hosts.iter().enumerate() {
+            for a in &h.dns.addresses {
+                index.by_addr.entry((*a, h.entry.port)).or_default().push(i);
+            }
+            let name = normal_name(&h.entry.host);
+            if let Some((_, parent)) = name.split_once('.') {
+                index.by_parent.entry(parent.to_string()).or_default().push(i);
+            }
+            index.by_name.entry(name).or_default().push(i);
+        }
+        index
+    }
+
+    /// Candidate targets of `a`, ascending (the order pairs are listed in).
+    fn candidates(&self, hosts: &[HostRecord], a: usize) -> Vec<usize> {
+        let h = &hosts[a];
+        let mut out: Vec<usize> = Vec::new();
+        for addr in &h.dns.addresses {
+            out.extend(self.by_addr.get(&(*addr, h.entry.port)).into_iter().flatten());
+        }
+        for ep in h.endpoints.values() {
+            let Some(c) = parsed_cert(ep) else { continue };
+            for san in &c.dns_sans {
+                let san = normal_name(san);
+                let found = match san.strip_prefix("*.") {
+                    Some(parent) => self.by_parent.get(parent),
+                    None => self.by_name.get(&san),
+                };
+                out.extend(found.into_iter().flatten());
+            }
+            for ip in &c.ip_sans {
+                for form in [ip.to_string(), format!("[{ip}]")] {
+                    out.extend(self.by_name.get(&form).into_iter().flatten());
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+fn normal_name(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// Share of coalescable pairs that have at least one probe.
@@ -182,8 +247,14 @@ fn host_report(h: &HostRecord, now: i64) -> HostReport {
     }
     let mut endpoints = Vec::new();
     let mut unreachable = Vec::new();
+    let mut refused = Vec::new();
     for (addr, ep) in &h.endpoints {
         let a = addr_text(addr);
+        // Every direct answer a 421: the server refuses the name on its own connection.
+        let mut answered = ep.direct.iter().filter_map(|o| o.as_ref().ok()).peekable();
+        if answered.peek().is_some() && answered.all(|x| x.status == 421) {
+            refused.push(a.clone());
+        }
         let cert = ep.tls.as_ref().map(|tls| cert_report(&h.entry.host, ep, tls));
         if let Some(tls) = &ep.tls {
             if tls.alpn.as_deref() != Some("h2") {
@@ -270,6 +341,18 @@ fn host_report(h: &HostRecord, now: i64) -> HostReport {
             connect_ms: median_ms(&ep.connect_times),
             tls_ms: median_ms(&ep.tls_times),
         });
+    }
+    if !refused.is_empty() {
+        findings.push(finding(
+            "direct-misdirected",
+            "error",
+            format!(
+                "every direct request for {host} at {} got 421 Misdirected Request on a connection opened for {host} itself (SNI = Host): \
+                 the server refuses the name even without coalescing, e.g. an SNI≠Host rule that compares a Host header carrying :port, or no site for this name",
+                refused.join(", "),
+                host = h.entry.host
+            ),
+        ));
     }
     if !unreachable.is_empty() {
         let severity = if unreachable.len() == h.endpoints.len() {
@@ -560,10 +643,18 @@ fn pair_report(records: &Records, a: usize, b: usize, policy: &PairPolicy) -> Pa
         direct_status: most_frequent(&direct_statuses),
         direct_error: direct_all.iter().find_map(|o| o.as_ref().err().cloned()),
         http1_status: most_frequent(&count_statuses(&http1)),
+        // No failing answer (e.g. the streams were reset): the direct answers say who it is.
         server: failing
             .iter()
             .map(|x| ServerKind::from_header(x.server.as_deref()))
             .next()
+            .or_else(|| {
+                direct_all
+                    .iter()
+                    .filter_map(|o| o.as_ref().ok())
+                    .map(|x| ServerKind::from_header(x.server.as_deref()))
+                    .find(|k| *k != ServerKind::Unknown)
+            })
             .unwrap_or(ServerKind::Unknown),
         cert_error,
         error: error.clone(),
@@ -614,12 +705,15 @@ fn groups(records: &Records, links: &[(usize, usize)], pairs: &[PairReport]) -> 
     let group_of: HashMap<String, usize> = (0..n)
         .map(|i| (records.hosts[i].entry.key(), find(&mut parent, i)))
         .collect();
+    let mut problems_of: HashMap<usize, u32> = HashMap::new();
+    for p in pairs.iter().filter(|p| verdict_of(&p.verdict).is_problem()) {
+        if let Some(&root) = group_of.get(&p.origin) {
+            *problems_of.entry(root).or_default() += 1;
+        }
+    }
     let mut out = Vec::new();
     for (root, m) in members.into_iter().filter(|(_, m)| m.len() > 1) {
-        let problems = pairs
-            .iter()
-            .filter(|p| verdict_of(&p.verdict).is_problem() && group_of.get(&p.origin) == Some(&root))
-            .count() as u32;
+        let problems = problems_of.get(&root).copied().unwrap_or(0);
         out.push(GroupReport {
             id: out.len() as u32 + 1,
             members: m.iter().map(|&i| records.hosts[i].entry.key()).collect(),
@@ -871,6 +965,34 @@ mod tests {
                     )],
                 ),
                 host("dead2.test", 9, &["192.0.2.40"], vec![]),
+                host(
+                    "refused.test",
+                    10,
+                    &["192.0.2.50"],
+                    vec![(
+                        "192.0.2.50",
+                        endpoint(
+                            &["refused.test"],
+                            "h2",
+                            true,
+                            vec![answer(421, "no"), answer(421, "no")],
+                        ),
+                    )],
+                ),
+                host(
+                    "sometimes.test",
+                    11,
+                    &["192.0.2.51"],
+                    vec![(
+                        "192.0.2.51",
+                        endpoint(
+                            &["sometimes.test"],
+                            "h2",
+                            true,
+                            vec![answer(421, "no"), answer(200, "yes")],
+                        ),
+                    )],
+                ),
             ],
             ..Default::default()
         };
@@ -905,6 +1027,8 @@ mod tests {
         assert_eq!(kinds("bad.test"), ["cert-invalid"]);
         assert_eq!(kinds("worse.test"), ["sni-mismatch"]);
         assert_eq!(kinds("dead.test"), ["unreachable"]);
+        assert_eq!(kinds("refused.test"), ["direct-misdirected"]);
+        assert!(kinds("sometimes.test").is_empty());
         assert!(s.groups.is_empty());
 
         let all = analyse(&r, true, Duration::ZERO);

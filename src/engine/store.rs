@@ -3,7 +3,7 @@
 //! the same size. Publishing turns the samples in the window into a `LiveView` through the
 //! same analysis as `check`, plus the sparklines and the verdict-change events.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,8 @@ pub struct Store {
     window: Duration,
     default_path: String,
     hosts: Vec<LiveHost>,
+    /// "host:port" → index in `hosts` (lookups per job result must not scan the list).
+    index: HashMap<String, usize>,
     /// (origin key, target key, origin address) → coalesced requests.
     coalesced: HashMap<(String, String, IpAddr), Timed<Outcome>>,
     events: VecDeque<VerdictEvent>,
@@ -83,6 +85,7 @@ impl Store {
             window,
             default_path,
             hosts: Vec::new(),
+            index: HashMap::new(),
             coalesced: HashMap::new(),
             events: VecDeque::new(),
             last_verdicts: HashMap::new(),
@@ -117,11 +120,17 @@ impl Store {
                 }
             }
         }
-        let keys: HashSet<String> = self.hosts.iter().map(|h| h.entry.key()).collect();
+        self.index = self
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.entry.key(), i))
+            .collect();
+        let keys = &self.index;
         self.coalesced
-            .retain(|(o, t, _), _| keys.contains(o) && keys.contains(t));
+            .retain(|(o, t, _), _| keys.contains_key(o) && keys.contains_key(t));
         self.last_verdicts
-            .retain(|(o, t), _| keys.contains(o) && keys.contains(t));
+            .retain(|(o, t), _| keys.contains_key(o) && keys.contains_key(t));
         added
     }
 
@@ -131,7 +140,7 @@ impl Store {
 
     /// A new DNS answer for a host: addresses it no longer has are forgotten.
     pub fn set_dns(&mut self, key: &str, answer: DnsAnswer) {
-        let Some(h) = self.hosts.iter_mut().find(|h| h.entry.key() == key) else {
+        let Some(h) = self.index.get(key).and_then(|&i| self.hosts.get_mut(i)) else {
             return;
         };
         h.endpoints.retain(|a, _| answer.addresses.contains(a));
@@ -145,7 +154,7 @@ impl Store {
     /// Is the DNS answer of `key` still good at `now`? Answers are reused within their TTL
     /// (overrides and IP literals forever); failures are retried every time.
     pub fn dns_fresh(&self, key: &str, now: Instant) -> bool {
-        let Some(h) = self.hosts.iter().find(|h| h.entry.key() == key) else {
+        let Some(h) = self.index.get(key).and_then(|&i| self.hosts.get(i)) else {
             return false;
         };
         match (h.dns_at, &h.dns.error) {
@@ -232,11 +241,8 @@ impl Store {
     }
 
     fn endpoint(&mut self, key: &str, addr: IpAddr) -> Option<&mut LiveEndpoint> {
-        self.hosts
-            .iter_mut()
-            .find(|h| h.entry.key() == key)?
-            .endpoints
-            .get_mut(&addr)
+        let i = *self.index.get(key)?;
+        self.hosts.get_mut(i)?.endpoints.get_mut(&addr)
     }
 
     /// Drop every sample older than the window.
@@ -323,14 +329,20 @@ impl Store {
         let report = analysis::analyse(&records, false, now.duration_since(self.started));
         let bucket = (self.window / HISTORY_BUCKETS as u32).max(Duration::from_millis(1));
         let mut histories = Vec::with_capacity(report.pairs.len());
+        // The samples of each pair, over all its addresses (one pass, not one per pair).
+        let mut by_pair: HashMap<(&str, &str), Vec<&Timed<Outcome>>> = HashMap::new();
+        for ((o, t, _), q) in &self.coalesced {
+            by_pair.entry((o.as_str(), t.as_str())).or_default().push(q);
+        }
         for p in &report.pairs {
             let mut answered = [0u32; HISTORY_BUCKETS];
             let mut refused = [0u32; HISTORY_BUCKETS];
-            for ((o, t, _), q) in &self.coalesced {
-                if *o != p.origin || *t != p.target {
-                    continue;
-                }
-                for (at, outcome) in q {
+            let queues = by_pair
+                .get(&(p.origin.as_str(), p.target.as_str()))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            for q in queues {
+                for (at, outcome) in q.iter() {
                     let Ok(answer) = outcome else { continue };
                     let age = now.saturating_duration_since(*at);
                     let from_end = (age.as_nanos() / bucket.as_nanos()) as usize;

@@ -10,6 +10,7 @@ mod dns;
 mod idle;
 mod phase;
 mod respond;
+pub mod scale;
 mod scenarios;
 mod server;
 mod tls;
@@ -46,6 +47,8 @@ pub struct LabOptions {
     pub dir: Option<PathBuf>,
     /// Demo mode: some scenarios change their behaviour every minute or so.
     pub dynamic: bool,
+    /// Start the scale lab (synthetic names for benchmarks) instead of the scenarios.
+    pub scale: Option<scale::ScaleOptions>,
 }
 
 /// What a lab pair is expected to be judged (used by tests and printed by `coalscope lab`).
@@ -77,6 +80,8 @@ pub struct Lab {
     ca_pem: String,
     tasks: JoinSet<()>,
     dns_server: Option<dns::DnsServer>,
+    /// Set for the scale lab.
+    scale: Option<scale::ScaleOptions>,
 }
 
 /// Attempts at finding a port free on every lab address.
@@ -90,6 +95,9 @@ impl Lab {
 
     /// Start with a given phase clock (tests start "in the past" to reach a later phase).
     pub(crate) async fn start_with_clock(options: LabOptions, clock: Clock) -> anyhow::Result<Lab> {
+        if let Some(scale) = options.scale {
+            return Lab::start_scale(&options, scale, clock).await;
+        }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let lab_ca = Ca::new("coalscope lab CA")?;
         let untrusted_ca = Ca::new("coalscope untrusted CA (not in ca.pem)")?;
@@ -132,6 +140,7 @@ impl Lab {
             ca_pem: lab_ca.pem.clone(),
             tasks: JoinSet::new(),
             dns_server: None,
+            scale: None,
         };
         // From here on, dropping `lab` on an error cleans up what was started.
         std::fs::write(&lab.ca_file, &lab.ca_pem)
@@ -151,6 +160,52 @@ impl Lab {
         }
         tracing::info!(port, dns = %lab.dns, dir = %lab.dir.display(), "lab started");
         Ok(lab)
+    }
+
+    /// The scale lab: one wildcard certificate per group, one listener per address.
+    async fn start_scale(
+        options: &LabOptions,
+        layout: scale::ScaleOptions,
+        clock: Clock,
+    ) -> anyhow::Result<Lab> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let lab_ca = Ca::new("coalscope lab CA")?;
+        let config = scale::server_config(&layout, &lab_ca, provider)?;
+        let (port, listeners) = scale::bind_all(&layout, options.port).await?;
+        let (dir, owns_dir) = make_dir(options.dir.as_deref())?;
+        let mut lab = Lab {
+            dns: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            ca_file: dir.join("ca.pem"),
+            watchfile: dir.join("scale.watch"),
+            port,
+            dir,
+            owns_dir,
+            clock,
+            ca_pem: lab_ca.pem.clone(),
+            tasks: JoinSet::new(),
+            dns_server: None,
+            scale: Some(layout),
+        };
+        std::fs::write(&lab.ca_file, &lab.ca_pem)
+            .with_context(|| format!("writing {}", lab.ca_file.display()))?;
+        std::fs::write(&lab.watchfile, layout.watchfile(port))
+            .with_context(|| format!("writing {}", lab.watchfile.display()))?;
+        let owned = layout.records();
+        let records: Vec<(&str, Vec<Ipv4Addr>)> =
+            owned.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
+        let dns = dns::start(dns::catalog(scale::SCALE_ZONE, &records)?, options.dns_port).await?;
+        lab.dns = dns.addr;
+        lab.dns_server = Some(dns);
+        for listener in listeners {
+            lab.tasks.spawn(scale::run(listener, config.clone(), layout));
+        }
+        tracing::info!(port, dns = %lab.dns, names = layout.names, "scale lab started");
+        Ok(lab)
+    }
+
+    /// The scale lab's layout, when this is one.
+    pub fn scale(&self) -> Option<scale::ScaleOptions> {
+        self.scale
     }
 
     /// Stop every server and wait until their sockets are closed.
@@ -174,6 +229,9 @@ impl Lab {
     /// The text `coalscope lab` prints: where things are, the command to run, and the
     /// verdicts to expect.
     pub fn describe(&self) -> String {
+        if let Some(layout) = &self.scale {
+            return scale::describe(layout, &self.watchfile, &self.ca_file, self.dns, self.port);
+        }
         describe::describe(&describe::Facts {
             dir: &self.dir,
             watchfile: &self.watchfile,
