@@ -55,7 +55,8 @@ fn sample(pid: u32) -> Option<(u64, usize)> {
 fn get(addr: SocketAddr, path: &str) -> Result<(String, String, Duration), String> {
     let started = Instant::now();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
     let mut text = String::new();
     s.take(16 * 1024 * 1024)
@@ -112,7 +113,9 @@ async fn main() {
         .env_remove("COALSCOPE_RESOLVE")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(&stderr_path).expect("stderr file")));
+        .stderr(Stdio::from(
+            std::fs::File::create(&stderr_path).expect("stderr file"),
+        ));
     let mut child = cmd.spawn().expect("spawn coalscope serve");
     let pid = child.id();
     println!(
@@ -121,7 +124,10 @@ async fn main() {
         hostile.hosts.len(),
         every.as_secs()
     );
-    println!("{:>6} {:>10} {:>5} {:>8} {:>10} {:>12}", "t_s", "rss_kib", "fds", "cycles", "status_ms", "metrics_kib");
+    println!(
+        "{:>6} {:>10} {:>5} {:>8} {:>10} {:>12}",
+        "t_s", "rss_kib", "fds", "cycles", "status_ms", "metrics_kib"
+    );
 
     let started = Instant::now();
     let mut curve: Vec<(u64, u64, usize)> = Vec::new();
@@ -136,7 +142,8 @@ async fn main() {
             println!("soak: /proc/{pid} is gone");
             break;
         };
-        let (cycles, status_ms) = match tokio::task::spawn_blocking(move || get(listen, "/api/status")).await {
+        let (cycles, status_ms) = match tokio::task::spawn_blocking(move || get(listen, "/api/status")).await
+        {
             Ok(Ok((_, body, took))) => (
                 json_number(&body, "cycles").map(|c| c as u64),
                 Some(took.as_secs_f64() * 1e3),
@@ -187,7 +194,11 @@ async fn main() {
     println!(
         "stderr: {} lines, {panics} panics{}",
         stderr.lines().count(),
-        if panics > 0 { format!("\n{stderr}") } else { String::new() }
+        if panics > 0 {
+            format!("\n{stderr}")
+        } else {
+            String::new()
+        }
     );
     healthy.shutdown().await;
 }

@@ -83,7 +83,6 @@ pub struct Stats {
 
 pub struct Server {
     pub addr: SocketAddr,
-    pub kind: Kind,
     pub stats: Arc<Stats>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -147,7 +146,6 @@ pub async fn start_on(ip: Ipv4Addr, port: u16, kind: Kind, cert: Arc<CertifiedKe
     });
     Server {
         addr,
-        kind,
         stats,
         tasks: vec![task],
     }
