@@ -6,11 +6,12 @@
 //! ```text
 //! cargo bench --bench soak                                  # 10 minutes
 //! COALSCOPE_SOAK_SECS=240 cargo bench --bench soak          # 4 minutes
-//! COALSCOPE_SOAK_SAMPLE_SECS=5 COALSCOPE_SOAK_RPS=0 cargo bench --bench soak
+//! COALSCOPE_SOAK_SAMPLE_SECS=5 COALSCOPE_SOAK_RPS=0 COALSCOPE_SOAK_WINDOW=5m cargo bench --bench soak
 //! ```
 //! The labs run in this process; `coalscope` (the release binary cargo builds for the bench,
 //! or `COALSCOPE_BIN`) runs as a child with `serve WATCHFILE --listen 127.0.0.1:PORT
-//! --interval 200ms --timeout 1s --dns … --ca-file … --resolve …`. Each sample also fetches
+//! --interval 200ms --timeout 1s --window 60s --dns … --ca-file … --resolve …` (the window is
+//! 60 s so that the store is full after the first minute; `COALSCOPE_SOAK_WINDOW` changes it). Each sample also fetches
 //! `/api/status` (cycles done, time to answer) so that a stalled engine or a dead HTTP
 //! listener shows in the curve.
 
@@ -86,6 +87,9 @@ async fn main() {
     let secs = env_u64("COALSCOPE_SOAK_SECS", 600);
     let every = Duration::from_secs(env_u64("COALSCOPE_SOAK_SAMPLE_SECS", 10).max(1));
     let rps = env_u64("COALSCOPE_SOAK_RPS", 200);
+    // The store keeps samples for `--window` (capped at 512 per list): the curve may rise
+    // until the window is full, and must be flat after it.
+    let window = std::env::var("COALSCOPE_SOAK_WINDOW").unwrap_or_else(|_| "60s".into());
 
     let hostile = hostile::HostileLab::start().await;
     let healthy = Lab::start(LabOptions::default()).await.expect("lab starts");
@@ -105,7 +109,8 @@ async fn main() {
         .args(["--dns", &hostile.dns.addr.to_string()])
         .arg("--ca-file")
         .arg(&ca)
-        .args(["--max-rps", &rps.to_string()]);
+        .args(["--max-rps", &rps.to_string()])
+        .args(["--window", &window]);
     for r in healthy.resolve_args() {
         cmd.args(["--resolve", &r]);
     }
@@ -119,7 +124,7 @@ async fn main() {
     let mut child = cmd.spawn().expect("spawn coalscope serve");
     let pid = child.id();
     println!(
-        "soak: coalscope serve (pid {pid}) on {} hosts ({} hostile), interval 200ms, timeout 1s, max-rps {rps}, for {secs} s; sample every {} s",
+        "soak: coalscope serve (pid {pid}) on {} hosts ({} hostile), interval 200ms, timeout 1s, max-rps {rps}, window {window}, for {secs} s; sample every {} s",
         hostile.hosts.len() + lab_lines.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).count(),
         hostile.hosts.len(),
         every.as_secs()
