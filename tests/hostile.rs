@@ -560,3 +560,65 @@ async fn dns_failures_are_bounded_and_named() {
     .err();
     assert_eq!(err, Some(ProbeError::Connect("connection refused".into())));
 }
+
+/// Every probe closes what it opened, whatever the server did: each hostile server sees as
+/// many connections closed as it accepted (a leaked socket per probe would exhaust the file
+/// descriptors of a monitor running for weeks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_probe_closes_its_connections() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let lab = HostileLab::start().await;
+    let settings = settings(&lab);
+    let names: Vec<String> = lab.servers.keys().cloned().collect();
+    let probes = names.iter().map(|name| {
+        let (settings, addr) = (settings.clone(), lab.addr(name));
+        async move {
+            for _ in 0..3 {
+                if let Ok(opened) = h2::open(&settings, addr, name).await {
+                    if let Some(conn) = opened.conn {
+                        let _ = conn.request(name, addr.port(), "/", T).await;
+                    }
+                }
+                for protocol in [DirectProtocol::Negotiate, DirectProtocol::Http1Only] {
+                    let _ = direct::request(&settings, name, addr.port(), "/", addr.ip(), protocol).await;
+                }
+            }
+        }
+    });
+    futures::future::join_all(probes).await;
+    // Many at once on the server that allows no stream: whether the client learns the limit
+    // before or after it sends its request is a race; both orders must close the socket.
+    let zero = "zero.h2.hostile.test";
+    let addr = lab.addr(zero);
+    let burst = (0..40).map(|_| {
+        direct::request(
+            &settings,
+            zero,
+            addr.port(),
+            "/",
+            addr.ip(),
+            DirectProtocol::Negotiate,
+        )
+    });
+    futures::future::join_all(burst).await;
+    // Closing is asynchronous on both sides: give it a moment, then compare.
+    let deadline = Instant::now() + 3 * T + SLACK;
+    let open = |lab: &HostileLab| -> Vec<String> {
+        names
+            .iter()
+            .filter_map(|n| {
+                let st = &lab.server(n).stats;
+                let (a, c) = (st.accepted.load(SeqCst), st.closed.load(SeqCst));
+                (a != c).then(|| format!("{n}: {a} accepted, {c} closed"))
+            })
+            .collect()
+    };
+    while !open(&lab).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        open(&lab).is_empty(),
+        "connections left open:\n{}",
+        open(&lab).join("\n")
+    );
+}
