@@ -267,6 +267,63 @@ async fn check_mixing_hostile_and_healthy_hosts() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(out.status.code(), Some(1), "hostile hosts are problems");
     healthy.shutdown().await;
+
+    // The same report on the dashboard: every pane, every row, the details: clean cells.
+    let report: coalscope::engine::snapshot::Snapshot =
+        serde_json::from_value(doc.clone()).expect("snapshot");
+    dashboard_is_clean(report);
+}
+
+/// Draw `report` in the dashboard at three sizes, walking every pane, its rows and their
+/// details; no cell may hold a control, escape or bidi character.
+fn dashboard_is_clean(report: coalscope::engine::snapshot::Snapshot) {
+    use coalscope::engine::snapshot::LiveView;
+    use coalscope::tui::app::{Action, App};
+    use coalscope::tui::render::draw;
+    use coalscope::tui::theme::Theme;
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+    let view = std::sync::Arc::new(LiveView {
+        report,
+        ..LiveView::default()
+    });
+    let mut slowest = Duration::ZERO;
+    let mut frames = 0;
+    for (w, h) in [(80u16, 24u16), (120, 40), (220, 60)] {
+        let mut app = App::new(Theme::dark());
+        app.apply(Action::Resize(w, h));
+        app.set_view(view.clone());
+        let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+        let mut frame = |app: &App, what: &str| {
+            let started = Instant::now();
+            term.draw(|f| draw(&view, app, f.area(), f.buffer_mut()))
+                .expect("draw");
+            slowest = slowest.max(started.elapsed());
+            frames += 1;
+            let buf = term.backend().buffer();
+            let mut text = String::new();
+            for y in 0..buf.area.height {
+                for x in 0..buf.area.width {
+                    text.push_str(buf[(x, y)].symbol());
+                }
+                text.push('\n');
+            }
+            assert_terminal_clean(&format!("dashboard {w}x{h} {what}"), &text);
+        };
+        let mut steps = vec![Action::Home];
+        for _ in 0..6 {
+            for _ in 0..30 {
+                steps.push(Action::Down);
+            }
+            steps.extend([Action::Enter, Action::Back, Action::NextPane]);
+        }
+        steps.extend([Action::ToggleMatrix, Action::ToggleMatrix, Action::ToggleHelp]);
+        for step in steps {
+            app.apply(step);
+            frame(&app, &format!("after {step:?}"));
+        }
+    }
+    println!("dashboard: {frames} frames of the hostile report, slowest {slowest:?}");
 }
 
 /// The table shows the evil certificate's strings, the 421 server's header and the failures
