@@ -73,6 +73,7 @@ pub async fn request(
         return conn.request(host, port, path, timeout).await;
     }
     let started = Instant::now();
+    let _closer = tls::SocketCloser::new(&stream);
     let exchange = async {
         let mut builder = hyper::client::conn::http1::Builder::new();
         builder.max_headers(H1_MAX_HEADERS).max_buf_size(H1_MAX_BUF);

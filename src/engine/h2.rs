@@ -47,8 +47,11 @@ pub struct HttpAnswer {
 /// An open HTTP/2 connection. Dropping it closes the socket.
 pub struct H2Connection {
     sender: SendRequest<Empty<Bytes>>,
-    /// Drives the connection; owns the socket. Aborted on drop.
+    /// Drives the connection. Aborted on drop.
     driver: JoinHandle<()>,
+    /// Shuts the socket down on drop: hyper runs the socket's I/O in a task of its own,
+    /// which aborting `driver` does not always end.
+    _closer: tls::SocketCloser,
 }
 
 impl Drop for H2Connection {
@@ -83,6 +86,7 @@ pub(crate) async fn handshake(
     stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
     timeout: Duration,
 ) -> Result<H2Connection, ProbeError> {
+    let closer = tls::SocketCloser::new(&stream);
     let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
@@ -108,7 +112,11 @@ pub(crate) async fn handshake(
         // Errors surface on the requests; nothing to do with them here.
         let _ = connection.await;
     });
-    Ok(H2Connection { sender, driver })
+    Ok(H2Connection {
+        sender,
+        driver,
+        _closer: closer,
+    })
 }
 
 impl H2Connection {
