@@ -289,6 +289,36 @@ mod tests {
     }
 
     #[test]
+    fn parses_serve_options() {
+        let cli = Cli::try_parse_from([
+            "coalscope",
+            "serve",
+            "hosts.txt",
+            "--listen",
+            "[::1]:9500",
+            "--vantage",
+            "fra1",
+            "--max-pairs",
+            "50",
+        ])
+        .unwrap();
+        let Some(Command::Serve(s)) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(s.listen, "[::1]:9500".parse().unwrap());
+        assert_eq!(s.vantage.as_deref(), Some("fra1"));
+        assert_eq!(s.max_pairs, 50);
+        for args in [
+            vec!["coalscope", "serve", "f", "--listen", "localhost"],
+            vec!["coalscope", "serve", "f", "--listen", "127.0.0.1"],
+            vec!["coalscope", "serve", "f", "--vantage", ""],
+            vec!["coalscope", "serve", "f", "--max-pairs", "0"],
+        ] {
+            assert!(Cli::try_parse_from(&args).is_err(), "{args:?} accepted");
+        }
+    }
+
+    #[test]
     fn a_bare_watchfile_means_watch() {
         let cli = Cli::try_parse_from(["coalscope", "hosts.txt"]).unwrap();
         assert!(cli.command.is_none());

@@ -51,9 +51,13 @@ struct Serve {
 
 impl Serve {
     async fn start(lab: &Lab, extra: &[&str]) -> Serve {
+        Serve::start_on(lab, &lab.watchfile, extra).await
+    }
+
+    async fn start_on(lab: &Lab, watchfile: &Path, extra: &[&str]) -> Serve {
         let dns = lab.dns.to_string();
         let ca = lab.ca_file.display().to_string();
-        let watchfile = lab.watchfile.display().to_string();
+        let watchfile = watchfile.display().to_string();
         let mut args = vec![
             "serve",
             watchfile.as_str(),
@@ -275,10 +279,10 @@ async fn promtool_check_metrics(promtool: &Path, text: &str) {
     );
 }
 
-fn send_sigterm(child: &Child) {
+fn send_signal(child: &Child, signal: &str) {
     let pid = child.id().expect("child still running");
     let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .args([signal, &pid.to_string()])
         .status()
         .expect("run kill");
     assert!(status.success());
@@ -292,7 +296,12 @@ async fn start_lab() -> Lab {
 async fn serve_exports_the_lab_and_stops_on_sigterm() {
     let lab = start_lab().await;
     let mut serve = Serve::start(&lab, &["--vantage", "lab-east"]).await;
-    let capped = Serve::start(&lab, &["--max-pairs", "3"]).await;
+    // The capped exporter watches a copy of the lab's watch-file, edited below.
+    let dir = tempfile::tempdir().unwrap();
+    let watchfile = dir.path().join("hosts.watch");
+    let lab_list = std::fs::read_to_string(&lab.watchfile).unwrap();
+    std::fs::write(&watchfile, &lab_list).unwrap();
+    let capped = Serve::start_on(&lab, &watchfile, &["--max-pairs", "3"]).await;
 
     // The 421 counters grow for the misdirected pair and stay zero for the ok pair.
     let first = serve
@@ -432,8 +441,38 @@ async fn serve_exports_the_lab_and_stops_on_sigterm() {
     }
     assert!(!e.samples.iter().any(|(_, l, _)| l.contains_key("vantage")));
 
+    // Hot reload: a broken edit keeps the last good list and says so; a good one applies.
+    let hosts = e.value("coalscope_hosts").unwrap();
+    std::fs::write(&watchfile, format!("{lab_list}\nnot a host name!\n")).unwrap();
+    let e = capped
+        .metrics_until("the broken edit to show", |e| {
+            e.value("coalscope_watchfile_reload_success") == Some(0.0)
+        })
+        .await;
+    assert_eq!(e.value("coalscope_hosts"), Some(hosts));
+    let status: Value = serde_json::from_str(&capped.get("/api/status", None).await.body).unwrap();
+    assert!(
+        status["reload_error"]
+            .as_str()
+            .is_some_and(|m| m.contains("hosts.watch:")),
+        "{status}"
+    );
+    let nginx: String = lab_list
+        .lines()
+        .filter(|l| l.contains(".nginx."))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&watchfile, nginx).unwrap();
+    capped
+        .metrics_until("the reduced list", |e| {
+            e.value("coalscope_watchfile_reload_success") == Some(1.0)
+                && e.value("coalscope_hosts") == Some(2.0)
+                && e.value("coalscope_pairs_dropped") == Some(0.0)
+        })
+        .await;
+
     // SIGTERM: a clean exit, saying why.
-    send_sigterm(&serve.child);
+    send_signal(&serve.child, "-TERM");
     let status = tokio::time::timeout(Duration::from_secs(10), serve.child.wait())
         .await
         .expect("serve exits after SIGTERM")
@@ -441,7 +480,19 @@ async fn serve_exports_the_lab_and_stops_on_sigterm() {
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
     let stderr = serve.stderr.await.unwrap();
     assert!(stderr.contains("SIGTERM, shutting down"), "{stderr}");
-    drop(capped);
+    // Ctrl-C (SIGINT) too.
+    let mut capped = capped;
+    send_signal(&capped.child, "-INT");
+    let status = tokio::time::timeout(Duration::from_secs(10), capped.child.wait())
+        .await
+        .expect("serve exits after SIGINT")
+        .expect("wait");
+    assert!(status.success(), "exit status after SIGINT: {status:?}");
+    assert!(capped
+        .stderr
+        .await
+        .unwrap()
+        .contains("interrupted, shutting down"));
     lab.shutdown().await;
 }
 

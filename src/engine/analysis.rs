@@ -349,7 +349,7 @@ fn host_report(h: &HostRecord, now: i64) -> HostReport {
             format!(
                 "every direct request for {host} at {} got 421 Misdirected Request on a connection opened for {host} itself (SNI = Host): \
                  the server refuses the name even without coalescing, e.g. an SNI≠Host rule that compares a Host header carrying :port, or no site for this name",
-                refused.join(", "),
+                first_of(&refused),
                 host = h.entry.host
             ),
         ));

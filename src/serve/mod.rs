@@ -17,6 +17,7 @@ use crate::cli::ServeArgs;
 use crate::commands::{live_options, prober, read_watchlist, UsageError, EXIT_OK};
 use crate::engine::scheduler::{Command, LiveEngine};
 use crate::engine::snapshot::LiveView;
+use crate::engine::store::MAX_SAMPLES;
 use crate::watchlist::watcher;
 
 use self::http::App;
@@ -31,6 +32,12 @@ pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
         .map_err(|e| UsageError(format!("cannot listen on {}: {e}", args.listen)))?;
     let local = listener.local_addr().unwrap_or(args.listen);
 
+    let per_window = args.common.window.as_secs_f64() / args.common.interval.as_secs_f64();
+    if per_window > MAX_SAMPLES as f64 {
+        eprintln!(
+            "warning: --window / --interval = {per_window:.0} probes per pair and window, above the {MAX_SAMPLES} samples the engine keeps: the counters will lag; shorten --window or lengthen --interval"
+        );
+    }
     let options = live_options(&args.common, args.watchfile.display().to_string());
     let exporter = Exporter::new(ExporterOptions {
         vantage: args.vantage.clone(),
