@@ -1,7 +1,7 @@
 //! One `check` run: resolve every name, then probe a fixed number of rounds. Each round opens
 //! fresh connections, in a new random order: per (origin A, address X) one HTTP/2 connection
 //! with SNI = A that requests A, then every target B that A's certificate could carry; per
-//! (host B, address X) one direct request (reqwest, its own connection). Results flow back to
+//! (host B, address X) one direct request (its own connection). Results flow back to
 //! this task, the only writer of the records; `analysis` turns them into a `Snapshot`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -92,7 +92,7 @@ pub struct EndpointRecord {
     pub tls_times: Vec<Duration>,
     /// The host requested on its own HTTP/2 connection (the first request of each origin probe).
     pub own: Vec<Outcome>,
-    /// Direct requests (reqwest, fresh connection, ALPN h2 + http/1.1).
+    /// Direct requests (fresh connection, ALPN h2 + http/1.1).
     pub direct: Vec<Outcome>,
     /// HTTP/1.1 requests made when the direct answers failed.
     pub direct_http1: Vec<Outcome>,

@@ -1,9 +1,22 @@
-//! Direct requests with reqwest: a fresh connection per request to one chosen address
-//! (SNI = the host), used as the reference answer for a target, and an HTTP/1.1 request
-//! that tells whether only HTTP/2 is affected when the HTTP/2 answers fail.
+//! Direct requests: a fresh connection per request to one chosen address (SNI = the host),
+//! used as the reference answer for a target, and an HTTP/1.1 request that tells whether only
+//! HTTP/2 is affected when the HTTP/2 answers fail.
+//!
+//! The connection is opened and driven here (rustls + hyper's connection API), not by a
+//! pooling client such as reqwest, so that it is closed the moment the answer is read or the
+//! timeout hits, whatever the server did: a pooled client's background task can outlive the
+//! request (e.g. a request queued for a stream slot under SETTINGS_MAX_CONCURRENT_STREAMS = 0
+//! is never given up, and its socket stays open for good). One request, one answer, no retry,
+//! no redirect followed; the body is read up to `h2::BODY_CAP`, headers up to small caps.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, HOST, USER_AGENT};
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+use tokio::task::JoinHandle;
 
 use crate::engine::error::{Phase, ProbeError};
 use crate::engine::h2::{self, HttpAnswer};
@@ -20,10 +33,25 @@ pub enum DirectProtocol {
 
 const ALPN_H1: &[&[u8]] = &[b"http/1.1"];
 
+/// Most header lines, and bytes of the response head, accepted over HTTP/1.1 (HTTP/2 has
+/// `SETTINGS_MAX_HEADER_LIST_SIZE`, see `h2`).
+const H1_MAX_HEADERS: usize = 128;
+const H1_MAX_BUF: usize = 128 * 1024;
+
+/// Aborts the connection task (and so closes the socket) when dropped.
+struct Driver(JoinHandle<()>);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// GET https://`host`:`port``path` on a fresh connection to `addr`, SNI = `host`, without
-/// following redirects, certificate errors ignored (they are reported elsewhere), bounded by
-/// `settings.timeout` for connect and for the whole request. The body is read up to
-/// `h2::BODY_CAP` and digested exactly as `h2::H2Connection::request` does.
+/// following redirects, certificate errors ignored (they are reported elsewhere). Connect,
+/// TLS handshake and the request (headers + capped body) are each bounded by
+/// `settings.timeout`. The body is read up to `h2::BODY_CAP` and digested exactly as
+/// `h2::H2Connection::request` does.
 pub async fn request(
     settings: &TlsSettings,
     host: &str,
@@ -38,107 +66,45 @@ pub async fn request(
         DirectProtocol::Http1Only => ALPN_H1,
     };
     let host = host.strip_suffix('.').unwrap_or(host);
-    let mut builder = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls::client_config(alpn).as_ref().clone())
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        // One request, one answer: reqwest's default retries a refused stream or a GOAWAY on
-        // a new connection, which would hide exactly what a probe is meant to see.
-        .retry(reqwest::retry::never())
-        // Bounds on what a server may make us buffer: HTTP/1.1 header lines (hyper also caps
-        // the head at about 400 KiB) and the HTTP/2 header list.
-        .http1_max_headers(128)
-        .pool_max_idle_per_host(0)
-        // Both bounds are `timeout`; the connect bound (TCP + TLS in reqwest) is a hair shorter
-        // so that a stalled connect or handshake is reported as such, not as a request timeout.
-        .connect_timeout(timeout.saturating_sub(timeout / 20))
-        .timeout(timeout)
-        .user_agent(h2::user_agent())
-        .http2_max_header_list_size(64 * 1024)
-        .resolve(host, SocketAddr::new(addr, port));
-    if protocol == DirectProtocol::Http1Only {
-        builder = builder.http1_only();
+    let (stream, info) = tls::connect(settings, SocketAddr::new(addr, port), host, alpn).await?;
+    if info.alpn.as_deref() == Some("h2") {
+        // Dropped at the end of this function: the socket closes with it.
+        let conn = h2::handshake(stream, timeout).await?;
+        return conn.request(host, port, path, timeout).await;
     }
-    let client = builder
-        .build()
-        .map_err(|e| ProbeError::Http(format!("client setup: {e}")))?;
-    let url = format!(
-        "https://{}:{}{}",
-        h2::authority(host, 443),
-        port,
-        h2::normalize_path(path)
-    );
-
     let started = Instant::now();
+    let _closer = tls::SocketCloser::new(&stream);
     let exchange = async {
-        let response = client
-            .get(&url)
-            .header(reqwest::header::ACCEPT, "*/*")
-            .send()
+        let mut builder = hyper::client::conn::http1::Builder::new();
+        builder.max_headers(H1_MAX_HEADERS).max_buf_size(H1_MAX_BUF);
+        let (mut sender, connection) = builder
+            .handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
             .await
-            .map_err(|e| map_error(&e, timeout))?;
-        let version = if response.version() == http::Version::HTTP_2 {
-            "HTTP/2"
-        } else {
-            "HTTP/1.1"
-        };
-        let response: http::Response<reqwest::Body> = response.into();
-        h2::read_answer(response, version, started)
+            .map_err(|e| ProbeError::Http(h2::http_error_message(&e)))?;
+        let _driver = Driver(tokio::spawn(async move {
+            // Errors surface on the request.
+            let _ = connection.await;
+        }));
+        let request = http::Request::get(h2::normalize_path(path))
+            .header(HOST, h2::authority(host, port))
+            .header(USER_AGENT, h2::user_agent())
+            .header(ACCEPT, "*/*")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| ProbeError::Http(format!("invalid request: {e}")))?;
+        let response = sender
+            .send_request(request)
             .await
-            .map_err(|e| map_error(&e, timeout))
+            .map_err(|e| ProbeError::Http(h2::http_error_message(&e)))?;
+        h2::read_answer(response, "HTTP/1.1", started)
+            .await
+            .map_err(|e| ProbeError::Http(h2::http_error_message(&e)))
     };
-    // reqwest enforces `timeout`; this is only a safety net against anything that does not.
-    let safety = timeout * 2 + std::time::Duration::from_secs(1);
-    tokio::time::timeout(safety, exchange)
+    tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| ProbeError::Timeout {
             phase: Phase::Request,
             after: timeout,
         })?
-}
-
-/// Maps a reqwest error to the phase it happened in.
-fn map_error(e: &reqwest::Error, timeout: std::time::Duration) -> ProbeError {
-    // Find the deepest io::Error and rustls::Error among the causes.
-    let mut rustls_error = None;
-    let mut io_error = None;
-    for cause in h2::causes(e) {
-        if let Some(r) = cause.downcast_ref::<rustls::Error>() {
-            rustls_error = Some(r);
-        }
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            io_error = Some(io);
-        }
-    }
-    let timed_out = e.is_timeout() || io_error.is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
-    if e.is_connect() {
-        if timed_out {
-            return ProbeError::Timeout {
-                phase: Phase::Connect,
-                after: timeout,
-            };
-        }
-        if let Some(r) = rustls_error {
-            let io = std::io::Error::new(std::io::ErrorKind::InvalidData, r.clone());
-            return ProbeError::Tls(tls::tls_io_message(&io));
-        }
-        if let Some(io) = io_error {
-            // An EOF during connect is the TLS handshake being closed by the peer.
-            if io.kind() == std::io::ErrorKind::UnexpectedEof || io.kind() == std::io::ErrorKind::InvalidData
-            {
-                return ProbeError::Tls(tls::tls_io_message(io));
-            }
-            return ProbeError::Connect(tls::io_message(io));
-        }
-        return ProbeError::Connect(h2::http_error_message(e));
-    }
-    if timed_out {
-        return ProbeError::Timeout {
-            phase: Phase::Request,
-            after: timeout,
-        };
-    }
-    ProbeError::Http(h2::http_error_message(e))
 }
 
 #[cfg(test)]

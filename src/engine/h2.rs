@@ -47,8 +47,11 @@ pub struct HttpAnswer {
 /// An open HTTP/2 connection. Dropping it closes the socket.
 pub struct H2Connection {
     sender: SendRequest<Empty<Bytes>>,
-    /// Drives the connection; owns the socket. Aborted on drop.
+    /// Drives the connection. Aborted on drop.
     driver: JoinHandle<()>,
+    /// Shuts the socket down on drop: hyper runs the socket's I/O in a task of its own,
+    /// which aborting `driver` does not always end.
+    _closer: tls::SocketCloser,
 }
 
 impl Drop for H2Connection {
@@ -71,6 +74,19 @@ pub async fn open(settings: &TlsSettings, addr: SocketAddr, sni: &str) -> Result
     if tls.alpn.as_deref() != Some("h2") {
         return Ok(Opened { tls, conn: None });
     }
+    let conn = handshake(stream, settings.timeout).await?;
+    Ok(Opened {
+        tls,
+        conn: Some(conn),
+    })
+}
+
+/// The HTTP/2 client handshake over a TLS stream that negotiated h2, bounded by `timeout`.
+pub(crate) async fn handshake(
+    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    timeout: Duration,
+) -> Result<H2Connection, ProbeError> {
+    let closer = tls::SocketCloser::new(&stream);
     let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
@@ -80,22 +96,26 @@ pub async fn open(settings: &TlsSettings, addr: SocketAddr, sni: &str) -> Result
         .max_concurrent_reset_streams(64)
         .max_send_buf_size(64 * 1024);
     let (sender, connection) = tokio::time::timeout(
-        settings.timeout,
+        timeout,
         builder.handshake::<_, Empty<Bytes>>(TokioIo::new(stream)),
     )
     .await
     .map_err(|_| ProbeError::Timeout {
         phase: Phase::Request,
-        after: settings.timeout,
+        after: timeout,
     })?
     .map_err(|e| ProbeError::Http(format!("h2 handshake: {}", http_error_message(&e))))?;
+    // The connection task is ours: aborting it (on drop) closes the socket whatever state
+    // the connection is in, e.g. a request waiting forever for a stream slot under
+    // SETTINGS_MAX_CONCURRENT_STREAMS = 0, which hyper's own task would never give up.
     let driver = tokio::spawn(async move {
         // Errors surface on the requests; nothing to do with them here.
         let _ = connection.await;
     });
-    Ok(Opened {
-        tls,
-        conn: Some(H2Connection { sender, driver }),
+    Ok(H2Connection {
+        sender,
+        driver,
+        _closer: closer,
     })
 }
 
@@ -173,7 +193,7 @@ pub(crate) fn user_agent() -> &'static str {
 
 /// Reads the status, headers and at most `BODY_CAP` bytes of the body of `response` (the rest
 /// is never read: dropping the body resets the stream or closes the connection) into an
-/// `HttpAnswer`. Shared by the HTTP/2 and the direct (reqwest) probes so that their answers
+/// `HttpAnswer`. Shared by the HTTP/2 and the direct (HTTP/1.1) probes so that their answers
 /// compare byte for byte.
 pub(crate) async fn read_answer<B>(
     response: http::Response<B>,
@@ -248,7 +268,7 @@ const H2_REASONS: &[&str] = &[
     "HTTP_1_1_REQUIRED",
 ];
 
-/// Short text for an HTTP-level error (hyper's, or reqwest's which wraps hyper's):
+/// Short text for an HTTP-level error (hyper's, or anything that wraps hyper's):
 /// "stream reset: REFUSED_STREAM", "connection closed (GOAWAY)", "connection reset", ...
 pub(crate) fn http_error_message(error: &(dyn std::error::Error + 'static)) -> String {
     // The h2 crate is not a direct dependency, so its error is recognised by its Debug

@@ -233,6 +233,35 @@ pub async fn connect(
     ))
 }
 
+/// Shuts the socket of a connection down (both directions) when dropped, whoever still holds
+/// the stream: a connection task that never gives up (hyper's HTTP/2 connection task can
+/// outlive every handle to it while a stream waits for a slot) then reads EOF and ends, and
+/// the socket is closed. Holds its own duplicate of the descriptor, so it never touches a
+/// descriptor number that was closed and reused meanwhile.
+pub struct SocketCloser(Option<std::net::TcpStream>);
+
+impl SocketCloser {
+    pub fn new(stream: &TlsStream<TcpStream>) -> SocketCloser {
+        use std::os::fd::AsFd;
+        let dup = stream
+            .get_ref()
+            .0
+            .as_fd()
+            .try_clone_to_owned()
+            .ok()
+            .map(std::net::TcpStream::from);
+        SocketCloser(dup)
+    }
+}
+
+impl Drop for SocketCloser {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
 /// The server name to present: a DNS name (sent as SNI) or an IP address (no SNI).
 fn server_name(sni: &str) -> Result<ServerName<'static>, ProbeError> {
     let bare = sni

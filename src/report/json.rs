@@ -1,9 +1,107 @@
-//! The contract's JSON (`coalscope/1`). JSON keeps the exact strings from the network;
-//! serde escapes them.
+//! The contract's JSON (`coalscope/1`). JSON keeps the exact strings from the network,
+//! escaped: serde escapes C0 controls, quotes and backslashes; this formatter also writes DEL,
+//! C1 controls, bidi controls and invisible format characters as `\uXXXX`, so that the raw
+//! output is safe on a terminal too (a UTF-8 encoded U+009B is a CSI to some terminals)
+//! while every parser reads back the exact value.
+
+use std::io;
+
+use serde::Serialize;
+use serde_json::ser::{Formatter, PrettyFormatter};
 
 use crate::engine::snapshot::Snapshot;
+use crate::sanitize::is_unsafe;
 
 pub fn to_json(snapshot: &Snapshot) -> String {
-    // Serialising plain structs of strings and numbers cannot fail.
-    serde_json::to_string_pretty(snapshot).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    let mut out = Vec::with_capacity(16 * 1024);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, Escaping(PrettyFormatter::new()));
+    // Serialising plain structs of strings and numbers into memory cannot fail.
+    match snapshot.serialize(&mut ser) {
+        Ok(()) => String::from_utf8(out).unwrap_or_default(),
+        Err(e) => format!("{{\"error\": \"{e}\"}}"),
+    }
+}
+
+/// `PrettyFormatter`, plus `\uXXXX` for every character `sanitize::is_unsafe` names.
+struct Escaping(PrettyFormatter<'static>);
+
+impl Formatter for Escaping {
+    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if is_unsafe(c) {
+                w.write_all(&fragment.as_bytes()[start..i])?;
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    write!(w, "\\u{unit:04x}")?;
+                }
+                start = i + c.len_utf8();
+            }
+        }
+        w.write_all(&fragment.as_bytes()[start..])
+    }
+
+    fn begin_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object_value(w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::snapshot::{Finding, HostReport};
+
+    #[test]
+    fn unsafe_characters_are_escaped_and_read_back_exactly() {
+        let evil = "a\u{1b}[2J\u{9b}31m\u{202e}x\u{061c}\u{7f}\u{e0041}ü日\"\\";
+        let mut s = Snapshot::default();
+        let host: HostReport = serde_json::from_value(serde_json::json!({
+            "host": "h.test", "port": 443, "path": "/", "line": 1, "addresses": [],
+            "dns": {"cnames": [], "ttl_s": null, "error": null, "overridden": false, "elapsed_ms": 0.0},
+            "endpoints": [], "findings": []
+        }))
+        .expect("host");
+        s.hosts.push(HostReport {
+            findings: vec![Finding {
+                kind: "x".into(),
+                severity: "error".into(),
+                message: evil.into(),
+            }],
+            ..host
+        });
+        let text = to_json(&s);
+        assert!(!text.chars().any(|c| c != '\n' && is_unsafe(c)), "{text}");
+        assert!(text.contains("\\u009b") && text.contains("\\u202e") && text.contains("\\udb40\\udc41"));
+        assert!(text.contains("ü日"), "printable text stays as it is");
+        let back: Snapshot = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(back.hosts[0].findings[0].message, evil);
+        assert_eq!(back, s);
+        // Without such characters the text is exactly serde_json's pretty output.
+        s.hosts[0].findings[0].message = "plain ü".into();
+        assert_eq!(to_json(&s), serde_json::to_string_pretty(&s).unwrap());
+    }
 }

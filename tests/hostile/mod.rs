@@ -31,8 +31,6 @@ pub struct Expect {
 pub struct Host {
     pub name: String,
     pub port: u16,
-    /// The server behaviour (None for the DNS cases).
-    pub kind: Option<Kind>,
     /// Findings expected; empty means "no finding of severity error".
     pub expect: Vec<Expect>,
 }
@@ -191,7 +189,6 @@ impl HostileLab {
             hosts.push(Host {
                 name: name.into(),
                 port: server.addr.port(),
-                kind: Some(kind),
                 expect,
             });
             servers.insert(name.to_string(), server);
@@ -206,7 +203,6 @@ impl HostileLab {
             hosts.push(Host {
                 name: name.into(),
                 port,
-                kind: Some(Kind::Misdirected421),
                 expect: vec![],
             });
         }
@@ -235,7 +231,6 @@ impl HostileLab {
             hosts.push(Host {
                 name: name.into(),
                 port: spare_port,
-                kind: None,
                 expect,
             });
         }

@@ -21,7 +21,6 @@ pub const HUGE: usize = 10_000;
 
 pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
-    pub der: CertificateDer<'static>,
     pub pem: String,
 }
 
@@ -58,7 +57,6 @@ impl Ca {
         let key = KeyPair::generate().expect("CA key");
         let cert = params.self_signed(&key).expect("self-sign CA");
         Ca {
-            der: cert.der().clone(),
             pem: cert.pem(),
             issuer: Issuer::new(params, key),
         }
@@ -84,7 +82,6 @@ impl Ca {
         let der = cert.der().clone();
         (
             Ca {
-                der: der.clone(),
                 pem: cert.pem(),
                 issuer: Issuer::new(params, key),
             },

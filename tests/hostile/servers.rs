@@ -83,7 +83,6 @@ pub struct Stats {
 
 pub struct Server {
     pub addr: SocketAddr,
-    pub kind: Kind,
     pub stats: Arc<Stats>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -147,7 +146,6 @@ pub async fn start_on(ip: Ipv4Addr, port: u16, kind: Kind, cert: Arc<CertifiedKe
     });
     Server {
         addr,
-        kind,
         stats,
         tasks: vec![task],
     }
@@ -232,7 +230,11 @@ async fn throttled(tcp: TcpStream, kind: Kind, config: Arc<ServerConfig>) {
             }
         }
     };
-    tokio::join!(up, down);
+    // The client closing its side ends the relay (a stalled server side never would).
+    tokio::select! {
+        _ = up => {},
+        _ = down => {},
+    }
     server.abort();
 }
 
@@ -351,17 +353,21 @@ async fn write_counted<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8], st: &Stat
 
 async fn raw_h2<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(tls: S, kind: Kind, st: &Stats) {
     let (mut r, mut w) = tokio::io::split(tls);
-    let mut preface = [0u8; 24];
-    if r.read_exact(&mut preface).await.is_err() || &preface[..3] != b"PRI" {
-        return;
-    }
-    let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
+    // The server's preface first, without waiting for the client's (as servers may): the
+    // client knows the limits before it sends anything.
     let settings = if kind == Kind::ZeroStreams {
         frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 0])
     } else {
         frame(SETTINGS, 0, 0, &[])
     };
-    let _ = tx.send(Out::Bytes(settings));
+    if !write_counted(&mut w, &settings, st).await {
+        return;
+    }
+    let mut preface = [0u8; 24];
+    if r.read_exact(&mut preface).await.is_err() || &preface[..3] != b"PRI" {
+        return;
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
     if kind == Kind::GoAway {
         let _ = tx.send(Out::Bytes(frame(GOAWAY, 0, 0, &[0, 0, 0, 0, 0, 0, 0, 0])));
     }
