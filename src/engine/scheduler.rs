@@ -355,12 +355,17 @@ impl LiveEngine {
     /// keeps a whole cycle within `--max-rps`, and what is known of each pair.
     fn plan(&self, hosts: &[HostRecord]) -> Plan {
         let candidates = candidates(hosts);
-        let endpoints: usize = hosts.iter().map(|h| h.dns.addresses.len()).sum();
+        // One origin connection and one direct request per (host, address) and cycle.
+        let demands: Vec<usize> = hosts
+            .iter()
+            .zip(&candidates)
+            .flat_map(|(h, c)| std::iter::repeat_n(c.len(), h.dns.addresses.len()))
+            .collect();
         let limit = planner::per_connection_limit(
             self.prober.options.max_rps,
             self.options.interval,
-            endpoints,
-            endpoints,
+            &demands,
+            demands.len(),
         );
         let mut state = PlanState::new();
         if limit.is_some() {
