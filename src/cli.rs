@@ -144,9 +144,34 @@ pub struct ServeArgs {
         long,
         value_name = "ADDR",
         default_value = "127.0.0.1:9421",
-        env = "COALSCOPE_LISTEN"
+        env = "COALSCOPE_LISTEN",
+        value_parser = parse_listen
     )]
     pub listen: SocketAddr,
+    /// Name of this vantage point, added as label `vantage` to every exported series.
+    #[arg(long, value_name = "NAME", env = "COALSCOPE_VANTAGE", value_parser = parse_vantage)]
+    pub vantage: Option<String>,
+    /// Pairs exported at most, problem pairs first; the exporter says how many it left out.
+    #[arg(long = "max-pairs", value_name = "N", default_value_t = 1000, env = "COALSCOPE_MAX_PAIRS", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_pairs: u32,
+}
+
+/// `IP:PORT` (IPv6 as `[::1]:9421`) for `serve --listen`.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse::<SocketAddr>().map_err(|_| {
+        format!("invalid listen address {s:?}: expected IP:PORT, e.g. 127.0.0.1:9421 or [::1]:9421")
+    })
+}
+
+/// A vantage name: non-empty, printable, at most 128 characters.
+fn parse_vantage(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() || t.len() > 128 || t.chars().any(char::is_control) {
+        return Err(format!(
+            "invalid vantage {s:?}: expected a short printable name, e.g. fra1"
+        ));
+    }
+    Ok(t.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -261,6 +286,36 @@ mod tests {
         );
         assert_eq!(c.common.interval, Duration::from_secs(30));
         assert_eq!(c.common.max_rps, 50);
+    }
+
+    #[test]
+    fn parses_serve_options() {
+        let cli = Cli::try_parse_from([
+            "coalscope",
+            "serve",
+            "hosts.txt",
+            "--listen",
+            "[::1]:9500",
+            "--vantage",
+            "fra1",
+            "--max-pairs",
+            "50",
+        ])
+        .unwrap();
+        let Some(Command::Serve(s)) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(s.listen, "[::1]:9500".parse().unwrap());
+        assert_eq!(s.vantage.as_deref(), Some("fra1"));
+        assert_eq!(s.max_pairs, 50);
+        for args in [
+            vec!["coalscope", "serve", "f", "--listen", "localhost"],
+            vec!["coalscope", "serve", "f", "--listen", "127.0.0.1"],
+            vec!["coalscope", "serve", "f", "--vantage", ""],
+            vec!["coalscope", "serve", "f", "--max-pairs", "0"],
+        ] {
+            assert!(Cli::try_parse_from(&args).is_err(), "{args:?} accepted");
+        }
     }
 
     #[test]

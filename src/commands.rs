@@ -1,7 +1,7 @@
 //! The commands behind the CLI. Each returns the process exit status: 0 clean, 1 problems
 //! found, 2 bad usage or unreadable input.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -41,16 +41,20 @@ impl<E: std::fmt::Display> From<E> for UsageError {
 /// Read the watch-file (`-` = standard input); warnings go to stderr.
 pub fn read_watchlist(path: &Path) -> Result<WatchList, UsageError> {
     let list = if path.as_os_str() == "-" {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|e| UsageError(format!("-: cannot read standard input: {e}")))?;
-        watchlist::parse("-", &bytes)?
+        // Bounded: a runaway pipe must not exhaust memory (watchlist::MAX_BYTES).
+        watchlist::read("-", std::io::stdin().lock())?
     } else {
         watchlist::load(path)?
     };
     for w in &list.warnings {
         eprintln!("warning: {w}");
+    }
+    if list.warnings_more > 0 {
+        eprintln!(
+            "warning: {}: and {} more warnings",
+            path.display(),
+            list.warnings_more
+        );
     }
     if list.entries.is_empty() {
         return Err(UsageError(format!("{}: no hosts to watch", path.display())));

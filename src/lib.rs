@@ -11,5 +11,6 @@ pub mod engine;
 pub mod lab;
 pub mod report;
 pub mod sanitize;
+pub mod serve;
 pub mod tui;
 pub mod watchlist;

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
             Some(Command::Lab(args)) => commands::lab(args).await,
             Some(Command::Demo(args)) => commands::demo(args).await,
             Some(Command::Watch(args)) => commands::watch(args).await,
-            Some(Command::Serve(_)) => commands::not_yet("serve", 5),
+            Some(Command::Serve(args)) => coalscope::serve::serve(args).await,
             None => match cli.watchfile {
                 Some(watchfile) => {
                     commands::watch(coalscope::cli::WatchArgs {

@@ -247,8 +247,14 @@ fn host_report(h: &HostRecord, now: i64) -> HostReport {
     }
     let mut endpoints = Vec::new();
     let mut unreachable = Vec::new();
+    let mut refused = Vec::new();
     for (addr, ep) in &h.endpoints {
         let a = addr_text(addr);
+        // Every direct answer a 421: the server refuses the name on its own connection.
+        let mut answered = ep.direct.iter().filter_map(|o| o.as_ref().ok()).peekable();
+        if answered.peek().is_some() && answered.all(|x| x.status == 421) {
+            refused.push(a.clone());
+        }
         let cert = ep.tls.as_ref().map(|tls| cert_report(&h.entry.host, ep, tls));
         if let Some(tls) = &ep.tls {
             if tls.alpn.as_deref() != Some("h2") {
@@ -336,6 +342,18 @@ fn host_report(h: &HostRecord, now: i64) -> HostReport {
             tls_ms: median_ms(&ep.tls_times),
         });
     }
+    if !refused.is_empty() {
+        findings.push(finding(
+            "direct-misdirected",
+            "error",
+            format!(
+                "every direct request for {host} at {} got 421 Misdirected Request on a connection opened for {host} itself (SNI = Host): \
+                 the server refuses the name even without coalescing, e.g. an SNI≠Host rule that compares a Host header carrying :port, or no site for this name",
+                first_of(&refused),
+                host = h.entry.host
+            ),
+        ));
+    }
     if !unreachable.is_empty() {
         let severity = if unreachable.len() == h.endpoints.len() {
             "error"
@@ -348,7 +366,22 @@ fn host_report(h: &HostRecord, now: i64) -> HostReport {
             format!(
                 "no TLS connection for {} to {}",
                 h.entry.host,
-                unreachable.join(", ")
+                first_of(&unreachable)
+            ),
+        ));
+    }
+    if let Some(f) = http_error_finding(h) {
+        findings.push(f);
+    }
+    if h.dns.dropped > 0 {
+        findings.push(finding(
+            "addresses-capped",
+            "warning",
+            format!(
+                "{} has {} addresses; only the first {} are probed",
+                h.entry.host,
+                h.dns.addresses.len() + h.dns.dropped,
+                h.dns.addresses.len()
             ),
         ));
     }
@@ -368,6 +401,49 @@ fn host_report(h: &HostRecord, now: i64) -> HostReport {
         endpoints,
         findings,
     }
+}
+
+/// Items shown in one finding message; the rest are counted ("and N more").
+const LISTED: usize = 5;
+
+/// The first `LISTED` items joined, then "and N more".
+fn first_of(items: &[String]) -> String {
+    let mut s = items.iter().take(LISTED).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > LISTED {
+        s.push_str(&format!(" and {} more", items.len() - LISTED));
+    }
+    s
+}
+
+/// `http-error`: direct requests that got no HTTP answer at all (reset, GOAWAY, timeout, a
+/// malformed response) at the addresses where the TLS handshake worked (where it did not,
+/// `unreachable` says so already). Error when every such request failed, warning when some.
+fn http_error_finding(h: &HostRecord) -> Option<Finding> {
+    let reached = h.endpoints.iter().filter(|(_, ep)| ep.tls.is_some());
+    let mut total = 0usize;
+    let mut failed = 0usize;
+    let mut examples = Vec::new();
+    for (addr, ep) in reached {
+        total += ep.direct.len();
+        let errors: Vec<&String> = ep.direct.iter().filter_map(|o| o.as_ref().err()).collect();
+        failed += errors.len();
+        if let Some(e) = errors.last() {
+            examples.push(format!("{} ({e})", addr_text(addr)));
+        }
+    }
+    if failed == 0 {
+        return None;
+    }
+    let severity = if failed == total { "error" } else { "warning" };
+    Some(Finding {
+        kind: "http-error".into(),
+        severity: severity.into(),
+        message: format!(
+            "{failed} of {total} direct requests to {} got no HTTP answer: {}",
+            h.entry.host,
+            first_of(&examples)
+        ),
+    })
 }
 
 fn summarise_sans(sans: &[String]) -> String {
@@ -567,10 +643,18 @@ fn pair_report(records: &Records, a: usize, b: usize, policy: &PairPolicy) -> Pa
         direct_status: most_frequent(&direct_statuses),
         direct_error: direct_all.iter().find_map(|o| o.as_ref().err().cloned()),
         http1_status: most_frequent(&count_statuses(&http1)),
+        // No failing answer (e.g. the streams were reset): the direct answers say who it is.
         server: failing
             .iter()
             .map(|x| ServerKind::from_header(x.server.as_deref()))
             .next()
+            .or_else(|| {
+                direct_all
+                    .iter()
+                    .filter_map(|o| o.as_ref().ok())
+                    .map(|x| ServerKind::from_header(x.server.as_deref()))
+                    .find(|k| *k != ServerKind::Unknown)
+            })
             .unwrap_or(ServerKind::Unknown),
         cert_error,
         error: error.clone(),
@@ -881,6 +965,34 @@ mod tests {
                     )],
                 ),
                 host("dead2.test", 9, &["192.0.2.40"], vec![]),
+                host(
+                    "refused.test",
+                    10,
+                    &["192.0.2.50"],
+                    vec![(
+                        "192.0.2.50",
+                        endpoint(
+                            &["refused.test"],
+                            "h2",
+                            true,
+                            vec![answer(421, "no"), answer(421, "no")],
+                        ),
+                    )],
+                ),
+                host(
+                    "sometimes.test",
+                    11,
+                    &["192.0.2.51"],
+                    vec![(
+                        "192.0.2.51",
+                        endpoint(
+                            &["sometimes.test"],
+                            "h2",
+                            true,
+                            vec![answer(421, "no"), answer(200, "yes")],
+                        ),
+                    )],
+                ),
             ],
             ..Default::default()
         };
@@ -915,6 +1027,8 @@ mod tests {
         assert_eq!(kinds("bad.test"), ["cert-invalid"]);
         assert_eq!(kinds("worse.test"), ["sni-mismatch"]);
         assert_eq!(kinds("dead.test"), ["unreachable"]);
+        assert_eq!(kinds("refused.test"), ["direct-misdirected"]);
+        assert!(kinds("sometimes.test").is_empty());
         assert!(s.groups.is_empty());
 
         let all = analyse(&r, true, Duration::ZERO);
@@ -924,5 +1038,115 @@ mod tests {
             ("not-coalescable", Some("no-shared-address"))
         );
         assert!(east.cert_covers);
+    }
+
+    fn kinds_of(s: &Snapshot, h: &str) -> Vec<(String, String)> {
+        s.hosts
+            .iter()
+            .find(|x| x.host == h)
+            .unwrap()
+            .findings
+            .iter()
+            .map(|f| (f.kind.clone(), f.severity.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn failed_direct_requests_are_an_http_error() {
+        let reset: Outcome = Err("http: stream reset: REFUSED_STREAM".into());
+        let r = Records {
+            hosts: vec![
+                host(
+                    "all.test",
+                    1,
+                    &["192.0.2.1"],
+                    vec![(
+                        "192.0.2.1",
+                        endpoint(&["all.test"], "h2", true, vec![reset.clone(), reset.clone()]),
+                    )],
+                ),
+                host(
+                    "some.test",
+                    2,
+                    &["192.0.2.2"],
+                    vec![(
+                        "192.0.2.2",
+                        endpoint(&["some.test"], "h2", true, vec![answer(200, "x"), reset.clone()]),
+                    )],
+                ),
+                host(
+                    "fine.test",
+                    3,
+                    &["192.0.2.3"],
+                    vec![(
+                        "192.0.2.3",
+                        endpoint(&["fine.test"], "h2", true, vec![answer(503, "x")]),
+                    )],
+                ),
+            ],
+            ..Default::default()
+        };
+        let s = analyse(&r, false, Duration::ZERO);
+        assert_eq!(
+            kinds_of(&s, "all.test"),
+            [("http-error".to_string(), "error".to_string())]
+        );
+        assert_eq!(
+            kinds_of(&s, "some.test"),
+            [("http-error".to_string(), "warning".to_string())]
+        );
+        assert!(kinds_of(&s, "fine.test").is_empty(), "a 503 is an answer");
+        let all = &s.hosts[0].findings[0].message;
+        assert!(all.contains("2 of 2") && all.contains("REFUSED_STREAM"), "{all}");
+        assert!(s.has_problems());
+    }
+
+    #[test]
+    fn long_address_lists_are_cut_and_capped_answers_said() {
+        let addrs: Vec<String> = (0..64).map(|i| format!("10.0.0.{i}")).collect();
+        let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+        let dead = |_: &str| EndpointRecord {
+            handshakes: 1,
+            handshake_errors: vec!["connect: connection refused".into()],
+            ..Default::default()
+        };
+        let mut h = host(
+            "wide.test",
+            1,
+            &refs,
+            refs.iter().map(|a| (*a, dead(a))).collect(),
+        );
+        h.dns.dropped = 436;
+        let r = Records {
+            hosts: vec![h],
+            ..Default::default()
+        };
+        let s = analyse(&r, false, Duration::ZERO);
+        let f = &s.hosts[0].findings;
+        let unreachable = f.iter().find(|f| f.kind == "unreachable").unwrap();
+        assert!(
+            unreachable.message.ends_with("and 59 more"),
+            "{}",
+            unreachable.message
+        );
+        assert!(unreachable
+            .message
+            .contains("10.0.0.4 (connect: connection refused)"));
+        assert!(
+            !unreachable.message.contains("10.0.0.5 "),
+            "{}",
+            unreachable.message
+        );
+        let capped = f.iter().find(|f| f.kind == "addresses-capped").unwrap();
+        assert_eq!(capped.severity, "warning");
+        assert!(
+            capped.message.contains("500 addresses") && capped.message.contains("first 64"),
+            "{}",
+            capped.message
+        );
+        assert!(
+            !f.iter().any(|f| f.kind == "http-error"),
+            "unreachable says it already"
+        );
     }
 }

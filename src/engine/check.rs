@@ -291,12 +291,49 @@ impl Prober {
             .clone()
     }
 
+    /// Forget the semaphore of `addr` when no job holds or waits for it any more, so that the
+    /// map only ever holds the addresses with jobs in flight (a monitor running for weeks
+    /// against names whose addresses change would otherwise grow it without end).
+    fn release_address(&self, addr: IpAddr, semaphore: Arc<Semaphore>) {
+        let mut map = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        // Two references: the map's and `semaphore`. Clones are only made under this lock,
+        // so nobody can pick it up between the check and the removal.
+        if map
+            .get(&addr)
+            .is_some_and(|s| Arc::ptr_eq(s, &semaphore) && Arc::strong_count(s) == 2)
+        {
+            map.remove(&addr);
+        }
+    }
+
+    /// Addresses with a per-address semaphore right now (jobs in flight or waiting).
+    pub fn tracked_addresses(&self) -> usize {
+        self.per_address.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     pub async fn run_job(&self, job: Job, hosts: &[HostRecord], plan: &Plan) -> JobResult {
         let addr = match job {
             Job::Origin(_, a) | Job::Direct(_, a, _) => a,
         };
-        let permit = self.address_permit(addr);
-        let _permit = permit.acquire_owned().await;
+        let semaphore = self.address_permit(addr);
+        /// Gives the semaphore back to the map's pruning even when the job is cancelled.
+        struct Release<'a>(&'a Prober, IpAddr, Option<Arc<Semaphore>>);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                if let Some(s) = self.2.take() {
+                    self.0.release_address(self.1, s);
+                }
+            }
+        }
+        let release = Release(self, addr, Some(semaphore.clone()));
+        let permit = semaphore.acquire_owned().await;
+        let result = self.run_job_inner(job, hosts, plan).await;
+        drop(permit);
+        drop(release);
+        result
+    }
+
+    async fn run_job_inner(&self, job: Job, hosts: &[HostRecord], plan: &Plan) -> JobResult {
         self.connections.fetch_add(1, Ordering::Relaxed);
         match job {
             Job::Origin(host, addr) => self.origin_probe(host, addr, hosts, plan).await,
@@ -472,5 +509,64 @@ impl Records {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::dns::{DnsConfig, ResolveOverride};
+    use crate::engine::testsupport::{simple_server, Pki, Validity};
+
+    #[tokio::test]
+    async fn the_per_address_map_only_holds_addresses_in_flight() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test", "b.test"], Validity::Current).await;
+        let port = server.addr.port();
+        // b.test also resolves to addresses where nothing listens (refused at once).
+        let overrides = vec![
+            ResolveOverride {
+                host: "a.test".into(),
+                port: None,
+                addrs: vec![server.addr.ip()],
+            },
+            ResolveOverride {
+                host: "b.test".into(),
+                port: None,
+                addrs: vec![
+                    server.addr.ip(),
+                    "127.0.3.250".parse().unwrap(),
+                    "127.0.3.251".parse().unwrap(),
+                ],
+            },
+        ];
+        let dns = Dns::new(DnsConfig {
+            nameservers: vec!["127.0.0.1:9".parse().unwrap()],
+            overrides,
+            timeout: Duration::from_secs(2),
+        })
+        .expect("dns");
+        let prober = Prober::new(
+            dns,
+            pki.settings(Duration::from_secs(2)),
+            CheckOptions {
+                rounds: 2,
+                timeout: Duration::from_secs(2),
+                ..CheckOptions::default()
+            },
+        );
+        let entries: Vec<Entry> = ["a.test", "b.test"]
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Entry {
+                host: h.to_string(),
+                port,
+                path: None,
+                line: i + 1,
+            })
+            .collect();
+        let records = prober.probe(&entries).await;
+        assert!(records.connections >= 2 * 4);
+        assert_eq!(prober.tracked_addresses(), 0, "every semaphore was released");
     }
 }

@@ -42,6 +42,12 @@ pub async fn request(
         .tls_backend_preconfigured(tls::client_config(alpn).as_ref().clone())
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
+        // One request, one answer: reqwest's default retries a refused stream or a GOAWAY on
+        // a new connection, which would hide exactly what a probe is meant to see.
+        .retry(reqwest::retry::never())
+        // Bounds on what a server may make us buffer: HTTP/1.1 header lines (hyper also caps
+        // the head at about 400 KiB) and the HTTP/2 header list.
+        .http1_max_headers(128)
         .pool_max_idle_per_host(0)
         // Both bounds are `timeout`; the connect bound (TCP + TLS in reqwest) is a hair shorter
         // so that a stalled connect or handshake is reported as such, not as a request timeout.

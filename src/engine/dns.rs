@@ -137,7 +137,14 @@ pub struct DnsAnswer {
     pub overridden: bool,
     /// Time the lookup took.
     pub elapsed: Duration,
+    /// Addresses left out because the answer had more than `MAX_ADDRESSES` (0 normally).
+    pub dropped: usize,
 }
+
+/// Most addresses probed per name: a name with hundreds of A records would otherwise cost
+/// hundreds of connections per round. The first ones in `addresses` order are kept (IPv4
+/// first, numeric order), so the selection is stable while a server rotates its answers.
+pub const MAX_ADDRESSES: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DnsSetupError {
@@ -232,6 +239,16 @@ impl Dns {
     /// address itself for an IP literal, else A and AAAA queries. Never fails: problems are
     /// in `DnsAnswer::error`.
     pub async fn resolve(&self, host: &str, port: u16) -> DnsAnswer {
+        let mut answer = self.resolve_all(host, port).await;
+        if answer.addresses.len() > MAX_ADDRESSES {
+            answer.dropped = answer.addresses.len() - MAX_ADDRESSES;
+            answer.addresses.truncate(MAX_ADDRESSES);
+        }
+        answer
+    }
+
+    /// `resolve` without the `MAX_ADDRESSES` cap.
+    async fn resolve_all(&self, host: &str, port: u16) -> DnsAnswer {
         let started = Instant::now();
         let host = normalize_host(host);
         let fixed = self
@@ -334,6 +351,7 @@ impl Dns {
             error,
             overridden: false,
             elapsed: Duration::ZERO,
+            dropped: 0,
         }
     }
 
@@ -537,7 +555,11 @@ mod tests {
         let dns = dns_for(&server, vec![]);
         let answer = dns.resolve("many.test", 443).await;
         assert_eq!(answer.error, None);
-        assert_eq!(answer.addresses.len(), 500);
+        // All 500 arrived over TCP; the first MAX_ADDRESSES (numeric order) are kept.
+        assert_eq!(answer.addresses.len(), MAX_ADDRESSES);
+        assert_eq!(answer.dropped, 500 - MAX_ADDRESSES);
+        assert_eq!(answer.addresses[0], ip("10.0.0.0"));
+        assert_eq!(answer.addresses[MAX_ADDRESSES - 1], ip("10.0.0.63"));
         assert!(server.tcp_queries.load(Ordering::SeqCst) >= 1);
         assert!(server.udp_queries.load(Ordering::SeqCst) >= 1);
     }

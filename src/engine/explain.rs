@@ -122,6 +122,20 @@ pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
                 Some(format!("fix {b} itself first; then check again whether coalescing onto {a} works")),
             )
         }
+        Verdict::Error if f.error.as_deref().is_some_and(|e| e.contains("HTTP_1_1_REQUIRED")) => (
+            format!(
+                "the server reset the requests for {b} on connections opened for {a}{} with HTTP_1_1_REQUIRED: it wants to renegotiate TLS for {b} (typically to ask for a client certificate), which HTTP/2 cannot; browsers retry over HTTP/1.1{fine_elsewhere}",
+                at(&f.bad_addresses)
+            ),
+            Some(match f.server {
+                ServerKind::Apache => format!(
+                    "the vhost of {b} asks for client certificates (SSLVerifyClient) and {a}'s does not, under `SSLVHostSNIPolicy insecure`: give both vhosts the same client-certificate settings, or give {b} a certificate without {a}, or its own IP"
+                ),
+                _ => format!(
+                    "give {a} and {b} the same client-certificate settings, or give {b} a certificate without {a}, or its own IP"
+                ),
+            }),
+        ),
         Verdict::Error => (
             format!("the probe of {b} over {a}'s connection could not finish: {}", f.error.as_deref().unwrap_or("unknown error")),
             Some(format!("make {a} reachable over TLS from here, then check again")),
@@ -150,10 +164,11 @@ fn misdirected_fix(server: ServerKind, a: &str, b: &str) -> String {
             "the server for {b} requires client certificates (ssl_verify_client), so nginx refuses requests for it on connections opened for other names: give {b} its own certificate without {a}, or its own IP"
         ),
         ServerKind::Apache => format!(
-            "Apache httpd refuses requests for a vhost whose SSL settings differ from the SNI vhost's (SSLVHostSNIPolicy, `secure` by default since 2.4.64): make the SSL settings of {a} and {b} identical, set `SSLVHostSNIPolicy authonly`, or give {b} a certificate without {a}"
+            "Apache httpd refuses requests for a vhost whose SSL settings differ from the SNI vhost's (AH02032 in its error log names the SSLVHostSNIPolicy in force, `secure` by default since 2.4.64): make the SSL settings of {a} and {b} identical, or give {b} a certificate without {a}. \
+             If only protocols or ciphers differ, `SSLVHostSNIPolicy authonly` lets the request through; if client-certificate settings (SSLVerifyClient, SSLCACertificateFile) differ, `authonly` refuses it too"
         ),
         ServerKind::Caddy => format!(
-            "Caddy's strict_sni_host refuses requests whose Host differs from the SNI: turn it off for {a} and {b}, or give each its own certificate"
+            "Caddy's strict_sni_host refuses requests whose Host differs from the SNI (Caddy turns it on by itself when a site on the same server uses client authentication, `tls {{ client_auth }}`): turn it off for {a} and {b} (`strict_sni_host insecure_off` if client authentication stays), or give each its own certificate"
         ),
         _ => format!(
             "the server refuses requests whose Host differs from the TLS SNI: let it serve {b} on connections opened for {a}, or stop {a}'s certificate from covering {b} (separate certificates), or serve them from different IP addresses"
@@ -222,7 +237,43 @@ mod tests {
             "{fix}"
         );
         let (_, apache) = explain(&facts(Verdict::Misdirected, ServerKind::Apache));
-        assert!(apache.unwrap().contains("SSLVHostSNIPolicy"));
+        let apache = apache.unwrap();
+        assert!(apache.contains("SSLVHostSNIPolicy"), "{apache}");
+        // `authonly` is not offered as the fix for every case: under it, differing
+        // client-certificate settings are refused too (seen with the real httpd 2.4.71).
+        assert!(
+            apache.contains("if client-certificate settings") && apache.contains("refuses it too"),
+            "{apache}"
+        );
+    }
+
+    #[test]
+    fn caddy_hint_names_the_client_auth_trigger() {
+        let (_, fix) = explain(&facts(Verdict::Misdirected, ServerKind::Caddy));
+        let fix = fix.unwrap();
+        assert!(
+            fix.contains("client_auth") && fix.contains("insecure_off"),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn http_1_1_required_is_explained_as_renegotiation() {
+        let mut f = facts(Verdict::Error, ServerKind::Apache);
+        f.error = Some("http: stream reset: HTTP_1_1_REQUIRED".into());
+        let (why, fix) = explain(&f);
+        assert!(
+            why.contains("HTTP_1_1_REQUIRED") && why.contains("client certificate"),
+            "{why}"
+        );
+        let fix = fix.unwrap();
+        assert!(
+            fix.contains("SSLVerifyClient") && !fix.contains("reachable"),
+            "{fix}"
+        );
+        f.error = Some("connect timed out".into());
+        let (_, fix) = explain(&f);
+        assert!(fix.unwrap().contains("reachable"));
     }
 
     #[test]

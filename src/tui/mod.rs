@@ -1,11 +1,34 @@
 //! The live dashboard (ratatui + crossterm). Draws `LiveView`s; sends `Control`s back.
+//!
+//! `app` is the state machine (keys → `Action` → state + `Effect`s), `keymap` maps terminal
+//! events to actions, `render` and `panes` draw, `theme` holds every colour, `index` caches
+//! what is derived from one engine generation, `terminal` owns and restores the terminal.
 
-use std::path::PathBuf;
+pub mod app;
+pub mod fixture;
+pub mod index;
+pub mod keymap;
+pub mod layout;
+pub mod panes;
+pub mod render;
+pub mod terminal;
+pub mod theme;
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crossterm::event::EventStream;
+use futures::StreamExt;
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
 use tokio::sync::{mpsc, watch};
 
-use crate::engine::snapshot::LiveView;
+use crate::engine::snapshot::{LiveView, Snapshot};
+
+pub use app::{Action, App, Effect};
+pub use render::render_to_buffer;
+pub use theme::Theme;
 
 /// What the UI asks of the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,10 +54,108 @@ pub struct TuiOptions {
 
 /// Run the dashboard until the user quits. Restores the terminal on quit, error and panic.
 pub async fn run(
-    views: watch::Receiver<Arc<LiveView>>,
+    mut views: watch::Receiver<Arc<LiveView>>,
     control: mpsc::Sender<Control>,
     options: TuiOptions,
-) -> std::io::Result<()> {
-    let _ = (views, control, options);
-    todo!()
+) -> io::Result<()> {
+    let guard = terminal::TerminalGuard::enter()?;
+    let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    term.clear()?;
+    let mut app = App::new(Theme::new(options.light, options.no_color));
+    let size = term.size()?;
+    app.apply(Action::Resize(size.width, size.height));
+    app.set_view(views.borrow_and_update().clone());
+    let mut events = EventStream::new();
+    let mut engine_alive = true;
+    let mut dirty = true;
+    loop {
+        if dirty {
+            let view = app.view().cloned().unwrap_or_default();
+            term.draw(|f| render::draw(&view, &app, f.area(), f.buffer_mut()))?;
+            dirty = false;
+        }
+        tokio::select! {
+            event = events.next() => {
+                let Some(event) = event else { break };
+                let event = event?;
+                let Some(action) = keymap::action(&event, app.filter_editing) else { continue };
+                if let Action::Resize(..) = action {
+                    term.autoresize()?;
+                }
+                for effect in app.apply(action) {
+                    match effect {
+                        Effect::Quit => {
+                            let _ = control.try_send(Control::Quit);
+                            drop(term);
+                            drop(guard);
+                            return Ok(());
+                        }
+                        Effect::Control(c) => {
+                            if control.try_send(c).is_err() {
+                                app.set_message("the engine is busy or gone; try again");
+                            }
+                        }
+                        Effect::Export => {
+                            let message = match app.view() {
+                                Some(view) => match export(&view.report, &options.export_dir) {
+                                    Ok(path) => format!("exported to {}", path.display()),
+                                    Err(e) => format!("export failed: {e}"),
+                                },
+                                None => "nothing to export yet".into(),
+                            };
+                            app.set_message(message);
+                        }
+                    }
+                }
+                dirty = true;
+            }
+            changed = views.changed(), if engine_alive => {
+                if changed.is_err() {
+                    engine_alive = false;
+                    app.set_message("the engine stopped; q quits");
+                } else {
+                    app.set_view(views.borrow_and_update().clone());
+                }
+                dirty = true;
+            }
+        }
+    }
+    drop(term);
+    drop(guard);
+    Ok(())
+}
+
+/// Write the report as contract JSON to a new file in `dir`; returns its path.
+pub fn export(report: &Snapshot, dir: &Path) -> io::Result<PathBuf> {
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .map_err(io::Error::other)?;
+    let json = serde_json::to_vec_pretty(report).map_err(io::Error::other)?;
+    for n in 1..1000 {
+        let name = if n == 1 {
+            format!("coalscope-{stamp}.json")
+        } else {
+            format!("coalscope-{stamp}-{n}.json")
+        };
+        let path = dir.join(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                f.write_all(&json)?;
+                f.write_all(b"\n")?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "too many exports this second",
+    ))
 }

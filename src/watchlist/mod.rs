@@ -15,6 +15,7 @@ pub mod watcher;
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 
 pub use diff::{diff, WatchDiff};
@@ -60,16 +61,38 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WatchList {
     pub entries: Vec<Entry>,
+    /// The first `MAX_DIAGNOSTICS` warnings, in order.
     pub warnings: Vec<Diagnostic>,
+    /// Warnings left out of `warnings`.
+    pub warnings_more: usize,
 }
+
+/// Largest watch-file read (file or standard input), in bytes: a watch-file of 100,000 long
+/// entries fits; a runaway pipe or `/dev/zero` does not exhaust memory.
+pub const MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Errors and warnings kept (and shown) per file; the rest are counted ("and N more").
+pub const MAX_DIAGNOSTICS: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     #[error("{file}: {message}")]
     Io { file: String, message: String },
-    /// Every bad line, in order.
-    #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
-    Invalid(Vec<Diagnostic>),
+    /// The first `MAX_DIAGNOSTICS` bad lines, in order, and how many more there are.
+    #[error("{}", invalid_text(.errors, *.more))]
+    Invalid { errors: Vec<Diagnostic>, more: usize },
+}
+
+fn invalid_text(errors: &[Diagnostic], more: usize) -> String {
+    let mut lines: Vec<String> = errors.iter().map(|d| d.to_string()).collect();
+    if more > 0 {
+        let file = errors.first().map(|d| d.file.as_str()).unwrap_or("watch-file");
+        lines.push(format!(
+            "{file}: and {more} more invalid line{}",
+            if more == 1 { "" } else { "s" }
+        ));
+    }
+    lines.join("\n")
 }
 
 /// Normalise a host name: IDN → A-labels (UTS 46), lower case, trailing dot dropped, length
@@ -90,6 +113,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<WatchList, WatchError> {
     };
     let mut list = WatchList::default();
     let mut errors = Vec::new();
+    let mut more_errors = 0usize;
     // (host, port) -> line of the first occurrence.
     let mut seen: HashMap<(String, u16), usize> = HashMap::new();
     // `split` yields one empty piece after a final newline; it is blank, so it is skipped.
@@ -112,7 +136,11 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<WatchList, WatchError> {
                             "duplicate entry {} (first on line {first}); line {first} is kept",
                             entry.key()
                         );
-                        list.warnings.push(diag(line, message));
+                        if list.warnings.len() < MAX_DIAGNOSTICS {
+                            list.warnings.push(diag(line, message));
+                        } else {
+                            list.warnings_more += 1;
+                        }
                     }
                     MapEntry::Vacant(slot) => {
                         slot.insert(line);
@@ -120,13 +148,17 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<WatchList, WatchError> {
                     }
                 }
             }
+            Err(_) if errors.len() >= MAX_DIAGNOSTICS => more_errors += 1,
             Err(message) => errors.push(diag(line, message)),
         }
     }
     if errors.is_empty() {
         Ok(list)
     } else {
-        Err(WatchError::Invalid(errors))
+        Err(WatchError::Invalid {
+            errors,
+            more: more_errors,
+        })
     }
 }
 
@@ -151,8 +183,38 @@ fn parse_line(raw: &[u8]) -> Result<Option<entry::Parsed>, String> {
     entry::parse_entry(token).map(Some)
 }
 
-/// Read and parse a file ("-" is not handled here: the caller reads stdin).
-pub fn load(path: &Path) -> Result<WatchList, WatchError> {
+/// Read at most `MAX_BYTES` from `reader` (a file, standard input); more is an error naming
+/// `file`, and nothing beyond the limit is read.
+pub fn read_bounded(file: &str, reader: impl Read) -> Result<Vec<u8>, WatchError> {
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| WatchError::Io {
+            file: file.to_string(),
+            message: format!("cannot read: {e}"),
+        })?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(WatchError::Io {
+            file: file.to_string(),
+            message: format!(
+                "larger than {} MiB; a watch-file that big is not supported",
+                MAX_BYTES / (1024 * 1024)
+            ),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Read (bounded by `MAX_BYTES`) and parse a watch-file from `reader`; `file` names it in
+/// diagnostics ("-" for standard input).
+pub fn read(file: &str, reader: impl Read) -> Result<WatchList, WatchError> {
+    let bytes = read_bounded(file, reader)?;
+    parse(file, &bytes)
+}
+
+/// The bytes of the file at `path`, bounded by `MAX_BYTES`.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, WatchError> {
     let file = path.display().to_string();
     let io = |message: String| WatchError::Io {
         file: file.clone(),
@@ -161,6 +223,12 @@ pub fn load(path: &Path) -> Result<WatchList, WatchError> {
     if path.is_dir() {
         return Err(io("is a directory, not a watch-file".to_string()));
     }
-    let bytes = std::fs::read(path).map_err(|e| io(format!("cannot read: {e}")))?;
-    parse(&file, &bytes)
+    let handle = std::fs::File::open(path).map_err(|e| io(format!("cannot read: {e}")))?;
+    read_bounded(&file, handle)
+}
+
+/// Read and parse a file ("-" is not handled here: the caller reads stdin with `read`).
+pub fn load(path: &Path) -> Result<WatchList, WatchError> {
+    let bytes = read_file(path)?;
+    parse(&path.display().to_string(), &bytes)
 }

@@ -9,7 +9,7 @@ fn ok(text: &str) -> WatchList {
 
 fn errs(bytes: &[u8]) -> Vec<Diagnostic> {
     match parse("w.txt", bytes) {
-        Err(WatchError::Invalid(d)) => d,
+        Err(WatchError::Invalid { errors, .. }) => errors,
         other => panic!("expected Invalid for {bytes:?}, got {other:?}"),
     }
 }
@@ -189,7 +189,7 @@ fn errors_name_every_bad_line() {
         d[0].to_string(),
         "w.txt:4: unsupported scheme \"http\" (only https:// is watched)"
     );
-    let all = WatchError::Invalid(d).to_string();
+    let all = WatchError::Invalid { errors: d, more: 0 }.to_string();
     assert_eq!(all.lines().count(), 3);
     assert!(all.starts_with("w.txt:4: "));
 }
@@ -306,7 +306,7 @@ fn load_reports_io_errors_with_the_path() {
     let f = dir.path().join("w.txt");
     std::fs::write(&f, "a.example\nhttp://b\n").unwrap_or_else(|e| panic!("write: {e}"));
     match load(&f) {
-        Err(WatchError::Invalid(d)) => assert_eq!(
+        Err(WatchError::Invalid { errors: d, .. }) => assert_eq!(
             d[0].to_string(),
             format!(
                 "{}:2: unsupported scheme \"http\" (only https:// is watched)",
@@ -337,4 +337,47 @@ fn diff_by_key() {
     assert!(!d.is_empty());
     assert!(diff(&new, &new).is_empty());
     assert_eq!(diff(&WatchList::default(), &new).added.len(), 4);
+}
+
+#[test]
+fn diagnostics_are_capped_with_a_count() {
+    let mut text = String::new();
+    for i in 0..100 {
+        text.push_str(&format!("bad host {i}\n"));
+    }
+    for _ in 0..50 {
+        text.push_str("dup.example\n");
+    }
+    match parse("w.txt", text.as_bytes()) {
+        Err(e @ WatchError::Invalid { .. }) => {
+            let WatchError::Invalid { errors, more } = &e else {
+                unreachable!()
+            };
+            assert_eq!(errors.len(), MAX_DIAGNOSTICS);
+            assert_eq!(*more, 100 - MAX_DIAGNOSTICS);
+            let shown = e.to_string();
+            assert_eq!(shown.lines().count(), MAX_DIAGNOSTICS + 1);
+            assert!(shown.ends_with("w.txt: and 80 more invalid lines"), "{shown}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let dups = ok(&"dup.example\n".repeat(50));
+    assert_eq!(dups.entries.len(), 1);
+    assert_eq!(dups.warnings.len(), MAX_DIAGNOSTICS);
+    assert_eq!(dups.warnings_more, 49 - MAX_DIAGNOSTICS);
+}
+
+#[test]
+fn reading_is_bounded() {
+    let list = read("-", &b"a.example\nb.example"[..]).expect("small input");
+    assert_eq!(list.entries.len(), 2);
+    // An endless reader: only MAX_BYTES + 1 bytes are taken from it.
+    let endless = std::io::repeat(b'a');
+    match read("-", endless) {
+        Err(WatchError::Io { file, message }) => {
+            assert_eq!(file, "-");
+            assert!(message.contains("larger than 16 MiB"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

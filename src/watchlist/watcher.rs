@@ -61,7 +61,7 @@ pub fn spawn(path: &Path, commands: mpsc::Sender<Command>) -> Result<Watcher, St
         .map_err(|e| format!("{}: cannot watch: {e}", dir.display()))?;
     let label = path.display().to_string();
     // What the caller loaded: read now, before any later save can slip in unnoticed.
-    let mut last: Option<Result<Vec<u8>, String>> = std::fs::read(&path).ok().map(Ok);
+    let mut last: Option<Result<Vec<u8>, String>> = read(&path, &label).ok().map(Ok);
     let task = tokio::spawn(async move {
         loop {
             changed.notified().await;
@@ -72,13 +72,7 @@ pub fn spawn(path: &Path, commands: mpsc::Sender<Command>) -> Result<Watcher, St
                     _ = tokio::time::sleep(DEBOUNCE) => break,
                 }
             }
-            let read = match std::fs::read(&path) {
-                Ok(bytes) => Ok(bytes),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    Err(format!("{label}: the file is gone; keeping the last good list"))
-                }
-                Err(e) => Err(format!("{label}: {e}; keeping the last good list")),
-            };
+            let read = read(&path, &label);
             if last.as_ref() == Some(&read) {
                 continue;
             }
@@ -96,6 +90,18 @@ pub fn spawn(path: &Path, commands: mpsc::Sender<Command>) -> Result<Watcher, St
         }
     });
     Ok(Watcher { _inner: inner, task })
+}
+
+/// The file's bytes (bounded by `watchlist::MAX_BYTES`), or why they could not be read.
+fn read(path: &Path, label: &str) -> Result<Vec<u8>, String> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("{label}: the file is gone; keeping the last good list"))
+        }
+        Err(e) => return Err(format!("{label}: {e}; keeping the last good list")),
+    };
+    watchlist::read_bounded(label, file).map_err(|e| format!("{e}; keeping the last good list"))
 }
 
 #[cfg(test)]

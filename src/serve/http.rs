@@ -1,0 +1,306 @@
+//! The HTTP side of `serve`: a small hyper 1 server (HTTP/1.1) with four read-only routes.
+//!
+//! - `GET /metrics`: Prometheus text format 0.0.4, or OpenMetrics 1.0.0 when `Accept` prefers
+//!   `application/openmetrics-text` (as Prometheus itself asks).
+//! - `GET /api/snapshot`: the contract JSON (`coalscope/1`) of the latest view.
+//! - `GET /api/status`: the engine status (plus the exporter's own facts) as JSON.
+//! - `GET /healthz`: 200 while the engine runs.
+//!
+//! Anything else is 404 (405 for another method on a known path). Shutdown stops accepting,
+//! lets open connections finish their current request, and gives up after a short grace.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::engine::snapshot::EngineStatus;
+use crate::serve::metrics::{Exporter, Format};
+
+/// Connections served at once; more wait in the accept queue.
+const MAX_CONNECTIONS: usize = 256;
+/// Time a client gets to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time open connections get to finish after shutdown starts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// What the routes read.
+pub struct App {
+    pub exporter: Exporter,
+    /// False once the engine task has ended.
+    pub engine_alive: Arc<AtomicBool>,
+}
+
+/// `/api/status`: the engine status, flattened, plus the exporter's facts.
+#[derive(Serialize)]
+struct Status<'a> {
+    #[serde(flatten)]
+    engine: &'a EngineStatus,
+    vantage: Option<&'a str>,
+    pairs_exported: usize,
+    pairs_dropped: usize,
+    engine_running: bool,
+    version: &'static str,
+}
+
+/// Serve on `listener` until `shutdown` turns true.
+pub async fn run(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = stopped(&mut shutdown) => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, go on.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut shutdown) => break,
+        };
+        tracing::debug!(%peer, "connection");
+        let app = app.clone();
+        let mut stop = shutdown.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let service = service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(route(&app, &req)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                }
+                _ = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+        // Reap finished connections so the set stays small.
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        connections.shutdown().await;
+    }
+}
+
+/// Resolves once `rx` says true (or its sender is gone).
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    let known = matches!(
+        path,
+        "/metrics" | "/api/snapshot" | "/api/status" | "/healthz" | "/"
+    );
+    if !known {
+        return text(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics, /api/snapshot, /api/status or /healthz\n",
+        );
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let mut response = match path {
+        "/metrics" => {
+            let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+            let format = negotiate(accept);
+            let body = app.exporter.encode(format);
+            with_type(StatusCode::OK, format.content_type(), body)
+        }
+        "/api/snapshot" => match app.exporter.view() {
+            Some(view) => with_type(
+                StatusCode::OK,
+                "application/json",
+                crate::report::json::to_json(&view.report),
+            ),
+            None => {
+                let mut r = with_type(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "application/json",
+                    "{\"error\": \"no snapshot yet: the engine is starting\"}".to_string(),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r
+            }
+        },
+        "/api/status" => {
+            let view = app.exporter.view();
+            let default = EngineStatus::default();
+            let (exported, dropped) = app.exporter.pair_counts();
+            let status = Status {
+                engine: view.as_ref().map(|v| &v.status).unwrap_or(&default),
+                vantage: app.exporter.vantage(),
+                pairs_exported: exported,
+                pairs_dropped: dropped,
+                engine_running: app.engine_alive.load(Ordering::Relaxed),
+                version: env!("CARGO_PKG_VERSION"),
+            };
+            let body =
+                serde_json::to_string_pretty(&status).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+            with_type(StatusCode::OK, "application/json", body)
+        }
+        "/healthz" => {
+            if app.engine_alive.load(Ordering::Relaxed) {
+                text(StatusCode::OK, "ok\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "engine stopped\n")
+            }
+        }
+        _ => text(
+            StatusCode::OK,
+            "coalscope serve: /metrics, /api/snapshot, /api/status, /healthz\n",
+        ),
+    };
+    if req.method() == Method::HEAD {
+        *response.body_mut() = Full::new(Bytes::new());
+    }
+    response
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    with_type(status, "text/plain; charset=utf-8", body.to_string())
+}
+
+fn with_type(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// OpenMetrics when the `Accept` header prefers `application/openmetrics-text` (by q-value,
+/// at least as much as the Prometheus text format); the Prometheus text format otherwise.
+pub fn negotiate(accept: Option<&str>) -> Format {
+    let Some(accept) = accept else {
+        return Format::Prometheus;
+    };
+    let mut openmetrics: f32 = 0.0;
+    let mut plain: f32 = 0.0;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let mut q: f32 = 1.0;
+        for p in parts {
+            if let Some((k, v)) = p.split_once('=') {
+                if k.trim().eq_ignore_ascii_case("q") {
+                    q = v.trim().parse().unwrap_or(0.0);
+                }
+            }
+        }
+        match media.as_str() {
+            "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+            "text/plain" | "text/*" | "*/*" => plain = plain.max(q),
+            _ => {}
+        }
+    }
+    if openmetrics > 0.0 && openmetrics >= plain {
+        Format::OpenMetrics
+    } else {
+        Format::Prometheus
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_negotiation() {
+        assert_eq!(negotiate(None), Format::Prometheus);
+        assert_eq!(negotiate(Some("*/*")), Format::Prometheus);
+        assert_eq!(negotiate(Some("text/plain")), Format::Prometheus);
+        assert_eq!(
+            negotiate(Some("application/openmetrics-text; version=1.0.0")),
+            Format::OpenMetrics
+        );
+        // What Prometheus 2.x sends.
+        assert_eq!(
+            negotiate(Some(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+            )),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            negotiate(Some("application/openmetrics-text;q=0.2, text/plain;q=0.9")),
+            Format::Prometheus
+        );
+        assert_eq!(
+            negotiate(Some("application/openmetrics-text;q=0")),
+            Format::Prometheus
+        );
+    }
+
+    fn app() -> App {
+        App {
+            exporter: Exporter::new(crate::serve::metrics::ExporterOptions {
+                vantage: None,
+                max_pairs: 10,
+                window: Duration::from_secs(60),
+            }),
+            engine_alive: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    fn get(app: &App, path: &str) -> Response<Full<Bytes>> {
+        route(app, &Request::get(path).body(()).unwrap())
+    }
+
+    #[test]
+    fn routes() {
+        let app = app();
+        assert_eq!(get(&app, "/nope").status(), StatusCode::NOT_FOUND);
+        assert_eq!(get(&app, "/metrics").status(), StatusCode::OK);
+        assert_eq!(get(&app, "/metrics?x=1").status(), StatusCode::OK);
+        assert_eq!(get(&app, "/healthz").status(), StatusCode::OK);
+        assert_eq!(get(&app, "/api/status").status(), StatusCode::OK);
+        // No view yet.
+        assert_eq!(
+            get(&app, "/api/snapshot").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let post = route(&app, &Request::post("/metrics").body(()).unwrap());
+        assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+        app.engine_alive.store(false, Ordering::Relaxed);
+        assert_eq!(get(&app, "/healthz").status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

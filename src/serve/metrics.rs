@@ -1,0 +1,898 @@
+//! The Prometheus side of `serve`: every published `LiveView` is folded into exporter state
+//! (monotonic counters through the reconciler, phase histograms, which pairs are exported),
+//! and each scrape encodes that state with `prometheus-client`, as the Prometheus text format
+//! or OpenMetrics.
+//!
+//! Names follow Prometheus conventions (`coalscope_…_total` for counters, `_seconds` for
+//! times, `_timestamp_seconds` for instants). Pair series use the contract's strings:
+//! `origin` and `target` are "host:port", `address` a plain IP; host series use `host` in the
+//! same "host:port" form so they join with pair series. Every series carries `vantage` when
+//! `--vantage` is given (a constant label of the registry).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::engine::analysis::verdict_of;
+use crate::engine::snapshot::LiveView;
+use crate::engine::verdict::Verdict;
+use crate::serve::reconcile::Reconciler;
+
+/// Content type of the Prometheus text format (0.0.4).
+pub const PROMETHEUS_TEXT: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+/// Content type of OpenMetrics text 1.0.0.
+pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Upper bounds of the phase-duration buckets, seconds.
+const PHASE_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Observations added per endpoint and update at most (a burst after a long pause).
+const MAX_OBSERVATIONS_PER_UPDATE: u64 = 64;
+
+/// Phases whose durations are exported.
+pub const PHASES: [&str; 3] = ["dns", "connect", "tls"];
+
+static SECONDS: Unit = Unit::Seconds;
+
+/// Which text format a scrape gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Prometheus,
+    OpenMetrics,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => PROMETHEUS_TEXT,
+            Format::OpenMetrics => OPENMETRICS_TEXT,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExporterOptions {
+    pub vantage: Option<String>,
+    /// Pairs exported at most (problem pairs first).
+    pub max_pairs: usize,
+    /// The engine's `--window` (how long windowed samples live).
+    pub window: Duration,
+}
+
+/// Pair-address counters: probes, 421s, errors, misrouted answers.
+type PairKey = (String, String, String);
+/// Endpoint counters: handshakes, failed handshakes.
+type EndpointKey = (String, String);
+
+#[derive(Debug)]
+struct State {
+    view: Arc<LiveView>,
+    /// A real view has arrived (the engine published at least once).
+    have_view: bool,
+    pairs: Reconciler<PairKey, 4>,
+    endpoints: Reconciler<EndpointKey, 2>,
+    /// Monotonic guards for counters the engine keeps cumulative already.
+    connections: u64,
+    requests: u64,
+    cycles: u64,
+    /// Last DNS lookup time seen per host (a new value means a new lookup).
+    dns_seen: HashMap<String, f64>,
+    /// Indices into `view.report.pairs` of the exported pairs, in export order.
+    exported: Vec<usize>,
+    dropped: usize,
+}
+
+#[derive(Debug)]
+struct Shared {
+    options: ExporterOptions,
+    state: Mutex<State>,
+    /// dns, connect, tls (as in `PHASES`).
+    phases: [Histogram; 3],
+}
+
+/// Exporter state plus the registry that encodes it.
+#[derive(Debug, Clone)]
+pub struct Exporter {
+    shared: Arc<Shared>,
+    registry: Arc<Registry>,
+}
+
+impl Exporter {
+    pub fn new(options: ExporterOptions) -> Exporter {
+        let labels: Vec<(Cow<'static, str>, Cow<'static, str>)> = options
+            .vantage
+            .iter()
+            .map(|v| (Cow::Borrowed("vantage"), Cow::Owned(v.clone())))
+            .collect();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                view: Arc::new(LiveView::default()),
+                have_view: false,
+                pairs: Reconciler::new(options.window),
+                endpoints: Reconciler::new(options.window),
+                connections: 0,
+                requests: 0,
+                cycles: 0,
+                dns_seen: HashMap::new(),
+                exported: Vec::new(),
+                dropped: 0,
+            }),
+            phases: std::array::from_fn(|_| Histogram::new(PHASE_BUCKETS)),
+            options,
+        });
+        let mut registry = Registry::with_prefix_and_labels("coalscope", labels.into_iter());
+        registry.register_collector(Box::new(SnapshotCollector(shared.clone())));
+        Exporter {
+            shared,
+            registry: Arc::new(registry),
+        }
+    }
+
+    /// Fold a newly published view in.
+    pub fn update(&self, view: Arc<LiveView>, now: Instant) {
+        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let report = &view.report;
+        for p in &report.pairs {
+            for a in &p.addresses {
+                let key = (p.origin.clone(), p.target.clone(), a.address.clone());
+                let counts = [
+                    u64::from(a.probes),
+                    u64::from(a.statuses.get("421").copied().unwrap_or(0)),
+                    u64::from(a.errors),
+                    u64::from(a.misrouted),
+                ];
+                st.pairs.update(&key, counts, now);
+            }
+        }
+        for h in &report.hosts {
+            let host = format!("{}:{}", h.host, h.port);
+            for ep in &h.endpoints {
+                let key = (host.clone(), ep.address.clone());
+                let [shakes, errors] = st.endpoints.update(
+                    &key,
+                    [u64::from(ep.handshakes), u64::from(ep.handshake_errors)],
+                    now,
+                );
+                // The snapshot carries the median phase times over the window, not each
+                // handshake's: every new successful handshake is observed at the median.
+                let ok = shakes.saturating_sub(errors).min(MAX_OBSERVATIONS_PER_UPDATE);
+                for _ in 0..ok {
+                    if let Some(ms) = ep.connect_ms {
+                        self.shared.phases[1].observe(ms / 1000.0);
+                    }
+                    if let Some(ms) = ep.tls_ms {
+                        self.shared.phases[2].observe(ms / 1000.0);
+                    }
+                }
+            }
+            let fresh_lookup = !h.dns.overridden
+                && h.dns.error.is_none()
+                && h.dns.elapsed_ms > 0.0
+                && st.dns_seen.get(&host) != Some(&h.dns.elapsed_ms);
+            if fresh_lookup {
+                self.shared.phases[0].observe(h.dns.elapsed_ms / 1000.0);
+                st.dns_seen.insert(host, h.dns.elapsed_ms);
+            }
+        }
+        let hosts: std::collections::HashSet<String> = report
+            .hosts
+            .iter()
+            .map(|h| format!("{}:{}", h.host, h.port))
+            .collect();
+        st.dns_seen.retain(|k, _| hosts.contains(k));
+        st.pairs.forget_stale(now);
+        st.endpoints.forget_stale(now);
+        st.connections = st.connections.max(report.summary.connections);
+        st.requests = st.requests.max(report.summary.requests);
+        st.cycles = st.cycles.max(view.status.cycles);
+        st.exported = export_order(&view, self.shared.options.max_pairs);
+        st.dropped = report.pairs.len() - st.exported.len();
+        st.view = view.clone();
+        st.have_view = true;
+    }
+
+    /// The latest view (None before the engine published anything).
+    pub fn view(&self) -> Option<Arc<LiveView>> {
+        let st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.have_view.then(|| st.view.clone())
+    }
+
+    /// (exported, dropped) pairs.
+    pub fn pair_counts(&self) -> (usize, usize) {
+        let st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        (st.exported.len(), st.dropped)
+    }
+
+    pub fn vantage(&self) -> Option<&str> {
+        self.shared.options.vantage.as_deref()
+    }
+
+    /// The exposition in `format`.
+    pub fn encode(&self, format: Format) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        // Writing into a String fails only if an encoder reports an error, which ours do not.
+        let result = match format {
+            Format::Prometheus => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            }
+            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &self.registry),
+        };
+        if let Err(e) = result {
+            tracing::error!("encoding metrics failed: {e}");
+        }
+        out
+    }
+}
+
+/// Pairs to export: problem verdicts first (worst first, in contract order), then the rest in
+/// the report's order, at most `max`.
+fn export_order(view: &LiveView, max: usize) -> Vec<usize> {
+    let mut order: Vec<(Verdict, usize)> = view
+        .report
+        .pairs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (verdict_of(&p.verdict), i))
+        .collect();
+    order.sort_by_key(|&(v, i)| (!v.is_problem(), v, i));
+    order.into_iter().take(max).map(|(_, i)| i).collect()
+}
+
+#[derive(Debug)]
+struct SnapshotCollector(Arc<Shared>);
+
+type Labels = Vec<(&'static str, String)>;
+
+fn bool_value(b: bool) -> i64 {
+    i64::from(b)
+}
+
+/// One gauge family; nothing is written when it has no series.
+fn gauge<V: prometheus_client::encoding::EncodeGaugeValue + fmt::Debug>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    series: Vec<(Labels, V)>,
+) -> fmt::Result {
+    if series.is_empty() {
+        return Ok(());
+    }
+    let mut m = enc.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    for (labels, v) in series {
+        ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// One counter family; nothing is written when it has no series.
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, series: Vec<(Labels, u64)>) -> fmt::Result {
+    if series.is_empty() {
+        return Ok(());
+    }
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in series {
+        ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn one<V>(v: V) -> Vec<(Labels, V)> {
+    vec![(Vec::new(), v)]
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let shared = &self.0;
+        let st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let view = &st.view;
+        let report = &view.report;
+        let status = &view.status;
+
+        let info = Info::new(vec![
+            ("version", env!("CARGO_PKG_VERSION").to_string()),
+            ("schema", crate::engine::snapshot::SCHEMA.to_string()),
+        ]);
+        info.encode(enc.encode_descriptor(
+            "build",
+            "coalscope build information.",
+            None,
+            MetricType::Info,
+        )?)?;
+
+        // Engine and watch-file.
+        gauge(
+            &mut enc,
+            "watchfile_reload_success",
+            "Whether the last watch-file load succeeded (0: the last good list stays in use).",
+            None,
+            one(bool_value(status.reload_error.is_none())),
+        )?;
+        let last_reload = status.last_reload.as_deref().and_then(parse_rfc3339);
+        gauge(
+            &mut enc,
+            "watchfile_last_reload_success_timestamp",
+            "When the watch-file was last loaded successfully.",
+            Some(&SECONDS),
+            last_reload.map(|t| one(t as f64)).unwrap_or_default(),
+        )?;
+        counter(
+            &mut enc,
+            "engine_cycles",
+            "Probe cycles of --interval completed.",
+            one(st.cycles),
+        )?;
+        gauge(
+            &mut enc,
+            "engine_paused",
+            "Whether probing is paused.",
+            None,
+            one(bool_value(status.paused)),
+        )?;
+        gauge(
+            &mut enc,
+            "engine_interval",
+            "Time between probe rounds of one host.",
+            Some(&SECONDS),
+            one(status.interval_s),
+        )?;
+        gauge(
+            &mut enc,
+            "engine_window",
+            "Time window that rates and verdicts are computed over.",
+            Some(&SECONDS),
+            one(status.window_s),
+        )?;
+        counter(
+            &mut enc,
+            "connections",
+            "Connections opened by the engine.",
+            one(st.connections),
+        )?;
+        counter(
+            &mut enc,
+            "requests",
+            "Requests sent by the engine.",
+            one(st.requests),
+        )?;
+        if let Some(t) = parse_rfc3339(&report.generated_at) {
+            gauge(
+                &mut enc,
+                "snapshot_timestamp",
+                "When the exported snapshot was computed.",
+                Some(&SECONDS),
+                one(t as f64),
+            )?;
+        }
+
+        // Summary.
+        let s = &report.summary;
+        gauge(&mut enc, "hosts", "Hosts watched.", None, one(i64::from(s.hosts)))?;
+        gauge(
+            &mut enc,
+            "pairs",
+            "Ordered pairs of watched names that share an address.",
+            None,
+            one(i64::from(s.pairs)),
+        )?;
+        gauge(
+            &mut enc,
+            "problems",
+            "Pairs whose verdict is misdirected, misrouted, intermittent or direct-broken.",
+            None,
+            one(i64::from(s.problems)),
+        )?;
+        gauge(
+            &mut enc,
+            "host_errors",
+            "Host findings of severity error.",
+            None,
+            one(i64::from(s.host_errors)),
+        )?;
+        gauge(
+            &mut enc,
+            "cert_only_pairs",
+            "Pairs linked only by the certificate (no shared address).",
+            None,
+            one(i64::from(s.cert_only_pairs)),
+        )?;
+        gauge(
+            &mut enc,
+            "pair_coverage_ratio",
+            "Share of the coalescable pairs probed within the window (below 1 when the request budget cannot cover every pair).",
+            None,
+            one(s.coverage),
+        )?;
+        gauge(
+            &mut enc,
+            "pairs_by_verdict",
+            "Pairs per verdict (all pairs, exported or not).",
+            None,
+            Verdict::ALL
+                .iter()
+                .map(|v| {
+                    let n = s.verdicts.get(v.as_str()).copied().unwrap_or(0);
+                    (vec![("verdict", v.as_str().to_string())], i64::from(n))
+                })
+                .collect(),
+        )?;
+        gauge(
+            &mut enc,
+            "pairs_exported",
+            "Pairs with per-pair series in this exposition.",
+            None,
+            one(st.exported.len() as i64),
+        )?;
+        gauge(
+            &mut enc,
+            "pairs_dropped",
+            "Pairs left out of the per-pair series by --max-pairs (problem pairs are kept first).",
+            None,
+            one(st.dropped as i64),
+        )?;
+        gauge(
+            &mut enc,
+            "pairs_max",
+            "The --max-pairs cap on exported pairs.",
+            None,
+            one(shared.options.max_pairs as i64),
+        )?;
+
+        // Pairs (exported ones only).
+        let pairs: Vec<&crate::engine::snapshot::PairReport> =
+            st.exported.iter().filter_map(|&i| report.pairs.get(i)).collect();
+        let pair_labels = |p: &crate::engine::snapshot::PairReport| -> Labels {
+            vec![("origin", p.origin.clone()), ("target", p.target.clone())]
+        };
+        let mut per_address: [Vec<(Labels, u64)>; 4] = Default::default();
+        for p in &pairs {
+            for a in &p.addresses {
+                let key = (p.origin.clone(), p.target.clone(), a.address.clone());
+                let totals = st.pairs.totals(&key);
+                let mut labels = pair_labels(p);
+                labels.push(("address", a.address.clone()));
+                for (i, series) in per_address.iter_mut().enumerate() {
+                    series.push((labels.clone(), totals[i]));
+                }
+            }
+        }
+        let [probes, misdirected, errors, misrouted] = per_address;
+        counter(
+            &mut enc,
+            "pair_probes",
+            "Requests for the target sent on connections opened for the origin, at the origin's address.",
+            probes,
+        )?;
+        counter(
+            &mut enc,
+            "pair_misdirected",
+            "Of those requests, the ones answered 421 Misdirected Request.",
+            misdirected,
+        )?;
+        counter(
+            &mut enc,
+            "pair_misrouted",
+            "Of those requests, the ones answered differently from the direct request, other than 421.",
+            misrouted,
+        )?;
+        counter(
+            &mut enc,
+            "pair_errors",
+            "Of those requests, the ones that failed without an answer.",
+            errors,
+        )?;
+        gauge(
+            &mut enc,
+            "pair_verdict",
+            "The pair's verdict as a state set: 1 for the current verdict, 0 for the others.",
+            None,
+            pairs
+                .iter()
+                .flat_map(|p| {
+                    Verdict::ALL.iter().map(move |v| {
+                        let mut labels = pair_labels(p);
+                        labels.push(("verdict", v.as_str().to_string()));
+                        (labels, bool_value(p.verdict == v.as_str()))
+                    })
+                })
+                .collect(),
+        )?;
+        gauge(
+            &mut enc,
+            "pair_coalesce",
+            "Whether the client's policy would put the target on the origin's connection.",
+            None,
+            pairs
+                .iter()
+                .flat_map(|p| {
+                    [("chrome", p.coalesce.chrome), ("firefox", p.coalesce.firefox)]
+                        .into_iter()
+                        .map(move |(client, yes)| {
+                            let mut labels = pair_labels(p);
+                            labels.push(("client", client.to_string()));
+                            (labels, bool_value(yes))
+                        })
+                })
+                .collect(),
+        )?;
+        gauge(
+            &mut enc,
+            "pair_cert_covers",
+            "Whether the certificate served for the origin covers the target.",
+            None,
+            pairs
+                .iter()
+                .map(|p| (pair_labels(p), bool_value(p.cert_covers)))
+                .collect(),
+        )?;
+        gauge(
+            &mut enc,
+            "pair_misdirected_ratio",
+            "Share of the pair's coalesced requests within the window answered 421.",
+            None,
+            pairs.iter().map(|p| (pair_labels(p), p.rate_421)).collect(),
+        )?;
+
+        // Hosts and their endpoints.
+        let mut addresses = Vec::new();
+        let mut expiry = Vec::new();
+        let mut trusted = Vec::new();
+        let mut covers = Vec::new();
+        let mut shakes = Vec::new();
+        let mut shake_errors = Vec::new();
+        let mut findings = Vec::new();
+        for h in &report.hosts {
+            let host = format!("{}:{}", h.host, h.port);
+            addresses.push((vec![("host", host.clone())], h.addresses.len() as i64));
+            for f in &h.findings {
+                findings.push((
+                    vec![
+                        ("host", host.clone()),
+                        ("kind", f.kind.clone()),
+                        ("severity", f.severity.clone()),
+                    ],
+                    1i64,
+                ));
+            }
+            for ep in &h.endpoints {
+                let labels: Labels = vec![("host", host.clone()), ("address", ep.address.clone())];
+                let totals = st.endpoints.totals(&(host.clone(), ep.address.clone()));
+                shakes.push((labels.clone(), totals[0]));
+                shake_errors.push((labels.clone(), totals[1]));
+                if let Some(c) = &ep.cert {
+                    if let Some(t) = parse_rfc3339(&c.not_after) {
+                        expiry.push((labels.clone(), t as f64));
+                    }
+                    trusted.push((labels.clone(), bool_value(c.trusted)));
+                    covers.push((labels, bool_value(c.covers_host)));
+                }
+            }
+        }
+        gauge(
+            &mut enc,
+            "host_addresses",
+            "Addresses the host's name resolves to.",
+            None,
+            addresses,
+        )?;
+        gauge(
+            &mut enc,
+            "host_finding",
+            "A finding about the host (1 while it holds), by kind and severity.",
+            None,
+            findings,
+        )?;
+        gauge(
+            &mut enc,
+            "cert_expiry_timestamp",
+            "When the certificate served for the host at the address expires (notAfter).",
+            Some(&SECONDS),
+            expiry,
+        )?;
+        gauge(
+            &mut enc,
+            "cert_trusted",
+            "Whether that certificate's chain verifies against the trust anchors.",
+            None,
+            trusted,
+        )?;
+        gauge(
+            &mut enc,
+            "cert_covers_host",
+            "Whether that certificate covers the host's name.",
+            None,
+            covers,
+        )?;
+        counter(
+            &mut enc,
+            "endpoint_handshakes",
+            "TLS handshakes made for the host at the address.",
+            shakes,
+        )?;
+        counter(
+            &mut enc,
+            "endpoint_handshake_errors",
+            "Of those handshakes, the ones that failed.",
+            shake_errors,
+        )?;
+
+        // Phase durations.
+        let mut m = enc.encode_descriptor(
+            "probe_phase_duration",
+            "Durations of the probe phases: DNS lookup, TCP connect and TLS handshake.",
+            Some(&SECONDS),
+            MetricType::Histogram,
+        )?;
+        for (phase, h) in PHASES.iter().zip(&shared.phases) {
+            let labels: Labels = vec![("phase", phase.to_string())];
+            h.encode(m.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time as the engine writes them
+/// ("2026-11-28T02:00:00Z", optionally with fractional seconds).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || !s.ends_with('Z') || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes().all(|c| c.is_ascii_digit()).then(|| t.parse().ok())?
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let rest = &s[19..s.len() - 1];
+    if !(rest.is_empty() || (rest.starts_with('.') && rest[1..].bytes().all(|c| c.is_ascii_digit()))) {
+        return None;
+    }
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::snapshot::{
+        CertReport, Coalesce, DirectReport, DnsReport, EndpointReport, HostReport, PairAddressReport,
+        PairReport,
+    };
+    use std::collections::BTreeMap;
+
+    fn pair(origin: &str, target: &str, verdict: &str, probes: u32, n421: u32) -> PairReport {
+        let mut statuses = BTreeMap::new();
+        if n421 > 0 {
+            statuses.insert("421".to_string(), n421);
+        }
+        if probes > n421 {
+            statuses.insert("200".to_string(), probes - n421);
+        }
+        PairReport {
+            origin: origin.into(),
+            target: target.into(),
+            verdict: verdict.into(),
+            reason: None,
+            shared_addresses: vec!["127.0.0.1".into()],
+            cert_covers: true,
+            coalesce: Coalesce {
+                chrome: true,
+                firefox: false,
+            },
+            probes,
+            rate_421: if probes > 0 {
+                f64::from(n421) / f64::from(probes)
+            } else {
+                0.0
+            },
+            addresses: vec![PairAddressReport {
+                address: "127.0.0.1".into(),
+                verdict: verdict.into(),
+                probes,
+                statuses,
+                direct_statuses: BTreeMap::new(),
+                errors: 0,
+                misrouted: 0,
+                clients: vec!["chrome".into()],
+                dynamic: false,
+            }],
+            explanation: String::new(),
+            fix: None,
+            error: None,
+        }
+    }
+
+    fn host(name: &str) -> HostReport {
+        HostReport {
+            host: name.into(),
+            port: 443,
+            path: "/".into(),
+            line: 1,
+            addresses: vec!["127.0.0.1".into()],
+            dns: DnsReport {
+                cnames: vec![],
+                ttl_s: Some(60),
+                error: None,
+                overridden: false,
+                elapsed_ms: 1.5,
+            },
+            endpoints: vec![EndpointReport {
+                address: "127.0.0.1".into(),
+                alpn: Some("h2".into()),
+                tls_version: Some("TLSv1.3".into()),
+                cert: Some(CertReport {
+                    sans: vec![name.into()],
+                    ip_sans: vec![],
+                    subject: String::new(),
+                    issuer: String::new(),
+                    not_before: "2026-01-01T00:00:00Z".into(),
+                    not_after: "2027-01-01T00:00:00Z".into(),
+                    trusted: true,
+                    covers_host: true,
+                    covering_san: Some(name.into()),
+                    error: None,
+                    chain_len: 1,
+                    sha256: String::new(),
+                }),
+                direct: DirectReport {
+                    status: Some(200),
+                    error: None,
+                    statuses: BTreeMap::new(),
+                    errors: 0,
+                    version: None,
+                    http1_statuses: BTreeMap::new(),
+                },
+                error: None,
+                handshakes: 2,
+                handshake_errors: 0,
+                connect_ms: Some(1.0),
+                tls_ms: Some(3.0),
+            }],
+            findings: vec![],
+        }
+    }
+
+    fn view(pairs: Vec<PairReport>) -> Arc<LiveView> {
+        let mut v = LiveView::default();
+        v.report.generated_at = "2026-11-28T02:00:00Z".into();
+        v.report.hosts = vec![host("a.example"), host("b.example")];
+        v.report.summary.pairs = pairs.len() as u32;
+        v.report.pairs = pairs;
+        Arc::new(v)
+    }
+
+    fn exporter(max_pairs: usize, vantage: Option<&str>) -> Exporter {
+        Exporter::new(ExporterOptions {
+            vantage: vantage.map(String::from),
+            max_pairs,
+            window: Duration::from_secs(60),
+        })
+    }
+
+    fn sample(text: &str, prefix: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn counters_follow_growth_and_never_go_down() {
+        let e = exporter(10, None);
+        let t0 = Instant::now();
+        e.update(
+            view(vec![pair("a.example:443", "b.example:443", "misdirected", 3, 3)]),
+            t0,
+        );
+        e.update(
+            view(vec![pair("a.example:443", "b.example:443", "misdirected", 1, 1)]),
+            t0 + Duration::from_secs(1),
+        );
+        e.update(
+            view(vec![pair("a.example:443", "b.example:443", "misdirected", 2, 2)]),
+            t0 + Duration::from_secs(2),
+        );
+        let text = e.encode(Format::Prometheus);
+        let key = r#"{origin="a.example:443",target="b.example:443",address="127.0.0.1"}"#;
+        assert_eq!(
+            sample(&text, &format!("coalscope_pair_probes_total{key}")),
+            Some(4.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, &format!("coalscope_pair_misdirected_total{key}")),
+            Some(4.0)
+        );
+        assert!(text.contains(
+            r#"coalscope_pair_verdict{origin="a.example:443",target="b.example:443",verdict="misdirected"} 1"#
+        ));
+        assert!(text.contains(
+            r#"coalscope_pair_verdict{origin="a.example:443",target="b.example:443",verdict="ok"} 0"#
+        ));
+        assert!(text.contains(
+            r#"coalscope_pair_coalesce{origin="a.example:443",target="b.example:443",client="firefox"} 0"#
+        ));
+        assert!(text.contains(
+            r#"coalscope_cert_expiry_timestamp_seconds{host="a.example:443",address="127.0.0.1"} 1798761600"#
+        ), "{text}");
+        // Two handshakes per host at 1 ms / 3 ms medians; one DNS lookup each.
+        assert!(
+            text.contains(r#"coalscope_probe_phase_duration_seconds_count{phase="connect"} 4"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"coalscope_probe_phase_duration_seconds_count{phase="dns"} 2"#));
+        assert!(text.contains("# TYPE coalscope_pair_probes_total counter"));
+    }
+
+    #[test]
+    fn the_cap_keeps_problem_pairs_and_says_so() {
+        let e = exporter(1, Some("fra1"));
+        let pairs = vec![
+            pair("a.example:443", "b.example:443", "ok", 3, 0),
+            pair("b.example:443", "a.example:443", "misdirected", 3, 3),
+        ];
+        e.update(view(pairs), Instant::now());
+        assert_eq!(e.pair_counts(), (1, 1));
+        let text = e.encode(Format::Prometheus);
+        assert!(
+            text.contains(r#"coalscope_pairs_dropped{vantage="fra1"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"coalscope_pairs_exported{vantage="fra1"} 1"#));
+        assert!(text.contains(r#"origin="b.example:443""#));
+        assert!(!text.contains(r#"origin="a.example:443""#));
+        // Every sample line carries the vantage.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.contains(r#"vantage="fra1""#), "{line}");
+        }
+    }
+
+    #[test]
+    fn openmetrics_ends_with_eof_and_types_info() {
+        let e = exporter(10, None);
+        e.update(view(vec![]), Instant::now());
+        let text = e.encode(Format::OpenMetrics);
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert!(text.contains("# TYPE coalscope_build info"));
+        assert!(text.contains("# UNIT coalscope_cert_expiry_timestamp_seconds seconds"));
+        let plain = e.encode(Format::Prometheus);
+        assert!(!plain.contains("# EOF"));
+        assert!(plain.contains("# TYPE coalscope_build_info gauge"));
+    }
+
+    #[test]
+    fn rfc3339_times_parse() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2027-01-01T00:00:00Z"), Some(1_798_761_600));
+        assert_eq!(parse_rfc3339("2000-02-29T12:30:15.250Z"), Some(951_827_415));
+        assert_eq!(parse_rfc3339("2027-01-01 00:00:00"), None);
+        assert_eq!(parse_rfc3339(""), None);
+        assert_eq!(parse_rfc3339("2027-13-01T00:00:00Z"), None);
+    }
+}

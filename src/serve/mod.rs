@@ -1,0 +1,150 @@
+//! `coalscope serve WATCHFILE`: the continuous engine of `watch`, headless, with the same hot
+//! reload and budgets, exported over HTTP for Prometheus (`/metrics`) and for scripts
+//! (`/api/snapshot`, `/api/status`, `/healthz`). Ends cleanly on SIGTERM or Ctrl-C.
+
+pub mod http;
+pub mod metrics;
+pub mod reconcile;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::cli::ServeArgs;
+use crate::commands::{live_options, prober, read_watchlist, UsageError, EXIT_OK};
+use crate::engine::scheduler::{Command, LiveEngine};
+use crate::engine::snapshot::LiveView;
+use crate::engine::store::MAX_SAMPLES;
+use crate::watchlist::watcher;
+
+use self::http::App;
+use self::metrics::{Exporter, ExporterOptions};
+
+pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
+    let list = read_watchlist(&args.watchfile)?;
+    let prober = Arc::new(prober(&args.common, 1, false)?);
+    // Bind before anything starts, so a bad address fails at once.
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| UsageError(format!("cannot listen on {}: {e}", args.listen)))?;
+    let local = listener.local_addr().unwrap_or(args.listen);
+
+    let per_window = args.common.window.as_secs_f64() / args.common.interval.as_secs_f64();
+    if per_window > MAX_SAMPLES as f64 {
+        eprintln!(
+            "warning: --window / --interval = {per_window:.0} probes per pair and window, above the {MAX_SAMPLES} samples the engine keeps: the counters will lag; shorten --window or lengthen --interval"
+        );
+    }
+    let options = live_options(&args.common, args.watchfile.display().to_string());
+    let exporter = Exporter::new(ExporterOptions {
+        vantage: args.vantage.clone(),
+        max_pairs: args.max_pairs as usize,
+        window: args.common.window,
+    });
+
+    let (commands, command_rx) = mpsc::channel(64);
+    let (view_tx, mut view_rx) = watch::channel(Arc::new(LiveView::default()));
+    let file_watch = watcher::spawn(&args.watchfile, commands.clone()).map_err(UsageError)?;
+    let engine_alive = Arc::new(AtomicBool::new(true));
+    let engine = {
+        let alive = engine_alive.clone();
+        let engine = LiveEngine::new(prober, &list, options);
+        tokio::spawn(async move {
+            engine.run(command_rx, view_tx).await;
+            alive.store(false, Ordering::Relaxed);
+        })
+    };
+    // Fold every published view into the exporter (the engine is the only writer).
+    let feeder = {
+        let exporter = exporter.clone();
+        tokio::spawn(async move {
+            while view_rx.changed().await.is_ok() {
+                let view = view_rx.borrow_and_update().clone();
+                exporter.update(view, Instant::now());
+            }
+        })
+    };
+
+    // Handlers are installed before the address is announced: a SIGTERM right after start
+    // is a clean shutdown too.
+    let signals = Signals::install();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let app = Arc::new(App {
+        exporter,
+        engine_alive,
+    });
+    let server = tokio::spawn(http::run(listener, app, stop_rx));
+    let vantage = args
+        .vantage
+        .as_deref()
+        .map(|v| format!(", vantage {v}"))
+        .unwrap_or_default();
+    eprintln!(
+        "coalscope serve: watching {} ({} hosts{vantage}); listening on http://{local} (/metrics, /api/snapshot, /api/status, /healthz)",
+        args.watchfile.display(),
+        list.entries.len(),
+    );
+
+    let signal = signals.wait().await;
+    eprintln!("coalscope serve: {signal}, shutting down");
+    let _ = stop_tx.send(true);
+    let _ = commands.send(Command::Quit).await;
+    let _ = server.await;
+    tracing::debug!("http server stopped");
+    feeder.abort();
+    // The engine returns on Quit; probes still in flight are dropped with the runtime.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), engine).await;
+    tracing::debug!("engine stopped");
+    drop(file_watch);
+    tracing::debug!("watch-file watcher stopped");
+    Ok(EXIT_OK)
+}
+
+/// SIGTERM and Ctrl-C (SIGINT), registered when installed.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Wait for either; says which.
+    #[cfg(unix)]
+    async fn wait(mut self) -> &'static str {
+        async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = next(&mut self.term) => "SIGTERM",
+            _ = next(&mut self.int) => "interrupted",
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn wait(self) -> &'static str {
+        let _ = tokio::signal::ctrl_c().await;
+        "interrupted"
+    }
+}

@@ -1,0 +1,300 @@
+//! Monotonic counters from windowed counts.
+//!
+//! The engine's snapshot counts what happened within `--window` (and at most
+//! `store::MAX_SAMPLES` samples per list): a pair's `probes` grows as probes land and shrinks
+//! as old ones leave the window. Prometheus counters must never go down, so the exporter
+//! keeps, per series key and counter, a model of the samples the window holds: when each
+//! sample was first seen. At every update it first lets the samples it credited more than a
+//! window ago leave (as the store prunes them), then compares with the windowed count: more
+//! means new samples (added to the cumulative total), fewer means samples left earlier than
+//! modelled (forgotten, the total stays).
+//!
+//! So a sample leaving the window in the same publish as a new one arrives is not lost: the
+//! new one is credited when the model lets the old one go, a publish or so later. The total
+//! never runs ahead of what the engine did; it lags when the engine drops samples that are
+//! still in the window: a list at its sample cap (`--window` / `--interval` above
+//! `store::MAX_SAMPLES`: then only about a cap's worth per window is credited; `serve` warns)
+//! or a name removed and re-added by a reload within the window.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+/// How much later than the store the model lets a sample leave the window. Samples are
+/// credited when first seen (at most one publish, 250 ms, after the store stamped them), so
+/// the model is already late; the slack only covers the exporter seeing a view a little after
+/// it was published. Letting a sample go early would credit a phantom arrival; letting it go
+/// much later than the next sample's prune would postpone credits.
+pub const SLACK: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, Default)]
+struct Track {
+    /// (when first seen, how many) of the samples believed to be in the window, oldest first.
+    held: VecDeque<(Instant, u64)>,
+    /// Sum of `held`.
+    count: u64,
+    /// Cumulative total, never decreasing.
+    total: u64,
+}
+
+impl Track {
+    fn update(&mut self, windowed: u64, now: Instant, cutoff: Option<Instant>) -> u64 {
+        if let Some(cutoff) = cutoff {
+            while let Some(&(at, n)) = self.held.front() {
+                if at >= cutoff {
+                    break;
+                }
+                self.held.pop_front();
+                self.count -= n;
+            }
+        }
+        if windowed > self.count {
+            let new = windowed - self.count;
+            self.held.push_back((now, new));
+            self.count = windowed;
+            self.total += new;
+            return new;
+        }
+        // Samples left before the model expected (or were dropped): forget the oldest.
+        let mut gone = self.count - windowed;
+        while gone > 0 {
+            let Some(front) = self.held.front_mut() else {
+                break;
+            };
+            let n = front.1.min(gone);
+            front.1 -= n;
+            gone -= n;
+            self.count -= n;
+            if front.1 == 0 {
+                self.held.pop_front();
+            }
+        }
+        0
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry<const N: usize> {
+    tracks: [Track; N],
+    /// When the key was last present.
+    seen: Instant,
+}
+
+/// Cumulative totals for `N` counters per key, fed with windowed counts.
+#[derive(Debug, Clone)]
+pub struct Reconciler<K, const N: usize> {
+    window: Duration,
+    /// Keys absent for longer than this are forgotten (their series are gone anyway).
+    forget_after: Duration,
+    entries: HashMap<K, Entry<N>>,
+}
+
+impl<K: Eq + Hash + Clone, const N: usize> Reconciler<K, N> {
+    pub fn new(window: Duration) -> Self {
+        Reconciler {
+            window,
+            forget_after: (window * 2).max(Duration::from_secs(15 * 60)),
+            entries: HashMap::new(),
+        }
+    }
+
+    /// Fold in the windowed counts of `key` seen at `now`; returns what was added to the
+    /// totals (the samples that arrived since the last update, as far as can be told).
+    pub fn update(&mut self, key: &K, counts: [u64; N], now: Instant) -> [u64; N] {
+        let cutoff = now.checked_sub(self.window + SLACK);
+        let entry = self.entries.entry(key.clone()).or_insert_with(|| Entry {
+            tracks: std::array::from_fn(|_| Track::default()),
+            seen: now,
+        });
+        entry.seen = now;
+        let mut delta = [0; N];
+        for (i, track) in entry.tracks.iter_mut().enumerate() {
+            delta[i] = track.update(counts[i], now, cutoff);
+        }
+        delta
+    }
+
+    /// The cumulative totals of `key` (zeros for an unknown key).
+    pub fn totals(&self, key: &K) -> [u64; N] {
+        self.entries
+            .get(key)
+            .map(|e| std::array::from_fn(|i| e.tracks[i].total))
+            .unwrap_or([0; N])
+    }
+
+    /// Drop keys not seen for a long time, so memory follows the live list.
+    pub fn forget_stale(&mut self, now: Instant) {
+        let after = self.forget_after;
+        self.entries
+            .retain(|_, e| now.saturating_duration_since(e.seen) <= after);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn growth_is_added_and_shrinking_never_decreases() {
+        let t0 = Instant::now();
+        let mut r: Reconciler<&str, 2> = Reconciler::new(secs(60));
+        assert_eq!(r.update(&"a", [3, 1], t0), [3, 1]);
+        assert_eq!(r.totals(&"a"), [3, 1]);
+        // The window drops two old samples: totals stay.
+        assert_eq!(r.update(&"a", [1, 0], t0 + secs(1)), [0, 0]);
+        assert_eq!(r.totals(&"a"), [3, 1]);
+        // New samples after the shrink count from the lower baseline.
+        assert_eq!(r.update(&"a", [4, 2], t0 + secs(2)), [3, 2]);
+        assert_eq!(r.totals(&"a"), [6, 3]);
+        // No change, no growth.
+        assert_eq!(r.update(&"a", [4, 2], t0 + secs(3)), [0, 0]);
+        assert_eq!(r.totals(&"a"), [6, 3]);
+    }
+
+    #[test]
+    fn totals_are_monotonic_over_any_sequence() {
+        let t0 = Instant::now();
+        let mut r: Reconciler<u8, 1> = Reconciler::new(secs(30));
+        let seq = [5u64, 2, 9, 9, 0, 0, 7, 512, 512, 3, 1, 100];
+        let mut prev = 0;
+        for (i, c) in seq.iter().enumerate() {
+            r.update(&1, [*c], t0 + secs(i as u64));
+            let t = r.totals(&1)[0];
+            assert!(t >= prev, "total went down at step {i}");
+            prev = t;
+        }
+        // 5 + (9-2) + 7 + (512-7) + (100-1)
+        assert_eq!(prev, 5 + 7 + 7 + 505 + 99);
+    }
+
+    #[test]
+    fn keys_are_independent() {
+        let t0 = Instant::now();
+        let mut r: Reconciler<String, 1> = Reconciler::new(secs(60));
+        r.update(&"x".to_string(), [2], t0);
+        r.update(&"y".to_string(), [5], t0);
+        r.update(&"x".to_string(), [3], t0 + secs(1));
+        assert_eq!(r.totals(&"x".to_string()), [3]);
+        assert_eq!(r.totals(&"y".to_string()), [5]);
+        assert_eq!(r.totals(&"z".to_string()), [0]);
+    }
+
+    #[test]
+    fn a_key_back_within_the_window_is_not_counted_twice() {
+        let t0 = Instant::now();
+        let mut r: Reconciler<&str, 1> = Reconciler::new(secs(60));
+        r.update(&"p", [4], t0);
+        // Absent for 30 s (e.g. the pair left the list briefly), back with the same samples.
+        assert_eq!(r.update(&"p", [4], t0 + secs(30)), [0]);
+        assert_eq!(r.totals(&"p"), [4]);
+    }
+
+    #[test]
+    fn a_key_back_after_the_window_counts_from_zero() {
+        let t0 = Instant::now();
+        let mut r: Reconciler<&str, 1> = Reconciler::new(secs(60));
+        r.update(&"p", [4], t0);
+        // Gone for longer than the window: all its old samples were pruned, these are new.
+        assert_eq!(r.update(&"p", [2], t0 + secs(120)), [2]);
+        assert_eq!(r.totals(&"p"), [6]);
+    }
+
+    #[test]
+    fn stale_keys_are_forgotten() {
+        let t0 = Instant::now();
+        let mut r: Reconciler<&str, 1> = Reconciler::new(secs(60));
+        r.update(&"old", [1], t0);
+        r.update(&"new", [1], t0 + secs(3600));
+        r.forget_stale(t0 + secs(3600));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.totals(&"old"), [0]);
+        assert_eq!(r.totals(&"new"), [1]);
+    }
+
+    /// A store like the engine's: samples stamped when applied, pruned to the window at
+    /// every publish (every 250 ms), at most `cap` kept. Returns (arrivals, reconciled total,
+    /// totals were monotonic).
+    fn simulate(interval_ms: u64, window_s: u64, cap: usize, seconds: u64, seed: u64) -> (u64, u64, bool) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let t0 = Instant::now();
+        let window = secs(window_s);
+        let mut r: Reconciler<u8, 1> = Reconciler::new(window);
+        let mut store: VecDeque<Instant> = VecDeque::new();
+        // Arrivals: one per interval, at a random point of its first 80 %.
+        let mut arrivals: Vec<Duration> = (0..seconds * 1000 / interval_ms)
+            .map(|k| {
+                Duration::from_millis(k * interval_ms)
+                    + Duration::from_micros(rng.random_range(0..interval_ms * 800))
+            })
+            .collect();
+        arrivals.sort();
+        let mut next = 0;
+        let mut last = 0;
+        let mut monotonic = true;
+        // Run on a quiet tail of a window and more so that every late credit lands.
+        let end = Duration::from_secs(seconds + window_s + 3);
+        let mut publish = Duration::ZERO;
+        while publish < end {
+            publish += Duration::from_millis(250);
+            while next < arrivals.len() && arrivals[next] <= publish {
+                if store.len() >= cap {
+                    store.pop_front();
+                }
+                store.push_back(t0 + arrivals[next]);
+                next += 1;
+            }
+            let now = t0 + publish;
+            while store.front().is_some_and(|&a| a < now - window) {
+                store.pop_front();
+            }
+            // The exporter sees the view a little after the publish.
+            let seen = now + Duration::from_micros(rng.random_range(0..5_000));
+            r.update(&0, [store.len() as u64], seen);
+            let total = r.totals(&0)[0];
+            monotonic &= total >= last;
+            last = total;
+        }
+        (arrivals.len() as u64, last, monotonic)
+    }
+
+    #[test]
+    fn a_steady_window_counts_every_arrival() {
+        // Probing every second: arrivals and prunes often fall in the same publish.
+        for seed in 0..5 {
+            let (arrived, total, monotonic) = simulate(1000, 10, 512, 120, seed);
+            assert!(monotonic);
+            assert_eq!(total, arrived, "seed {seed}");
+        }
+        // Faster than the publish grid resolves: a few credits may be lost, never invented.
+        for seed in 0..3 {
+            let (arrived, total, monotonic) = simulate(300, 20, 512, 90, seed);
+            assert!(monotonic);
+            assert!(
+                total <= arrived && total * 100 >= arrived * 98,
+                "{total} of {arrived}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_capped_list_lags_but_never_runs_ahead() {
+        // 100 samples would fit the window; the store keeps 20.
+        let (arrived, total, monotonic) = simulate(100, 10, 20, 60, 3);
+        assert!(monotonic);
+        assert!(total <= arrived, "{total} > {arrived}");
+        assert!(total >= 20 * 6, "only {total} of {arrived}");
+    }
+}

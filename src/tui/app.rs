@@ -1,0 +1,903 @@
+//! The dashboard's state machine: keys and mouse become `Action`s, `App::apply` changes the
+//! state and returns `Effect`s for the run loop (quit, send a control, export). No terminal,
+//! no drawing, no I/O here, so every key can be tested on its own.
+
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ratatui::layout::{Position, Rect};
+
+use crate::engine::snapshot::LiveView;
+use crate::tui::index::ViewIndex;
+use crate::tui::layout::{self, inner_rows, scrolled, Panes};
+use crate::tui::theme::{severity, Theme};
+use crate::tui::Control;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Groups,
+    Pairs,
+    Details,
+    Events,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Main,
+    Matrix,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortMode {
+    /// Problems first (worst verdict, then highest 421 rate).
+    Problems,
+    /// Highest 421 rate first.
+    Rate,
+    /// By name.
+    Name,
+}
+
+impl SortMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            SortMode::Problems => "problems",
+            SortMode::Rate => "421 rate",
+            SortMode::Name => "name",
+        }
+    }
+}
+
+/// What the details pane describes when it follows a pair: the pair, or one of its hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Pair,
+    Origin,
+    Target,
+}
+
+/// What the details pane shows, resolved against the current view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetailTarget {
+    Nothing,
+    /// Position in `ViewIndex::groups`.
+    Group(usize),
+    /// Index into `report.hosts`.
+    Host(usize),
+    /// Index into `report.pairs`.
+    Pair(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    Up,
+    Down,
+    Left,
+    Right,
+    PageUp,
+    PageDown,
+    Home,
+    End,
+    NextPane,
+    PrevPane,
+    Enter,
+    Back,
+    StartFilter,
+    FilterChar(char),
+    FilterBackspace,
+    FilterDone,
+    CycleSort,
+    ToggleMatrix,
+    TogglePause,
+    ProbeSelection,
+    Export,
+    ToggleHelp,
+    Click(u16, u16),
+    ScrollUp(u16, u16),
+    ScrollDown(u16, u16),
+    Resize(u16, u16),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Quit,
+    Control(Control),
+    /// Write the current report as JSON (the run loop does the I/O and calls `set_message`).
+    Export,
+}
+
+/// Lists derived from one view and the filter/sort/selection: what the panes show.
+#[derive(Debug, Clone, Default)]
+pub struct Derived {
+    pub index: Arc<ViewIndex>,
+    /// Positions in `index.groups`, filtered and sorted.
+    pub groups: Vec<u32>,
+    /// Hosts of the selected group (indexes into `report.hosts`), filtered.
+    pub members: Vec<u32>,
+    /// Pairs of the selected group (indexes into `report.pairs`), filtered and sorted.
+    pub pairs: Vec<u32>,
+    /// Pairs of the selected group by (origin host, target host), for the matrix.
+    pub cells: HashMap<(u32, u32), u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub theme: Theme,
+    pub focus: Focus,
+    pub screen: Screen,
+    pub help: bool,
+    pub sort: SortMode,
+    pub filter: String,
+    pub filter_editing: bool,
+    /// One line for the footer (export path, probe requested, …).
+    pub message: Option<String>,
+    pub size: (u16, u16),
+    /// Position in `derived.groups`.
+    pub group: usize,
+    /// Position in `derived.members` (None: the group's own row).
+    pub member: Option<usize>,
+    /// Position in `derived.pairs`.
+    pub pair: usize,
+    /// Whether details follow the groups pane or the pairs pane.
+    pub detail_from_pairs: bool,
+    pub subject: Subject,
+    pub details_scroll: u16,
+    pub events_scroll: usize,
+    /// Matrix cursor: (row = origin, column = target) positions in `derived.members`.
+    pub cell: (usize, usize),
+    pub groups_offset: usize,
+    pub pairs_offset: usize,
+    pub matrix_offset: (usize, usize),
+    /// Paused as last requested (the engine's status confirms it).
+    pub paused: bool,
+    anchor_host: Option<String>,
+    anchor_pair: Option<(String, String)>,
+    current: Option<Arc<LiveView>>,
+    pub derived: Derived,
+}
+
+impl App {
+    pub fn new(theme: Theme) -> App {
+        App {
+            theme,
+            focus: Focus::Groups,
+            screen: Screen::Main,
+            help: false,
+            sort: SortMode::Problems,
+            filter: String::new(),
+            filter_editing: false,
+            message: None,
+            size: (120, 40),
+            group: 0,
+            member: None,
+            pair: 0,
+            detail_from_pairs: false,
+            subject: Subject::Pair,
+            details_scroll: 0,
+            events_scroll: 0,
+            cell: (0, 0),
+            groups_offset: 0,
+            pairs_offset: 0,
+            matrix_offset: (0, 0),
+            paused: false,
+            anchor_host: None,
+            anchor_pair: None,
+            current: None,
+            derived: Derived::default(),
+        }
+    }
+
+    /// The view the state was derived from.
+    pub fn view(&self) -> Option<&Arc<LiveView>> {
+        self.current.as_ref()
+    }
+
+    /// True when `view` is the one this state was derived from.
+    pub fn is_current(&self, view: &LiveView) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|c| std::ptr::eq(Arc::as_ptr(c), view))
+    }
+
+    /// A new generation from the engine: rebuild the indexes once, keep the selection on
+    /// the same group, host and pair.
+    pub fn set_view(&mut self, view: Arc<LiveView>) {
+        if self.is_current(&view) {
+            return;
+        }
+        self.paused = view.status.paused;
+        self.derived.index = Arc::new(ViewIndex::build(&view));
+        self.current = Some(view);
+        self.refresh_groups();
+        self.restore_anchors();
+        self.fit();
+    }
+
+    pub fn set_message(&mut self, message: impl Into<String>) {
+        self.message = Some(message.into());
+    }
+
+    pub fn panes(&self) -> Panes {
+        layout::compute(Rect::new(0, 0, self.size.0, self.size.1), self.screen, self.focus)
+    }
+
+    /// What the details pane describes.
+    pub fn detail_target(&self) -> DetailTarget {
+        let Some(view) = &self.current else {
+            return DetailTarget::Nothing;
+        };
+        let d = &self.derived;
+        if self.detail_from_pairs {
+            let Some(&p) = d.pairs.get(self.pair) else {
+                return DetailTarget::Nothing;
+            };
+            let pair = &view.report.pairs[p as usize];
+            let key = match self.subject {
+                Subject::Pair => return DetailTarget::Pair(p as usize),
+                Subject::Origin => &pair.origin,
+                Subject::Target => &pair.target,
+            };
+            return match d.index.host_by_key.get(key.as_str()) {
+                Some(&h) => DetailTarget::Host(h as usize),
+                None => DetailTarget::Pair(p as usize),
+            };
+        }
+        match (d.groups.get(self.group), self.member) {
+            (Some(_), Some(m)) => match d.members.get(m) {
+                Some(&h) => DetailTarget::Host(h as usize),
+                None => DetailTarget::Nothing,
+            },
+            (Some(&g), None) => DetailTarget::Group(g as usize),
+            _ => DetailTarget::Nothing,
+        }
+    }
+
+    /// Apply one action; returns what the run loop must do.
+    pub fn apply(&mut self, action: Action) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if self.filter_editing {
+            match action {
+                Action::FilterChar(c) => {
+                    self.filter.push(c);
+                    self.filter_changed();
+                }
+                Action::FilterBackspace => {
+                    self.filter.pop();
+                    self.filter_changed();
+                }
+                Action::FilterDone => self.filter_editing = false,
+                Action::Back => {
+                    self.filter_editing = false;
+                    self.filter.clear();
+                    self.filter_changed();
+                }
+                Action::Quit => effects.push(Effect::Quit),
+                Action::Resize(w, h) => self.size = (w, h),
+                _ => {}
+            }
+            self.fit();
+            return effects;
+        }
+        if self.help {
+            match action {
+                Action::Quit => effects.push(Effect::Quit),
+                Action::Resize(w, h) => self.size = (w, h),
+                _ => self.help = false,
+            }
+            return effects;
+        }
+        match action {
+            Action::Quit => effects.push(Effect::Quit),
+            Action::Up => self.step(-1),
+            Action::Down => self.step(1),
+            Action::PageUp => self.step(-(self.page() as isize)),
+            Action::PageDown => self.step(self.page() as isize),
+            Action::Home => self.step(isize::MIN / 2),
+            Action::End => self.step(isize::MAX / 2),
+            Action::Left => self.left(),
+            Action::Right => self.right(),
+            Action::NextPane => self.cycle_focus(1),
+            Action::PrevPane => self.cycle_focus(-1),
+            Action::Enter => self.enter(),
+            Action::Back => self.back(),
+            Action::StartFilter => {
+                self.filter_editing = true;
+                self.message = None;
+            }
+            Action::FilterChar(_) | Action::FilterBackspace | Action::FilterDone => {}
+            Action::CycleSort => {
+                self.sort = match self.sort {
+                    SortMode::Problems => SortMode::Rate,
+                    SortMode::Rate => SortMode::Name,
+                    SortMode::Name => SortMode::Problems,
+                };
+                self.store_anchors();
+                self.refresh_groups();
+                self.restore_anchors();
+                self.set_message(format!("sorted by {}", self.sort.label()));
+            }
+            Action::ToggleMatrix => {
+                self.screen = match self.screen {
+                    Screen::Main => {
+                        // Start on the selected member's first pair, off the diagonal.
+                        let row = self.member.unwrap_or(0);
+                        self.cell = (row, usize::from(row == 0));
+                        Screen::Matrix
+                    }
+                    Screen::Matrix => Screen::Main,
+                };
+            }
+            Action::TogglePause => {
+                self.paused = !self.paused;
+                effects.push(Effect::Control(Control::SetPaused(self.paused)));
+                self.set_message(if self.paused {
+                    "pausing probes"
+                } else {
+                    "resuming probes"
+                });
+            }
+            Action::ProbeSelection => {
+                let key = self.probe_key();
+                self.set_message(match &key {
+                    Some(k) => format!("probing {} now", crate::sanitize::for_terminal(k, 80)),
+                    None => "probing every host now".to_string(),
+                });
+                effects.push(Effect::Control(Control::ProbeNow(key)));
+            }
+            Action::Export => effects.push(Effect::Export),
+            Action::ToggleHelp => self.help = true,
+            Action::Click(x, y) => self.click(x, y),
+            Action::ScrollUp(x, y) => self.wheel(x, y, -3),
+            Action::ScrollDown(x, y) => self.wheel(x, y, 3),
+            Action::Resize(w, h) => self.size = (w, h),
+        }
+        self.store_anchors();
+        self.fit();
+        effects
+    }
+
+    fn page(&self) -> usize {
+        let p = self.panes();
+        let rows = match self.focus {
+            Focus::Groups => inner_rows(p.groups),
+            Focus::Pairs => inner_rows(p.pairs).saturating_sub(1),
+            Focus::Details => inner_rows(p.details),
+            Focus::Events => inner_rows(p.events),
+        };
+        rows.max(1)
+    }
+
+    /// The host to probe for `r`: the selected member, or the origin of the selected pair.
+    fn probe_key(&self) -> Option<String> {
+        let view = self.current.as_ref()?;
+        match self.detail_target_for_probe() {
+            DetailTarget::Host(h) => {
+                let h = &view.report.hosts[h];
+                Some(format!("{}:{}", h.host, h.port))
+            }
+            DetailTarget::Pair(p) => Some(view.report.pairs[p].origin.clone()),
+            _ => None,
+        }
+    }
+
+    fn detail_target_for_probe(&self) -> DetailTarget {
+        if self.screen == Screen::Matrix {
+            return self
+                .matrix_pair()
+                .map(DetailTarget::Pair)
+                .unwrap_or(DetailTarget::Nothing);
+        }
+        self.detail_target()
+    }
+
+    /// The pair under the matrix cursor, if the cell has one.
+    pub fn matrix_pair(&self) -> Option<usize> {
+        let d = &self.derived;
+        let origin = *d.members.get(self.cell.0)?;
+        let target = *d.members.get(self.cell.1)?;
+        d.cells.get(&(origin, target)).map(|&p| p as usize)
+    }
+
+    fn groups_rows(&self) -> usize {
+        self.derived.groups.len() + self.derived.members.len()
+    }
+
+    fn groups_cursor(&self) -> usize {
+        self.group + self.member.map_or(0, |m| m + 1)
+    }
+
+    /// Move the groups cursor to a row of the groups pane (group rows and the selected
+    /// group's member rows).
+    fn set_groups_row(&mut self, row: usize) {
+        let rows = self.groups_rows();
+        if rows == 0 {
+            return;
+        }
+        let row = row.min(rows - 1);
+        let members = self.derived.members.len();
+        let (group, member) = if row <= self.group {
+            (row, None)
+        } else if row <= self.group + members {
+            (self.group, Some(row - self.group - 1))
+        } else {
+            (row - members, None)
+        };
+        self.detail_from_pairs = false;
+        if group != self.group {
+            self.group = group;
+            self.member = None;
+            self.pair = 0;
+            self.pairs_offset = 0;
+            self.details_scroll = 0;
+            self.refresh_selection();
+        } else {
+            self.member = member;
+            self.details_scroll = 0;
+        }
+    }
+
+    fn step(&mut self, delta: isize) {
+        let moved = |cur: usize, len: usize| -> usize {
+            if len == 0 {
+                return 0;
+            }
+            (cur as isize + delta).clamp(0, len as isize - 1) as usize
+        };
+        if self.screen == Screen::Matrix {
+            self.cell.0 = moved(self.cell.0, self.derived.members.len());
+            return;
+        }
+        match self.focus {
+            Focus::Groups => {
+                // Moving down from a group's row enters its members; moving up from a
+                // group's row goes to the previous group's row.
+                let target = if delta < 0 && self.member.is_none() {
+                    self.group as isize + delta
+                } else {
+                    self.groups_cursor() as isize + delta
+                };
+                let target = target.clamp(0, self.groups_rows().max(1) as isize - 1) as usize;
+                if delta == isize::MAX / 2 {
+                    // End: the last group's row.
+                    let last = self.derived.groups.len().saturating_sub(1);
+                    let extra = if self.group < last {
+                        self.derived.members.len()
+                    } else {
+                        0
+                    };
+                    self.set_groups_row(last + extra);
+                } else {
+                    self.set_groups_row(target);
+                }
+            }
+            Focus::Pairs => {
+                self.pair = moved(self.pair, self.derived.pairs.len());
+                self.detail_from_pairs = true;
+                self.details_scroll = 0;
+            }
+            Focus::Details => {
+                self.details_scroll = (self.details_scroll as isize + delta).clamp(0, 10_000) as u16;
+            }
+            Focus::Events => {
+                let len = self.current.as_ref().map_or(0, |v| v.events.len());
+                self.events_scroll = moved(self.events_scroll, len);
+            }
+        }
+    }
+
+    fn left(&mut self) {
+        if self.screen == Screen::Matrix {
+            self.cell.1 = self.cell.1.saturating_sub(1);
+            return;
+        }
+        match self.focus {
+            Focus::Groups => self.member = None,
+            Focus::Pairs => self.focus = Focus::Groups,
+            Focus::Details => {
+                self.focus = if self.detail_from_pairs {
+                    Focus::Pairs
+                } else {
+                    Focus::Groups
+                }
+            }
+            Focus::Events => self.focus = Focus::Details,
+        }
+    }
+
+    fn right(&mut self) {
+        if self.screen == Screen::Matrix {
+            let n = self.derived.members.len();
+            self.cell.1 = (self.cell.1 + 1).min(n.saturating_sub(1));
+            return;
+        }
+        match self.focus {
+            Focus::Groups => {
+                self.focus = Focus::Pairs;
+                self.detail_from_pairs = true;
+            }
+            Focus::Pairs => self.focus = Focus::Details,
+            Focus::Details => self.focus = Focus::Events,
+            Focus::Events => {}
+        }
+    }
+
+    fn cycle_focus(&mut self, dir: isize) {
+        if self.screen == Screen::Matrix {
+            self.screen = Screen::Main;
+        }
+        let order = [Focus::Groups, Focus::Pairs, Focus::Details, Focus::Events];
+        let i = order.iter().position(|f| *f == self.focus).unwrap_or(0) as isize;
+        self.focus = order[(i + dir).rem_euclid(order.len() as isize) as usize];
+        match self.focus {
+            Focus::Pairs => self.detail_from_pairs = true,
+            Focus::Groups => self.detail_from_pairs = false,
+            _ => {}
+        }
+    }
+
+    fn enter(&mut self) {
+        if self.screen == Screen::Matrix {
+            match self.matrix_pair() {
+                Some(p) => {
+                    if let Some(pos) = self.derived.pairs.iter().position(|&x| x as usize == p) {
+                        self.pair = pos;
+                    } else {
+                        // Hidden by the filter: show it anyway.
+                        self.filter.clear();
+                        self.refresh_selection();
+                        self.pair = self
+                            .derived
+                            .pairs
+                            .iter()
+                            .position(|&x| x as usize == p)
+                            .unwrap_or(0);
+                    }
+                    self.screen = Screen::Main;
+                    self.focus = Focus::Details;
+                    self.detail_from_pairs = true;
+                    self.subject = Subject::Pair;
+                    self.details_scroll = 0;
+                }
+                None => self.set_message("no pair in this cell"),
+            }
+            return;
+        }
+        match self.focus {
+            Focus::Groups => {
+                if self.member.is_some() {
+                    self.focus = Focus::Details;
+                } else {
+                    self.focus = Focus::Pairs;
+                    self.detail_from_pairs = true;
+                }
+            }
+            Focus::Pairs => {
+                self.focus = Focus::Details;
+                self.detail_from_pairs = true;
+                self.subject = Subject::Pair;
+                self.details_scroll = 0;
+            }
+            Focus::Details => {
+                if self.detail_from_pairs {
+                    self.subject = match self.subject {
+                        Subject::Pair => Subject::Origin,
+                        Subject::Origin => Subject::Target,
+                        Subject::Target => Subject::Pair,
+                    };
+                    self.details_scroll = 0;
+                }
+            }
+            Focus::Events => {}
+        }
+    }
+
+    fn back(&mut self) {
+        if self.screen == Screen::Matrix {
+            self.screen = Screen::Main;
+        } else if self.focus == Focus::Details {
+            self.subject = Subject::Pair;
+            self.focus = if self.detail_from_pairs {
+                Focus::Pairs
+            } else {
+                Focus::Groups
+            };
+        } else if !self.filter.is_empty() {
+            self.filter.clear();
+            self.filter_changed();
+        } else {
+            self.message = None;
+        }
+    }
+
+    fn click(&mut self, x: u16, y: u16) {
+        let p = self.panes();
+        let at = Position::new(x, y);
+        if p.too_small {
+            return;
+        }
+        if self.screen == Screen::Matrix {
+            if p.matrix.contains(at) {
+                if let Some(cell) = crate::tui::panes::matrix::cell_at(self, p.matrix, x, y) {
+                    self.cell = cell;
+                }
+            }
+            return;
+        }
+        if p.groups.contains(at) {
+            self.focus = Focus::Groups;
+            if let Some(row) = row_in(p.groups, y, 0) {
+                let off = scrolled(self.groups_offset, self.groups_cursor(), inner_rows(p.groups));
+                if off + row < self.groups_rows() {
+                    self.set_groups_row(off + row);
+                }
+            }
+        } else if p.pairs.contains(at) {
+            self.focus = Focus::Pairs;
+            self.detail_from_pairs = true;
+            if let Some(row) = row_in(p.pairs, y, 1) {
+                let rows = inner_rows(p.pairs).saturating_sub(1);
+                let off = scrolled(self.pairs_offset, self.pair, rows);
+                if off + row < self.derived.pairs.len() {
+                    self.pair = off + row;
+                    self.subject = Subject::Pair;
+                    self.details_scroll = 0;
+                }
+            }
+        } else if p.details.contains(at) {
+            self.focus = Focus::Details;
+        } else if p.events.contains(at) {
+            self.focus = Focus::Events;
+        }
+    }
+
+    fn wheel(&mut self, x: u16, y: u16, delta: isize) {
+        let p = self.panes();
+        let at = Position::new(x, y);
+        if self.screen == Screen::Main {
+            for (rect, focus) in [
+                (p.groups, Focus::Groups),
+                (p.pairs, Focus::Pairs),
+                (p.details, Focus::Details),
+                (p.events, Focus::Events),
+            ] {
+                if rect.contains(at) {
+                    self.focus = focus;
+                    if focus == Focus::Pairs {
+                        self.detail_from_pairs = true;
+                    }
+                }
+            }
+        }
+        self.step(delta);
+    }
+
+    fn filter_changed(&mut self) {
+        self.refresh_groups();
+        self.restore_anchors();
+    }
+
+    /// Keep every offset so that the selection is visible at the current size.
+    fn fit(&mut self) {
+        let p = self.panes();
+        if p.too_small {
+            return;
+        }
+        self.group = self.group.min(self.derived.groups.len().saturating_sub(1));
+        self.pair = self.pair.min(self.derived.pairs.len().saturating_sub(1));
+        if let Some(m) = self.member {
+            if m >= self.derived.members.len() {
+                self.member = None;
+            }
+        }
+        self.groups_offset = scrolled(self.groups_offset, self.groups_cursor(), inner_rows(p.groups));
+        self.pairs_offset = scrolled(
+            self.pairs_offset,
+            self.pair,
+            inner_rows(p.pairs).saturating_sub(1),
+        );
+        let n = self.derived.members.len();
+        self.cell = (
+            self.cell.0.min(n.saturating_sub(1)),
+            self.cell.1.min(n.saturating_sub(1)),
+        );
+        let (rows, cols) = crate::tui::panes::matrix::grid_size(p.matrix);
+        self.matrix_offset = (
+            scrolled(self.matrix_offset.0, self.cell.0, rows),
+            scrolled(self.matrix_offset.1, self.cell.1, cols),
+        );
+    }
+
+    fn store_anchors(&mut self) {
+        let Some(view) = &self.current else { return };
+        let d = &self.derived;
+        let host_key = |h: u32| {
+            let h = &view.report.hosts[h as usize];
+            format!("{}:{}", h.host, h.port)
+        };
+        self.anchor_host = match self.member.and_then(|m| d.members.get(m)) {
+            Some(&h) => Some(host_key(h)),
+            None => d
+                .groups
+                .get(self.group)
+                .and_then(|&g| d.index.groups[g as usize].hosts.first())
+                .map(|&h| host_key(h)),
+        };
+        self.anchor_pair = d.pairs.get(self.pair).map(|&p| {
+            let p = &view.report.pairs[p as usize];
+            (p.origin.clone(), p.target.clone())
+        });
+    }
+
+    /// Find the anchored group, member and pair in the current lists.
+    fn restore_anchors(&mut self) {
+        let Some(view) = self.current.clone() else {
+            return;
+        };
+        let index = self.derived.index.clone();
+        let host = self
+            .anchor_host
+            .as_deref()
+            .and_then(|k| index.host_by_key.get(k).copied());
+        let group = host.and_then(|h| index.group_of(h));
+        if let Some(pos) = group.and_then(|g| self.derived.groups.iter().position(|&x| x as usize == g)) {
+            self.group = pos;
+        }
+        self.group = self.group.min(self.derived.groups.len().saturating_sub(1));
+        self.refresh_selection();
+        if let Some(m) = self.member {
+            self.member = host
+                .and_then(|h| self.derived.members.iter().position(|&x| x == h))
+                .or(Some(m).filter(|&m| m < self.derived.members.len()));
+        }
+        if let Some((o, t)) = &self.anchor_pair {
+            if let Some(pos) = self.derived.pairs.iter().position(|&p| {
+                let p = &view.report.pairs[p as usize];
+                &p.origin == o && &p.target == t
+            }) {
+                self.pair = pos;
+            }
+        }
+        self.pair = self.pair.min(self.derived.pairs.len().saturating_sub(1));
+    }
+
+    /// Visible groups: filtered by member names, sorted.
+    fn refresh_groups(&mut self) {
+        let Some(view) = &self.current else {
+            self.derived.groups.clear();
+            return;
+        };
+        let index = &self.derived.index;
+        let filter = self.filter.to_lowercase();
+        let hosts = &view.report.hosts;
+        let mut groups: Vec<u32> = (0..index.groups.len() as u32)
+            .filter(|&g| {
+                filter.is_empty()
+                    || index.groups[g as usize]
+                        .hosts
+                        .iter()
+                        .any(|&h| host_matches(&hosts[h as usize].host, &filter))
+            })
+            .collect();
+        let pseudo_last = |g: u32| index.groups[g as usize].report.is_none();
+        match self.sort {
+            SortMode::Problems => groups.sort_by_key(|&g| {
+                let e = &index.groups[g as usize];
+                (
+                    pseudo_last(g),
+                    e.problems == 0,
+                    severity(e.worst),
+                    Reverse(e.problems),
+                    g,
+                )
+            }),
+            SortMode::Rate => groups.sort_by_key(|&g| {
+                let e = &index.groups[g as usize];
+                let max = e
+                    .pairs
+                    .iter()
+                    .map(|&p| (view.report.pairs[p as usize].rate_421 * 1e6) as u64)
+                    .max()
+                    .unwrap_or(0);
+                (pseudo_last(g), Reverse(max), g)
+            }),
+            SortMode::Name => {
+                let mut keyed: Vec<(bool, String, u32)> = groups
+                    .iter()
+                    .map(|&g| {
+                        let label = crate::tui::panes::groups::label(view, &index.groups[g as usize]);
+                        (pseudo_last(g), label, g)
+                    })
+                    .collect();
+                keyed.sort();
+                groups = keyed.into_iter().map(|(_, _, g)| g).collect();
+            }
+        }
+        self.derived.groups = groups;
+    }
+
+    /// Members and pairs of the selected group: filtered, sorted.
+    fn refresh_selection(&mut self) {
+        self.derived.members.clear();
+        self.derived.pairs.clear();
+        self.derived.cells.clear();
+        let Some(view) = &self.current else { return };
+        let Some(&g) = self.derived.groups.get(self.group) else {
+            return;
+        };
+        let entry = &self.derived.index.groups[g as usize];
+        let filter = self.filter.to_lowercase();
+        let hosts = &view.report.hosts;
+        let pairs = &view.report.pairs;
+        self.derived.members = entry
+            .hosts
+            .iter()
+            .copied()
+            .filter(|&h| filter.is_empty() || host_matches(&hosts[h as usize].host, &filter))
+            .collect();
+        let index = &self.derived.index;
+        let mut cells = HashMap::with_capacity(entry.pairs.len());
+        for &p in &entry.pairs {
+            let pair = &pairs[p as usize];
+            if let (Some(&o), Some(&t)) = (
+                index.host_by_key.get(pair.origin.as_str()),
+                index.host_by_key.get(pair.target.as_str()),
+            ) {
+                cells.insert((o, t), p);
+            }
+        }
+        self.derived.cells = cells;
+        let mut list: Vec<u32> = entry
+            .pairs
+            .iter()
+            .copied()
+            .filter(|&p| {
+                let p = &pairs[p as usize];
+                filter.is_empty() || host_matches(&p.origin, &filter) || host_matches(&p.target, &filter)
+            })
+            .collect();
+        match self.sort {
+            SortMode::Problems => list.sort_by(|&a, &b| {
+                let (a, b) = (&pairs[a as usize], &pairs[b as usize]);
+                severity(&a.verdict)
+                    .cmp(&severity(&b.verdict))
+                    .then(b.rate_421.total_cmp(&a.rate_421))
+            }),
+            SortMode::Rate => list.sort_by(|&a, &b| {
+                let (a, b) = (&pairs[a as usize], &pairs[b as usize]);
+                b.rate_421
+                    .total_cmp(&a.rate_421)
+                    .then(severity(&a.verdict).cmp(&severity(&b.verdict)))
+            }),
+            SortMode::Name => list.sort_by(|&a, &b| {
+                let (a, b) = (&pairs[a as usize], &pairs[b as usize]);
+                (&a.origin, &a.target).cmp(&(&b.origin, &b.target))
+            }),
+        }
+        self.derived.pairs = list;
+    }
+
+    /// Derive the panes' lists for a view other than the current one (benchmarks, tests
+    /// that draw without `set_view`), keeping this state's selection positions.
+    pub fn derive_for(&self, view: &Arc<LiveView>) -> App {
+        let mut app = self.clone();
+        app.current = None;
+        app.set_view(view.clone());
+        app
+    }
+}
+
+/// Case-insensitive substring match of a filter (already lower case) on a name.
+fn host_matches(name: &str, filter: &str) -> bool {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        name.to_lowercase().contains(filter)
+    } else {
+        name.contains(filter)
+    }
+}
+
+/// Row inside a bordered pane (after `skip` header rows) for screen row `y`.
+fn row_in(r: Rect, y: u16, skip: u16) -> Option<usize> {
+    let first = r.y + 1 + skip;
+    (y >= first && y < r.bottom().saturating_sub(1)).then(|| (y - first) as usize)
+}

@@ -1,0 +1,228 @@
+//! Indexes derived from one `LiveView` (one engine generation): which hosts and pairs belong
+//! to which group. Built once per published view in O(hosts + pairs), then shared by every
+//! frame and every key press until the next view arrives.
+
+use std::collections::HashMap;
+
+use crate::engine::snapshot::LiveView;
+use crate::tui::theme::{severity, PROBLEM_SEVERITY};
+
+/// A group as the dashboard lists it: a coalescing group of the report, or the pseudo-group
+/// of hosts that coalesce with nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupEntry {
+    /// `report.groups` index; None for the pseudo-group.
+    pub report: Option<usize>,
+    /// Indexes into `report.hosts`, in report order.
+    pub hosts: Vec<u32>,
+    /// Indexes into `report.pairs` whose origin is a member, in report order.
+    pub pairs: Vec<u32>,
+    pub problems: u32,
+    /// The worst verdict among the pairs ("" without pairs).
+    pub worst: &'static str,
+    worst_rank: u8,
+    /// Common ".suffix" of the member keys (at a label boundary), dropped from names in the
+    /// pair list; "" when none.
+    pub suffix: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ViewIndex {
+    pub groups: Vec<GroupEntry>,
+    /// Per host index: its position in `groups`.
+    pub group_of_host: Vec<u32>,
+    /// "host:port" → host index.
+    pub host_by_key: HashMap<String, u32>,
+    /// Common suffix of every host key (dropped from names in the event log).
+    pub suffix: String,
+}
+
+const NONE: u32 = u32::MAX;
+
+static VERDICTS: [&str; 9] = [
+    "misdirected",
+    "misrouted",
+    "intermittent",
+    "direct-broken",
+    "error",
+    "unknown",
+    "ok",
+    "cert-only",
+    "not-coalescable",
+];
+
+fn static_verdict(v: &str) -> &'static str {
+    VERDICTS.iter().find(|s| **s == v).copied().unwrap_or("unknown")
+}
+
+impl ViewIndex {
+    pub fn build(view: &LiveView) -> ViewIndex {
+        let report = &view.report;
+        let mut host_by_key = HashMap::with_capacity(report.hosts.len());
+        for (i, h) in report.hosts.iter().enumerate() {
+            host_by_key.insert(format!("{}:{}", h.host, h.port), i as u32);
+        }
+        let mut group_of_host = vec![NONE; report.hosts.len()];
+        let mut groups: Vec<GroupEntry> = Vec::with_capacity(report.groups.len() + 1);
+        for (gi, g) in report.groups.iter().enumerate() {
+            let hosts: Vec<u32> = g
+                .members
+                .iter()
+                .filter_map(|m| host_by_key.get(m.as_str()).copied())
+                .collect();
+            for &h in &hosts {
+                group_of_host[h as usize] = groups.len() as u32;
+            }
+            groups.push(GroupEntry {
+                report: Some(gi),
+                suffix: common_suffix(g.members.iter().map(String::as_str)),
+                hosts,
+                pairs: vec![],
+                problems: 0,
+                worst: "",
+                worst_rank: u8::MAX,
+            });
+        }
+        let loose: Vec<u32> = (0..report.hosts.len() as u32)
+            .filter(|&h| group_of_host[h as usize] == NONE)
+            .collect();
+        let loose_group = groups.len() as u32;
+        if !loose.is_empty() {
+            for &h in &loose {
+                group_of_host[h as usize] = loose_group;
+            }
+            let keys: Vec<String> = loose
+                .iter()
+                .map(|&h| {
+                    let h = &report.hosts[h as usize];
+                    format!("{}:{}", h.host, h.port)
+                })
+                .collect();
+            groups.push(GroupEntry {
+                report: None,
+                suffix: common_suffix(keys.iter().map(String::as_str)),
+                hosts: loose,
+                pairs: vec![],
+                problems: 0,
+                worst: "",
+                worst_rank: u8::MAX,
+            });
+        }
+        // Pairs by origin; consecutive pairs usually share their origin, so remember the last.
+        let mut last: (&str, u32) = ("", NONE);
+        for (pi, p) in report.pairs.iter().enumerate() {
+            let g = if p.origin == last.0 {
+                last.1
+            } else {
+                let g = host_by_key
+                    .get(p.origin.as_str())
+                    .map(|&h| group_of_host[h as usize])
+                    .unwrap_or(NONE);
+                last = (p.origin.as_str(), g);
+                g
+            };
+            let g = if g == NONE {
+                // A pair whose origin is not a listed host (should not happen): keep it visible.
+                if groups.last().is_none_or(|l| l.report.is_some()) {
+                    groups.push(GroupEntry {
+                        report: None,
+                        hosts: vec![],
+                        pairs: vec![],
+                        problems: 0,
+                        worst: "",
+                        worst_rank: u8::MAX,
+                        suffix: String::new(),
+                    });
+                }
+                groups.len() as u32 - 1
+            } else {
+                g
+            };
+            let entry = &mut groups[g as usize];
+            entry.pairs.push(pi as u32);
+            let sev = severity(&p.verdict);
+            if sev <= PROBLEM_SEVERITY {
+                entry.problems += 1;
+            }
+            if sev < entry.worst_rank {
+                entry.worst_rank = sev;
+                entry.worst = static_verdict(&p.verdict);
+            }
+        }
+        let suffix = common_suffix(host_by_key.keys().map(String::as_str));
+        ViewIndex {
+            suffix,
+            groups,
+            group_of_host,
+            host_by_key,
+        }
+    }
+
+    pub fn group_of(&self, host: u32) -> Option<usize> {
+        self.group_of_host
+            .get(host as usize)
+            .filter(|&&g| g != NONE)
+            .map(|&g| g as usize)
+    }
+}
+
+/// The longest common suffix of the keys that starts with '.', so that every key keeps a
+/// non-empty first part ("www.a.test:443", "api.a.test:443" → ".a.test:443").
+pub fn common_suffix<'a>(mut keys: impl Iterator<Item = &'a str>) -> String {
+    let Some(first) = keys.next() else {
+        return String::new();
+    };
+    let mut len = first.len();
+    let mut count = 1;
+    for k in keys {
+        count += 1;
+        let common = first
+            .bytes()
+            .rev()
+            .zip(k.bytes().rev())
+            .take_while(|(a, b)| a == b)
+            .count();
+        len = len.min(common);
+        if len == 0 {
+            return String::new();
+        }
+    }
+    let tail = &first[first.len() - len..];
+    if count < 2 {
+        return String::new();
+    }
+    // Cut at the first '.' of the common tail, and never swallow a whole key.
+    match tail.find('.') {
+        Some(dot) if first.len() - len + dot > 0 => tail[dot..].to_string(),
+        Some(dot) => match tail[dot + 1..].find('.') {
+            Some(next) => tail[dot + 1 + next..].to_string(),
+            None => String::new(),
+        },
+        None => String::new(),
+    }
+}
+
+/// A key without the group suffix (never empty).
+pub fn short<'a>(key: &'a str, suffix: &str) -> &'a str {
+    match key.strip_suffix(suffix) {
+        Some(s) if !s.is_empty() && !suffix.is_empty() => s,
+        _ => key,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes_cut_at_labels() {
+        let s = |v: &[&str]| common_suffix(v.iter().copied());
+        assert_eq!(s(&["www.a.test:443", "api.a.test:443"]), ".a.test:443");
+        assert_eq!(s(&["xa.test:443", "ya.test:443"]), ".test:443");
+        assert_eq!(s(&["a.test:443", "b.a.test:443"]), ".test:443");
+        assert_eq!(s(&["a.test:443", "b.other:80"]), "");
+        assert_eq!(s(&["only.one:443"]), "");
+        assert_eq!(short("www.a.test:443", ".a.test:443"), "www");
+        assert_eq!(short("x:1", ""), "x:1");
+    }
+}

@@ -1,0 +1,357 @@
+//! Details of the selected pair, host or group: for a pair what was seen and how to fix it;
+//! for a host its DNS answers, certificates, ALPN/TLS, statuses, timings and errors.
+
+use std::collections::BTreeMap;
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget, Wrap};
+
+use crate::engine::snapshot::{HostReport, LiveView, PairReport};
+use crate::tui::app::{App, DetailTarget, Focus};
+use crate::tui::index::GroupEntry;
+use crate::tui::panes::{clean, frame, groups, percent, title};
+use crate::tui::theme::{is_problem, severity, Theme};
+
+/// Long strings (explanations, errors) are bounded before wrapping.
+const LONG: usize = 600;
+/// At most this many SANs, addresses or findings are listed.
+const MAX_ITEMS: usize = 40;
+
+pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
+    let t = &app.theme;
+    let target = app.detail_target();
+    let (heading, lines) = match target {
+        DetailTarget::Pair(p) => (
+            "Details · pair (Enter: its hosts)".to_string(),
+            pair_lines(&view.report.pairs[p], t),
+        ),
+        DetailTarget::Host(h) => ("Details · host".to_string(), host_lines(&view.report.hosts[h], t)),
+        DetailTarget::Group(g) => (
+            "Details · group".to_string(),
+            group_lines(view, &app.derived.index.groups[g], t),
+        ),
+        DetailTarget::Nothing => (
+            "Details".to_string(),
+            vec![Line::styled("select a group, host or pair", t.dim)],
+        ),
+    };
+    let inner = frame(area, buf, title(heading, t), app.focus == Focus::Details, t);
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .scroll((app.details_scroll, 0))
+        .render(inner, buf);
+}
+
+fn kv<'a>(k: &str, v: String, t: &Theme) -> Vec<Span<'a>> {
+    vec![Span::styled(format!("{k} "), t.label), Span::styled(v, t.text)]
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn counts(m: &BTreeMap<String, u32>) -> String {
+    if m.is_empty() {
+        return "-".into();
+    }
+    m.iter()
+        .take(MAX_ITEMS)
+        .map(|(k, v)| format!("{}×{v}", clean(k, 12)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
+    let mut out = vec![Line::from(vec![
+        Span::styled(clean(&p.origin, 200), t.header),
+        Span::styled(" → ", t.dim),
+        Span::styled(clean(&p.target, 200), t.header),
+    ])];
+    let mut l = vec![
+        Span::styled("verdict ", t.label),
+        Span::styled(clean(&p.verdict, 20), t.verdict(&p.verdict)),
+    ];
+    if let Some(r) = &p.reason {
+        l.push(Span::styled(format!(" ({})", clean(r, 40)), t.dim));
+    }
+    l.extend(kv(
+        "  421 rate",
+        format!("{} of {} probes", percent(p.rate_421), p.probes),
+        t,
+    ));
+    out.push(Line::from(l));
+    let mut l = kv(
+        "coalesce",
+        format!(
+            "chrome {} · firefox {}",
+            yes(p.coalesce.chrome),
+            yes(p.coalesce.firefox)
+        ),
+        t,
+    );
+    l.extend(kv("  cert covers target", yes(p.cert_covers).into(), t));
+    let shared: Vec<String> = p
+        .shared_addresses
+        .iter()
+        .take(MAX_ITEMS)
+        .map(|a| clean(a, 45))
+        .collect();
+    l.extend(kv(
+        "  shared",
+        if shared.is_empty() {
+            "-".into()
+        } else {
+            shared.join(", ")
+        },
+        t,
+    ));
+    out.push(Line::from(l));
+    if !p.explanation.is_empty() {
+        out.push(Line::from(kv("why", clean(&p.explanation, LONG), t)));
+    }
+    if let Some(fix) = &p.fix {
+        out.push(Line::from(vec![
+            Span::styled("fix ", t.label),
+            Span::styled(clean(fix, LONG), t.warning),
+        ]));
+    }
+    if let Some(e) = &p.error {
+        out.push(Line::from(vec![
+            Span::styled("error ", t.label),
+            Span::styled(clean(e, LONG), t.error),
+        ]));
+    }
+    for a in p.addresses.iter().take(MAX_ITEMS) {
+        let mut l = vec![
+            Span::styled(format!("@ {} ", clean(&a.address, 45)), t.label),
+            Span::styled(clean(&a.verdict, 20), t.verdict(&a.verdict)),
+        ];
+        l.push(Span::styled(
+            format!(
+                " · probes {} · coalesced {} · direct {} · errors {} · misrouted {}",
+                a.probes,
+                counts(&a.statuses),
+                counts(&a.direct_statuses),
+                a.errors,
+                a.misrouted
+            ),
+            t.text,
+        ));
+        if !a.clients.is_empty() {
+            let clients: Vec<String> = a.clients.iter().take(8).map(|c| clean(c, 20)).collect();
+            l.push(Span::styled(format!(" · clients {}", clients.join(",")), t.dim));
+        }
+        if a.dynamic {
+            l.push(Span::styled(" · dynamic page", t.dim));
+        }
+        out.push(Line::from(l));
+    }
+    out
+}
+
+pub fn host_lines<'a>(h: &HostReport, t: &Theme) -> Vec<Line<'a>> {
+    let mut out = vec![Line::from(vec![
+        Span::styled(format!("{}:{}", clean(&h.host, 200), h.port), t.header),
+        Span::styled(
+            format!("  path {} · watch-file line {}", clean(&h.path, 100), h.line),
+            t.dim,
+        ),
+    ])];
+    // DNS.
+    let addrs: Vec<String> = h.addresses.iter().take(MAX_ITEMS).map(|a| clean(a, 45)).collect();
+    let mut l = kv(
+        "DNS",
+        if addrs.is_empty() {
+            "no address".into()
+        } else {
+            addrs.join(", ")
+        },
+        t,
+    );
+    if let Some(ttl) = h.dns.ttl_s {
+        l.extend(kv(" · TTL", format!("{ttl}s"), t));
+    }
+    if !h.dns.cnames.is_empty() {
+        let cn: Vec<String> = h
+            .dns
+            .cnames
+            .iter()
+            .take(MAX_ITEMS)
+            .map(|c| clean(c, 100))
+            .collect();
+        l.extend(kv(" · CNAME", cn.join(" → "), t));
+    }
+    l.push(Span::styled(format!(" · {:.1} ms", h.dns.elapsed_ms), t.dim));
+    if h.dns.overridden {
+        l.push(Span::styled(" · --resolve", t.dim));
+    }
+    out.push(Line::from(l));
+    if let Some(e) = &h.dns.error {
+        out.push(Line::from(vec![
+            Span::styled("DNS error ", t.label),
+            Span::styled(clean(e, LONG), t.error),
+        ]));
+    }
+    for ep in h.endpoints.iter().take(MAX_ITEMS) {
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
+        out.push(Line::from(vec![
+            Span::styled(format!("@ {} ", clean(&ep.address, 45)), t.label),
+            Span::styled(
+                format!(
+                    "ALPN {} · {} · connect {} · TLS {} · handshakes {} ({} failed)",
+                    clean(ep.alpn.as_deref().unwrap_or("-"), 20),
+                    clean(ep.tls_version.as_deref().unwrap_or("-"), 20),
+                    ms(ep.connect_ms),
+                    ms(ep.tls_ms),
+                    ep.handshakes,
+                    ep.handshake_errors
+                ),
+                t.text,
+            ),
+        ]));
+        let mut l = kv(
+            "  direct",
+            format!(
+                "{} {}",
+                counts(&ep.direct.statuses),
+                clean(ep.direct.version.as_deref().unwrap_or(""), 20)
+            ),
+            t,
+        );
+        if ep.direct.errors > 0 {
+            l.push(Span::styled(format!(" · {} errors", ep.direct.errors), t.error));
+        }
+        if !ep.direct.http1_statuses.is_empty() {
+            l.extend(kv(" · HTTP/1.1", counts(&ep.direct.http1_statuses), t));
+        }
+        out.push(Line::from(l));
+        if let Some(c) = &ep.cert {
+            let trust = if c.trusted {
+                Span::styled("trusted", t.good)
+            } else {
+                Span::styled(
+                    format!("not trusted: {}", clean(c.error.as_deref().unwrap_or("?"), 200)),
+                    t.error,
+                )
+            };
+            out.push(Line::from(vec![
+                Span::styled("  cert ", t.label),
+                Span::styled(clean(&c.subject, 200), t.text),
+                Span::styled(" · issuer ", t.label),
+                Span::styled(clean(&c.issuer, 200), t.text),
+                Span::styled(" · expires ", t.label),
+                Span::styled(clean(&c.not_after, 40), t.text),
+                Span::raw(" · "),
+                trust,
+            ]));
+            let mut l = vec![Span::styled("  SANs ", t.label)];
+            for (i, san) in c.sans.iter().take(MAX_ITEMS).enumerate() {
+                if i > 0 {
+                    l.push(Span::raw(" "));
+                }
+                if c.covering_san.as_deref() == Some(san.as_str()) {
+                    l.push(Span::styled(format!("✓{}", clean(san, 100)), t.mark));
+                } else {
+                    l.push(Span::styled(clean(san, 100), t.text));
+                }
+            }
+            if c.sans.len() > MAX_ITEMS {
+                l.push(Span::styled(
+                    format!(" +{} more", c.sans.len() - MAX_ITEMS),
+                    t.dim,
+                ));
+            }
+            for ip in c.ip_sans.iter().take(MAX_ITEMS) {
+                l.push(Span::styled(format!(" IP:{}", clean(ip, 45)), t.text));
+            }
+            if !c.covers_host {
+                l.push(Span::styled("  (none covers this host)", t.error));
+            }
+            out.push(Line::from(l));
+        }
+        if let Some(e) = &ep.error {
+            out.push(Line::from(vec![
+                Span::styled("  error ", t.label),
+                Span::styled(clean(e, LONG), t.error),
+            ]));
+        }
+        if let Some(e) = &ep.direct.error {
+            out.push(Line::from(vec![
+                Span::styled("  direct error ", t.label),
+                Span::styled(clean(e, LONG), t.error),
+            ]));
+        }
+    }
+    for f in h.findings.iter().take(MAX_ITEMS) {
+        let style = match f.severity.as_str() {
+            "error" => t.error,
+            "warning" => t.warning,
+            _ => t.text,
+        };
+        out.push(Line::from(vec![
+            Span::styled(format!("{} ", clean(&f.severity, 10)), style),
+            Span::styled(format!("{}: ", clean(&f.kind, 40)), t.label),
+            Span::styled(clean(&f.message, LONG), t.text),
+        ]));
+    }
+    out
+}
+
+fn group_lines<'a>(view: &LiveView, g: &GroupEntry, t: &Theme) -> Vec<Line<'a>> {
+    let mut verdicts: BTreeMap<&str, u32> = BTreeMap::new();
+    for &p in &g.pairs {
+        *verdicts
+            .entry(view.report.pairs[p as usize].verdict.as_str())
+            .or_default() += 1;
+    }
+    let id = g
+        .report
+        .map(|r| format!("group #{} ", view.report.groups[r].id))
+        .unwrap_or_default();
+    let mut out = vec![Line::from(vec![
+        Span::styled(format!("{id}{}", clean(&groups::label(view, g), 200)), t.header),
+        Span::styled(
+            format!(
+                "  {} hosts · {} pairs · {} problems",
+                g.hosts.len(),
+                g.pairs.len(),
+                g.problems
+            ),
+            t.text,
+        ),
+    ])];
+    let mut l = vec![Span::styled("verdicts ", t.label)];
+    for (v, n) in &verdicts {
+        l.push(Span::styled(clean(v, 20), t.verdict(v)));
+        l.push(Span::styled(format!(" {n}  "), t.text));
+    }
+    out.push(Line::from(l));
+    if g.report.is_none() {
+        out.push(Line::styled(
+            "these hosts share no connection with another: no client would coalesce them",
+            t.dim,
+        ));
+    }
+    // The worst pair tells what is wrong with the group.
+    let worst = g
+        .pairs
+        .iter()
+        .map(|&p| &view.report.pairs[p as usize])
+        .filter(|p| is_problem(&p.verdict))
+        .min_by_key(|p| severity(&p.verdict));
+    if let Some(p) = worst {
+        out.push(Line::styled("worst pair:", t.label));
+        out.extend(pair_lines(p, t).into_iter().take(5));
+    }
+    out.push(Line::styled(
+        "Enter: its pairs · m: matrix · r: probe everything now",
+        t.dim,
+    ));
+    out
+}

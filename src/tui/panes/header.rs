@@ -1,0 +1,112 @@
+//! Three lines: what is watched and what was found; where the engine is; the last reload.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+
+use crate::engine::snapshot::LiveView;
+use crate::tui::app::App;
+use crate::tui::panes::{clean, clock, percent, row};
+
+pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
+    let t = &app.theme;
+    let st = &view.status;
+    let s = &view.report.summary;
+    let w = area.width as usize;
+
+    // Line 1: source and counts.
+    let counts = format!(
+        "  {} hosts · {} groups · {} problem pairs · coverage {}",
+        st.hosts.max(view.report.hosts.len()),
+        view.report.groups.len(),
+        s.problems,
+        percent(s.coverage)
+    );
+    let room = w.saturating_sub(counts.chars().count() + 12);
+    let source = clean(if st.source.is_empty() { "-" } else { &st.source }, room.max(8));
+    let problems_style = if s.problems > 0 { t.error } else { t.good };
+    let line = Line::from(vec![
+        Span::styled(" coalscope ", t.title),
+        Span::styled(source, t.header),
+        Span::styled(
+            format!(
+                "  {} hosts · {} groups · ",
+                st.hosts.max(view.report.hosts.len()),
+                view.report.groups.len()
+            ),
+            t.text,
+        ),
+        Span::styled(format!("{} problem pairs", s.problems), problems_style),
+        Span::styled(format!(" · coverage {}", percent(s.coverage)), t.text),
+    ]);
+    row(buf, area, 0, &line, None);
+
+    // Line 2: round progress, pause, lab phase.
+    let total = st.cycle_total.max(1);
+    let done = st.cycle_done.min(total);
+    let filled = done * 10 / total;
+    let mut spans = vec![
+        Span::styled(" round ", t.label),
+        Span::styled(
+            format!("{}{}", "▰".repeat(filled), "▱".repeat(10 - filled)),
+            t.good,
+        ),
+        Span::styled(
+            format!(" {}/{}", done.min(st.cycle_total), st.cycle_total),
+            t.text,
+        ),
+        Span::styled(
+            format!(
+                " · cycle {} · every {} · window {}",
+                st.cycles,
+                secs(st.interval_s),
+                secs(st.window_s)
+            ),
+            t.dim,
+        ),
+    ];
+    if st.paused || app.paused {
+        spans.push(Span::raw("  "));
+        let text = if st.paused { " PAUSED " } else { " pausing… " };
+        spans.push(Span::styled(text, t.paused));
+    }
+    if let Some(phase) = &st.lab_phase {
+        spans.push(Span::raw("  "));
+        spans.push(Span::styled(clean(phase, w), t.warning));
+    }
+    row(buf, area, 1, &Line::from(spans), None);
+
+    // Line 3: the last reload, or why it failed.
+    let line = match (&st.reload_error, &st.last_reload) {
+        (Some(e), _) => Line::from(vec![
+            Span::styled(" reload failed: ", t.error),
+            Span::styled(clean(e, w), t.error),
+        ]),
+        (None, Some(at)) => Line::from(vec![
+            Span::styled(" watch-file loaded ", t.label),
+            Span::styled(clock(at), t.text),
+            Span::styled(
+                format!(
+                    " UTC · {} pairs · {} requests · {} connections",
+                    s.pairs, s.requests, s.connections
+                ),
+                t.dim,
+            ),
+        ]),
+        (None, None) => Line::from(Span::styled(" waiting for the first results…", t.dim)),
+    };
+    row(buf, area, 2, &line, None);
+}
+
+/// "3s", "2m", "1.5s".
+pub fn secs(s: f64) -> String {
+    if s <= 0.0 {
+        "-".into()
+    } else if s >= 60.0 && (s % 60.0).abs() < 1e-9 {
+        format!("{}m", (s / 60.0) as u64)
+    } else if (s.fract()).abs() < 1e-9 {
+        format!("{}s", s as u64)
+    } else {
+        format!("{s:.1}s")
+    }
+}

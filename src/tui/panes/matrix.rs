@@ -1,0 +1,186 @@
+//! A group as a matrix: one row per origin, one column per target, one coloured cell per
+//! ordered pair (a letter without colour). Only the visible window of cells is drawn.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+
+use crate::engine::snapshot::LiveView;
+use crate::tui::app::App;
+use crate::tui::index::short;
+use crate::tui::layout::scrolled;
+use crate::tui::panes::{clean, frame, groups, pad, percent, row, title};
+
+const CELL_W: u16 = 3;
+
+fn label_width(inner: Rect) -> u16 {
+    (inner.width / 3).min(22)
+}
+
+fn inner_of(area: Rect) -> Rect {
+    Rect::new(
+        area.x + 1,
+        area.y + 1,
+        area.width.saturating_sub(2),
+        area.height.saturating_sub(2),
+    )
+}
+
+/// Visible (rows, columns) of cells in the matrix pane.
+pub fn grid_size(area: Rect) -> (usize, usize) {
+    let inner = inner_of(area);
+    let rows = inner.height.saturating_sub(1) as usize;
+    let cols = (inner.width.saturating_sub(label_width(inner) + 1) / CELL_W) as usize;
+    (rows, cols)
+}
+
+/// The (row, column) under a click.
+pub fn cell_at(app: &App, area: Rect, x: u16, y: u16) -> Option<(usize, usize)> {
+    let inner = inner_of(area);
+    let (rows, cols) = grid_size(area);
+    let x0 = inner.x + label_width(inner) + 1;
+    if y < inner.y + 1 || x < x0 {
+        return None;
+    }
+    let (r, c) = ((y - inner.y - 1) as usize, ((x - x0) / CELL_W) as usize);
+    if r >= rows || c >= cols {
+        return None;
+    }
+    let n = app.derived.members.len();
+    let r0 = scrolled(app.matrix_offset.0, app.cell.0, rows);
+    let c0 = scrolled(app.matrix_offset.1, app.cell.1, cols);
+    (r0 + r < n && c0 + c < n).then_some((r0 + r, c0 + c))
+}
+
+pub fn draw(view: &LiveView, app: &App, area: Rect, info: Rect, buf: &mut Buffer) {
+    let t = &app.theme;
+    let d = &app.derived;
+    let group = d.groups.get(app.group).map(|&g| &d.index.groups[g as usize]);
+    let heading = match group {
+        Some(g) => format!(
+            "Matrix of {} · rows: origin, columns: target · {} hosts",
+            clean(&groups::label(view, g), 50),
+            d.members.len()
+        ),
+        None => "Matrix".into(),
+    };
+    let inner = frame(area, buf, title(heading, t), true, t);
+    let suffix = group.map_or("", |g| g.suffix.as_str());
+    let n = d.members.len();
+    let (rows, cols) = grid_size(area);
+    if n == 0 || rows == 0 || cols == 0 {
+        row(
+            buf,
+            inner,
+            0,
+            &Line::styled(" no hosts in this group", t.dim),
+            None,
+        );
+        draw_info(view, app, info, buf);
+        return;
+    }
+    let r0 = scrolled(app.matrix_offset.0, app.cell.0, rows);
+    let c0 = scrolled(app.matrix_offset.1, app.cell.1, cols);
+    let lw = label_width(inner) as usize;
+    let name = |h: u32| {
+        let host = &view.report.hosts[h as usize];
+        let key = format!("{}:{}", host.host, host.port);
+        clean(short(&key, suffix), lw)
+    };
+    // Column header: target numbers.
+    let mut head = vec![Span::styled(pad("origin \\ target", lw + 1), t.label)];
+    for c in c0..n.min(c0 + cols) {
+        let style = if c == app.cell.1 { t.selected } else { t.label };
+        head.push(Span::styled(format!("{:>2} ", (c + 1) % 100), style));
+    }
+    row(buf, inner, 0, &Line::from(head), None);
+    for (y, r) in (r0..n.min(r0 + rows)).enumerate() {
+        let origin = d.members[r];
+        let lstyle = if r == app.cell.0 { t.selected } else { t.text };
+        let mut spans = vec![Span::styled(
+            pad(&format!("{:>2} {}", (r + 1) % 100, name(origin)), lw),
+            lstyle,
+        )];
+        spans.push(Span::raw(" "));
+        for c in c0..n.min(c0 + cols) {
+            let target = d.members[c];
+            let (text, mut style) = if r == c {
+                ("╲  ", t.dim)
+            } else {
+                let verdict = d
+                    .cells
+                    .get(&(origin, target))
+                    .map(|&p| view.report.pairs[p as usize].verdict.as_str());
+                t.cell(verdict)
+            };
+            let mut text = text.to_string();
+            if text.chars().count() < CELL_W as usize {
+                text.push(' ');
+            }
+            if (r, c) == app.cell {
+                style = style.add_modifier(Modifier::REVERSED);
+                text = format!("[{}]", text.trim_end().chars().next().unwrap_or(' '));
+            }
+            spans.push(Span::styled(text, style));
+        }
+        row(buf, inner, y as u16 + 1, &Line::from(spans), None);
+    }
+    draw_info(view, app, info, buf);
+}
+
+/// The pair under the cursor, and the legend.
+fn draw_info(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
+    let t = &app.theme;
+    let inner = frame(area, buf, title("Cell".into(), t), false, t);
+    let w = inner.width as usize;
+    let legend = Line::from(vec![
+        Span::styled("M", t.verdict("misdirected")),
+        Span::styled(" misdirected  ", t.dim),
+        Span::styled("R", t.verdict("misrouted")),
+        Span::styled(" misrouted  ", t.dim),
+        Span::styled("I", t.verdict("intermittent")),
+        Span::styled(" intermittent  ", t.dim),
+        Span::styled("D", t.verdict("direct-broken")),
+        Span::styled(" direct-broken  ", t.dim),
+        Span::styled("·", t.verdict("ok")),
+        Span::styled(" ok  ", t.dim),
+        Span::styled("-", t.verdict("not-coalescable")),
+        Span::styled(" not-coalescable  ", t.dim),
+        Span::styled("E", t.verdict("error")),
+        Span::styled(" error", t.dim),
+    ]);
+    let last = inner.height.saturating_sub(1);
+    match app.matrix_pair() {
+        Some(p) => {
+            let pair = &view.report.pairs[p];
+            let head = Line::from(vec![
+                Span::styled(clean(&pair.origin, w / 2), t.header),
+                Span::styled(" → ", t.dim),
+                Span::styled(clean(&pair.target, w / 2), t.header),
+                Span::raw("  "),
+                Span::styled(clean(&pair.verdict, 20), t.verdict(&pair.verdict)),
+                Span::styled(
+                    format!("  421 rate {} of {} probes", percent(pair.rate_421), pair.probes),
+                    t.text,
+                ),
+            ]);
+            row(buf, inner, 0, &head, None);
+            if last > 1 {
+                let why = Line::styled(clean(&pair.explanation, w), t.text);
+                row(buf, inner, 1, &why, None);
+            }
+        }
+        None => {
+            let msg = if app.cell.0 == app.cell.1 {
+                " the same host"
+            } else {
+                " no pair listed for these hosts"
+            };
+            row(buf, inner, 0, &Line::styled(msg, t.dim), None);
+        }
+    }
+    if last > 0 {
+        row(buf, inner, last, &legend, None);
+    }
+}

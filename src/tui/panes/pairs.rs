@@ -1,0 +1,202 @@
+//! The pairs of the selected group: verdict, origin → target, shared address, certificate,
+//! which clients would coalesce, coalesced/direct status, 421 rate and its sparkline.
+
+use std::collections::BTreeMap;
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+
+use crate::engine::snapshot::{LiveView, PairReport};
+use crate::tui::app::{App, Focus};
+use crate::tui::index::short;
+use crate::tui::layout::scrolled;
+use crate::tui::panes::{clean, frame, pad, percent, row, sparkline, title};
+use crate::tui::theme::{is_problem, Theme};
+
+/// Which columns fit in a width.
+struct Columns {
+    names: usize,
+    shared: usize,
+    cert: bool,
+    clients: bool,
+    statuses: bool,
+    spark: usize,
+}
+
+const VERDICT_W: usize = 15;
+const RATE_W: usize = 4;
+
+impl Columns {
+    fn for_width(w: usize) -> Columns {
+        let mut c = Columns {
+            names: 0,
+            shared: if w >= 84 { 15 } else { 0 },
+            cert: w >= 80,
+            clients: w >= 80,
+            statuses: w >= 64,
+            spark: if w >= 80 { 12 } else { 8 },
+        };
+        let fixed = VERDICT_W
+            + 1
+            + if c.shared > 0 { c.shared + 1 } else { 0 }
+            + if c.cert { 5 } else { 0 }
+            + if c.clients { 4 } else { 0 }
+            + if c.statuses { 8 } else { 0 }
+            + RATE_W
+            + 1
+            + c.spark;
+        c.names = w.saturating_sub(fixed + 1).max(8);
+        c
+    }
+}
+
+pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
+    let t = &app.theme;
+    let d = &app.derived;
+    let group = d.groups.get(app.group).map(|&g| &d.index.groups[g as usize]);
+    let suffix = group.map_or("", |g| g.suffix.as_str());
+    let heading = match group {
+        Some(g) if !g.suffix.is_empty() => format!(
+            "Pairs of *{} ({}) · sort: {}",
+            clean(suffix, 60),
+            d.pairs.len(),
+            app.sort.label()
+        ),
+        Some(_) => format!("Pairs ({}) · sort: {}", d.pairs.len(), app.sort.label()),
+        None => "Pairs".into(),
+    };
+    let inner = frame(area, buf, title(heading, t), app.focus == Focus::Pairs, t);
+    if inner.height == 0 {
+        return;
+    }
+    let w = inner.width as usize;
+    let c = Columns::for_width(w);
+    let mut head = format!(
+        "{} {}",
+        pad("verdict", VERDICT_W),
+        pad("origin → target", c.names)
+    );
+    if c.shared > 0 {
+        head.push_str(&format!(" {}", pad("shared", c.shared)));
+    }
+    if c.cert {
+        head.push_str(" cert");
+    }
+    if c.clients {
+        head.push_str(" C F");
+    }
+    if c.statuses {
+        head.push_str(" coa/dir");
+    }
+    head.push_str(&format!(" {:>4} {}", "421", pad("history", c.spark)));
+    row(buf, inner, 0, &Line::styled(head, t.label), None);
+
+    let rows = inner.height as usize - 1;
+    if d.pairs.is_empty() {
+        let msg = if group.is_none() {
+            " no group selected"
+        } else {
+            " no pairs in this group"
+        };
+        row(buf, inner, 1, &Line::styled(msg, t.dim), None);
+        return;
+    }
+    let offset = scrolled(app.pairs_offset, app.pair, rows);
+    for (y, i) in (offset..d.pairs.len().min(offset + rows)).enumerate() {
+        let p = d.pairs[i] as usize;
+        let pair = &view.report.pairs[p];
+        let history = view.histories.get(p).map_or(&[][..], |h| &h[..]);
+        let line = pair_line(pair, history, suffix, &c, t);
+        let selected = (i == app.pair).then_some(t.selected);
+        row(buf, inner, y as u16 + 1, &line, selected);
+    }
+}
+
+fn pair_line<'a>(
+    pair: &PairReport,
+    history: &[Option<f32>],
+    suffix: &str,
+    c: &Columns,
+    t: &Theme,
+) -> Line<'a> {
+    let vstyle = t.verdict(&pair.verdict);
+    let names = format!(
+        "{} → {}",
+        clean(short(&pair.origin, suffix), c.names),
+        clean(short(&pair.target, suffix), c.names)
+    );
+    let mut spans = vec![
+        Span::styled(pad(&clean(&pair.verdict, VERDICT_W), VERDICT_W), vstyle),
+        Span::raw(" "),
+        Span::styled(pad(&names, c.names), t.text),
+    ];
+    if c.shared > 0 {
+        let shared = match pair.shared_addresses.len() {
+            0 => "-".to_string(),
+            1 => clean(&pair.shared_addresses[0], c.shared),
+            n => format!("{} +{}", clean(&pair.shared_addresses[0], c.shared - 3), n - 1),
+        };
+        spans.push(Span::styled(format!(" {}", pad(&shared, c.shared)), t.dim));
+    }
+    if c.cert {
+        let (text, style) = if pair.cert_covers {
+            (" yes ", t.text)
+        } else {
+            (" no  ", t.dim)
+        };
+        spans.push(Span::styled(text, style));
+    }
+    if c.clients {
+        let yes = |b: bool, l: &'static str| if b { l } else { "-" };
+        spans.push(Span::styled(
+            format!(
+                "{} {} ",
+                yes(pair.coalesce.chrome, "C"),
+                yes(pair.coalesce.firefox, "F")
+            ),
+            t.text,
+        ));
+    }
+    if c.statuses {
+        let coalesced = most_frequent(pair.addresses.iter().map(|a| &a.statuses));
+        let direct = most_frequent(pair.addresses.iter().map(|a| &a.direct_statuses));
+        let cstyle = if coalesced.as_deref() == Some("421") {
+            t.verdict("misdirected")
+        } else {
+            t.text
+        };
+        spans.push(Span::styled(
+            format!("{:>3}", clean(coalesced.as_deref().unwrap_or("-"), 3)),
+            cstyle,
+        ));
+        spans.push(Span::styled(
+            format!("/{:<3} ", clean(direct.as_deref().unwrap_or("-"), 3)),
+            t.dim,
+        ));
+    }
+    let rate_style = if pair.rate_421 > 0.0 { vstyle } else { t.dim };
+    let rate = if pair.probes == 0 {
+        "-".to_string()
+    } else {
+        percent(pair.rate_421)
+    };
+    spans.push(Span::styled(format!("{rate:>4} "), rate_style));
+    let spark_style = if is_problem(&pair.verdict) { vstyle } else { t.dim };
+    spans.push(Span::styled(sparkline(history, c.spark), spark_style));
+    Line::from(spans)
+}
+
+/// The most frequent status over several status counts.
+pub fn most_frequent<'a>(maps: impl Iterator<Item = &'a BTreeMap<String, u32>>) -> Option<String> {
+    let mut total: BTreeMap<&str, u32> = BTreeMap::new();
+    for m in maps {
+        for (k, v) in m {
+            *total.entry(k.as_str()).or_default() += v;
+        }
+    }
+    total
+        .into_iter()
+        .max_by_key(|(k, v)| (*v, std::cmp::Reverse(*k)))
+        .map(|(k, _)| k.to_string())
+}

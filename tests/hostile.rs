@@ -1,0 +1,564 @@
+//! The hostile lab (tests/hostile/): servers and DNS that misbehave in every way a monitored
+//! host can, on 127.0.3.x. For each: every probe phase ends within `--timeout`, the host gets
+//! a finding naming the failure, nothing panics, bodies and headers are read only up to the
+//! caps, and every network string is sanitised in the table (JSON keeps it exactly, escaped).
+//! A `check` mixing the hostile lab with the embedded (healthy) lab finishes within a bound
+//! computed from `--timeout` and `--rounds`, with every healthy verdict unchanged.
+
+mod common;
+#[path = "hostile/mod.rs"]
+mod hostile;
+#[path = "hostile/watchfile.rs"]
+mod watchfile;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use coalscope::engine::direct::{self, DirectProtocol};
+use coalscope::engine::dns::{Dns, DnsConfig, MAX_ADDRESSES};
+use coalscope::engine::error::{Phase, ProbeError};
+use coalscope::engine::h2::{self, BODY_CAP};
+use coalscope::engine::tls::{self, TlsSettings};
+use coalscope::lab::{self, Lab, LabOptions};
+use hostile::servers::Kind;
+use hostile::HostileLab;
+use serde_json::Value;
+
+/// The `--timeout` of these tests.
+const T: Duration = Duration::from_secs(1);
+const T_ARG: &str = "1s";
+
+/// Slack for a loaded 2-core machine on top of a computed bound (a hang detector, not a
+/// performance assertion).
+const SLACK: Duration = Duration::from_secs(5);
+
+fn settings(lab: &HostileLab) -> TlsSettings {
+    TlsSettings::new(Some(&lab.ca_file("")), T).expect("tls settings")
+}
+
+/// No character that could move the cursor, recolour, retitle or reorder a terminal.
+fn assert_terminal_clean(what: &str, text: &str) {
+    for (i, c) in text.char_indices() {
+        let bad = (c.is_control() && c != '\n')
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        assert!(
+            !bad,
+            "{what}: U+{:04X} at byte {i}: …{}…",
+            c as u32,
+            text[i.saturating_sub(60)..]
+                .chars()
+                .take(120)
+                .collect::<String>()
+                .escape_debug()
+        );
+    }
+}
+
+fn assert_no_panic(out: &std::process::Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "a panic:\n{stderr}");
+    let code = out.status.code();
+    assert!(
+        matches!(code, Some(0) | Some(1)),
+        "exit status {:?}\nstderr:\n{stderr}",
+        out.status
+    );
+}
+
+fn host_json<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .find(|h| h["host"] == name)
+        .unwrap_or_else(|| panic!("{name} missing from the report"))
+}
+
+/// The check of the hostile lab and the embedded lab together: bounded, no panic, every
+/// hostile host named, every healthy verdict as expected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_mixing_hostile_and_healthy_hosts() {
+    let hostile = HostileLab::start().await;
+    let healthy = Lab::start(LabOptions::default()).await.expect("lab starts");
+    let lab_lines = std::fs::read_to_string(&healthy.watchfile).expect("lab watch-file");
+    let watch = hostile.watchfile("mixed.watch", &[], &lab_lines);
+    let ca = hostile.ca_file(healthy.ca_pem());
+    let dns = hostile.dns.addr.to_string();
+    let rounds = 3u32;
+    let concurrency = 64usize;
+    let mut args: Vec<String> = vec![
+        "check".into(),
+        watch.display().to_string(),
+        "--dns".into(),
+        dns,
+        "--ca-file".into(),
+        ca.display().to_string(),
+        "--timeout".into(),
+        T_ARG.into(),
+        "--rounds".into(),
+        rounds.to_string(),
+        "--concurrency".into(),
+        concurrency.to_string(),
+        "--max-rps".into(),
+        "0".into(),
+        "--format".into(),
+        "json".into(),
+    ];
+    for r in healthy.resolve_args() {
+        args.push("--resolve".into());
+        args.push(r);
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let out = common::run(&argv, None).await;
+    let took = started.elapsed();
+    assert_no_panic(&out);
+    let doc = common::stdout_json(&out);
+    common::assert_valid(&doc);
+
+    // The bound: DNS (hickory bounds each query by T, the engine the whole lookup by 2T + 1s),
+    // then `rounds` rounds plus the HTTP/1.1 fallback round, each at most `waves` batches of
+    // `concurrency` jobs, each job at most connect + TLS + request + one more request = 4T.
+    let addresses: usize = doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["addresses"].as_array().unwrap().len())
+        .sum();
+    let waves = (2 * addresses).div_ceil(concurrency) as u32;
+    let bound = (2 * T + Duration::from_secs(1)) + (rounds + 1) * waves * 4 * T + SLACK;
+    println!("check of {addresses} addresses took {took:?} (bound {bound:?})");
+    assert!(took < bound, "check took {took:?}, bound {bound:?}");
+
+    // Every hostile host: the expected findings, naming the failure.
+    let mut failures = Vec::new();
+    for h in &hostile.hosts {
+        let report = host_json(&doc, &h.name);
+        let findings = report["findings"].as_array().unwrap();
+        for e in &h.expect {
+            let hit = findings.iter().any(|f| {
+                f["kind"] == e.kind
+                    && e.severity.is_none_or(|s| f["severity"] == s)
+                    && (e.any_of.is_empty()
+                        || e.any_of
+                            .iter()
+                            .any(|n| f["message"].as_str().unwrap().contains(n)))
+            });
+            if !hit {
+                failures.push(format!("{}: expected {e:?}, got {findings:?}", h.name));
+            }
+        }
+        if h.expect.is_empty() {
+            let errors: Vec<&Value> = findings.iter().filter(|f| f["severity"] == "error").collect();
+            if !errors.is_empty() {
+                failures.push(format!("{}: unexpected errors {errors:?}", h.name));
+            }
+        }
+    }
+
+    // The certificate cases, exactly.
+    let chain = &host_json(&doc, hostile::CHAIN_HOST)["endpoints"][0]["cert"];
+    assert_eq!(chain["chain_len"], 100, "{chain}");
+    assert_eq!(chain["trusted"], false);
+    let sans = &host_json(&doc, hostile::SANS_HOST)["endpoints"][0]["cert"];
+    assert_eq!(sans["sans"].as_array().unwrap().len(), 5001);
+    assert_eq!(
+        (sans["trusted"].as_bool(), sans["covers_host"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let evil = &host_json(&doc, hostile::EVIL_HOST)["endpoints"][0]["cert"];
+    let subject = evil["subject"].as_str().unwrap();
+    assert!(
+        subject.contains("\u{1b}[31mRED") && subject.contains('\u{202e}'),
+        "JSON keeps the exact subject: {subject:?}"
+    );
+    assert!(
+        subject.len() > hostile::pki::HUGE,
+        "the 10,000-character organisation is kept"
+    );
+    assert!(evil["issuer"].as_str().unwrap().contains("\u{1b}[2J"));
+    assert!(evil["sans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s.as_str().unwrap().contains('\u{7}')));
+    // …and escaped: no raw control byte on stdout.
+    assert!(
+        !out.stdout.iter().any(|b| *b < 0x20 && *b != b'\n' && *b != b' '),
+        "raw control bytes in the JSON output"
+    );
+
+    // The endless body was read up to the cap only: an answer, status 200.
+    let endless = &host_json(&doc, "endless.body.hostile.test")["endpoints"][0]["direct"];
+    assert_eq!(endless["status"], 200, "{endless}");
+    // The 421 pair with a 10 MB body: misdirected both ways.
+    for (o, t) in [
+        (hostile::ORIGIN_421, hostile::TARGET_421),
+        (hostile::TARGET_421, hostile::ORIGIN_421),
+    ] {
+        let port = hostile.host(o).port;
+        let p = doc["pairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["origin"] == format!("{o}:{port}") && p["target"] == format!("{t}:{port}"))
+            .unwrap_or_else(|| panic!("pair {o} → {t} missing"));
+        assert_eq!(p["verdict"], "misdirected", "{p}");
+    }
+    let sent = hostile
+        .server(hostile::ORIGIN_421)
+        .stats
+        .bytes_sent
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let probes_421 = 2 * rounds as u64;
+    assert!(
+        sent < probes_421 * 2 * 1024 * 1024,
+        "a 421 body is not read to its end: {sent} bytes left the server for {probes_421} probes"
+    );
+
+    // The 500-record name: asked over UDP, truncated, asked again over TCP; capped at 64.
+    let many = host_json(&doc, hostile::dns::MANY);
+    assert_eq!(many["addresses"].as_array().unwrap().len(), MAX_ADDRESSES);
+    assert!(hostile.dns.tcp_queries.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+
+    // Every healthy verdict unaffected. The load-balanced pair alternates per connection, so
+    // with 3 rounds it may land on one backend: "ok" or "misdirected" are then right too.
+    let key = |name: &str| format!("{name}:{}", healthy.port);
+    for e in lab::expectations() {
+        let p = doc["pairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["origin"] == key(e.origin) && p["target"] == key(e.target));
+        let Some(p) = p else {
+            if e.reason != Some("no-shared-address") {
+                failures.push(format!("lab pair {} → {} missing", e.origin, e.target));
+            }
+            continue;
+        };
+        let got = (p["verdict"].as_str().unwrap(), p["reason"].as_str());
+        let fine = got == (e.verdict, e.reason)
+            || (e.verdict == "intermittent" && matches!(got.0, "ok" | "misdirected"));
+        if !fine {
+            failures.push(format!(
+                "lab pair {} → {}: expected {} {:?}, got {got:?}",
+                e.origin, e.target, e.verdict, e.reason
+            ));
+        }
+    }
+    for (name, kind) in lab::expected_findings() {
+        let h = host_json(&doc, name);
+        if !h["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == kind)
+        {
+            failures.push(format!("lab host {name}: finding {kind} missing"));
+        }
+    }
+    // No hostile name appears in a pair with a healthy one.
+    for p in doc["pairs"].as_array().unwrap() {
+        let (o, t) = (p["origin"].as_str().unwrap(), p["target"].as_str().unwrap());
+        if o.contains("hostile.test") != t.contains("hostile.test") {
+            failures.push(format!("hostile and healthy hosts paired: {o} → {t}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(out.status.code(), Some(1), "hostile hosts are problems");
+    healthy.shutdown().await;
+}
+
+/// The table shows the evil certificate's strings, the 421 server's header and the failures
+/// with every control, escape and bidi character replaced; stderr too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_output_is_sanitised() {
+    let hostile = HostileLab::start().await;
+    let watch = hostile.watchfile(
+        "evil.watch",
+        &[
+            hostile::EVIL_HOST,
+            hostile::ORIGIN_421,
+            hostile::TARGET_421,
+            "garbage.tls.hostile.test",
+            "reset.h2.hostile.test",
+            hostile::dns::MANY,
+        ],
+        "",
+    );
+    let ca = hostile.ca_file("");
+    let dns = hostile.dns.addr.to_string();
+    let args = [
+        "check",
+        watch.to_str().unwrap(),
+        "--dns",
+        &dns,
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--timeout",
+        T_ARG,
+        "--rounds",
+        "1",
+        "--max-rps",
+        "0",
+    ];
+    let out = common::run(&args, None).await;
+    assert_no_panic(&out);
+    let table = String::from_utf8(out.stdout.clone()).expect("UTF-8 table");
+    assert_terminal_clean("table", &table);
+    assert_terminal_clean("stderr", &String::from_utf8_lossy(&out.stderr));
+    // The evil strings are there, defused, and cut.
+    assert!(table.contains("\u{fffd}[31mred"), "{table}");
+    assert!(table.contains("does not cover"), "{table}");
+    assert!(table.contains("misdirected"), "{table}");
+    assert!(table.contains("and 59 more"), "{table}");
+    let longest = table.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(
+        longest < 4 * hostile::pki::HUGE / 10,
+        "a line of {longest} characters"
+    );
+}
+
+/// Library level: each phase of each probe ends within the timeout and names itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_probe_phase_ends_within_the_timeout() {
+    let lab = HostileLab::start().await;
+    let settings = settings(&lab);
+    // Each phase is bounded by T; a whole probe has at most three (connect, TLS, request).
+    let bound = 3 * T + SLACK;
+    let timed = |started: Instant, what: &str| {
+        let took = started.elapsed();
+        println!("{what}: {took:?}");
+        assert!(took < bound, "{what} took {took:?}");
+    };
+
+    // TLS phase.
+    for (name, want) in [
+        (
+            "silent.tcp.hostile.test",
+            ProbeError::Timeout {
+                phase: Phase::Tls,
+                after: T,
+            },
+        ),
+        (
+            "stall.tls.hostile.test",
+            ProbeError::Timeout {
+                phase: Phase::Tls,
+                after: T,
+            },
+        ),
+        (
+            "trickle.tls.hostile.test",
+            ProbeError::Timeout {
+                phase: Phase::Tls,
+                after: T,
+            },
+        ),
+        (
+            "garbage.tls.hostile.test",
+            ProbeError::Tls("received garbage (not TLS)".into()),
+        ),
+    ] {
+        let started = Instant::now();
+        let err = tls::connect(&settings, lab.addr(name), name, tls::ALPN_H2_H1)
+            .await
+            .err();
+        timed(started, name);
+        assert_eq!(err, Some(want.clone()), "{name}");
+        let started = Instant::now();
+        let err = direct::request(
+            &settings,
+            name,
+            lab.addr(name).port(),
+            "/",
+            lab.addr(name).ip(),
+            DirectProtocol::Negotiate,
+        )
+        .await
+        .err();
+        timed(started, name);
+        assert!(
+            err.as_ref()
+                .is_some_and(|e| e.phase() == Phase::Tls || e.phase() == Phase::Connect),
+            "{name}: {err:?}"
+        );
+    }
+
+    // Request phase: the handshake works, HTTP does not.
+    // (name, what the HTTP/2 error names, whether HTTP/1.1 fails too)
+    let request_cases: &[(&str, &[&str], bool)] = &[
+        ("closed.tls.hostile.test", &["closed", "reset"], true),
+        // Over HTTP/1.1 this one answers properly: the fallback tells only h2 is broken.
+        ("h1.h2.hostile.test", &[], false),
+        ("goaway.h2.hostile.test", &["GOAWAY", "closed"], true),
+        ("reset.h2.hostile.test", &["stream reset: REFUSED_STREAM"], true),
+        ("zero.h2.hostile.test", &["request timed out after 1s"], true),
+        ("noheaders.h2.hostile.test", &["request timed out after 1s"], true),
+        ("bigheaders.h2.hostile.test", &[], true),
+        (
+            "endless1xx.h2.hostile.test",
+            &["request timed out after 1s"],
+            true,
+        ),
+        ("pingflood.h2.hostile.test", &[], true),
+    ];
+    for (name, any_of, h1_fails) in request_cases {
+        let addr = lab.addr(name);
+        let started = Instant::now();
+        let result = match h2::open(&settings, addr, name).await {
+            Ok(opened) => {
+                assert_eq!(opened.tls.alpn.as_deref(), Some("h2"), "{name}");
+                let conn = opened.conn.expect("h2");
+                conn.request(name, addr.port(), "/", T).await.err()
+            }
+            Err(e) => Some(e),
+        };
+        timed(started, name);
+        let err = result.unwrap_or_else(|| panic!("{name}: the request succeeded"));
+        let text = err.to_string();
+        assert!(matches!(err.phase(), Phase::Request), "{name}: {err:?}");
+        assert!(
+            any_of.is_empty() || any_of.iter().any(|n| text.contains(n)),
+            "{name}: {text}"
+        );
+        for protocol in [DirectProtocol::Negotiate, DirectProtocol::Http1Only] {
+            let started = Instant::now();
+            let result = direct::request(&settings, name, addr.port(), "/", addr.ip(), protocol).await;
+            timed(started, &format!("{name} direct {protocol:?}"));
+            if protocol == DirectProtocol::Negotiate || *h1_fails {
+                let err = result
+                    .err()
+                    .unwrap_or_else(|| panic!("{name} {protocol:?}: the request succeeded"));
+                println!("  {protocol:?}: {err}");
+            } else {
+                assert_eq!(result.map(|a| a.status).ok(), Some(200), "{name} {protocol:?}");
+            }
+        }
+    }
+
+    // Bodies: read up to the cap, the rest never.
+    for name in ["endless.body.hostile.test", hostile::ORIGIN_421] {
+        let addr = lab.addr(name);
+        let server = lab.server(name);
+        let target = if name == hostile::ORIGIN_421 {
+            hostile::TARGET_421
+        } else {
+            name
+        };
+        let before = server.stats.bytes_sent.load(std::sync::atomic::Ordering::SeqCst);
+        let started = Instant::now();
+        let conn = h2::open(&settings, addr, name)
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        let answer = conn.request(target, addr.port(), "/", T).await.expect("answer");
+        timed(started, name);
+        assert_eq!(answer.body_len, BODY_CAP, "{name}");
+        assert_eq!(answer.status, if name == hostile::ORIGIN_421 { 421 } else { 200 });
+        drop(conn);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // HTTP/2 flow control (256 KiB per stream, 1 MiB per connection) bounds what the
+        // server could push ahead of the capped read.
+        let sent = server.stats.bytes_sent.load(std::sync::atomic::Ordering::SeqCst) - before;
+        assert!(
+            sent < 2 * 1024 * 1024,
+            "{name}: {sent} bytes sent for one capped read"
+        );
+        for protocol in [DirectProtocol::Negotiate, DirectProtocol::Http1Only] {
+            let started = Instant::now();
+            let a = direct::request(&settings, name, addr.port(), "/", addr.ip(), protocol)
+                .await
+                .expect("direct answer");
+            timed(started, &format!("{name} direct {protocol:?}"));
+            assert_eq!(
+                (a.status, a.body_len),
+                (
+                    200,
+                    if name == hostile::ORIGIN_421 {
+                        a.body_len
+                    } else {
+                        BODY_CAP
+                    }
+                )
+            );
+        }
+    }
+}
+
+/// A refused stream is one request: no retry behind the probe's back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_streams_are_not_retried() {
+    let lab = HostileLab::start().await;
+    let settings = settings(&lab);
+    let name = "reset.h2.hostile.test";
+    let addr = lab.addr(name);
+    let server = lab.server(name);
+    let err = direct::request(
+        &settings,
+        name,
+        addr.port(),
+        "/",
+        addr.ip(),
+        DirectProtocol::Negotiate,
+    )
+    .await
+    .err();
+    assert_eq!(err, Some(ProbeError::Http("stream reset: REFUSED_STREAM".into())));
+    use std::sync::atomic::Ordering::SeqCst;
+    assert_eq!(server.stats.requests.load(SeqCst), 1, "exactly one stream");
+    assert_eq!(server.stats.accepted.load(SeqCst), 1, "exactly one connection");
+}
+
+/// DNS: SERVFAIL, silence, NXDOMAIN, a CNAME loop, 500 records, each bounded and named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_failures_are_bounded_and_named() {
+    let lab = HostileLab::start().await;
+    let dns = Dns::new(DnsConfig {
+        nameservers: vec![lab.dns.addr],
+        overrides: vec![],
+        timeout: T,
+    })
+    .expect("dns");
+    let bound = 2 * T + Duration::from_secs(1) + SLACK;
+    for (name, want) in [
+        (hostile::dns::SERVFAIL, Some("SERVFAIL")),
+        (hostile::dns::SILENT, Some("timed out after 1s")),
+        (hostile::dns::NXDOMAIN, Some("NXDOMAIN")),
+        (hostile::dns::LOOP, None),
+    ] {
+        let started = Instant::now();
+        let answer = dns.resolve(name, 443).await;
+        let took = started.elapsed();
+        println!("{name}: {took:?} {:?}", answer.error);
+        assert!(took < bound, "{name} took {took:?}");
+        assert!(answer.addresses.is_empty(), "{name}: {answer:?}");
+        let error = answer.error.unwrap_or_else(|| panic!("{name}: no error"));
+        if let Some(want) = want {
+            assert!(error.contains(want), "{name}: {error}");
+        }
+        assert!(answer.cnames.len() <= 16);
+    }
+    let answer = dns.resolve(hostile::dns::MANY, 443).await;
+    assert_eq!(answer.error, None);
+    assert_eq!(answer.addresses.len(), MAX_ADDRESSES);
+    assert_eq!(answer.dropped, 500 - MAX_ADDRESSES);
+    assert!(
+        lab.dns.tcp_queries.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "TCP fallback"
+    );
+    let nowhere = dns.resolve(hostile::NOWHERE, 443).await;
+    let addr = SocketAddr::new(nowhere.addresses[0], lab.spare_port);
+    let err = tls::connect(
+        &TlsSettings::new(None, T).unwrap(),
+        addr,
+        hostile::NOWHERE,
+        tls::ALPN_H2_H1,
+    )
+    .await
+    .err();
+    assert_eq!(err, Some(ProbeError::Connect("connection refused".into())));
+    // The kinds used by these servers are all exercised somewhere above or in the check.
+    let _ = Kind::Plain;
+}

@@ -1,0 +1,183 @@
+//! The real binary in a real terminal (tmux, on a private server socket) against the
+//! embedded lab: the dashboard shows a misdirected pair, follows edits of the watch-file
+//! (fewer hosts; a broken line named by file:line), quits on `q`, and leaves the terminal
+//! as it found it (main screen, cooked mode, cursor shown, mouse reporting off).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use coalscope::lab::{Lab, LabOptions};
+
+/// The private tmux server; killed on drop, also when the test fails.
+struct Tmux {
+    socket: String,
+    /// The server's socket file, removed on drop (tmux leaves it behind).
+    path: Option<std::path::PathBuf>,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    fn capture(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
+    }
+
+    fn query(&self, format: &str) -> String {
+        let out = self.cmd(&["display-message", "-p", "-t", "t", format]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        let out = self.cmd(&args);
+        assert!(out.status.success(), "send-keys: {out:?}");
+    }
+
+    /// Poll the screen (bounded) until `ok` holds.
+    async fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let screen = self.capture();
+            if ok(&screen) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; the screen:\n{screen}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn shell_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_tmux_follows_the_watchfile_and_quits_cleanly() {
+    if !tmux_available() {
+        if std::env::var_os("COALSCOPE_REQUIRE_INTEROP").is_some() {
+            panic!("tmux is required (COALSCOPE_REQUIRE_INTEROP is set) but not installed");
+        }
+        eprintln!("SKIPPED tui_e2e: tmux is not installed (set COALSCOPE_REQUIRE_INTEROP=1 to fail instead)");
+        return;
+    }
+    let lab = Lab::start(LabOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let watchfile = dir.path().join("lab.watch");
+    let original = std::fs::read_to_string(&lab.watchfile).unwrap();
+    std::fs::write(&watchfile, &original).unwrap();
+
+    let mut tmux = Tmux {
+        socket: format!("coalscope-test-{}", std::process::id()),
+        path: None,
+    };
+    let script = format!(
+        "env -u COALSCOPE_DNS -u COALSCOPE_RESOLVE -u NO_COLOR {bin} watch {wf} --dns {dns} --ca-file {ca} --interval 1s --export-dir {dir}; \
+         echo EXITED $?; stty -a | tr ' ' '\\n' | grep -x -e '-\\?icanon' -e '-\\?echo' | tr '\\n' ' '; echo; sleep 600",
+        bin = shell_quote(Path::new(env!("CARGO_BIN_EXE_coalscope"))),
+        wf = shell_quote(&watchfile),
+        dns = lab.dns,
+        ca = shell_quote(&lab.ca_file),
+        dir = shell_quote(dir.path()),
+    );
+    let out = tmux.cmd(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(out.status.success(), "tmux new-session: {out:?}");
+    tmux.path = Some(tmux.query("#{socket_path}").into());
+
+    // The dashboard owns the alternate screen and shows the lab's problems.
+    let screen = tmux
+        .wait_for("a misdirected pair", |s| {
+            s.contains("misdirected") && s.contains("29 hosts")
+        })
+        .await;
+    assert!(screen.contains("Groups ("), "{screen}");
+    assert_eq!(tmux.query("#{alternate_on}"), "1");
+
+    // Keep only the nginx and caddy names: the header follows within a few seconds.
+    let kept: Vec<&str> = original
+        .lines()
+        .filter(|l| l.contains(".nginx.") || l.contains(".caddy."))
+        .collect();
+    std::fs::write(&watchfile, kept.join("\n") + "\n").unwrap();
+    let screen = tmux
+        .wait_for("the reduced list", |s| s.contains(" 4 hosts · 2 groups"))
+        .await;
+    assert!(!screen.contains("apache"), "{screen}");
+
+    // A broken line: the last good list stays, and the header names file:line.
+    std::fs::write(&watchfile, kept.join("\n") + "\nnot a host name!\n").unwrap();
+    let screen = tmux
+        .wait_for("the reload error", |s| s.contains("reload failed"))
+        .await;
+    assert!(screen.contains("lab.watch:5"), "{screen}");
+    assert!(screen.contains(" 4 hosts"), "{screen}");
+
+    // Export from the keyboard: the footer names the file, which holds contract JSON.
+    tmux.keys(&["e"]);
+    let screen = tmux.wait_for("the export", |s| s.contains("exported to")).await;
+    let exported: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("coalscope-"))
+        .collect();
+    assert_eq!(exported.len(), 1, "{screen}");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(exported[0].path()).unwrap()).unwrap();
+    assert_eq!(doc["schema"], "coalscope/1");
+    assert_eq!(doc["hosts"].as_array().unwrap().len(), 4);
+
+    // q quits; the terminal is back to normal.
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the exit", |s| s.contains("EXITED")).await;
+    assert!(screen.contains("EXITED 0"), "{screen}");
+    assert!(
+        screen.contains("icanon echo"),
+        "cooked mode after exit:\n{screen}"
+    );
+    assert_eq!(tmux.query("#{alternate_on}"), "0");
+    assert_eq!(tmux.query("#{cursor_flag}"), "1");
+    assert_eq!(tmux.query("#{mouse_any_flag}"), "0");
+    drop(tmux);
+    lab.shutdown().await;
+}

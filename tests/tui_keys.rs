@@ -1,0 +1,366 @@
+//! The dashboard's state machine: keys → actions → state and effects, without a terminal.
+
+use std::sync::Arc;
+
+use coalscope::engine::snapshot::{LiveView, Snapshot};
+use coalscope::tui::app::{Action, App, DetailTarget, Effect, Focus, Screen, SortMode, Subject};
+use coalscope::tui::keymap;
+use coalscope::tui::{fixture, Control, Theme};
+use crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+
+fn app() -> (App, Arc<LiveView>) {
+    let view = Arc::new(fixture::lab_view());
+    let mut app = App::new(Theme::dark());
+    app.apply(Action::Resize(120, 40));
+    app.set_view(view.clone());
+    (app, view)
+}
+
+fn key(c: KeyCode) -> Event {
+    Event::Key(KeyEvent::new(c, KeyModifiers::NONE))
+}
+
+/// Feed terminal events through the keymap into the app; collect the effects.
+fn press(app: &mut App, events: &[Event]) -> Vec<Effect> {
+    let mut out = vec![];
+    for e in events {
+        if let Some(a) = keymap::action(e, app.filter_editing) {
+            out.extend(app.apply(a));
+        }
+    }
+    out
+}
+
+fn chars(s: &str) -> Vec<Event> {
+    s.chars().map(|c| key(KeyCode::Char(c))).collect()
+}
+
+fn selected_group_label(app: &App, view: &LiveView) -> String {
+    let d = &app.derived;
+    let g = &d.index.groups[d.groups[app.group] as usize];
+    coalscope::tui::panes::groups::label(view, g)
+}
+
+fn selected_pair(app: &App, view: &LiveView) -> (String, String) {
+    let p = &view.report.pairs[app.derived.pairs[app.pair] as usize];
+    (p.origin.clone(), p.target.clone())
+}
+
+#[test]
+fn quit_keys() {
+    let (mut app, _) = app();
+    assert_eq!(press(&mut app, &chars("q")), vec![Effect::Quit]);
+    let ctrl_c = Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert_eq!(press(&mut app, std::slice::from_ref(&ctrl_c)), vec![Effect::Quit]);
+    // While typing a filter, q is text but Ctrl-C still quits.
+    let (mut app, _) = self::app();
+    assert!(press(&mut app, &chars("/q")).is_empty());
+    assert_eq!(app.filter, "q");
+    assert_eq!(press(&mut app, &[ctrl_c]), vec![Effect::Quit]);
+    // Key releases do nothing.
+    let mut release = KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE);
+    release.kind = KeyEventKind::Release;
+    assert!(keymap::action(&Event::Key(release), false).is_none());
+}
+
+#[test]
+fn groups_come_problems_first_and_unfold() {
+    let (mut app, view) = app();
+    assert_eq!(app.focus, Focus::Groups);
+    // The misdirected group first, the pseudo-group of loners last.
+    assert_eq!(selected_group_label(&app, &view), "*.nginx.lab.test");
+    assert_eq!(app.member, None);
+    assert_eq!(
+        app.detail_target(),
+        DetailTarget::Group(app.derived.groups[0] as usize)
+    );
+    // j enters the members, then the next group.
+    press(&mut app, &chars("j"));
+    assert_eq!(app.member, Some(0));
+    match app.detail_target() {
+        DetailTarget::Host(h) => assert_eq!(view.report.hosts[h].host, "shop.nginx.lab.test"),
+        other => panic!("{other:?}"),
+    }
+    press(&mut app, &chars("jj"));
+    assert_eq!((app.group, app.member), (1, None));
+    // k from a group row goes to the previous group's row, not into its members.
+    press(&mut app, &[key(KeyCode::Up)]);
+    assert_eq!((app.group, app.member), (0, None));
+    press(&mut app, &[key(KeyCode::End)]);
+    assert_eq!(selected_group_label(&app, &view), "not coalescing");
+    press(&mut app, &[key(KeyCode::Home)]);
+    assert_eq!((app.group, app.member), (0, None));
+    // k at the top stays.
+    press(&mut app, &chars("k"));
+    assert_eq!((app.group, app.member), (0, None));
+}
+
+#[test]
+fn tab_enter_and_escape_drill_in_and_out() {
+    let (mut app, view) = app();
+    press(&mut app, &[key(KeyCode::Tab)]);
+    assert_eq!(app.focus, Focus::Pairs);
+    press(&mut app, &[key(KeyCode::Tab)]);
+    assert_eq!(app.focus, Focus::Details);
+    press(&mut app, &[key(KeyCode::Tab)]);
+    assert_eq!(app.focus, Focus::Events);
+    press(&mut app, &[key(KeyCode::Tab)]);
+    assert_eq!(app.focus, Focus::Groups);
+    press(&mut app, &[key(KeyCode::BackTab)]);
+    assert_eq!(app.focus, Focus::Events);
+
+    let (mut app, _) = self::app();
+    press(&mut app, &[key(KeyCode::Enter)]);
+    assert_eq!(app.focus, Focus::Pairs);
+    assert_eq!(
+        selected_pair(&app, &view),
+        (
+            "shop.nginx.lab.test:8443".into(),
+            "admin.nginx.lab.test:8443".into()
+        )
+    );
+    press(&mut app, &[key(KeyCode::Enter)]);
+    assert_eq!(app.focus, Focus::Details);
+    let pair = app.derived.pairs[app.pair] as usize;
+    assert_eq!(app.detail_target(), DetailTarget::Pair(pair));
+    // Enter in the details walks the pair's hosts.
+    press(&mut app, &[key(KeyCode::Enter)]);
+    assert_eq!(app.subject, Subject::Origin);
+    let DetailTarget::Host(h) = app.detail_target() else {
+        panic!()
+    };
+    assert_eq!(view.report.hosts[h].host, "shop.nginx.lab.test");
+    press(&mut app, &[key(KeyCode::Enter)]);
+    let DetailTarget::Host(h) = app.detail_target() else {
+        panic!()
+    };
+    assert_eq!(view.report.hosts[h].host, "admin.nginx.lab.test");
+    press(&mut app, &[key(KeyCode::Esc)]);
+    assert_eq!((app.focus, app.subject), (Focus::Pairs, Subject::Pair));
+    press(&mut app, &chars("h"));
+    assert_eq!(app.focus, Focus::Groups);
+    press(&mut app, &chars("l"));
+    assert_eq!(app.focus, Focus::Pairs);
+}
+
+#[test]
+fn pause_probe_and_export_effects() {
+    let (mut app, _) = app();
+    assert_eq!(
+        press(&mut app, &chars("p")),
+        vec![Effect::Control(Control::SetPaused(true))]
+    );
+    assert_eq!(
+        press(&mut app, &chars("p")),
+        vec![Effect::Control(Control::SetPaused(false))]
+    );
+    // A group row: probe everything.
+    assert_eq!(
+        press(&mut app, &chars("r")),
+        vec![Effect::Control(Control::ProbeNow(None))]
+    );
+    // A member: that host.
+    press(&mut app, &chars("jj"));
+    assert_eq!(
+        press(&mut app, &chars("r")),
+        vec![Effect::Control(Control::ProbeNow(Some(
+            "admin.nginx.lab.test:8443".into()
+        )))]
+    );
+    assert!(app.message.as_deref().unwrap().contains("admin.nginx"));
+    // A pair: its origin (whose connection carries the target).
+    press(&mut app, &[key(KeyCode::Tab)]);
+    assert_eq!(
+        press(&mut app, &chars("r")),
+        vec![Effect::Control(Control::ProbeNow(Some(
+            "shop.nginx.lab.test:8443".into()
+        )))]
+    );
+    assert_eq!(press(&mut app, &chars("e")), vec![Effect::Export]);
+}
+
+#[test]
+fn filter_narrows_groups_and_pairs() {
+    let (mut app, view) = app();
+    press(&mut app, &chars("/"));
+    assert!(app.filter_editing);
+    press(&mut app, &chars("cart"));
+    assert_eq!(app.derived.groups.len(), 1);
+    assert_eq!(selected_group_label(&app, &view), "*.lb.lab.test");
+    // Pairs that name cart, both ways; members that match.
+    assert_eq!(app.derived.pairs.len(), 2);
+    assert_eq!(app.derived.members.len(), 1);
+    press(&mut app, &[key(KeyCode::Backspace)]);
+    assert_eq!(app.filter, "car");
+    press(&mut app, &[key(KeyCode::Enter)]);
+    assert!(!app.filter_editing);
+    // Keys are commands again; the filter stays.
+    press(&mut app, &chars("j"));
+    assert_eq!(app.member, Some(0));
+    press(&mut app, &[key(KeyCode::Esc)]);
+    assert!(app.filter.is_empty());
+    assert_eq!(app.derived.groups.len(), 6);
+    // Esc while typing clears too; nothing matches → empty lists, no panic.
+    press(&mut app, &chars("/zzz"));
+    assert!(app.derived.groups.is_empty() && app.derived.pairs.is_empty());
+    let _ = coalscope::tui::render_to_buffer(&view, &app, 80, 24);
+    press(&mut app, &chars("j"));
+    press(&mut app, &[key(KeyCode::Esc)]);
+    assert!(!app.filter_editing && app.filter.is_empty());
+}
+
+#[test]
+fn sort_cycles() {
+    let (mut app, view) = app();
+    assert_eq!(app.sort, SortMode::Problems);
+    press(&mut app, &chars("s"));
+    assert_eq!(app.sort, SortMode::Rate);
+    // The selection stays on the same group.
+    assert_eq!(selected_group_label(&app, &view), "*.nginx.lab.test");
+    press(&mut app, &chars("s"));
+    assert_eq!(app.sort, SortMode::Name);
+    press(&mut app, &[key(KeyCode::Home)]);
+    assert_eq!(selected_group_label(&app, &view), "*.broken.lab.test");
+    press(&mut app, &chars("s"));
+    assert_eq!(app.sort, SortMode::Problems);
+}
+
+#[test]
+fn matrix_moves_and_opens_a_pair() {
+    let (mut app, view) = app();
+    press(&mut app, &chars("m"));
+    assert_eq!(app.screen, Screen::Matrix);
+    assert_eq!(app.cell, (0, 1));
+    let p = app.matrix_pair().expect("shop → admin");
+    assert_eq!(view.report.pairs[p].verdict, "misdirected");
+    press(&mut app, &chars("h"));
+    assert_eq!(app.matrix_pair(), None, "the diagonal");
+    press(&mut app, &chars("j"));
+    assert_eq!(app.cell, (1, 0));
+    let p = app.matrix_pair().expect("admin → shop");
+    press(&mut app, &[key(KeyCode::Enter)]);
+    assert_eq!((app.screen, app.focus), (Screen::Main, Focus::Details));
+    assert_eq!(app.detail_target(), DetailTarget::Pair(p));
+    press(&mut app, &chars("m"));
+    press(&mut app, &[key(KeyCode::Esc)]);
+    assert_eq!(app.screen, Screen::Main);
+}
+
+#[test]
+fn help_opens_and_any_key_closes() {
+    let (mut app, _) = app();
+    press(&mut app, &chars("?"));
+    assert!(app.help);
+    assert!(press(&mut app, &chars("j")).is_empty());
+    assert!(!app.help);
+    assert_eq!(app.member, None, "the key that closes help does nothing else");
+}
+
+#[test]
+fn selection_survives_a_new_generation() {
+    let (mut app, view) = app();
+    press(&mut app, &[key(KeyCode::Tab), key(KeyCode::Down)]);
+    let before = selected_pair(&app, &view);
+    // The engine publishes a new view with pairs and groups in another order.
+    let mut next = (*view).clone();
+    next.report.pairs.reverse();
+    next.histories.reverse();
+    next.report.groups.reverse();
+    let next = Arc::new(next);
+    app.set_view(next.clone());
+    assert_eq!(selected_pair(&app, &next), before);
+    assert_eq!(selected_group_label(&app, &next), "*.nginx.lab.test");
+    // A reload that removes the selected group falls back to a valid selection.
+    let mut smaller = (*next).clone();
+    smaller.report = Snapshot::default();
+    smaller.histories.clear();
+    app.set_view(Arc::new(smaller.clone()));
+    assert!(app.derived.groups.is_empty());
+    assert_eq!(app.detail_target(), DetailTarget::Nothing);
+    press(&mut app, &chars("jjkr"));
+}
+
+#[test]
+fn mouse_selects_and_scrolls() {
+    let (mut app, view) = app();
+    let p = app.panes();
+    // Click the second pair row (after the border and the column header).
+    let click = Event::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: p.pairs.x + 5,
+        row: p.pairs.y + 3,
+        modifiers: KeyModifiers::NONE,
+    });
+    press(&mut app, &[click]);
+    assert_eq!(app.focus, Focus::Pairs);
+    assert_eq!(app.pair, 1);
+    assert_eq!(
+        selected_pair(&app, &view),
+        (
+            "admin.nginx.lab.test:8443".into(),
+            "shop.nginx.lab.test:8443".into()
+        )
+    );
+    // Click the third row of the groups pane: the second member of the open group.
+    let click = Event::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: p.groups.x + 3,
+        row: p.groups.y + 3,
+        modifiers: KeyModifiers::NONE,
+    });
+    press(&mut app, &[click]);
+    assert_eq!((app.focus, app.group, app.member), (Focus::Groups, 0, Some(1)));
+    // The wheel over the groups pane moves down through the list.
+    let wheel = Event::Mouse(MouseEvent {
+        kind: MouseEventKind::ScrollDown,
+        column: p.groups.x + 3,
+        row: p.groups.y + 3,
+        modifiers: KeyModifiers::NONE,
+    });
+    press(&mut app, &[wheel]);
+    assert!(app.group >= 1, "{}", app.group);
+}
+
+#[test]
+fn scrolling_keeps_the_selection_visible_at_10k_rows() {
+    let view = Arc::new(fixture::synthetic_view(2000, 50));
+    let mut app = App::new(Theme::dark());
+    app.apply(Action::Resize(80, 24));
+    app.set_view(view.clone());
+    press(&mut app, &[key(KeyCode::Tab)]);
+    for _ in 0..30 {
+        press(&mut app, &[key(KeyCode::PageDown)]);
+    }
+    let rows = coalscope::tui::layout::inner_rows(app.panes().pairs) - 1;
+    assert!(app.pair > rows);
+    assert!(app.pairs_offset <= app.pair && app.pair < app.pairs_offset + rows);
+    // The selected pair is on screen.
+    let buf = coalscope::tui::render_to_buffer(&view, &app, 80, 24);
+    let p = &view.report.pairs[app.derived.pairs[app.pair] as usize];
+    let short = p.target.split('.').next().unwrap();
+    let screen: String = (0..24)
+        .map(|y| {
+            (0..80)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+                + "\n"
+        })
+        .collect();
+    assert!(screen.contains(&format!("→ {short} ")), "{short}\n{screen}");
+    press(&mut app, &[key(KeyCode::End)]);
+    assert_eq!(app.pair, app.derived.pairs.len() - 1);
+}
+
+#[test]
+fn export_writes_contract_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let view = fixture::lab_view();
+    let a = coalscope::tui::export(&view.report, dir.path()).unwrap();
+    let b = coalscope::tui::export(&view.report, dir.path()).unwrap();
+    assert_ne!(a, b, "a second export in the same second gets its own name");
+    let back: Snapshot = serde_json::from_slice(&std::fs::read(&a).unwrap()).unwrap();
+    assert_eq!(back, view.report);
+    assert!(a.file_name().unwrap().to_str().unwrap().starts_with("coalscope-"));
+}
