@@ -37,6 +37,8 @@ struct Usage {
 }
 
 /// Run `cmd` with stdout to `out`, wait with `wait4`: wall, CPU, peak RSS of the child.
+/// The child is reaped by `wait4` itself (std's `wait` would not return its rusage).
+#[allow(clippy::zombie_processes)]
 fn measure(mut cmd: Command, out: &Path) -> Usage {
     let file = std::fs::File::create(out).expect("output file");
     cmd.stdout(Stdio::from(file)).stderr(Stdio::inherit());

@@ -1,8 +1,8 @@
 //! Which targets one origin connection carries in this round. Small groups: every target,
 //! every round. Big groups (a wildcard certificate over 1,000 names is a million ordered
 //! pairs): at most `limit` targets per connection, chosen so that every pair is covered over a
-//! cycle of rounds — never-probed pairs first, then pairs with a problem or a recent change,
-//! then the least recently probed — plus a random share, so that no pair is starved by an
+//! cycle of rounds — pairs with a problem or a recent change first (at most half of the
+//! slots), then never-probed pairs, then the least recently probed — plus a random share, so that no pair is starved by an
 //! unlucky ordering and sampling never becomes systematic.
 
 use std::collections::HashMap;
@@ -53,17 +53,36 @@ pub fn select<R: Rng>(
                 0
             };
             let by_priority = limit - random;
-            let mut ranked: Vec<usize> = covered.to_vec();
             // Ties (never probed, equally old) are broken at random, not by position.
+            let mut ranked: Vec<usize> = covered.to_vec();
             ranked.shuffle(rng);
+            let state_of = |t: usize| state.get(&(origin, t)).copied().unwrap_or_default();
             ranked.sort_by_key(|&t| {
-                let s = state.get(&(origin, t)).copied().unwrap_or_default();
+                let s = state_of(t);
                 match s.last_probe {
-                    None => (0, None),
-                    Some(at) if s.urgent => (1, Some(at)),
+                    Some(at) if s.urgent => (0, Some(at)),
+                    None => (1, None),
                     Some(at) => (2, Some(at)),
                 }
             });
+            // Problem pairs first, but at most half of the slots: a whole group going bad
+            // must not stop the never-probed pairs from being reached.
+            let urgent_cap = by_priority.div_ceil(2);
+            let urgent = ranked
+                .iter()
+                .take_while(|&&t| state_of(t).urgent && state_of(t).last_probe.is_some())
+                .count();
+            if urgent > urgent_cap {
+                let mut over: Vec<usize> = ranked.drain(urgent_cap..urgent).collect();
+                // The urgent pairs beyond the cap compete by age with the others.
+                let rest = ranked.split_off(urgent_cap);
+                let (fresh, mut old): (Vec<usize>, Vec<usize>) =
+                    rest.into_iter().partition(|&t| state_of(t).last_probe.is_none());
+                old.append(&mut over);
+                old.sort_by_key(|&t| state_of(t).last_probe);
+                ranked.extend(fresh);
+                ranked.extend(old);
+            }
             let mut rest = ranked.split_off(by_priority);
             rest.shuffle(rng);
             ranked.extend(rest.into_iter().take(random));
@@ -75,22 +94,47 @@ pub fn select<R: Rng>(
     picked
 }
 
-/// Targets per origin connection so that a cycle of `interval` stays within `max_rps`:
-/// the budget left after one direct request per endpoint and one own request per origin
-/// connection, shared among the origin connections. None when there is no budget to keep
-/// (`max_rps` = 0) — and never less than one target.
+/// Targets per origin connection so that a cycle of `interval` stays within `max_rps`.
+/// `demands` has one entry per origin connection of the cycle: how many targets it could
+/// carry (its candidates). The budget left after one own request per origin connection and
+/// the `direct_jobs` direct requests is shared out by water-filling: origins that want fewer
+/// targets than the fair share get all of them (small groups keep probing every pair every
+/// round), the big ones share the rest equally. None when no limit is needed (`max_rps` = 0,
+/// or the budget covers every demand) — and never less than one target.
 pub fn per_connection_limit(
     max_rps: u32,
     interval: std::time::Duration,
-    origin_jobs: usize,
+    demands: &[usize],
     direct_jobs: usize,
 ) -> Option<usize> {
-    if max_rps == 0 || origin_jobs == 0 {
+    if max_rps == 0 || demands.is_empty() {
         return None;
     }
     let budget = (f64::from(max_rps) * interval.as_secs_f64()).floor() as usize;
-    let left = budget.saturating_sub(origin_jobs + direct_jobs);
-    Some((left / origin_jobs).max(1))
+    let mut left = budget.saturating_sub(demands.len() + direct_jobs);
+    let mut sorted = demands.to_vec();
+    sorted.sort_unstable();
+    for (i, &d) in sorted.iter().enumerate() {
+        let rest = sorted.len() - i;
+        if d.saturating_mul(rest) <= left {
+            // Every remaining origin could take d: the smallest takes all it wants.
+            left -= d;
+            continue;
+        }
+        // The fair share of the remaining origins is below this one's demand.
+        return Some((left / rest).max(1));
+    }
+    None
+}
+
+/// Requests a cycle plans with `limit`: one own request per origin connection, its targets
+/// (at most `limit`), and the direct requests.
+pub fn planned_requests(demands: &[usize], limit: Option<usize>, direct_jobs: usize) -> usize {
+    demands
+        .iter()
+        .map(|&d| 1 + limit.map_or(d, |l| d.min(l)))
+        .sum::<usize>()
+        + direct_jobs
 }
 
 #[cfg(test)]
@@ -158,7 +202,7 @@ mod tests {
     }
 
     #[test]
-    fn never_probed_pairs_come_before_urgent_ones() {
+    fn urgent_pairs_go_first_but_leave_room_for_the_never_probed() {
         let mut rng = StdRng::seed_from_u64(9);
         let covered: Vec<usize> = (1..=30).collect();
         let mut state = PlanState::new();
@@ -167,10 +211,21 @@ mod tests {
         for t in 1..=20 {
             state.get_mut(&(0, t)).unwrap().urgent = true;
         }
-        // Limit 11: 2 random picks, 9 by priority — all 9 from the never-probed ten.
+        // Limit 11: 2 random picks, 9 by priority: 5 urgent (half, rounded up), then 4 of the
+        // never-probed ten.
+        for _ in 0..20 {
+            let picked = select(0, &covered, Some(11), &state, &mut rng);
+            let fresh = picked.iter().filter(|&&t| t > 20).count();
+            let urgent = picked.len() - fresh;
+            assert!(urgent >= 5 && fresh >= 4, "{picked:?}");
+        }
+        // With few urgent pairs, all of them go first, then the never-probed.
+        let mut state = PlanState::new();
+        probe(&mut state, 0, &covered[..20], t0);
+        state.get_mut(&(0, 3)).unwrap().urgent = true;
         let picked = select(0, &covered, Some(11), &state, &mut rng);
-        let fresh = picked.iter().filter(|&&t| t > 20).count();
-        assert!(fresh >= 9, "the never-probed pairs go first: {picked:?}");
+        assert!(picked.contains(&3), "{picked:?}");
+        assert!(picked.iter().filter(|&&t| t > 20).count() >= 8, "{picked:?}");
     }
 
     #[test]
@@ -201,10 +256,114 @@ mod tests {
     #[test]
     fn the_budget_is_shared_among_origin_connections() {
         let i = Duration::from_secs(30);
-        assert_eq!(per_connection_limit(0, i, 10, 10), None);
+        assert_eq!(per_connection_limit(0, i, &[10; 10], 10), None);
         // 50 rps × 30 s = 1500 requests; 100 origin + 100 direct leave 1300 → 13 each.
-        assert_eq!(per_connection_limit(50, i, 100, 100), Some(13));
+        assert_eq!(per_connection_limit(50, i, &[100; 100], 100), Some(13));
         // Not even enough for the connections themselves: still one target each.
-        assert_eq!(per_connection_limit(1, i, 100, 100), Some(1));
+        assert_eq!(per_connection_limit(1, i, &[100; 100], 100), Some(1));
+        // Enough for everything: no limit.
+        assert_eq!(per_connection_limit(50, i, &[5; 100], 100), None);
+        // Small origins take all they want, the big ones share the rest:
+        // 1500 - 200 = 1300; 90 origins × 2 = 180 → 1120 left for 10 → 112 each.
+        let mut demands = vec![2; 90];
+        demands.extend([1000; 10]);
+        assert_eq!(per_connection_limit(50, i, &demands, 100), Some(112));
+    }
+
+    proptest::proptest! {
+        /// Whatever the demands, a cycle planned with the limit stays within the budget as long
+        /// as the budget covers the connections' own requests, one target each and the direct
+        /// requests; and no origin that wants no more than the limit is cut.
+        #[test]
+        fn the_request_budget_is_never_exceeded(
+            demands in proptest::collection::vec(0usize..400, 1..200),
+            rps in 1u32..400,
+            secs in 1u64..120,
+            direct in 0usize..400,
+        ) {
+            let interval = Duration::from_secs(secs);
+            let budget = rps as usize * secs as usize;
+            let limit = per_connection_limit(rps, interval, &demands, direct);
+            let planned = planned_requests(&demands, limit, direct);
+            if budget >= 2 * demands.len() + direct {
+                proptest::prop_assert!(planned <= budget, "{planned} > {budget} with {limit:?}");
+            }
+            if limit.is_none() {
+                proptest::prop_assert!(planned <= budget);
+            }
+        }
+    }
+
+    /// A whole engine's worth of origins, simulated over cycles with the real limit and
+    /// `select`: one big wildcard group (200 names: 39,800 pairs) and many small groups.
+    /// Small groups get every pair every cycle, the big group reaches 100% coverage within
+    /// the cycles its share allows, every cycle stays within the budget, and a pair that turns
+    /// bad is probed again in the next cycle.
+    #[test]
+    fn simulated_cycles_cover_everything_within_the_budget() {
+        let big: Vec<usize> = (0..200).collect();
+        let small: Vec<Vec<usize>> = (0..100)
+            .map(|g| vec![1000 + 3 * g, 1001 + 3 * g, 1002 + 3 * g])
+            .collect();
+        // (origin, its covered targets)
+        let mut origins: Vec<(usize, Vec<usize>)> = Vec::new();
+        for &a in &big {
+            origins.push((a, big.iter().copied().filter(|&b| b != a).collect()));
+        }
+        for g in &small {
+            for &a in g {
+                origins.push((a, g.iter().copied().filter(|&b| b != a).collect()));
+            }
+        }
+        let demands: Vec<usize> = origins.iter().map(|(_, c)| c.len()).collect();
+        let direct = origins.len();
+        let (rps, interval) = (100, Duration::from_secs(30));
+        let limit = per_connection_limit(rps, interval, &demands, direct).expect("a limit");
+        let random = ((limit as f64 * RANDOM_SHARE).ceil() as usize).max(1);
+        let by_priority = limit - random;
+        // One more than the priority slots alone need: the urgent pair takes a slot of origin 7.
+        let cycles_needed = 199usize.div_ceil(by_priority) + 1;
+
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut state = PlanState::new();
+        let mut seen: HashSet<(usize, usize)> = HashSet::new();
+        let t0 = Instant::now();
+        let mut bad_pair_seen_again = false;
+        for cycle in 0..cycles_needed as u64 {
+            let at = t0 + interval * cycle as u32;
+            let mut requests = direct;
+            for (a, covered) in &origins {
+                let picked = select(*a, covered, Some(limit), &state, &mut rng);
+                requests += 1 + picked.len();
+                if covered.len() <= limit {
+                    let mut p = picked.clone();
+                    p.sort();
+                    assert_eq!(&p, covered, "small group cut in cycle {cycle}");
+                }
+                if cycle == 2 && *a == 7 {
+                    bad_pair_seen_again = picked.contains(&8);
+                }
+                probe(&mut state, *a, &picked, at);
+                seen.extend(picked.iter().map(|&b| (*a, b)));
+            }
+            assert!(
+                requests <= rps as usize * 30,
+                "cycle {cycle}: {requests} requests"
+            );
+            // 7 → 8 went wrong in cycle 1: marked urgent, as the engine does for problems; it
+            // is fine again after its probe in cycle 2.
+            let s = state.entry((7, 8)).or_default();
+            s.urgent = cycle == 1;
+            if cycle == 1 {
+                s.last_probe.get_or_insert(at);
+                seen.insert((7, 8));
+            }
+        }
+        let total: usize = demands.iter().sum();
+        assert_eq!(seen.len(), total, "100% of pairs within {cycles_needed} cycles");
+        assert!(
+            bad_pair_seen_again,
+            "the problem pair is probed again in the next cycle"
+        );
     }
 }

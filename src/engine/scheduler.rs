@@ -26,6 +26,10 @@ use crate::watchlist::{Entry, WatchList};
 
 /// How often the view is republished at most while results arrive.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// A view is published at most once per this many times its own cost.
+const PUBLISH_COST_SHARE: u32 = 20;
+/// ... and at least this often while results arrive.
+const PUBLISH_MAX_GAP: Duration = Duration::from_secs(5);
 
 /// What the engine is asked to do.
 #[derive(Debug)]
@@ -130,6 +134,10 @@ impl LiveEngine {
         let mut publish = tokio::time::interval(PUBLISH_EVERY);
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut dirty = true;
+        let mut last_publish = std::time::Instant::now()
+            .checked_sub(PUBLISH_MAX_GAP)
+            .unwrap_or_else(std::time::Instant::now);
+        let mut publish_gap = PUBLISH_EVERY;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(next_cycle), if !self.status.paused => {
@@ -148,9 +156,16 @@ impl LiveEngine {
                     dirty = true;
                 }
                 _ = publish.tick() => {
-                    if dirty {
+                    // Publishing analyses the whole window: at thousands of names it costs
+                    // tens of milliseconds, so the gap between views grows with that cost
+                    // (at most 1/PUBLISH_COST_SHARE of the time), bounded by PUBLISH_MAX_GAP.
+                    if dirty && last_publish.elapsed() >= publish_gap {
                         dirty = false;
+                        let started = std::time::Instant::now();
                         let view = self.view();
+                        let cost = started.elapsed();
+                        last_publish = std::time::Instant::now();
+                        publish_gap = (cost * PUBLISH_COST_SHARE).clamp(PUBLISH_EVERY, PUBLISH_MAX_GAP);
                         if views.send(Arc::new(view)).is_err() {
                             break;
                         }
@@ -355,12 +370,17 @@ impl LiveEngine {
     /// keeps a whole cycle within `--max-rps`, and what is known of each pair.
     fn plan(&self, hosts: &[HostRecord]) -> Plan {
         let candidates = candidates(hosts);
-        let endpoints: usize = hosts.iter().map(|h| h.dns.addresses.len()).sum();
+        // One origin connection and one direct request per (host, address) and cycle.
+        let demands: Vec<usize> = hosts
+            .iter()
+            .zip(&candidates)
+            .flat_map(|(h, c)| std::iter::repeat_n(c.len(), h.dns.addresses.len()))
+            .collect();
         let limit = planner::per_connection_limit(
             self.prober.options.max_rps,
             self.options.interval,
-            endpoints,
-            endpoints,
+            &demands,
+            demands.len(),
         );
         let mut state = PlanState::new();
         if limit.is_some() {

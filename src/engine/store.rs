@@ -559,4 +559,60 @@ mod tests {
         assert_eq!(view.histories.len(), 2);
         assert!(view.histories[0].iter().all(|x| x.is_none()));
     }
+
+    /// Coverage in the live view is the share of coalescable pairs probed within the window:
+    /// pairs probed in earlier cycles still count while their samples are in the window, and
+    /// stop counting once they fall out of it.
+    #[test]
+    fn coverage_is_computed_over_the_window() {
+        use crate::engine::testsupport::{Pki, Validity};
+        let pki = Pki::new("coverage test CA");
+        let (chain, _) = pki.leaf(&["*.w.test"], Validity::Current);
+        let tls = TlsInfo {
+            alpn: Some("h2".into()),
+            version: "TLSv1.3".into(),
+            chain,
+            chain_error: None,
+            connect_time: Duration::from_millis(1),
+            handshake_time: Duration::from_millis(1),
+        };
+        let mut store = Store::new(Duration::from_secs(60), "/".into());
+        store.set_entries(&[entry("a.w.test", 1), entry("b.w.test", 2)]);
+        store.set_dns("a.w.test:443", dns("127.0.0.1"));
+        store.set_dns("b.w.test:443", dns("127.0.0.1"));
+        let hosts = store.hosts_for_jobs();
+        let addr: IpAddr = "127.0.0.1".parse().unwrap();
+        let t0 = Instant::now();
+        let origin = |host: usize, target: usize| JobResult::Origin {
+            host,
+            addr,
+            handshake: Ok(tls.clone()),
+            own: Some(answer(200)),
+            coalesced: vec![(target, answer(200))],
+            requests: 2,
+        };
+        // Cycle 1 probes a → b only; both handshakes are known.
+        store.apply(&hosts, origin(0, 1), t0);
+        store.apply(
+            &hosts,
+            JobResult::Origin {
+                host: 1,
+                addr,
+                handshake: Ok(tls.clone()),
+                own: Some(answer(200)),
+                coalesced: vec![],
+                requests: 1,
+            },
+            t0,
+        );
+        let v = store.publish(t0 + Duration::from_secs(1), EngineStatus::default(), false);
+        assert_eq!(v.report.summary.coverage, 0.5, "{:?}", v.report.summary);
+        // Cycle 2, 30 s later, probes b → a only: a → b from cycle 1 is still in the window.
+        store.apply(&hosts, origin(1, 0), t0 + Duration::from_secs(30));
+        let v = store.publish(t0 + Duration::from_secs(31), EngineStatus::default(), false);
+        assert_eq!(v.report.summary.coverage, 1.0, "{:?}", v.report.summary);
+        // 70 s: a → b (t0) fell out of the 60 s window, b → a (t0 + 30 s) did not.
+        let v = store.publish(t0 + Duration::from_secs(70), EngineStatus::default(), false);
+        assert_eq!(v.report.summary.coverage, 0.5, "{:?}", v.report.summary);
+    }
 }
