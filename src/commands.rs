@@ -265,12 +265,6 @@ async fn dashboard(
     Ok(EXIT_OK)
 }
 
-pub fn not_yet(what: &str, issue: u32) -> Result<u8, UsageError> {
-    Err(UsageError(format!(
-        "`coalscope {what}` is not available in this build yet (tracked as issue #{issue}); use `coalscope check WATCHFILE` for a one-shot report"
-    )))
-}
-
 /// Print a usage error and give its exit status.
 pub fn report_error(e: UsageError) -> ExitCode {
     eprintln!("coalscope: {}", e.0);

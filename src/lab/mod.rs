@@ -128,33 +128,19 @@ impl Lab {
         }
 
         let (port, listeners) = bind_all(options.port).await?;
-        let (dir, owns_dir) = make_dir(options.dir.as_deref())?;
-        let mut lab = Lab {
-            dns: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            ca_file: dir.join("ca.pem"),
-            watchfile: dir.join("lab.watch"),
-            port,
-            dir,
-            owns_dir,
-            clock,
-            ca_pem: lab_ca.pem.clone(),
-            tasks: JoinSet::new(),
-            dns_server: None,
-            scale: None,
-        };
-        // From here on, dropping `lab` on an error cleans up what was started.
-        std::fs::write(&lab.ca_file, &lab.ca_pem)
-            .with_context(|| format!("writing {}", lab.ca_file.display()))?;
-        std::fs::write(&lab.watchfile, describe::watchfile(port))
-            .with_context(|| format!("writing {}", lab.watchfile.display()))?;
-
         let records: Vec<(&str, Vec<Ipv4Addr>)> = all_sites()
             .map(|(_, s)| (s.name, s.octets.iter().map(|o| lab_ip(*o)).collect()))
             .collect();
-        let dns = dns::start(dns::catalog(ZONE, &records)?, options.dns_port).await?;
-        lab.dns = dns.addr;
-        lab.dns_server = Some(dns);
-
+        let mut lab = Lab::prepare(
+            &options,
+            port,
+            clock,
+            &lab_ca,
+            ("lab.watch", describe::watchfile(port)),
+            (ZONE, &records),
+            None,
+        )
+        .await?;
         for (rt, listener) in runtimes.into_iter().zip(listeners) {
             lab.tasks.spawn(server::run(listener, rt));
         }
@@ -172,34 +158,60 @@ impl Lab {
         let lab_ca = Ca::new("coalscope lab CA")?;
         let config = scale::server_config(&layout, &lab_ca, provider)?;
         let (port, listeners) = scale::bind_all(&layout, options.port).await?;
-        let (dir, owns_dir) = make_dir(options.dir.as_deref())?;
-        let mut lab = Lab {
-            dns: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            ca_file: dir.join("ca.pem"),
-            watchfile: dir.join("scale.watch"),
-            port,
-            dir,
-            owns_dir,
-            clock,
-            ca_pem: lab_ca.pem.clone(),
-            tasks: JoinSet::new(),
-            dns_server: None,
-            scale: Some(layout),
-        };
-        std::fs::write(&lab.ca_file, &lab.ca_pem)
-            .with_context(|| format!("writing {}", lab.ca_file.display()))?;
-        std::fs::write(&lab.watchfile, layout.watchfile(port))
-            .with_context(|| format!("writing {}", lab.watchfile.display()))?;
         let owned = layout.records();
         let records: Vec<(&str, Vec<Ipv4Addr>)> =
             owned.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
-        let dns = dns::start(dns::catalog(scale::SCALE_ZONE, &records)?, options.dns_port).await?;
-        lab.dns = dns.addr;
-        lab.dns_server = Some(dns);
+        let mut lab = Lab::prepare(
+            options,
+            port,
+            clock,
+            &lab_ca,
+            ("scale.watch", layout.watchfile(port)),
+            (scale::SCALE_ZONE, &records),
+            Some(layout),
+        )
+        .await?;
         for listener in listeners {
             lab.tasks.spawn(scale::run(listener, config.clone(), layout));
         }
         tracing::info!(port, dns = %lab.dns, names = layout.names, "scale lab started");
+        Ok(lab)
+    }
+
+    /// The parts every lab shares: its directory with `ca.pem` and the watch-file
+    /// (`name`, `content`), and its DNS server for `zone` answering `records`. Servers are
+    /// spawned by the caller; dropping the returned lab on a later error cleans up.
+    async fn prepare(
+        options: &LabOptions,
+        port: u16,
+        clock: Clock,
+        ca: &Ca,
+        (watch_name, watch_content): (&str, String),
+        (zone, records): (&str, &[(&str, Vec<Ipv4Addr>)]),
+        scale: Option<scale::ScaleOptions>,
+    ) -> anyhow::Result<Lab> {
+        let (dir, owns_dir) = make_dir(options.dir.as_deref())?;
+        let mut lab = Lab {
+            dns: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            ca_file: dir.join("ca.pem"),
+            watchfile: dir.join(watch_name),
+            port,
+            dir,
+            owns_dir,
+            clock,
+            ca_pem: ca.pem.clone(),
+            tasks: JoinSet::new(),
+            dns_server: None,
+            scale,
+        };
+        // From here on, dropping `lab` on an error cleans up what was started.
+        std::fs::write(&lab.ca_file, &lab.ca_pem)
+            .with_context(|| format!("writing {}", lab.ca_file.display()))?;
+        std::fs::write(&lab.watchfile, watch_content)
+            .with_context(|| format!("writing {}", lab.watchfile.display()))?;
+        let dns = dns::start(dns::catalog(zone, records)?, options.dns_port).await?;
+        lab.dns = dns.addr;
+        lab.dns_server = Some(dns);
         Ok(lab)
     }
 
