@@ -389,6 +389,10 @@ impl Store {
 }
 
 #[cfg(test)]
+#[path = "store_bench.rs"]
+mod bench;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::h2::HttpAnswer;
