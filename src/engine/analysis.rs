@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::engine::cert::{self, CertSummary};
@@ -17,68 +18,56 @@ const EXPIRY_WARNING_DAYS: i64 = 14;
 
 pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapshot {
     let now = unix_now();
-    let hosts: Vec<HostReport> = records.hosts.iter().map(|h| host_report(h, now)).collect();
-    let mut pairs = Vec::new();
-    let mut cert_only = 0u32;
+    let hosts: Vec<Arc<HostReport>> = records
+        .hosts
+        .iter()
+        .map(|h| Arc::new(host_report(h, now)))
+        .collect();
+    let mut listed: Vec<(Verdict, Arc<PairReport>)> = Vec::new();
+    let mut tally = Tally::default();
     let mut links: Vec<(usize, usize)> = Vec::new();
+    let mut problem_origins: Vec<usize> = Vec::new();
     let index = PairIndex::new(&records.hosts);
+    let empty: &[Outcome] = &[];
     for a in 0..records.hosts.len() {
         for b in index.candidates(&records.hosts, a) {
-            let (ha, hb) = (&records.hosts[a], &records.hosts[b]);
-            if a == b
-                || ha.entry.port != hb.entry.port
-                || ha.dns.addresses.is_empty()
-                || hb.dns.addresses.is_empty()
-            {
+            if a == b {
                 continue;
             }
-            let policy = policy::evaluate(
-                &ha.dns.addresses,
-                &hb.dns.addresses,
-                &endpoint_facts(ha, &hb.entry.host),
-            );
-            if policy.shared.is_empty() {
-                if !policy.cert_covers {
-                    continue;
-                }
-                cert_only += 1;
-                if !all_pairs {
-                    continue;
+            let coalesced = |addr: IpAddr| records.coalesced.get(&(a, b, addr)).map_or(empty, Vec::as_slice);
+            match evaluate_pair(&records.hosts[a], &records.hosts[b], &coalesced, all_pairs) {
+                PairEval::Skip => {}
+                PairEval::CertOnly => tally.cert_only += 1,
+                PairEval::Listed {
+                    report,
+                    verdict,
+                    link,
+                    cert_only,
+                } => {
+                    tally.cert_only += u32::from(cert_only);
+                    if link {
+                        links.push((a, b));
+                    }
+                    if verdict.is_problem() {
+                        problem_origins.push(a);
+                    }
+                    tally.add(verdict, &report);
+                    listed.push((verdict, Arc::new(report)));
                 }
             }
-            if policy.chrome || policy.firefox {
-                links.push((a, b));
-            }
-            pairs.push(pair_report(records, a, b, &policy));
         }
     }
     // Problems first, then by origin/target in watch-file order (pairs are built in that order).
-    pairs.sort_by_key(|p| verdict_of(&p.verdict));
-    let groups = groups(records, &links, &pairs);
-    let mut verdicts: BTreeMap<String, u32> = BTreeMap::new();
-    for p in &pairs {
-        *verdicts.entry(p.verdict.clone()).or_default() += 1;
-    }
-    let summary = Summary {
-        hosts: hosts.len() as u32,
-        pairs: pairs.len() as u32,
-        problems: pairs
-            .iter()
-            .filter(|p| verdict_of(&p.verdict).is_problem())
-            .count() as u32,
-        cert_only_pairs: cert_only,
-        connections: records.connections,
-        requests: records.requests,
-        rounds: records.rounds,
-        duration_s: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-        verdicts,
-        host_errors: hosts
-            .iter()
-            .flat_map(|h| &h.findings)
-            .filter(|f| f.severity == "error")
-            .count() as u32,
-        coverage: coverage(&pairs),
-    };
+    listed.sort_by_key(|(v, _)| *v);
+    let pairs: Vec<Arc<PairReport>> = listed.into_iter().map(|(_, p)| p).collect();
+    let keys: Vec<String> = records.hosts.iter().map(|h| h.entry.key()).collect();
+    let groups = groups(&keys, &links, &problem_origins);
+    let summary = summary(
+        &hosts,
+        &tally,
+        (records.connections, records.requests, records.rounds),
+        elapsed,
+    );
     Snapshot {
         schema: SCHEMA.into(),
         generated_at: cert::format_unix(now),
@@ -89,10 +78,118 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
     }
 }
 
+/// What one ordered pair (origin ≠ target) contributes to a snapshot.
+pub(crate) enum PairEval {
+    /// Not a pair: no shared address and no certificate of the origin naming the target.
+    Skip,
+    /// Linked by the certificate only: counted, not listed.
+    CertOnly,
+    Listed {
+        report: PairReport,
+        verdict: Verdict,
+        /// Some client would coalesce (an edge of the groups).
+        link: bool,
+        /// Counted as cert-only too (listed with `--all-pairs`).
+        cert_only: bool,
+    },
+}
+
+/// Evaluate the pair `origin → target`; `coalesced(addr)` are the requests for the target on
+/// the origin's connections at `addr`.
+pub(crate) fn evaluate_pair<'c>(
+    ha: &HostRecord,
+    hb: &HostRecord,
+    coalesced: &dyn Fn(IpAddr) -> &'c [Outcome],
+    all_pairs: bool,
+) -> PairEval {
+    if ha.entry.port != hb.entry.port || ha.dns.addresses.is_empty() || hb.dns.addresses.is_empty() {
+        return PairEval::Skip;
+    }
+    let policy = policy::evaluate(
+        &ha.dns.addresses,
+        &hb.dns.addresses,
+        &endpoint_facts(ha, &hb.entry.host),
+    );
+    let mut cert_only = false;
+    if policy.shared.is_empty() {
+        if !policy.cert_covers {
+            return PairEval::Skip;
+        }
+        if !all_pairs {
+            return PairEval::CertOnly;
+        }
+        cert_only = true;
+    }
+    let report = pair_report(ha, hb, coalesced, &policy);
+    PairEval::Listed {
+        verdict: verdict_of(&report.verdict),
+        link: policy.chrome || policy.firefox,
+        cert_only,
+        report,
+    }
+}
+
+/// Counts over the listed pairs, for the summary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Tally {
+    pub pairs: u32,
+    pub verdicts: [u32; Verdict::ALL.len()],
+    pub cert_only: u32,
+    /// Pairs some client would coalesce, and how many of those were probed.
+    pub coalescable: u32,
+    pub probed: u32,
+}
+
+impl Tally {
+    pub fn add(&mut self, verdict: Verdict, p: &PairReport) {
+        self.pairs += 1;
+        self.verdicts[verdict as usize] += 1;
+        if p.coalesce.chrome || p.coalesce.firefox {
+            self.coalescable += 1;
+            self.probed += u32::from(p.probes > 0);
+        }
+    }
+}
+
+/// The summary of a snapshot; `counters` are (connections, requests, rounds).
+pub(crate) fn summary(
+    hosts: &[Arc<HostReport>],
+    tally: &Tally,
+    counters: (u64, u64, u32),
+    elapsed: Duration,
+) -> Summary {
+    let verdicts: BTreeMap<String, u32> = Verdict::ALL
+        .iter()
+        .filter(|v| tally.verdicts[**v as usize] > 0)
+        .map(|v| (v.as_str().to_string(), tally.verdicts[*v as usize]))
+        .collect();
+    Summary {
+        hosts: hosts.len() as u32,
+        pairs: tally.pairs,
+        problems: Verdict::ALL
+            .iter()
+            .filter(|v| v.is_problem())
+            .map(|v| tally.verdicts[*v as usize])
+            .sum(),
+        cert_only_pairs: tally.cert_only,
+        connections: counters.0,
+        requests: counters.1,
+        rounds: counters.2,
+        duration_s: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        verdicts,
+        host_errors: hosts
+            .iter()
+            .flat_map(|h| &h.findings)
+            .filter(|f| f.severity == "error")
+            .count() as u32,
+        coverage: coverage(tally),
+    }
+}
+
 /// Which targets can form a listed pair with an origin, without looking at all n² pairs: the
 /// hosts sharing an address and port with it, and the hosts one of its certificates names
 /// (exactly, or under a wildcard). A superset of the pairs `analyse` keeps.
-struct PairIndex {
+pub(crate) struct PairIndex {
     by_addr: HashMap<(IpAddr, u16), Vec<usize>>,
     /// Lower-case name without a trailing dot → hosts.
     by_name: HashMap<String, Vec<usize>>,
@@ -101,7 +198,7 @@ struct PairIndex {
 }
 
 impl PairIndex {
-    fn new(hosts: &[HostRecord]) -> PairIndex {
+    pub(crate) fn new(hosts: &[HostRecord]) -> PairIndex {
         let mut index = PairIndex {
             by_addr: HashMap::new(),
             by_name: HashMap::new(),
@@ -121,7 +218,7 @@ impl PairIndex {
     }
 
     /// Candidate targets of `a`, ascending (the order pairs are listed in).
-    fn candidates(&self, hosts: &[HostRecord], a: usize) -> Vec<usize> {
+    pub(crate) fn candidates(&self, hosts: &[HostRecord], a: usize) -> Vec<usize> {
         let h = &hosts[a];
         let mut out: Vec<usize> = Vec::new();
         for addr in &h.dns.addresses {
@@ -154,19 +251,14 @@ fn normal_name(name: &str) -> String {
 }
 
 /// Share of coalescable pairs that have at least one probe.
-fn coverage(pairs: &[PairReport]) -> f64 {
-    let coalescable: Vec<&PairReport> = pairs
-        .iter()
-        .filter(|p| p.coalesce.chrome || p.coalesce.firefox)
-        .collect();
-    if coalescable.is_empty() {
+fn coverage(tally: &Tally) -> f64 {
+    if tally.coalescable == 0 {
         return 1.0;
     }
-    let probed = coalescable.iter().filter(|p| p.probes > 0).count();
-    ((probed as f64 / coalescable.len() as f64) * 1e4).round() / 1e4
+    ((tally.probed as f64 / tally.coalescable as f64) * 1e4).round() / 1e4
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -174,10 +266,15 @@ fn unix_now() -> i64 {
 }
 
 pub fn verdict_of(s: &str) -> Verdict {
-    Verdict::ALL
-        .into_iter()
-        .find(|v| v.as_str() == s)
-        .unwrap_or(Verdict::Error)
+    match s {
+        "misdirected" => Verdict::Misdirected,
+        "misrouted" => Verdict::Misrouted,
+        "intermittent" => Verdict::Intermittent,
+        "direct-broken" => Verdict::DirectBroken,
+        "ok" => Verdict::Ok,
+        "not-coalescable" => Verdict::NotCoalescable,
+        _ => Verdict::Error,
+    }
 }
 
 /// The contract's address text: a plain IP (IPv6 without brackets).
@@ -231,7 +328,7 @@ fn median_ms(v: &[Duration]) -> Option<f64> {
     Some((v[v.len() / 2].as_secs_f64() * 1e5).round() / 100.0)
 }
 
-fn host_report(h: &HostRecord, now: i64) -> HostReport {
+pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
     let mut findings = Vec::new();
     let finding = |kind: &str, severity: &str, message: String| Finding {
         kind: kind.into(),
@@ -403,6 +500,30 @@ fn host_report(h: &HostRecord, now: i64) -> HostReport {
     }
 }
 
+/// Until when (unix seconds, exclusive) `host_report(h, now)` stays what it is at `now`: its
+/// only part that moves with time is the days a certificate has left.
+pub(crate) fn host_report_valid_until(h: &HostRecord, now: i64) -> i64 {
+    h.endpoints
+        .values()
+        .filter_map(parsed_cert)
+        .map(|leaf| next_day_change(leaf.not_after, now))
+        .min()
+        .unwrap_or(i64::MAX)
+}
+
+/// The first second after `now` at which the whole days left before `not_after` (as
+/// `host_report` counts them, capped at the warning threshold) differ from those at `now`.
+fn next_day_change(not_after: i64, now: i64) -> i64 {
+    let q = (not_after - now) / 86_400;
+    if q >= EXPIRY_WARNING_DAYS {
+        not_after - EXPIRY_WARNING_DAYS * 86_400 + 1
+    } else if q >= 1 {
+        not_after - q * 86_400 + 1
+    } else {
+        not_after + (q.abs() + 1) * 86_400
+    }
+}
+
 /// Items shown in one finding message; the rest are counted ("and N more").
 const LISTED: usize = 5;
 
@@ -519,8 +640,12 @@ fn direct_reference(target: &HostRecord, addr: &IpAddr) -> Vec<Outcome> {
     }
 }
 
-fn pair_report(records: &Records, a: usize, b: usize, policy: &PairPolicy) -> PairReport {
-    let (ha, hb) = (&records.hosts[a], &records.hosts[b]);
+fn pair_report<'c>(
+    ha: &HostRecord,
+    hb: &HostRecord,
+    coalesced: &dyn Fn(IpAddr) -> &'c [Outcome],
+    policy: &PairPolicy,
+) -> PairReport {
     let (origin, target) = (ha.entry.key(), hb.entry.key());
     let dynamic = verdict::looks_dynamic(
         hb.endpoints
@@ -530,9 +655,8 @@ fn pair_report(records: &Records, a: usize, b: usize, policy: &PairPolicy) -> Pa
     );
     let mut addresses = Vec::new();
     let mut judgements = Vec::new();
-    let empty = Vec::new();
     for addr in policy.coalescing_addrs() {
-        let coalesced = records.coalesced.get(&(a, b, addr)).unwrap_or(&empty);
+        let coalesced = coalesced(addr);
         let direct = direct_reference(hb, &addr);
         let j = verdict::judge_address(AddressEvidence {
             coalesced,
@@ -680,9 +804,14 @@ fn pair_report(records: &Records, a: usize, b: usize, policy: &PairPolicy) -> Pa
     }
 }
 
-/// Connected components of "some client would coalesce", in watch-file order.
-fn groups(records: &Records, links: &[(usize, usize)], pairs: &[PairReport]) -> Vec<GroupReport> {
-    let n = records.hosts.len();
+/// Connected components of "some client would coalesce", in watch-file order; `keys` are the
+/// hosts' "host:port", `problem_origins` the origin of every problem pair.
+pub(crate) fn groups(
+    keys: &[String],
+    links: &[(usize, usize)],
+    problem_origins: &[usize],
+) -> Vec<GroupReport> {
+    let n = keys.len();
     let mut parent: Vec<usize> = (0..n).collect();
     fn find(p: &mut [usize], mut x: usize) -> usize {
         while p[x] != x {
@@ -702,12 +831,11 @@ fn groups(records: &Records, links: &[(usize, usize)], pairs: &[PairReport]) -> 
         let r = find(&mut parent, i);
         members.entry(r).or_default().push(i);
     }
-    let group_of: HashMap<String, usize> = (0..n)
-        .map(|i| (records.hosts[i].entry.key(), find(&mut parent, i)))
-        .collect();
+    // By key, as a pair names its origin (the last host wins if a key is listed twice).
+    let group_of: HashMap<&str, usize> = (0..n).map(|i| (keys[i].as_str(), find(&mut parent, i))).collect();
     let mut problems_of: HashMap<usize, u32> = HashMap::new();
-    for p in pairs.iter().filter(|p| verdict_of(&p.verdict).is_problem()) {
-        if let Some(&root) = group_of.get(&p.origin) {
+    for &a in problem_origins {
+        if let Some(&root) = group_of.get(keys[a].as_str()) {
             *problems_of.entry(root).or_default() += 1;
         }
     }
@@ -716,7 +844,7 @@ fn groups(records: &Records, links: &[(usize, usize)], pairs: &[PairReport]) -> 
         let problems = problems_of.get(&root).copied().unwrap_or(0);
         out.push(GroupReport {
             id: out.len() as u32 + 1,
-            members: m.iter().map(|&i| records.hosts[i].entry.key()).collect(),
+            members: m.iter().map(|&i| keys[i].clone()).collect(),
             problems,
         });
     }
@@ -800,6 +928,21 @@ mod tests {
             .iter()
             .find(|p| p.origin == format!("{o}:443") && p.target == format!("{t}:443"))
             .unwrap()
+    }
+
+    #[test]
+    fn day_changes_are_found_exactly() {
+        let days = |na: i64, now: i64| {
+            let d = (na - now) / 86_400;
+            d.min(EXPIRY_WARNING_DAYS)
+        };
+        let na = 2_000_000_000;
+        for now in (na - 20 * 86_400..na + 5 * 86_400).step_by(4_999) {
+            let next = next_day_change(na, now);
+            assert!(next > now);
+            assert_eq!(days(na, next - 1), days(na, now), "now {now}");
+            assert_ne!(days(na, next), days(na, now), "now {now}");
+        }
     }
 
     #[test]

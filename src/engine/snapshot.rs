@@ -3,6 +3,8 @@
 //! dashboard draw. Fields beyond the contract are additions, never replacements.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -12,8 +14,9 @@ pub const SCHEMA: &str = "coalscope/1";
 pub struct Snapshot {
     pub schema: String,
     pub generated_at: String,
-    pub hosts: Vec<HostReport>,
-    pub pairs: Vec<PairReport>,
+    /// Shared between successive live views while unchanged (serialised as plain objects).
+    pub hosts: Vec<Arc<HostReport>>,
+    pub pairs: Vec<Arc<PairReport>>,
     pub groups: Vec<GroupReport>,
     pub summary: Summary,
 }
@@ -185,11 +188,102 @@ impl Snapshot {
 pub struct LiveView {
     pub report: Snapshot,
     /// Per pair, aligned with `report.pairs`: the 421 rate per time bucket over the window,
-    /// oldest first; None where no probe landed in the bucket.
-    pub histories: Vec<Vec<Option<f32>>>,
+    /// oldest first (see `History::points`).
+    pub histories: Vec<History>,
     /// Verdict changes, oldest first, bounded.
     pub events: Vec<VerdictEvent>,
     pub status: EngineStatus,
+    /// What changed since earlier views, for readers that fold views in incrementally (the
+    /// exporter). All zero (and empty) in views not made by the engine's store.
+    pub changes: ViewChanges,
+}
+
+/// Publish sequence numbers of a view and of its parts: a reader that has folded in the view
+/// numbered `n` needs to look again only at the parts changed after `n`, as long as the
+/// layout did not change after `n` either.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ViewChanges {
+    /// This view's number (from 1; 0: unknown, fold everything in).
+    pub seq: u64,
+    /// The last view whose pair or host list (members or order) differed from its predecessor.
+    pub layout: u64,
+    /// Per pair of `report.pairs`: the view in which this report last changed.
+    pub pairs: Vec<u64>,
+    /// Per host of `report.hosts`: the view in which this report last changed.
+    pub hosts: Vec<u64>,
+}
+
+/// Buckets of a sparkline over the window.
+pub const HISTORY_BUCKETS: usize = 30;
+
+/// A pair's sparkline: the 421 rate per time bucket over the window, oldest first; None
+/// where no probe landed in the bucket. The live engine hands out the samples and computes
+/// the points only when asked (the dashboard draws the visible rows only).
+#[derive(Debug, Clone)]
+pub struct History(HistoryData);
+
+#[derive(Debug, Clone)]
+enum HistoryData {
+    Points(Arc<[Option<f32>]>),
+    Samples {
+        /// (when, got 421) of the answered coalesced requests of the pair.
+        samples: Arc<[(Instant, bool)]>,
+        now: Instant,
+        bucket: Duration,
+    },
+}
+
+impl History {
+    /// Answered samples bucketed by age at `now`, `bucket` wide, `HISTORY_BUCKETS` points.
+    pub fn from_samples(samples: Arc<[(Instant, bool)]>, now: Instant, bucket: Duration) -> History {
+        History(HistoryData::Samples {
+            samples,
+            now,
+            bucket: bucket.max(Duration::from_nanos(1)),
+        })
+    }
+
+    pub fn points(&self) -> Vec<Option<f32>> {
+        match &self.0 {
+            HistoryData::Points(p) => p.to_vec(),
+            HistoryData::Samples { samples, now, bucket } => {
+                let mut answered = [0u32; HISTORY_BUCKETS];
+                let mut refused = [0u32; HISTORY_BUCKETS];
+                for (at, was_421) in samples.iter() {
+                    let age = now.saturating_duration_since(*at);
+                    let from_end = (age.as_nanos() / bucket.as_nanos()) as usize;
+                    if from_end >= HISTORY_BUCKETS {
+                        continue;
+                    }
+                    let i = HISTORY_BUCKETS - 1 - from_end;
+                    answered[i] += 1;
+                    refused[i] += u32::from(*was_421);
+                }
+                (0..HISTORY_BUCKETS)
+                    .map(|i| (answered[i] > 0).then(|| refused[i] as f32 / answered[i] as f32))
+                    .collect()
+            }
+        }
+    }
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History(HistoryData::Points(Arc::from(Vec::new())))
+    }
+}
+
+impl From<Vec<Option<f32>>> for History {
+    fn from(points: Vec<Option<f32>>) -> Self {
+        History(HistoryData::Points(Arc::from(points)))
+    }
+}
+
+/// Histories are equal when they draw the same points.
+impl PartialEq for History {
+    fn eq(&self, other: &Self) -> bool {
+        self.points() == other.points()
+    }
 }
 
 /// A pair whose verdict changed.

@@ -2,27 +2,38 @@
 //! pair, pruned to the `--window` and capped in count, so a monitor that runs for weeks stays
 //! the same size. Publishing turns the samples in the window into a `LiveView` through the
 //! same analysis as `check`, plus the sparklines and the verdict-change events.
+//!
+//! Publishing is incremental: every change to a host's samples or DNS answer stamps the host
+//! with a new generation, every change to a pair's coalesced samples marks the pair, and a
+//! publish rebuilds only the host records, host reports and pair reports whose inputs changed
+//! (host reports also when a certificate's days-left count moves). Unchanged reports are
+//! shared (`Arc`) with the previous view. What is left per publish for every pair is pointer
+//! work: a few comparisons and reference counts. A reload rebuilds everything once.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::analysis;
+use crate::engine::analysis::{self, PairEval, PairIndex, Tally};
 use crate::engine::cert::{self, CertSummary};
 use crate::engine::check::{EndpointRecord, HostRecord, JobResult, Records};
 use crate::engine::direct::DirectProtocol;
 use crate::engine::dns::DnsAnswer;
-use crate::engine::snapshot::{EngineStatus, LiveView, VerdictEvent};
+use crate::engine::snapshot::{
+    EngineStatus, GroupReport, History, HostReport, LiveView, PairReport, Snapshot, VerdictEvent,
+    ViewChanges, SCHEMA,
+};
 use crate::engine::tls::TlsInfo;
-use crate::engine::verdict::Outcome;
+use crate::engine::verdict::{Outcome, Verdict};
 use crate::watchlist::Entry;
+
+pub use crate::engine::snapshot::HISTORY_BUCKETS;
 
 /// Samples kept per list at most, whatever the window.
 pub const MAX_SAMPLES: usize = 512;
 /// Verdict-change events kept.
 pub const MAX_EVENTS: usize = 500;
-/// Points of a sparkline over the window.
-pub const HISTORY_BUCKETS: usize = 30;
 
 type Timed<T> = VecDeque<(Instant, T)>;
 
@@ -33,10 +44,13 @@ fn push<T>(q: &mut Timed<T>, at: Instant, item: T) {
     q.push_back((at, item));
 }
 
-fn prune<T>(q: &mut Timed<T>, cutoff: Instant) {
+/// Drops the samples before `cutoff`; true when some were dropped.
+fn prune<T>(q: &mut Timed<T>, cutoff: Instant) -> bool {
+    let before = q.len();
     while q.front().is_some_and(|(t, _)| *t < cutoff) {
         q.pop_front();
     }
+    q.len() != before
 }
 
 fn recent<T: Clone>(q: &Timed<T>) -> Vec<T> {
@@ -62,7 +76,13 @@ struct LiveHost {
     /// When `dns` was received (None: never resolved).
     dns_at: Option<Instant>,
     endpoints: BTreeMap<IpAddr, LiveEndpoint>,
+    /// The store's change clock at the last change of anything the analysis reads of this
+    /// host (samples, DNS answer).
+    gen: u64,
 }
+
+/// Coalesced requests of one ordered pair, per origin address.
+type PairSamples = BTreeMap<IpAddr, Timed<Outcome>>;
 
 pub struct Store {
     window: Duration,
@@ -70,13 +90,134 @@ pub struct Store {
     hosts: Vec<LiveHost>,
     /// "host:port" → index in `hosts` (lookups per job result must not scan the list).
     index: HashMap<String, usize>,
-    /// (origin key, target key, origin address) → coalesced requests.
-    coalesced: HashMap<(String, String, IpAddr), Timed<Outcome>>,
+    /// (origin index, target index) in `hosts` → coalesced requests per origin address.
+    coalesced: HashMap<(usize, usize), PairSamples>,
     events: VecDeque<VerdictEvent>,
     last_verdicts: HashMap<(String, String), String>,
     connections: u64,
     requests: u64,
     started: Instant,
+    /// Change clock: every change takes the next value (host generations).
+    clock: u64,
+    /// Some host's address list changed since the last publish: pair candidates are redone.
+    topology_changed: bool,
+    /// Pairs whose coalesced samples changed since the last publish.
+    dirty_pairs: HashSet<(usize, usize)>,
+    cache: Cache,
+    /// Views published so far (the last view's `changes.seq`).
+    seq: u64,
+    /// The last view whose pair or host membership changed.
+    layout_seq: u64,
+    /// Test switch: rebuild everything at every publish (the reference for equivalence).
+    #[cfg(test)]
+    always_full: bool,
+}
+
+/// What the last publish computed, reused by the next one where its inputs did not change.
+/// Indexed like `Store::hosts`.
+#[derive(Default)]
+struct Cache {
+    /// Everything is rebuilt at the next publish (a reload changed the indices).
+    stale: bool,
+    /// Each host's samples shaped as a `check` record, and the host generation it shows.
+    records: Vec<HostRecord>,
+    record_gens: Vec<u64>,
+    hosts: Vec<Arc<HostReport>>,
+    /// The view in which each host report was made, and until when (unix s) it holds.
+    host_seqs: Vec<u64>,
+    host_valid_until: Vec<i64>,
+    index: Option<PairIndex>,
+    /// Per origin: its candidate targets (ascending, itself excluded) and what each pair gave.
+    rows: Vec<Vec<Slot>>,
+    /// The origin's generation the row's candidates were computed at.
+    row_gens: Vec<u64>,
+    groups: Vec<GroupReport>,
+    /// Listed pairs evaluated since events were last recorded.
+    unchecked: HashSet<(usize, usize)>,
+}
+
+struct Slot {
+    target: usize,
+    /// Generations of origin and target the evaluation used.
+    origin_gen: u64,
+    target_gen: u64,
+    /// The pair's coalesced samples changed (or it was never evaluated).
+    dirty: bool,
+    eval: SlotEval,
+    /// The view in which the report was made.
+    seq: u64,
+    /// (when, got 421) of the pair's answered coalesced requests, for its sparkline.
+    samples: Arc<[(Instant, bool)]>,
+}
+
+enum SlotEval {
+    Skip,
+    CertOnly,
+    Listed {
+        report: Arc<PairReport>,
+        verdict: Verdict,
+        link: bool,
+    },
+}
+
+impl SlotEval {
+    /// (listed, link, problem): what groups and the layout depend on.
+    fn shape(&self) -> (bool, bool, bool) {
+        match self {
+            SlotEval::Listed { verdict, link, .. } => (true, *link, verdict.is_problem()),
+            _ => (false, false, false),
+        }
+    }
+}
+
+impl Slot {
+    fn new(target: usize) -> Slot {
+        Slot {
+            target,
+            origin_gen: 0,
+            target_gen: 0,
+            dirty: true,
+            eval: SlotEval::Skip,
+            seq: 0,
+            samples: Arc::from(Vec::new()),
+        }
+    }
+}
+
+/// A host's samples in the window, shaped as a `check` run's record.
+fn host_record(h: &LiveHost) -> HostRecord {
+    HostRecord {
+        entry: h.entry.clone(),
+        path: h.path.clone(),
+        dns: h.dns.clone(),
+        endpoints: h
+            .endpoints
+            .iter()
+            .map(|(a, ep)| {
+                let ok: Vec<(Duration, Duration)> = ep
+                    .handshakes
+                    .iter()
+                    .filter_map(|(_, r)| r.as_ref().ok().copied())
+                    .collect();
+                let record = EndpointRecord {
+                    tls: ep.tls.clone(),
+                    cert: ep.cert.clone(),
+                    handshakes: ep.handshakes.len() as u32,
+                    handshake_errors: ep
+                        .handshakes
+                        .iter()
+                        .filter_map(|(_, r)| r.as_ref().err().cloned())
+                        .collect(),
+                    connect_times: ok.iter().map(|x| x.0).collect(),
+                    tls_times: ok.iter().map(|x| x.1).collect(),
+                    own: recent(&ep.own),
+                    direct: recent(&ep.direct),
+                    direct_http1: recent(&ep.direct_http1),
+                };
+                (*a, record)
+            })
+            .collect(),
+    }
 }
 
 impl Store {
@@ -92,20 +233,39 @@ impl Store {
             connections: 0,
             requests: 0,
             started: Instant::now(),
+            clock: 0,
+            topology_changed: true,
+            dirty_pairs: HashSet::new(),
+            cache: Cache {
+                stale: true,
+                ..Cache::default()
+            },
+            seq: 0,
+            layout_seq: 0,
+            #[cfg(test)]
+            always_full: false,
         }
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
     }
 
     /// Replace the watched list: unchanged names keep their history, removed names vanish,
     /// new names start empty. Returns the keys of the new names.
     pub fn set_entries(&mut self, entries: &[Entry]) -> Vec<String> {
+        let old_keys: Vec<String> = self.hosts.iter().map(|h| h.entry.key()).collect();
         let mut old: HashMap<String, LiveHost> = self.hosts.drain(..).map(|h| (h.entry.key(), h)).collect();
         let mut added = Vec::new();
+        let gen = self.tick();
         for e in entries {
             let path = e.path.clone().unwrap_or_else(|| self.default_path.clone());
             match old.remove(&e.key()) {
                 Some(mut h) => {
                     h.entry = e.clone();
                     h.path = path;
+                    h.gen = gen;
                     self.hosts.push(h);
                 }
                 None => {
@@ -116,6 +276,7 @@ impl Store {
                         dns: DnsAnswer::default(),
                         dns_at: None,
                         endpoints: BTreeMap::new(),
+                        gen,
                     });
                 }
             }
@@ -126,11 +287,21 @@ impl Store {
             .enumerate()
             .map(|(i, h)| (h.entry.key(), i))
             .collect();
+        // The pairs' samples follow their names to the new indices; removed names' go.
         let keys = &self.index;
-        self.coalesced
-            .retain(|(o, t, _), _| keys.contains_key(o) && keys.contains_key(t));
+        self.coalesced = std::mem::take(&mut self.coalesced)
+            .into_iter()
+            .filter_map(|((o, t), q)| {
+                let o = *keys.get(old_keys.get(o)?)?;
+                let t = *keys.get(old_keys.get(t)?)?;
+                Some(((o, t), q))
+            })
+            .collect();
         self.last_verdicts
             .retain(|(o, t), _| keys.contains_key(o) && keys.contains_key(t));
+        self.dirty_pairs.clear();
+        self.topology_changed = true;
+        self.cache.stale = true;
         added
     }
 
@@ -140,15 +311,20 @@ impl Store {
 
     /// A new DNS answer for a host: addresses it no longer has are forgotten.
     pub fn set_dns(&mut self, key: &str, answer: DnsAnswer) {
+        let gen = self.tick();
         let Some(h) = self.index.get(key).and_then(|&i| self.hosts.get_mut(i)) else {
             return;
         };
+        if h.dns.addresses != answer.addresses {
+            self.topology_changed = true;
+        }
         h.endpoints.retain(|a, _| answer.addresses.contains(a));
         for a in &answer.addresses {
             h.endpoints.entry(*a).or_default();
         }
         h.dns = answer;
         h.dns_at = Some(Instant::now());
+        h.gen = gen;
     }
 
     /// Is the DNS answer of `key` still good at `now`? Answers are reused within their TTL
@@ -182,7 +358,9 @@ impl Store {
     /// Fold a job result in; `hosts` is the list the job's indices refer to.
     pub fn apply(&mut self, hosts: &[HostRecord], result: JobResult, at: Instant) {
         self.connections += 1;
-        let key_of = |i: usize| hosts.get(i).map(|h| h.entry.key());
+        let gen = self.tick();
+        let index = &self.index;
+        let index_of = |i: usize| hosts.get(i).and_then(|h| index.get(&h.entry.key()).copied());
         match result {
             JobResult::Origin {
                 host,
@@ -193,19 +371,21 @@ impl Store {
                 requests,
             } => {
                 self.requests += requests;
-                let Some(origin) = key_of(host) else { return };
+                let Some(origin) = index_of(host) else { return };
                 for (t, outcome) in coalesced {
-                    if let Some(target) = key_of(t) {
-                        push(
-                            self.coalesced.entry((origin.clone(), target, addr)).or_default(),
-                            at,
-                            outcome,
-                        );
+                    if let Some(target) = index_of(t) {
+                        let pair = self.coalesced.entry((origin, target)).or_default();
+                        push(pair.entry(addr).or_default(), at, outcome);
+                        self.dirty_pairs.insert((origin, target));
                     }
                 }
-                let Some(ep) = self.endpoint(&origin, addr) else {
+                let Some(h) = self.hosts.get_mut(origin) else {
                     return;
                 };
+                let Some(ep) = h.endpoints.get_mut(&addr) else {
+                    return;
+                };
+                h.gen = gen;
                 match handshake {
                     Ok(tls) => {
                         push(&mut ep.handshakes, at, Ok((tls.connect_time, tls.handshake_time)));
@@ -228,10 +408,12 @@ impl Store {
                 outcome,
             } => {
                 self.requests += 1;
-                let Some(key) = key_of(host) else { return };
-                let Some(ep) = self.endpoint(&key, addr) else {
+                let Some(i) = index_of(host) else { return };
+                let Some(h) = self.hosts.get_mut(i) else { return };
+                let Some(ep) = h.endpoints.get_mut(&addr) else {
                     return;
                 };
+                h.gen = gen;
                 match protocol {
                     DirectProtocol::Negotiate => push(&mut ep.direct, at, outcome),
                     DirectProtocol::Http1Only => push(&mut ep.direct_http1, at, outcome),
@@ -240,81 +422,53 @@ impl Store {
         }
     }
 
-    fn endpoint(&mut self, key: &str, addr: IpAddr) -> Option<&mut LiveEndpoint> {
-        let i = *self.index.get(key)?;
-        self.hosts.get_mut(i)?.endpoints.get_mut(&addr)
-    }
-
     /// Drop every sample older than the window.
     pub fn prune(&mut self, now: Instant) {
         let Some(cutoff) = now.checked_sub(self.window) else {
             return;
         };
+        let gen = self.clock + 1;
+        let mut changed = false;
         for h in &mut self.hosts {
+            let mut dropped = false;
             for ep in h.endpoints.values_mut() {
-                prune(&mut ep.handshakes, cutoff);
-                prune(&mut ep.own, cutoff);
-                prune(&mut ep.direct, cutoff);
-                prune(&mut ep.direct_http1, cutoff);
+                dropped |= prune(&mut ep.handshakes, cutoff);
+                dropped |= prune(&mut ep.own, cutoff);
+                dropped |= prune(&mut ep.direct, cutoff);
+                dropped |= prune(&mut ep.direct_http1, cutoff);
+            }
+            if dropped {
+                h.gen = gen;
+                changed = true;
             }
         }
-        self.coalesced.retain(|_, q| {
-            prune(q, cutoff);
-            !q.is_empty()
+        if changed {
+            self.clock = gen;
+        }
+        let dirty = &mut self.dirty_pairs;
+        self.coalesced.retain(|key, pair| {
+            let mut dropped = false;
+            pair.retain(|_, q| {
+                dropped |= prune(q, cutoff);
+                !q.is_empty()
+            });
+            if dropped {
+                dirty.insert(*key);
+            }
+            !pair.is_empty()
         });
     }
 
     /// The samples in the window, shaped as a `check` run's records.
     pub fn records(&self, cycles: u64) -> Records {
-        let hosts: Vec<HostRecord> = self
-            .hosts
-            .iter()
-            .map(|h| HostRecord {
-                entry: h.entry.clone(),
-                path: h.path.clone(),
-                dns: h.dns.clone(),
-                endpoints: h
-                    .endpoints
-                    .iter()
-                    .map(|(a, ep)| {
-                        let ok: Vec<(Duration, Duration)> = ep
-                            .handshakes
-                            .iter()
-                            .filter_map(|(_, r)| r.as_ref().ok().copied())
-                            .collect();
-                        let record = EndpointRecord {
-                            tls: ep.tls.clone(),
-                            cert: ep.cert.clone(),
-                            handshakes: ep.handshakes.len() as u32,
-                            handshake_errors: ep
-                                .handshakes
-                                .iter()
-                                .filter_map(|(_, r)| r.as_ref().err().cloned())
-                                .collect(),
-                            connect_times: ok.iter().map(|x| x.0).collect(),
-                            tls_times: ok.iter().map(|x| x.1).collect(),
-                            own: recent(&ep.own),
-                            direct: recent(&ep.direct),
-                            direct_http1: recent(&ep.direct_http1),
-                        };
-                        (*a, record)
-                    })
-                    .collect(),
-            })
-            .collect();
-        let index: HashMap<String, usize> = hosts
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (h.entry.key(), i))
-            .collect();
         let mut coalesced = HashMap::new();
-        for ((o, t, a), q) in &self.coalesced {
-            if let (Some(&oi), Some(&ti)) = (index.get(o), index.get(t)) {
-                coalesced.insert((oi, ti, *a), recent(q));
+        for ((o, t), pair) in &self.coalesced {
+            for (a, q) in pair {
+                coalesced.insert((*o, *t, *a), recent(q));
             }
         }
         Records {
-            hosts,
+            hosts: self.hosts.iter().map(host_record).collect(),
             coalesced,
             connections: self.connections,
             requests: self.requests,
@@ -325,61 +479,280 @@ impl Store {
     /// Analyse the window and publish: the view, with sparklines and new events.
     pub fn publish(&mut self, now: Instant, status: EngineStatus, record_events: bool) -> LiveView {
         self.prune(now);
-        let records = self.records(status.cycles);
-        let report = analysis::analyse(&records, false, now.duration_since(self.started));
-        let bucket = (self.window / HISTORY_BUCKETS as u32).max(Duration::from_millis(1));
-        let mut histories = Vec::with_capacity(report.pairs.len());
-        // The samples of each pair, over all its addresses (one pass, not one per pair).
-        let mut by_pair: HashMap<(&str, &str), Vec<&Timed<Outcome>>> = HashMap::new();
-        for ((o, t, _), q) in &self.coalesced {
-            by_pair.entry((o.as_str(), t.as_str())).or_default().push(q);
+        self.seq += 1;
+        let seq = self.seq;
+        let unix = analysis::unix_now();
+        let n = self.hosts.len();
+        #[cfg(test)]
+        if self.always_full {
+            self.cache.stale = true;
         }
-        for p in &report.pairs {
-            let mut answered = [0u32; HISTORY_BUCKETS];
-            let mut refused = [0u32; HISTORY_BUCKETS];
-            let queues = by_pair
-                .get(&(p.origin.as_str(), p.target.as_str()))
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            for q in queues {
-                for (at, outcome) in q.iter() {
-                    let Ok(answer) = outcome else { continue };
-                    let age = now.saturating_duration_since(*at);
-                    let from_end = (age.as_nanos() / bucket.as_nanos()) as usize;
-                    if from_end >= HISTORY_BUCKETS {
-                        continue;
+        let mut layout_changed = false;
+        let mut groups_changed = false;
+        if self.cache.stale {
+            // Everything is evaluated (and so checked for events) again.
+            self.cache = Cache {
+                records: self.hosts.iter().map(host_record).collect(),
+                record_gens: self.hosts.iter().map(|h| h.gen).collect(),
+                rows: (0..n).map(|_| Vec::new()).collect(),
+                row_gens: vec![0; n],
+                ..Cache::default()
+            };
+            self.topology_changed = true;
+            layout_changed = true;
+            groups_changed = true;
+        }
+        let cache = &mut self.cache;
+
+        // Host records and reports whose host changed (reports also when a day passed).
+        let mut rebuilt = vec![false; n];
+        for (i, h) in self.hosts.iter().enumerate() {
+            if cache.record_gens[i] != h.gen {
+                cache.records[i] = host_record(h);
+                cache.record_gens[i] = h.gen;
+                rebuilt[i] = true;
+            }
+        }
+        if cache.hosts.len() != n {
+            cache.hosts = cache
+                .records
+                .iter()
+                .map(|r| Arc::new(analysis::host_report(r, unix)))
+                .collect();
+            cache.host_seqs = vec![seq; n];
+            cache.host_valid_until = cache
+                .records
+                .iter()
+                .map(|r| analysis::host_report_valid_until(r, unix))
+                .collect();
+        } else {
+            for i in 0..n {
+                if rebuilt[i] || unix >= cache.host_valid_until[i] {
+                    let report = analysis::host_report(&cache.records[i], unix);
+                    if *cache.hosts[i] != report {
+                        cache.hosts[i] = Arc::new(report);
+                        cache.host_seqs[i] = seq;
                     }
-                    let i = HISTORY_BUCKETS - 1 - from_end;
-                    answered[i] += 1;
-                    refused[i] += u32::from(answer.status == 421);
+                    cache.host_valid_until[i] = analysis::host_report_valid_until(&cache.records[i], unix);
                 }
             }
-            histories.push(
-                (0..HISTORY_BUCKETS)
-                    .map(|i| (answered[i] > 0).then(|| refused[i] as f32 / answered[i] as f32))
-                    .collect(),
-            );
-            let key = (p.origin.clone(), p.target.clone());
-            let previous = self.last_verdicts.get(&key).cloned();
-            if record_events && previous.as_deref() != Some(p.verdict.as_str()) {
-                let worth_telling = previous.is_some() || analysis::verdict_of(&p.verdict).is_problem();
-                if worth_telling {
-                    if self.events.len() >= MAX_EVENTS {
-                        self.events.pop_front();
+        }
+
+        // Candidate targets: all again when an address list changed, else the changed origins'.
+        if self.topology_changed || cache.index.is_none() {
+            cache.index = Some(PairIndex::new(&cache.records));
+            cache.row_gens.iter_mut().for_each(|g| *g = u64::MAX);
+            layout_changed = true;
+            self.topology_changed = false;
+        }
+        let index = cache.index.as_ref().expect("index built above");
+        for a in 0..n {
+            if cache.row_gens[a] == self.hosts[a].gen {
+                continue;
+            }
+            cache.row_gens[a] = self.hosts[a].gen;
+            let targets = index.candidates(&cache.records, a);
+            let old = std::mem::take(&mut cache.rows[a]);
+            let mut old = old.into_iter().peekable();
+            let mut row = Vec::with_capacity(targets.len());
+            for b in targets.into_iter().filter(|&b| b != a) {
+                while old.peek().is_some_and(|s| s.target < b) {
+                    let gone = old.next().expect("peeked");
+                    if gone.eval.shape() != (false, false, false) {
+                        layout_changed = true;
+                        groups_changed = true;
                     }
-                    self.events.push_back(VerdictEvent {
-                        at: report.generated_at.clone(),
-                        origin: p.origin.clone(),
-                        target: p.target.clone(),
-                        from: previous,
-                        to: p.verdict.clone(),
-                        message: p.explanation.clone(),
-                    });
                 }
-                self.last_verdicts.insert(key, p.verdict.clone());
+                match old.next_if(|s| s.target == b) {
+                    Some(slot) => row.push(slot),
+                    None => row.push(Slot::new(b)),
+                }
+            }
+            for gone in old {
+                if gone.eval.shape() != (false, false, false) {
+                    layout_changed = true;
+                    groups_changed = true;
+                }
+            }
+            cache.rows[a] = row;
+        }
+        for (a, b) in self.dirty_pairs.drain() {
+            if let Some(row) = cache.rows.get_mut(a) {
+                if let Ok(k) = row.binary_search_by_key(&b, |s| s.target) {
+                    row[k].dirty = true;
+                }
+            }
+        }
+
+        // Evaluate the pairs whose inputs changed; gather all in contract order.
+        let mut buckets: Vec<Vec<(Arc<PairReport>, History, u64)>> =
+            (0..Verdict::ALL.len()).map(|_| Vec::new()).collect();
+        let bucket_width = (self.window / HISTORY_BUCKETS as u32).max(Duration::from_millis(1));
+        let mut tally = Tally::default();
+        let mut links = Vec::new();
+        let mut problem_origins = Vec::new();
+        let empty: &[Outcome] = &[];
+        for a in 0..n {
+            let origin_gen = self.hosts[a].gen;
+            for slot in cache.rows[a].iter_mut() {
+                let b = slot.target;
+                let target_gen = self.hosts[b].gen;
+                if slot.dirty || slot.origin_gen != origin_gen || slot.target_gen != target_gen {
+                    let queues = self.coalesced.get(&(a, b));
+                    let outcomes: BTreeMap<IpAddr, Vec<Outcome>> = queues
+                        .map(|p| p.iter().map(|(addr, q)| (*addr, recent(q))).collect())
+                        .unwrap_or_default();
+                    let lookup = |addr: IpAddr| outcomes.get(&addr).map_or(empty, Vec::as_slice);
+                    let eval =
+                        match analysis::evaluate_pair(&cache.records[a], &cache.records[b], &lookup, false) {
+                            PairEval::Skip => SlotEval::Skip,
+                            PairEval::CertOnly => SlotEval::CertOnly,
+                            PairEval::Listed {
+                                report,
+                                verdict,
+                                link,
+                                cert_only: _,
+                            } => {
+                                // An equal report keeps its identity (readers skip it).
+                                let kept = match &slot.eval {
+                                    SlotEval::Listed { report: old, .. } if **old == report => {
+                                        Some(old.clone())
+                                    }
+                                    _ => None,
+                                };
+                                let report = match kept {
+                                    Some(old) => old,
+                                    None => {
+                                        slot.seq = seq;
+                                        cache.unchecked.insert((a, b));
+                                        Arc::new(report)
+                                    }
+                                };
+                                SlotEval::Listed {
+                                    report,
+                                    verdict,
+                                    link,
+                                }
+                            }
+                        };
+                    let (before, after) = (slot.eval.shape(), eval.shape());
+                    if before != after {
+                        groups_changed = true;
+                        layout_changed |= before.0 != after.0;
+                    }
+                    slot.eval = eval;
+                    slot.samples = queues
+                        .map(|p| {
+                            p.values()
+                                .flat_map(|q| q.iter())
+                                .filter_map(|(at, o)| o.as_ref().ok().map(|x| (*at, x.status == 421)))
+                                .collect()
+                        })
+                        .unwrap_or_else(|| Arc::from(Vec::new()));
+                    slot.origin_gen = origin_gen;
+                    slot.target_gen = target_gen;
+                    slot.dirty = false;
+                }
+                match &slot.eval {
+                    SlotEval::Skip => {}
+                    SlotEval::CertOnly => tally.cert_only += 1,
+                    SlotEval::Listed {
+                        report,
+                        verdict,
+                        link,
+                    } => {
+                        if *link {
+                            links.push((a, b));
+                        }
+                        if verdict.is_problem() {
+                            problem_origins.push(a);
+                        }
+                        tally.add(*verdict, report);
+                        buckets[*verdict as usize].push((
+                            report.clone(),
+                            History::from_samples(slot.samples.clone(), now, bucket_width),
+                            slot.seq,
+                        ));
+                    }
+                }
+            }
+        }
+        if groups_changed {
+            let keys: Vec<String> = self.hosts.iter().map(|h| h.entry.key()).collect();
+            cache.groups = analysis::groups(&keys, &links, &problem_origins);
+        }
+        if layout_changed {
+            self.layout_seq = seq;
+        }
+        let mut pairs = Vec::with_capacity(tally.pairs as usize);
+        let mut histories = Vec::with_capacity(tally.pairs as usize);
+        let mut pair_seqs = Vec::with_capacity(tally.pairs as usize);
+        for bucket in buckets {
+            for (p, h, s) in bucket {
+                pairs.push(p);
+                histories.push(h);
+                pair_seqs.push(s);
+            }
+        }
+        let rounds = status.cycles.min(u32::MAX as u64) as u32;
+        let summary = analysis::summary(
+            &cache.hosts,
+            &tally,
+            (self.connections, self.requests, rounds),
+            now.duration_since(self.started),
+        );
+        let report = Snapshot {
+            schema: SCHEMA.into(),
+            generated_at: cert::format_unix(unix),
+            hosts: cache.hosts.clone(),
+            pairs,
+            groups: cache.groups.clone(),
+            summary,
+        };
+
+        // Verdict changes, in the order of the report, among the pairs evaluated since the
+        // last publish that recorded events (the others kept their verdict).
+        if record_events && !cache.unchecked.is_empty() {
+            let mut check: Vec<(Verdict, usize, usize, Arc<PairReport>)> = Vec::new();
+            for (a, b) in cache.unchecked.drain() {
+                let Some(row) = cache.rows.get(a) else { continue };
+                let Ok(k) = row.binary_search_by_key(&b, |s| s.target) else {
+                    continue;
+                };
+                if let SlotEval::Listed { report, verdict, .. } = &row[k].eval {
+                    check.push((*verdict, a, b, report.clone()));
+                }
+            }
+            check.sort_unstable_by_key(|(v, a, b, _)| (*v, *a, *b));
+            for (_, _, _, p) in check {
+                let key = (p.origin.clone(), p.target.clone());
+                let previous = self.last_verdicts.get(&key).cloned();
+                if previous.as_deref() != Some(p.verdict.as_str()) {
+                    let worth_telling = previous.is_some() || analysis::verdict_of(&p.verdict).is_problem();
+                    if worth_telling {
+                        if self.events.len() >= MAX_EVENTS {
+                            self.events.pop_front();
+                        }
+                        self.events.push_back(VerdictEvent {
+                            at: report.generated_at.clone(),
+                            origin: p.origin.clone(),
+                            target: p.target.clone(),
+                            from: previous,
+                            to: p.verdict.clone(),
+                            message: p.explanation.clone(),
+                        });
+                    }
+                    self.last_verdicts.insert(key, p.verdict.clone());
+                }
             }
         }
         LiveView {
+            changes: ViewChanges {
+                seq,
+                layout: self.layout_seq,
+                pairs: pair_seqs,
+                hosts: cache.host_seqs.clone(),
+            },
             report,
             histories,
             events: self.events.iter().cloned().collect(),
@@ -561,7 +934,7 @@ mod tests {
         assert_eq!(view.report.pairs.len(), 2);
         assert!(view.events.is_empty(), "{:?}", view.events);
         assert_eq!(view.histories.len(), 2);
-        assert!(view.histories[0].iter().all(|x| x.is_none()));
+        assert!(view.histories[0].points().iter().all(|x| x.is_none()));
     }
 
     /// Coverage in the live view is the share of coalescable pairs probed within the window:
@@ -618,5 +991,217 @@ mod tests {
         // 70 s: a → b (t0) fell out of the 60 s window, b → a (t0 + 30 s) did not.
         let v = store.publish(t0 + Duration::from_secs(70), EngineStatus::default(), false);
         assert_eq!(v.report.summary.coverage, 0.5, "{:?}", v.report.summary);
+    }
+
+    /// The view without what legitimately differs between two stores fed the same way: the
+    /// second the report was made at, and the publish bookkeeping.
+    fn comparable(mut v: LiveView) -> LiveView {
+        v.report.generated_at.clear();
+        for e in &mut v.events {
+            e.at.clear();
+        }
+        v.changes = ViewChanges::default();
+        v
+    }
+
+    /// Incremental publishing gives exactly what a full recomputation gives (and what
+    /// `analysis::analyse` gives over the same records), over random applies, prunes, DNS
+    /// changes and reloads, with and without events.
+    #[test]
+    fn incremental_publish_equals_full_recomputation() {
+        use super::bench::{answer, Synth};
+        use rand::{Rng, SeedableRng};
+        for seed in 0..6u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let synth = Synth::new(48, 6);
+            let window = Duration::from_secs(90);
+            let mut inc = synth.store(window);
+            let mut full = synth.store(window);
+            full.always_full = true;
+            full.started = inc.started;
+            let all = synth.entries();
+            let mut listed: Vec<Entry> = all.clone();
+            let mut hosts = inc.hosts_for_jobs();
+            let mut now = Instant::now();
+            let mut cycles = 0u64;
+            let mut layouts = 0;
+            for step in 0..300u64 {
+                match rng.random_range(0..100) {
+                    0..=39 => {
+                        let i = rng.random_range(0..hosts.len().max(1));
+                        let key = hosts.get(i).map(|h| h.entry.key()).unwrap_or_default();
+                        let Some(n) = all.iter().position(|e| e.key() == key) else {
+                            continue;
+                        };
+                        let round = rng.random_range(0..6);
+                        let failed = rng.random_bool(0.1);
+                        let make = || {
+                            let mut job = synth.origin(n, round);
+                            if let JobResult::Origin {
+                                host,
+                                coalesced,
+                                addr,
+                                handshake,
+                                ..
+                            } = &mut job
+                            {
+                                // Job indices refer to the current hosts list.
+                                *host = i;
+                                *addr = hosts[i].dns.addresses.first().copied().unwrap_or(*addr);
+                                coalesced.retain_mut(|(t, _)| {
+                                    let tk = all[*t].key();
+                                    match hosts.iter().position(|h| h.entry.key() == tk) {
+                                        Some(p) => {
+                                            *t = p;
+                                            true
+                                        }
+                                        None => false,
+                                    }
+                                });
+                                if failed {
+                                    *handshake = Err("tls: handshake timed out".into());
+                                }
+                            }
+                            job
+                        };
+                        inc.apply(&hosts, make(), now);
+                        full.apply(&hosts, make(), now);
+                    }
+                    40..=64 => {
+                        let i = rng.random_range(0..hosts.len().max(1));
+                        let Some(addr) = hosts.get(i).and_then(|h| h.dns.addresses.first().copied()) else {
+                            continue;
+                        };
+                        let kind = rng.random_range(0..4);
+                        let protocol = if rng.random_bool(0.2) {
+                            DirectProtocol::Http1Only
+                        } else {
+                            DirectProtocol::Negotiate
+                        };
+                        let make = || JobResult::Direct {
+                            host: i,
+                            addr,
+                            protocol,
+                            outcome: match kind {
+                                0 => Err("http: stream reset".into()),
+                                1 => answer(421, ""),
+                                2 => answer(503, "down"),
+                                _ => answer(200, &format!("page {i}")),
+                            },
+                        };
+                        inc.apply(&hosts, make(), now);
+                        full.apply(&hosts, make(), now);
+                    }
+                    65..=72 => {
+                        // Move a name to another group's address, break it, or restore it.
+                        let e = &listed[rng.random_range(0..listed.len())];
+                        let n = all.iter().position(|x| x == e).unwrap();
+                        let answer = match rng.random_range(0..3) {
+                            0 => synth.dns(rng.random_range(0..all.len())),
+                            1 => DnsAnswer {
+                                error: Some("SERVFAIL".into()),
+                                ..Default::default()
+                            },
+                            _ => synth.dns(n),
+                        };
+                        inc.set_dns(&e.key(), answer.clone());
+                        full.set_dns(&e.key(), answer);
+                        if rng.random_bool(0.5) {
+                            hosts = inc.hosts_for_jobs();
+                        }
+                    }
+                    73..=76 => {
+                        // A reload: some names go, some come back, the order changes.
+                        listed = all.iter().filter(|_| rng.random_bool(0.85)).cloned().collect();
+                        if listed.is_empty() {
+                            listed.push(all[0].clone());
+                        }
+                        if rng.random_bool(0.3) {
+                            listed.reverse();
+                        }
+                        inc.set_entries(&listed);
+                        full.set_entries(&listed);
+                        for e in &listed {
+                            let n = all.iter().position(|x| x == e).unwrap();
+                            if inc.dns_fresh(&e.key(), Instant::now()) {
+                                continue;
+                            }
+                            inc.set_dns(&e.key(), synth.dns(n));
+                            full.set_dns(&e.key(), synth.dns(n));
+                        }
+                        hosts = inc.hosts_for_jobs();
+                    }
+                    77..=84 => now += Duration::from_secs(rng.random_range(1..40)),
+                    85..=87 => cycles += 1,
+                    _ => {}
+                }
+                if rng.random_bool(0.3) || step == 299 {
+                    now += Duration::from_millis(rng.random_range(0..2000));
+                    let status = EngineStatus {
+                        cycles,
+                        ..Default::default()
+                    };
+                    let record = cycles > 0;
+                    let a = inc.publish(now, status.clone(), record);
+                    let b = full.publish(now, status, record);
+                    layouts += usize::from(a.changes.layout == a.changes.seq);
+                    assert_eq!(a.changes.pairs.len(), a.report.pairs.len());
+                    assert_eq!(a.changes.hosts.len(), a.report.hosts.len());
+                    let mut fresh =
+                        analysis::analyse(&inc.records(cycles), false, now.duration_since(inc.started));
+                    fresh.generated_at.clear();
+                    let (a, b) = (comparable(a), comparable(b));
+                    assert_eq!(a.report, fresh, "seed {seed} step {step}: incremental vs analyse");
+                    assert_eq!(a, b, "seed {seed} step {step}: incremental vs full");
+                }
+            }
+            assert!(layouts > 2, "the layout changed only {layouts} times");
+            let last = inc.publish(now, EngineStatus::default(), true);
+            assert!(!last.report.pairs.is_empty());
+        }
+    }
+
+    /// A view that changed nothing shares its reports with the previous one, and numbers
+    /// what changed.
+    #[test]
+    fn unchanged_reports_are_shared_between_views() {
+        use super::bench::Synth;
+        let synth = Synth::new(40, 10);
+        let mut store = synth.store(Duration::from_secs(300));
+        let hosts = store.hosts_for_jobs();
+        let t0 = Instant::now();
+        synth.round(&mut store, &hosts, 0, t0);
+        let v1 = store.publish(t0 + Duration::from_secs(1), EngineStatus::default(), true);
+        let v2 = store.publish(t0 + Duration::from_secs(2), EngineStatus::default(), true);
+        assert_eq!(v1.report.pairs.len(), 4 * 10 * 9);
+        assert!(v1
+            .report
+            .pairs
+            .iter()
+            .zip(&v2.report.pairs)
+            .all(|(a, b)| Arc::ptr_eq(a, b)));
+        assert!(v1
+            .report
+            .hosts
+            .iter()
+            .zip(&v2.report.hosts)
+            .all(|(a, b)| Arc::ptr_eq(a, b)));
+        assert_eq!((v2.changes.seq, v2.changes.layout), (2, 1));
+        assert!(v2.changes.pairs.iter().all(|&s| s == 1));
+        // One new direct answer for host 3 changes host 3 and the pairs towards it only.
+        store.apply(&hosts, synth.direct(3), t0 + Duration::from_secs(2));
+        let v3 = store.publish(t0 + Duration::from_secs(3), EngineStatus::default(), true);
+        let changed: Vec<(&str, &str)> = v3
+            .report
+            .pairs
+            .iter()
+            .zip(&v3.changes.pairs)
+            .filter(|(_, &s)| s == 3)
+            .map(|(p, _)| (p.origin.as_str(), p.target.as_str()))
+            .collect();
+        assert_eq!(changed.len(), 9, "{changed:?}");
+        assert!(changed.iter().all(|(_, t)| t.starts_with("t00003.")));
+        assert_eq!(v3.changes.hosts.iter().filter(|&&s| s == 3).count(), 1);
+        assert_eq!(v3.changes.layout, 1);
     }
 }

@@ -85,14 +85,14 @@ mod tests {
             "endpoints": [], "findings": []
         }))
         .expect("host");
-        s.hosts.push(HostReport {
+        s.hosts.push(std::sync::Arc::new(HostReport {
             findings: vec![Finding {
                 kind: "x".into(),
                 severity: "error".into(),
                 message: evil.into(),
             }],
             ..host
-        });
+        }));
         let text = to_json(&s);
         assert!(!text.chars().any(|c| c != '\n' && is_unsafe(c)), "{text}");
         assert!(text.contains("\\u009b") && text.contains("\\u202e") && text.contains("\\udb40\\udc41"));
@@ -101,7 +101,7 @@ mod tests {
         assert_eq!(back.hosts[0].findings[0].message, evil);
         assert_eq!(back, s);
         // Without such characters the text is exactly serde_json's pretty output.
-        s.hosts[0].findings[0].message = "plain ü".into();
+        std::sync::Arc::make_mut(&mut s.hosts[0]).findings[0].message = "plain ü".into();
         assert_eq!(to_json(&s), serde_json::to_string_pretty(&s).unwrap());
     }
 }

@@ -451,8 +451,11 @@ impl Collector for SnapshotCollector {
         )?;
 
         // Pairs (exported ones only).
-        let pairs: Vec<&crate::engine::snapshot::PairReport> =
-            st.exported.iter().filter_map(|&i| report.pairs.get(i)).collect();
+        let pairs: Vec<&crate::engine::snapshot::PairReport> = st
+            .exported
+            .iter()
+            .filter_map(|&i| report.pairs.get(i).map(|p| &**p))
+            .collect();
         let pair_labels = |p: &crate::engine::snapshot::PairReport| -> Labels {
             vec![("origin", p.origin.clone()), ("target", p.target.clone())]
         };
@@ -781,9 +784,9 @@ mod tests {
     fn view(pairs: Vec<PairReport>) -> Arc<LiveView> {
         let mut v = LiveView::default();
         v.report.generated_at = "2026-11-28T02:00:00Z".into();
-        v.report.hosts = vec![host("a.example"), host("b.example")];
+        v.report.hosts = vec![Arc::new(host("a.example")), Arc::new(host("b.example"))];
         v.report.summary.pairs = pairs.len() as u32;
-        v.report.pairs = pairs;
+        v.report.pairs = pairs.into_iter().map(Arc::new).collect();
         Arc::new(v)
     }
 

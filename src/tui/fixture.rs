@@ -2,10 +2,11 @@
 //! benchmark: a small lab-like view with every verdict, and synthetic views of any size.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::engine::snapshot::{
     CertReport, Coalesce, DirectReport, DnsReport, EndpointReport, EngineStatus, Finding, GroupReport,
-    HostReport, LiveView, PairAddressReport, PairReport, Snapshot, Summary, VerdictEvent, SCHEMA,
+    History, HostReport, LiveView, PairAddressReport, PairReport, Snapshot, Summary, VerdictEvent, SCHEMA,
 };
 use crate::tui::theme::is_problem;
 
@@ -178,8 +179,8 @@ fn summarise(hosts: Vec<HostReport>, pairs: Vec<PairReport>, groups: Vec<GroupRe
             host_errors,
             coverage: 1.0,
         },
-        hosts,
-        pairs,
+        hosts: hosts.into_iter().map(Arc::new).collect(),
+        pairs: pairs.into_iter().map(Arc::new).collect(),
         groups,
     }
 }
@@ -338,7 +339,7 @@ pub fn lab_view() -> LiveView {
     let histories = pairs
         .iter()
         .enumerate()
-        .map(|(i, p)| history(p.rate_421, i, 40))
+        .map(|(i, p)| History::from(history(p.rate_421, i, 40)))
         .collect();
     let events = vec![
         event(
@@ -378,6 +379,7 @@ pub fn lab_view() -> LiveView {
         histories,
         events,
         status,
+        ..LiveView::default()
     }
 }
 
@@ -451,7 +453,10 @@ pub fn synthetic_view(names: usize, group_size: usize) -> LiveView {
     let mut order: Vec<usize> = (0..pairs.len()).collect();
     order.sort_by_key(|&i| !is_problem(&pairs[i].verdict));
     let pairs: Vec<PairReport> = order.iter().map(|&i| pairs[i].clone()).collect();
-    let histories: Vec<Vec<Option<f32>>> = order.iter().map(|&i| histories[i].clone()).collect();
+    let histories: Vec<History> = order
+        .iter()
+        .map(|&i| History::from(histories[i].clone()))
+        .collect();
     let report = summarise(hosts, pairs, groups);
     let status = status("synthetic.watch", report.hosts.len());
     LiveView {
@@ -469,5 +474,6 @@ pub fn synthetic_view(names: usize, group_size: usize) -> LiveView {
             })
             .collect(),
         status,
+        ..LiveView::default()
     }
 }

@@ -106,8 +106,8 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
     for (y, i) in (offset..d.pairs.len().min(offset + rows)).enumerate() {
         let p = d.pairs[i] as usize;
         let pair = &view.report.pairs[p];
-        let history = view.histories.get(p).map_or(&[][..], |h| &h[..]);
-        let line = pair_line(pair, history, suffix, &c, t);
+        let history = view.histories.get(p).map(|h| h.points()).unwrap_or_default();
+        let line = pair_line(pair, &history, suffix, &c, t);
         let selected = (i == app.pair).then_some(t.selected);
         row(buf, inner, y as u16 + 1, &line, selected);
     }
