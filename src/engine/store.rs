@@ -763,7 +763,7 @@ impl Store {
 
 #[cfg(test)]
 #[path = "store_bench.rs"]
-mod bench;
+pub(crate) mod bench;
 
 #[cfg(test)]
 mod tests {

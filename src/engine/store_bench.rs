@@ -18,13 +18,13 @@ use crate::watchlist::Entry;
 
 use super::Store;
 
-pub(super) struct Synth {
+pub(crate) struct Synth {
     pub names: usize,
     pub group: usize,
     tls: Vec<TlsInfo>,
 }
 
-pub(super) fn answer(status: u16, body: &str) -> Outcome {
+pub(crate) fn answer(status: u16, body: &str) -> Outcome {
     Ok(HttpAnswer {
         status,
         version: "HTTP/2".into(),

@@ -92,6 +92,10 @@ struct State {
     /// Indices into `view.report.pairs` of the exported pairs, in export order.
     exported: Vec<usize>,
     dropped: usize,
+    /// `changes.seq` of the last view folded in (0: none, or one without numbers).
+    seq: u64,
+    /// When the last view was folded in.
+    last_update: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -128,6 +132,8 @@ impl Exporter {
                 dns_seen: HashMap::new(),
                 exported: Vec::new(),
                 dropped: 0,
+                seq: 0,
+                last_update: None,
             }),
             phases: std::array::from_fn(|_| Histogram::new(PHASE_BUCKETS)),
             options,
@@ -140,11 +146,31 @@ impl Exporter {
         }
     }
 
-    /// Fold a newly published view in.
+    /// Fold a newly published view in. Views made by the engine's store number what changed:
+    /// while the pair and host lists stay the same, only the changed pairs and hosts are
+    /// folded in, plus the keys whose windowed samples leave the reconciler's model now (which
+    /// is what folding in every key would change). Anything else gets a full pass.
     pub fn update(&self, view: Arc<LiveView>, now: Instant) {
         let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let st = &mut *st;
         let report = &view.report;
-        for p in &report.pairs {
+        let changes = &view.changes;
+        let since = st.seq;
+        let incremental = since > 0
+            && changes.seq > since
+            && changes.layout <= since
+            && changes.pairs.len() == report.pairs.len()
+            && changes.hosts.len() == report.hosts.len();
+        if !incremental {
+            st.pairs.begin_pass();
+            st.endpoints.begin_pass();
+        }
+        let mut pairs_changed = !incremental;
+        for (i, p) in report.pairs.iter().enumerate() {
+            if incremental && changes.pairs[i] <= since {
+                continue;
+            }
+            pairs_changed = true;
             for a in &p.addresses {
                 let key = (p.origin.clone(), p.target.clone(), a.address.clone());
                 let counts = [
@@ -156,26 +182,19 @@ impl Exporter {
                 st.pairs.update(&key, counts, now);
             }
         }
-        for h in &report.hosts {
+        for (i, h) in report.hosts.iter().enumerate() {
+            if incremental && changes.hosts[i] <= since {
+                continue;
+            }
             let host = format!("{}:{}", h.host, h.port);
             for ep in &h.endpoints {
                 let key = (host.clone(), ep.address.clone());
-                let [shakes, errors] = st.endpoints.update(
+                let delta = st.endpoints.update(
                     &key,
                     [u64::from(ep.handshakes), u64::from(ep.handshake_errors)],
                     now,
                 );
-                // The snapshot carries the median phase times over the window, not each
-                // handshake's: every new successful handshake is observed at the median.
-                let ok = shakes.saturating_sub(errors).min(MAX_OBSERVATIONS_PER_UPDATE);
-                for _ in 0..ok {
-                    if let Some(ms) = ep.connect_ms {
-                        self.shared.phases[1].observe(ms / 1000.0);
-                    }
-                    if let Some(ms) = ep.tls_ms {
-                        self.shared.phases[2].observe(ms / 1000.0);
-                    }
-                }
+                self.observe_handshakes(ep, delta);
             }
             let fresh_lookup = !h.dns.overridden
                 && h.dns.error.is_none()
@@ -186,21 +205,64 @@ impl Exporter {
                 st.dns_seen.insert(host, h.dns.elapsed_ms);
             }
         }
-        let hosts: std::collections::HashSet<String> = report
-            .hosts
-            .iter()
-            .map(|h| format!("{}:{}", h.host, h.port))
-            .collect();
-        st.dns_seen.retain(|k, _| hosts.contains(k));
-        st.pairs.forget_stale(now);
-        st.endpoints.forget_stale(now);
+        if incremental {
+            // Unchanged keys whose held samples leave the window now.
+            st.pairs.refresh(now);
+            let credited = st.endpoints.refresh(now);
+            if !credited.is_empty() {
+                let by_key: HashMap<(String, String), &crate::engine::snapshot::EndpointReport> = report
+                    .hosts
+                    .iter()
+                    .flat_map(|h| {
+                        let host = format!("{}:{}", h.host, h.port);
+                        h.endpoints
+                            .iter()
+                            .map(move |ep| ((host.clone(), ep.address.clone()), ep))
+                    })
+                    .collect();
+                for (key, delta) in credited {
+                    if let Some(ep) = by_key.get(&key) {
+                        self.observe_handshakes(ep, delta);
+                    }
+                }
+            }
+            st.pairs.note_pass(now);
+            st.endpoints.note_pass(now);
+        } else {
+            let hosts: std::collections::HashSet<String> = report
+                .hosts
+                .iter()
+                .map(|h| format!("{}:{}", h.host, h.port))
+                .collect();
+            st.dns_seen.retain(|k, _| hosts.contains(k));
+            st.pairs.end_pass(st.last_update, now);
+            st.endpoints.end_pass(st.last_update, now);
+        }
         st.connections = st.connections.max(report.summary.connections);
         st.requests = st.requests.max(report.summary.requests);
         st.cycles = st.cycles.max(view.status.cycles);
-        st.exported = export_order(&view, self.shared.options.max_pairs);
+        if pairs_changed {
+            st.exported = export_order(&view, self.shared.options.max_pairs);
+        }
         st.dropped = report.pairs.len() - st.exported.len();
+        st.seq = changes.seq;
+        st.last_update = Some(now);
         st.view = view.clone();
         st.have_view = true;
+    }
+
+    /// The snapshot carries the median phase times over the window, not each handshake's:
+    /// every new successful handshake is observed at the median.
+    fn observe_handshakes(&self, ep: &crate::engine::snapshot::EndpointReport, [shakes, errors]: [u64; 2]) {
+        let ok = shakes.saturating_sub(errors).min(MAX_OBSERVATIONS_PER_UPDATE);
+        for _ in 0..ok {
+            if let Some(ms) = ep.connect_ms {
+                self.shared.phases[1].observe(ms / 1000.0);
+            }
+            if let Some(ms) = ep.tls_ms {
+                self.shared.phases[2].observe(ms / 1000.0);
+            }
+        }
     }
 
     /// The latest view (None before the engine published anything).
@@ -239,15 +301,19 @@ impl Exporter {
 /// Pairs to export: problem verdicts first (worst first, in contract order), then the rest in
 /// the report's order, at most `max`.
 fn export_order(view: &LiveView, max: usize) -> Vec<usize> {
-    let mut order: Vec<(Verdict, usize)> = view
-        .report
-        .pairs
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (verdict_of(&p.verdict), i))
-        .collect();
-    order.sort_by_key(|&(v, i)| (!v.is_problem(), v, i));
-    order.into_iter().take(max).map(|(_, i)| i).collect()
+    let pairs = &view.report.pairs;
+    let rank = |i: usize| {
+        let v = verdict_of(&pairs[i].verdict);
+        (!v.is_problem(), v)
+    };
+    // The engine lists pairs in this order already.
+    if (1..pairs.len()).all(|i| rank(i - 1) <= rank(i)) {
+        return (0..pairs.len().min(max)).collect();
+    }
+    let mut order: Vec<usize> = (0..pairs.len()).collect();
+    order.sort_by_key(|&i| (rank(i), i));
+    order.truncate(max);
+    order
 }
 
 #[derive(Debug)]
@@ -897,5 +963,90 @@ mod tests {
         assert_eq!(parse_rfc3339("2027-01-01 00:00:00"), None);
         assert_eq!(parse_rfc3339(""), None);
         assert_eq!(parse_rfc3339("2027-13-01T00:00:00Z"), None);
+    }
+
+    /// Folding in only what changed exposes exactly what folding in everything exposes, over
+    /// views of a real store: probes, verdict changes, windows passing, DNS changes, reloads,
+    /// and views the exporter never sees.
+    #[test]
+    fn incremental_updates_expose_what_full_updates_expose() {
+        use crate::engine::snapshot::{EngineStatus, ViewChanges};
+        use crate::engine::store::bench::Synth;
+        use rand::{Rng, SeedableRng};
+        for seed in 0..4u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let synth = Synth::new(36, 6);
+            let window = Duration::from_secs(60);
+            let mut store = synth.store(window);
+            let entries = synth.entries();
+            let mut hosts = store.hosts_for_jobs();
+            let options = |window| ExporterOptions {
+                vantage: None,
+                max_pairs: 50,
+                window,
+            };
+            let (inc, full) = (Exporter::new(options(window)), Exporter::new(options(window)));
+            let mut now = std::time::Instant::now();
+            let mut incremental_views = 0;
+            for step in 0..400u64 {
+                match rng.random_range(0..100) {
+                    0..=49 => {
+                        let i = rng.random_range(0..hosts.len());
+                        let n = entries
+                            .iter()
+                            .position(|e| e.key() == hosts[i].entry.key())
+                            .unwrap();
+                        if hosts.len() == entries.len() {
+                            store.apply(&hosts, synth.origin(n, rng.random_range(0..6)), now);
+                        }
+                        store.apply(&hosts, synth.direct(n), now);
+                    }
+                    50..=54 => {
+                        let e = &entries[rng.random_range(0..entries.len())];
+                        store.set_dns(&e.key(), synth.dns(rng.random_range(0..entries.len())));
+                    }
+                    55..=57 => {
+                        let listed: Vec<_> =
+                            entries.iter().filter(|_| rng.random_bool(0.9)).cloned().collect();
+                        store.set_entries(&listed);
+                        for e in &listed {
+                            let n = entries.iter().position(|x| x == e).unwrap();
+                            store.set_dns(&e.key(), synth.dns(n));
+                        }
+                        hosts = store.hosts_for_jobs();
+                    }
+                    58..=59 => now += Duration::from_secs(rng.random_range(30..1200)),
+                    _ => now += Duration::from_millis(rng.random_range(0..4000)),
+                }
+                if hosts.len() != entries.len() && rng.random_bool(0.05) {
+                    store.set_entries(&entries);
+                    for (n, e) in entries.iter().enumerate() {
+                        store.set_dns(&e.key(), synth.dns(n));
+                    }
+                    hosts = store.hosts_for_jobs();
+                }
+                if rng.random_bool(0.4) {
+                    let status = EngineStatus {
+                        cycles: step / 40,
+                        ..Default::default()
+                    };
+                    let view = store.publish(now, status, true);
+                    // Some views are never seen (the watch channel keeps the latest only).
+                    if rng.random_bool(0.2) {
+                        continue;
+                    }
+                    let seen = now + Duration::from_millis(rng.random_range(0..3));
+                    let mut plain = view.clone();
+                    plain.changes = ViewChanges::default();
+                    incremental_views += usize::from(view.changes.layout < view.changes.seq);
+                    inc.update(Arc::new(view), seen);
+                    full.update(Arc::new(plain), seen);
+                    for format in [Format::Prometheus, Format::OpenMetrics] {
+                        assert_eq!(inc.encode(format), full.encode(format), "seed {seed} step {step}");
+                    }
+                }
+            }
+            assert!(incremental_views > 20, "{incremental_views}");
+        }
     }
 }

@@ -16,7 +16,8 @@
 //! `store::MAX_SAMPLES`: then only about a cap's worth per window is credited; `serve` warns)
 //! or a name removed and re-added by a reload within the window.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -78,46 +79,161 @@ struct Entry<const N: usize> {
     tracks: [Track; N],
     /// When the key was last present.
     seen: Instant,
+    /// The windowed counts of the last update.
+    last: [u64; N],
+    /// The key is in the caller's current view (see `update_present`): alive whatever `seen`.
+    present: bool,
+    /// The full pass that last saw the key present.
+    pass: u64,
+    /// Earliest first-seen time among the held samples (scheduled in `due`).
+    due: Option<Instant>,
+}
+
+impl<const N: usize> Entry<N> {
+    fn next_due(&self) -> Option<Instant> {
+        self.tracks
+            .iter()
+            .filter_map(|t| t.held.front().map(|h| h.0))
+            .min()
+    }
 }
 
 /// Cumulative totals for `N` counters per key, fed with windowed counts.
+///
+/// A caller may feed every present key at every update and call `forget_stale` (keys absent
+/// for long are forgotten), or, to work in proportion to what changed, feed only the changed
+/// keys of a view whose key set did not change and call `refresh` for the others: a key's
+/// model changes without new counts only when one of its held samples leaves the window, and
+/// `refresh` replays exactly those keys with their last counts. The key set is established by
+/// a full pass (`begin_pass`, `update` of every present key, `end_pass`).
 #[derive(Debug, Clone)]
-pub struct Reconciler<K, const N: usize> {
+pub struct Reconciler<K: Ord, const N: usize> {
     window: Duration,
     /// Keys absent for longer than this are forgotten (their series are gone anyway).
     forget_after: Duration,
     entries: HashMap<K, Entry<N>>,
+    /// (when the held samples of a key may start leaving the model, key), soonest first;
+    /// entries whose time no longer matches the key's `due` are stale and skipped.
+    due: BinaryHeap<Reverse<(Instant, K)>>,
+    /// The last `forget_stale` or `end_pass` time: keys absent since before it by more than
+    /// `forget_after` are forgotten, whether or not they were removed yet.
+    last_pass: Option<Instant>,
+    /// The current full pass (0: presence is not tracked).
+    pass: u64,
 }
 
-impl<K: Eq + Hash + Clone, const N: usize> Reconciler<K, N> {
+impl<K: Eq + Hash + Clone + Ord, const N: usize> Reconciler<K, N> {
     pub fn new(window: Duration) -> Self {
         Reconciler {
             window,
             forget_after: (window * 2).max(Duration::from_secs(15 * 60)),
             entries: HashMap::new(),
+            due: BinaryHeap::new(),
+            last_pass: None,
+            pass: 0,
         }
+    }
+
+    /// Is this entry forgotten (absent for longer than `forget_after` at the last pass)?
+    fn forgotten(&self, e: &Entry<N>) -> bool {
+        !e.present
+            && self
+                .last_pass
+                .is_some_and(|p| p.saturating_duration_since(e.seen) > self.forget_after)
     }
 
     /// Fold in the windowed counts of `key` seen at `now`; returns what was added to the
     /// totals (the samples that arrived since the last update, as far as can be told).
     pub fn update(&mut self, key: &K, counts: [u64; N], now: Instant) -> [u64; N] {
         let cutoff = now.checked_sub(self.window + SLACK);
+        let forgotten = self.entries.get(key).is_some_and(|e| self.forgotten(e));
+        if forgotten {
+            self.entries.remove(key);
+        }
+        let pass = self.pass;
         let entry = self.entries.entry(key.clone()).or_insert_with(|| Entry {
             tracks: std::array::from_fn(|_| Track::default()),
             seen: now,
+            last: [0; N],
+            present: false,
+            pass: 0,
+            due: None,
         });
         entry.seen = now;
+        entry.last = counts;
+        if pass > 0 {
+            entry.present = true;
+            entry.pass = pass;
+        }
         let mut delta = [0; N];
         for (i, track) in entry.tracks.iter_mut().enumerate() {
             delta[i] = track.update(counts[i], now, cutoff);
         }
+        let due = entry.next_due();
+        if due != entry.due {
+            entry.due = due;
+            if let Some(at) = due {
+                self.due.push(Reverse((at, key.clone())));
+            }
+        }
         delta
     }
 
-    /// The cumulative totals of `key` (zeros for an unknown key).
+    /// Replay the present keys whose held samples leave the model by `now` with their last
+    /// counts (exactly what an `update` with unchanged counts would do); returns the keys
+    /// that got credits and the credits.
+    pub fn refresh(&mut self, now: Instant) -> Vec<(K, [u64; N])> {
+        let mut out = Vec::new();
+        let Some(cutoff) = now.checked_sub(self.window + SLACK) else {
+            return out;
+        };
+        while self.due.peek().is_some_and(|Reverse((at, _))| *at < cutoff) {
+            let Some(Reverse((at, key))) = self.due.pop() else {
+                break;
+            };
+            let Some(e) = self.entries.get(&key) else { continue };
+            if e.due != Some(at) || !e.present {
+                continue;
+            }
+            let last = e.last;
+            let delta = self.update(&key, last, now);
+            if delta.iter().any(|&d| d > 0) {
+                out.push((key, delta));
+            }
+        }
+        out
+    }
+
+    /// Start a full pass: every present key is updated before `end_pass`.
+    pub fn begin_pass(&mut self) {
+        self.pass += 1;
+    }
+
+    /// End a full pass made at `now`: keys present before and not updated in it left the view
+    /// after the previous pass (`previous`, when they were last seen present).
+    pub fn end_pass(&mut self, previous: Option<Instant>, now: Instant) {
+        let pass = self.pass;
+        for e in self.entries.values_mut() {
+            if e.present && e.pass != pass {
+                e.present = false;
+                if let Some(p) = previous {
+                    e.seen = p;
+                }
+            }
+        }
+        self.forget_stale(now);
+    }
+
+    /// Note an incremental pass at `now` (for forgetting keys that are absent).
+    pub fn note_pass(&mut self, now: Instant) {
+        self.last_pass = Some(now);
+    }
+
+    /// The cumulative totals of `key` (zeros for an unknown or forgotten key).
     pub fn totals(&self, key: &K) -> [u64; N] {
         self.entries
             .get(key)
+            .filter(|e| !self.forgotten(e))
             .map(|e| std::array::from_fn(|i| e.tracks[i].total))
             .unwrap_or([0; N])
     }
@@ -125,8 +241,9 @@ impl<K: Eq + Hash + Clone, const N: usize> Reconciler<K, N> {
     /// Drop keys not seen for a long time, so memory follows the live list.
     pub fn forget_stale(&mut self, now: Instant) {
         let after = self.forget_after;
+        self.last_pass = Some(now);
         self.entries
-            .retain(|_, e| now.saturating_duration_since(e.seen) <= after);
+            .retain(|_, e| e.present || now.saturating_duration_since(e.seen) <= after);
     }
 
     pub fn len(&self) -> usize {
