@@ -10,7 +10,8 @@
 //! shared (`Arc`) with the previous view. What is left per publish for every pair is pointer
 //! work: a few comparisons and reference counts. A reload rebuilds everything once.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +54,30 @@ fn prune<T>(q: &mut Timed<T>, cutoff: Instant) -> bool {
     q.len() != before
 }
 
+/// The oldest sample time among `queues`.
+fn oldest<'a, T: 'a>(queues: impl IntoIterator<Item = &'a Timed<T>>) -> Option<Instant> {
+    queues.into_iter().filter_map(|q| q.front().map(|x| x.0)).min()
+}
+
+/// Where samples live, for the prune schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Place {
+    Host(usize),
+    Pair(usize, usize),
+}
+
+/// Samples leave the window in time order: (the oldest sample of a place, the place),
+/// soonest first. An entry is current while it matches the place's `due`.
+type Expiry = BinaryHeap<Reverse<(Instant, Place)>>;
+
+/// A sample stamped `at` was added to `place`: make sure it is scheduled.
+fn schedule(expiry: &mut Expiry, due: &mut Option<Instant>, at: Instant, place: Place) {
+    if due.is_none_or(|d| at < d) {
+        *due = Some(at);
+        expiry.push(Reverse((at, place)));
+    }
+}
+
 fn recent<T: Clone>(q: &Timed<T>) -> Vec<T> {
     q.iter().map(|(_, x)| x.clone()).collect()
 }
@@ -76,13 +101,32 @@ struct LiveHost {
     /// When `dns` was received (None: never resolved).
     dns_at: Option<Instant>,
     endpoints: BTreeMap<IpAddr, LiveEndpoint>,
+    /// The oldest sample time of the endpoints (scheduled in `Store::expiry`).
+    due: Option<Instant>,
     /// The store's change clock at the last change of anything the analysis reads of this
     /// host (samples, DNS answer).
     gen: u64,
 }
 
 /// Coalesced requests of one ordered pair, per origin address.
-type PairSamples = BTreeMap<IpAddr, Timed<Outcome>>;
+#[derive(Debug, Default)]
+struct PairSamples {
+    queues: BTreeMap<IpAddr, Timed<Outcome>>,
+    /// The oldest sample time (scheduled in `Store::expiry`).
+    due: Option<Instant>,
+}
+
+impl LiveEndpoint {
+    fn queues_oldest(&self) -> Option<Instant> {
+        [
+            oldest([&self.handshakes]),
+            oldest([&self.own, &self.direct, &self.direct_http1]),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
 
 pub struct Store {
     window: Duration,
@@ -92,6 +136,9 @@ pub struct Store {
     index: HashMap<String, usize>,
     /// (origin index, target index) in `hosts` → coalesced requests per origin address.
     coalesced: HashMap<(usize, usize), PairSamples>,
+    /// When samples leave the window, so that pruning visits only the places that have some
+    /// to drop.
+    expiry: Expiry,
     events: VecDeque<VerdictEvent>,
     last_verdicts: HashMap<(String, String), String>,
     connections: u64,
@@ -228,6 +275,7 @@ impl Store {
             hosts: Vec::new(),
             index: HashMap::new(),
             coalesced: HashMap::new(),
+            expiry: Expiry::new(),
             events: VecDeque::new(),
             last_verdicts: HashMap::new(),
             connections: 0,
@@ -276,6 +324,7 @@ impl Store {
                         dns: DnsAnswer::default(),
                         dns_at: None,
                         endpoints: BTreeMap::new(),
+                        due: None,
                         gen,
                     });
                 }
@@ -299,6 +348,20 @@ impl Store {
             .collect();
         self.last_verdicts
             .retain(|(o, t), _| keys.contains_key(o) && keys.contains_key(t));
+        // The prune schedule names places by index: made again.
+        self.expiry.clear();
+        for (i, h) in self.hosts.iter_mut().enumerate() {
+            h.due = h.endpoints.values().filter_map(LiveEndpoint::queues_oldest).min();
+            if let Some(at) = h.due {
+                self.expiry.push(Reverse((at, Place::Host(i))));
+            }
+        }
+        for (&(o, t), pair) in self.coalesced.iter_mut() {
+            pair.due = oldest(pair.queues.values());
+            if let Some(at) = pair.due {
+                self.expiry.push(Reverse((at, Place::Pair(o, t))));
+            }
+        }
         self.dirty_pairs.clear();
         self.topology_changed = true;
         self.cache.stale = true;
@@ -375,7 +438,8 @@ impl Store {
                 for (t, outcome) in coalesced {
                     if let Some(target) = index_of(t) {
                         let pair = self.coalesced.entry((origin, target)).or_default();
-                        push(pair.entry(addr).or_default(), at, outcome);
+                        push(pair.queues.entry(addr).or_default(), at, outcome);
+                        schedule(&mut self.expiry, &mut pair.due, at, Place::Pair(origin, target));
                         self.dirty_pairs.insert((origin, target));
                     }
                 }
@@ -386,6 +450,7 @@ impl Store {
                     return;
                 };
                 h.gen = gen;
+                schedule(&mut self.expiry, &mut h.due, at, Place::Host(origin));
                 match handshake {
                     Ok(tls) => {
                         push(&mut ep.handshakes, at, Ok((tls.connect_time, tls.handshake_time)));
@@ -414,6 +479,7 @@ impl Store {
                     return;
                 };
                 h.gen = gen;
+                schedule(&mut self.expiry, &mut h.due, at, Place::Host(i));
                 match protocol {
                     DirectProtocol::Negotiate => push(&mut ep.direct, at, outcome),
                     DirectProtocol::Http1Only => push(&mut ep.direct_http1, at, outcome),
@@ -422,48 +488,67 @@ impl Store {
         }
     }
 
-    /// Drop every sample older than the window.
+    /// Drop every sample older than the window (visiting only the places that have some).
     pub fn prune(&mut self, now: Instant) {
         let Some(cutoff) = now.checked_sub(self.window) else {
             return;
         };
         let gen = self.clock + 1;
-        let mut changed = false;
-        for h in &mut self.hosts {
-            let mut dropped = false;
-            for ep in h.endpoints.values_mut() {
-                dropped |= prune(&mut ep.handshakes, cutoff);
-                dropped |= prune(&mut ep.own, cutoff);
-                dropped |= prune(&mut ep.direct, cutoff);
-                dropped |= prune(&mut ep.direct_http1, cutoff);
-            }
-            if dropped {
-                h.gen = gen;
-                changed = true;
+        while self.expiry.peek().is_some_and(|Reverse((at, _))| *at < cutoff) {
+            let Some(Reverse((at, place))) = self.expiry.pop() else {
+                break;
+            };
+            match place {
+                Place::Host(i) => {
+                    let Some(h) = self.hosts.get_mut(i).filter(|h| h.due == Some(at)) else {
+                        continue;
+                    };
+                    let mut dropped = false;
+                    for ep in h.endpoints.values_mut() {
+                        dropped |= prune(&mut ep.handshakes, cutoff);
+                        dropped |= prune(&mut ep.own, cutoff);
+                        dropped |= prune(&mut ep.direct, cutoff);
+                        dropped |= prune(&mut ep.direct_http1, cutoff);
+                    }
+                    if dropped {
+                        h.gen = gen;
+                        self.clock = gen;
+                    }
+                    h.due = h.endpoints.values().filter_map(LiveEndpoint::queues_oldest).min();
+                    if let Some(next) = h.due {
+                        self.expiry.push(Reverse((next, place)));
+                    }
+                }
+                Place::Pair(o, t) => {
+                    let Some(pair) = self.coalesced.get_mut(&(o, t)).filter(|p| p.due == Some(at)) else {
+                        continue;
+                    };
+                    let mut dropped = false;
+                    pair.queues.retain(|_, q| {
+                        dropped |= prune(q, cutoff);
+                        !q.is_empty()
+                    });
+                    if dropped {
+                        self.dirty_pairs.insert((o, t));
+                    }
+                    let due = oldest(pair.queues.values());
+                    pair.due = due;
+                    match due {
+                        Some(next) => self.expiry.push(Reverse((next, place))),
+                        None => {
+                            self.coalesced.remove(&(o, t));
+                        }
+                    }
+                }
             }
         }
-        if changed {
-            self.clock = gen;
-        }
-        let dirty = &mut self.dirty_pairs;
-        self.coalesced.retain(|key, pair| {
-            let mut dropped = false;
-            pair.retain(|_, q| {
-                dropped |= prune(q, cutoff);
-                !q.is_empty()
-            });
-            if dropped {
-                dirty.insert(*key);
-            }
-            !pair.is_empty()
-        });
     }
 
     /// The samples in the window, shaped as a `check` run's records.
     pub fn records(&self, cycles: u64) -> Records {
         let mut coalesced = HashMap::new();
         for ((o, t), pair) in &self.coalesced {
-            for (a, q) in pair {
+            for (a, q) in &pair.queues {
                 coalesced.insert((*o, *t, *a), recent(q));
             }
         }
@@ -474,6 +559,18 @@ impl Store {
             requests: self.requests,
             rounds: cycles.min(u32::MAX as u64) as u32,
         }
+    }
+
+    /// The oldest sample anywhere, by a full scan (tests check the prune schedule with it).
+    #[cfg(test)]
+    fn oldest_sample(&self) -> Option<Instant> {
+        let hosts = self
+            .hosts
+            .iter()
+            .flat_map(|h| h.endpoints.values())
+            .filter_map(LiveEndpoint::queues_oldest);
+        let pairs = self.coalesced.values().filter_map(|p| oldest(p.queues.values()));
+        hosts.chain(pairs).min()
     }
 
     /// Analyse the window and publish: the view, with sparklines and new events.
@@ -600,7 +697,7 @@ impl Store {
                 if slot.dirty || slot.origin_gen != origin_gen || slot.target_gen != target_gen {
                     let queues = self.coalesced.get(&(a, b));
                     let outcomes: BTreeMap<IpAddr, Vec<Outcome>> = queues
-                        .map(|p| p.iter().map(|(addr, q)| (*addr, recent(q))).collect())
+                        .map(|p| p.queues.iter().map(|(addr, q)| (*addr, recent(q))).collect())
                         .unwrap_or_default();
                     let lookup = |addr: IpAddr| outcomes.get(&addr).map_or(empty, Vec::as_slice);
                     let eval =
@@ -643,7 +740,8 @@ impl Store {
                     slot.eval = eval;
                     slot.samples = queues
                         .map(|p| {
-                            p.values()
+                            p.queues
+                                .values()
                                 .flat_map(|q| q.iter())
                                 .filter_map(|(at, o)| o.as_ref().ok().map(|x| (*at, x.status == 421)))
                                 .collect()
@@ -1144,6 +1242,13 @@ mod tests {
                     let record = cycles > 0;
                     let a = inc.publish(now, status.clone(), record);
                     let b = full.publish(now, status, record);
+                    if let (Some(oldest), Some(cutoff)) = (inc.oldest_sample(), now.checked_sub(window)) {
+                        assert!(
+                            oldest >= cutoff,
+                            "seed {seed} step {step}: a sample outlived the window"
+                        );
+                    }
+                    assert!(inc.coalesced.values().all(|p| !p.queues.is_empty()));
                     layouts += usize::from(a.changes.layout == a.changes.seq);
                     assert_eq!(a.changes.pairs.len(), a.report.pairs.len());
                     assert_eq!(a.changes.hosts.len(), a.report.hosts.len());

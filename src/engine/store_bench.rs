@@ -184,13 +184,25 @@ fn publish_bench() {
             }
             times.push(started.elapsed());
         }
+        // Publishing with nothing new: what every publish costs whatever changed.
+        let mut idle = Vec::new();
+        for _ in 0..10 {
+            now += Duration::from_millis(250);
+            let started = Instant::now();
+            views.push(std::sync::Arc::new(store.publish(now, status.clone(), true)));
+            views.remove(0);
+            idle.push(started.elapsed());
+        }
         times.sort();
+        idle.sort();
         let pairs = views.last().map(|v| v.report.pairs.len()).unwrap_or(0);
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "publish_bench names={names} pairs={pairs}: first publish {:.2} ms; after ~50 results: median {:.3} ms, max {:.3} ms",
-            full.as_secs_f64() * 1e3,
-            times[times.len() / 2].as_secs_f64() * 1e3,
-            times[times.len() - 1].as_secs_f64() * 1e3,
+            "publish_bench names={names} pairs={pairs}: first publish {:.2} ms; after ~50 results: median {:.3} ms, max {:.3} ms; nothing new: median {:.3} ms",
+            ms(full),
+            ms(times[times.len() / 2]),
+            ms(times[times.len() - 1]),
+            ms(idle[idle.len() / 2]),
         );
     }
 }
