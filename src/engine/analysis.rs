@@ -28,13 +28,18 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
     let mut links: Vec<(usize, usize)> = Vec::new();
     let mut problem_origins: Vec<usize> = Vec::new();
     let index = PairIndex::new(&records.hosts);
-    let empty: &[Outcome] = &[];
     for a in 0..records.hosts.len() {
         for b in index.candidates(&records.hosts, a) {
             if a == b {
                 continue;
             }
-            let coalesced = |addr: IpAddr| records.coalesced.get(&(a, b, addr)).map_or(empty, Vec::as_slice);
+            let coalesced = |addr: IpAddr| {
+                records
+                    .coalesced
+                    .get(&(a, b, addr))
+                    .map(|v| v.iter().collect())
+                    .unwrap_or_default()
+            };
             match evaluate_pair(&records.hosts[a], &records.hosts[b], &coalesced, all_pairs) {
                 PairEval::Skip => {}
                 PairEval::CertOnly => tally.cert_only += 1,
@@ -99,7 +104,7 @@ pub(crate) enum PairEval {
 pub(crate) fn evaluate_pair<'c>(
     ha: &HostRecord,
     hb: &HostRecord,
-    coalesced: &dyn Fn(IpAddr) -> &'c [Outcome],
+    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Outcome>,
     all_pairs: bool,
 ) -> PairEval {
     if ha.entry.port != hb.entry.port || ha.dns.addresses.is_empty() || hb.dns.addresses.is_empty() {
@@ -632,10 +637,10 @@ fn cert_report(host: &str, ep: &EndpointRecord, tls: &crate::engine::tls::TlsInf
 /// Direct answers for the target: at `addr` when the target resolves to it, else at all its
 /// addresses. Its own-connection answers (the first request of its origin probes) count as
 /// direct answers too.
-fn direct_reference(target: &HostRecord, addr: &IpAddr) -> Vec<Outcome> {
-    let pick = |ep: &EndpointRecord| ep.direct.iter().chain(&ep.own).cloned().collect::<Vec<_>>();
+fn direct_reference<'a>(target: &'a HostRecord, addr: &IpAddr) -> Vec<&'a Outcome> {
+    let pick = |ep: &'a EndpointRecord| ep.direct.iter().chain(&ep.own);
     match target.endpoints.get(addr) {
-        Some(ep) => pick(ep),
+        Some(ep) => pick(ep).collect(),
         None => target.endpoints.values().flat_map(pick).collect(),
     }
 }
@@ -643,7 +648,7 @@ fn direct_reference(target: &HostRecord, addr: &IpAddr) -> Vec<Outcome> {
 fn pair_report<'c>(
     ha: &HostRecord,
     hb: &HostRecord,
-    coalesced: &dyn Fn(IpAddr) -> &'c [Outcome],
+    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Outcome>,
     policy: &PairPolicy,
 ) -> PairReport {
     let (origin, target) = (ha.entry.key(), hb.entry.key());
@@ -659,7 +664,7 @@ fn pair_report<'c>(
         let coalesced = coalesced(addr);
         let direct = direct_reference(hb, &addr);
         let j = verdict::judge_address(AddressEvidence {
-            coalesced,
+            coalesced: &coalesced,
             direct: &direct,
             dynamic,
         });
@@ -674,8 +679,8 @@ fn pair_report<'c>(
             address: addr_text(&addr),
             verdict: j.verdict.as_str().into(),
             probes: coalesced.len() as u32,
-            statuses: count_statuses(coalesced),
-            direct_statuses: count_statuses(&direct),
+            statuses: count_statuses(coalesced.iter().copied()),
+            direct_statuses: count_statuses(direct.iter().copied()),
             errors: j.errors as u32,
             misrouted: j.misrouted as u32,
             clients,
@@ -727,16 +732,12 @@ fn pair_report<'c>(
         .flat_map(|(_, _, c, _)| c.iter().filter_map(|o| o.as_ref().ok()))
         .filter(|x| x.status == 421 || verdict == Verdict::Misrouted)
         .collect();
-    let direct_all: Vec<Outcome> = judgements
+    let direct_all: Vec<&Outcome> = judgements
         .iter()
-        .flat_map(|(_, _, _, d)| d.iter().cloned())
+        .flat_map(|(_, _, _, d)| d.iter().copied())
         .collect();
-    let direct_statuses = count_statuses(&direct_all);
-    let http1: Vec<Outcome> = hb
-        .endpoints
-        .values()
-        .flat_map(|ep| ep.direct_http1.iter().cloned())
-        .collect();
+    let direct_statuses = count_statuses(direct_all.iter().copied());
+    let http1 = hb.endpoints.values().flat_map(|ep| ep.direct_http1.iter());
     let cert_error = ha
         .endpoints
         .values()
@@ -766,7 +767,7 @@ fn pair_report<'c>(
         misrouted_status: failing.iter().find(|x| x.status != 421).map(|x| x.status),
         direct_status: most_frequent(&direct_statuses),
         direct_error: direct_all.iter().find_map(|o| o.as_ref().err().cloned()),
-        http1_status: most_frequent(&count_statuses(&http1)),
+        http1_status: most_frequent(&count_statuses(http1)),
         // No failing answer (e.g. the streams were reset): the direct answers say who it is.
         server: failing
             .iter()

@@ -190,8 +190,8 @@ pub struct LiveView {
     /// Per pair, aligned with `report.pairs`: the 421 rate per time bucket over the window,
     /// oldest first (see `History::points`).
     pub histories: Vec<History>,
-    /// Verdict changes, oldest first, bounded.
-    pub events: Vec<VerdictEvent>,
+    /// Verdict changes, oldest first, bounded (shared between views while unchanged).
+    pub events: Arc<Vec<VerdictEvent>>,
     pub status: EngineStatus,
     /// What changed since earlier views, for readers that fold views in incrementally (the
     /// exporter). All zero (and empty) in views not made by the engine's store.

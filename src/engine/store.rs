@@ -140,6 +140,8 @@ pub struct Store {
     /// to drop.
     expiry: Expiry,
     events: VecDeque<VerdictEvent>,
+    /// `events` as the last view showed them (made again when they change).
+    events_view: Arc<Vec<VerdictEvent>>,
     last_verdicts: HashMap<(String, String), String>,
     connections: u64,
     requests: u64,
@@ -277,6 +279,7 @@ impl Store {
             coalesced: HashMap::new(),
             expiry: Expiry::new(),
             events: VecDeque::new(),
+            events_view: Arc::default(),
             last_verdicts: HashMap::new(),
             connections: 0,
             requests: 0,
@@ -688,7 +691,6 @@ impl Store {
         let mut tally = Tally::default();
         let mut links = Vec::new();
         let mut problem_origins = Vec::new();
-        let empty: &[Outcome] = &[];
         for a in 0..n {
             let origin_gen = self.hosts[a].gen;
             for slot in cache.rows[a].iter_mut() {
@@ -696,10 +698,12 @@ impl Store {
                 let target_gen = self.hosts[b].gen;
                 if slot.dirty || slot.origin_gen != origin_gen || slot.target_gen != target_gen {
                     let queues = self.coalesced.get(&(a, b));
-                    let outcomes: BTreeMap<IpAddr, Vec<Outcome>> = queues
-                        .map(|p| p.queues.iter().map(|(addr, q)| (*addr, recent(q))).collect())
-                        .unwrap_or_default();
-                    let lookup = |addr: IpAddr| outcomes.get(&addr).map_or(empty, Vec::as_slice);
+                    let lookup = |addr: IpAddr| -> Vec<&Outcome> {
+                        queues
+                            .and_then(|p| p.queues.get(&addr))
+                            .map(|q| q.iter().map(|(_, o)| o).collect())
+                            .unwrap_or_default()
+                    };
                     let eval =
                         match analysis::evaluate_pair(&cache.records[a], &cache.records[b], &lookup, false) {
                             PairEval::Skip => SlotEval::Skip,
@@ -810,6 +814,7 @@ impl Store {
 
         // Verdict changes, in the order of the report, among the pairs evaluated since the
         // last publish that recorded events (the others kept their verdict).
+        let mut new_events = false;
         if record_events && !cache.unchecked.is_empty() {
             let mut check: Vec<(Verdict, usize, usize, Arc<PairReport>)> = Vec::new();
             for (a, b) in cache.unchecked.drain() {
@@ -831,6 +836,7 @@ impl Store {
                         if self.events.len() >= MAX_EVENTS {
                             self.events.pop_front();
                         }
+                        new_events = true;
                         self.events.push_back(VerdictEvent {
                             at: report.generated_at.clone(),
                             origin: p.origin.clone(),
@@ -853,7 +859,12 @@ impl Store {
             },
             report,
             histories,
-            events: self.events.iter().cloned().collect(),
+            events: {
+                if new_events {
+                    self.events_view = Arc::new(self.events.iter().cloned().collect());
+                }
+                self.events_view.clone()
+            },
             status,
         }
     }
@@ -1095,7 +1106,7 @@ mod tests {
     /// second the report was made at, and the publish bookkeeping.
     fn comparable(mut v: LiveView) -> LiveView {
         v.report.generated_at.clear();
-        for e in &mut v.events {
+        for e in Arc::make_mut(&mut v.events) {
             e.at.clear();
         }
         v.changes = ViewChanges::default();

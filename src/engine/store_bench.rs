@@ -167,7 +167,11 @@ fn publish_bench() {
         let full = started.elapsed();
         let mut times = Vec::new();
         let mut views = vec![std::sync::Arc::new(first)];
-        for step in 0..20u64 {
+        let steps: u64 = std::env::var("COALSCOPE_BENCH_STEPS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20);
+        for step in 0..steps {
             // ~50 new results per publish: 25 origin probes, 25 direct ones.
             for j in 0..25 {
                 let i = ((step as usize * 25 + j) * 37) % names;

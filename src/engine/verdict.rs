@@ -74,10 +74,10 @@ pub type Outcome = Result<HttpAnswer, String>;
 #[derive(Debug, Clone, Copy)]
 pub struct AddressEvidence<'a> {
     /// Requests for the target on connections opened for the origin at this address.
-    pub coalesced: &'a [Outcome],
+    pub coalesced: &'a [&'a Outcome],
     /// Direct requests for the target (its own connection, SNI = target) used as reference:
     /// at this address when the target resolves to it, else at the target's addresses.
-    pub direct: &'a [Outcome],
+    pub direct: &'a [&'a Outcome],
     /// The target's page changes between two direct answers: compare status and
     /// content-type only.
     pub dynamic: bool,
@@ -213,9 +213,11 @@ mod tests {
 
     fn judge(coalesced: &[Outcome], direct: &[Outcome]) -> Verdict {
         let dynamic = looks_dynamic(direct.iter().filter_map(|o| o.as_ref().ok()));
+        let (coalesced, direct): (Vec<&Outcome>, Vec<&Outcome>) =
+            (coalesced.iter().collect(), direct.iter().collect());
         judge_address(AddressEvidence {
-            coalesced,
-            direct,
+            coalesced: &coalesced,
+            direct: &direct,
             dynamic,
         })
         .verdict
@@ -330,8 +332,8 @@ mod tests {
     #[test]
     fn counts_explain_the_verdict() {
         let j = judge_address(AddressEvidence {
-            coalesced: &[ans(421, ""), ans(200, "b"), err("http: reset")],
-            direct: &[ans(200, "b")],
+            coalesced: &[&ans(421, ""), &ans(200, "b"), &err("http: reset")],
+            direct: &[&ans(200, "b")],
             dynamic: false,
         });
         assert_eq!((j.answered, j.misdirected, j.misrouted, j.errors), (2, 1, 0, 1));

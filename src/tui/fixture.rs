@@ -377,7 +377,7 @@ pub fn lab_view() -> LiveView {
     LiveView {
         report,
         histories,
-        events,
+        events: Arc::new(events),
         status,
         ..LiveView::default()
     }
@@ -472,7 +472,8 @@ pub fn synthetic_view(names: usize, group_size: usize) -> LiveView {
                     "misdirected",
                 )
             })
-            .collect(),
+            .collect::<Vec<_>>()
+            .into(),
         status,
         ..LiveView::default()
     }
