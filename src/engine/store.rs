@@ -153,6 +153,8 @@ pub struct Store {
     /// Pairs whose coalesced samples changed since the last publish.
     dirty_pairs: HashSet<(usize, usize)>,
     cache: Cache,
+    /// Pairs per verdict in the last view (capacity hints).
+    bucket_sizes: [usize; Verdict::ALL.len()],
     /// Views published so far (the last view's `changes.seq`).
     seq: u64,
     /// The last view whose pair or host membership changed.
@@ -291,6 +293,7 @@ impl Store {
                 stale: true,
                 ..Cache::default()
             },
+            bucket_sizes: [0; Verdict::ALL.len()],
             seq: 0,
             layout_seq: 0,
             #[cfg(test)]
@@ -685,8 +688,11 @@ impl Store {
         }
 
         // Evaluate the pairs whose inputs changed; gather all in contract order.
-        let mut buckets: Vec<Vec<(Arc<PairReport>, History, u64)>> =
-            (0..Verdict::ALL.len()).map(|_| Vec::new()).collect();
+        let mut buckets: Vec<Vec<(Arc<PairReport>, History, u64)>> = self
+            .bucket_sizes
+            .iter()
+            .map(|&n| Vec::with_capacity(n + n / 8))
+            .collect();
         let bucket_width = (self.window / HISTORY_BUCKETS as u32).max(Duration::from_millis(1));
         let mut tally = Tally::default();
         let mut links = Vec::new();
@@ -778,6 +784,9 @@ impl Store {
                     }
                 }
             }
+        }
+        for (size, bucket) in self.bucket_sizes.iter_mut().zip(&buckets) {
+            *size = bucket.len();
         }
         if groups_changed {
             let keys: Vec<String> = self.hosts.iter().map(|h| h.entry.key()).collect();

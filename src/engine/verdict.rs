@@ -106,12 +106,19 @@ pub fn looks_dynamic<'a>(direct: impl IntoIterator<Item = &'a HttpAnswer>) -> bo
         if !(200..300).contains(&a.status) {
             continue;
         }
-        if seen.iter().any(|s| {
-            s.status == a.status && s.content_type == a.content_type && s.body_digest != a.body_digest
-        }) {
-            return true;
+        let mut known = false;
+        for s in &seen {
+            if s.status == a.status && s.content_type == a.content_type {
+                if s.body_digest != a.body_digest {
+                    return true;
+                }
+                known = true;
+            }
         }
-        seen.push(a);
+        // An answer like one seen already compares like it: keep one of each.
+        if !known {
+            seen.push(a);
+        }
     }
     false
 }
@@ -327,6 +334,14 @@ mod tests {
             judge(&[Ok(json)], &[ans(200, "v1"), ans(200, "v2")]),
             Verdict::Misrouted
         );
+    }
+
+    #[test]
+    fn repeated_answers_do_not_hide_a_dynamic_page() {
+        let dynamic = |xs: &[Outcome]| looks_dynamic(xs.iter().filter_map(|o| o.as_ref().ok()));
+        assert!(!dynamic(&[ans(200, "a"), ans(200, "a"), ans(200, "a")]));
+        assert!(dynamic(&[ans(200, "a"), ans(200, "a"), ans(503, "x"), ans(200, "b")]));
+        assert!(!dynamic(&[ans(200, "a"), ans(404, "b"), ans(200, "a")]));
     }
 
     #[test]
