@@ -182,25 +182,26 @@ impl LiveEngine {
         let view = self
             .store
             .publish(Instant::now(), self.status.clone(), record_events);
-        // Problem pairs and pairs that just changed are probed again first.
+        // Problem pairs and listed pairs that just changed are probed again first. The store
+        // lists problem pairs first, so only those are looked at (not every pair).
         for s in self.pair_states.values_mut() {
             s.urgent = false;
         }
-        let recent: HashSet<(&str, &str)> = view
+        let problems = view
+            .report
+            .pairs
+            .iter()
+            .take_while(|p| crate::engine::analysis::verdict_of(&p.verdict).is_problem())
+            .map(|p| (p.origin.as_str(), p.target.as_str()));
+        let recent = view
             .events
             .iter()
             .rev()
             .take(64)
             .map(|e| (e.origin.as_str(), e.target.as_str()))
-            .collect();
-        for p in &view.report.pairs {
-            let problem = crate::engine::analysis::verdict_of(&p.verdict).is_problem();
-            if problem || recent.contains(&(p.origin.as_str(), p.target.as_str())) {
-                self.pair_states
-                    .entry((key_id(&p.origin), key_id(&p.target)))
-                    .or_default()
-                    .urgent = true;
-            }
+            .filter(|(o, t)| self.store.is_listed(o, t));
+        for (o, t) in problems.chain(recent) {
+            self.pair_states.entry((key_id(o), key_id(t))).or_default().urgent = true;
         }
         view
     }

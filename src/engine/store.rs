@@ -567,6 +567,18 @@ impl Store {
         }
     }
 
+    /// Is `origin → target` a pair of the last published view?
+    pub fn is_listed(&self, origin: &str, target: &str) -> bool {
+        let (Some(&a), Some(&b)) = (self.index.get(origin), self.index.get(target)) else {
+            return false;
+        };
+        let Some(row) = self.cache.rows.get(a) else {
+            return false;
+        };
+        row.binary_search_by_key(&b, |s| s.target)
+            .is_ok_and(|k| matches!(row[k].eval, SlotEval::Listed { .. }))
+    }
+
     /// The oldest sample anywhere, by a full scan (tests check the prune schedule with it).
     #[cfg(test)]
     fn oldest_sample(&self) -> Option<Instant> {
@@ -1272,6 +1284,21 @@ mod tests {
                     layouts += usize::from(a.changes.layout == a.changes.seq);
                     assert_eq!(a.changes.pairs.len(), a.report.pairs.len());
                     assert_eq!(a.changes.hosts.len(), a.report.hosts.len());
+                    // What the scheduler relies on: problems come first, `is_listed` knows the list.
+                    let problem = |p: &Arc<PairReport>| analysis::verdict_of(&p.verdict).is_problem();
+                    let problems = a.report.pairs.iter().filter(|p| problem(p)).count();
+                    assert!(a.report.pairs[..problems].iter().all(problem));
+                    let listed: HashSet<(&str, &str)> = a
+                        .report
+                        .pairs
+                        .iter()
+                        .map(|p| (p.origin.as_str(), p.target.as_str()))
+                        .collect();
+                    assert!(listed.iter().all(|(o, t)| inc.is_listed(o, t)));
+                    for e in a.events.iter() {
+                        let expected = listed.contains(&(e.origin.as_str(), e.target.as_str()));
+                        assert_eq!(inc.is_listed(&e.origin, &e.target), expected);
+                    }
                     let mut fresh =
                         analysis::analyse(&inc.records(cycles), false, now.duration_since(inc.started));
                     fresh.generated_at.clear();

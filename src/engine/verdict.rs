@@ -340,7 +340,12 @@ mod tests {
     fn repeated_answers_do_not_hide_a_dynamic_page() {
         let dynamic = |xs: &[Outcome]| looks_dynamic(xs.iter().filter_map(|o| o.as_ref().ok()));
         assert!(!dynamic(&[ans(200, "a"), ans(200, "a"), ans(200, "a")]));
-        assert!(dynamic(&[ans(200, "a"), ans(200, "a"), ans(503, "x"), ans(200, "b")]));
+        assert!(dynamic(&[
+            ans(200, "a"),
+            ans(200, "a"),
+            ans(503, "x"),
+            ans(200, "b")
+        ]));
         assert!(!dynamic(&[ans(200, "a"), ans(404, "b"), ans(200, "a")]));
     }
 
