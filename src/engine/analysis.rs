@@ -57,7 +57,7 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
                         problem_origins.push(a);
                     }
                     tally.add(verdict, &report);
-                    listed.push((verdict, Arc::new(report)));
+                    listed.push((verdict, Arc::from(report)));
                 }
             }
         }
@@ -90,7 +90,7 @@ pub(crate) enum PairEval {
     /// Linked by the certificate only: counted, not listed.
     CertOnly,
     Listed {
-        report: PairReport,
+        report: Box<PairReport>,
         verdict: Verdict,
         /// Some client would coalesce (an edge of the groups).
         link: bool,
@@ -125,7 +125,7 @@ pub(crate) fn evaluate_pair<'c>(
         }
         cert_only = true;
     }
-    let report = pair_report(ha, hb, coalesced, &policy);
+    let report = Box::new(pair_report(ha, hb, coalesced, &policy));
     PairEval::Listed {
         verdict: verdict_of(&report.verdict),
         link: policy.chrome || policy.firefox,

@@ -641,8 +641,8 @@ impl Store {
                 .map(|r| analysis::host_report_valid_until(r, unix))
                 .collect();
         } else {
-            for i in 0..n {
-                if rebuilt[i] || unix >= cache.host_valid_until[i] {
+            for (i, &rebuilt) in rebuilt.iter().enumerate() {
+                if rebuilt || unix >= cache.host_valid_until[i] {
                     let report = analysis::host_report(&cache.records[i], unix);
                     if *cache.hosts[i] != report {
                         cache.hosts[i] = Arc::new(report);
@@ -734,7 +734,7 @@ impl Store {
                             } => {
                                 // An equal report keeps its identity (readers skip it).
                                 let kept = match &slot.eval {
-                                    SlotEval::Listed { report: old, .. } if **old == report => {
+                                    SlotEval::Listed { report: old, .. } if **old == *report => {
                                         Some(old.clone())
                                     }
                                     _ => None,
@@ -744,7 +744,7 @@ impl Store {
                                     None => {
                                         slot.seq = seq;
                                         cache.unchecked.insert((a, b));
-                                        Arc::new(report)
+                                        Arc::from(report)
                                     }
                                 };
                                 SlotEval::Listed {
