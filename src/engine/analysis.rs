@@ -154,10 +154,12 @@ fn normal_name(name: &str) -> String {
 }
 
 /// Share of coalescable pairs that have at least one probe.
+/// The share of the pairs that can be probed which were: coalescable pairs, and pairs still
+/// waiting for a first connection to their origin (`pending`).
 fn coverage(pairs: &[PairReport]) -> f64 {
     let coalescable: Vec<&PairReport> = pairs
         .iter()
-        .filter(|p| p.coalesce.chrome || p.coalesce.firefox)
+        .filter(|p| p.coalesce.chrome || p.coalesce.firefox || p.verdict == Verdict::Pending.as_str())
         .collect();
     if coalescable.is_empty() {
         return 1.0;
@@ -567,24 +569,27 @@ fn pair_report(records: &Records, a: usize, b: usize, policy: &PairPolicy) -> Pa
             .find_map(|(x, ep)| ep.handshake_errors.last().map(|e| format!("{x}: {e}")))
     };
     let (verdict, error) = if !coalescable {
-        match policy.reason {
-            Some(_) => (Verdict::NotCoalescable, None),
-            None => (
-                Verdict::Error,
-                Some(origin_error().unwrap_or_else(|| format!("no TLS connection to {origin}"))),
-            ),
+        match (policy.reason, origin_error()) {
+            (Some(_), _) => (Verdict::NotCoalescable, None),
+            (None, Some(e)) => (Verdict::Error, Some(e)),
+            // No handshake with the origin within the window, failed or not: the live planner
+            // has not reached it yet.
+            (None, None) if ha.endpoints.values().all(|ep| ep.handshakes == 0) => (Verdict::Pending, None),
+            (None, None) => (Verdict::Error, Some(format!("no TLS connection to {origin}"))),
         }
     } else {
         let v = Verdict::worst(judgements.iter().map(|(_, j, _, _)| j.verdict)).unwrap_or(Verdict::Error);
         let err = judgements.iter().find_map(|(_, j, _, _)| j.first_error.clone());
-        (
-            v,
-            if v == Verdict::Error {
-                err.or_else(origin_error)
-            } else {
-                None
+        match v {
+            Verdict::Error => (v, err.or_else(origin_error)),
+            // Nothing requested at an address because the origin's handshake failed there is
+            // an error, not a wait.
+            Verdict::Pending => match origin_error() {
+                Some(e) => (Verdict::Error, Some(e)),
+                None => (v, None),
             },
-        )
+            _ => (v, None),
+        }
     };
     let probes: u32 = addresses.iter().map(|x| x.probes).sum();
     let answered: usize = judgements.iter().map(|(_, j, _, _)| j.answered).sum();

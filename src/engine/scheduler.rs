@@ -116,6 +116,7 @@ impl LiveEngine {
             hosts: list.entries.len(),
             last_reload: Some(crate::engine::cert::format_unix(now_unix())),
             interval_s: options.interval.as_secs_f64(),
+            max_rps: prober.options.max_rps,
             window_s: options.window.as_secs_f64(),
             ..EngineStatus::default()
         };
@@ -436,6 +437,16 @@ impl LiveEngine {
             }
         }
         let budget = if spread_out { self.budget_left } else { None };
+        if spread_out {
+            // Every host of the list, not only `keys`: an origin connection with all its
+            // candidates and a direct request per (host, address).
+            let full: usize = hosts
+                .iter()
+                .zip(&candidates)
+                .map(|(h, c)| h.dns.addresses.len() * (2 + c.len()))
+                .sum();
+            self.status.full_rps = full as f64 / self.options.interval.as_secs_f64().max(0.001);
+        }
         let cycle = planner::select_cycle(&slots, budget, Instant::now(), self.direct_reuse());
         if spread_out {
             if let Some(left) = self.budget_left.as_mut() {
