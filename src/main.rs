@@ -8,7 +8,9 @@ use coalscope::commands;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let dashboard = matches!(cli.command, Some(Command::Demo(_)) | Some(Command::Watch(_)))
+        || (cli.command.is_none() && cli.watchfile.is_some());
+    let log_file = init_logging(dashboard);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -39,18 +41,47 @@ fn main() -> ExitCode {
     });
     // Do not wait for probe tasks that are still draining (e.g. a server that never answers).
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    if let Some(path) = log_file.filter(|_| dashboard) {
+        eprintln!("coalscope: logs were written to {}", path.display());
+    }
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => commands::report_error(e),
     }
 }
 
-/// Logs go to stderr, only when COALSCOPE_LOG asks for them (e.g. COALSCOPE_LOG=debug).
-fn init_logging() {
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("COALSCOPE_LOG") {
+/// Logs are written only when COALSCOPE_LOG asks for them (e.g. COALSCOPE_LOG=debug): to
+/// COALSCOPE_LOG_FILE when it is set, else to stderr — except under the dashboard, which owns
+/// the terminal: there they go to a file in the temporary directory, named on exit.
+fn init_logging(dashboard: bool) -> Option<std::path::PathBuf> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COALSCOPE_LOG").ok()?;
+    let path = std::env::var_os("COALSCOPE_LOG_FILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            dashboard.then(|| std::env::temp_dir().join(format!("coalscope-{}.log", std::process::id())))
+        });
+    let Some(path) = path else {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .try_init();
+        return None;
+    };
+    match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+        Ok(file) => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .try_init();
+            Some(path)
+        }
+        Err(e) => {
+            eprintln!(
+                "coalscope: cannot open the log file {}: {e}; not logging",
+                path.display()
+            );
+            None
+        }
     }
 }

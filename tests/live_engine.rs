@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 async fn wait_for(
     rx: &mut watch::Receiver<Arc<LiveView>>,
     what: &str,
-    ok: impl Fn(&LiveView) -> bool,
+    mut ok: impl FnMut(&LiveView) -> bool,
 ) -> Arc<LiveView> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -135,4 +135,89 @@ async fn live_engine_probes_reloads_and_quits() {
         .expect("engine stops on Quit")
         .unwrap();
     lab.shutdown().await;
+}
+
+/// A request budget far below the list's needs (60 names in wildcard groups of 20: 1,140
+/// pairs, 1,260 requests for a full cycle, 200 allowed): each cycle probes part of the pairs
+/// on few connections, unprobed pairs are `pending` (never `error` or `direct-broken`), the
+/// header says what a full cycle would need, and within a few cycles every pair is judged as
+/// the lab's layout says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tight_budget_covers_the_list_over_cycles() {
+    use coalscope::lab::scale::ScaleOptions;
+    let layout = ScaleOptions::new(60, 20);
+    let lab = Lab::start(LabOptions {
+        scale: Some(layout),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let text = std::fs::read_to_string(&lab.watchfile).unwrap();
+    let list = watchlist::parse("scale.watch", text.as_bytes()).unwrap();
+    let dns = Dns::new(DnsConfig {
+        nameservers: vec![lab.dns],
+        overrides: vec![],
+        timeout: Duration::from_secs(2),
+    })
+    .unwrap();
+    let tls = TlsSettings::new(Some(&lab.ca_file), Duration::from_secs(2)).unwrap();
+    let max_rps = 200;
+    let prober = Arc::new(Prober::new(
+        dns,
+        tls,
+        CheckOptions {
+            rounds: 1,
+            max_rps,
+            ..CheckOptions::default()
+        },
+    ));
+    let options = LiveOptions {
+        interval: Duration::from_secs(1),
+        window: Duration::from_secs(120),
+        jitter: 0.5,
+        concurrency: 32,
+        source: "scale.watch".into(),
+    };
+    let (tx, rx) = mpsc::channel(16);
+    let (view_tx, mut view_rx) = watch::channel(Arc::new(LiveView::default()));
+    let engine = tokio::spawn(LiveEngine::new(prober, &list, options).run(rx, view_tx));
+
+    let (pairs, bad) = layout.expected_pairs();
+    let count =
+        |v: &LiveView, verdict: &str| v.report.summary.verdicts.get(verdict).copied().unwrap_or(0) as usize;
+    let mut saw_pending = false;
+    let view = wait_for(&mut view_rx, "every pair judged", |v| {
+        // Nothing in the lab is broken: a pair not probed yet must never look like it.
+        assert_eq!(count(v, "direct-broken"), 0, "{:?}", v.report.summary);
+        assert_eq!(count(v, "error"), 0, "{:?}", v.report.summary);
+        if v.report.summary.pairs as usize == pairs && count(v, "pending") > 0 {
+            saw_pending = true;
+            assert!(v.report.summary.coverage < 1.0, "{:?}", v.report.summary);
+        }
+        count(v, "misdirected") == bad && count(v, "ok") == pairs - bad
+    })
+    .await;
+    tx.send(Command::Quit).await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), engine).await;
+    lab.shutdown().await;
+
+    assert!(saw_pending, "some views showed the pairs not reached yet");
+    let s = &view.report.summary;
+    assert_eq!(s.coverage, 1.0, "{s:?}");
+    // 60 hosts × (origin + direct + 19 targets) per second.
+    assert_eq!(view.status.full_rps, 1260.0);
+    assert_eq!(view.status.max_rps, max_rps);
+    let cycles = view.status.cycles + 1;
+    assert!(
+        s.requests <= u64::from(max_rps) * cycles,
+        "{} requests in {cycles} cycles",
+        s.requests
+    );
+    // A full cycle opens 120 connections (one origin, one direct per host); under this budget
+    // each connection carries its whole group instead, so far fewer are opened.
+    assert!(
+        s.connections < 60 * cycles,
+        "{} connections in {cycles} cycles",
+        s.connections
+    );
 }

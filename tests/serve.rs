@@ -670,11 +670,31 @@ async fn a_real_prometheus_fires_the_misdirected_alert() {
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(dir.path().join("coalscope-rules.yml"), rules).unwrap();
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - coalscope-rules.yml\nscrape_configs:\n  - job_name: coalscope\n    static_configs:\n      - targets: ['{}']\n",
-        serve.addr
-    );
-    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+    // The assets' scrape config itself, with every interval at 1s (and the timeout under it)
+    // and the example targets replaced by this exporter.
+    let config = std::fs::read_to_string(assets().join("prometheus/prometheus.yml")).unwrap();
+    let mut shipped = String::new();
+    let mut in_targets = false;
+    for line in config.lines() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        if in_targets && trimmed.starts_with("- ") {
+            continue;
+        }
+        in_targets = false;
+        let key = trimmed.split(':').next().unwrap_or("");
+        match key {
+            "scrape_interval" | "evaluation_interval" => shipped.push_str(&format!("{indent}{key}: 1s\n")),
+            "scrape_timeout" => shipped.push_str(&format!("{indent}{key}: 900ms\n")),
+            "- targets" => {
+                in_targets = true;
+                shipped.push_str(&format!("{indent}- targets: ['{}']\n", serve.addr));
+            }
+            _ => shipped.push_str(&format!("{line}\n")),
+        }
+    }
+    assert!(shipped.contains(&serve.addr.to_string()), "{shipped}");
+    std::fs::write(dir.path().join("prometheus.yml"), &shipped).unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let child = Command::new(&prometheus)
         .arg(format!(

@@ -3,7 +3,7 @@
 //! (fewer hosts; a broken line named by file:line), quits on `q`, and leaves the terminal
 //! as it found it (main screen, cooked mode, cursor shown, mouse reporting off).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -100,7 +100,7 @@ async fn dashboard_in_tmux_follows_the_watchfile_and_quits_cleanly() {
         path: None,
     };
     let script = format!(
-        "env -u COALSCOPE_DNS -u COALSCOPE_RESOLVE -u NO_COLOR {bin} watch {wf} --dns {dns} --ca-file {ca} --interval 1s --export-dir {dir}; \
+        "env -u COALSCOPE_DNS -u COALSCOPE_RESOLVE -u NO_COLOR -u COALSCOPE_LOG_FILE COALSCOPE_LOG=debug,h2=trace {bin} watch {wf} --dns {dns} --ca-file {ca} --interval 1s --export-dir {dir}; \
          echo EXITED $?; stty -a | tr ' ' '\\n' | grep -x -e '-\\?icanon' -e '-\\?echo' | tr '\\n' ' '; echo; sleep 600",
         bin = shell_quote(Path::new(env!("CARGO_BIN_EXE_coalscope"))),
         wf = shell_quote(&watchfile),
@@ -133,6 +133,11 @@ async fn dashboard_in_tmux_follows_the_watchfile_and_quits_cleanly() {
         })
         .await;
     assert!(screen.contains("Groups ("), "{screen}");
+    // Logs asked for with COALSCOPE_LOG go to a file, not over the dashboard.
+    assert!(
+        !screen.contains("DEBUG") && !screen.contains("TRACE"),
+        "log lines on the dashboard:\n{screen}"
+    );
     assert_eq!(tmux.query("#{alternate_on}"), "1");
 
     // Keep only the nginx and caddy names: the header follows within a few seconds.
@@ -173,6 +178,14 @@ async fn dashboard_in_tmux_follows_the_watchfile_and_quits_cleanly() {
     tmux.keys(&["q"]);
     let screen = tmux.wait_for("the exit", |s| s.contains("EXITED")).await;
     assert!(screen.contains("EXITED 0"), "{screen}");
+    let log = screen
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("coalscope: logs were written to "))
+        .map(|p| PathBuf::from(p.trim()))
+        .unwrap_or_else(|| panic!("no log file named on exit:\n{screen}"));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert!(text.contains("TRACE"), "h2 trace lines in {}", log.display());
     assert!(
         screen.contains("icanon echo"),
         "cooked mode after exit:\n{screen}"

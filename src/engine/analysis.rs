@@ -149,7 +149,7 @@ impl Tally {
     pub fn add(&mut self, verdict: Verdict, p: &PairReport) {
         self.pairs += 1;
         self.verdicts[verdict as usize] += 1;
-        if p.coalesce.chrome || p.coalesce.firefox {
+        if p.coalesce.chrome || p.coalesce.firefox || verdict == Verdict::Pending {
             self.coalescable += 1;
             self.probed += u32::from(p.probes > 0);
         }
@@ -255,7 +255,8 @@ fn normal_name(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// Share of coalescable pairs that have at least one probe.
+/// The share of the pairs that can be probed which were: coalescable pairs, and pairs still
+/// waiting for a first connection to their origin (`pending`).
 fn coverage(tally: &Tally) -> f64 {
     if tally.coalescable == 0 {
         return 1.0;
@@ -276,6 +277,7 @@ pub fn verdict_of(s: &str) -> Verdict {
         "misrouted" => Verdict::Misrouted,
         "intermittent" => Verdict::Intermittent,
         "direct-broken" => Verdict::DirectBroken,
+        "pending" => Verdict::Pending,
         "ok" => Verdict::Ok,
         "not-coalescable" => Verdict::NotCoalescable,
         _ => Verdict::Error,
@@ -696,24 +698,27 @@ fn pair_report<'c>(
             .find_map(|(x, ep)| ep.handshake_errors.last().map(|e| format!("{x}: {e}")))
     };
     let (verdict, error) = if !coalescable {
-        match policy.reason {
-            Some(_) => (Verdict::NotCoalescable, None),
-            None => (
-                Verdict::Error,
-                Some(origin_error().unwrap_or_else(|| format!("no TLS connection to {origin}"))),
-            ),
+        match (policy.reason, origin_error()) {
+            (Some(_), _) => (Verdict::NotCoalescable, None),
+            (None, Some(e)) => (Verdict::Error, Some(e)),
+            // No handshake with the origin within the window, failed or not: the live planner
+            // has not reached it yet.
+            (None, None) if ha.endpoints.values().all(|ep| ep.handshakes == 0) => (Verdict::Pending, None),
+            (None, None) => (Verdict::Error, Some(format!("no TLS connection to {origin}"))),
         }
     } else {
         let v = Verdict::worst(judgements.iter().map(|(_, j, _, _)| j.verdict)).unwrap_or(Verdict::Error);
         let err = judgements.iter().find_map(|(_, j, _, _)| j.first_error.clone());
-        (
-            v,
-            if v == Verdict::Error {
-                err.or_else(origin_error)
-            } else {
-                None
+        match v {
+            Verdict::Error => (v, err.or_else(origin_error)),
+            // Nothing requested at an address because the origin's handshake failed there is
+            // an error, not a wait.
+            Verdict::Pending => match origin_error() {
+                Some(e) => (Verdict::Error, Some(e)),
+                None => (v, None),
             },
-        )
+            _ => (v, None),
+        }
     };
     let probes: u32 = addresses.iter().map(|x| x.probes).sum();
     let answered: usize = judgements.iter().map(|(_, j, _, _)| j.answered).sum();
@@ -862,6 +867,14 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn verdict_names_read_back() {
+        for v in Verdict::ALL {
+            assert_eq!(verdict_of(v.as_str()), v);
+        }
+        assert_eq!(verdict_of("no such verdict"), Verdict::Error);
     }
 
     fn answer(status: u16, body: &str) -> Outcome {

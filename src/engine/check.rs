@@ -403,7 +403,13 @@ impl Prober {
                 .collect(),
             _ => Vec::new(),
         };
-        let targets = planner::select(a, &covered, plan.limit, &plan.state, &mut rand::rng());
+        let targets = planner::select(
+            a,
+            &covered,
+            plan.limit_for(a, addr),
+            &plan.state,
+            &mut rand::rng(),
+        );
         self.rate.acquire().await;
         let mut requests = 1;
         let own = Some(

@@ -329,11 +329,27 @@ impl Dns {
                 Err(e) => failures.push(e),
             }
         }
-        let cnames = cname_chain(&lower(&name), &cname_targets);
+        let no_data = addresses.is_empty()
+            && cname_targets.is_empty()
+            && !failures.is_empty()
+            && failures.iter().all(|e| self.error_text(e).0 == 5);
+        if no_data {
+            // The resolver drops the CNAMEs of a chain that leads nowhere (a loop, a dangling
+            // target): follow them one query at a time to say which.
+            self.follow_cnames(&name, &mut cname_targets).await;
+        }
+        let (cnames, looped) = cname_chain(&lower(&name), &cname_targets);
         let addresses = sorted(addresses);
         let error = if !addresses.is_empty() {
             // One family failing while the other answers is not an error.
             None
+        } else if looped {
+            let start = lower(&name).to_ascii();
+            Some(format!(
+                "CNAME loop: {} → {}",
+                start.strip_suffix('.').unwrap_or(&start),
+                cnames.join(" → ")
+            ))
         } else {
             Some(
                 failures
@@ -352,6 +368,27 @@ impl Dns {
             overridden: false,
             elapsed: Duration::ZERO,
             dropped: 0,
+        }
+    }
+
+    /// Query the CNAME of each name of the chain from `name`, at most 16 hops.
+    async fn follow_cnames(&self, name: &Name, targets: &mut HashMap<Name, Name>) {
+        let mut current = lower(name);
+        for _ in 0..16 {
+            let Ok(lookup) = self.resolver.lookup(current.clone(), RecordType::CNAME).await else {
+                return;
+            };
+            let next = lookup.answers().iter().find_map(|r| match &r.data {
+                RData::CNAME(target) if lower(&r.name) == current => Some(lower(&target.0)),
+                _ => None,
+            });
+            let Some(next) = next else { return };
+            let seen = targets.contains_key(&next) || next == lower(name);
+            targets.insert(current, next.clone());
+            if seen {
+                return;
+            }
+            current = next;
         }
     }
 
@@ -377,9 +414,11 @@ fn lower(name: &Name) -> Name {
     name.to_lowercase()
 }
 
-/// Follows `targets` from `start`, at most 16 hops (loops and long chains end there).
-fn cname_chain(start: &Name, targets: &HashMap<Name, Name>) -> Vec<String> {
+/// Follows `targets` from `start`, at most 16 hops; true when the chain comes back to a name
+/// it already passed (a loop, which ends the chain there).
+fn cname_chain(start: &Name, targets: &HashMap<Name, Name>) -> (Vec<String>, bool) {
     let mut chain = Vec::new();
+    let mut seen = vec![start];
     let mut current = start;
     while let Some(next) = targets.get(current) {
         if chain.len() >= 16 {
@@ -387,9 +426,13 @@ fn cname_chain(start: &Name, targets: &HashMap<Name, Name>) -> Vec<String> {
         }
         let text = next.to_ascii();
         chain.push(text.strip_suffix('.').unwrap_or(&text).to_string());
+        if seen.contains(&next) {
+            return (chain, true);
+        }
+        seen.push(next);
         current = next;
     }
-    chain
+    (chain, false)
 }
 
 /// IPv4 first, then IPv6, each in numeric order, without duplicates.

@@ -140,6 +140,10 @@ pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
             format!("the probe of {b} over {a}'s connection could not finish: {}", f.error.as_deref().unwrap_or("unknown error")),
             Some(format!("make {a} reachable over TLS from here, then check again")),
         ),
+        Verdict::Pending => (
+            format!("{a} → {b} has not been probed within the window yet (the request budget reaches part of the pairs per window; see coverage)"),
+            Some("wait for the planner to reach it, or raise --max-rps or --window for more coverage".to_string()),
+        ),
         Verdict::NotCoalescable => {
             let why = match f.reason {
                 Some(NotCoalescable::NoSharedAddress) => {

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::engine::check::{candidates, HostRecord, Job, JobResult, Prober};
 use crate::engine::direct::DirectProtocol;
 use crate::engine::dns::DnsAnswer;
-use crate::engine::planner::{self, PairState, Plan, PlanState};
+use crate::engine::planner::{self, PairState, Plan, Slot};
 use crate::engine::snapshot::{EngineStatus, LiveView};
 use crate::engine::store::Store;
 use crate::engine::verdict::is_healthy_status;
@@ -59,7 +59,8 @@ type JobKey = (String, IpAddr, u8);
 enum Done {
     /// DNS answers of a batch; `spread` when the batch starts a cycle.
     Dns(Vec<(String, DnsAnswer)>, bool),
-    Job(JobKey, Arc<Vec<HostRecord>>, Box<JobResult>),
+    /// A job's result, with the cycle it was planned in.
+    Job(JobKey, u64, Arc<Vec<HostRecord>>, Box<JobResult>),
 }
 
 type Pending = Pin<Box<dyn std::future::Future<Output = Done> + Send>>;
@@ -91,6 +92,18 @@ pub struct LiveEngine {
     /// What the planner knows of each pair, by hashed (origin, target) keys: compact enough
     /// for a million pairs.
     pair_states: HashMap<(u64, u64), PairState>,
+    /// When a connection for (host id, address) last went out as an origin with all the
+    /// targets it could carry.
+    last_origin: HashMap<(u64, IpAddr), Instant>,
+    /// Origin connections of this cycle cut short by the end of the budget: they keep their
+    /// age, so they go first next cycle.
+    partial: HashSet<(u64, IpAddr)>,
+    /// The last healthy direct answer of (host id, address).
+    last_direct_ok: HashMap<(u64, IpAddr), Instant>,
+    /// Requests the current cycle may still plan (None: no `--max-rps`).
+    budget_left: Option<usize>,
+    /// The current cycle's number: results of jobs planned earlier are not counted in it.
+    cycle_id: u64,
     lab_phase: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
@@ -103,6 +116,7 @@ impl LiveEngine {
             hosts: list.entries.len(),
             last_reload: Some(crate::engine::cert::format_unix(now_unix())),
             interval_s: options.interval.as_secs_f64(),
+            max_rps: prober.options.max_rps,
             window_s: options.window.as_secs_f64(),
             ..EngineStatus::default()
         };
@@ -119,6 +133,11 @@ impl LiveEngine {
             resolving: false,
             cycle_pending: false,
             pair_states: HashMap::new(),
+            last_origin: HashMap::new(),
+            partial: HashSet::new(),
+            last_direct_ok: HashMap::new(),
+            budget_left: None,
+            cycle_id: 0,
             lab_phase: None,
         }
     }
@@ -222,6 +241,8 @@ impl LiveEngine {
                 let ids: HashSet<u64> = list.entries.iter().map(|e| key_id(&e.key())).collect();
                 self.pair_states
                     .retain(|(o, t), _| ids.contains(o) && ids.contains(t));
+                self.last_origin.retain(|(h, _), _| ids.contains(h));
+                self.last_direct_ok.retain(|(h, _), _| ids.contains(h));
                 self.status.last_reload = Some(crate::engine::cert::format_unix(now_unix()));
                 self.status.reload_error = None;
                 if !added.is_empty() {
@@ -240,7 +261,20 @@ impl LiveEngine {
         }
         self.status.cycle_done = 0;
         self.status.cycle_total = 0;
+        self.cycle_id += 1;
         self.http1_done.clear();
+        let max_rps = self.prober.options.max_rps;
+        self.budget_left = (max_rps > 0)
+            .then(|| (f64::from(max_rps) * self.options.interval.as_secs_f64()).floor() as usize);
+        // Forgotten after two windows (an address a name no longer has): such a connection
+        // then simply counts as never made, which only makes it go first.
+        let horizon = self.options.window * 2;
+        let now = Instant::now();
+        self.last_origin
+            .retain(|_, at| now.saturating_duration_since(*at) < horizon);
+        self.last_direct_ok
+            .retain(|_, at| now.saturating_duration_since(*at) < horizon);
+        self.partial.clear();
         // DNS answers are reused within their TTL: those hosts are probed at once, the others
         // when their new answer arrives.
         let now = Instant::now();
@@ -301,9 +335,11 @@ impl LiveEngine {
                 // Names that became urgent while this batch was resolving.
                 self.resolve();
             }
-            Done::Job(key, hosts, result) => {
+            Done::Job(key, cycle, hosts, result) => {
                 self.in_flight.remove(&key);
-                self.status.cycle_done += 1;
+                if cycle == self.cycle_id {
+                    self.status.cycle_done += 1;
+                }
                 let fallback = match result.as_ref() {
                     JobResult::Direct {
                         host,
@@ -319,8 +355,31 @@ impl LiveEngine {
                     }
                     _ => None,
                 };
+                let now = Instant::now();
+                match result.as_ref() {
+                    JobResult::Origin { host, addr, .. } => {
+                        let id = (key_id(&hosts[*host].entry.key()), *addr);
+                        if !self.partial.remove(&id) {
+                            self.last_origin.insert(id, now);
+                        }
+                    }
+                    JobResult::Direct {
+                        host,
+                        addr,
+                        protocol: DirectProtocol::Negotiate,
+                        outcome,
+                    } => {
+                        let id = (key_id(&hosts[*host].entry.key()), *addr);
+                        if outcome.as_ref().is_ok_and(|a| is_healthy_status(a.status)) {
+                            self.last_direct_ok.insert(id, now);
+                        } else {
+                            // A failing reference is asked again next cycle.
+                            self.last_direct_ok.remove(&id);
+                        }
+                    }
+                    JobResult::Direct { .. } => {}
+                }
                 if let JobResult::Origin { host, coalesced, .. } = result.as_ref() {
-                    let now = Instant::now();
                     let origin = key_id(&hosts[*host].entry.key());
                     for (b, _) in coalesced {
                         let target = key_id(&hosts[*b].entry.key());
@@ -341,6 +400,9 @@ impl LiveEngine {
 
     /// Plan the jobs of `keys`, spread at random over the jitter share of the interval (a new
     /// order every time, so that a balancer alternating per connection is sampled fairly).
+    /// A cycle's jobs are chosen within what is left of its request budget
+    /// (`planner::select_cycle`); probes asked for now (new names, `r`) all go out, paced only
+    /// by the rate limiter.
     fn schedule(&mut self, keys: &HashSet<String>, spread_out: bool) {
         let hosts = Arc::new(self.store.hosts_for_jobs());
         let spread = if spread_out {
@@ -348,57 +410,88 @@ impl LiveEngine {
         } else {
             Duration::ZERO
         };
-        let mut rng = rand::rng();
+        let candidates = candidates(&hosts);
+        let ids: Vec<u64> = hosts.iter().map(|h| key_id(&h.entry.key())).collect();
+        let urgent: HashSet<u64> = self
+            .pair_states
+            .iter()
+            .filter(|(_, s)| s.urgent)
+            .map(|((o, _), _)| *o)
+            .collect();
         let mut jobs = Vec::new();
+        let mut slots = Vec::new();
         for (i, h) in hosts.iter().enumerate() {
             if !keys.contains(&h.entry.key()) {
                 continue;
             }
             for &addr in &h.dns.addresses {
                 jobs.push(Job::Origin(i, addr));
+                slots.push(Slot::Origin {
+                    demand: candidates[i].len(),
+                    last: self.last_origin.get(&(ids[i], addr)).copied(),
+                    urgent: urgent.contains(&ids[i]),
+                });
                 jobs.push(Job::Direct(i, addr, DirectProtocol::Negotiate));
+                slots.push(Slot::Direct {
+                    last_ok: self.last_direct_ok.get(&(ids[i], addr)).copied(),
+                });
             }
         }
-        let plan = Arc::new(self.plan(&hosts));
-        // A probe asked for now goes out now; a cycle's probes are spread.
-        for job in jobs {
-            let delay = spread.mul_f64(rng.random::<f64>());
-            self.spawn(hosts.clone(), plan.clone(), job, delay);
+        let budget = if spread_out { self.budget_left } else { None };
+        if spread_out {
+            // Every host of the list, not only `keys`: an origin connection with all its
+            // candidates and a direct request per (host, address).
+            let full: usize = hosts
+                .iter()
+                .zip(&candidates)
+                .map(|(h, c)| h.dns.addresses.len() * (2 + c.len()))
+                .sum();
+            self.status.full_rps = full as f64 / self.options.interval.as_secs_f64().max(0.001);
         }
-    }
-
-    /// The plan for a round over `hosts`: candidates, the per-connection target limit that
-    /// keeps a whole cycle within `--max-rps`, and what is known of each pair.
-    fn plan(&self, hosts: &[HostRecord]) -> Plan {
-        let candidates = candidates(hosts);
-        // One origin connection and one direct request per (host, address) and cycle.
-        let demands: Vec<usize> = hosts
-            .iter()
-            .zip(&candidates)
-            .flat_map(|(h, c)| std::iter::repeat_n(c.len(), h.dns.addresses.len()))
-            .collect();
-        let limit = planner::per_connection_limit(
-            self.prober.options.max_rps,
-            self.options.interval,
-            &demands,
-            demands.len(),
-        );
-        let mut state = PlanState::new();
-        if limit.is_some() {
-            let ids: Vec<u64> = hosts.iter().map(|h| key_id(&h.entry.key())).collect();
-            for (a, targets) in candidates.iter().enumerate() {
+        let cycle = planner::select_cycle(&slots, budget, Instant::now(), self.direct_reuse());
+        if spread_out {
+            if let Some(left) = self.budget_left.as_mut() {
+                *left = left.saturating_sub(cycle.requests);
+            }
+        }
+        let mut plan = Plan {
+            candidates,
+            ..Plan::default()
+        };
+        if cycle.tight {
+            for ((job, chosen), slot) in jobs.iter().zip(&cycle.chosen).zip(&slots) {
+                if let (Job::Origin(i, addr), Some(limit), Slot::Origin { demand, .. }) = (job, chosen, slot)
+                {
+                    plan.per_origin.insert((*i, *addr), *limit);
+                    if *limit < (*demand).min(planner::MAX_TARGETS_PER_CONNECTION) {
+                        self.partial.insert((ids[*i], *addr));
+                    }
+                }
+            }
+            for (a, targets) in plan.candidates.iter().enumerate() {
                 for &b in targets {
                     if let Some(s) = self.pair_states.get(&(ids[a], ids[b])) {
-                        state.insert((a, b), *s);
+                        plan.state.insert((a, b), *s);
                     }
                 }
             }
         }
-        Plan {
-            candidates,
-            limit,
-            state,
+        let plan = Arc::new(plan);
+        let mut rng = rand::rng();
+        // A probe asked for now goes out now; a cycle's probes are spread.
+        for (job, chosen) in jobs.into_iter().zip(cycle.chosen) {
+            if chosen.is_some() {
+                let delay = spread.mul_f64(rng.random::<f64>());
+                self.spawn(hosts.clone(), plan.clone(), job, delay);
+            }
         }
+    }
+
+    /// How long a healthy direct answer is reused as the reference when the budget is tight:
+    /// long enough to save requests, short enough that a fresh one lands before the old one
+    /// leaves the window (a cycle's jobs are spread over up to one interval).
+    fn direct_reuse(&self) -> Duration {
+        self.options.window.saturating_sub(self.options.interval * 3)
     }
 
     fn spawn(&mut self, hosts: Arc<Vec<HostRecord>>, plan: Arc<Plan>, job: Job, delay: Duration) {
@@ -408,13 +501,14 @@ impl LiveEngine {
             return;
         }
         self.status.cycle_total += 1;
+        let cycle = self.cycle_id;
         let prober = self.prober.clone();
         let permits = self.permits.clone();
         self.pending.push(Box::pin(async move {
             tokio::time::sleep(delay).await;
             let _permit = permits.acquire_owned().await;
             let result = prober.run_job(job, &hosts, &plan).await;
-            Done::Job(key, hosts, Box::new(result))
+            Done::Job(key, cycle, hosts, Box::new(result))
         }));
     }
 }

@@ -320,6 +320,13 @@ pub struct EngineStatus {
     pub window_s: f64,
     /// What the demo lab is doing right now, when running on it.
     pub lab_phase: Option<String>,
+    /// `--max-rps` (0: no limit).
+    #[serde(default)]
+    pub max_rps: u32,
+    /// Requests per second that probing every pair of the list every cycle would take; above
+    /// `max_rps`, each cycle probes part of the pairs (see `summary.coverage`).
+    #[serde(default)]
+    pub full_rps: f64,
 }
 
 impl Default for Snapshot {

@@ -15,17 +15,22 @@ pub enum Verdict {
     Intermittent,
     DirectBroken,
     Error,
+    /// Coalescable, but nothing to judge by within the window yet: the planner has not reached
+    /// the pair (a request budget smaller than the watch list), or the target has no direct
+    /// answer to compare with. Live engine only; `summary.coverage` says how much is reached.
+    Pending,
     Ok,
     NotCoalescable,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 7] = [
+    pub const ALL: [Verdict; 8] = [
         Verdict::Misdirected,
         Verdict::Misrouted,
         Verdict::Intermittent,
         Verdict::DirectBroken,
         Verdict::Error,
+        Verdict::Pending,
         Verdict::Ok,
         Verdict::NotCoalescable,
     ];
@@ -37,6 +42,7 @@ impl Verdict {
             Verdict::Intermittent => "intermittent",
             Verdict::DirectBroken => "direct-broken",
             Verdict::Error => "error",
+            Verdict::Pending => "pending",
             Verdict::Ok => "ok",
             Verdict::NotCoalescable => "not-coalescable",
         }
@@ -124,8 +130,10 @@ pub fn looks_dynamic<'a>(direct: impl IntoIterator<Item = &'a HttpAnswer>) -> bo
 }
 
 /// Judge one address of a coalescable pair. The rules, in order:
+/// 0. nothing was requested on the origin's connections, or the target has no direct answer
+///    at all to compare with (not even a failed one) → `pending`;
 /// 1. the target fails directly (no healthy direct answer) → `direct-broken`;
-/// 2. no coalesced request got an answer → `error` (or nothing probed);
+/// 2. no coalesced request got an answer → `error`;
 /// 3. every answered coalesced request got 421 → `misdirected`;
 /// 4. some non-421 answer differs from every direct answer (status; for 2xx also
 ///    content-type, and body digest unless the page is dynamic) → `misrouted`;
@@ -145,7 +153,9 @@ pub fn judge_address(ev: AddressEvidence<'_>) -> AddressJudgement {
         .iter()
         .filter(|a| a.status != 421 && differs(a, &healthy_direct, ev.dynamic))
         .count();
-    let verdict = if healthy_direct.is_empty() {
+    let verdict = if ev.coalesced.is_empty() || ev.direct.is_empty() {
+        Verdict::Pending
+    } else if healthy_direct.is_empty() {
         Verdict::DirectBroken
     } else if answers.is_empty() {
         Verdict::Error
@@ -281,7 +291,14 @@ mod tests {
                 vec![ok_b.clone()],
                 Error,
             ),
-            ("nothing probed", vec![], vec![ok_b.clone()], Error),
+            ("nothing probed", vec![], vec![ok_b.clone()], Pending),
+            (
+                "no direct answer to compare with",
+                vec![ans(421, "")],
+                vec![],
+                Pending,
+            ),
+            ("nothing at all", vec![], vec![], Pending),
             (
                 "errors and 421",
                 vec![err("x"), ans(421, "")],
@@ -368,6 +385,8 @@ mod tests {
         assert_eq!(Verdict::worst([Ok, Misdirected, Misrouted]), Some(Misdirected));
         assert_eq!(Verdict::worst([NotCoalescable, Ok]), Some(Ok));
         assert_eq!(Verdict::worst([Error, DirectBroken]), Some(DirectBroken));
+        assert_eq!(Verdict::worst([Ok, Pending]), Some(Pending));
+        assert_eq!(Verdict::worst([Pending, Error]), Some(Error));
         assert_eq!(Verdict::worst([]), None);
         let names: Vec<&str> = Verdict::ALL.iter().map(|v| v.as_str()).collect();
         assert_eq!(
@@ -378,6 +397,7 @@ mod tests {
                 "intermittent",
                 "direct-broken",
                 "error",
+                "pending",
                 "ok",
                 "not-coalescable"
             ]

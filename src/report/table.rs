@@ -36,7 +36,7 @@ impl Painter {
             Verdict::Intermittent | Verdict::DirectBroken => YELLOW,
             Verdict::Error => RED,
             Verdict::Ok => GREEN,
-            Verdict::NotCoalescable => DIM,
+            Verdict::Pending | Verdict::NotCoalescable => DIM,
         };
         self.paint(code, text)
     }

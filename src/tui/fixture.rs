@@ -187,6 +187,8 @@ fn summarise(hosts: Vec<HostReport>, pairs: Vec<PairReport>, groups: Vec<GroupRe
 
 fn status(source: &str, hosts: usize) -> EngineStatus {
     EngineStatus {
+        max_rps: 50,
+        full_rps: 12.0,
         source: source.into(),
         hosts,
         cycle_done: 12,

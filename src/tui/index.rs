@@ -39,12 +39,13 @@ pub struct ViewIndex {
 
 const NONE: u32 = u32::MAX;
 
-static VERDICTS: [&str; 9] = [
+static VERDICTS: [&str; 10] = [
     "misdirected",
     "misrouted",
     "intermittent",
     "direct-broken",
     "error",
+    "pending",
     "unknown",
     "ok",
     "cert-only",

@@ -214,7 +214,7 @@ impl HostileLab {
             (dns::SERVFAIL, vec![expect("dns-error", "error", &["SERVFAIL"])]),
             (dns::SILENT, vec![expect("dns-error", "error", timeout_any)]),
             (dns::NXDOMAIN, vec![expect("dns-error", "error", &["NXDOMAIN"])]),
-            (dns::LOOP, vec![expect("dns-error", "error", &[])]),
+            (dns::LOOP, vec![expect("dns-error", "error", &["CNAME loop"])]),
             (
                 dns::MANY,
                 vec![

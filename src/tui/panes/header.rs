@@ -65,6 +65,13 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
             t.dim,
         ),
     ];
+    if st.max_rps > 0 && st.full_rps > f64::from(st.max_rps) {
+        // The budget covers part of the pairs per cycle: say how much a full cycle would take.
+        spans.push(Span::styled(
+            format!(" · budget {} of {:.0} req/s", st.max_rps, st.full_rps.ceil()),
+            t.warning,
+        ));
+    }
     if st.paused || app.paused {
         spans.push(Span::raw("  "));
         let text = if st.paused { " PAUSED " } else { " pausing… " };

@@ -148,7 +148,9 @@ fn draw_info(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
         Span::styled("-", t.verdict("not-coalescable")),
         Span::styled(" not-coalescable  ", t.dim),
         Span::styled("E", t.verdict("error")),
-        Span::styled(" error", t.dim),
+        Span::styled(" error  ", t.dim),
+        Span::styled("…", t.verdict("pending")),
+        Span::styled(" pending", t.dim),
     ]);
     let last = inner.height.saturating_sub(1);
     match app.matrix_pair() {
