@@ -138,6 +138,17 @@ impl Synth {
     }
 }
 
+/// VmRSS and VmHWM of this process (Linux), for the benchmark's output.
+fn rss_text() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Times `publish` after a small batch of new results, at 1,000 and 10,000 names (set
 /// COALSCOPE_BENCH_NAMES to choose). Prints numbers; asserts nothing about time.
 #[test]
@@ -201,6 +212,11 @@ fn publish_bench() {
         idle.sort();
         let pairs = views.last().map(|v| v.report.pairs.len()).unwrap_or(0);
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "publish_bench names={names}: RSS of the test process with the store and two views alive: {} (PairReport {} B inline)",
+            rss_text(),
+            std::mem::size_of::<crate::engine::snapshot::PairReport>(),
+        );
         println!(
             "publish_bench names={names} pairs={pairs}: first publish {:.2} ms; after ~50 results: median {:.3} ms, max {:.3} ms; nothing new: median {:.3} ms",
             ms(full),
