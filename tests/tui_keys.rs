@@ -45,7 +45,7 @@ fn selected_group_label(app: &App, view: &LiveView) -> String {
 
 fn selected_pair(app: &App, view: &LiveView) -> (String, String) {
     let p = &view.report.pairs[app.derived.pairs[app.pair] as usize];
-    (p.origin.clone(), p.target.clone())
+    (p.origin.to_string(), p.target.to_string())
 }
 
 #[test]

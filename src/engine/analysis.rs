@@ -349,7 +349,7 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
             format!("DNS lookup of {} failed: {e}", h.entry.host),
         ));
     }
-    let mut endpoints = Vec::new();
+    let mut endpoints = Vec::with_capacity(h.endpoints.len());
     let mut unreachable = Vec::new();
     let mut refused = Vec::new();
     for (addr, ep) in &h.endpoints {
@@ -512,7 +512,7 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
 pub(crate) fn host_report_valid_until(h: &HostRecord, now: i64) -> i64 {
     h.endpoints
         .values()
-        .filter_map(parsed_cert)
+        .filter_map(|ep| parsed_cert(ep))
         .map(|leaf| next_day_change(leaf.not_after, now))
         .min()
         .unwrap_or(i64::MAX)
@@ -643,7 +643,7 @@ fn direct_reference<'a>(target: &'a HostRecord, addr: &IpAddr) -> Vec<&'a Outcom
     let pick = |ep: &'a EndpointRecord| ep.direct.iter().chain(&ep.own);
     match target.endpoints.get(addr) {
         Some(ep) => pick(ep).collect(),
-        None => target.endpoints.values().flat_map(pick).collect(),
+        None => target.endpoints.values().flat_map(|ep| pick(ep)).collect(),
     }
 }
 
@@ -653,7 +653,7 @@ fn pair_report<'c>(
     coalesced: &dyn Fn(IpAddr) -> Vec<&'c Outcome>,
     policy: &PairPolicy,
 ) -> PairReport {
-    let (origin, target) = (ha.entry.key(), hb.entry.key());
+    let (origin, target) = (ha.key.clone(), hb.key.clone());
     let dynamic = verdict::looks_dynamic(
         hb.endpoints
             .values()
@@ -789,7 +789,12 @@ fn pair_report<'c>(
         cert_error,
         error: error.clone(),
     };
-    let (explanation, fix) = explain::explain(&facts);
+    let (explanation, fix) = if verdict == Verdict::Pending {
+        pending_texts()
+    } else {
+        let (why, fix) = explain::explain(&facts);
+        (Arc::from(why), fix.map(Arc::from))
+    };
     PairReport {
         origin,
         target,
@@ -808,6 +813,13 @@ fn pair_report<'c>(
         fix,
         error,
     }
+}
+
+/// The explanation and fix of a pending pair, one copy for all of them.
+fn pending_texts() -> (Arc<str>, Option<Arc<str>>) {
+    static TEXTS: std::sync::LazyLock<(Arc<str>, Arc<str>)> =
+        std::sync::LazyLock::new(|| (Arc::from(explain::PENDING_WHY), Arc::from(explain::PENDING_FIX)));
+    (TEXTS.0.clone(), Some(TEXTS.1.clone()))
 }
 
 /// Connected components of "some client would coalesce", in watch-file order; `keys` are the
@@ -922,6 +934,7 @@ mod tests {
 
     fn host(name: &str, line: usize, addrs: &[&str], eps: Vec<(&str, EndpointRecord)>) -> HostRecord {
         HostRecord {
+            key: format!("{name}:443").into(),
             entry: Entry {
                 host: name.into(),
                 port: 443,
@@ -933,14 +946,14 @@ mod tests {
                 addresses: addrs.iter().map(|a| ip(a)).collect(),
                 ..Default::default()
             },
-            endpoints: eps.into_iter().map(|(a, e)| (ip(a), e)).collect(),
+            endpoints: eps.into_iter().map(|(a, e)| (ip(a), Box::new(e))).collect(),
         }
     }
 
     fn pair<'a>(s: &'a Snapshot, o: &str, t: &str) -> &'a PairReport {
         s.pairs
             .iter()
-            .find(|p| p.origin == format!("{o}:443") && p.target == format!("{t}:443"))
+            .find(|p| *p.origin == *format!("{o}:443") && *p.target == *format!("{t}:443"))
             .unwrap()
     }
 

@@ -75,9 +75,11 @@ impl Default for CheckOptions {
 #[derive(Debug, Clone)]
 pub struct HostRecord {
     pub entry: Entry,
+    /// `entry.key()` ("host:port"), made once and shared by the reports that name the host.
+    pub key: Arc<str>,
     pub path: String,
     pub dns: DnsAnswer,
-    pub endpoints: BTreeMap<IpAddr, EndpointRecord>,
+    pub endpoints: BTreeMap<IpAddr, Box<EndpointRecord>>,
 }
 
 /// Everything seen for one host at one of its addresses.
@@ -254,13 +256,10 @@ impl Prober {
         stream::iter(entries.iter().cloned())
             .map(|entry| async move {
                 let answer = dns.resolve(&entry.host, entry.port).await;
-                let endpoints = answer
-                    .addresses
-                    .iter()
-                    .map(|a| (*a, EndpointRecord::default()))
-                    .collect();
+                let endpoints = answer.addresses.iter().map(|a| (*a, Box::default())).collect();
                 let path = entry.path.clone().unwrap_or_else(|| default_path.clone());
                 HostRecord {
+                    key: entry.key().into(),
                     entry,
                     path,
                     dns: answer,

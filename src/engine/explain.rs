@@ -65,6 +65,12 @@ fn at(addresses: &[String]) -> String {
 }
 
 /// (explanation, fix hint)
+/// What every pair waiting for its first probe says. The same text for all of them (the pair
+/// names its hosts), so that a big list's many pending pairs share one copy.
+pub const PENDING_WHY: &str = "not probed within the window yet: the request budget reaches part of the pairs per window (see coverage)";
+pub const PENDING_FIX: &str =
+    "wait for the planner to reach it, or raise --max-rps or --window for more coverage";
+
 pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
     let (a, b) = (f.origin, f.target);
     let direct = match (f.direct_status, &f.direct_error) {
@@ -140,10 +146,7 @@ pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
             format!("the probe of {b} over {a}'s connection could not finish: {}", f.error.as_deref().unwrap_or("unknown error")),
             Some(format!("make {a} reachable over TLS from here, then check again")),
         ),
-        Verdict::Pending => (
-            format!("{a} → {b} has not been probed within the window yet (the request budget reaches part of the pairs per window; see coverage)"),
-            Some("wait for the planner to reach it, or raise --max-rps or --window for more coverage".to_string()),
-        ),
+        Verdict::Pending => (PENDING_WHY.to_string(), Some(PENDING_FIX.to_string())),
         Verdict::NotCoalescable => {
             let why = match f.reason {
                 Some(NotCoalescable::NoSharedAddress) => {

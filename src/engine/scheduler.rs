@@ -211,7 +211,7 @@ impl LiveEngine {
             .pairs
             .iter()
             .take_while(|p| crate::engine::analysis::verdict_of(&p.verdict).is_problem())
-            .map(|p| (p.origin.as_str(), p.target.as_str()));
+            .map(|p| (&*p.origin, &*p.target));
         let recent = view
             .events
             .iter()

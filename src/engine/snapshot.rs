@@ -112,8 +112,9 @@ pub struct Coalesce {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairReport {
-    pub origin: String,
-    pub target: String,
+    /// "host:port" (shared with the other reports naming the host).
+    pub origin: Arc<str>,
+    pub target: Arc<str>,
     pub verdict: String,
     pub reason: Option<String>,
     pub shared_addresses: Vec<String>,
@@ -124,10 +125,10 @@ pub struct PairReport {
     /// Share of those that got 421 (0 when nothing was probed).
     pub rate_421: f64,
     pub addresses: Vec<PairAddressReport>,
-    /// One line saying what was seen.
-    pub explanation: String,
+    /// One line saying what was seen (shared between pairs that say the same).
+    pub explanation: Arc<str>,
     /// What to change, when something is wrong.
-    pub fix: Option<String>,
+    pub fix: Option<Arc<str>>,
     /// Why the probe could not finish (verdict `error`).
     pub error: Option<String>,
 }
@@ -228,25 +229,31 @@ enum HistoryData {
     Samples {
         /// (when, got 421) of the answered coalesced requests of the pair.
         samples: Arc<[(Instant, bool)]>,
-        now: Instant,
-        bucket: Duration,
+        /// (now, bucket width): the same for every pair of a view, so shared.
+        clock: Arc<(Instant, Duration)>,
     },
 }
 
 impl History {
-    /// Answered samples bucketed by age at `now`, `bucket` wide, `HISTORY_BUCKETS` points.
-    pub fn from_samples(samples: Arc<[(Instant, bool)]>, now: Instant, bucket: Duration) -> History {
+    /// Answered samples bucketed by age at `clock.0`, `clock.1` wide, `HISTORY_BUCKETS` points
+    /// (see `History::clock`).
+    pub fn from_samples(samples: Arc<[(Instant, bool)]>, clock: &Arc<(Instant, Duration)>) -> History {
         History(HistoryData::Samples {
             samples,
-            now,
-            bucket: bucket.max(Duration::from_nanos(1)),
+            clock: clock.clone(),
         })
+    }
+
+    /// The (now, bucket width) shared by the histories of one view.
+    pub fn clock(now: Instant, bucket: Duration) -> Arc<(Instant, Duration)> {
+        Arc::new((now, bucket.max(Duration::from_nanos(1))))
     }
 
     pub fn points(&self) -> Vec<Option<f32>> {
         match &self.0 {
             HistoryData::Points(p) => p.to_vec(),
-            HistoryData::Samples { samples, now, bucket } => {
+            HistoryData::Samples { samples, clock } => {
+                let (now, bucket) = &**clock;
                 let mut answered = [0u32; HISTORY_BUCKETS];
                 let mut refused = [0u32; HISTORY_BUCKETS];
                 for (at, was_421) in samples.iter() {

@@ -96,11 +96,13 @@ struct LiveEndpoint {
 #[derive(Debug)]
 struct LiveHost {
     entry: Entry,
+    /// `entry.key()`, shared by the records and reports naming the host.
+    key: Arc<str>,
     path: String,
     dns: DnsAnswer,
     /// When `dns` was received (None: never resolved).
     dns_at: Option<Instant>,
-    endpoints: BTreeMap<IpAddr, LiveEndpoint>,
+    endpoints: BTreeMap<IpAddr, Box<LiveEndpoint>>,
     /// The oldest sample time of the endpoints (scheduled in `Store::expiry`).
     due: Option<Instant>,
     /// The store's change clock at the last change of anything the analysis reads of this
@@ -142,7 +144,7 @@ pub struct Store {
     events: VecDeque<VerdictEvent>,
     /// `events` as the last view showed them (made again when they change).
     events_view: Arc<Vec<VerdictEvent>>,
-    last_verdicts: HashMap<(String, String), String>,
+    last_verdicts: HashMap<(Arc<str>, Arc<str>), String>,
     connections: u64,
     requests: u64,
     started: Instant,
@@ -230,15 +232,24 @@ impl Slot {
             dirty: true,
             eval: SlotEval::Skip,
             seq: 0,
-            samples: Arc::from(Vec::new()),
+            samples: no_samples(),
         }
     }
+}
+
+/// The samples of a pair never coalesced: one shared empty list (most pairs of a big list
+/// have none, and an `Arc` of nothing still costs an allocation each).
+fn no_samples() -> Arc<[(Instant, bool)]> {
+    static EMPTY: std::sync::LazyLock<Arc<[(Instant, bool)]>> =
+        std::sync::LazyLock::new(|| Arc::from(Vec::new()));
+    EMPTY.clone()
 }
 
 /// A host's samples in the window, shaped as a `check` run's record.
 fn host_record(h: &LiveHost) -> HostRecord {
     HostRecord {
         entry: h.entry.clone(),
+        key: h.key.clone(),
         path: h.path.clone(),
         dns: h.dns.clone(),
         endpoints: h
@@ -265,7 +276,7 @@ fn host_record(h: &LiveHost) -> HostRecord {
                     direct: recent(&ep.direct),
                     direct_http1: recent(&ep.direct_http1),
                 };
-                (*a, record)
+                (*a, Box::new(record))
             })
             .collect(),
     }
@@ -325,6 +336,7 @@ impl Store {
                 None => {
                     added.push(e.key());
                     self.hosts.push(LiveHost {
+                        key: e.key().into(),
                         entry: e.clone(),
                         path,
                         dns: DnsAnswer::default(),
@@ -353,11 +365,11 @@ impl Store {
             })
             .collect();
         self.last_verdicts
-            .retain(|(o, t), _| keys.contains_key(o) && keys.contains_key(t));
+            .retain(|(o, t), _| keys.contains_key(&**o) && keys.contains_key(&**t));
         // The prune schedule names places by index: made again.
         self.expiry.clear();
         for (i, h) in self.hosts.iter_mut().enumerate() {
-            h.due = h.endpoints.values().filter_map(LiveEndpoint::queues_oldest).min();
+            h.due = h.endpoints.values().filter_map(|ep| ep.queues_oldest()).min();
             if let Some(at) = h.due {
                 self.expiry.push(Reverse((at, Place::Host(i))));
             }
@@ -417,6 +429,7 @@ impl Store {
             .iter()
             .map(|h| HostRecord {
                 entry: h.entry.clone(),
+                key: h.key.clone(),
                 path: h.path.clone(),
                 dns: h.dns.clone(),
                 endpoints: BTreeMap::new(),
@@ -520,7 +533,7 @@ impl Store {
                         h.gen = gen;
                         self.clock = gen;
                     }
-                    h.due = h.endpoints.values().filter_map(LiveEndpoint::queues_oldest).min();
+                    h.due = h.endpoints.values().filter_map(|ep| ep.queues_oldest()).min();
                     if let Some(next) = h.due {
                         self.expiry.push(Reverse((next, place)));
                     }
@@ -586,7 +599,7 @@ impl Store {
             .hosts
             .iter()
             .flat_map(|h| h.endpoints.values())
-            .filter_map(LiveEndpoint::queues_oldest);
+            .filter_map(|ep| ep.queues_oldest());
         let pairs = self.coalesced.values().filter_map(|p| oldest(p.queues.values()));
         hosts.chain(pairs).min()
     }
@@ -706,6 +719,7 @@ impl Store {
             .map(|&n| Vec::with_capacity(n + n / 8))
             .collect();
         let bucket_width = (self.window / HISTORY_BUCKETS as u32).max(Duration::from_millis(1));
+        let clock = History::clock(now, bucket_width);
         let mut tally = Tally::default();
         let mut links = Vec::new();
         let mut problem_origins = Vec::new();
@@ -768,7 +782,7 @@ impl Store {
                                 .filter_map(|(at, o)| o.as_ref().ok().map(|x| (*at, x.status == 421)))
                                 .collect()
                         })
-                        .unwrap_or_else(|| Arc::from(Vec::new()));
+                        .unwrap_or_else(no_samples);
                     slot.origin_gen = origin_gen;
                     slot.target_gen = target_gen;
                     slot.dirty = false;
@@ -790,7 +804,7 @@ impl Store {
                         tally.add(*verdict, report);
                         buckets[*verdict as usize].push((
                             report.clone(),
-                            History::from_samples(slot.samples.clone(), now, bucket_width),
+                            History::from_samples(slot.samples.clone(), &clock),
                             slot.seq,
                         ));
                     }
@@ -843,8 +857,13 @@ impl Store {
                 let Ok(k) = row.binary_search_by_key(&b, |s| s.target) else {
                     continue;
                 };
-                if let SlotEval::Listed { report, verdict, .. } = &row[k].eval {
-                    check.push((*verdict, a, b, report.clone()));
+                // Waiting for a probe is not a verdict: the last one stands (and is not kept
+                // for each of the many pairs a big list leaves pending).
+                match &row[k].eval {
+                    SlotEval::Listed { report, verdict, .. } if *verdict != Verdict::Pending => {
+                        check.push((*verdict, a, b, report.clone()));
+                    }
+                    _ => {}
                 }
             }
             check.sort_unstable_by_key(|(v, a, b, _)| (*v, *a, *b));
@@ -860,11 +879,11 @@ impl Store {
                         new_events = true;
                         self.events.push_back(VerdictEvent {
                             at: report.generated_at.clone(),
-                            origin: p.origin.clone(),
-                            target: p.target.clone(),
+                            origin: p.origin.to_string(),
+                            target: p.target.to_string(),
                             from: previous,
                             to: p.verdict.clone(),
-                            message: p.explanation.clone(),
+                            message: p.explanation.to_string(),
                         });
                     }
                     self.last_verdicts.insert(key, p.verdict.clone());
@@ -1288,12 +1307,8 @@ mod tests {
                     let problem = |p: &Arc<PairReport>| analysis::verdict_of(&p.verdict).is_problem();
                     let problems = a.report.pairs.iter().filter(|p| problem(p)).count();
                     assert!(a.report.pairs[..problems].iter().all(problem));
-                    let listed: HashSet<(&str, &str)> = a
-                        .report
-                        .pairs
-                        .iter()
-                        .map(|p| (p.origin.as_str(), p.target.as_str()))
-                        .collect();
+                    let listed: HashSet<(&str, &str)> =
+                        a.report.pairs.iter().map(|p| (&*p.origin, &*p.target)).collect();
                     assert!(listed.iter().all(|(o, t)| inc.is_listed(o, t)));
                     for e in a.events.iter() {
                         let expected = listed.contains(&(e.origin.as_str(), e.target.as_str()));
@@ -1349,7 +1364,7 @@ mod tests {
             .iter()
             .zip(&v3.changes.pairs)
             .filter(|(_, &s)| s == 3)
-            .map(|(p, _)| (p.origin.as_str(), p.target.as_str()))
+            .map(|(p, _)| (&*p.origin, &*p.target))
             .collect();
         assert_eq!(changed.len(), 9, "{changed:?}");
         assert!(changed.iter().all(|(_, t)| t.starts_with("t00003.")));

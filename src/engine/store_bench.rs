@@ -213,9 +213,10 @@ fn publish_bench() {
         let pairs = views.last().map(|v| v.report.pairs.len()).unwrap_or(0);
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "publish_bench names={names}: RSS of the test process with the store and two views alive: {} (PairReport {} B inline)",
+            "publish_bench names={names}: RSS of the test process with the store and two views alive: {} (PairReport {} B, History {} B inline)",
             rss_text(),
             std::mem::size_of::<crate::engine::snapshot::PairReport>(),
+            std::mem::size_of::<crate::engine::snapshot::History>(),
         );
         println!(
             "publish_bench names={names} pairs={pairs}: first publish {:.2} ms; after ~50 results: median {:.3} ms, max {:.3} ms; nothing new: median {:.3} ms",

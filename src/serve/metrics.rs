@@ -172,7 +172,7 @@ impl Exporter {
             }
             pairs_changed = true;
             for a in &p.addresses {
-                let key = (p.origin.clone(), p.target.clone(), a.address.clone());
+                let key = (p.origin.to_string(), p.target.to_string(), a.address.clone());
                 let counts = [
                     u64::from(a.probes),
                     u64::from(a.statuses.get("421").copied().unwrap_or(0)),
@@ -523,12 +523,12 @@ impl Collector for SnapshotCollector {
             .filter_map(|&i| report.pairs.get(i).map(|p| &**p))
             .collect();
         let pair_labels = |p: &crate::engine::snapshot::PairReport| -> Labels {
-            vec![("origin", p.origin.clone()), ("target", p.target.clone())]
+            vec![("origin", p.origin.to_string()), ("target", p.target.to_string())]
         };
         let mut per_address: [Vec<(Labels, u64)>; 4] = Default::default();
         for p in &pairs {
             for a in &p.addresses {
-                let key = (p.origin.clone(), p.target.clone(), a.address.clone());
+                let key = (p.origin.to_string(), p.target.to_string(), a.address.clone());
                 let totals = st.pairs.totals(&key);
                 let mut labels = pair_labels(p);
                 labels.push(("address", a.address.clone()));
@@ -791,7 +791,7 @@ mod tests {
                 clients: vec!["chrome".into()],
                 dynamic: false,
             }],
-            explanation: String::new(),
+            explanation: Arc::from(""),
             fix: None,
             error: None,
         }

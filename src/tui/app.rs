@@ -152,7 +152,7 @@ pub struct App {
     /// Paused as last requested (the engine's status confirms it).
     pub paused: bool,
     anchor_host: Option<String>,
-    anchor_pair: Option<(String, String)>,
+    anchor_pair: Option<(Arc<str>, Arc<str>)>,
     current: Option<Arc<LiveView>>,
     pub derived: Derived,
 }
@@ -238,7 +238,7 @@ impl App {
                 Subject::Origin => &pair.origin,
                 Subject::Target => &pair.target,
             };
-            return match d.index.host_by_key.get(key.as_str()) {
+            return match d.index.host_by_key.get(&**key) {
                 Some(&h) => DetailTarget::Host(h as usize),
                 None => DetailTarget::Pair(p as usize),
             };
@@ -376,7 +376,7 @@ impl App {
                 let h = &view.report.hosts[h];
                 Some(format!("{}:{}", h.host, h.port))
             }
-            DetailTarget::Pair(p) => Some(view.report.pairs[p].origin.clone()),
+            DetailTarget::Pair(p) => Some(view.report.pairs[p].origin.to_string()),
             _ => None,
         }
     }
@@ -840,8 +840,8 @@ impl App {
         for &p in &entry.pairs {
             let pair = &pairs[p as usize];
             if let (Some(&o), Some(&t)) = (
-                index.host_by_key.get(pair.origin.as_str()),
-                index.host_by_key.get(pair.target.as_str()),
+                index.host_by_key.get(&*pair.origin),
+                index.host_by_key.get(&*pair.target),
             ) {
                 cells.insert((o, t), p);
             }

@@ -132,8 +132,8 @@ pub fn pair(origin: &str, target: &str, verdict: &str, rate: f64, probes: u32, a
             },
             dynamic: false,
         }],
-        explanation,
-        fix,
+        explanation: explanation.into(),
+        fix: fix.map(Into::into),
         error: None,
     }
 }
@@ -335,7 +335,7 @@ pub fn lab_view() -> LiveView {
     for g in &mut groups {
         g.problems = pairs
             .iter()
-            .filter(|p| g.members.contains(&p.origin) && is_problem(&p.verdict))
+            .filter(|p| g.members.iter().any(|m| **m == *p.origin) && is_problem(&p.verdict))
             .count() as u32;
     }
     let histories = pairs

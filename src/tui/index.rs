@@ -112,14 +112,14 @@ impl ViewIndex {
         // Pairs by origin; consecutive pairs usually share their origin, so remember the last.
         let mut last: (&str, u32) = ("", NONE);
         for (pi, p) in report.pairs.iter().enumerate() {
-            let g = if p.origin == last.0 {
+            let g = if *p.origin == *last.0 {
                 last.1
             } else {
                 let g = host_by_key
-                    .get(p.origin.as_str())
+                    .get(&*p.origin)
                     .map(|&h| group_of_host[h as usize])
                     .unwrap_or(NONE);
-                last = (p.origin.as_str(), g);
+                last = (&*p.origin, g);
                 g
             };
             let g = if g == NONE {
