@@ -12,58 +12,19 @@
 //! so that wall time, CPU seconds (user + system) and peak RSS come from `wait4`'s rusage of
 //! the client alone.
 
+#[path = "common/minimal_client.rs"]
+#[allow(dead_code)]
+mod minimal_client;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use coalscope::lab::scale::ScaleOptions;
 use coalscope::lab::{Lab, LabOptions};
 use futures::stream::{self, StreamExt};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::ServerName;
-
-/// Streams in flight at once on one connection (as coalscope's origin probe).
-const STREAMS: usize = 8;
-
-struct Usage {
-    wall: Duration,
-    cpu: Duration,
-    max_rss_kb: i64,
-    status: i32,
-}
-
-/// Run `cmd` with stdout to `out`, wait with `wait4`: wall, CPU, peak RSS of the child.
-/// The child is reaped by `wait4` itself (std's `wait` would not return its rusage).
-#[allow(clippy::zombie_processes)]
-fn measure(mut cmd: Command, out: &Path) -> Usage {
-    let file = std::fs::File::create(out).expect("output file");
-    cmd.stdout(Stdio::from(file)).stderr(Stdio::inherit());
-    let start = Instant::now();
-    let child = cmd.spawn().expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value to be overwritten by wait4.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our own child, not reaped elsewhere (the Child is never waited on).
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    let wall = start.elapsed();
-    assert!(r == pid, "wait4 failed");
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
-    Usage {
-        wall,
-        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
-        max_rss_kb: ru.ru_maxrss,
-        status: if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            -1
-        },
-    }
-}
+use minimal_client::{client_config, measure, run_conn, ConnJob, STREAMS};
 
 fn coalscope_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("COALSCOPE_BIN") {
@@ -83,13 +44,6 @@ fn env_list(name: &str, default: &str) -> Vec<usize> {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect()
-}
-
-/// One connection of the ceiling workload: where, with which SNI, which hosts to request.
-struct ConnJob {
-    addr: SocketAddr,
-    sni: String,
-    hosts: Vec<String>,
 }
 
 /// The ceiling's jobs for the scale layout, shaped as `check --rounds 1` works: per name, one
@@ -115,64 +69,6 @@ fn ceiling_jobs(layout: &ScaleOptions, port: u16) -> Vec<ConnJob> {
         });
     }
     jobs
-}
-
-fn client_config(ca_file: &Path) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(ca_file).expect("CA file");
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.expect("CA cert")).expect("CA cert");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    // Like coalscope: a full handshake (with the certificate) on every connection.
-    config.resumption = rustls::client::Resumption::disabled();
-    Arc::new(config)
-}
-
-/// One connection: connect, handshake, then the requests, STREAMS at a time. Returns
-/// (requests answered, failures).
-async fn run_conn(job: ConnJob, connector: tokio_rustls::TlsConnector, port: u16) -> (u64, u64) {
-    let attempt = async {
-        let tcp = tokio::net::TcpStream::connect(job.addr).await.ok()?;
-        let _ = tcp.set_nodelay(true);
-        let sni = ServerName::try_from(job.sni.clone()).ok()?;
-        let tls = connector.connect(sni, tcp).await.ok()?;
-        let (mut send, conn) = hyper::client::conn::http2::handshake::<_, _, Empty<Bytes>>(
-            TokioExecutor::new(),
-            TokioIo::new(tls),
-        )
-        .await
-        .ok()?;
-        tokio::spawn(conn);
-        send.ready().await.ok()?;
-        let mut ok = 0u64;
-        for chunk in job.hosts.chunks(STREAMS) {
-            let answers = futures::future::join_all(chunk.iter().map(|h| {
-                let req = http::Request::get(format!("https://{h}:{port}/"))
-                    .body(Empty::<Bytes>::new())
-                    .expect("request");
-                let fut = send.send_request(req);
-                async move {
-                    let resp = fut.await.ok()?;
-                    resp.into_body().collect().await.ok().map(|_| ())
-                }
-            }))
-            .await;
-            ok += answers.iter().filter(|a| a.is_some()).count() as u64;
-        }
-        Some(ok)
-    };
-    let total = job.hosts.len() as u64;
-    match attempt.await {
-        Some(ok) => (ok, total - ok),
-        None => (0, total),
-    }
 }
 
 /// The ceiling client's main (child process): `SWEEP_CEILING="N K port ca_file concurrency"`.
