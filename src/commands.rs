@@ -213,6 +213,7 @@ pub fn live_options(common: &CommonArgs, source: String) -> LiveOptions {
         jitter: 0.8,
         concurrency: common.concurrency as usize,
         source,
+        publish_every: crate::engine::scheduler::PUBLISH_EVERY,
     }
 }
 

@@ -70,6 +70,7 @@ async fn live_engine_probes_reloads_and_quits() {
         jitter: 0.5,
         concurrency: 32,
         source: "lab.watch".into(),
+        publish_every: coalscope::engine::scheduler::PUBLISH_EVERY,
     };
     let (tx, rx) = mpsc::channel(16);
     let (view_tx, mut view_rx) = watch::channel(Arc::new(LiveView::default()));
@@ -177,6 +178,7 @@ async fn a_tight_budget_covers_the_list_over_cycles() {
         jitter: 0.5,
         concurrency: 32,
         source: "scale.watch".into(),
+        publish_every: coalscope::engine::scheduler::PUBLISH_EVERY,
     };
     let (tx, rx) = mpsc::channel(16);
     let (view_tx, mut view_rx) = watch::channel(Arc::new(LiveView::default()));

@@ -24,8 +24,9 @@ use crate::engine::store::Store;
 use crate::engine::verdict::is_healthy_status;
 use crate::watchlist::{Entry, WatchList};
 
-/// How often the view is republished at most while results arrive.
-const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// How often the view is republished at most while results arrive, unless the options say
+/// otherwise (the dashboard; `serve` publishes less often).
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// A view is published at most once per this many times its own cost.
 const PUBLISH_COST_SHARE: u32 = 20;
 /// ... and at least this often while results arrive.
@@ -52,6 +53,10 @@ pub struct LiveOptions {
     pub concurrency: usize,
     /// Shown in the header: the watch-file path, or "embedded lab".
     pub source: String,
+    /// Shortest time between two published views while results arrive (`PUBLISH_EVERY` for
+    /// the dashboard). Each publish costs analysis, so readers that need no 4 Hz refresh
+    /// (metrics) ask for less.
+    pub publish_every: Duration,
 }
 
 type JobKey = (String, IpAddr, u8);
@@ -150,13 +155,17 @@ impl LiveEngine {
 
     pub async fn run(mut self, mut commands: mpsc::Receiver<Command>, views: watch::Sender<Arc<LiveView>>) {
         let mut next_cycle = tokio::time::Instant::now();
-        let mut publish = tokio::time::interval(PUBLISH_EVERY);
+        let publish_every = self
+            .options
+            .publish_every
+            .clamp(Duration::from_millis(10), PUBLISH_MAX_GAP);
+        let mut publish = tokio::time::interval(publish_every);
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut dirty = true;
         let mut last_publish = std::time::Instant::now()
             .checked_sub(PUBLISH_MAX_GAP)
             .unwrap_or_else(std::time::Instant::now);
-        let mut publish_gap = PUBLISH_EVERY;
+        let mut publish_gap = publish_every;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(next_cycle), if !self.status.paused => {
@@ -184,7 +193,7 @@ impl LiveEngine {
                         let view = self.view();
                         let cost = started.elapsed();
                         last_publish = std::time::Instant::now();
-                        publish_gap = (cost * PUBLISH_COST_SHARE).clamp(PUBLISH_EVERY, PUBLISH_MAX_GAP);
+                        publish_gap = (cost * PUBLISH_COST_SHARE).clamp(publish_every, PUBLISH_MAX_GAP);
                         if views.send(Arc::new(view)).is_err() {
                             break;
                         }

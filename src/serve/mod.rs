@@ -8,7 +8,7 @@ pub mod reconcile;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -22,6 +22,9 @@ use crate::watchlist::watcher;
 
 use self::http::App;
 use self::metrics::{Exporter, ExporterOptions};
+
+/// Shortest time between two views of the engine under `serve` (the dashboard: 250 ms).
+const SERVE_PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
     let list = read_watchlist(&args.watchfile)?;
@@ -38,7 +41,10 @@ pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
             "warning: --window / --interval = {per_window:.0} probes per pair and window, above the {MAX_SAMPLES} samples the engine keeps: the counters will lag; shorten --window or lengthen --interval"
         );
     }
-    let options = live_options(&args.common, args.watchfile.display().to_string());
+    let mut options = live_options(&args.common, args.watchfile.display().to_string());
+    // Scrapers and API readers poll every few seconds at most: a view per second is fresh
+    // enough and costs a quarter of the dashboard's analysis when nothing is looking.
+    options.publish_every = SERVE_PUBLISH_EVERY;
     let exporter = Exporter::new(ExporterOptions {
         vantage: args.vantage.clone(),
         max_pairs: args.max_pairs as usize,
