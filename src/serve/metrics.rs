@@ -71,8 +71,9 @@ pub struct ExporterOptions {
     pub window: Duration,
 }
 
-/// Pair-address counters: probes, 421s, errors, misrouted answers.
-type PairKey = (String, String, String);
+/// Pair-address counters (probes, 421s, errors, misrouted answers), keyed by (origin, target,
+/// address); the names are the reports' shared `Arc<str>`s, not copies.
+type PairKey = (Arc<str>, Arc<str>, String);
 /// Endpoint counters: handshakes, failed handshakes.
 type EndpointKey = (String, String);
 
@@ -172,7 +173,7 @@ impl Exporter {
             }
             pairs_changed = true;
             for a in &p.addresses {
-                let key = (p.origin.to_string(), p.target.to_string(), a.address.clone());
+                let key = (p.origin.clone(), p.target.clone(), a.address.clone());
                 let counts = [
                     u64::from(a.probes),
                     u64::from(a.statuses.get("421").copied().unwrap_or(0)),
@@ -528,7 +529,7 @@ impl Collector for SnapshotCollector {
         let mut per_address: [Vec<(Labels, u64)>; 4] = Default::default();
         for p in &pairs {
             for a in &p.addresses {
-                let key = (p.origin.to_string(), p.target.to_string(), a.address.clone());
+                let key = (p.origin.clone(), p.target.clone(), a.address.clone());
                 let totals = st.pairs.totals(&key);
                 let mut labels = pair_labels(p);
                 labels.push(("address", a.address.clone()));
