@@ -1100,6 +1100,24 @@ fn coalscope_bin() -> PathBuf {
 }
 
 /// A failed mode: its row says why.
+/// A mode's result into the table: its row, or its failure as a row (and `ok` false). An
+/// interruption (SIGINT/SIGTERM) ends the whole run instead.
+fn record(rows: &mut Vec<Row>, ok: &mut bool, mode: &str, names: usize, result: Result<Row>) -> Result<()> {
+    match result {
+        Ok(row) => rows.push(row),
+        Err(e) if interrupted(&e) => return Err(e),
+        Err(e) => {
+            *ok = false;
+            rows.push(failed_row(mode, names, &e));
+        }
+    }
+    Ok(())
+}
+
+fn interrupted(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Interrupted>().is_some()
+}
+
 fn failed_row(mode: &str, names: usize, e: &anyhow::Error) -> Row {
     println!("{mode}: FAILED: {e:#}");
     Row {
@@ -1168,7 +1186,6 @@ fn run() -> Result<bool> {
     let k = &bench.knobs;
     let mut rows = Vec::new();
     let mut ok = true;
-    let interrupted = |e: &anyhow::Error| e.downcast_ref::<Interrupted>().is_some();
 
     if k.wants("serve") || k.wants("watch") {
         let (lab, layout) = bench.start_lab(k.n)?;
@@ -1185,14 +1202,8 @@ fn run() -> Result<bool> {
                             ..Default::default()
                         });
                     } else {
-                        match bench.floor(&lab, layout, &load) {
-                            Ok(row) => rows.push(row),
-                            Err(e) if interrupted(&e) => return Err(e),
-                            Err(e) => {
-                                ok = false;
-                                rows.push(failed_row("floor", layout.names, &e));
-                            }
-                        }
+                        let floor = bench.floor(&lab, layout, &load);
+                        record(&mut rows, &mut ok, "floor", layout.names, floor)?;
                     }
                 }
                 Err(e) if interrupted(&e) => return Err(e),
@@ -1203,27 +1214,13 @@ fn run() -> Result<bool> {
             }
         }
         if k.wants("watch") {
-            match bench.watch(&lab) {
-                Ok(row) => rows.push(row),
-                Err(e) if interrupted(&e) => return Err(e),
-                Err(e) => {
-                    ok = false;
-                    rows.push(failed_row("watch", layout.names, &e));
-                }
-            }
+            record(&mut rows, &mut ok, "watch", layout.names, bench.watch(&lab))?;
         }
         bench.rt.block_on(lab.shutdown());
     }
     if k.wants("memory") {
         let (lab, layout) = bench.start_lab(k.mem_n)?;
-        match bench.memory(&lab) {
-            Ok(row) => rows.push(row),
-            Err(e) if interrupted(&e) => return Err(e),
-            Err(e) => {
-                ok = false;
-                rows.push(failed_row("memory", layout.names, &e));
-            }
-        }
+        record(&mut rows, &mut ok, "memory", layout.names, bench.memory(&lab))?;
         bench.rt.block_on(lab.shutdown());
     }
     print_table(&rows);
