@@ -1099,7 +1099,6 @@ fn coalscope_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_coalscope")))
 }
 
-/// A failed mode: its row says why.
 /// A mode's result into the table: its row, or its failure as a row (and `ok` false). An
 /// interruption (SIGINT/SIGTERM) ends the whole run instead.
 fn record(rows: &mut Vec<Row>, ok: &mut bool, mode: &str, names: usize, result: Result<Row>) -> Result<()> {
@@ -1118,6 +1117,7 @@ fn interrupted(e: &anyhow::Error) -> bool {
     e.downcast_ref::<Interrupted>().is_some()
 }
 
+/// A failed mode: its row says why.
 fn failed_row(mode: &str, names: usize, e: &anyhow::Error) -> Row {
     println!("{mode}: FAILED: {e:#}");
     Row {
