@@ -730,68 +730,71 @@ fn pair_report<'c>(
         misdirected as f64 / answered as f64
     };
 
-    // Evidence for the explanation: the Server header of the failing answers, the statuses.
-    let failing: Vec<&crate::engine::h2::HttpAnswer> = judgements
-        .iter()
-        .filter(|(_, j, _, _)| j.verdict == verdict)
-        .flat_map(|(_, _, c, _)| c.iter().filter_map(|o| o.as_ref().ok()))
-        .filter(|x| x.status == 421 || verdict == Verdict::Misrouted)
-        .collect();
-    let direct_all: Vec<&Outcome> = judgements
-        .iter()
-        .flat_map(|(_, _, _, d)| d.iter().copied())
-        .collect();
-    let direct_statuses = count_statuses(direct_all.iter().copied());
-    let http1 = hb.endpoints.values().flat_map(|ep| ep.direct_http1.iter());
-    let cert_error = ha
-        .endpoints
-        .values()
-        .find_map(|ep| ep.tls.as_ref().and_then(|t| t.chain_error.clone()));
-    let facts = PairFacts {
-        origin: &ha.entry.host,
-        target: &hb.entry.host,
-        verdict,
-        reason: if verdict == Verdict::NotCoalescable {
-            policy.reason
-        } else {
-            None
-        },
-        bad_addresses: addresses
-            .iter()
-            .filter(|x| x.verdict == verdict.as_str())
-            .map(|x| x.address.clone())
-            .collect(),
-        good_addresses: addresses
-            .iter()
-            .filter(|x| x.verdict == "ok")
-            .map(|x| x.address.clone())
-            .collect(),
-        probes,
-        misdirected: misdirected as u32,
-        misrouted: misrouted as u32,
-        misrouted_status: failing.iter().find(|x| x.status != 421).map(|x| x.status),
-        direct_status: most_frequent(&direct_statuses),
-        direct_error: direct_all.iter().find_map(|o| o.as_ref().err().cloned()),
-        http1_status: most_frequent(&count_statuses(http1)),
-        // No failing answer (e.g. the streams were reset): the direct answers say who it is.
-        server: failing
-            .iter()
-            .map(|x| ServerKind::from_header(x.server.as_deref()))
-            .next()
-            .or_else(|| {
-                direct_all
-                    .iter()
-                    .filter_map(|o| o.as_ref().ok())
-                    .map(|x| ServerKind::from_header(x.server.as_deref()))
-                    .find(|k| *k != ServerKind::Unknown)
-            })
-            .unwrap_or(ServerKind::Unknown),
-        cert_error,
-        error: error.clone(),
+    let reason = if verdict == Verdict::NotCoalescable {
+        policy.reason
+    } else {
+        None
     };
+    // A pair waiting for its first probe says what every such pair says (one shared copy);
+    // the evidence is gathered only for pairs with a verdict.
     let (explanation, fix) = if verdict == Verdict::Pending {
         pending_texts()
     } else {
+        // Evidence for the explanation: the Server header of the failing answers, the statuses.
+        let failing: Vec<&crate::engine::h2::HttpAnswer> = judgements
+            .iter()
+            .filter(|(_, j, _, _)| j.verdict == verdict)
+            .flat_map(|(_, _, c, _)| c.iter().filter_map(|o| o.as_ref().ok()))
+            .filter(|x| x.status == 421 || verdict == Verdict::Misrouted)
+            .collect();
+        let direct_all: Vec<&Outcome> = judgements
+            .iter()
+            .flat_map(|(_, _, _, d)| d.iter().copied())
+            .collect();
+        let direct_statuses = count_statuses(direct_all.iter().copied());
+        let http1 = hb.endpoints.values().flat_map(|ep| ep.direct_http1.iter());
+        let cert_error = ha
+            .endpoints
+            .values()
+            .find_map(|ep| ep.tls.as_ref().and_then(|t| t.chain_error.clone()));
+        let facts = PairFacts {
+            origin: &ha.entry.host,
+            target: &hb.entry.host,
+            verdict,
+            reason,
+            bad_addresses: addresses
+                .iter()
+                .filter(|x| x.verdict == verdict.as_str())
+                .map(|x| x.address.clone())
+                .collect(),
+            good_addresses: addresses
+                .iter()
+                .filter(|x| x.verdict == "ok")
+                .map(|x| x.address.clone())
+                .collect(),
+            probes,
+            misdirected: misdirected as u32,
+            misrouted: misrouted as u32,
+            misrouted_status: failing.iter().find(|x| x.status != 421).map(|x| x.status),
+            direct_status: most_frequent(&direct_statuses),
+            direct_error: direct_all.iter().find_map(|o| o.as_ref().err().cloned()),
+            http1_status: most_frequent(&count_statuses(http1)),
+            // No failing answer (e.g. the streams were reset): the direct answers say who it is.
+            server: failing
+                .iter()
+                .map(|x| ServerKind::from_header(x.server.as_deref()))
+                .next()
+                .or_else(|| {
+                    direct_all
+                        .iter()
+                        .filter_map(|o| o.as_ref().ok())
+                        .map(|x| ServerKind::from_header(x.server.as_deref()))
+                        .find(|k| *k != ServerKind::Unknown)
+                })
+                .unwrap_or(ServerKind::Unknown),
+            cert_error,
+            error: error.clone(),
+        };
         let (why, fix) = explain::explain(&facts);
         (Arc::from(why), fix.map(Arc::from))
     };
@@ -799,7 +802,7 @@ fn pair_report<'c>(
         origin,
         target,
         verdict: verdict.as_str().into(),
-        reason: facts.reason.map(|r| r.as_str().to_string()),
+        reason: reason.map(|r| r.as_str().to_string()),
         shared_addresses: policy.shared.iter().map(addr_text).collect(),
         cert_covers: policy.cert_covers,
         coalesce: Coalesce {
