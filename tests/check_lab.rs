@@ -56,6 +56,11 @@ async fn check_gives_every_lab_pair_its_verdict() {
     .await;
     common::assert_valid(&doc);
     let port = lab.port;
+    // The whole report, byte for byte, but for what changes from run to run.
+    common::golden::assert_golden(
+        "check_lab.json",
+        &common::golden::mask_json(&String::from_utf8_lossy(&out.stdout), port),
+    );
     let key = |h: &str| format!("{h}:{port}");
     let mut failures = Vec::new();
     let mut expected_keys = BTreeSet::new();
@@ -179,8 +184,9 @@ async fn table_report_explains_problems_and_strips_nothing_it_needs() {
             &dns,
             "--ca-file",
             &ca,
+            // As many rounds as the JSON run: the load-balancer pairs stay intermittent.
             "--rounds",
-            "2",
+            "16",
             "--timeout",
             "1500ms",
             "--max-rps",
@@ -190,6 +196,7 @@ async fn table_report_explains_problems_and_strips_nothing_it_needs() {
     )
     .await;
     let text = String::from_utf8_lossy(&out.stdout);
+    common::golden::assert_golden("check_lab.txt", &common::golden::mask_table(&text, lab.port));
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(!text.contains('\x1b'), "NO_COLOR and a pipe: no escape sequences");
     assert!(text.contains("Coalescing groups"), "{text}");

@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: run the real binary, validate its JSON.
 #![allow(dead_code)]
 
+pub mod golden;
+
 use std::path::Path;
 use std::process::Output;
 
