@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::engine::dns::ResolveOverride;
+use crate::engine::probe::dns::ResolveOverride;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -19,14 +19,14 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Some(Command::Check(args)) => commands::check(args).await,
-            Some(Command::Lab(args)) => commands::lab(args).await,
-            Some(Command::Demo(args)) => commands::demo(args).await,
-            Some(Command::Watch(args)) => commands::watch(args).await,
-            Some(Command::Serve(args)) => coalscope::serve::serve(args).await,
+            Some(Command::Check(args)) => commands::check::check(args).await,
+            Some(Command::Lab(args)) => commands::lab::lab(args).await,
+            Some(Command::Demo(args)) => commands::demo::demo(args).await,
+            Some(Command::Watch(args)) => commands::watch::watch(args).await,
+            Some(Command::Serve(args)) => commands::serve::serve(args).await,
             None => match cli.watchfile {
                 Some(watchfile) => {
-                    commands::watch(coalscope::cli::WatchArgs {
+                    commands::watch::watch(coalscope::cli::WatchArgs {
                         watchfile,
                         common: cli.common,
                         dashboard: cli.dashboard,

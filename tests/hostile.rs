@@ -14,11 +14,11 @@ mod watchfile;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use coalscope::engine::direct::{self, DirectProtocol};
-use coalscope::engine::dns::{Dns, DnsConfig, MAX_ADDRESSES};
-use coalscope::engine::error::{Phase, ProbeError};
-use coalscope::engine::h2::{self, BODY_CAP};
-use coalscope::engine::tls::{self, TlsSettings};
+use coalscope::engine::probe::direct::{self, DirectProtocol};
+use coalscope::engine::probe::dns::{Dns, DnsConfig, MAX_ADDRESSES};
+use coalscope::engine::probe::error::{Phase, ProbeError};
+use coalscope::engine::probe::h2::{self, BODY_CAP};
+use coalscope::engine::probe::tls::{self, TlsSettings};
 use coalscope::lab::{self, Lab, LabOptions};
 use hostile::HostileLab;
 use serde_json::Value;

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use coalscope::engine::check::{CheckOptions, Prober};
-use coalscope::engine::dns::{Dns, DnsConfig};
-use coalscope::engine::scheduler::{Command, LiveEngine, LiveOptions};
+use coalscope::engine::live::{self, EngineCommand, LiveOptions};
+use coalscope::engine::probe::dns::{Dns, DnsConfig};
+use coalscope::engine::probe::prober::{ProbeOptions, Prober};
+use coalscope::engine::probe::tls::TlsSettings;
 use coalscope::engine::snapshot::LiveView;
-use coalscope::engine::tls::TlsSettings;
 use coalscope::lab::{Lab, LabOptions};
-use coalscope::watchlist;
-use tokio::sync::{mpsc, watch};
+use coalscope::watchlist::{self, watcher::ReloadError};
+use tokio::sync::watch;
 
 /// Wait (bounded) for a view that satisfies `ok`.
 async fn wait_for(
@@ -33,6 +33,22 @@ async fn wait_for(
             );
         }
     }
+}
+
+/// Quit ends the engine task: the handle sees it return, and the view channel closes.
+async fn assert_stops_on_quit(engine: live::EngineHandle, mut views: watch::Receiver<Arc<LiveView>>) {
+    let alive = engine.alive();
+    assert!(
+        engine.stop(Duration::from_secs(10)).await,
+        "the engine returns on Quit"
+    );
+    assert!(!alive.load(std::sync::atomic::Ordering::Relaxed));
+    // Views published before Quit may still be unseen; then the channel reports it closed.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while views.changed().await.is_ok() {}
+    })
+    .await
+    .expect("the view channel closes after Quit");
 }
 
 fn verdict(view: &LiveView, origin: &str, target: &str) -> Option<String> {
@@ -58,10 +74,9 @@ async fn live_engine_probes_reloads_and_quits() {
     let prober = Arc::new(Prober::new(
         dns,
         tls,
-        CheckOptions {
-            rounds: 1,
+        ProbeOptions {
             max_rps: 0,
-            ..CheckOptions::default()
+            ..ProbeOptions::default()
         },
     ));
     let options = LiveOptions {
@@ -70,11 +85,11 @@ async fn live_engine_probes_reloads_and_quits() {
         jitter: 0.5,
         concurrency: 32,
         source: "lab.watch".into(),
-        publish_every: coalscope::engine::scheduler::PUBLISH_EVERY,
+        publish_every: live::PUBLISH_EVERY,
+        lab_phase: None,
     };
-    let (tx, rx) = mpsc::channel(16);
-    let (view_tx, mut view_rx) = watch::channel(Arc::new(LiveView::default()));
-    let engine = tokio::spawn(LiveEngine::new(prober, &list, options).run(rx, view_tx));
+    let engine = live::spawn(prober, &list, options);
+    let (tx, mut view_rx) = (engine.commands.clone(), engine.views.clone());
 
     let view = wait_for(&mut view_rx, "shop → admin misdirected", |v| {
         verdict(v, "shop.nginx", "admin.nginx").as_deref() == Some("misdirected")
@@ -89,7 +104,7 @@ async fn live_engine_probes_reloads_and_quits() {
         .filter(|l| l.contains(".nginx.") || l.contains(".caddy."))
         .collect();
     let reduced = watchlist::parse("lab.watch", kept.join("\n").as_bytes()).unwrap();
-    tx.send(Command::Reload(Ok(reduced))).await.unwrap();
+    tx.send(EngineCommand::Reload(Ok(reduced))).await.unwrap();
     let view = wait_for(&mut view_rx, "the reduced list with caddy judged", |v| {
         v.status.hosts == 4 && verdict(v, "api.caddy", "www.caddy").as_deref() == Some("misdirected")
     })
@@ -110,15 +125,19 @@ async fn live_engine_probes_reloads_and_quits() {
     assert!(view.status.reload_error.is_none());
 
     // A broken edit keeps the last good list and says so.
-    tx.send(Command::Reload(Err(
-        "lab.watch:3: bad line; keeping the last good list".into(),
-    )))
+    tx.send(EngineCommand::Reload(Err(ReloadError::Gone {
+        file: "lab.watch".into(),
+    })))
     .await
     .unwrap();
     let view = wait_for(&mut view_rx, "the reload error", |v| {
         v.status.reload_error.is_some()
     })
     .await;
+    assert_eq!(
+        view.status.reload_error.as_deref(),
+        Some("lab.watch: the file is gone; keeping the last good list")
+    );
     assert_eq!(view.status.hosts, 4);
 
     // Events record verdict changes with timestamps.
@@ -130,11 +149,7 @@ async fn live_engine_probes_reloads_and_quits() {
         view.events
     );
 
-    tx.send(Command::Quit).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), engine)
-        .await
-        .expect("engine stops on Quit")
-        .unwrap();
+    assert_stops_on_quit(engine, view_rx).await;
     lab.shutdown().await;
 }
 
@@ -166,10 +181,9 @@ async fn a_tight_budget_covers_the_list_over_cycles() {
     let prober = Arc::new(Prober::new(
         dns,
         tls,
-        CheckOptions {
-            rounds: 1,
+        ProbeOptions {
             max_rps,
-            ..CheckOptions::default()
+            ..ProbeOptions::default()
         },
     ));
     let options = LiveOptions {
@@ -178,11 +192,11 @@ async fn a_tight_budget_covers_the_list_over_cycles() {
         jitter: 0.5,
         concurrency: 32,
         source: "scale.watch".into(),
-        publish_every: coalscope::engine::scheduler::PUBLISH_EVERY,
+        publish_every: live::PUBLISH_EVERY,
+        lab_phase: None,
     };
-    let (tx, rx) = mpsc::channel(16);
-    let (view_tx, mut view_rx) = watch::channel(Arc::new(LiveView::default()));
-    let engine = tokio::spawn(LiveEngine::new(prober, &list, options).run(rx, view_tx));
+    let engine = live::spawn(prober, &list, options);
+    let mut view_rx = engine.views.clone();
 
     let (pairs, bad) = layout.expected_pairs();
     let count =
@@ -199,8 +213,7 @@ async fn a_tight_budget_covers_the_list_over_cycles() {
         count(v, "misdirected") == bad && count(v, "ok") == pairs - bad
     })
     .await;
-    tx.send(Command::Quit).await.unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(5), engine).await;
+    assert_stops_on_quit(engine, view_rx).await;
     lab.shutdown().await;
 
     assert!(saw_pending, "some views showed the pairs not reached yet");

@@ -3,7 +3,7 @@
 //! certificate name matching (case-insensitive, trailing dot ignored, a wildcard matches
 //! exactly one left-most label and nothing else).
 
-use coalscope::engine::cert::{covering_san, name_matches, CertSummary};
+use coalscope::engine::probe::cert::{covering_san, name_matches, CertSummary};
 use coalscope::watchlist::{self, normalize_host, parse, WatchError, MAX_DIAGNOSTICS};
 use proptest::prelude::*;
 

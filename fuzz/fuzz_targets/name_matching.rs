@@ -2,7 +2,7 @@
 //! dot, and a name always matches itself.
 #![no_main]
 
-use coalscope::engine::cert::name_matches;
+use coalscope::engine::probe::cert::name_matches;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: (&str, &str)| {

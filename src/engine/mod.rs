@@ -1,22 +1,21 @@
-//! The probe engine: DNS, TLS, HTTP/2, certificate coverage, client policies, verdicts.
-//! Nothing in here knows about terminals.
+//! The probe engine. Nothing in here knows about terminals or HTTP servers.
+//!
+//! Layers, each importing only those above it:
+//! - `snapshot`: the contract types (reports, findings, live views): the leaf;
+//! - `probe`: the network side (dns, tls, h2, direct, cert, errors, the rate limiter) and the
+//!   prober that runs one job;
+//! - `record`: what probes produce (jobs, results, host and endpoint records);
+//! - `judge`: pure functions from records to a snapshot (client policies, verdicts,
+//!   explanations);
+//! - `live` (planner, scheduler, store) and `oneshot` (`check`): the engines that drive the
+//!   prober and the judgement.
 
-pub mod analysis;
-pub mod cert;
-pub mod check;
-pub mod direct;
-pub mod dns;
-pub mod error;
-pub mod explain;
-pub mod h2;
-pub mod planner;
-pub mod policy;
-pub mod rate;
-pub mod scheduler;
+pub mod judge;
+pub mod live;
+pub mod oneshot;
+pub mod probe;
+pub mod record;
 pub mod snapshot;
-pub mod store;
-pub mod tls;
-pub mod verdict;
 
 #[cfg(test)]
 pub(crate) mod testsupport;

@@ -26,7 +26,7 @@ use hickory_resolver::proto::op::{Edns, Message, MessageType, OpCode, ResponseCo
 use hickory_resolver::proto::rr::rdata::{A, AAAA, CNAME};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 
-use crate::engine::tls::TlsSettings;
+use crate::engine::probe::tls::TlsSettings;
 
 /// Aborts its tasks when dropped, so that a failing test does not leak servers.
 #[derive(Default)]
@@ -273,7 +273,7 @@ pub(crate) async fn tls_server(
     key: PrivateKeyDer<'static>,
     options: ServerOptions,
 ) -> TestServer {
-    let provider = crate::engine::tls::provider();
+    let provider = crate::engine::probe::tls::provider();
     let versions: &[&rustls::SupportedProtocolVersion] = if options.tls12_only {
         &[&rustls::version::TLS12]
     } else {

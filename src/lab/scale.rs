@@ -408,9 +408,10 @@ mod tests {
     /// layout says, the misconfigured share misdirected.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn check_finds_the_expected_pairs_and_misdirected_share() {
-        use crate::engine::check::{CheckOptions, Prober};
-        use crate::engine::dns::{Dns, DnsConfig};
-        use crate::engine::tls::TlsSettings;
+        use crate::engine::oneshot::{self, CheckOptions};
+        use crate::engine::probe::dns::{Dns, DnsConfig};
+        use crate::engine::probe::prober::{ProbeOptions, Prober};
+        use crate::engine::probe::tls::TlsSettings;
         let layout = ScaleOptions::new(45, 20);
         let lab = crate::lab::Lab::start(crate::lab::LabOptions {
             scale: Some(layout),
@@ -431,13 +432,16 @@ mod tests {
         let prober = Prober::new(
             dns,
             tls,
-            CheckOptions {
-                rounds: 1,
+            ProbeOptions {
                 max_rps: 0,
-                ..CheckOptions::default()
+                ..ProbeOptions::default()
             },
         );
-        let snapshot = prober.check(&list.entries).await;
+        let options = CheckOptions {
+            rounds: 1,
+            ..CheckOptions::default()
+        };
+        let snapshot = oneshot::check(&prober, &list.entries, &options).await;
         lab.shutdown().await;
         let (pairs, bad) = layout.expected_pairs();
         let s = &snapshot.summary;

@@ -4,9 +4,9 @@
 
 use std::fmt::Write;
 
-use crate::engine::analysis::verdict_of;
+use crate::engine::judge::analysis::verdict_of;
+use crate::engine::judge::verdict::Verdict;
 use crate::engine::snapshot::{PairReport, Snapshot};
-use crate::engine::verdict::Verdict;
 use crate::sanitize::for_terminal;
 
 const RED: &str = "31";

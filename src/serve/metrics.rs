@@ -24,9 +24,9 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::engine::analysis::verdict_of;
+use crate::engine::judge::analysis::verdict_of;
+use crate::engine::judge::verdict::Verdict;
 use crate::engine::snapshot::LiveView;
-use crate::engine::verdict::Verdict;
 use crate::serve::reconcile::Reconciler;
 
 /// Content type of the Prometheus text format (0.0.4).
@@ -971,8 +971,8 @@ mod tests {
     /// and views the exporter never sees.
     #[test]
     fn incremental_updates_expose_what_full_updates_expose() {
+        use crate::engine::live::store::bench::Synth;
         use crate::engine::snapshot::{EngineStatus, ViewChanges};
-        use crate::engine::store::bench::Synth;
         use rand::{Rng, SeedableRng};
         for seed in 0..4u64 {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);

@@ -74,7 +74,7 @@ pub const MAX_BYTES: u64 = 16 * 1024 * 1024;
 /// Errors and warnings kept (and shown) per file; the rest are counted ("and N more").
 pub const MAX_DIAGNOSTICS: usize = 20;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WatchError {
     #[error("{file}: {message}")]
     Io { file: String, message: String },

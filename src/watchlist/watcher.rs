@@ -3,6 +3,9 @@
 //! inode, and a watch on the old inode would go silent. Bursts of events are debounced; a
 //! content that did not change is not sent again. A deleted or broken file is reported as an
 //! error (naming file:line) and the engine keeps the last good list.
+//!
+//! The watcher knows nothing of its reader: it sends `Reload`s into any channel whose items
+//! can be made from one (the live engine's commands).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,11 +14,24 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::{mpsc, Notify};
 
-use crate::engine::scheduler::Command;
-use crate::watchlist;
+use crate::watchlist::{self, WatchError, WatchList};
 
 /// Quiet time after the last file-system event before the file is read.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// A new content of the watch-file, or why it cannot be used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reload(pub Result<WatchList, ReloadError>);
+
+/// Why a saved watch-file is not used; the last good list stays in use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{file}: the file is gone; keeping the last good list")]
+    Gone { file: String },
+    /// It cannot be read (permissions, a directory, too big) or has invalid lines.
+    #[error("{0}; keeping the last good list")]
+    Unusable(WatchError),
+}
 
 /// Keeps the file watch alive; dropping it stops watching.
 pub struct Watcher {
@@ -29,9 +45,12 @@ impl Drop for Watcher {
     }
 }
 
-/// Watch `path` and send `Command::Reload` to `commands` whenever its content changes.
+/// Watch `path` and send a `Reload` to `commands` whenever its content changes.
 /// Must be called inside a tokio runtime.
-pub fn spawn(path: &Path, commands: mpsc::Sender<Command>) -> Result<Watcher, String> {
+pub fn spawn<C>(path: &Path, commands: mpsc::Sender<C>) -> Result<Watcher, String>
+where
+    C: From<Reload> + Send + 'static,
+{
     let path = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let dir = path
         .parent()
@@ -61,7 +80,7 @@ pub fn spawn(path: &Path, commands: mpsc::Sender<Command>) -> Result<Watcher, St
         .map_err(|e| format!("{}: cannot watch: {e}", dir.display()))?;
     let label = path.display().to_string();
     // What the caller loaded: read now, before any later save can slip in unnoticed.
-    let mut last: Option<Result<Vec<u8>, String>> = read(&path, &label).ok().map(Ok);
+    let mut last: Option<Result<Vec<u8>, ReloadError>> = read(&path, &label).ok().map(Ok);
     let task = tokio::spawn(async move {
         loop {
             changed.notified().await;
@@ -76,15 +95,12 @@ pub fn spawn(path: &Path, commands: mpsc::Sender<Command>) -> Result<Watcher, St
             if last.as_ref() == Some(&read) {
                 continue;
             }
-            let command = match &read {
-                Ok(bytes) => match watchlist::parse(&label, bytes) {
-                    Ok(list) => Command::Reload(Ok(list)),
-                    Err(e) => Command::Reload(Err(format!("{e}; keeping the last good list"))),
-                },
-                Err(e) => Command::Reload(Err(e.clone())),
+            let reload = match &read {
+                Ok(bytes) => Reload(watchlist::parse(&label, bytes).map_err(ReloadError::Unusable)),
+                Err(e) => Reload(Err(e.clone())),
             };
             last = Some(read);
-            if commands.send(command).await.is_err() {
+            if commands.send(C::from(reload)).await.is_err() {
                 break;
             }
         }
@@ -93,25 +109,32 @@ pub fn spawn(path: &Path, commands: mpsc::Sender<Command>) -> Result<Watcher, St
 }
 
 /// The file's bytes (bounded by `watchlist::MAX_BYTES`), or why they could not be read.
-fn read(path: &Path, label: &str) -> Result<Vec<u8>, String> {
+fn read(path: &Path, label: &str) -> Result<Vec<u8>, ReloadError> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("{label}: the file is gone; keeping the last good list"))
+            return Err(ReloadError::Gone { file: label.into() })
         }
-        Err(e) => return Err(format!("{label}: {e}; keeping the last good list")),
+        Err(e) => {
+            return Err(ReloadError::Unusable(WatchError::Io {
+                file: label.into(),
+                message: e.to_string(),
+            }))
+        }
     };
-    watchlist::read_bounded(label, file).map_err(|e| format!("{e}; keeping the last good list"))
+    watchlist::read_bounded(label, file).map_err(ReloadError::Unusable)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    async fn next(rx: &mut mpsc::Receiver<Command>) -> Result<Vec<String>, String> {
+    async fn next(rx: &mut mpsc::Receiver<Reload>) -> Result<Vec<String>, String> {
         // A generous bound: the wait ends as soon as the reload arrives.
         match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
-            Ok(Some(Command::Reload(r))) => r.map(|l| l.entries.iter().map(|e| e.host.clone()).collect()),
+            Ok(Some(Reload(r))) => r
+                .map(|l| l.entries.iter().map(|e| e.host.clone()).collect())
+                .map_err(|e| e.to_string()),
             other => panic!("expected a reload, got {other:?}"),
         }
     }

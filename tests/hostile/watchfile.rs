@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use coalscope::engine::scheduler::Command;
-use coalscope::watchlist::{self, watcher};
+use coalscope::watchlist;
+use coalscope::watchlist::watcher::{self, Reload};
 use tokio::sync::mpsc;
 
 use super::common;
@@ -210,9 +210,11 @@ async fn unreadable_files_and_endless_input_are_bounded_errors() {
     assert!(err.lines().count() <= watchlist::MAX_DIAGNOSTICS + 2, "{err}");
 }
 
-async fn next(rx: &mut mpsc::Receiver<Command>) -> Result<Vec<String>, String> {
+async fn next(rx: &mut mpsc::Receiver<Reload>) -> Result<Vec<String>, String> {
     match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
-        Ok(Some(Command::Reload(r))) => r.map(|l| l.entries.iter().map(|e| e.host.clone()).collect()),
+        Ok(Some(Reload(r))) => r
+            .map(|l| l.entries.iter().map(|e| e.host.clone()).collect())
+            .map_err(|e| e.to_string()),
         other => panic!("expected a reload, got {other:?}"),
     }
 }

@@ -2,8 +2,8 @@
 //! engineer who just saw a 421. The server is recognised from the `Server` header of the
 //! answers on the coalesced connection, when it says who it is.
 
-use crate::engine::policy::NotCoalescable;
-use crate::engine::verdict::Verdict;
+use crate::engine::judge::policy::NotCoalescable;
+use crate::engine::judge::verdict::Verdict;
 
 /// Which server software answered, as far as its `Server` header tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +117,7 @@ pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
         }
         Verdict::DirectBroken => {
             let h1 = match f.http1_status {
-                Some(s) if crate::engine::verdict::is_healthy_status(s) => {
+                Some(s) if crate::engine::judge::verdict::is_healthy_status(s) => {
                     format!("; over HTTP/1.1 it answers {s}: only its HTTP/2 is broken")
                 }
                 Some(s) => format!("; over HTTP/1.1 too ({s})"),

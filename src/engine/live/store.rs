@@ -16,17 +16,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::analysis::{self, PairEval, PairIndex, Tally};
-use crate::engine::cert::{self, CertSummary};
-use crate::engine::check::{EndpointRecord, HostRecord, JobResult, Records};
-use crate::engine::direct::DirectProtocol;
-use crate::engine::dns::DnsAnswer;
+use crate::engine::judge::analysis::{self, PairEval, PairIndex, Tally};
+use crate::engine::judge::verdict::Verdict;
+use crate::engine::probe::cert::{self, CertSummary};
+use crate::engine::probe::direct::DirectProtocol;
+use crate::engine::probe::dns::DnsAnswer;
+use crate::engine::probe::tls::TlsInfo;
+use crate::engine::record::{EndpointRecord, HostRecord, JobResult, Outcome, Records};
 use crate::engine::snapshot::{
     EngineStatus, GroupReport, History, HostReport, LiveView, PairReport, Snapshot, VerdictEvent,
     ViewChanges, SCHEMA,
 };
-use crate::engine::tls::TlsInfo;
-use crate::engine::verdict::{Outcome, Verdict};
 use crate::watchlist::Entry;
 
 pub use crate::engine::snapshot::HISTORY_BUCKETS;
@@ -939,7 +939,7 @@ pub(crate) mod bench;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::h2::HttpAnswer;
+    use crate::engine::probe::h2::HttpAnswer;
 
     fn entry(host: &str, line: usize) -> Entry {
         Entry {

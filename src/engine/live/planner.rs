@@ -18,6 +18,9 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
+use crate::engine::probe::prober::TargetPlan;
+use crate::engine::record::HostRecord;
+
 /// What the planner remembers of one ordered pair.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PairState {
@@ -33,7 +36,8 @@ pub type PlanState = HashMap<(usize, usize), PairState>;
 /// Everything a round's origin probes need to choose their targets.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
-    /// Per origin index: hosts on the same port whose DNS answers overlap its own.
+    /// Per origin index: hosts on the same port whose DNS answers overlap its own
+    /// (`address_peers`).
     pub candidates: Vec<Vec<usize>>,
     /// Targets per origin connection at most (None: all).
     pub limit: Option<usize>,
@@ -47,6 +51,54 @@ impl Plan {
     pub fn limit_for(&self, origin: usize, addr: IpAddr) -> Option<usize> {
         self.per_origin.get(&(origin, addr)).copied().or(self.limit)
     }
+}
+
+impl TargetPlan for Plan {
+    fn candidates(&self, origin: usize) -> &[usize] {
+        self.candidates.get(origin).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    fn choose(&self, origin: usize, addr: IpAddr, covered: &[usize]) -> Vec<usize> {
+        select(
+            origin,
+            covered,
+            self.limit_for(origin, addr),
+            &self.state,
+            &mut rand::rng(),
+        )
+    }
+}
+
+/// For every host, the other hosts on the same port whose DNS answers overlap its own
+/// (Firefox's condition, a superset of Chromium's): the targets a connection for it may carry
+/// once its certificate is seen.
+pub fn address_peers(hosts: &[HostRecord]) -> Vec<Vec<usize>> {
+    let mut by_addr: HashMap<(IpAddr, u16), Vec<usize>> = HashMap::new();
+    for (i, h) in hosts.iter().enumerate() {
+        for a in &h.dns.addresses {
+            by_addr.entry((*a, h.entry.port)).or_default().push(i);
+        }
+    }
+    (0..hosts.len())
+        .map(|a| {
+            let mut v: Vec<usize> = hosts[a]
+                .dns
+                .addresses
+                .iter()
+                .flat_map(|x| {
+                    by_addr
+                        .get(&(*x, hosts[a].entry.port))
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                })
+                .filter(|&b| b != a)
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        })
+        .collect()
 }
 
 /// Share of the limit given to random picks (at least one when the limit allows two).

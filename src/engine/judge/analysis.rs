@@ -6,12 +6,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::engine::cert::{self, CertSummary};
-use crate::engine::check::{EndpointRecord, HostRecord, Records};
-use crate::engine::explain::{self, PairFacts, ServerKind};
-use crate::engine::policy::{self, EndpointFacts, PairPolicy};
+use crate::engine::judge::explain::{self, PairFacts, ServerKind};
+use crate::engine::judge::policy::{self, EndpointFacts, PairPolicy};
+use crate::engine::judge::verdict::{self, AddressEvidence, Verdict};
+use crate::engine::probe::cert::{self, CertSummary};
+use crate::engine::record::{EndpointRecord, HostRecord, Outcome, Records};
 use crate::engine::snapshot::*;
-use crate::engine::verdict::{self, AddressEvidence, Outcome, Verdict};
 
 /// Certificates expiring within this many days get a warning.
 const EXPIRY_WARNING_DAYS: i64 = 14;
@@ -586,7 +586,7 @@ fn summarise_sans(sans: &[String]) -> String {
     s
 }
 
-fn cert_report(host: &str, ep: &EndpointRecord, tls: &crate::engine::tls::TlsInfo) -> CertReport {
+fn cert_report(host: &str, ep: &EndpointRecord, tls: &crate::engine::probe::tls::TlsInfo) -> CertReport {
     match &ep.cert {
         Some(Ok(c)) => {
             let covering = cert::covering_san(c, host);
@@ -741,7 +741,7 @@ fn pair_report<'c>(
         pending_texts()
     } else {
         // Evidence for the explanation: the Server header of the failing answers, the statuses.
-        let failing: Vec<&crate::engine::h2::HttpAnswer> = judgements
+        let failing: Vec<&crate::engine::probe::h2::HttpAnswer> = judgements
             .iter()
             .filter(|(_, j, _, _)| j.verdict == verdict)
             .flat_map(|(_, _, c, _)| c.iter().filter_map(|o| o.as_ref().ok()))
@@ -875,9 +875,9 @@ pub(crate) fn groups(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::dns::DnsAnswer;
-    use crate::engine::h2::HttpAnswer;
-    use crate::engine::tls::TlsInfo;
+    use crate::engine::probe::dns::DnsAnswer;
+    use crate::engine::probe::h2::HttpAnswer;
+    use crate::engine::probe::tls::TlsInfo;
     use crate::watchlist::Entry;
 
     fn ip(s: &str) -> IpAddr {

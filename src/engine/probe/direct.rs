@@ -18,9 +18,9 @@ use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use tokio::task::JoinHandle;
 
-use crate::engine::error::{Phase, ProbeError};
-use crate::engine::h2::{self, HttpAnswer};
-use crate::engine::tls::{self, TlsSettings};
+use crate::engine::probe::error::{Phase, ProbeError};
+use crate::engine::probe::h2::{self, HttpAnswer};
+use crate::engine::probe::tls::{self, TlsSettings};
 
 /// Which protocol the direct request may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,7 +190,7 @@ mod tests {
         let server = simple_server(&pki, &["a.test"], Validity::Current).await;
         let settings = pki.settings(T);
         let (ip, port) = (server.addr.ip(), server.addr.port());
-        let conn = crate::engine::h2::open(&settings, server.addr, "a.test")
+        let conn = crate::engine::probe::h2::open(&settings, server.addr, "a.test")
             .await
             .expect("open")
             .conn
@@ -217,7 +217,7 @@ mod tests {
         )
         .await
         .expect("endless");
-        assert_eq!(endless.body_len, crate::engine::h2::BODY_CAP);
+        assert_eq!(endless.body_len, crate::engine::probe::h2::BODY_CAP);
         assert!(started.elapsed() < T);
     }
 

@@ -7,13 +7,13 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use crate::engine::check::{HostRecord, JobResult};
-use crate::engine::direct::DirectProtocol;
-use crate::engine::dns::DnsAnswer;
-use crate::engine::h2::HttpAnswer;
+use crate::engine::probe::direct::DirectProtocol;
+use crate::engine::probe::dns::DnsAnswer;
+use crate::engine::probe::h2::HttpAnswer;
+use crate::engine::probe::tls::TlsInfo;
+use crate::engine::record::Outcome;
+use crate::engine::record::{HostRecord, JobResult};
 use crate::engine::testsupport::{Pki, Validity};
-use crate::engine::tls::TlsInfo;
-use crate::engine::verdict::Outcome;
 use crate::watchlist::Entry;
 
 use super::Store;

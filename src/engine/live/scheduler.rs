@@ -1,9 +1,9 @@
-//! The continuous engine behind `watch` (and `serve`): every `--interval`, with jitter, it
-//! re-resolves every name and probes every (origin, address) and (host, address) on fresh
+//! The scheduler, the task at the heart of the live engine: every `--interval`, with jitter,
+//! it re-resolves every name and probes every (origin, address) and (host, address) on fresh
 //! connections, within the global concurrency, the per-address cap and the request budget.
-//! One task owns the store (the single writer) and publishes `Arc<LiveView>`s on a watch
-//! channel; readers never lock engine state. User commands and watch-file reloads arrive on a
-//! bounded channel.
+//! It owns the store (the single writer) and publishes `Arc<LiveView>`s on a watch channel;
+//! readers never lock engine state. User commands and watch-file reloads arrive on a bounded
+//! channel. Started through `live::spawn`.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -15,13 +15,16 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::engine::check::{candidates, HostRecord, Job, JobResult, Prober};
-use crate::engine::direct::DirectProtocol;
-use crate::engine::dns::DnsAnswer;
-use crate::engine::planner::{self, PairState, Plan, Slot};
+use crate::engine::judge::verdict::{is_healthy_status, wants_http1_check};
+use crate::engine::live::planner::address_peers;
+use crate::engine::live::planner::{self, PairState, Plan, Slot};
+use crate::engine::live::store::Store;
+use crate::engine::probe::direct::DirectProtocol;
+use crate::engine::probe::dns::DnsAnswer;
+use crate::engine::probe::prober::Prober;
+use crate::engine::record::{HostRecord, Job, JobResult};
 use crate::engine::snapshot::{EngineStatus, LiveView};
-use crate::engine::store::Store;
-use crate::engine::verdict::is_healthy_status;
+use crate::watchlist::watcher::{Reload, ReloadError};
 use crate::watchlist::{Entry, WatchList};
 
 /// How often the view is republished at most while results arrive, unless the options say
@@ -34,13 +37,19 @@ const PUBLISH_MAX_GAP: Duration = Duration::from_secs(5);
 
 /// What the engine is asked to do.
 #[derive(Debug)]
-pub enum Command {
+pub enum EngineCommand {
     /// Probe this host ("host:port") now, or every host.
     ProbeNow(Option<String>),
     SetPaused(bool),
     /// A new watch-file content (Ok) or why it could not be used (Err, naming file:line).
-    Reload(Result<WatchList, String>),
+    Reload(Result<WatchList, ReloadError>),
     Quit,
+}
+
+impl From<Reload> for EngineCommand {
+    fn from(reload: Reload) -> Self {
+        EngineCommand::Reload(reload.0)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +66,18 @@ pub struct LiveOptions {
     /// the dashboard). Each publish costs analysis, so readers that need no 4 Hz refresh
     /// (metrics) ask for less.
     pub publish_every: Duration,
+    /// What the demo lab is doing right now, shown in the header.
+    pub lab_phase: Option<LabPhase>,
+}
+
+/// Tells what the demo lab is doing right now (asked at every publish).
+#[derive(Clone)]
+pub struct LabPhase(pub Arc<dyn Fn() -> String + Send + Sync>);
+
+impl std::fmt::Debug for LabPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LabPhase(..)")
+    }
 }
 
 type JobKey = (String, IpAddr, u8);
@@ -78,8 +99,8 @@ fn job_key(hosts: &[HostRecord], job: &Job) -> JobKey {
     }
 }
 
-/// The engine task. Returns when `Command::Quit` arrives or every command sender is gone.
-pub struct LiveEngine {
+/// The engine task. Returns when `EngineCommand::Quit` arrives or every command sender is gone.
+pub struct Scheduler {
     prober: Arc<Prober>,
     options: LiveOptions,
     store: Store,
@@ -109,23 +130,22 @@ pub struct LiveEngine {
     budget_left: Option<usize>,
     /// The current cycle's number: results of jobs planned earlier are not counted in it.
     cycle_id: u64,
-    lab_phase: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
-impl LiveEngine {
-    pub fn new(prober: Arc<Prober>, list: &WatchList, options: LiveOptions) -> LiveEngine {
+impl Scheduler {
+    pub fn new(prober: Arc<Prober>, list: &WatchList, options: LiveOptions) -> Scheduler {
         let mut store = Store::new(options.window, prober.options.default_path.clone());
         store.set_entries(&list.entries);
         let status = EngineStatus {
             source: options.source.clone(),
             hosts: list.entries.len(),
-            last_reload: Some(crate::engine::cert::format_unix(now_unix())),
+            last_reload: Some(crate::engine::probe::cert::format_unix(now_unix())),
             interval_s: options.interval.as_secs_f64(),
             max_rps: prober.options.max_rps,
             window_s: options.window.as_secs_f64(),
             ..EngineStatus::default()
         };
-        LiveEngine {
+        Scheduler {
             permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
             prober,
             options,
@@ -143,17 +163,14 @@ impl LiveEngine {
             last_direct_ok: HashMap::new(),
             budget_left: None,
             cycle_id: 0,
-            lab_phase: None,
         }
     }
 
-    /// Show what the demo lab is doing in the header.
-    pub fn with_lab_phase(mut self, phase: Arc<dyn Fn() -> String + Send + Sync>) -> LiveEngine {
-        self.lab_phase = Some(phase);
-        self
-    }
-
-    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>, views: watch::Sender<Arc<LiveView>>) {
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<EngineCommand>,
+        views: watch::Sender<Arc<LiveView>>,
+    ) {
         let mut next_cycle = tokio::time::Instant::now();
         let publish_every = self
             .options
@@ -178,7 +195,7 @@ impl LiveEngine {
                 }
                 command = commands.recv() => {
                     match command {
-                        None | Some(Command::Quit) => break,
+                        None | Some(EngineCommand::Quit) => break,
                         Some(c) => self.command(c),
                     }
                     dirty = true;
@@ -205,7 +222,7 @@ impl LiveEngine {
 
     fn view(&mut self) -> LiveView {
         self.status.hosts = self.store.entries().len();
-        self.status.lab_phase = self.lab_phase.as_ref().map(|f| f());
+        self.status.lab_phase = self.options.lab_phase.as_ref().map(|f| (f.0)());
         let record_events = self.status.cycles > 0;
         let view = self
             .store
@@ -219,7 +236,7 @@ impl LiveEngine {
             .report
             .pairs
             .iter()
-            .take_while(|p| crate::engine::analysis::verdict_of(&p.verdict).is_problem())
+            .take_while(|p| crate::engine::judge::analysis::verdict_of(&p.verdict).is_problem())
             .map(|p| (&*p.origin, &*p.target));
         let recent = view
             .events
@@ -234,33 +251,33 @@ impl LiveEngine {
         view
     }
 
-    fn command(&mut self, c: Command) {
+    fn command(&mut self, c: EngineCommand) {
         match c {
-            Command::ProbeNow(Some(key)) => {
+            EngineCommand::ProbeNow(Some(key)) => {
                 self.urgent.insert(key);
                 self.resolve();
             }
-            Command::ProbeNow(None) => {
+            EngineCommand::ProbeNow(None) => {
                 self.urgent.extend(self.store.entries().iter().map(Entry::key));
                 self.resolve();
             }
-            Command::SetPaused(p) => self.status.paused = p,
-            Command::Reload(Ok(list)) => {
+            EngineCommand::SetPaused(p) => self.status.paused = p,
+            EngineCommand::Reload(Ok(list)) => {
                 let added = self.store.set_entries(&list.entries);
                 let ids: HashSet<u64> = list.entries.iter().map(|e| key_id(&e.key())).collect();
                 self.pair_states
                     .retain(|(o, t), _| ids.contains(o) && ids.contains(t));
                 self.last_origin.retain(|(h, _), _| ids.contains(h));
                 self.last_direct_ok.retain(|(h, _), _| ids.contains(h));
-                self.status.last_reload = Some(crate::engine::cert::format_unix(now_unix()));
+                self.status.last_reload = Some(crate::engine::probe::cert::format_unix(now_unix()));
                 self.status.reload_error = None;
                 if !added.is_empty() {
                     self.urgent.extend(added);
                     self.resolve();
                 }
             }
-            Command::Reload(Err(e)) => self.status.reload_error = Some(e),
-            Command::Quit => {}
+            EngineCommand::Reload(Err(e)) => self.status.reload_error = Some(e.to_string()),
+            EngineCommand::Quit => {}
         }
     }
 
@@ -355,13 +372,11 @@ impl LiveEngine {
                         addr,
                         protocol: DirectProtocol::Negotiate,
                         outcome,
-                    } => {
-                        let failed = match outcome {
-                            Ok(a) => !is_healthy_status(a.status) && a.version == "HTTP/2",
-                            Err(_) => true,
-                        };
-                        failed.then_some(Job::Direct(*host, *addr, DirectProtocol::Http1Only))
-                    }
+                    } => wants_http1_check(outcome).then_some(Job::Direct(
+                        *host,
+                        *addr,
+                        DirectProtocol::Http1Only,
+                    )),
                     _ => None,
                 };
                 let now = Instant::now();
@@ -419,7 +434,7 @@ impl LiveEngine {
         } else {
             Duration::ZERO
         };
-        let candidates = candidates(&hosts);
+        let candidates = address_peers(&hosts);
         let ids: Vec<u64> = hosts.iter().map(|h| key_id(&h.entry.key())).collect();
         let urgent: HashSet<u64> = self
             .pair_states
@@ -516,7 +531,7 @@ impl LiveEngine {
         self.pending.push(Box::pin(async move {
             tokio::time::sleep(delay).await;
             let _permit = permits.acquire_owned().await;
-            let result = prober.run_job(job, &hosts, &plan).await;
+            let result = prober.run_job(job, &hosts, plan.as_ref()).await;
             Done::Job(key, cycle, hosts, Box::new(result))
         }));
     }

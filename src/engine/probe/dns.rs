@@ -403,7 +403,7 @@ impl Dns {
             NetError::Dns(DnsError::ResponseCode(code)) => (2, format!("{code:?}").to_ascii_uppercase()),
             NetError::Timeout => (3, self.timeout_text()),
             NetError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => (3, self.timeout_text()),
-            NetError::Io(io) => (4, crate::engine::tls::io_message(io)),
+            NetError::Io(io) => (4, crate::engine::probe::tls::io_message(io)),
             NetError::NoConnections => (4, "no nameserver reachable".to_string()),
             other => (4, other.to_string()),
         }

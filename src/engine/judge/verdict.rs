@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::engine::h2::HttpAnswer;
+use crate::engine::probe::h2::HttpAnswer;
+use crate::engine::record::Outcome;
 
 /// A pair's (or one address's) verdict, spelled as the contract spells it.
 /// The declaration order is the contract's order of severity, worst first.
@@ -73,8 +74,14 @@ pub fn is_healthy_status(status: u16) -> bool {
     status != 421 && status < 500
 }
 
-/// What one request produced: an answer, or the text of the probe error.
-pub type Outcome = Result<HttpAnswer, String>;
+/// Should a failed direct request be asked again over HTTP/1.1? When an HTTP/2 request got no
+/// healthy answer, the HTTP/1.1 answer tells whether only HTTP/2 is affected.
+pub fn wants_http1_check(direct: &Outcome) -> bool {
+    match direct {
+        Ok(a) => !is_healthy_status(a.status) && a.version == "HTTP/2",
+        Err(_) => true,
+    }
+}
 
 /// The evidence for one ordered pair at one address of the origin.
 #[derive(Debug, Clone, Copy)]

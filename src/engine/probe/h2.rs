@@ -12,8 +12,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
-use crate::engine::error::{Phase, ProbeError};
-use crate::engine::tls::{self, TlsInfo, TlsSettings};
+use crate::engine::probe::error::{Phase, ProbeError};
+use crate::engine::probe::tls::{self, TlsInfo, TlsSettings};
 
 /// Bytes of a body that are read and digested; the rest is never read.
 pub const BODY_CAP: usize = 64 * 1024;

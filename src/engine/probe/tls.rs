@@ -18,7 +18,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::engine::error::{Phase, ProbeError};
+use crate::engine::probe::error::{Phase, ProbeError};
 
 /// Trust anchors and timeouts shared by every probe. Cheap to clone.
 #[derive(Clone)]
@@ -77,7 +77,7 @@ pub struct TlsInfo {
     /// The chain as the server sent it, leaf first.
     pub chain: Vec<CertificateDer<'static>>,
     /// None when the chain verifies against the roots and is within its validity period,
-    /// *ignoring the host name* (name coverage is decided by `engine::cert`). Otherwise a
+    /// *ignoring the host name* (name coverage is decided by `engine::probe::cert`). Otherwise a
     /// short reason: "expired", "not yet valid", "unknown issuer", "bad signature", ...
     pub chain_error: Option<String>,
     /// Time to establish TCP.
@@ -284,7 +284,7 @@ pub(crate) fn verify_chain(roots: &rustls::RootCertStore, chain: &[CertificateDe
         Err(e) => return Some(rustls_message(&e)),
     };
     // verify_server_cert_signed_by_trust_anchor checks the path to a root and the validity
-    // periods but not the name: exactly the "chain" part (name coverage is engine::cert's).
+    // periods but not the name: exactly the "chain" part (name coverage is engine::probe::cert's).
     match rustls::client::verify_server_cert_signed_by_trust_anchor(
         &parsed,
         roots,

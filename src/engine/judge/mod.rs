@@ -1,0 +1,8 @@
+//! The judgement: pure functions from records to the contract's report — client policies,
+//! verdicts, the analysis of a whole run, explanations and fixes. No I/O, no clocks but the
+//! ones passed in.
+
+pub mod analysis;
+pub mod explain;
+pub mod policy;
+pub mod verdict;

@@ -1,0 +1,185 @@
+//! One `check` run: resolve every name, then probe a fixed number of rounds. Each round opens
+//! fresh connections, in a new random order: per (origin A, address X) one HTTP/2 connection
+//! with SNI = A that requests A, then every target B that A's certificate could carry; per
+//! (host B, address X) one direct request (its own connection). Results flow back to this
+//! task, the only writer of the records; the judgement turns them into a `Snapshot`.
+
+use std::time::Instant;
+
+use futures::stream::{self, StreamExt};
+use rand::seq::SliceRandom;
+
+use crate::engine::judge::analysis;
+use crate::engine::judge::verdict::wants_http1_check;
+use crate::engine::live::planner::{address_peers, Plan};
+use crate::engine::probe::direct::DirectProtocol;
+use crate::engine::probe::prober::Prober;
+use crate::engine::record::{HostRecord, Job, JobResult, Records};
+use crate::engine::snapshot::Snapshot;
+use crate::watchlist::Entry;
+
+/// What a `check` run does beyond probing.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// Fresh connections per (origin, address) and per (host, address).
+    pub rounds: u32,
+    /// List the pairs linked only by the certificate too.
+    pub all_pairs: bool,
+    /// Targets per origin connection at most (None: every covered target, every round).
+    pub max_targets: Option<usize>,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            rounds: 3,
+            all_pairs: false,
+            max_targets: None,
+        }
+    }
+}
+
+/// Resolve every entry, run the rounds, judge, and return the snapshot.
+pub async fn check(prober: &Prober, entries: &[Entry], options: &CheckOptions) -> Snapshot {
+    let started = Instant::now();
+    let records = probe(prober, entries, options).await;
+    analysis::analyse(&records, options.all_pairs, started.elapsed())
+}
+
+/// Resolve and probe; the raw records.
+pub async fn probe(prober: &Prober, entries: &[Entry], options: &CheckOptions) -> Records {
+    let mut records = Records {
+        hosts: resolve_all(prober, entries).await,
+        ..Default::default()
+    };
+    let plan = Plan {
+        candidates: address_peers(&records.hosts),
+        limit: options.max_targets,
+        ..Plan::default()
+    };
+    for _ in 0..options.rounds {
+        let mut jobs = Vec::new();
+        for (i, h) in records.hosts.iter().enumerate() {
+            for &addr in &h.dns.addresses {
+                jobs.push(Job::Origin(i, addr));
+                jobs.push(Job::Direct(i, addr, DirectProtocol::Negotiate));
+            }
+        }
+        // A new random order every round: behind a balancer that alternates backends per
+        // connection, a fixed order would land the probe on the same backend every time.
+        jobs.shuffle(&mut rand::rng());
+        run_jobs(prober, jobs, &mut records, &plan).await;
+        records.rounds += 1;
+    }
+    // When the direct answers of a host fail, ask once over HTTP/1.1: it tells whether
+    // only HTTP/2 is affected.
+    let mut fallback = Vec::new();
+    for (i, h) in records.hosts.iter().enumerate() {
+        for (&addr, ep) in &h.endpoints {
+            if ep.direct.iter().any(wants_http1_check) {
+                fallback.push(Job::Direct(i, addr, DirectProtocol::Http1Only));
+            }
+        }
+    }
+    run_jobs(prober, fallback, &mut records, &plan).await;
+    records.connections = prober.connections();
+    records
+}
+
+/// Every entry resolved, as records with one empty endpoint per address.
+pub async fn resolve_all(prober: &Prober, entries: &[Entry]) -> Vec<HostRecord> {
+    let dns = &prober.dns;
+    let default_path = &prober.options.default_path;
+    stream::iter(entries.iter().cloned())
+        .map(|entry| async move {
+            let answer = dns.resolve(&entry.host, entry.port).await;
+            let endpoints = answer.addresses.iter().map(|a| (*a, Box::default())).collect();
+            let path = entry.path.clone().unwrap_or_else(|| default_path.clone());
+            HostRecord {
+                key: entry.key().into(),
+                entry,
+                path,
+                dns: answer,
+                endpoints,
+            }
+        })
+        .buffered(prober.options.concurrency.max(1))
+        .collect()
+        .await
+}
+
+async fn run_jobs(prober: &Prober, jobs: Vec<Job>, records: &mut Records, plan: &Plan) {
+    let hosts = &records.hosts;
+    let results: Vec<JobResult> = stream::iter(jobs)
+        .map(|job| prober.run_job(job, hosts, plan))
+        .buffer_unordered(prober.options.concurrency.max(1))
+        .collect()
+        .await;
+    for r in results {
+        records.apply(r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::probe::dns::{Dns, DnsConfig, ResolveOverride};
+    use crate::engine::probe::prober::ProbeOptions;
+    use crate::engine::testsupport::{simple_server, Pki, Validity};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn the_per_address_map_only_holds_addresses_in_flight() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test", "b.test"], Validity::Current).await;
+        let port = server.addr.port();
+        // b.test also resolves to addresses where nothing listens (refused at once).
+        let overrides = vec![
+            ResolveOverride {
+                host: "a.test".into(),
+                port: None,
+                addrs: vec![server.addr.ip()],
+            },
+            ResolveOverride {
+                host: "b.test".into(),
+                port: None,
+                addrs: vec![
+                    server.addr.ip(),
+                    "127.0.3.250".parse().unwrap(),
+                    "127.0.3.251".parse().unwrap(),
+                ],
+            },
+        ];
+        let dns = Dns::new(DnsConfig {
+            nameservers: vec!["127.0.0.1:9".parse().unwrap()],
+            overrides,
+            timeout: Duration::from_secs(2),
+        })
+        .expect("dns");
+        let prober = Prober::new(
+            dns,
+            pki.settings(Duration::from_secs(2)),
+            ProbeOptions {
+                timeout: Duration::from_secs(2),
+                ..ProbeOptions::default()
+            },
+        );
+        let entries: Vec<Entry> = ["a.test", "b.test"]
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Entry {
+                host: h.to_string(),
+                port,
+                path: None,
+                line: i + 1,
+            })
+            .collect();
+        let options = CheckOptions {
+            rounds: 2,
+            ..CheckOptions::default()
+        };
+        let records = probe(&prober, &entries, &options).await;
+        assert!(records.connections >= 2 * 4);
+        assert_eq!(prober.tracked_addresses(), 0, "every semaphore was released");
+    }
+}

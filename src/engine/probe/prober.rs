@@ -1,0 +1,260 @@
+//! The one type that runs a probe job: a fresh connection for one host at one address, within
+//! the request budget and the per-address cap. An origin job opens HTTP/2 with SNI = origin,
+//! requests the origin, then the targets its certificate covers (which ones, the planner's
+//! `TargetPlan` chooses); a direct job requests one host on its own connection.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::engine::probe::cert;
+use crate::engine::probe::direct;
+use crate::engine::probe::dns::Dns;
+use crate::engine::probe::error::ProbeError;
+use crate::engine::probe::h2::{self, Opened};
+use crate::engine::probe::rate::RateLimiter;
+use crate::engine::probe::tls::TlsSettings;
+use crate::engine::record::{HostRecord, Job, JobResult};
+
+/// Fresh connections an origin probe may open when the server closes the one it had.
+const MAX_REOPEN: u32 = 2;
+
+/// Requests in flight at once on one origin connection (well under any server's
+/// SETTINGS_MAX_CONCURRENT_STREAMS; hyper waits for the server's limit anyway).
+const STREAMS_PER_CONNECTION: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct ProbeOptions {
+    /// Path requested when the watch-file gives none.
+    pub default_path: String,
+    pub timeout: Duration,
+    /// Connections in flight at once, across all hosts.
+    pub concurrency: usize,
+    /// Requests per second at most, across all hosts.
+    pub max_rps: u32,
+    /// Connections in flight at once to one address: the monitor must not overload what it
+    /// watches.
+    pub per_address: usize,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            default_path: "/".into(),
+            timeout: Duration::from_secs(5),
+            concurrency: 32,
+            max_rps: 50,
+            per_address: 8,
+        }
+    }
+}
+
+/// Which targets an origin connection carries: the planner's answer to the prober, asked
+/// after the handshake shows which hosts the certificate covers.
+pub trait TargetPlan: Send + Sync {
+    /// The hosts that may ride on a connection for `origin` (host indices of the job's list).
+    fn candidates(&self, origin: usize) -> &[usize];
+    /// Which of `covered` (the candidates the certificate covers) the connection for `origin`
+    /// at `addr` carries, in the order to request them.
+    fn choose(&self, origin: usize, addr: IpAddr, covered: &[usize]) -> Vec<usize>;
+}
+
+/// The probe engine for one run: shared settings, limits and counters.
+pub struct Prober {
+    pub dns: Arc<Dns>,
+    pub tls: TlsSettings,
+    pub options: ProbeOptions,
+    rate: RateLimiter,
+    per_address: std::sync::Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
+    connections: AtomicU64,
+}
+
+impl Prober {
+    pub fn new(dns: Dns, tls: TlsSettings, options: ProbeOptions) -> Prober {
+        Prober {
+            dns: Arc::new(dns),
+            tls,
+            rate: RateLimiter::new(options.max_rps),
+            options,
+            per_address: Default::default(),
+            connections: AtomicU64::new(0),
+        }
+    }
+
+    fn address_permit(&self, addr: IpAddr) -> Arc<Semaphore> {
+        let mut map = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(addr)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.options.per_address.max(1))))
+            .clone()
+    }
+
+    /// Forget the semaphore of `addr` when no job holds or waits for it any more, so that the
+    /// map only ever holds the addresses with jobs in flight (a monitor running for weeks
+    /// against names whose addresses change would otherwise grow it without end).
+    fn release_address(&self, addr: IpAddr, semaphore: Arc<Semaphore>) {
+        let mut map = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        // Two references: the map's and `semaphore`. Clones are only made under this lock,
+        // so nobody can pick it up between the check and the removal.
+        if map
+            .get(&addr)
+            .is_some_and(|s| Arc::ptr_eq(s, &semaphore) && Arc::strong_count(s) == 2)
+        {
+            map.remove(&addr);
+        }
+    }
+
+    /// Connections opened so far (origin reopenings included).
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Addresses with a per-address semaphore right now (jobs in flight or waiting).
+    pub fn tracked_addresses(&self) -> usize {
+        self.per_address.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub async fn run_job(&self, job: Job, hosts: &[HostRecord], plan: &dyn TargetPlan) -> JobResult {
+        let addr = job.addr();
+        let semaphore = self.address_permit(addr);
+        /// Gives the semaphore back to the map's pruning even when the job is cancelled.
+        struct Release<'a>(&'a Prober, IpAddr, Option<Arc<Semaphore>>);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                if let Some(s) = self.2.take() {
+                    self.0.release_address(self.1, s);
+                }
+            }
+        }
+        let release = Release(self, addr, Some(semaphore.clone()));
+        let permit = semaphore.acquire_owned().await;
+        let result = self.run_job_inner(job, hosts, plan).await;
+        drop(permit);
+        drop(release);
+        result
+    }
+
+    async fn run_job_inner(&self, job: Job, hosts: &[HostRecord], plan: &dyn TargetPlan) -> JobResult {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        match job {
+            Job::Origin(host, addr) => self.origin_probe(host, addr, hosts, plan).await,
+            Job::Direct(host, addr, protocol) => {
+                let h = &hosts[host];
+                self.rate.acquire().await;
+                let outcome =
+                    direct::request(&self.tls, &h.entry.host, h.entry.port, &h.path, addr, protocol)
+                        .await
+                        .map_err(|e| e.to_string());
+                JobResult::Direct {
+                    host,
+                    addr,
+                    protocol,
+                    outcome,
+                }
+            }
+        }
+    }
+
+    /// One fresh connection for `hosts[a]` at `addr`: request the origin itself, then every
+    /// candidate target that the certificate just received covers (and is trusted, over h2),
+    /// in random order.
+    async fn origin_probe(
+        &self,
+        a: usize,
+        addr: IpAddr,
+        hosts: &[HostRecord],
+        plan: &dyn TargetPlan,
+    ) -> JobResult {
+        let origin = &hosts[a];
+        let sock = SocketAddr::new(addr, origin.entry.port);
+        let timeout = self.options.timeout;
+        let failed = |e: ProbeError| JobResult::Origin {
+            host: a,
+            addr,
+            handshake: Err(e.to_string()),
+            own: None,
+            coalesced: Vec::new(),
+            requests: 0,
+        };
+        let opened = match h2::open(&self.tls, sock, &origin.entry.host).await {
+            Ok(o) => o,
+            Err(e) => return failed(e),
+        };
+        let handshake = Ok(opened.tls.clone());
+        let Some(mut conn) = opened.conn else {
+            return JobResult::Origin {
+                host: a,
+                addr,
+                handshake,
+                own: None,
+                coalesced: Vec::new(),
+                requests: 0,
+            };
+        };
+        // Only targets this certificate covers, and only when it is valid: a browser would
+        // not coalesce anything else, so there is nothing to prove.
+        let trusted = opened.tls.chain_error.is_none();
+        let leaf = opened
+            .tls
+            .chain
+            .first()
+            .and_then(|der| cert::parse_leaf(der).ok());
+        let covered: Vec<usize> = match (&leaf, trusted) {
+            (Some(leaf), true) => plan
+                .candidates(a)
+                .iter()
+                .copied()
+                .filter(|&b| cert::covering_san(leaf, &hosts[b].entry.host).is_some())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let targets = plan.choose(a, addr, &covered);
+        self.rate.acquire().await;
+        let mut requests = 1;
+        let own = Some(
+            conn.request(&origin.entry.host, origin.entry.port, &origin.path, timeout)
+                .await
+                .map_err(|e| e.to_string()),
+        );
+        let mut coalesced = Vec::with_capacity(targets.len());
+        let mut reopened = 0;
+        // Several targets at once on the one connection (HTTP/2 streams), a few at a time.
+        for chunk in targets.chunks(STREAMS_PER_CONNECTION) {
+            // A server that closes the connection after refusing one name (GOAWAY after a
+            // 421, say) must not turn the remaining targets into errors: like a browser, go
+            // on over a fresh connection opened for the same origin, a bounded number of times.
+            if conn.is_closed() && reopened < MAX_REOPEN {
+                reopened += 1;
+                self.connections.fetch_add(1, Ordering::Relaxed);
+                if let Ok(Opened { conn: Some(c), .. }) = h2::open(&self.tls, sock, &origin.entry.host).await
+                {
+                    conn = c;
+                }
+            }
+            let conn = &conn;
+            let answers = futures::future::join_all(chunk.iter().map(|&b| async move {
+                let target = &hosts[b];
+                self.rate.acquire().await;
+                let outcome = conn
+                    .request(&target.entry.host, target.entry.port, &target.path, timeout)
+                    .await
+                    .map_err(|e| e.to_string());
+                (b, outcome)
+            }))
+            .await;
+            requests += answers.len() as u64;
+            coalesced.extend(answers);
+        }
+        JobResult::Origin {
+            host: a,
+            addr,
+            handshake,
+            own,
+            coalesced,
+            requests,
+        }
+    }
+}
