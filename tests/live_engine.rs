@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use coalscope::engine::live::{self, EngineCommand, LiveOptions};
 use coalscope::engine::probe::dns::{Dns, DnsConfig};
-use coalscope::engine::probe::prober::{ProbeOptions, Prober};
 use coalscope::engine::probe::tls::TlsSettings;
+use coalscope::engine::prober::{ProbeOptions, Prober};
 use coalscope::engine::snapshot::LiveView;
 use coalscope::lab::{Lab, LabOptions};
 use coalscope::watchlist::{self, watcher::ReloadError};

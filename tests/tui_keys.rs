@@ -40,7 +40,7 @@ fn chars(s: &str) -> Vec<Event> {
 fn selected_group_label(app: &App, view: &LiveView) -> String {
     let d = &app.derived;
     let g = &d.index.groups[d.groups[app.group] as usize];
-    coalscope::tui::panes::groups::label(view, g)
+    g.label(view)
 }
 
 fn selected_pair(app: &App, view: &LiveView) -> (String, String) {

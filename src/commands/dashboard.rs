@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::{DashboardArgs, Theme};
 use crate::engine::live::{self, EngineCommand, LiveOptions};
-use crate::engine::probe::prober::Prober;
+use crate::engine::prober::Prober;
 use crate::tui::{self, Control, TuiOptions};
 use crate::watchlist::{watcher, WatchList};
 

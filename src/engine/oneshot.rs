@@ -13,7 +13,7 @@ use crate::engine::judge::analysis;
 use crate::engine::judge::verdict::wants_http1_check;
 use crate::engine::live::planner::{address_peers, Plan};
 use crate::engine::probe::direct::DirectProtocol;
-use crate::engine::probe::prober::Prober;
+use crate::engine::prober::Prober;
 use crate::engine::record::{HostRecord, Job, JobResult, Records};
 use crate::engine::snapshot::Snapshot;
 use crate::watchlist::Entry;
@@ -124,7 +124,7 @@ async fn run_jobs(prober: &Prober, jobs: Vec<Job>, records: &mut Records, plan: 
 mod tests {
     use super::*;
     use crate::engine::probe::dns::{Dns, DnsConfig, ResolveOverride};
-    use crate::engine::probe::prober::ProbeOptions;
+    use crate::engine::prober::ProbeOptions;
     use crate::engine::testsupport::{simple_server, Pki, Validity};
     use std::time::Duration;
 

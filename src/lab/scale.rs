@@ -410,8 +410,8 @@ mod tests {
     async fn check_finds_the_expected_pairs_and_misdirected_share() {
         use crate::engine::oneshot::{self, CheckOptions};
         use crate::engine::probe::dns::{Dns, DnsConfig};
-        use crate::engine::probe::prober::{ProbeOptions, Prober};
         use crate::engine::probe::tls::TlsSettings;
+        use crate::engine::prober::{ProbeOptions, Prober};
         let layout = ScaleOptions::new(45, 20);
         let lab = crate::lab::Lab::start(crate::lab::LabOptions {
             scale: Some(layout),

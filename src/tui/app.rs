@@ -11,21 +11,18 @@ use ratatui::layout::{Position, Rect};
 use crate::engine::snapshot::LiveView;
 use crate::tui::index::ViewIndex;
 use crate::tui::layout::{self, inner_rows, scrolled, Panes};
+pub use crate::tui::layout::{Focus, Screen};
 use crate::tui::theme::{severity, Theme};
-use crate::tui::Control;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Focus {
-    Groups,
-    Pairs,
-    Details,
-    Events,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Screen {
-    Main,
-    Matrix,
+/// What the UI asks of the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Probe this host (its "host:port" key) now, or everything when None.
+    ProbeNow(Option<String>),
+    /// Pause or resume probing.
+    SetPaused(bool),
+    /// Leave.
+    Quit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -399,6 +396,16 @@ impl App {
         d.cells.get(&(origin, target)).map(|&p| p as usize)
     }
 
+    /// The (row, column) of the matrix cell under a click in the matrix pane `area`.
+    fn matrix_cell_at(&self, area: Rect, x: u16, y: u16) -> Option<(usize, usize)> {
+        let (r, c) = layout::matrix_cell_at(area, x, y)?;
+        let (rows, cols) = layout::matrix_grid(area);
+        let n = self.derived.members.len();
+        let r0 = scrolled(self.matrix_offset.0, self.cell.0, rows);
+        let c0 = scrolled(self.matrix_offset.1, self.cell.1, cols);
+        (r0 + r < n && c0 + c < n).then_some((r0 + r, c0 + c))
+    }
+
     fn groups_rows(&self) -> usize {
         self.derived.groups.len() + self.derived.members.len()
     }
@@ -618,7 +625,7 @@ impl App {
         }
         if self.screen == Screen::Matrix {
             if p.matrix.contains(at) {
-                if let Some(cell) = crate::tui::panes::matrix::cell_at(self, p.matrix, x, y) {
+                if let Some(cell) = self.matrix_cell_at(p.matrix, x, y) {
                     self.cell = cell;
                 }
             }
@@ -701,7 +708,7 @@ impl App {
             self.cell.0.min(n.saturating_sub(1)),
             self.cell.1.min(n.saturating_sub(1)),
         );
-        let (rows, cols) = crate::tui::panes::matrix::grid_size(p.matrix);
+        let (rows, cols) = layout::matrix_grid(p.matrix);
         self.matrix_offset = (
             scrolled(self.matrix_offset.0, self.cell.0, rows),
             scrolled(self.matrix_offset.1, self.cell.1, cols),
@@ -805,7 +812,7 @@ impl App {
                 let mut keyed: Vec<(bool, String, u32)> = groups
                     .iter()
                     .map(|&g| {
-                        let label = crate::tui::panes::groups::label(view, &index.groups[g as usize]);
+                        let label = index.groups[g as usize].label(view);
                         (pseudo_last(g), label, g)
                     })
                     .collect();

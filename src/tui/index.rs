@@ -56,6 +56,26 @@ fn static_verdict(v: &str) -> &'static str {
     VERDICTS.iter().find(|s| **s == v).copied().unwrap_or("unknown")
 }
 
+impl GroupEntry {
+    /// The group's name in lists: its common suffix as a wildcard, or its first host.
+    pub fn label(&self, view: &LiveView) -> String {
+        if self.report.is_none() {
+            return "not coalescing".into();
+        }
+        if !self.suffix.is_empty() {
+            let s = self
+                .suffix
+                .rsplit_once(':')
+                .map_or(self.suffix.as_str(), |(h, _)| h);
+            return format!("*{s}");
+        }
+        match self.hosts.first() {
+            Some(&h) => view.report.hosts[h as usize].host.clone(),
+            None => "-".into(),
+        }
+    }
+}
+
 impl ViewIndex {
     pub fn build(view: &LiveView) -> ViewIndex {
         let report = &view.report;

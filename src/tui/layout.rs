@@ -3,7 +3,19 @@
 
 use ratatui::layout::Rect;
 
-use crate::tui::app::{Focus, Screen};
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Groups,
+    Pairs,
+    Details,
+    Events,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Main,
+    Matrix,
+}
 
 /// Below this the dashboard draws a message instead of panes.
 pub const MIN_WIDTH: u16 = 60;
@@ -93,4 +105,42 @@ pub fn scrolled(offset: usize, selected: usize, rows: usize) -> usize {
         return selected;
     }
     offset.min(selected).max((selected + 1).saturating_sub(rows))
+}
+
+/// Width of one matrix cell.
+pub const MATRIX_CELL_W: u16 = 3;
+
+/// Width of the matrix's row labels inside its frame.
+pub fn matrix_label_width(inner: Rect) -> u16 {
+    (inner.width / 3).min(22)
+}
+
+/// The inside of a pane's frame.
+pub fn inner_of(area: Rect) -> Rect {
+    Rect::new(
+        area.x + 1,
+        area.y + 1,
+        area.width.saturating_sub(2),
+        area.height.saturating_sub(2),
+    )
+}
+
+/// Visible (rows, columns) of cells in the matrix pane.
+pub fn matrix_grid(area: Rect) -> (usize, usize) {
+    let inner = inner_of(area);
+    let rows = inner.height.saturating_sub(1) as usize;
+    let cols = (inner.width.saturating_sub(matrix_label_width(inner) + 1) / MATRIX_CELL_W) as usize;
+    (rows, cols)
+}
+
+/// The visible (row, column) under a click in the matrix pane, before scrolling.
+pub fn matrix_cell_at(area: Rect, x: u16, y: u16) -> Option<(usize, usize)> {
+    let inner = inner_of(area);
+    let (rows, cols) = matrix_grid(area);
+    let x0 = inner.x + matrix_label_width(inner) + 1;
+    if y < inner.y + 1 || x < x0 {
+        return None;
+    }
+    let (r, c) = ((y - inner.y - 1) as usize, ((x - x0) / MATRIX_CELL_W) as usize);
+    (r < rows && c < cols).then_some((r, c))
 }

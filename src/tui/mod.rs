@@ -26,20 +26,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::engine::snapshot::{LiveView, Snapshot};
 
-pub use app::{Action, App, Effect};
+pub use app::{Action, App, Control, Effect};
 pub use render::render_to_buffer;
 pub use theme::Theme;
-
-/// What the UI asks of the engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Control {
-    /// Probe this host (its "host:port" key) now, or everything when None.
-    ProbeNow(Option<String>),
-    /// Pause or resume probing.
-    SetPaused(bool),
-    /// Leave.
-    Quit,
-}
 
 /// Dashboard settings.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::engine::probe::prober::Prober;
+use crate::engine::prober::Prober;
 use crate::engine::snapshot::LiveView;
 use crate::watchlist::WatchList;
 

@@ -18,7 +18,7 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use crate::engine::probe::prober::TargetPlan;
+use crate::engine::prober::TargetPlan;
 use crate::engine::record::HostRecord;
 
 /// What the planner remembers of one ordered pair.

@@ -21,7 +21,7 @@ use crate::engine::live::planner::{self, PairState, Plan, Slot};
 use crate::engine::live::store::Store;
 use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
-use crate::engine::probe::prober::Prober;
+use crate::engine::prober::Prober;
 use crate::engine::record::{HostRecord, Job, JobResult};
 use crate::engine::snapshot::{EngineStatus, LiveView};
 use crate::watchlist::watcher::{Reload, ReloadError};

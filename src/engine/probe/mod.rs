@@ -1,11 +1,11 @@
 //! The network side: resolving, TLS with chain capture, HTTP/2 and direct requests,
-//! certificates, probe errors, the rate limiter, and the prober that runs one job.
+//! certificates, probe errors and the rate limiter. Each step has its own timeout and every
+//! buffer its bound. `engine::prober` puts them together into one job.
 
 pub mod cert;
 pub mod direct;
 pub mod dns;
 pub mod error;
 pub mod h2;
-pub mod prober;
 pub mod rate;
 pub mod tls;

@@ -11,7 +11,7 @@ use ratatui::widgets::{Paragraph, Widget, Wrap};
 use crate::engine::snapshot::{HostReport, LiveView, PairReport};
 use crate::tui::app::{App, DetailTarget, Focus};
 use crate::tui::index::GroupEntry;
-use crate::tui::panes::{clean, frame, groups, percent, title};
+use crate::tui::panes::{clean, frame, percent, title};
 use crate::tui::theme::{is_problem, severity, Theme};
 
 /// Long strings (explanations, errors) are bounded before wrapping.
@@ -315,7 +315,7 @@ fn group_lines<'a>(view: &LiveView, g: &GroupEntry, t: &Theme) -> Vec<Line<'a>> 
         .map(|r| format!("group #{} ", view.report.groups[r].id))
         .unwrap_or_default();
     let mut out = vec![Line::from(vec![
-        Span::styled(format!("{id}{}", clean(&groups::label(view, g), 200)), t.header),
+        Span::styled(format!("{id}{}", clean(&g.label(view), 200)), t.header),
         Span::styled(
             format!(
                 "  {} hosts · {} pairs · {} problems",

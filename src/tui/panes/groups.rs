@@ -52,20 +52,6 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 /// The name a group goes by: "*.suffix" without the port, or its first member.
-pub fn label(view: &LiveView, g: &GroupEntry) -> String {
-    if g.report.is_none() {
-        return "not coalescing".into();
-    }
-    if !g.suffix.is_empty() {
-        let s = g.suffix.rsplit_once(':').map_or(g.suffix.as_str(), |(h, _)| h);
-        return format!("*{s}");
-    }
-    match g.hosts.first() {
-        Some(&h) => view.report.hosts[h as usize].host.clone(),
-        None => "-".into(),
-    }
-}
-
 fn group_line<'a>(view: &LiveView, g: &GroupEntry, open: bool, w: usize, t: &Theme) -> Line<'a> {
     let badge = if g.problems > 0 {
         Span::styled(format!(" !{} ", g.problems), t.badge_problem)
@@ -77,7 +63,7 @@ fn group_line<'a>(view: &LiveView, g: &GroupEntry, open: bool, w: usize, t: &The
     let count = format!(" ({})", g.hosts.len());
     let badge_w = badge.content.chars().count();
     let name_w = w.saturating_sub(2 + count.len() + badge_w + 1);
-    let name = clean(&label(view, g), name_w);
+    let name = clean(&g.label(view), name_w);
     let gap = w.saturating_sub(2 + name.chars().count() + count.len() + badge_w);
     Line::from(vec![
         Span::styled(if open { "▾ " } else { "▸ " }, t.dim),

@@ -9,49 +9,8 @@ use ratatui::text::{Line, Span};
 use crate::engine::snapshot::LiveView;
 use crate::tui::app::App;
 use crate::tui::index::short;
-use crate::tui::layout::scrolled;
-use crate::tui::panes::{clean, frame, groups, pad, percent, row, title};
-
-const CELL_W: u16 = 3;
-
-fn label_width(inner: Rect) -> u16 {
-    (inner.width / 3).min(22)
-}
-
-fn inner_of(area: Rect) -> Rect {
-    Rect::new(
-        area.x + 1,
-        area.y + 1,
-        area.width.saturating_sub(2),
-        area.height.saturating_sub(2),
-    )
-}
-
-/// Visible (rows, columns) of cells in the matrix pane.
-pub fn grid_size(area: Rect) -> (usize, usize) {
-    let inner = inner_of(area);
-    let rows = inner.height.saturating_sub(1) as usize;
-    let cols = (inner.width.saturating_sub(label_width(inner) + 1) / CELL_W) as usize;
-    (rows, cols)
-}
-
-/// The (row, column) under a click.
-pub fn cell_at(app: &App, area: Rect, x: u16, y: u16) -> Option<(usize, usize)> {
-    let inner = inner_of(area);
-    let (rows, cols) = grid_size(area);
-    let x0 = inner.x + label_width(inner) + 1;
-    if y < inner.y + 1 || x < x0 {
-        return None;
-    }
-    let (r, c) = ((y - inner.y - 1) as usize, ((x - x0) / CELL_W) as usize);
-    if r >= rows || c >= cols {
-        return None;
-    }
-    let n = app.derived.members.len();
-    let r0 = scrolled(app.matrix_offset.0, app.cell.0, rows);
-    let c0 = scrolled(app.matrix_offset.1, app.cell.1, cols);
-    (r0 + r < n && c0 + c < n).then_some((r0 + r, c0 + c))
-}
+use crate::tui::layout::{matrix_grid, matrix_label_width, scrolled, MATRIX_CELL_W};
+use crate::tui::panes::{clean, frame, pad, percent, row, title};
 
 pub fn draw(view: &LiveView, app: &App, area: Rect, info: Rect, buf: &mut Buffer) {
     let t = &app.theme;
@@ -60,7 +19,7 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, info: Rect, buf: &mut Buffer
     let heading = match group {
         Some(g) => format!(
             "Matrix of {} · rows: origin, columns: target · {} hosts",
-            clean(&groups::label(view, g), 50),
+            clean(&g.label(view), 50),
             d.members.len()
         ),
         None => "Matrix".into(),
@@ -68,7 +27,7 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, info: Rect, buf: &mut Buffer
     let inner = frame(area, buf, title(heading, t), true, t);
     let suffix = group.map_or("", |g| g.suffix.as_str());
     let n = d.members.len();
-    let (rows, cols) = grid_size(area);
+    let (rows, cols) = matrix_grid(area);
     if n == 0 || rows == 0 || cols == 0 {
         row(
             buf,
@@ -82,7 +41,7 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, info: Rect, buf: &mut Buffer
     }
     let r0 = scrolled(app.matrix_offset.0, app.cell.0, rows);
     let c0 = scrolled(app.matrix_offset.1, app.cell.1, cols);
-    let lw = label_width(inner) as usize;
+    let lw = matrix_label_width(inner) as usize;
     let name = |h: u32| {
         let host = &view.report.hosts[h as usize];
         let key = format!("{}:{}", host.host, host.port);
@@ -115,7 +74,7 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, info: Rect, buf: &mut Buffer
                 t.cell(verdict)
             };
             let mut text = text.to_string();
-            if text.chars().count() < CELL_W as usize {
+            if text.chars().count() < MATRIX_CELL_W as usize {
                 text.push(' ');
             }
             if (r, c) == app.cell {
