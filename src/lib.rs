@@ -12,5 +12,7 @@ pub mod lab;
 pub mod report;
 pub mod sanitize;
 pub mod serve;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod tui;
 pub mod watchlist;

@@ -17,6 +17,3 @@ pub mod probe;
 pub mod prober;
 pub mod record;
 pub mod snapshot;
-
-#[cfg(test)]
-pub(crate) mod testsupport;

@@ -125,7 +125,7 @@ mod tests {
     use super::*;
     use crate::engine::probe::dns::{Dns, DnsConfig, ResolveOverride};
     use crate::engine::prober::ProbeOptions;
-    use crate::engine::testsupport::{simple_server, Pki, Validity};
+    use crate::testing::net::{simple_server, Pki, Validity};
     use std::time::Duration;
 
     #[tokio::test]

@@ -971,8 +971,8 @@ mod tests {
     /// and views the exporter never sees.
     #[test]
     fn incremental_updates_expose_what_full_updates_expose() {
-        use crate::engine::live::store::bench::Synth;
         use crate::engine::snapshot::{EngineStatus, ViewChanges};
+        use crate::testing::synth::Synth;
         use rand::{Rng, SeedableRng};
         for seed in 0..4u64 {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);

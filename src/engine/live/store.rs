@@ -1113,7 +1113,7 @@ mod tests {
     /// stop counting once they fall out of it.
     #[test]
     fn coverage_is_computed_over_the_window() {
-        use crate::engine::testsupport::{Pki, Validity};
+        use crate::testing::net::{Pki, Validity};
         let pki = Pki::new("coverage test CA");
         let (chain, _) = pki.leaf(&["*.w.test"], Validity::Current);
         let tls = TlsInfo {
@@ -1180,7 +1180,7 @@ mod tests {
     /// changes and reloads, with and without events.
     #[test]
     fn incremental_publish_equals_full_recomputation() {
-        use super::bench::{answer, Synth};
+        use crate::testing::synth::{answer, Synth};
         use rand::{Rng, SeedableRng};
         for seed in 0..6u64 {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -1352,8 +1352,14 @@ mod tests {
 
     /// A 40-name synthetic store (4 groups of 10) after one probed round, the round's start and
     /// its first view.
-    fn probed_store() -> (super::bench::Synth, Store, Vec<HostRecord>, Instant, LiveView) {
-        let synth = super::bench::Synth::new(40, 10);
+    fn probed_store() -> (
+        crate::testing::synth::Synth,
+        Store,
+        Vec<HostRecord>,
+        Instant,
+        LiveView,
+    ) {
+        let synth = crate::testing::synth::Synth::new(40, 10);
         let mut store = synth.store(Duration::from_secs(300));
         let hosts = store.hosts_for_jobs();
         let t0 = Instant::now();

@@ -110,7 +110,7 @@ pub async fn request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::testsupport::{
+    use crate::testing::net::{
         local, raw_server, refused_addr, sha256_hex, simple_server, tls_server, Pki, RawBehaviour,
         ServerOptions, Validity,
     };

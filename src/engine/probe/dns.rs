@@ -445,7 +445,7 @@ fn sorted(mut addrs: Vec<IpAddr>) -> Vec<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::testsupport::{dns_server, TestDns};
+    use crate::testing::net::{dns_server, TestDns};
     use std::sync::atomic::Ordering;
 
     const T: Duration = Duration::from_millis(500);

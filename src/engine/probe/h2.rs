@@ -375,9 +375,7 @@ fn h2_message(e: &(dyn std::error::Error + 'static)) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::testsupport::{
-        local, sha256_hex, simple_server, tls_server, Pki, ServerOptions, Validity,
-    };
+    use crate::testing::net::{local, sha256_hex, simple_server, tls_server, Pki, ServerOptions, Validity};
 
     const T: Duration = Duration::from_secs(2);
 

@@ -420,7 +420,7 @@ fn snake_case(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::testsupport::{
+    use crate::testing::net::{
         local, raw_server, refused_addr, simple_server, tls_server, Pki, RawBehaviour, ServerOptions,
         Validity,
     };

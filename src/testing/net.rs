@@ -30,10 +30,10 @@ use crate::engine::probe::tls::TlsSettings;
 
 /// Aborts its tasks when dropped, so that a failing test does not leak servers.
 #[derive(Default)]
-pub(crate) struct TaskGuard(Vec<JoinHandle<()>>);
+pub struct TaskGuard(Vec<JoinHandle<()>>);
 
 impl TaskGuard {
-    pub(crate) fn push(&mut self, task: JoinHandle<()>) {
+    pub fn push(&mut self, task: JoinHandle<()>) {
         self.0.push(task);
     }
 }
@@ -48,21 +48,21 @@ impl Drop for TaskGuard {
 
 /// Validity period of a test leaf certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Validity {
+pub enum Validity {
     Current,
     Expired,
     NotYetValid,
 }
 
 /// A test certificate authority.
-pub(crate) struct Pki {
+pub struct Pki {
     ca: CertifiedIssuer<'static, KeyPair>,
 }
 
-pub(crate) type Chain = Vec<CertificateDer<'static>>;
+pub type Chain = Vec<CertificateDer<'static>>;
 
 impl Pki {
-    pub(crate) fn new(name: &str) -> Pki {
+    pub fn new(name: &str) -> Pki {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -77,16 +77,16 @@ impl Pki {
         }
     }
 
-    pub(crate) fn ca_der(&self) -> CertificateDer<'static> {
+    pub fn ca_der(&self) -> CertificateDer<'static> {
         self.ca.der().clone()
     }
 
-    pub(crate) fn ca_pem(&self) -> String {
+    pub fn ca_pem(&self) -> String {
         self.ca.pem()
     }
 
     /// TLS settings that trust this CA (plus the web roots).
-    pub(crate) fn settings(&self, timeout: Duration) -> TlsSettings {
+    pub fn settings(&self, timeout: Duration) -> TlsSettings {
         let mut settings = TlsSettings::new(None, timeout).expect("settings");
         let mut roots = (*settings.roots).clone();
         roots.add(self.ca_der()).expect("add CA");
@@ -95,7 +95,7 @@ impl Pki {
     }
 
     /// A leaf for `names` (leaf first, then the CA) and its key.
-    pub(crate) fn leaf(&self, names: &[&str], validity: Validity) -> (Chain, PrivateKeyDer<'static>) {
+    pub fn leaf(&self, names: &[&str], validity: Validity) -> (Chain, PrivateKeyDer<'static>) {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names.clone()).expect("leaf params");
         if let Some(first) = names.first() {
@@ -125,7 +125,7 @@ impl Pki {
 
 /// What a test server saw for one request.
 #[derive(Debug, Clone)]
-pub(crate) struct Seen {
+pub struct Seen {
     pub sni: Option<String>,
     pub authority: String,
     pub path: String,
@@ -135,7 +135,7 @@ pub(crate) struct Seen {
 }
 
 /// A TLS + HTTP (h1 and h2) server on loopback.
-pub(crate) struct TestServer {
+pub struct TestServer {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
     pub accepted: Arc<AtomicUsize>,
@@ -144,12 +144,12 @@ pub(crate) struct TestServer {
 }
 
 impl TestServer {
-    pub(crate) fn seen(&self) -> Vec<Seen> {
+    pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("seen lock").clone()
     }
 
     /// Waits until `n` connections have ended (false after `within`).
-    pub(crate) async fn wait_closed(&self, n: usize, within: Duration) -> bool {
+    pub async fn wait_closed(&self, n: usize, within: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + within;
         while tokio::time::Instant::now() < deadline {
             if self.closed.load(Ordering::SeqCst) >= n {
@@ -161,7 +161,7 @@ impl TestServer {
     }
 }
 
-pub(crate) struct ServerOptions {
+pub struct ServerOptions {
     pub alpn: Vec<Vec<u8>>,
     pub tls12_only: bool,
 }
@@ -267,7 +267,7 @@ async fn handle(
 }
 
 /// A TLS server on `bind` (port 0: chosen by the system) with `chain`/`key`.
-pub(crate) async fn tls_server(
+pub async fn tls_server(
     bind: SocketAddr,
     chain: Chain,
     key: PrivateKeyDer<'static>,
@@ -341,13 +341,13 @@ pub(crate) async fn tls_server(
 }
 
 /// A plain TCP listener that runs `behaviour` on every accepted socket.
-pub(crate) struct RawServer {
+pub struct RawServer {
     pub addr: SocketAddr,
     _guard: TaskGuard,
 }
 
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum RawBehaviour {
+pub enum RawBehaviour {
     /// Accept and never send anything.
     Silent,
     /// Answer the ClientHello with an HTTP/1.1 error.
@@ -356,7 +356,7 @@ pub(crate) enum RawBehaviour {
     Close,
 }
 
-pub(crate) async fn raw_server(behaviour: RawBehaviour) -> RawServer {
+pub async fn raw_server(behaviour: RawBehaviour) -> RawServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind raw");
     let addr = listener.local_addr().expect("local addr");
     let task = tokio::spawn(async move {
@@ -387,24 +387,24 @@ pub(crate) async fn raw_server(behaviour: RawBehaviour) -> RawServer {
 }
 
 /// A loopback server for `names` signed by `pki`, on 127.0.0.1 with default options.
-pub(crate) async fn simple_server(pki: &Pki, names: &[&str], validity: Validity) -> TestServer {
+pub async fn simple_server(pki: &Pki, names: &[&str], validity: Validity) -> TestServer {
     let (chain, key) = pki.leaf(names, validity);
     tls_server(local(1, 0), chain, key, ServerOptions::default()).await
 }
 
 /// 127.0.0.`last`:`port`.
-pub(crate) fn local(last: u8, port: u16) -> SocketAddr {
+pub fn local(last: u8, port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)), port)
 }
 
 /// Hex SHA-256, as in `HttpAnswer::body_digest`.
-pub(crate) fn sha256_hex(data: &[u8]) -> String {
+pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
 }
 
 /// A loopback address on which nothing listens.
-pub(crate) async fn refused_addr() -> SocketAddr {
+pub async fn refused_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     listener.local_addr().expect("addr")
 }
@@ -420,7 +420,7 @@ pub(crate) async fn refused_addr() -> SocketAddr {
 /// - `rr.test`: A 127.0.0.4 and 127.0.0.2 (in that order)
 /// - `nx.test`: NXDOMAIN; `fail.test`: SERVFAIL; `silent.test`: never answered
 /// - `many.test`: 500 A records 10.0.x.y (too large for UDP: truncated, then TCP)
-pub(crate) struct TestDns {
+pub struct TestDns {
     pub addr: SocketAddr,
     pub udp_queries: Arc<AtomicUsize>,
     pub tcp_queries: Arc<AtomicUsize>,
@@ -521,7 +521,7 @@ fn answer(query: &[u8], limit: usize) -> Option<Vec<u8>> {
     response.truncate().to_vec().ok()
 }
 
-pub(crate) async fn dns_server() -> TestDns {
+pub async fn dns_server() -> TestDns {
     // UDP and TCP on the same port: try a few ports until both binds succeed.
     let (udp, tcp) = loop {
         let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");

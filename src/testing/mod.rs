@@ -1,0 +1,9 @@
+//! Test support, compiled only for the tests and benches (`cfg(test)`, or the dev-only
+//! `test-support` feature the crate's own dev-dependency turns on): never in a release build.
+//!
+//! - `net`: a test PKI, loopback TLS/HTTP servers that answer by rule, raw misbehaving servers
+//!   and a scriptable DNS server;
+//! - `synth`: a synthetic, deterministic workload for the live store (the scale lab's shape).
+
+pub mod net;
+pub mod synth;
