@@ -9,7 +9,7 @@ use coalscope::engine::live::{self, EngineCommand, LiveOptions};
 use coalscope::engine::probe::dns::{Dns, DnsConfig};
 use coalscope::engine::probe::tls::TlsSettings;
 use coalscope::engine::prober::{ProbeOptions, Prober};
-use coalscope::engine::snapshot::LiveView;
+use coalscope::engine::snapshot::{LiveView, Verdict};
 use coalscope::lab::{Lab, LabOptions};
 use coalscope::watchlist::{self, watcher::ReloadError};
 use tokio::sync::watch;
@@ -51,12 +51,12 @@ async fn assert_stops_on_quit(engine: live::EngineHandle, mut views: watch::Rece
     .expect("the view channel closes after Quit");
 }
 
-fn verdict(view: &LiveView, origin: &str, target: &str) -> Option<String> {
+fn verdict(view: &LiveView, origin: &str, target: &str) -> Option<Verdict> {
     view.report
         .pairs
         .iter()
         .find(|p| p.origin.starts_with(origin) && p.target.starts_with(target))
-        .map(|p| p.verdict.clone())
+        .map(|p| p.verdict)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +92,7 @@ async fn live_engine_probes_reloads_and_quits() {
     let (tx, mut view_rx) = (engine.commands.clone(), engine.views.clone());
 
     let view = wait_for(&mut view_rx, "shop → admin misdirected", |v| {
-        verdict(v, "shop.nginx", "admin.nginx").as_deref() == Some("misdirected")
+        verdict(v, "shop.nginx", "admin.nginx") == Some(Verdict::Misdirected)
     })
     .await;
     assert_eq!(view.status.hosts, list.entries.len());
@@ -106,7 +106,7 @@ async fn live_engine_probes_reloads_and_quits() {
     let reduced = watchlist::parse("lab.watch", kept.join("\n").as_bytes()).unwrap();
     tx.send(EngineCommand::Reload(Ok(reduced))).await.unwrap();
     let view = wait_for(&mut view_rx, "the reduced list with caddy judged", |v| {
-        v.status.hosts == 4 && verdict(v, "api.caddy", "www.caddy").as_deref() == Some("misdirected")
+        v.status.hosts == 4 && verdict(v, "api.caddy", "www.caddy") == Some(Verdict::Misdirected)
     })
     .await;
     assert!(view
@@ -144,7 +144,7 @@ async fn live_engine_probes_reloads_and_quits() {
     assert!(
         view.events
             .iter()
-            .any(|e| e.to == "misdirected" && e.at.ends_with('Z')),
+            .any(|e| e.to == Verdict::Misdirected && e.at.unix() > 0),
         "{:?}",
         view.events
     );
@@ -199,18 +199,19 @@ async fn a_tight_budget_covers_the_list_over_cycles() {
     let mut view_rx = engine.views.clone();
 
     let (pairs, bad) = layout.expected_pairs();
-    let count =
-        |v: &LiveView, verdict: &str| v.report.summary.verdicts.get(verdict).copied().unwrap_or(0) as usize;
+    let count = |v: &LiveView, verdict: Verdict| {
+        v.report.summary.verdicts.get(&verdict).copied().unwrap_or(0) as usize
+    };
     let mut saw_pending = false;
     let view = wait_for(&mut view_rx, "every pair judged", |v| {
         // Nothing in the lab is broken: a pair not probed yet must never look like it.
-        assert_eq!(count(v, "direct-broken"), 0, "{:?}", v.report.summary);
-        assert_eq!(count(v, "error"), 0, "{:?}", v.report.summary);
-        if v.report.summary.pairs as usize == pairs && count(v, "pending") > 0 {
+        assert_eq!(count(v, Verdict::DirectBroken), 0, "{:?}", v.report.summary);
+        assert_eq!(count(v, Verdict::Error), 0, "{:?}", v.report.summary);
+        if v.report.summary.pairs as usize == pairs && count(v, Verdict::Pending) > 0 {
             saw_pending = true;
             assert!(v.report.summary.coverage < 1.0, "{:?}", v.report.summary);
         }
-        count(v, "misdirected") == bad && count(v, "ok") == pairs - bad
+        count(v, Verdict::Misdirected) == bad && count(v, Verdict::Ok) == pairs - bad
     })
     .await;
     assert_stops_on_quit(engine, view_rx).await;

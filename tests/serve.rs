@@ -581,7 +581,7 @@ async fn rules_and_dashboard_query_only_exported_metrics() {
         report,
         ..LiveView::default()
     };
-    view.status.last_reload = Some("2026-11-28T02:00:00Z".into());
+    view.status.last_reload = coalscope::engine::snapshot::Timestamp::parse("2026-11-28T02:00:00Z");
     exporter.update(std::sync::Arc::new(view), std::time::Instant::now());
     let text = exporter.encode(Format::Prometheus);
     let mut known: BTreeSet<String> = Exposition::parse(&text)

@@ -234,7 +234,7 @@ fn matrix_moves_and_opens_a_pair() {
     assert_eq!(app.screen, Screen::Matrix);
     assert_eq!(app.cell, (0, 1));
     let p = app.matrix_pair().expect("shop → admin");
-    assert_eq!(view.report.pairs[p].verdict, "misdirected");
+    assert_eq!(view.report.pairs[p].verdict.as_str(), "misdirected");
     press(&mut app, &chars("h"));
     assert_eq!(app.matrix_pair(), None, "the diagonal");
     press(&mut app, &chars("j"));

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use coalscope::engine::snapshot::LiveView;
+use coalscope::engine::snapshot::{LiveView, Verdict};
 use coalscope::tui::app::{Action, App, Focus};
 use coalscope::tui::fixture;
 use coalscope::tui::render::draw;
@@ -198,10 +198,10 @@ fn light_theme_differs_from_dark() {
     assert_eq!(text(a.backend().buffer()), text(b.backend().buffer()));
     assert_ne!(a.backend().buffer(), b.backend().buffer());
     // Problem verdicts are coloured in both.
-    assert_ne!(Theme::light().verdict("misdirected").fg, None);
+    assert_ne!(Theme::light().verdict(Verdict::Misdirected).fg, None);
     assert_ne!(
-        Theme::dark().verdict("misdirected").fg,
-        Theme::dark().verdict("ok").fg
+        Theme::dark().verdict(Verdict::Misdirected).fg,
+        Theme::dark().verdict(Verdict::Ok).fg
     );
 }
 

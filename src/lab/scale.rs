@@ -412,6 +412,7 @@ mod tests {
         use crate::engine::probe::dns::{Dns, DnsConfig};
         use crate::engine::probe::tls::TlsSettings;
         use crate::engine::prober::{ProbeOptions, Prober};
+        use crate::engine::snapshot::Verdict;
         let layout = ScaleOptions::new(45, 20);
         let lab = crate::lab::Lab::start(crate::lab::LabOptions {
             scale: Some(layout),
@@ -448,12 +449,12 @@ mod tests {
         assert_eq!(s.hosts, 45);
         assert_eq!(s.pairs as usize, pairs, "{s:?}");
         assert_eq!(
-            s.verdicts.get("misdirected").copied().unwrap_or(0) as usize,
+            s.verdicts.get(&Verdict::Misdirected).copied().unwrap_or(0) as usize,
             bad,
             "{s:?}"
         );
         assert_eq!(
-            s.verdicts.get("ok").copied().unwrap_or(0) as usize,
+            s.verdicts.get(&Verdict::Ok).copied().unwrap_or(0) as usize,
             pairs - bad,
             "{s:?}"
         );

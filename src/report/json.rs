@@ -73,7 +73,7 @@ impl Formatter for Escaping {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::snapshot::{Finding, HostReport};
+    use crate::engine::snapshot::{Finding, FindingKind, HostReport, Severity};
 
     #[test]
     fn unsafe_characters_are_escaped_and_read_back_exactly() {
@@ -87,8 +87,8 @@ mod tests {
         .expect("host");
         s.hosts.push(std::sync::Arc::new(HostReport {
             findings: vec![Finding {
-                kind: "x".into(),
-                severity: "error".into(),
+                kind: FindingKind::HttpError,
+                severity: Severity::Error,
                 message: evil.into(),
             }],
             ..host

@@ -4,9 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::engine::judge::analysis::verdict_of;
-use crate::engine::judge::verdict::Verdict;
-use crate::engine::snapshot::{PairReport, Snapshot};
+use crate::engine::snapshot::{NotCoalescable, PairReport, Severity, Snapshot, Verdict};
 use crate::sanitize::for_terminal;
 
 const RED: &str = "31";
@@ -120,7 +118,7 @@ pub fn render(s: &Snapshot, colour: bool) -> String {
         && !s
             .pairs
             .iter()
-            .any(|x| x.reason.as_deref() == Some("no-shared-address"))
+            .any(|x| x.reason == Some(NotCoalescable::NoSharedAddress))
     {
         let _ = writeln!(
             out,
@@ -143,33 +141,29 @@ pub fn render(s: &Snapshot, colour: bool) -> String {
     if !findings.is_empty() {
         let _ = writeln!(out, "\n{}", p.paint(BOLD, "Host findings"));
         let mut sorted = findings;
-        sorted.sort_by_key(|(_, f)| match f.severity.as_str() {
-            "error" => 0,
-            "warning" => 1,
-            _ => 2,
-        });
+        sorted.sort_by_key(|(_, f)| f.severity);
         for (h, f) in sorted {
-            let sev = match f.severity.as_str() {
-                "error" => p.paint(RED, "error  "),
-                "warning" => p.paint(YELLOW, "warning"),
-                _ => p.paint(DIM, "info   "),
+            let sev = match f.severity {
+                Severity::Error => p.paint(RED, "error  "),
+                Severity::Warning => p.paint(YELLOW, "warning"),
+                Severity::Info => p.paint(DIM, "info   "),
             };
             let key = if h.port == 443 {
                 safe(&h.host)
             } else {
                 format!("{}:{}", safe(&h.host), h.port)
             };
-            let _ = writeln!(out, "  {sev} {key}  {}: {}", safe(&f.kind), safe(&f.message));
+            let _ = writeln!(out, "  {sev} {key}  {}: {}", f.kind, safe(&f.message));
         }
     }
     out
 }
 
 fn pair_lines(out: &mut String, p: &Painter, pair: &PairReport) {
-    let v = verdict_of(&pair.verdict);
-    let label = match &pair.reason {
-        Some(r) => format!("{} ({})", pair.verdict, r),
-        None => pair.verdict.clone(),
+    let v = pair.verdict;
+    let label = match pair.reason {
+        Some(r) => format!("{v} ({r})"),
+        None => v.to_string(),
     };
     let clients = match (pair.coalesce.chrome, pair.coalesce.firefox) {
         (true, true) => "chrome+firefox",
@@ -193,7 +187,7 @@ fn pair_lines(out: &mut String, p: &Painter, pair: &PairReport) {
             out,
             "                  {:<15} {:<14} coalesced {:<16} direct {}{}",
             safe(&a.address),
-            p.verdict(verdict_of(&a.verdict), &a.verdict),
+            p.verdict(a.verdict, a.verdict.as_str()),
             counts(&a.statuses),
             counts(&a.direct_statuses),
             if a.errors > 0 {

@@ -24,9 +24,8 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::engine::judge::analysis::verdict_of;
-use crate::engine::judge::verdict::Verdict;
 use crate::engine::snapshot::LiveView;
+use crate::engine::snapshot::{Timestamp, Verdict};
 use crate::serve::reconcile::Reconciler;
 
 /// Content type of the Prometheus text format (0.0.4).
@@ -304,7 +303,7 @@ impl Exporter {
 fn export_order(view: &LiveView, max: usize) -> Vec<usize> {
     let pairs = &view.report.pairs;
     let rank = |i: usize| {
-        let v = verdict_of(&pairs[i].verdict);
+        let v = pairs[i].verdict;
         (!v.is_problem(), v)
     };
     // The engine lists pairs in this order already.
@@ -387,7 +386,7 @@ impl Collector for SnapshotCollector {
             None,
             one(bool_value(status.reload_error.is_none())),
         )?;
-        let last_reload = status.last_reload.as_deref().and_then(parse_rfc3339);
+        let last_reload = status.last_reload.map(Timestamp::unix);
         gauge(
             &mut enc,
             "watchfile_last_reload_success_timestamp",
@@ -434,15 +433,13 @@ impl Collector for SnapshotCollector {
             "Requests sent by the engine.",
             one(st.requests),
         )?;
-        if let Some(t) = parse_rfc3339(&report.generated_at) {
-            gauge(
-                &mut enc,
-                "snapshot_timestamp",
-                "When the exported snapshot was computed.",
-                Some(&SECONDS),
-                one(t as f64),
-            )?;
-        }
+        gauge(
+            &mut enc,
+            "snapshot_timestamp",
+            "When the exported snapshot was computed.",
+            Some(&SECONDS),
+            one(report.generated_at.unix() as f64),
+        )?;
 
         // Summary.
         let s = &report.summary;
@@ -490,7 +487,7 @@ impl Collector for SnapshotCollector {
             Verdict::ALL
                 .iter()
                 .map(|v| {
-                    let n = s.verdicts.get(v.as_str()).copied().unwrap_or(0);
+                    let n = s.verdicts.get(v).copied().unwrap_or(0);
                     (vec![("verdict", v.as_str().to_string())], i64::from(n))
                 })
                 .collect(),
@@ -574,7 +571,7 @@ impl Collector for SnapshotCollector {
                     Verdict::ALL.iter().map(move |v| {
                         let mut labels = pair_labels(p);
                         labels.push(("verdict", v.as_str().to_string()));
-                        (labels, bool_value(p.verdict == v.as_str()))
+                        (labels, bool_value(p.verdict == *v))
                     })
                 })
                 .collect(),
@@ -630,8 +627,8 @@ impl Collector for SnapshotCollector {
                 findings.push((
                     vec![
                         ("host", host.clone()),
-                        ("kind", f.kind.clone()),
-                        ("severity", f.severity.clone()),
+                        ("kind", f.kind.to_string()),
+                        ("severity", f.severity.to_string()),
                     ],
                     1i64,
                 ));
@@ -642,8 +639,8 @@ impl Collector for SnapshotCollector {
                 shakes.push((labels.clone(), totals[0]));
                 shake_errors.push((labels.clone(), totals[1]));
                 if let Some(c) = &ep.cert {
-                    if let Some(t) = parse_rfc3339(&c.not_after) {
-                        expiry.push((labels.clone(), t as f64));
+                    if let Some(t) = c.not_after {
+                        expiry.push((labels.clone(), t.unix() as f64));
                     }
                     trusted.push((labels.clone(), bool_value(c.trusted)));
                     covers.push((labels, bool_value(c.covers_host)));
@@ -713,50 +710,16 @@ impl Collector for SnapshotCollector {
     }
 }
 
-/// Seconds since the epoch of an RFC 3339 UTC time as the engine writes them
-/// ("2026-11-28T02:00:00Z", optionally with fractional seconds).
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || !s.ends_with('Z') || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        t.bytes().all(|c| c.is_ascii_digit()).then(|| t.parse().ok())?
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let rest = &s[19..s.len() - 1];
-    if !(rest.is_empty() || (rest.starts_with('.') && rest[1..].bytes().all(|c| c.is_ascii_digit()))) {
-        return None;
-    }
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::snapshot::{
-        CertReport, Coalesce, DirectReport, DnsReport, EndpointReport, HostReport, PairAddressReport,
+        CertReport, Client, Coalesce, DirectReport, DnsReport, EndpointReport, HostReport, PairAddressReport,
         PairReport,
     };
     use std::collections::BTreeMap;
 
-    fn pair(origin: &str, target: &str, verdict: &str, probes: u32, n421: u32) -> PairReport {
+    fn pair(origin: &str, target: &str, verdict: Verdict, probes: u32, n421: u32) -> PairReport {
         let mut statuses = BTreeMap::new();
         if n421 > 0 {
             statuses.insert("421".to_string(), n421);
@@ -767,7 +730,7 @@ mod tests {
         PairReport {
             origin: origin.into(),
             target: target.into(),
-            verdict: verdict.into(),
+            verdict,
             reason: None,
             shared_addresses: vec!["127.0.0.1".into()],
             cert_covers: true,
@@ -783,13 +746,13 @@ mod tests {
             },
             addresses: vec![PairAddressReport {
                 address: "127.0.0.1".into(),
-                verdict: verdict.into(),
+                verdict,
                 probes,
                 statuses,
                 direct_statuses: BTreeMap::new(),
                 errors: 0,
                 misrouted: 0,
-                clients: vec!["chrome".into()],
+                clients: vec![Client::Chrome],
                 dynamic: false,
             }],
             explanation: Arc::from(""),
@@ -821,8 +784,8 @@ mod tests {
                     ip_sans: vec![],
                     subject: String::new(),
                     issuer: String::new(),
-                    not_before: "2026-01-01T00:00:00Z".into(),
-                    not_after: "2027-01-01T00:00:00Z".into(),
+                    not_before: Timestamp::parse("2026-01-01T00:00:00Z"),
+                    not_after: Timestamp::parse("2027-01-01T00:00:00Z"),
                     trusted: true,
                     covers_host: true,
                     covering_san: Some(name.into()),
@@ -850,7 +813,7 @@ mod tests {
 
     fn view(pairs: Vec<PairReport>) -> Arc<LiveView> {
         let mut v = LiveView::default();
-        v.report.generated_at = "2026-11-28T02:00:00Z".into();
+        v.report.generated_at = Timestamp::parse("2026-11-28T02:00:00Z").expect("a time");
         v.report.hosts = vec![Arc::new(host("a.example")), Arc::new(host("b.example"))];
         v.report.summary.pairs = pairs.len() as u32;
         v.report.pairs = pairs.into_iter().map(Arc::new).collect();
@@ -877,15 +840,33 @@ mod tests {
         let e = exporter(10, None);
         let t0 = Instant::now();
         e.update(
-            view(vec![pair("a.example:443", "b.example:443", "misdirected", 3, 3)]),
+            view(vec![pair(
+                "a.example:443",
+                "b.example:443",
+                Verdict::Misdirected,
+                3,
+                3,
+            )]),
             t0,
         );
         e.update(
-            view(vec![pair("a.example:443", "b.example:443", "misdirected", 1, 1)]),
+            view(vec![pair(
+                "a.example:443",
+                "b.example:443",
+                Verdict::Misdirected,
+                1,
+                1,
+            )]),
             t0 + Duration::from_secs(1),
         );
         e.update(
-            view(vec![pair("a.example:443", "b.example:443", "misdirected", 2, 2)]),
+            view(vec![pair(
+                "a.example:443",
+                "b.example:443",
+                Verdict::Misdirected,
+                2,
+                2,
+            )]),
             t0 + Duration::from_secs(2),
         );
         let text = e.encode(Format::Prometheus);
@@ -924,8 +905,8 @@ mod tests {
     fn the_cap_keeps_problem_pairs_and_says_so() {
         let e = exporter(1, Some("fra1"));
         let pairs = vec![
-            pair("a.example:443", "b.example:443", "ok", 3, 0),
-            pair("b.example:443", "a.example:443", "misdirected", 3, 3),
+            pair("a.example:443", "b.example:443", Verdict::Ok, 3, 0),
+            pair("b.example:443", "a.example:443", Verdict::Misdirected, 3, 3),
         ];
         e.update(view(pairs), Instant::now());
         assert_eq!(e.pair_counts(), (1, 1));
@@ -954,16 +935,6 @@ mod tests {
         let plain = e.encode(Format::Prometheus);
         assert!(!plain.contains("# EOF"));
         assert!(plain.contains("# TYPE coalscope_build_info gauge"));
-    }
-
-    #[test]
-    fn rfc3339_times_parse() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2027-01-01T00:00:00Z"), Some(1_798_761_600));
-        assert_eq!(parse_rfc3339("2000-02-29T12:30:15.250Z"), Some(951_827_415));
-        assert_eq!(parse_rfc3339("2027-01-01 00:00:00"), None);
-        assert_eq!(parse_rfc3339(""), None);
-        assert_eq!(parse_rfc3339("2027-13-01T00:00:00Z"), None);
     }
 
     /// Folding in only what changed exposes exactly what folding in everything exposes, over

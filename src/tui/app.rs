@@ -12,7 +12,7 @@ use crate::engine::snapshot::LiveView;
 use crate::tui::index::ViewIndex;
 use crate::tui::layout::{self, inner_rows, scrolled, Panes};
 pub use crate::tui::layout::{Focus, Screen};
-use crate::tui::theme::{severity, Theme};
+use crate::tui::theme::Theme;
 
 /// What the UI asks of the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -793,7 +793,8 @@ impl App {
                 (
                     pseudo_last(g),
                     e.problems == 0,
-                    severity(e.worst),
+                    // Groups without pairs last.
+                    (e.worst.is_none(), e.worst),
                     Reverse(e.problems),
                     g,
                 )
@@ -866,15 +867,11 @@ impl App {
         match self.sort {
             SortMode::Problems => list.sort_by(|&a, &b| {
                 let (a, b) = (&pairs[a as usize], &pairs[b as usize]);
-                severity(&a.verdict)
-                    .cmp(&severity(&b.verdict))
-                    .then(b.rate_421.total_cmp(&a.rate_421))
+                a.verdict.cmp(&b.verdict).then(b.rate_421.total_cmp(&a.rate_421))
             }),
             SortMode::Rate => list.sort_by(|&a, &b| {
                 let (a, b) = (&pairs[a as usize], &pairs[b as usize]);
-                b.rate_421
-                    .total_cmp(&a.rate_421)
-                    .then(severity(&a.verdict).cmp(&severity(&b.verdict)))
+                b.rate_421.total_cmp(&a.rate_421).then(a.verdict.cmp(&b.verdict))
             }),
             SortMode::Name => list.sort_by(|&a, &b| {
                 let (a, b) = (&pairs[a as usize], &pairs[b as usize]);

@@ -8,9 +8,18 @@ use crate::engine::snapshot::{
     CertReport, Coalesce, DirectReport, DnsReport, EndpointReport, EngineStatus, Finding, GroupReport,
     History, HostReport, LiveView, PairAddressReport, PairReport, Snapshot, Summary, VerdictEvent, SCHEMA,
 };
-use crate::tui::theme::is_problem;
+use crate::engine::snapshot::{FindingKind, Severity, Timestamp, Verdict};
 
 const AT: &str = "2026-11-28T12:00:00Z";
+
+/// A contract word as its type (fixture input is spelled as in the JSON).
+fn word<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    serde_json::from_value(serde_json::Value::String(text.into())).expect("a contract word")
+}
+
+fn is_problem(verdict: &str) -> bool {
+    word::<Verdict>(verdict).is_problem()
+}
 
 fn statuses(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
@@ -48,8 +57,8 @@ pub fn host(name: &str, port: u16, line: usize, address: &str, sans: &[&str], al
                 ip_sans: vec![],
                 subject: format!("O=coalscope lab, CN={}", sans.first().copied().unwrap_or(name)),
                 issuer: "O=coalscope lab, CN=coalscope lab CA".into(),
-                not_before: "2026-11-27T12:00:00Z".into(),
-                not_after: "2027-02-26T12:00:00Z".into(),
+                not_before: Timestamp::parse("2026-11-27T12:00:00Z"),
+                not_after: Timestamp::parse("2027-02-26T12:00:00Z"),
                 trusted: true,
                 covers_host: covering.is_some(),
                 covering_san: covering,
@@ -107,8 +116,8 @@ pub fn pair(origin: &str, target: &str, verdict: &str, rate: f64, probes: u32, a
     PairReport {
         origin: origin.into(),
         target: target.into(),
-        verdict: verdict.into(),
-        reason: (!coalescable).then(|| "no-h2".to_string()),
+        verdict: word(verdict),
+        reason: (!coalescable).then(|| word("no-h2")),
         shared_addresses: vec![address.into()],
         cert_covers: true,
         coalesce: Coalesce {
@@ -119,14 +128,14 @@ pub fn pair(origin: &str, target: &str, verdict: &str, rate: f64, probes: u32, a
         rate_421: rate,
         addresses: vec![PairAddressReport {
             address: address.into(),
-            verdict: verdict.into(),
+            verdict: word(verdict),
             probes,
             statuses: coalesced,
             direct_statuses: direct,
             errors: 0,
             misrouted,
             clients: if coalescable {
-                vec!["chrome".into(), "firefox".into()]
+                vec![word("chrome"), word("firefox")]
             } else {
                 vec![]
             },
@@ -156,20 +165,20 @@ fn history(rate: f64, seed: usize, buckets: usize) -> Vec<Option<f32>> {
 fn summarise(hosts: Vec<HostReport>, pairs: Vec<PairReport>, groups: Vec<GroupReport>) -> Snapshot {
     let mut verdicts = BTreeMap::new();
     for p in &pairs {
-        *verdicts.entry(p.verdict.clone()).or_insert(0) += 1;
+        *verdicts.entry(p.verdict).or_insert(0) += 1;
     }
     let host_errors = hosts
         .iter()
         .flat_map(|h| &h.findings)
-        .filter(|f| f.severity == "error")
+        .filter(|f| f.severity == Severity::Error)
         .count() as u32;
     Snapshot {
         schema: SCHEMA.into(),
-        generated_at: AT.into(),
+        generated_at: word(AT),
         summary: Summary {
             hosts: hosts.len() as u32,
             pairs: pairs.len() as u32,
-            problems: pairs.iter().filter(|p| is_problem(&p.verdict)).count() as u32,
+            problems: pairs.iter().filter(|p| p.verdict.is_problem()).count() as u32,
             cert_only_pairs: 0,
             connections: 120,
             requests: 480,
@@ -194,7 +203,7 @@ fn status(source: &str, hosts: usize) -> EngineStatus {
         cycle_done: 12,
         cycle_total: 40,
         cycles: 7,
-        last_reload: Some(AT.into()),
+        last_reload: Some(word(AT)),
         reload_error: None,
         paused: false,
         interval_s: 3.0,
@@ -245,16 +254,16 @@ pub fn lab_view() -> LiveView {
         ep.direct.error = Some("server said \u{1b}[2J\u{1b}[31mHACKED\u{7}".into());
         ep.direct.errors = 1;
         legacy.findings.push(Finding {
-            kind: "no-h2".into(),
-            severity: "warning".into(),
+            kind: FindingKind::NoH2,
+            severity: Severity::Warning,
             message: "the server offers only http/1.1: no client coalesces on it".into(),
         });
     }
     {
         let broken = &mut hosts[9];
         broken.findings.push(Finding {
-            kind: "direct-error".into(),
-            severity: "error".into(),
+            kind: FindingKind::HttpError,
+            severity: Severity::Error,
             message: "direct requests answer 502 Bad Gateway".into(),
         });
         broken.endpoints[0].direct.statuses = statuses(&[("502", 6)]);
@@ -335,7 +344,7 @@ pub fn lab_view() -> LiveView {
     for g in &mut groups {
         g.problems = pairs
             .iter()
-            .filter(|p| g.members.iter().any(|m| **m == *p.origin) && is_problem(&p.verdict))
+            .filter(|p| g.members.iter().any(|m| **m == *p.origin) && p.verdict.is_problem())
             .count() as u32;
     }
     let histories = pairs
@@ -387,11 +396,11 @@ pub fn lab_view() -> LiveView {
 
 fn event(at: &str, origin: &str, target: &str, from: Option<&str>, to: &str) -> VerdictEvent {
     VerdictEvent {
-        at: at.into(),
+        at: word(at),
         origin: origin.into(),
         target: target.into(),
-        from: from.map(String::from),
-        to: to.into(),
+        from: from.map(word),
+        to: word(to),
         message: format!("now {to}"),
     }
 }
@@ -453,7 +462,7 @@ pub fn synthetic_view(names: usize, group_size: usize) -> LiveView {
     }
     // Problems first, as the engine lists them.
     let mut order: Vec<usize> = (0..pairs.len()).collect();
-    order.sort_by_key(|&i| !is_problem(&pairs[i].verdict));
+    order.sort_by_key(|&i| !pairs[i].verdict.is_problem());
     let pairs: Vec<PairReport> = order.iter().map(|&i| pairs[i].clone()).collect();
     let histories: Vec<History> = order
         .iter()

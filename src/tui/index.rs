@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::engine::snapshot::LiveView;
-use crate::tui::theme::{severity, PROBLEM_SEVERITY};
+use crate::engine::snapshot::{LiveView, Verdict};
 
 /// A group as the dashboard lists it: a coalescing group of the report, or the pseudo-group
 /// of hosts that coalesce with nothing.
@@ -18,9 +17,8 @@ pub struct GroupEntry {
     /// Indexes into `report.pairs` whose origin is a member, in report order.
     pub pairs: Vec<u32>,
     pub problems: u32,
-    /// The worst verdict among the pairs ("" without pairs).
-    pub worst: &'static str,
-    worst_rank: u8,
+    /// The worst verdict among the pairs (None without pairs).
+    pub worst: Option<Verdict>,
     /// Common ".suffix" of the member keys (at a label boundary), dropped from names in the
     /// pair list; "" when none.
     pub suffix: String,
@@ -38,23 +36,6 @@ pub struct ViewIndex {
 }
 
 const NONE: u32 = u32::MAX;
-
-static VERDICTS: [&str; 10] = [
-    "misdirected",
-    "misrouted",
-    "intermittent",
-    "direct-broken",
-    "error",
-    "pending",
-    "unknown",
-    "ok",
-    "cert-only",
-    "not-coalescable",
-];
-
-fn static_verdict(v: &str) -> &'static str {
-    VERDICTS.iter().find(|s| **s == v).copied().unwrap_or("unknown")
-}
 
 impl GroupEntry {
     /// The group's name in lists: its common suffix as a wildcard, or its first host.
@@ -100,8 +81,7 @@ impl ViewIndex {
                 hosts,
                 pairs: vec![],
                 problems: 0,
-                worst: "",
-                worst_rank: u8::MAX,
+                worst: None,
             });
         }
         let loose: Vec<u32> = (0..report.hosts.len() as u32)
@@ -125,8 +105,7 @@ impl ViewIndex {
                 hosts: loose,
                 pairs: vec![],
                 problems: 0,
-                worst: "",
-                worst_rank: u8::MAX,
+                worst: None,
             });
         }
         // Pairs by origin; consecutive pairs usually share their origin, so remember the last.
@@ -150,8 +129,7 @@ impl ViewIndex {
                         hosts: vec![],
                         pairs: vec![],
                         problems: 0,
-                        worst: "",
-                        worst_rank: u8::MAX,
+                        worst: None,
                         suffix: String::new(),
                     });
                 }
@@ -161,13 +139,11 @@ impl ViewIndex {
             };
             let entry = &mut groups[g as usize];
             entry.pairs.push(pi as u32);
-            let sev = severity(&p.verdict);
-            if sev <= PROBLEM_SEVERITY {
+            if p.verdict.is_problem() {
                 entry.problems += 1;
             }
-            if sev < entry.worst_rank {
-                entry.worst_rank = sev;
-                entry.worst = static_verdict(&p.verdict);
+            if entry.worst.is_none_or(|w| p.verdict < w) {
+                entry.worst = Some(p.verdict);
             }
         }
         let suffix = common_suffix(host_by_key.keys().map(String::as_str));

@@ -4,6 +4,8 @@
 
 use ratatui::style::{Color, Modifier, Style};
 
+use crate::engine::snapshot::Verdict;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThemeKind {
     Dark,
@@ -116,54 +118,49 @@ impl Theme {
         }
     }
 
-    /// The style of a verdict (contract spelling). Problems stand out; ok and
-    /// not-coalescable stay quiet.
-    pub fn verdict(&self, verdict: &str) -> Style {
+    /// The style of a verdict. Problems stand out; ok and not-coalescable stay quiet.
+    pub fn verdict(&self, verdict: Verdict) -> Style {
         let bold = Modifier::BOLD;
         match self.kind {
-            ThemeKind::NoColor => match verdict {
-                "misdirected" | "intermittent" | "misrouted" | "direct-broken" => {
-                    Style::new().add_modifier(bold)
-                }
-                _ => Style::new(),
-            },
+            ThemeKind::NoColor if verdict.is_problem() => Style::new().add_modifier(bold),
+            ThemeKind::NoColor => Style::new(),
             ThemeKind::Dark => match verdict {
-                "misdirected" => Style::new().fg(Color::LightRed).add_modifier(bold),
-                "misrouted" => Style::new().fg(Color::LightMagenta).add_modifier(bold),
-                "intermittent" => Style::new().fg(Color::Yellow).add_modifier(bold),
-                "direct-broken" => Style::new().fg(Color::Rgb(255, 150, 60)).add_modifier(bold),
-                "error" => Style::new().fg(Color::Yellow),
-                "ok" => Style::new().fg(Color::Green),
-                _ => Style::new().fg(Color::DarkGray),
+                Verdict::Misdirected => Style::new().fg(Color::LightRed).add_modifier(bold),
+                Verdict::Misrouted => Style::new().fg(Color::LightMagenta).add_modifier(bold),
+                Verdict::Intermittent => Style::new().fg(Color::Yellow).add_modifier(bold),
+                Verdict::DirectBroken => Style::new().fg(Color::Rgb(255, 150, 60)).add_modifier(bold),
+                Verdict::Error => Style::new().fg(Color::Yellow),
+                Verdict::Ok => Style::new().fg(Color::Green),
+                Verdict::Pending | Verdict::NotCoalescable => Style::new().fg(Color::DarkGray),
             },
             ThemeKind::Light => match verdict {
-                "misdirected" => Style::new().fg(Color::Red).add_modifier(bold),
-                "misrouted" => Style::new().fg(Color::Magenta).add_modifier(bold),
-                "intermittent" => Style::new().fg(Color::Rgb(170, 110, 0)).add_modifier(bold),
-                "direct-broken" => Style::new().fg(Color::Rgb(200, 80, 0)).add_modifier(bold),
-                "error" => Style::new().fg(Color::Rgb(170, 110, 0)),
-                "ok" => Style::new().fg(Color::Rgb(0, 120, 0)),
-                _ => Style::new().fg(Color::Gray),
+                Verdict::Misdirected => Style::new().fg(Color::Red).add_modifier(bold),
+                Verdict::Misrouted => Style::new().fg(Color::Magenta).add_modifier(bold),
+                Verdict::Intermittent => Style::new().fg(Color::Rgb(170, 110, 0)).add_modifier(bold),
+                Verdict::DirectBroken => Style::new().fg(Color::Rgb(200, 80, 0)).add_modifier(bold),
+                Verdict::Error => Style::new().fg(Color::Rgb(170, 110, 0)),
+                Verdict::Ok => Style::new().fg(Color::Rgb(0, 120, 0)),
+                Verdict::Pending | Verdict::NotCoalescable => Style::new().fg(Color::Gray),
             },
         }
     }
 
     /// One matrix cell: a coloured block, or a letter without colour.
-    pub fn cell(&self, verdict: Option<&str>) -> (&'static str, Style) {
+    pub fn cell(&self, verdict: Option<Verdict>) -> (&'static str, Style) {
         let letter = match verdict {
             None => "  ",
-            Some("misdirected") => "M ",
-            Some("misrouted") => "R ",
-            Some("intermittent") => "I ",
-            Some("direct-broken") => "D ",
-            Some("error") => "E ",
-            Some("pending") => "… ",
-            Some("ok") => "· ",
-            Some("not-coalescable") => "- ",
-            Some(_) => "? ",
+            Some(Verdict::Misdirected) => "M ",
+            Some(Verdict::Misrouted) => "R ",
+            Some(Verdict::Intermittent) => "I ",
+            Some(Verdict::DirectBroken) => "D ",
+            Some(Verdict::Error) => "E ",
+            Some(Verdict::Pending) => "… ",
+            Some(Verdict::Ok) => "· ",
+            Some(Verdict::NotCoalescable) => "- ",
         };
         match (self.kind, verdict) {
-            (_, None) | (ThemeKind::NoColor, _) => (letter, self.verdict(verdict.unwrap_or(""))),
+            (_, None) => (letter, Style::new()),
+            (ThemeKind::NoColor, Some(v)) => (letter, self.verdict(v)),
             (_, Some(v)) => {
                 let fg = self.verdict(v).fg.unwrap_or(Color::Reset);
                 (
@@ -173,27 +170,4 @@ impl Theme {
             }
         }
     }
-}
-
-/// Problem verdicts, worst first (the contract's order); others rank after them.
-pub fn severity(verdict: &str) -> u8 {
-    match verdict {
-        "misdirected" => 0,
-        "misrouted" => 1,
-        "intermittent" => 2,
-        "direct-broken" => 3,
-        "error" => 4,
-        "pending" | "unknown" => 5,
-        "ok" => 6,
-        "cert-only" => 7,
-        "not-coalescable" => 8,
-        _ => 9,
-    }
-}
-
-/// Severities up to this one are problem verdicts.
-pub const PROBLEM_SEVERITY: u8 = 3;
-
-pub fn is_problem(verdict: &str) -> bool {
-    severity(verdict) <= PROBLEM_SEVERITY
 }

@@ -4,11 +4,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::engine::judge::explain::{self, PairFacts, ServerKind};
 use crate::engine::judge::policy::{self, EndpointFacts, PairPolicy};
-use crate::engine::judge::verdict::{self, AddressEvidence, Verdict};
+use crate::engine::judge::verdict::{self, AddressEvidence};
 use crate::engine::probe::cert::{self, CertSummary};
 use crate::engine::record::{EndpointRecord, HostRecord, Outcome, Records};
 use crate::engine::snapshot::*;
@@ -75,7 +75,7 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
     );
     Snapshot {
         schema: SCHEMA.into(),
-        generated_at: cert::format_unix(now),
+        generated_at: Timestamp::from_unix(now),
         hosts,
         pairs,
         groups,
@@ -127,7 +127,7 @@ pub(crate) fn evaluate_pair<'c>(
     }
     let report = Box::new(pair_report(ha, hb, coalesced, &policy));
     PairEval::Listed {
-        verdict: verdict_of(&report.verdict),
+        verdict: report.verdict,
         link: policy.chrome || policy.firefox,
         cert_only,
         report,
@@ -163,10 +163,10 @@ pub(crate) fn summary(
     counters: (u64, u64, u32),
     elapsed: Duration,
 ) -> Summary {
-    let verdicts: BTreeMap<String, u32> = Verdict::ALL
+    let verdicts: BTreeMap<Verdict, u32> = Verdict::ALL
         .iter()
         .filter(|v| tally.verdicts[**v as usize] > 0)
-        .map(|v| (v.as_str().to_string(), tally.verdicts[*v as usize]))
+        .map(|v| (*v, tally.verdicts[*v as usize]))
         .collect();
     Summary {
         hosts: hosts.len() as u32,
@@ -185,7 +185,7 @@ pub(crate) fn summary(
         host_errors: hosts
             .iter()
             .flat_map(|h| &h.findings)
-            .filter(|f| f.severity == "error")
+            .filter(|f| f.severity == Severity::Error)
             .count() as u32,
         coverage: coverage(tally),
     }
@@ -265,23 +265,7 @@ fn coverage(tally: &Tally) -> f64 {
 }
 
 pub(crate) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-pub fn verdict_of(s: &str) -> Verdict {
-    match s {
-        "misdirected" => Verdict::Misdirected,
-        "misrouted" => Verdict::Misrouted,
-        "intermittent" => Verdict::Intermittent,
-        "direct-broken" => Verdict::DirectBroken,
-        "pending" => Verdict::Pending,
-        "ok" => Verdict::Ok,
-        "not-coalescable" => Verdict::NotCoalescable,
-        _ => Verdict::Error,
-    }
+    Timestamp::now().unix()
 }
 
 /// The contract's address text: a plain IP (IPv6 without brackets).
@@ -337,15 +321,15 @@ fn median_ms(v: &[Duration]) -> Option<f64> {
 
 pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
     let mut findings = Vec::new();
-    let finding = |kind: &str, severity: &str, message: String| Finding {
-        kind: kind.into(),
-        severity: severity.into(),
+    let finding = |kind: FindingKind, severity: Severity, message: String| Finding {
+        kind,
+        severity,
         message,
     };
     if let Some(e) = &h.dns.error {
         findings.push(finding(
-            "dns-error",
-            "error",
+            FindingKind::DnsError,
+            Severity::Error,
             format!("DNS lookup of {} failed: {e}", h.entry.host),
         ));
     }
@@ -363,8 +347,8 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
         if let Some(tls) = &ep.tls {
             if tls.alpn.as_deref() != Some("h2") {
                 findings.push(finding(
-                    "no-h2",
-                    "warning",
+                    FindingKind::NoH2,
+                    Severity::Warning,
                     format!(
                         "{a} negotiated {} instead of h2: browsers never coalesce onto this host's connections",
                         tls.alpn.as_deref().unwrap_or("no ALPN protocol")
@@ -375,8 +359,8 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
         if let Some(c) = &cert {
             if !c.covers_host && c.error.as_deref().is_none_or(|e| !e.starts_with("certificate:")) {
                 findings.push(finding(
-                    "sni-mismatch",
-                    "error",
+                    FindingKind::SniMismatch,
+                    Severity::Error,
                     format!(
                         "the certificate served at {a} for SNI {} does not cover it (SANs: {})",
                         h.entry.host,
@@ -386,22 +370,23 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
             }
             if let Some(e) = &c.error {
                 findings.push(finding(
-                    "cert-invalid",
-                    "error",
+                    FindingKind::CertInvalid,
+                    Severity::Error,
                     format!(
                         "the certificate served at {a} is not valid: {e} (issuer {}, not after {})",
-                        c.issuer, c.not_after
+                        c.issuer,
+                        c.not_after.map(|t| t.to_string()).unwrap_or_default()
                     ),
                 ));
             } else if let Some(leaf) = parsed_cert(ep) {
                 let days = (leaf.not_after - now) / 86_400;
                 if days < EXPIRY_WARNING_DAYS {
                     findings.push(finding(
-                        "cert-expiring",
-                        "warning",
+                        FindingKind::CertExpiring,
+                        Severity::Warning,
                         format!(
                             "the certificate served at {a} expires in {days} days ({})",
-                            c.not_after
+                            Timestamp::from_unix(leaf.not_after)
                         ),
                     ));
                 }
@@ -448,8 +433,8 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
     }
     if !refused.is_empty() {
         findings.push(finding(
-            "direct-misdirected",
-            "error",
+            FindingKind::DirectMisdirected,
+            Severity::Error,
             format!(
                 "every direct request for {host} at {} got 421 Misdirected Request on a connection opened for {host} itself (SNI = Host): \
                  the server refuses the name even without coalescing, e.g. an SNI≠Host rule that compares a Host header carrying :port, or no site for this name",
@@ -460,12 +445,12 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
     }
     if !unreachable.is_empty() {
         let severity = if unreachable.len() == h.endpoints.len() {
-            "error"
+            Severity::Error
         } else {
-            "warning"
+            Severity::Warning
         };
         findings.push(finding(
-            "unreachable",
+            FindingKind::Unreachable,
             severity,
             format!(
                 "no TLS connection for {} to {}",
@@ -479,8 +464,8 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
     }
     if h.dns.dropped > 0 {
         findings.push(finding(
-            "addresses-capped",
-            "warning",
+            FindingKind::AddressesCapped,
+            Severity::Warning,
             format!(
                 "{} has {} addresses; only the first {} are probed",
                 h.entry.host,
@@ -562,10 +547,14 @@ fn http_error_finding(h: &HostRecord) -> Option<Finding> {
     if failed == 0 {
         return None;
     }
-    let severity = if failed == total { "error" } else { "warning" };
+    let severity = if failed == total {
+        Severity::Error
+    } else {
+        Severity::Warning
+    };
     Some(Finding {
-        kind: "http-error".into(),
-        severity: severity.into(),
+        kind: FindingKind::HttpError,
+        severity,
         message: format!(
             "{failed} of {total} direct requests to {} got no HTTP answer: {}",
             h.entry.host,
@@ -595,8 +584,8 @@ fn cert_report(host: &str, ep: &EndpointRecord, tls: &crate::engine::probe::tls:
                 ip_sans: c.ip_sans.iter().map(addr_text).collect(),
                 subject: c.subject.clone(),
                 issuer: c.issuer.clone(),
-                not_before: cert::format_unix(c.not_before),
-                not_after: cert::format_unix(c.not_after),
+                not_before: Some(Timestamp::from_unix(c.not_before)),
+                not_after: Some(Timestamp::from_unix(c.not_after)),
                 trusted: tls.chain_error.is_none(),
                 covers_host: covering.is_some(),
                 covering_san: covering,
@@ -610,8 +599,8 @@ fn cert_report(host: &str, ep: &EndpointRecord, tls: &crate::engine::probe::tls:
             ip_sans: vec![],
             subject: String::new(),
             issuer: String::new(),
-            not_before: String::new(),
-            not_after: String::new(),
+            not_before: None,
+            not_after: None,
             trusted: false,
             covers_host: false,
             covering_san: None,
@@ -624,8 +613,8 @@ fn cert_report(host: &str, ep: &EndpointRecord, tls: &crate::engine::probe::tls:
             ip_sans: vec![],
             subject: String::new(),
             issuer: String::new(),
-            not_before: String::new(),
-            not_after: String::new(),
+            not_before: None,
+            not_after: None,
             trusted: false,
             covers_host: false,
             covering_san: None,
@@ -672,14 +661,14 @@ fn pair_report<'c>(
         });
         let mut clients = Vec::new();
         if policy.chrome_addrs.contains(&addr) {
-            clients.push("chrome".to_string());
+            clients.push(Client::Chrome);
         }
         if policy.firefox_addrs.contains(&addr) {
-            clients.push("firefox".to_string());
+            clients.push(Client::Firefox);
         }
         addresses.push(PairAddressReport {
             address: addr_text(&addr),
-            verdict: j.verdict.as_str().into(),
+            verdict: j.verdict,
             probes: coalesced.len() as u32,
             statuses: count_statuses(coalesced.iter().copied()),
             direct_statuses: count_statuses(direct.iter().copied()),
@@ -764,12 +753,12 @@ fn pair_report<'c>(
             reason,
             bad_addresses: addresses
                 .iter()
-                .filter(|x| x.verdict == verdict.as_str())
+                .filter(|x| x.verdict == verdict)
                 .map(|x| x.address.clone())
                 .collect(),
             good_addresses: addresses
                 .iter()
-                .filter(|x| x.verdict == "ok")
+                .filter(|x| x.verdict == Verdict::Ok)
                 .map(|x| x.address.clone())
                 .collect(),
             probes,
@@ -801,8 +790,8 @@ fn pair_report<'c>(
     PairReport {
         origin,
         target,
-        verdict: verdict.as_str().into(),
-        reason: reason.map(|r| r.as_str().to_string()),
+        verdict,
+        reason,
         shared_addresses: policy.shared.iter().map(addr_text).collect(),
         cert_covers: policy.cert_covers,
         coalesce: Coalesce {
@@ -882,14 +871,6 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn verdict_names_read_back() {
-        for v in Verdict::ALL {
-            assert_eq!(verdict_of(v.as_str()), v);
-        }
-        assert_eq!(verdict_of("no such verdict"), Verdict::Error);
     }
 
     fn answer(status: u16, body: &str) -> Outcome {
@@ -1007,8 +988,8 @@ mod tests {
             ("misdirected", 2, 1.0)
         );
         assert!(ab.fix.as_deref().unwrap().contains("ssl_verify_client"));
-        assert_eq!(pair(&s, "b.test", "a.test").verdict, "ok");
-        assert_eq!(s.pairs[0].verdict, "misdirected", "problems first");
+        assert_eq!(pair(&s, "b.test", "a.test").verdict.as_str(), "ok");
+        assert_eq!(s.pairs[0].verdict.as_str(), "misdirected", "problems first");
         assert_eq!(s.groups.len(), 1);
         assert_eq!((s.groups[0].members.len(), s.groups[0].problems), (2, 1));
         assert_eq!((s.summary.problems, s.summary.host_errors), (1, 0));
@@ -1054,15 +1035,15 @@ mod tests {
         let s = analyse(&r, false, Duration::ZERO);
         let ab = pair(&s, "a.test", "b.test");
         assert_eq!((ab.coalesce.chrome, ab.coalesce.firefox), (false, true));
-        assert_eq!(ab.verdict, "ok");
+        assert_eq!(ab.verdict.as_str(), "ok");
         assert_eq!(ab.addresses.len(), 1);
         assert_eq!(ab.addresses[0].address, "192.0.2.1");
-        assert_eq!(ab.addresses[0].clients, ["firefox"]);
+        assert_eq!(ab.addresses[0].clients, [Client::Firefox]);
         // Firefox's reference for B at an address B does not resolve to: B's other answers.
         assert_eq!(ab.addresses[0].direct_statuses.get("200"), Some(&1));
         let ba = pair(&s, "b.test", "a.test");
         assert_eq!(
-            (ba.verdict.as_str(), ba.reason.as_deref()),
+            (ba.verdict.as_str(), ba.reason.map(|r| r.as_str())),
             ("not-coalescable", Some("cert-not-covering"))
         );
     }
@@ -1175,15 +1156,12 @@ mod tests {
             !s.pairs.iter().any(|p| p.origin.starts_with("east")),
             "cert-only pairs only with --all-pairs"
         );
-        let reason = |o: &str, t: &str| pair(&s, o, t).reason.clone();
-        assert_eq!(reason("h1.test", "h1b.test").as_deref(), Some("no-h2"));
-        assert_eq!(reason("bad.test", "worse.test").as_deref(), Some("cert-invalid"));
-        assert_eq!(
-            reason("worse.test", "bad.test").as_deref(),
-            Some("cert-not-covering")
-        );
+        let reason = |o: &str, t: &str| pair(&s, o, t).reason.map(|r| r.as_str());
+        assert_eq!(reason("h1.test", "h1b.test"), Some("no-h2"));
+        assert_eq!(reason("bad.test", "worse.test"), Some("cert-invalid"));
+        assert_eq!(reason("worse.test", "bad.test"), Some("cert-not-covering"));
         let dead = pair(&s, "dead.test", "dead2.test");
-        assert_eq!(dead.verdict, "error");
+        assert_eq!(dead.verdict.as_str(), "error");
         assert!(dead.error.as_deref().unwrap().contains("timed out"), "{dead:?}");
         let kinds = |h: &str| -> Vec<String> {
             s.hosts
@@ -1192,7 +1170,7 @@ mod tests {
                 .unwrap()
                 .findings
                 .iter()
-                .map(|f| f.kind.clone())
+                .map(|f| f.kind.to_string())
                 .collect()
         };
         assert_eq!(kinds("ghost.test"), ["dns-error"]);
@@ -1207,7 +1185,7 @@ mod tests {
         let all = analyse(&r, true, Duration::ZERO);
         let east = pair(&all, "east.geo.test", "west.geo.test");
         assert_eq!(
-            (east.verdict.as_str(), east.reason.as_deref()),
+            (east.verdict.as_str(), east.reason.map(|r| r.as_str())),
             ("not-coalescable", Some("no-shared-address"))
         );
         assert!(east.cert_covers);
@@ -1220,7 +1198,7 @@ mod tests {
             .unwrap()
             .findings
             .iter()
-            .map(|f| (f.kind.clone(), f.severity.clone()))
+            .map(|f| (f.kind.to_string(), f.severity.to_string()))
             .collect()
     }
 
@@ -1296,7 +1274,7 @@ mod tests {
         };
         let s = analyse(&r, false, Duration::ZERO);
         let f = &s.hosts[0].findings;
-        let unreachable = f.iter().find(|f| f.kind == "unreachable").unwrap();
+        let unreachable = f.iter().find(|f| f.kind == FindingKind::Unreachable).unwrap();
         assert!(
             unreachable.message.ends_with("and 59 more"),
             "{}",
@@ -1310,15 +1288,15 @@ mod tests {
             "{}",
             unreachable.message
         );
-        let capped = f.iter().find(|f| f.kind == "addresses-capped").unwrap();
-        assert_eq!(capped.severity, "warning");
+        let capped = f.iter().find(|f| f.kind == FindingKind::AddressesCapped).unwrap();
+        assert_eq!(capped.severity, Severity::Warning);
         assert!(
             capped.message.contains("500 addresses") && capped.message.contains("first 64"),
             "{}",
             capped.message
         );
         assert!(
-            !f.iter().any(|f| f.kind == "http-error"),
+            !f.iter().any(|f| f.kind == FindingKind::HttpError),
             "unreachable says it already"
         );
     }

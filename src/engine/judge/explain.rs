@@ -2,8 +2,8 @@
 //! engineer who just saw a 421. The server is recognised from the `Server` header of the
 //! answers on the coalesced connection, when it says who it is.
 
-use crate::engine::judge::policy::NotCoalescable;
-use crate::engine::judge::verdict::Verdict;
+use crate::engine::snapshot::NotCoalescable;
+use crate::engine::snapshot::Verdict;
 
 /// Which server software answered, as far as its `Server` header tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

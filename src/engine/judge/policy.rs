@@ -7,25 +7,7 @@
 
 use std::net::IpAddr;
 
-/// Why no client would coalesce a pair. The string forms are the contract's `reason`s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum NotCoalescable {
-    NoSharedAddress,
-    CertNotCovering,
-    NoH2,
-    CertInvalid,
-}
-
-impl NotCoalescable {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotCoalescable::NoSharedAddress => "no-shared-address",
-            NotCoalescable::CertNotCovering => "cert-not-covering",
-            NotCoalescable::NoH2 => "no-h2",
-            NotCoalescable::CertInvalid => "cert-invalid",
-        }
-    }
-}
+use crate::engine::snapshot::NotCoalescable;
 
 /// What the handshake of a connection opened for the origin A at `addr` (SNI = A) showed,
 /// seen from a target B. Only addresses where the handshake succeeded have facts.

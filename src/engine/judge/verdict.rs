@@ -2,72 +2,10 @@
 //! Pure functions: every rule here is table-tested below.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use crate::engine::probe::h2::HttpAnswer;
 use crate::engine::record::Outcome;
-
-/// A pair's (or one address's) verdict, spelled as the contract spells it.
-/// The declaration order is the contract's order of severity, worst first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Verdict {
-    Misdirected,
-    Misrouted,
-    Intermittent,
-    DirectBroken,
-    Error,
-    /// Coalescable, but nothing to judge by within the window yet: the planner has not reached
-    /// the pair (a request budget smaller than the watch list), or the target has no direct
-    /// answer to compare with. Live engine only; `summary.coverage` says how much is reached.
-    Pending,
-    Ok,
-    NotCoalescable,
-}
-
-impl Verdict {
-    pub const ALL: [Verdict; 8] = [
-        Verdict::Misdirected,
-        Verdict::Misrouted,
-        Verdict::Intermittent,
-        Verdict::DirectBroken,
-        Verdict::Error,
-        Verdict::Pending,
-        Verdict::Ok,
-        Verdict::NotCoalescable,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Misdirected => "misdirected",
-            Verdict::Misrouted => "misrouted",
-            Verdict::Intermittent => "intermittent",
-            Verdict::DirectBroken => "direct-broken",
-            Verdict::Error => "error",
-            Verdict::Pending => "pending",
-            Verdict::Ok => "ok",
-            Verdict::NotCoalescable => "not-coalescable",
-        }
-    }
-
-    /// Verdicts that make `check` exit 1 and that the dashboard highlights.
-    pub fn is_problem(self) -> bool {
-        matches!(
-            self,
-            Verdict::Misdirected | Verdict::Misrouted | Verdict::Intermittent | Verdict::DirectBroken
-        )
-    }
-
-    /// The worst of several verdicts (contract order); None for an empty list.
-    pub fn worst(verdicts: impl IntoIterator<Item = Verdict>) -> Option<Verdict> {
-        verdicts.into_iter().min()
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::engine::snapshot::Verdict;
 
 /// A status a healthy site answers with: not 421, not a server error.
 pub fn is_healthy_status(status: u16) -> bool {
@@ -383,32 +321,6 @@ mod tests {
         assert_eq!((j.answered, j.misdirected, j.misrouted, j.errors), (2, 1, 0, 1));
         assert_eq!(j.first_error.as_deref(), Some("http: reset"));
         assert_eq!(j.verdict, Verdict::Intermittent);
-    }
-
-    #[test]
-    fn worst_follows_contract_order() {
-        use Verdict::*;
-        assert_eq!(Verdict::worst([Ok, Intermittent, Misrouted]), Some(Misrouted));
-        assert_eq!(Verdict::worst([Ok, Misdirected, Misrouted]), Some(Misdirected));
-        assert_eq!(Verdict::worst([NotCoalescable, Ok]), Some(Ok));
-        assert_eq!(Verdict::worst([Error, DirectBroken]), Some(DirectBroken));
-        assert_eq!(Verdict::worst([Ok, Pending]), Some(Pending));
-        assert_eq!(Verdict::worst([Pending, Error]), Some(Error));
-        assert_eq!(Verdict::worst([]), None);
-        let names: Vec<&str> = Verdict::ALL.iter().map(|v| v.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "misdirected",
-                "misrouted",
-                "intermittent",
-                "direct-broken",
-                "error",
-                "pending",
-                "ok",
-                "not-coalescable"
-            ]
-        );
     }
 
     #[test]

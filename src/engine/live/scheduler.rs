@@ -23,7 +23,7 @@ use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
 use crate::engine::prober::Prober;
 use crate::engine::record::{HostRecord, Job, JobResult};
-use crate::engine::snapshot::{EngineStatus, LiveView};
+use crate::engine::snapshot::{EngineStatus, LiveView, Timestamp};
 use crate::watchlist::watcher::{Reload, ReloadError};
 use crate::watchlist::{Entry, WatchList};
 
@@ -139,7 +139,7 @@ impl Scheduler {
         let status = EngineStatus {
             source: options.source.clone(),
             hosts: list.entries.len(),
-            last_reload: Some(crate::engine::probe::cert::format_unix(now_unix())),
+            last_reload: Some(Timestamp::now()),
             interval_s: options.interval.as_secs_f64(),
             max_rps: prober.options.max_rps,
             window_s: options.window.as_secs_f64(),
@@ -236,7 +236,7 @@ impl Scheduler {
             .report
             .pairs
             .iter()
-            .take_while(|p| crate::engine::judge::analysis::verdict_of(&p.verdict).is_problem())
+            .take_while(|p| p.verdict.is_problem())
             .map(|p| (&*p.origin, &*p.target));
         let recent = view
             .events
@@ -269,7 +269,7 @@ impl Scheduler {
                     .retain(|(o, t), _| ids.contains(o) && ids.contains(t));
                 self.last_origin.retain(|(h, _), _| ids.contains(h));
                 self.last_direct_ok.retain(|(h, _), _| ids.contains(h));
-                self.status.last_reload = Some(crate::engine::probe::cert::format_unix(now_unix()));
+                self.status.last_reload = Some(Timestamp::now());
                 self.status.reload_error = None;
                 if !added.is_empty() {
                     self.urgent.extend(added);
@@ -543,11 +543,4 @@ fn key_id(key: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut h);
     h.finish()
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -17,14 +17,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::engine::judge::analysis::{self, PairEval, PairIndex, Tally};
-use crate::engine::judge::verdict::Verdict;
 use crate::engine::probe::cert::{self, CertSummary};
 use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
 use crate::engine::probe::tls::TlsInfo;
 use crate::engine::record::{EndpointRecord, HostRecord, JobResult, Outcome, Records};
+use crate::engine::snapshot::Verdict;
 use crate::engine::snapshot::{
-    EngineStatus, GroupReport, History, HostReport, LiveView, PairReport, Snapshot, VerdictEvent,
+    EngineStatus, GroupReport, History, HostReport, LiveView, PairReport, Snapshot, Timestamp, VerdictEvent,
     ViewChanges, SCHEMA,
 };
 use crate::watchlist::Entry;
@@ -148,7 +148,7 @@ pub struct Store {
     events: VecDeque<VerdictEvent>,
     /// `events` as the last view showed them (made again when they change).
     events_view: Arc<Vec<VerdictEvent>>,
-    last_verdicts: HashMap<(Arc<str>, Arc<str>), String>,
+    last_verdicts: HashMap<(Arc<str>, Arc<str>), Verdict>,
     connections: u64,
     requests: u64,
     started: Instant,
@@ -862,7 +862,7 @@ impl Store {
         );
         let report = Snapshot {
             schema: SCHEMA.into(),
-            generated_at: cert::format_unix(unix),
+            generated_at: Timestamp::from_unix(unix),
             hosts: cache.hosts.clone(),
             pairs,
             groups: cache.groups.clone(),
@@ -891,24 +891,24 @@ impl Store {
             check.sort_unstable_by_key(|(v, a, b, _)| (*v, *a, *b));
             for (_, _, _, p) in check {
                 let key = (p.origin.clone(), p.target.clone());
-                let previous = self.last_verdicts.get(&key).cloned();
-                if previous.as_deref() != Some(p.verdict.as_str()) {
-                    let worth_telling = previous.is_some() || analysis::verdict_of(&p.verdict).is_problem();
+                let previous = self.last_verdicts.get(&key).copied();
+                if previous != Some(p.verdict) {
+                    let worth_telling = previous.is_some() || p.verdict.is_problem();
                     if worth_telling {
                         if self.events.len() >= MAX_EVENTS {
                             self.events.pop_front();
                         }
                         new_events = true;
                         self.events.push_back(VerdictEvent {
-                            at: report.generated_at.clone(),
+                            at: report.generated_at,
                             origin: p.origin.to_string(),
                             target: p.target.to_string(),
                             from: previous,
-                            to: p.verdict.clone(),
+                            to: p.verdict,
                             message: p.explanation.to_string(),
                         });
                     }
-                    self.last_verdicts.insert(key, p.verdict.clone());
+                    self.last_verdicts.insert(key, p.verdict);
                 }
             }
         }
@@ -1167,9 +1167,9 @@ mod tests {
     /// The view without what legitimately differs between two stores fed the same way: the
     /// second the report was made at, and the publish bookkeeping.
     fn comparable(mut v: LiveView) -> LiveView {
-        v.report.generated_at.clear();
+        v.report.generated_at = Timestamp::default();
         for e in Arc::make_mut(&mut v.events) {
-            e.at.clear();
+            e.at = Timestamp::default();
         }
         v.changes = ViewChanges::default();
         v
@@ -1326,7 +1326,7 @@ mod tests {
                     assert_eq!(a.changes.pairs.len(), a.report.pairs.len());
                     assert_eq!(a.changes.hosts.len(), a.report.hosts.len());
                     // What the scheduler relies on: problems come first, `is_listed` knows the list.
-                    let problem = |p: &Arc<PairReport>| analysis::verdict_of(&p.verdict).is_problem();
+                    let problem = |p: &Arc<PairReport>| p.verdict.is_problem();
                     let problems = a.report.pairs.iter().filter(|p| problem(p)).count();
                     assert!(a.report.pairs[..problems].iter().all(problem));
                     let listed: HashSet<(&str, &str)> =
@@ -1338,7 +1338,7 @@ mod tests {
                     }
                     let mut fresh =
                         analysis::analyse(&inc.records(cycles), false, now.duration_since(inc.started));
-                    fresh.generated_at.clear();
+                    fresh.generated_at = Timestamp::default();
                     let (a, b) = (comparable(a), comparable(b));
                     assert_eq!(a.report, fresh, "seed {seed} step {step}: incremental vs analyse");
                     assert_eq!(a, b, "seed {seed} step {step}: incremental vs full");

@@ -6,8 +6,6 @@
 use std::net::IpAddr;
 
 use sha2::{Digest, Sha256};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -142,19 +140,13 @@ pub fn covering_san(cert: &CertSummary, host: &str) -> Option<String> {
     cert.dns_sans.iter().find(|s| name_matches(s, host)).cloned()
 }
 
-/// RFC 3339 UTC, seconds precision: "2027-01-01T00:00:00Z".
-pub fn format_unix(secs: i64) -> String {
-    // RFC 3339 covers years 0000-9999; a certificate can claim more (GeneralizedTime is
-    // untrusted input), and the text must say so rather than fail or lie.
-    OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| format!("@{secs} (out of range)"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fmt_unix(secs: i64) -> String {
+        crate::engine::snapshot::Timestamp::from_unix(secs).to_string()
+    }
     use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType, SerialNumber};
 
     fn summary(dns: &[&str], ips: &[&str]) -> CertSummary {
@@ -293,8 +285,8 @@ mod tests {
             .filter_map(|s| s.parse().ok())
             .collect();
         assert_eq!(s.ip_sans, ips);
-        assert_eq!(format_unix(s.not_before), "2026-01-01T00:00:00Z");
-        assert_eq!(format_unix(s.not_after), "2027-01-01T00:00:00Z");
+        assert_eq!(fmt_unix(s.not_before), "2026-01-01T00:00:00Z");
+        assert_eq!(fmt_unix(s.not_after), "2027-01-01T00:00:00Z");
         assert_eq!(s.serial, "8001ab");
         assert_eq!(s.subject, "CN=leaf, O=Coal Lab");
         assert_eq!(s.issuer, s.subject, "self-signed");
@@ -348,10 +340,10 @@ mod tests {
 
     #[test]
     fn formats_unix_times() {
-        assert_eq!(format_unix(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_unix(1_798_761_600), "2027-01-01T00:00:00Z");
-        assert_eq!(format_unix(253_402_300_799), "9999-12-31T23:59:59Z");
-        assert_eq!(format_unix(253_402_300_800), "@253402300800 (out of range)");
-        assert_eq!(format_unix(i64::MIN), format!("@{} (out of range)", i64::MIN));
+        assert_eq!(fmt_unix(0), "1970-01-01T00:00:00Z");
+        assert_eq!(fmt_unix(1_798_761_600), "2027-01-01T00:00:00Z");
+        assert_eq!(fmt_unix(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(fmt_unix(253_402_300_800), "@253402300800 (out of range)");
+        assert_eq!(fmt_unix(i64::MIN), format!("@{} (out of range)", i64::MIN));
     }
 }

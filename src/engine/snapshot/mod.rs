@@ -2,18 +2,25 @@
 //! `check --format json` prints, what `/api/snapshot` will serve and what the table and the
 //! dashboard draw. Fields beyond the contract are additions, never replacements.
 
+mod kinds;
+mod live;
+mod time;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+pub use self::kinds::{Client, FindingKind, NotCoalescable, Severity, Verdict};
+pub use self::live::{EngineStatus, History, LiveView, VerdictEvent, ViewChanges, HISTORY_BUCKETS};
+pub use self::time::Timestamp;
 
 pub const SCHEMA: &str = "coalscope/1";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub schema: String,
-    pub generated_at: String,
+    pub generated_at: Timestamp,
     /// Shared between successive live views while unchanged (serialised as plain objects).
     pub hosts: Vec<Arc<HostReport>>,
     pub pairs: Vec<Arc<PairReport>>,
@@ -69,8 +76,11 @@ pub struct CertReport {
     pub ip_sans: Vec<String>,
     pub subject: String,
     pub issuer: String,
-    pub not_before: String,
-    pub not_after: String,
+    /// `""` when no certificate could be read.
+    #[serde(with = "time::empty_if_none")]
+    pub not_before: Option<Timestamp>,
+    #[serde(with = "time::empty_if_none")]
+    pub not_after: Option<Timestamp>,
     /// The chain verifies against the web roots and `--ca-file`, within its validity period.
     pub trusted: bool,
     pub covers_host: bool,
@@ -98,9 +108,8 @@ pub struct DirectReport {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    pub kind: String,
-    /// "error", "warning" or "info".
-    pub severity: String,
+    pub kind: FindingKind,
+    pub severity: Severity,
     pub message: String,
 }
 
@@ -115,8 +124,9 @@ pub struct PairReport {
     /// "host:port" (shared with the other reports naming the host).
     pub origin: Arc<str>,
     pub target: Arc<str>,
-    pub verdict: String,
-    pub reason: Option<String>,
+    pub verdict: Verdict,
+    /// Why no client would coalesce (verdict `not-coalescable` only).
+    pub reason: Option<NotCoalescable>,
     pub shared_addresses: Vec<String>,
     pub cert_covers: bool,
     pub coalesce: Coalesce,
@@ -136,7 +146,7 @@ pub struct PairReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairAddressReport {
     pub address: String,
-    pub verdict: String,
+    pub verdict: Verdict,
     pub probes: u32,
     pub statuses: BTreeMap<String, u32>,
     pub direct_statuses: BTreeMap<String, u32>,
@@ -144,7 +154,7 @@ pub struct PairAddressReport {
     pub errors: u32,
     pub misrouted: u32,
     /// Which clients would put the target on the origin's connection at this address.
-    pub clients: Vec<String>,
+    pub clients: Vec<Client>,
     /// The target's page changes between direct answers (bodies are not compared).
     pub dynamic: bool,
 }
@@ -166,8 +176,9 @@ pub struct Summary {
     pub requests: u64,
     pub rounds: u32,
     pub duration_s: f64,
-    /// Number of listed pairs per verdict.
-    pub verdicts: BTreeMap<String, u32>,
+    /// Number of listed pairs per verdict (written in the order of the verdicts' names).
+    #[serde(serialize_with = "by_name")]
+    pub verdicts: BTreeMap<Verdict, u32>,
     /// Host findings of severity error.
     pub host_errors: u32,
     /// Share of the pairs some client would coalesce that were probed within the window
@@ -182,165 +193,11 @@ impl Snapshot {
     }
 }
 
-/// What the live dashboard draws: the contract snapshot (rates over the window) plus the
-/// live state around it. Published as `Arc<LiveView>` on a `tokio::sync::watch` channel; the
-/// UI never touches engine state.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LiveView {
-    pub report: Snapshot,
-    /// Per pair, aligned with `report.pairs`: the 421 rate per time bucket over the window,
-    /// oldest first (see `History::points`).
-    pub histories: Vec<History>,
-    /// Verdict changes, oldest first, bounded (shared between views while unchanged).
-    pub events: Arc<Vec<VerdictEvent>>,
-    pub status: EngineStatus,
-    /// What changed since earlier views, for readers that fold views in incrementally (the
-    /// exporter). All zero (and empty) in views not made by the engine's store.
-    pub changes: ViewChanges,
-}
-
-/// Publish sequence numbers of a view and of its parts: a reader that has folded in the view
-/// numbered `n` needs to look again only at the parts changed after `n`, as long as the
-/// layout did not change after `n` either.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ViewChanges {
-    /// This view's number (from 1; 0: unknown, fold everything in).
-    pub seq: u64,
-    /// The last view whose pair or host list (members or order) differed from its predecessor.
-    pub layout: u64,
-    /// Per pair of `report.pairs`: the view in which this report last changed.
-    pub pairs: Vec<u64>,
-    /// Per host of `report.hosts`: the view in which this report last changed.
-    pub hosts: Vec<u64>,
-}
-
-/// Buckets of a sparkline over the window.
-pub const HISTORY_BUCKETS: usize = 30;
-
-/// A pair's sparkline: the 421 rate per time bucket over the window, oldest first; None
-/// where no probe landed in the bucket. The live engine hands out the samples and computes
-/// the points only when asked (the dashboard draws the visible rows only).
-#[derive(Debug, Clone)]
-pub struct History(HistoryData);
-
-#[derive(Debug, Clone)]
-enum HistoryData {
-    Points(Arc<[Option<f32>]>),
-    Samples {
-        /// (when, got 421) of the answered coalesced requests of the pair.
-        samples: Arc<[(Instant, bool)]>,
-        /// (now, bucket width): the same for every pair of a view, so shared.
-        clock: Arc<(Instant, Duration)>,
-    },
-}
-
-impl History {
-    /// Answered samples bucketed by age at `clock.0`, `clock.1` wide, `HISTORY_BUCKETS` points
-    /// (see `History::clock`).
-    pub fn from_samples(samples: Arc<[(Instant, bool)]>, clock: &Arc<(Instant, Duration)>) -> History {
-        History(HistoryData::Samples {
-            samples,
-            clock: clock.clone(),
-        })
-    }
-
-    /// The (now, bucket width) shared by the histories of one view.
-    pub fn clock(now: Instant, bucket: Duration) -> Arc<(Instant, Duration)> {
-        Arc::new((now, bucket.max(Duration::from_nanos(1))))
-    }
-
-    pub fn points(&self) -> Vec<Option<f32>> {
-        match &self.0 {
-            HistoryData::Points(p) => p.to_vec(),
-            HistoryData::Samples { samples, clock } => {
-                let (now, bucket) = &**clock;
-                let mut answered = [0u32; HISTORY_BUCKETS];
-                let mut refused = [0u32; HISTORY_BUCKETS];
-                for (at, was_421) in samples.iter() {
-                    let age = now.saturating_duration_since(*at);
-                    let from_end = (age.as_nanos() / bucket.as_nanos()) as usize;
-                    if from_end >= HISTORY_BUCKETS {
-                        continue;
-                    }
-                    let i = HISTORY_BUCKETS - 1 - from_end;
-                    answered[i] += 1;
-                    refused[i] += u32::from(*was_421);
-                }
-                (0..HISTORY_BUCKETS)
-                    .map(|i| (answered[i] > 0).then(|| refused[i] as f32 / answered[i] as f32))
-                    .collect()
-            }
-        }
-    }
-}
-
-impl Default for History {
-    fn default() -> Self {
-        History(HistoryData::Points(Arc::from(Vec::new())))
-    }
-}
-
-impl From<Vec<Option<f32>>> for History {
-    fn from(points: Vec<Option<f32>>) -> Self {
-        History(HistoryData::Points(Arc::from(points)))
-    }
-}
-
-/// Histories are equal when they draw the same points.
-impl PartialEq for History {
-    fn eq(&self, other: &Self) -> bool {
-        self.points() == other.points()
-    }
-}
-
-/// A pair whose verdict changed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VerdictEvent {
-    /// RFC 3339 UTC.
-    pub at: String,
-    pub origin: String,
-    pub target: String,
-    /// Verdict before (None when the pair is new).
-    pub from: Option<String>,
-    pub to: String,
-    /// The pair's explanation at the time of the change.
-    pub message: String,
-}
-
-/// The engine's own state, for the header.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct EngineStatus {
-    /// The watch-file path (or "embedded lab").
-    pub source: String,
-    pub hosts: usize,
-    /// Probe jobs finished / planned in the current cycle of `--interval`.
-    pub cycle_done: usize,
-    pub cycle_total: usize,
-    /// Cycles completed since the start.
-    pub cycles: u64,
-    /// RFC 3339 time of the last successful watch-file load.
-    pub last_reload: Option<String>,
-    /// Why the last reload failed (names file:line); the last good list stays in use.
-    pub reload_error: Option<String>,
-    pub paused: bool,
-    pub interval_s: f64,
-    pub window_s: f64,
-    /// What the demo lab is doing right now, when running on it.
-    pub lab_phase: Option<String>,
-    /// `--max-rps` (0: no limit).
-    #[serde(default)]
-    pub max_rps: u32,
-    /// Requests per second that probing every pair of the list every cycle would take; above
-    /// `max_rps`, each cycle probes part of the pairs (see `summary.coverage`).
-    #[serde(default)]
-    pub full_rps: f64,
-}
-
 impl Default for Snapshot {
     fn default() -> Self {
         Snapshot {
             schema: SCHEMA.into(),
-            generated_at: String::new(),
+            generated_at: Timestamp::default(),
             hosts: vec![],
             pairs: vec![],
             groups: vec![],
@@ -359,4 +216,17 @@ impl Default for Snapshot {
             },
         }
     }
+}
+
+/// A map keyed by verdict, written in the alphabetical order of the verdicts' names (as the
+/// contract has always written it).
+fn by_name<S: serde::Serializer>(counts: &BTreeMap<Verdict, u32>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut sorted: Vec<(&'static str, u32)> = counts.iter().map(|(v, n)| (v.as_str(), *n)).collect();
+    sorted.sort_unstable();
+    let mut map = s.serialize_map(Some(sorted.len()))?;
+    for (name, n) in sorted {
+        map.serialize_entry(name, &n)?;
+    }
+    map.end()
 }

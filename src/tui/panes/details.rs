@@ -8,11 +8,11 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
-use crate::engine::snapshot::{HostReport, LiveView, PairReport};
+use crate::engine::snapshot::{HostReport, LiveView, PairReport, Severity, Verdict};
 use crate::tui::app::{App, DetailTarget, Focus};
 use crate::tui::index::GroupEntry;
 use crate::tui::panes::{clean, frame, percent, title};
-use crate::tui::theme::{is_problem, severity, Theme};
+use crate::tui::theme::Theme;
 
 /// Long strings (explanations, errors) are bounded before wrapping.
 const LONG: usize = 600;
@@ -75,10 +75,10 @@ pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
     ])];
     let mut l = vec![
         Span::styled("verdict ", t.label),
-        Span::styled(clean(&p.verdict, 20), t.verdict(&p.verdict)),
+        Span::styled(p.verdict.as_str(), t.verdict(p.verdict)),
     ];
-    if let Some(r) = &p.reason {
-        l.push(Span::styled(format!(" ({})", clean(r, 40)), t.dim));
+    if let Some(r) = p.reason {
+        l.push(Span::styled(format!(" ({r})"), t.dim));
     }
     l.extend(kv(
         "  421 rate",
@@ -130,7 +130,7 @@ pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
     for a in p.addresses.iter().take(MAX_ITEMS) {
         let mut l = vec![
             Span::styled(format!("@ {} ", clean(&a.address, 45)), t.label),
-            Span::styled(clean(&a.verdict, 20), t.verdict(&a.verdict)),
+            Span::styled(a.verdict.as_str(), t.verdict(a.verdict)),
         ];
         l.push(Span::styled(
             format!(
@@ -144,7 +144,7 @@ pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
             t.text,
         ));
         if !a.clients.is_empty() {
-            let clients: Vec<String> = a.clients.iter().take(8).map(|c| clean(c, 20)).collect();
+            let clients: Vec<&str> = a.clients.iter().map(|c| c.as_str()).collect();
             l.push(Span::styled(format!(" · clients {}", clients.join(",")), t.dim));
         }
         if a.dynamic {
@@ -246,7 +246,7 @@ pub fn host_lines<'a>(h: &HostReport, t: &Theme) -> Vec<Line<'a>> {
                 Span::styled(" · issuer ", t.label),
                 Span::styled(clean(&c.issuer, 200), t.text),
                 Span::styled(" · expires ", t.label),
-                Span::styled(clean(&c.not_after, 40), t.text),
+                Span::styled(c.not_after.map(|t| t.to_string()).unwrap_or_default(), t.text),
                 Span::raw(" · "),
                 trust,
             ]));
@@ -289,14 +289,14 @@ pub fn host_lines<'a>(h: &HostReport, t: &Theme) -> Vec<Line<'a>> {
         }
     }
     for f in h.findings.iter().take(MAX_ITEMS) {
-        let style = match f.severity.as_str() {
-            "error" => t.error,
-            "warning" => t.warning,
-            _ => t.text,
+        let style = match f.severity {
+            Severity::Error => t.error,
+            Severity::Warning => t.warning,
+            Severity::Info => t.text,
         };
         out.push(Line::from(vec![
-            Span::styled(format!("{} ", clean(&f.severity, 10)), style),
-            Span::styled(format!("{}: ", clean(&f.kind, 40)), t.label),
+            Span::styled(format!("{} ", f.severity), style),
+            Span::styled(format!("{}: ", f.kind), t.label),
             Span::styled(clean(&f.message, LONG), t.text),
         ]));
     }
@@ -304,11 +304,11 @@ pub fn host_lines<'a>(h: &HostReport, t: &Theme) -> Vec<Line<'a>> {
 }
 
 fn group_lines<'a>(view: &LiveView, g: &GroupEntry, t: &Theme) -> Vec<Line<'a>> {
-    let mut verdicts: BTreeMap<&str, u32> = BTreeMap::new();
+    // Listed in the order of the verdicts' names.
+    let mut verdicts: BTreeMap<&str, (Verdict, u32)> = BTreeMap::new();
     for &p in &g.pairs {
-        *verdicts
-            .entry(view.report.pairs[p as usize].verdict.as_str())
-            .or_default() += 1;
+        let v = view.report.pairs[p as usize].verdict;
+        verdicts.entry(v.as_str()).or_insert((v, 0)).1 += 1;
     }
     let id = g
         .report
@@ -327,8 +327,8 @@ fn group_lines<'a>(view: &LiveView, g: &GroupEntry, t: &Theme) -> Vec<Line<'a>> 
         ),
     ])];
     let mut l = vec![Span::styled("verdicts ", t.label)];
-    for (v, n) in &verdicts {
-        l.push(Span::styled(clean(v, 20), t.verdict(v)));
+    for (name, (v, n)) in &verdicts {
+        l.push(Span::styled(*name, t.verdict(*v)));
         l.push(Span::styled(format!(" {n}  "), t.text));
     }
     out.push(Line::from(l));
@@ -343,8 +343,8 @@ fn group_lines<'a>(view: &LiveView, g: &GroupEntry, t: &Theme) -> Vec<Line<'a>> 
         .pairs
         .iter()
         .map(|&p| &view.report.pairs[p as usize])
-        .filter(|p| is_problem(&p.verdict))
-        .min_by_key(|p| severity(&p.verdict));
+        .filter(|p| p.verdict.is_problem())
+        .min_by_key(|p| p.verdict);
     if let Some(p) = worst {
         out.push(Line::styled("worst pair:", t.label));
         out.extend(pair_lines(p, t).into_iter().take(5));

@@ -32,7 +32,7 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
         };
         let e = &view.events[i];
         let mut spans = vec![
-            Span::styled(format!("{} ", clock(&e.at)), t.dim),
+            Span::styled(format!("{} ", clock(e.at)), t.dim),
             Span::styled(
                 format!(
                     "{} → {} ",
@@ -44,12 +44,12 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
         ];
         match &e.from {
             Some(from) => {
-                spans.push(Span::styled(clean(from, 20), t.verdict(from)));
+                spans.push(Span::styled(from.as_str(), t.verdict(*from)));
                 spans.push(Span::styled(" → ", t.dim));
             }
             None => spans.push(Span::styled("new → ", t.dim)),
         }
-        spans.push(Span::styled(clean(&e.to, 20), t.verdict(&e.to)));
+        spans.push(Span::styled(e.to.as_str(), t.verdict(e.to)));
         spans.push(Span::styled(format!("  {}", clean(&e.message, w)), t.dim));
         let selected = (y == 0 && app.focus == Focus::Events).then_some(t.selected);
         row(buf, inner, y as u16, &Line::from(spans), selected);

@@ -5,7 +5,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::engine::snapshot::LiveView;
+use crate::engine::snapshot::{LiveView, Severity};
 use crate::tui::app::{App, Focus};
 use crate::tui::index::{short, GroupEntry};
 use crate::tui::layout::scrolled;
@@ -77,7 +77,7 @@ fn group_line<'a>(view: &LiveView, g: &GroupEntry, open: bool, w: usize, t: &The
 fn member_line<'a>(view: &LiveView, h: usize, suffix: &str, w: usize, t: &Theme) -> Line<'a> {
     let host = &view.report.hosts[h];
     let key = format!("{}:{}", host.host, host.port);
-    let errors = host.findings.iter().any(|f| f.severity == "error");
+    let errors = host.findings.iter().any(|f| f.severity == Severity::Error);
     let name = clean(short(&key, suffix), w.saturating_sub(6));
     let mut spans = vec![Span::styled("   ", t.dim), Span::styled(name, t.text)];
     if errors {

@@ -91,7 +91,7 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
         ]),
         (None, Some(at)) => Line::from(vec![
             Span::styled(" watch-file loaded ", t.label),
-            Span::styled(clock(at), t.text),
+            Span::styled(clock(*at), t.text),
             Span::styled(
                 format!(
                     " UTC · {} pairs · {} requests · {} connections",

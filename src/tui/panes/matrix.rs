@@ -6,7 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 
-use crate::engine::snapshot::LiveView;
+use crate::engine::snapshot::{LiveView, Verdict};
 use crate::tui::app::App;
 use crate::tui::index::short;
 use crate::tui::layout::{matrix_grid, matrix_label_width, scrolled, MATRIX_CELL_W};
@@ -70,7 +70,7 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, info: Rect, buf: &mut Buffer
                 let verdict = d
                     .cells
                     .get(&(origin, target))
-                    .map(|&p| view.report.pairs[p as usize].verdict.as_str());
+                    .map(|&p| view.report.pairs[p as usize].verdict);
                 t.cell(verdict)
             };
             let mut text = text.to_string();
@@ -94,21 +94,21 @@ fn draw_info(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
     let inner = frame(area, buf, title("Cell".into(), t), false, t);
     let w = inner.width as usize;
     let legend = Line::from(vec![
-        Span::styled("M", t.verdict("misdirected")),
+        Span::styled("M", t.verdict(Verdict::Misdirected)),
         Span::styled(" misdirected  ", t.dim),
-        Span::styled("R", t.verdict("misrouted")),
+        Span::styled("R", t.verdict(Verdict::Misrouted)),
         Span::styled(" misrouted  ", t.dim),
-        Span::styled("I", t.verdict("intermittent")),
+        Span::styled("I", t.verdict(Verdict::Intermittent)),
         Span::styled(" intermittent  ", t.dim),
-        Span::styled("D", t.verdict("direct-broken")),
+        Span::styled("D", t.verdict(Verdict::DirectBroken)),
         Span::styled(" direct-broken  ", t.dim),
-        Span::styled("·", t.verdict("ok")),
+        Span::styled("·", t.verdict(Verdict::Ok)),
         Span::styled(" ok  ", t.dim),
-        Span::styled("-", t.verdict("not-coalescable")),
+        Span::styled("-", t.verdict(Verdict::NotCoalescable)),
         Span::styled(" not-coalescable  ", t.dim),
-        Span::styled("E", t.verdict("error")),
+        Span::styled("E", t.verdict(Verdict::Error)),
         Span::styled(" error  ", t.dim),
-        Span::styled("…", t.verdict("pending")),
+        Span::styled("…", t.verdict(Verdict::Pending)),
         Span::styled(" pending", t.dim),
     ]);
     let last = inner.height.saturating_sub(1);
@@ -120,7 +120,7 @@ fn draw_info(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
                 Span::styled(" → ", t.dim),
                 Span::styled(clean(&pair.target, w / 2), t.header),
                 Span::raw("  "),
-                Span::styled(clean(&pair.verdict, 20), t.verdict(&pair.verdict)),
+                Span::styled(pair.verdict.as_str(), t.verdict(pair.verdict)),
                 Span::styled(
                     format!("  421 rate {} of {} probes", percent(pair.rate_421), pair.probes),
                     t.text,

@@ -16,6 +16,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Widget};
 
+use crate::engine::snapshot::Timestamp;
 use crate::tui::theme::Theme;
 
 /// A string from the network (or anything else untrusted), ready to draw: control and bidi
@@ -98,10 +99,11 @@ pub fn sparkline(values: &[Option<f32>], width: usize) -> String {
     s
 }
 
-/// "HH:MM:SS" of an RFC 3339 time (the whole string when it is not one).
-pub fn clock(rfc3339: &str) -> String {
-    match rfc3339.split_once('T') {
-        Some((_, t)) if t.len() >= 8 => clean(&t[..8], 8),
-        _ => clean(rfc3339, 20),
+/// "HH:MM:SS" (UTC) of a time (its whole text when out of range).
+pub fn clock(at: Timestamp) -> String {
+    let text = at.to_string();
+    match text.split_once('T') {
+        Some((_, t)) if t.len() >= 8 => t[..8].to_string(),
+        _ => text,
     }
 }

@@ -7,12 +7,12 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::engine::snapshot::{LiveView, PairReport};
+use crate::engine::snapshot::{LiveView, PairReport, Verdict};
 use crate::tui::app::{App, Focus};
 use crate::tui::index::short;
 use crate::tui::layout::scrolled;
 use crate::tui::panes::{clean, frame, pad, percent, row, sparkline, title};
-use crate::tui::theme::{is_problem, Theme};
+use crate::tui::theme::Theme;
 
 /// Which columns fit in a width.
 struct Columns {
@@ -120,14 +120,14 @@ fn pair_line<'a>(
     c: &Columns,
     t: &Theme,
 ) -> Line<'a> {
-    let vstyle = t.verdict(&pair.verdict);
+    let vstyle = t.verdict(pair.verdict);
     let names = format!(
         "{} → {}",
         clean(short(&pair.origin, suffix), c.names),
         clean(short(&pair.target, suffix), c.names)
     );
     let mut spans = vec![
-        Span::styled(pad(&clean(&pair.verdict, VERDICT_W), VERDICT_W), vstyle),
+        Span::styled(pad(pair.verdict.as_str(), VERDICT_W), vstyle),
         Span::raw(" "),
         Span::styled(pad(&names, c.names), t.text),
     ];
@@ -162,7 +162,7 @@ fn pair_line<'a>(
         let coalesced = most_frequent(pair.addresses.iter().map(|a| &a.statuses));
         let direct = most_frequent(pair.addresses.iter().map(|a| &a.direct_statuses));
         let cstyle = if coalesced.as_deref() == Some("421") {
-            t.verdict("misdirected")
+            t.verdict(Verdict::Misdirected)
         } else {
             t.text
         };
@@ -182,7 +182,7 @@ fn pair_line<'a>(
         percent(pair.rate_421)
     };
     spans.push(Span::styled(format!("{rate:>4} "), rate_style));
-    let spark_style = if is_problem(&pair.verdict) { vstyle } else { t.dim };
+    let spark_style = if pair.verdict.is_problem() { vstyle } else { t.dim };
     spans.push(Span::styled(sparkline(history, c.spark), spark_style));
     Line::from(spans)
 }

@@ -1,0 +1,217 @@
+//! The contract's vocabularies as types: verdicts, the reasons a pair is not coalescable,
+//! host finding kinds, severities and clients. Each is serialised as the contract spells it
+//! (kebab-case) and parsed back the same way; nothing else in the program turns these words
+//! into values or back.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Implements `as_str`, `Display` and `ALL` from one table of (variant, contract word).
+macro_rules! contract_words {
+    ($ty:ident { $($variant:ident => $word:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every value, in declaration order.
+            pub const ALL: [$ty; [$($ty::$variant),+].len()] = [$($ty::$variant),+];
+
+            /// The contract's word for it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $word),+
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// A pair's (or one address's) verdict. The declaration order is the contract's order of
+/// severity, worst first (`Ord` follows it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Misdirected,
+    Misrouted,
+    Intermittent,
+    DirectBroken,
+    Error,
+    /// Coalescable, but nothing to judge by within the window yet: the planner has not reached
+    /// the pair (a request budget smaller than the watch list), or the target has no direct
+    /// answer to compare with. Live engine only; `summary.coverage` says how much is reached.
+    Pending,
+    Ok,
+    NotCoalescable,
+}
+
+contract_words!(Verdict {
+    Misdirected => "misdirected",
+    Misrouted => "misrouted",
+    Intermittent => "intermittent",
+    DirectBroken => "direct-broken",
+    Error => "error",
+    Pending => "pending",
+    Ok => "ok",
+    NotCoalescable => "not-coalescable",
+});
+
+impl Verdict {
+    /// Verdicts that make `check` exit 1 and that the dashboard highlights.
+    pub fn is_problem(self) -> bool {
+        matches!(
+            self,
+            Verdict::Misdirected | Verdict::Misrouted | Verdict::Intermittent | Verdict::DirectBroken
+        )
+    }
+
+    /// The worst of several verdicts (contract order); None for an empty list.
+    pub fn worst(verdicts: impl IntoIterator<Item = Verdict>) -> Option<Verdict> {
+        verdicts.into_iter().min()
+    }
+}
+
+/// Why no client would coalesce a pair (`reason` of a `not-coalescable` pair).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotCoalescable {
+    NoSharedAddress,
+    CertNotCovering,
+    NoH2,
+    CertInvalid,
+}
+
+contract_words!(NotCoalescable {
+    NoSharedAddress => "no-shared-address",
+    CertNotCovering => "cert-not-covering",
+    NoH2 => "no-h2",
+    CertInvalid => "cert-invalid",
+});
+
+/// What a host finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// The DNS lookup failed.
+    DnsError,
+    /// No TLS connection at some (warning) or every (error) address.
+    Unreachable,
+    /// The certificate served for the name does not cover it.
+    SniMismatch,
+    /// Expired, untrusted, unparsable…
+    CertInvalid,
+    /// Expires within the warning threshold.
+    CertExpiring,
+    /// ALPN did not negotiate h2.
+    NoH2,
+    /// Direct requests got no HTTP answer.
+    HttpError,
+    /// The server answers 421 even when SNI = Host.
+    DirectMisdirected,
+    /// More addresses than are probed.
+    AddressesCapped,
+}
+
+contract_words!(FindingKind {
+    DnsError => "dns-error",
+    Unreachable => "unreachable",
+    SniMismatch => "sni-mismatch",
+    CertInvalid => "cert-invalid",
+    CertExpiring => "cert-expiring",
+    NoH2 => "no-h2",
+    HttpError => "http-error",
+    DirectMisdirected => "direct-misdirected",
+    AddressesCapped => "addresses-capped",
+});
+
+/// How bad a host finding is; declaration order is worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    /// Makes `check` exit 1.
+    Error,
+    Warning,
+    Info,
+}
+
+contract_words!(Severity {
+    Error => "error",
+    Warning => "warning",
+    Info => "info",
+});
+
+/// A browser whose pooling rules the policies model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Client {
+    Chrome,
+    Firefox,
+}
+
+contract_words!(Client {
+    Chrome => "chrome",
+    Firefox => "firefox",
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serde and `as_str` spell every value the same way, and parse it back.
+    fn round_trips<T>(all: &[T])
+    where
+        T: Copy + fmt::Display + PartialEq + fmt::Debug + Serialize + for<'de> Deserialize<'de>,
+    {
+        for v in all {
+            let json = serde_json::to_string(v).expect("serialise");
+            assert_eq!(json, format!("\"{v}\""));
+            let back: T = serde_json::from_str(&json).expect("parse back");
+            assert_eq!(back, *v);
+        }
+    }
+
+    #[test]
+    fn serde_spells_what_as_str_spells() {
+        round_trips(&Verdict::ALL);
+        round_trips(&NotCoalescable::ALL);
+        round_trips(&FindingKind::ALL);
+        round_trips(&Severity::ALL);
+        round_trips(&Client::ALL);
+    }
+
+    #[test]
+    fn an_unknown_word_is_an_error_not_a_verdict() {
+        assert!(serde_json::from_str::<Verdict>("\"no such verdict\"").is_err());
+        assert!(serde_json::from_str::<Severity>("\"fatal\"").is_err());
+    }
+
+    #[test]
+    fn worst_follows_contract_order() {
+        use Verdict::*;
+        assert_eq!(Verdict::worst([Ok, Intermittent, Misrouted]), Some(Misrouted));
+        assert_eq!(Verdict::worst([Ok, Misdirected, Misrouted]), Some(Misdirected));
+        assert_eq!(Verdict::worst([NotCoalescable, Ok]), Some(Ok));
+        assert_eq!(Verdict::worst([Error, DirectBroken]), Some(DirectBroken));
+        assert_eq!(Verdict::worst([Ok, Pending]), Some(Pending));
+        assert_eq!(Verdict::worst([Pending, Error]), Some(Error));
+        assert_eq!(Verdict::worst([]), None);
+        let names: Vec<&str> = Verdict::ALL.iter().map(|v| v.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "misdirected",
+                "misrouted",
+                "intermittent",
+                "direct-broken",
+                "error",
+                "pending",
+                "ok",
+                "not-coalescable"
+            ]
+        );
+        assert!(Severity::Error < Severity::Warning && Severity::Warning < Severity::Info);
+    }
+}
