@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use coalscope::engine::probe::direct::{self, DirectProtocol};
 use coalscope::engine::probe::dns::{Dns, DnsConfig, MAX_ADDRESSES};
-use coalscope::engine::probe::error::{Phase, ProbeError};
+use coalscope::engine::probe::error::{H2Reason, Phase, ProbeError};
 use coalscope::engine::probe::h2::{self, BODY_CAP};
 use coalscope::engine::probe::tls::{self, TlsSettings};
 use coalscope::lab::{self, Lab, LabOptions};
@@ -562,7 +562,13 @@ async fn refused_streams_are_not_retried() {
     )
     .await
     .err();
-    assert_eq!(err, Some(ProbeError::Http("stream reset: REFUSED_STREAM".into())));
+    assert_eq!(
+        err,
+        Some(ProbeError::Reset {
+            reason: H2Reason::REFUSED_STREAM,
+            by_client: false
+        })
+    );
     use std::sync::atomic::Ordering::SeqCst;
     assert_eq!(server.stats.requests.load(SeqCst), 1, "exactly one stream");
     assert_eq!(server.stats.accepted.load(SeqCst), 1, "exactly one connection");

@@ -145,9 +145,7 @@ impl Prober {
                 let h = &hosts[host];
                 self.rate.acquire().await;
                 let outcome =
-                    direct::request(&self.tls, &h.entry.host, h.entry.port, &h.path, addr, protocol)
-                        .await
-                        .map_err(|e| e.to_string());
+                    direct::request(&self.tls, &h.entry.host, h.entry.port, &h.path, addr, protocol).await;
                 JobResult::Direct {
                     host,
                     addr,
@@ -174,7 +172,7 @@ impl Prober {
         let failed = |e: ProbeError| JobResult::Origin {
             host: a,
             addr,
-            handshake: Err(e.to_string()),
+            handshake: Err(e),
             own: None,
             coalesced: Vec::new(),
             requests: 0,
@@ -216,8 +214,7 @@ impl Prober {
         let mut requests = 1;
         let own = Some(
             conn.request(&origin.entry.host, origin.entry.port, &origin.path, timeout)
-                .await
-                .map_err(|e| e.to_string()),
+                .await,
         );
         let mut coalesced = Vec::with_capacity(targets.len());
         let mut reopened = 0;
@@ -240,8 +237,7 @@ impl Prober {
                 self.rate.acquire().await;
                 let outcome = conn
                     .request(&target.entry.host, target.entry.port, &target.path, timeout)
-                    .await
-                    .map_err(|e| e.to_string());
+                    .await;
                 (b, outcome)
             }))
             .await;

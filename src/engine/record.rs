@@ -8,15 +8,16 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::probe::cert::{self, CertSummary};
+use crate::engine::probe::cert::{self, CertError, CertSummary};
 use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
+use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::HttpAnswer;
 use crate::engine::probe::tls::TlsInfo;
 use crate::watchlist::Entry;
 
-/// What one request produced: an answer, or the text of the probe error.
-pub type Outcome = Result<HttpAnswer, String>;
+/// What one request produced: an answer, or why there was none.
+pub type Outcome = Result<HttpAnswer, ProbeError>;
 
 /// One unit of probing: one fresh connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +42,7 @@ pub enum JobResult {
     Origin {
         host: usize,
         addr: IpAddr,
-        handshake: Result<TlsInfo, String>,
+        handshake: Result<TlsInfo, ProbeError>,
         own: Option<Outcome>,
         coalesced: Vec<(usize, Outcome)>,
         requests: u64,
@@ -73,9 +74,10 @@ pub struct HostRecord {
 pub struct EndpointRecord {
     /// The first successful handshake with SNI = host.
     pub tls: Option<TlsInfo>,
-    pub cert: Option<Result<CertSummary, String>>,
+    /// The leaf of `tls`, parsed (None: the server sent no certificate).
+    pub cert: Option<Result<CertSummary, CertError>>,
     pub handshakes: u32,
-    pub handshake_errors: Vec<String>,
+    pub handshake_errors: Vec<ProbeError>,
     pub connect_times: Vec<Duration>,
     pub tls_times: Vec<Duration>,
     /// The host requested on its own HTTP/2 connection (the first request of each origin probe).
@@ -128,10 +130,7 @@ impl Records {
                         push_bounded(&mut ep.connect_times, tls.connect_time);
                         push_bounded(&mut ep.tls_times, tls.handshake_time);
                         if ep.tls.is_none() {
-                            ep.cert = tls
-                                .chain
-                                .first()
-                                .map(|der| cert::parse_leaf(der).map_err(|e| e.to_string()));
+                            ep.cert = tls.chain.first().map(|der| cert::parse_leaf(der));
                             ep.tls = Some(tls);
                         }
                     }

@@ -10,6 +10,7 @@ use crate::engine::judge::explain::{self, PairFacts, ServerKind};
 use crate::engine::judge::policy::{self, EndpointFacts, PairPolicy};
 use crate::engine::judge::verdict::{self, AddressEvidence};
 use crate::engine::probe::cert::{self, CertSummary};
+use crate::engine::probe::error::ProbeError;
 use crate::engine::record::{EndpointRecord, HostRecord, Outcome, Records};
 use crate::engine::snapshot::*;
 
@@ -357,7 +358,9 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
             }
         }
         if let Some(c) = &cert {
-            if !c.covers_host && c.error.as_deref().is_none_or(|e| !e.starts_with("certificate:")) {
+            // Only a certificate that could be read can fail to cover the name (an unreadable or
+            // missing one is `cert-invalid`).
+            if !c.covers_host && parsed_cert(ep).is_some() {
                 findings.push(finding(
                     FindingKind::SniMismatch,
                     Severity::Error,
@@ -395,13 +398,12 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
             let err = ep
                 .handshake_errors
                 .last()
-                .cloned()
-                .unwrap_or_else(|| "not probed".into());
+                .map_or_else(|| "not probed".to_string(), ProbeError::to_string);
             unreachable.push(format!("{a} ({err})"));
         }
         let statuses = count_statuses(&ep.direct);
         let http1_statuses = count_statuses(&ep.direct_http1);
-        let direct_errors: Vec<&String> = ep.direct.iter().filter_map(|o| o.as_ref().err()).collect();
+        let direct_errors: Vec<&ProbeError> = ep.direct.iter().filter_map(|o| o.as_ref().err()).collect();
         endpoints.push(EndpointReport {
             address: a,
             alpn: ep.tls.as_ref().and_then(|t| t.alpn.clone()),
@@ -421,7 +423,7 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
                 http1_statuses,
             },
             error: if ep.tls.is_none() {
-                ep.handshake_errors.last().cloned()
+                ep.handshake_errors.last().map(ProbeError::to_string)
             } else {
                 None
             },
@@ -538,7 +540,7 @@ fn http_error_finding(h: &HostRecord) -> Option<Finding> {
     let mut examples = Vec::new();
     for (addr, ep) in reached {
         total += ep.direct.len();
-        let errors: Vec<&String> = ep.direct.iter().filter_map(|o| o.as_ref().err()).collect();
+        let errors: Vec<&ProbeError> = ep.direct.iter().filter_map(|o| o.as_ref().err()).collect();
         failed += errors.len();
         if let Some(e) = errors.last() {
             examples.push(format!("{} ({e})", addr_text(addr)));
@@ -604,7 +606,7 @@ fn cert_report(host: &str, ep: &EndpointRecord, tls: &crate::engine::probe::tls:
             trusted: false,
             covers_host: false,
             covering_san: None,
-            error: Some(e.clone()),
+            error: Some(e.to_string()),
             chain_len: tls.chain.len(),
             sha256: String::new(),
         },
@@ -680,6 +682,8 @@ fn pair_report<'c>(
         judgements.push((addr, j, coalesced, direct));
     }
     let coalescable = policy.chrome || policy.firefox;
+    // The first coalesced request that got no answer, for the `error` verdict.
+    let coalesced_error = judgements.iter().find_map(|(_, j, _, _)| j.first_error.as_ref());
     let origin_error = || {
         ha.endpoints
             .iter()
@@ -697,7 +701,7 @@ fn pair_report<'c>(
         }
     } else {
         let v = Verdict::worst(judgements.iter().map(|(_, j, _, _)| j.verdict)).unwrap_or(Verdict::Error);
-        let err = judgements.iter().find_map(|(_, j, _, _)| j.first_error.clone());
+        let err = coalesced_error.map(ProbeError::to_string);
         match v {
             Verdict::Error => (v, err.or_else(origin_error)),
             // Nothing requested at an address because the origin's handshake failed there is
@@ -766,7 +770,9 @@ fn pair_report<'c>(
             misrouted: misrouted as u32,
             misrouted_status: failing.iter().find(|x| x.status != 421).map(|x| x.status),
             direct_status: most_frequent(&direct_statuses),
-            direct_error: direct_all.iter().find_map(|o| o.as_ref().err().cloned()),
+            direct_error: direct_all
+                .iter()
+                .find_map(|o| o.as_ref().err().map(ProbeError::to_string)),
             http1_status: most_frequent(&count_statuses(http1)),
             // No failing answer (e.g. the streams were reset): the direct answers say who it is.
             server: failing
@@ -782,6 +788,7 @@ fn pair_report<'c>(
                 })
                 .unwrap_or(ServerKind::Unknown),
             cert_error,
+            refused_with: coalesced_error.and_then(ProbeError::refused_by_server),
             error: error.clone(),
         };
         let (why, fix) = explain::explain(&facts);
@@ -1113,7 +1120,10 @@ mod tests {
                         "192.0.2.40",
                         EndpointRecord {
                             handshakes: 1,
-                            handshake_errors: vec!["tls timed out after 1s".into()],
+                            handshake_errors: vec![ProbeError::Timeout {
+                                phase: crate::engine::probe::error::Phase::Tls,
+                                after: Duration::from_secs(1),
+                            }],
                             ..Default::default()
                         },
                     )],
@@ -1204,7 +1214,10 @@ mod tests {
 
     #[test]
     fn failed_direct_requests_are_an_http_error() {
-        let reset: Outcome = Err("http: stream reset: REFUSED_STREAM".into());
+        let reset: Outcome = Err(ProbeError::Reset {
+            reason: crate::engine::probe::error::H2Reason::REFUSED_STREAM,
+            by_client: false,
+        });
         let r = Records {
             hosts: vec![
                 host(
@@ -1258,7 +1271,7 @@ mod tests {
         let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
         let dead = |_: &str| EndpointRecord {
             handshakes: 1,
-            handshake_errors: vec!["connect: connection refused".into()],
+            handshake_errors: vec![ProbeError::Connect("connection refused".into())],
             ..Default::default()
         };
         let mut h = host(

@@ -2,6 +2,7 @@
 //! engineer who just saw a 421. The server is recognised from the `Server` header of the
 //! answers on the coalesced connection, when it says who it is.
 
+use crate::engine::probe::error::H2Reason;
 use crate::engine::snapshot::NotCoalescable;
 use crate::engine::snapshot::Verdict;
 
@@ -53,6 +54,9 @@ pub struct PairFacts<'a> {
     pub http1_status: Option<u16>,
     pub server: ServerKind,
     pub cert_error: Option<String>,
+    /// The HTTP/2 code the server reset (or closed) the coalesced requests with, if it did.
+    pub refused_with: Option<H2Reason>,
+    /// Why the probe could not finish (verdict `error`).
     pub error: Option<String>,
 }
 
@@ -128,7 +132,7 @@ pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
                 Some(format!("fix {b} itself first; then check again whether coalescing onto {a} works")),
             )
         }
-        Verdict::Error if f.error.as_deref().is_some_and(|e| e.contains("HTTP_1_1_REQUIRED")) => (
+        Verdict::Error if f.refused_with == Some(H2Reason::HTTP_1_1_REQUIRED) => (
             format!(
                 "the server reset the requests for {b} on connections opened for {a}{} with HTTP_1_1_REQUIRED: it wants to renegotiate TLS for {b} (typically to ask for a client certificate), which HTTP/2 cannot; browsers retry over HTTP/1.1{fine_elsewhere}",
                 at(&f.bad_addresses)
@@ -215,6 +219,7 @@ mod tests {
             http1_status: None,
             server,
             cert_error: None,
+            refused_with: None,
             error: None,
         }
     }
@@ -267,6 +272,7 @@ mod tests {
     #[test]
     fn http_1_1_required_is_explained_as_renegotiation() {
         let mut f = facts(Verdict::Error, ServerKind::Apache);
+        f.refused_with = Some(H2Reason::HTTP_1_1_REQUIRED);
         f.error = Some("http: stream reset: HTTP_1_1_REQUIRED".into());
         let (why, fix) = explain(&f);
         assert!(
@@ -278,6 +284,7 @@ mod tests {
             fix.contains("SSLVerifyClient") && !fix.contains("reachable"),
             "{fix}"
         );
+        f.refused_with = None;
         f.error = Some("connect timed out".into());
         let (_, fix) = explain(&f);
         assert!(fix.unwrap().contains("reachable"));

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::HttpAnswer;
 use crate::engine::record::Outcome;
 use crate::engine::snapshot::Verdict;
@@ -46,7 +47,7 @@ pub struct AddressJudgement {
     /// Coalesced requests that failed without an answer.
     pub errors: usize,
     /// The first error, for the `error` verdict.
-    pub first_error: Option<String>,
+    pub first_error: Option<ProbeError>,
 }
 
 /// Is the target's page dynamic? True when two healthy 2xx direct answers with the same
@@ -92,7 +93,7 @@ pub fn judge_address(ev: AddressEvidence<'_>) -> AddressJudgement {
         .filter(|a| is_healthy_status(a.status))
         .collect();
     let answers: Vec<&HttpAnswer> = ev.coalesced.iter().filter_map(|o| o.as_ref().ok()).collect();
-    let errors: Vec<&String> = ev.coalesced.iter().filter_map(|o| o.as_ref().err()).collect();
+    let errors: Vec<&ProbeError> = ev.coalesced.iter().filter_map(|o| o.as_ref().err()).collect();
     let misdirected = answers.iter().filter(|a| a.status == 421).count();
     let misrouted = answers
         .iter()
@@ -119,7 +120,7 @@ pub fn judge_address(ev: AddressEvidence<'_>) -> AddressJudgement {
         misdirected,
         misrouted,
         errors: errors.len(),
-        first_error: errors.first().map(|e| e.to_string()),
+        first_error: errors.first().map(|e| (*e).clone()),
     }
 }
 
@@ -170,7 +171,7 @@ mod tests {
         })
     }
     fn err(e: &str) -> Outcome {
-        Err(e.into())
+        Err(ProbeError::Http(e.into()))
     }
 
     fn judge(coalesced: &[Outcome], direct: &[Outcome]) -> Verdict {
@@ -221,7 +222,7 @@ mod tests {
             (
                 "direct unreachable",
                 vec![ok_b.clone()],
-                vec![err("connect: connection refused")],
+                vec![Err(ProbeError::Connect("connection refused".into()))],
                 DirectBroken,
             ),
             (
@@ -232,7 +233,7 @@ mod tests {
             ),
             (
                 "coalesced errors only",
-                vec![err("http: reset")],
+                vec![err("reset")],
                 vec![ok_b.clone()],
                 Error,
             ),
@@ -314,12 +315,15 @@ mod tests {
     #[test]
     fn counts_explain_the_verdict() {
         let j = judge_address(AddressEvidence {
-            coalesced: &[&ans(421, ""), &ans(200, "b"), &err("http: reset")],
+            coalesced: &[&ans(421, ""), &ans(200, "b"), &err("reset")],
             direct: &[&ans(200, "b")],
             dynamic: false,
         });
         assert_eq!((j.answered, j.misdirected, j.misrouted, j.errors), (2, 1, 0, 1));
-        assert_eq!(j.first_error.as_deref(), Some("http: reset"));
+        assert_eq!(
+            j.first_error.map(|e| e.to_string()).as_deref(),
+            Some("http: reset")
+        );
         assert_eq!(j.verdict, Verdict::Intermittent);
     }
 

@@ -17,9 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::engine::judge::analysis::{self, PairEval, PairIndex, Tally};
-use crate::engine::probe::cert::{self, CertSummary};
+use crate::engine::probe::cert::{self, CertError, CertSummary};
 use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
+use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::tls::TlsInfo;
 use crate::engine::record::{EndpointRecord, HostRecord, JobResult, Outcome, Records};
 use crate::engine::snapshot::Verdict;
@@ -86,8 +87,8 @@ fn recent<T: Clone>(q: &Timed<T>) -> Vec<T> {
 struct LiveEndpoint {
     /// The latest successful handshake (certificates get renewed: the latest is the truth).
     tls: Option<TlsInfo>,
-    cert: Option<Result<CertSummary, String>>,
-    handshakes: Timed<Result<(Duration, Duration), String>>,
+    cert: Option<Result<CertSummary, CertError>>,
+    handshakes: Timed<Result<(Duration, Duration), ProbeError>>,
     own: Timed<Outcome>,
     direct: Timed<Outcome>,
     direct_http1: Timed<Outcome>,
@@ -489,10 +490,7 @@ impl Store {
                 match handshake {
                     Ok(tls) => {
                         push(&mut ep.handshakes, at, Ok((tls.connect_time, tls.handshake_time)));
-                        ep.cert = tls
-                            .chain
-                            .first()
-                            .map(|der| cert::parse_leaf(der).map_err(|e| e.to_string()));
+                        ep.cert = tls.chain.first().map(|der| cert::parse_leaf(der));
                         ep.tls = Some(tls);
                     }
                     Err(e) => push(&mut ep.handshakes, at, Err(e)),
@@ -985,7 +983,7 @@ mod tests {
             JobResult::Origin {
                 host: 0,
                 addr: "127.0.0.1".parse().unwrap(),
-                handshake: Err("tls: boom".into()),
+                handshake: Err(ProbeError::Tls("boom".into())),
                 own: None,
                 coalesced: vec![(1, answer(421))],
                 requests: 1,
@@ -1230,7 +1228,7 @@ mod tests {
                                     }
                                 });
                                 if failed {
-                                    *handshake = Err("tls: handshake timed out".into());
+                                    *handshake = Err(ProbeError::Tls("handshake timed out".into()));
                                 }
                             }
                             job
@@ -1254,7 +1252,7 @@ mod tests {
                             addr,
                             protocol,
                             outcome: match kind {
-                                0 => Err("http: stream reset".into()),
+                                0 => Err(ProbeError::Http("stream reset".into())),
                                 1 => answer(421, ""),
                                 2 => answer(503, "down"),
                                 _ => answer(200, &format!("page {i}")),

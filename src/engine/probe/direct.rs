@@ -80,7 +80,7 @@ pub async fn request(
         let (mut sender, connection) = builder
             .handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
             .await
-            .map_err(|e| ProbeError::Http(h2::http_error_message(&e)))?;
+            .map_err(|e| h2::http_error(&e))?;
         let _driver = Driver(tokio::spawn(async move {
             // Errors surface on the request.
             let _ = connection.await;
@@ -94,10 +94,10 @@ pub async fn request(
         let response = sender
             .send_request(request)
             .await
-            .map_err(|e| ProbeError::Http(h2::http_error_message(&e)))?;
+            .map_err(|e| h2::http_error(&e))?;
         h2::read_answer(response, "HTTP/1.1", started)
             .await
-            .map_err(|e| ProbeError::Http(h2::http_error_message(&e)))
+            .map_err(|e| h2::http_error(&e))
     };
     tokio::time::timeout(timeout, exchange)
         .await

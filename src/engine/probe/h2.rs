@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
-use crate::engine::probe::error::{Phase, ProbeError};
+use crate::engine::probe::error::{H2Reason, Phase, ProbeError};
 use crate::engine::probe::tls::{self, TlsInfo, TlsSettings};
 
 /// Bytes of a body that are read and digested; the rest is never read.
@@ -139,17 +139,11 @@ impl H2Connection {
         let started = Instant::now();
         let mut sender = self.sender.clone();
         let exchange = async {
-            sender
-                .ready()
-                .await
-                .map_err(|e| ProbeError::Http(http_error_message(&e)))?;
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| ProbeError::Http(http_error_message(&e)))?;
+            sender.ready().await.map_err(|e| http_error(&e))?;
+            let response = sender.send_request(request).await.map_err(|e| http_error(&e))?;
             read_answer(response, "HTTP/2", started)
                 .await
-                .map_err(|e| ProbeError::Http(http_error_message(&e)))
+                .map_err(|e| http_error(&e))
         };
         tokio::time::timeout(timeout, exchange)
             .await
@@ -250,27 +244,16 @@ fn server_header(headers: &HeaderMap) -> Option<String> {
     Some(text)
 }
 
-/// HTTP/2 error codes, as printed by the h2 crate's `Reason` Debug.
-const H2_REASONS: &[&str] = &[
-    "NO_ERROR",
-    "PROTOCOL_ERROR",
-    "INTERNAL_ERROR",
-    "FLOW_CONTROL_ERROR",
-    "SETTINGS_TIMEOUT",
-    "STREAM_CLOSED",
-    "FRAME_SIZE_ERROR",
-    "REFUSED_STREAM",
-    "CANCEL",
-    "COMPRESSION_ERROR",
-    "CONNECT_ERROR",
-    "ENHANCE_YOUR_CALM",
-    "INADEQUATE_SECURITY",
-    "HTTP_1_1_REQUIRED",
-];
-
 /// Short text for an HTTP-level error (hyper's, or anything that wraps hyper's):
 /// "stream reset: REFUSED_STREAM", "connection closed (GOAWAY)", "connection reset", ...
 pub(crate) fn http_error_message(error: &(dyn std::error::Error + 'static)) -> String {
+    http_error(error).detail()
+}
+
+/// The probe error for an HTTP-level error (hyper's, or anything that wraps hyper's): a
+/// stream reset or GOAWAY keeps its HTTP/2 code, anything else is said in a short text.
+pub(crate) fn http_error(error: &(dyn std::error::Error + 'static)) -> ProbeError {
+    let text = |t: String| ProbeError::Http(t);
     // The h2 crate is not a direct dependency, so its error is recognised by its Debug
     // text, e.g. `Error { kind: Reset(StreamId(1), REFUSED_STREAM, Remote) }`.
     let mut innermost = error.to_string();
@@ -278,7 +261,7 @@ pub(crate) fn http_error_message(error: &(dyn std::error::Error + 'static)) -> S
     for e in causes(error) {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             if io.get_ref().is_none() {
-                return tls::io_message(io);
+                return text(tls::io_message(io));
             }
             // Look further inside (an h2 error, a TLS error) before settling for this one.
             outer_io.get_or_insert(io);
@@ -286,37 +269,37 @@ pub(crate) fn http_error_message(error: &(dyn std::error::Error + 'static)) -> S
         }
         if let Some(r) = e.downcast_ref::<rustls::Error>() {
             let io = std::io::Error::new(std::io::ErrorKind::InvalidData, r.clone());
-            return format!("tls: {}", tls::tls_io_message(&io));
+            return text(format!("tls: {}", tls::tls_io_message(&io)));
         }
         if let Some(h) = e.downcast_ref::<hyper::Error>() {
             if h.is_parse_too_large() {
-                return "response headers too large".into();
+                return text("response headers too large".into());
             }
             if h.is_incomplete_message() {
-                return "connection closed before the response was complete".into();
+                return text("connection closed before the response was complete".into());
             }
             if h.is_parse() {
-                return "malformed response".into();
+                return text("malformed response".into());
             }
             if h.is_canceled() {
-                return "request canceled (connection closed)".into();
+                return text("request canceled (connection closed)".into());
             }
         }
-        if let Some(text) = h2_message(e) {
-            return text;
+        if let Some(h2) = h2_error(e) {
+            return h2;
         }
         innermost = e.to_string();
     }
     if let Some(io) = outer_io {
-        return tls::io_message(io);
+        return text(tls::io_message(io));
     }
     if error
         .downcast_ref::<hyper::Error>()
         .is_some_and(|h| h.is_closed())
     {
-        return "connection closed".into();
+        return text("connection closed".into());
     }
-    innermost
+    text(innermost)
 }
 
 /// `error` and its causes, outermost first. Unlike `Error::source`, this also steps into the
@@ -341,9 +324,10 @@ pub(crate) fn causes<'a>(
     chain
 }
 
-/// Recognises an h2 crate error by its Display ("stream error received: ...") and names
-/// the HTTP/2 error code from its Debug.
-fn h2_message(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+/// Recognises an h2 crate error by its Display ("stream error received: ...") and reads
+/// the HTTP/2 error code and the initiator from its Debug (the h2 crate is not a direct
+/// dependency, so its types cannot be named).
+fn h2_error(e: &(dyn std::error::Error + 'static)) -> Option<ProbeError> {
     let display = e.to_string();
     let is_h2 = ["stream error", "connection error", "protocol error"]
         .iter()
@@ -352,21 +336,17 @@ fn h2_message(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         return None;
     }
     let debug = format!("{e:?}");
-    let reason = H2_REASONS.iter().find(|r| debug.contains(*r))?;
+    let name = H2Reason::NAMES.iter().find(|r| debug.contains(*r))?;
+    let reason = H2Reason::from_name(name)?;
     // The initiator: the server (Remote), or hyper/h2 on our side (Library, User), e.g. for
     // an oversized or malformed response.
-    let by_us = debug.contains("Library)") || debug.contains("User)");
-    let by = if by_us { " by client" } else { "" };
+    let by_client = debug.contains("Library)") || debug.contains("User)");
     if debug.contains("GoAway(") {
-        if *reason == "NO_ERROR" {
-            Some(format!("connection closed{by} (GOAWAY)"))
-        } else {
-            Some(format!("connection closed{by} (GOAWAY {reason})"))
-        }
+        Some(ProbeError::GoAway { reason, by_client })
     } else if debug.contains("Reset(") {
-        Some(format!("stream reset{by}: {reason}"))
+        Some(ProbeError::Reset { reason, by_client })
     } else if debug.contains("Reason(") {
-        Some(format!("protocol error: {reason}"))
+        Some(ProbeError::Http(format!("protocol error: {reason}")))
     } else {
         None
     }
@@ -499,11 +479,27 @@ mod tests {
             .conn
             .expect("h2");
         let err = conn.request("a.test", port, "/fail", T).await.err();
-        assert_eq!(err, Some(ProbeError::Http("stream reset: INTERNAL_ERROR".into())));
+        assert_eq!(
+            err,
+            Some(ProbeError::Reset {
+                reason: H2Reason(0x2),
+                by_client: false
+            })
+        );
+        let err = err.map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("http: stream reset: INTERNAL_ERROR"));
         let err = conn.request("a.test", port, "/hugeheaders", T).await.err();
         assert_eq!(
             err,
-            Some(ProbeError::Http("stream reset by client: PROTOCOL_ERROR".into()))
+            Some(ProbeError::Reset {
+                reason: H2Reason(0x1),
+                by_client: true
+            })
+        );
+        let err = err.map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("http: stream reset by client: PROTOCOL_ERROR")
         );
         let ok = conn.request("a.test", port, "/", T).await.expect("still usable");
         assert_eq!(ok.status, 200);
