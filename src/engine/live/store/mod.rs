@@ -1,0 +1,426 @@
+//! The live engine's memory, and its only writer: timestamped samples per host, address and
+//! pair, pruned to the `--window` and capped in count, so a monitor that runs for weeks stays
+//! the same size (`samples`). Publishing turns the samples in the window into a `LiveView`
+//! through the same judgement as `check`, incrementally (`publish`).
+
+mod publish;
+mod samples;
+
+#[cfg(test)]
+mod bench;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::engine::probe::cert;
+use crate::engine::probe::direct::DirectProtocol;
+use crate::engine::probe::dns::DnsAnswer;
+use crate::engine::record::{EndpointRecord, HostRecord, JobResult, Records};
+use crate::engine::snapshot::{Verdict, VerdictEvent};
+use crate::watchlist::Entry;
+
+use self::publish::Cache;
+use self::samples::{oldest, prune, push, recent, schedule, Expiry, LiveHost, PairSamples, Place};
+
+pub use crate::engine::snapshot::HISTORY_BUCKETS;
+
+/// Samples kept per list at most, whatever the window.
+pub const MAX_SAMPLES: usize = 512;
+/// Verdict-change events kept.
+pub const MAX_EVENTS: usize = 500;
+
+pub struct Store {
+    window: Duration,
+    default_path: String,
+    hosts: Vec<LiveHost>,
+    /// "host:port" → index in `hosts` (lookups per job result must not scan the list).
+    index: HashMap<String, usize>,
+    /// (origin index, target index) in `hosts` → coalesced requests per origin address.
+    coalesced: HashMap<(usize, usize), PairSamples>,
+    /// When samples leave the window, so that pruning visits only the places that have some
+    /// to drop.
+    expiry: Expiry,
+    events: VecDeque<VerdictEvent>,
+    /// `events` as the last view showed them (made again when they change).
+    events_view: Arc<Vec<VerdictEvent>>,
+    last_verdicts: HashMap<(Arc<str>, Arc<str>), Verdict>,
+    connections: u64,
+    requests: u64,
+    started: Instant,
+    /// Change clock: every change takes the next value (host generations).
+    clock: u64,
+    /// Some host's address list changed since the last publish: pair candidates are redone.
+    topology_changed: bool,
+    /// Pairs whose coalesced samples changed since the last publish.
+    dirty_pairs: HashSet<(usize, usize)>,
+    cache: Cache,
+    /// Pairs per verdict in the last view (capacity hints).
+    bucket_sizes: [usize; Verdict::ALL.len()],
+    /// Views published so far (the last view's `changes.seq`).
+    seq: u64,
+    /// The last view whose pair or host membership changed.
+    layout_seq: u64,
+    /// Test switch: rebuild everything at every publish (the reference for equivalence).
+    #[cfg(test)]
+    always_full: bool,
+    /// Test counter: pair evaluations made by `publish`.
+    #[cfg(test)]
+    evaluations: usize,
+}
+
+/// A host's samples in the window, shaped as a `check` run's record.
+fn host_record(h: &LiveHost) -> HostRecord {
+    HostRecord {
+        entry: h.entry.clone(),
+        key: h.key.clone(),
+        path: h.path.clone(),
+        dns: h.dns.clone(),
+        endpoints: h
+            .endpoints
+            .iter()
+            .map(|(a, ep)| {
+                let ok: Vec<(Duration, Duration)> = ep
+                    .handshakes
+                    .iter()
+                    .filter_map(|(_, r)| r.as_ref().ok().copied())
+                    .collect();
+                let record = EndpointRecord {
+                    tls: ep.tls.clone(),
+                    cert: ep.cert.clone(),
+                    handshakes: ep.handshakes.len() as u32,
+                    handshake_errors: ep
+                        .handshakes
+                        .iter()
+                        .filter_map(|(_, r)| r.as_ref().err().cloned())
+                        .collect(),
+                    connect_times: ok.iter().map(|x| x.0).collect(),
+                    tls_times: ok.iter().map(|x| x.1).collect(),
+                    own: recent(&ep.own),
+                    direct: recent(&ep.direct),
+                    direct_http1: recent(&ep.direct_http1),
+                };
+                (*a, Box::new(record))
+            })
+            .collect(),
+    }
+}
+
+impl Store {
+    pub fn new(window: Duration, default_path: String) -> Store {
+        Store {
+            window,
+            default_path,
+            hosts: Vec::new(),
+            index: HashMap::new(),
+            coalesced: HashMap::new(),
+            expiry: Expiry::new(),
+            events: VecDeque::new(),
+            events_view: Arc::default(),
+            last_verdicts: HashMap::new(),
+            connections: 0,
+            requests: 0,
+            started: Instant::now(),
+            clock: 0,
+            topology_changed: true,
+            dirty_pairs: HashSet::new(),
+            cache: Cache::stale(),
+            bucket_sizes: [0; Verdict::ALL.len()],
+            seq: 0,
+            layout_seq: 0,
+            #[cfg(test)]
+            always_full: false,
+            #[cfg(test)]
+            evaluations: 0,
+        }
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// Replace the watched list: unchanged names keep their history, removed names vanish,
+    /// new names start empty. Returns the keys of the new names.
+    pub fn set_entries(&mut self, entries: &[Entry]) -> Vec<String> {
+        let old_keys: Vec<String> = self.hosts.iter().map(|h| h.entry.key()).collect();
+        let mut old: HashMap<String, LiveHost> = self.hosts.drain(..).map(|h| (h.entry.key(), h)).collect();
+        let mut added = Vec::new();
+        let gen = self.tick();
+        for e in entries {
+            let path = e.path.clone().unwrap_or_else(|| self.default_path.clone());
+            match old.remove(&e.key()) {
+                Some(mut h) => {
+                    h.entry = e.clone();
+                    h.path = path;
+                    h.gen = gen;
+                    h.pair_gen = gen;
+                    self.hosts.push(h);
+                }
+                None => {
+                    added.push(e.key());
+                    self.hosts.push(LiveHost {
+                        key: e.key().into(),
+                        entry: e.clone(),
+                        path,
+                        dns: DnsAnswer::default(),
+                        dns_at: None,
+                        endpoints: BTreeMap::new(),
+                        due: None,
+                        gen,
+                        pair_gen: gen,
+                    });
+                }
+            }
+        }
+        self.index = self
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.entry.key(), i))
+            .collect();
+        // The pairs' samples follow their names to the new indices; removed names' go.
+        let keys = &self.index;
+        self.coalesced = std::mem::take(&mut self.coalesced)
+            .into_iter()
+            .filter_map(|((o, t), q)| {
+                let o = *keys.get(old_keys.get(o)?)?;
+                let t = *keys.get(old_keys.get(t)?)?;
+                Some(((o, t), q))
+            })
+            .collect();
+        self.last_verdicts
+            .retain(|(o, t), _| keys.contains_key(&**o) && keys.contains_key(&**t));
+        // The prune schedule names places by index: made again.
+        self.expiry.clear();
+        for (i, h) in self.hosts.iter_mut().enumerate() {
+            h.due = h.endpoints.values().filter_map(|ep| ep.queues_oldest()).min();
+            if let Some(at) = h.due {
+                self.expiry.push(Reverse((at, Place::Host(i))));
+            }
+        }
+        for (&(o, t), pair) in self.coalesced.iter_mut() {
+            pair.due = oldest(pair.queues.values());
+            if let Some(at) = pair.due {
+                self.expiry.push(Reverse((at, Place::Pair(o, t))));
+            }
+        }
+        self.dirty_pairs.clear();
+        self.topology_changed = true;
+        self.cache.stale = true;
+        added
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        self.hosts.iter().map(|h| h.entry.clone()).collect()
+    }
+
+    /// A new DNS answer for a host: addresses it no longer has are forgotten.
+    pub fn set_dns(&mut self, key: &str, answer: DnsAnswer) {
+        let gen = self.tick();
+        let Some(h) = self.index.get(key).and_then(|&i| self.hosts.get_mut(i)) else {
+            return;
+        };
+        let moved = h.dns.addresses != answer.addresses;
+        if moved {
+            self.topology_changed = true;
+        }
+        h.endpoints.retain(|a, _| answer.addresses.contains(a));
+        for a in &answer.addresses {
+            h.endpoints.entry(*a).or_default();
+        }
+        h.dns = answer;
+        h.dns_at = Some(Instant::now());
+        h.gen = gen;
+        if moved {
+            h.pair_gen = gen;
+        }
+    }
+
+    /// Is the DNS answer of `key` still good at `now`? Answers are reused within their TTL
+    /// (overrides and IP literals forever); failures are retried every time.
+    pub fn dns_fresh(&self, key: &str, now: Instant) -> bool {
+        let Some(h) = self.index.get(key).and_then(|&i| self.hosts.get(i)) else {
+            return false;
+        };
+        match (h.dns_at, &h.dns.error) {
+            (Some(at), None) => match h.dns.ttl_s {
+                Some(ttl) => now.saturating_duration_since(at) < Duration::from_secs(u64::from(ttl)),
+                None => h.dns.overridden,
+            },
+            _ => false,
+        }
+    }
+
+    /// The hosts as the scheduler needs them (entry, path, DNS), indexed for jobs.
+    pub fn hosts_for_jobs(&self) -> Vec<HostRecord> {
+        self.hosts
+            .iter()
+            .map(|h| HostRecord {
+                entry: h.entry.clone(),
+                key: h.key.clone(),
+                path: h.path.clone(),
+                dns: h.dns.clone(),
+                endpoints: BTreeMap::new(),
+            })
+            .collect()
+    }
+
+    /// Fold a job result in; `hosts` is the list the job's indices refer to.
+    pub fn apply(&mut self, hosts: &[HostRecord], result: JobResult, at: Instant) {
+        self.connections += 1;
+        let gen = self.tick();
+        let index = &self.index;
+        let index_of = |i: usize| hosts.get(i).and_then(|h| index.get(&h.entry.key()).copied());
+        match result {
+            JobResult::Origin {
+                host,
+                addr,
+                handshake,
+                own,
+                coalesced,
+                requests,
+            } => {
+                self.requests += requests;
+                let Some(origin) = index_of(host) else { return };
+                for (t, outcome) in coalesced {
+                    if let Some(target) = index_of(t) {
+                        let pair = self.coalesced.entry((origin, target)).or_default();
+                        push(pair.queues.entry(addr).or_default(), at, outcome);
+                        schedule(&mut self.expiry, &mut pair.due, at, Place::Pair(origin, target));
+                        self.dirty_pairs.insert((origin, target));
+                    }
+                }
+                let Some(h) = self.hosts.get_mut(origin) else {
+                    return;
+                };
+                let Some(ep) = h.endpoints.get_mut(&addr) else {
+                    return;
+                };
+                h.gen = gen;
+                h.pair_gen = gen;
+                schedule(&mut self.expiry, &mut h.due, at, Place::Host(origin));
+                match handshake {
+                    Ok(tls) => {
+                        push(&mut ep.handshakes, at, Ok((tls.connect_time, tls.handshake_time)));
+                        ep.cert = tls.chain.first().map(|der| cert::parse_leaf(der));
+                        ep.tls = Some(tls);
+                    }
+                    Err(e) => push(&mut ep.handshakes, at, Err(e)),
+                }
+                if let Some(o) = own {
+                    push(&mut ep.own, at, o);
+                }
+            }
+            JobResult::Direct {
+                host,
+                addr,
+                protocol,
+                outcome,
+            } => {
+                self.requests += 1;
+                let Some(i) = index_of(host) else { return };
+                let Some(h) = self.hosts.get_mut(i) else { return };
+                let Some(ep) = h.endpoints.get_mut(&addr) else {
+                    return;
+                };
+                h.gen = gen;
+                h.pair_gen = gen;
+                schedule(&mut self.expiry, &mut h.due, at, Place::Host(i));
+                match protocol {
+                    DirectProtocol::Negotiate => push(&mut ep.direct, at, outcome),
+                    DirectProtocol::Http1Only => push(&mut ep.direct_http1, at, outcome),
+                }
+            }
+        }
+    }
+
+    /// Drop every sample older than the window (visiting only the places that have some).
+    pub fn prune(&mut self, now: Instant) {
+        let Some(cutoff) = now.checked_sub(self.window) else {
+            return;
+        };
+        let gen = self.clock + 1;
+        while self.expiry.peek().is_some_and(|Reverse((at, _))| *at < cutoff) {
+            let Some(Reverse((at, place))) = self.expiry.pop() else {
+                break;
+            };
+            match place {
+                Place::Host(i) => {
+                    let Some(h) = self.hosts.get_mut(i).filter(|h| h.due == Some(at)) else {
+                        continue;
+                    };
+                    let mut dropped = false;
+                    for ep in h.endpoints.values_mut() {
+                        dropped |= prune(&mut ep.handshakes, cutoff);
+                        dropped |= prune(&mut ep.own, cutoff);
+                        dropped |= prune(&mut ep.direct, cutoff);
+                        dropped |= prune(&mut ep.direct_http1, cutoff);
+                    }
+                    if dropped {
+                        h.gen = gen;
+                        h.pair_gen = gen;
+                        self.clock = gen;
+                    }
+                    h.due = h.endpoints.values().filter_map(|ep| ep.queues_oldest()).min();
+                    if let Some(next) = h.due {
+                        self.expiry.push(Reverse((next, place)));
+                    }
+                }
+                Place::Pair(o, t) => {
+                    let Some(pair) = self.coalesced.get_mut(&(o, t)).filter(|p| p.due == Some(at)) else {
+                        continue;
+                    };
+                    let mut dropped = false;
+                    pair.queues.retain(|_, q| {
+                        dropped |= prune(q, cutoff);
+                        !q.is_empty()
+                    });
+                    if dropped {
+                        self.dirty_pairs.insert((o, t));
+                    }
+                    let due = oldest(pair.queues.values());
+                    pair.due = due;
+                    match due {
+                        Some(next) => self.expiry.push(Reverse((next, place))),
+                        None => {
+                            self.coalesced.remove(&(o, t));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The samples in the window, shaped as a `check` run's records.
+    pub fn records(&self, cycles: u64) -> Records {
+        let mut coalesced = HashMap::new();
+        for ((o, t), pair) in &self.coalesced {
+            for (a, q) in &pair.queues {
+                coalesced.insert((*o, *t, *a), recent(q));
+            }
+        }
+        Records {
+            hosts: self.hosts.iter().map(host_record).collect(),
+            coalesced,
+            connections: self.connections,
+            requests: self.requests,
+            rounds: cycles.min(u32::MAX as u64) as u32,
+        }
+    }
+
+    /// The oldest sample anywhere, by a full scan (tests check the prune schedule with it).
+    #[cfg(test)]
+    fn oldest_sample(&self) -> Option<Instant> {
+        let hosts = self
+            .hosts
+            .iter()
+            .flat_map(|h| h.endpoints.values())
+            .filter_map(|ep| ep.queues_oldest());
+        let pairs = self.coalesced.values().filter_map(|p| oldest(p.queues.values()));
+        hosts.chain(pairs).min()
+    }
+}

@@ -1,0 +1,510 @@
+//! Publishing: the samples in the window turned into a `LiveView` through the same judgement
+//! as `check`, plus the sparklines and the verdict-change events.
+//!
+//! Publishing is incremental: every change to a host's samples or DNS answer stamps the host
+//! with a new generation, every change to a pair's coalesced samples marks the pair, and a
+//! publish rebuilds only the host records, host reports and pair reports whose inputs changed
+//! (host reports also when a certificate's days-left count moves). Unchanged reports are
+//! shared (`Arc`) with the previous view. What is left per publish for every pair is pointer
+//! work: a few comparisons and reference counts. A reload rebuilds everything once.
+//!
+//! The phases, in order: `refresh_hosts` (records and reports), `refresh_rows` (candidate
+//! targets per origin), `evaluate_pairs` (the pairs whose inputs changed, gathered in contract
+//! order), `assemble` (groups, summary, the report), `record_events` (verdict changes).
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::engine::judge::analysis::{self, PairEval, PairIndex, Tally};
+use crate::engine::record::{HostRecord, Outcome};
+use crate::engine::snapshot::{
+    EngineStatus, GroupReport, History, HostReport, LiveView, PairReport, Snapshot, Timestamp, Verdict,
+    VerdictEvent, ViewChanges, HISTORY_BUCKETS, SCHEMA,
+};
+
+use super::samples::{no_samples, PairSamples};
+use super::{host_record, Store, MAX_EVENTS};
+
+/// What the last publish computed, reused by the next one where its inputs did not change.
+/// Indexed like `Store::hosts`.
+#[derive(Default)]
+pub(super) struct Cache {
+    /// Everything is rebuilt at the next publish (a reload changed the indices).
+    pub(super) stale: bool,
+    /// Each host's samples shaped as a `check` record, and the host generation it shows.
+    records: Vec<HostRecord>,
+    record_gens: Vec<u64>,
+    hosts: Vec<Arc<HostReport>>,
+    /// The view in which each host report was made, and until when (unix s) it holds.
+    host_seqs: Vec<u64>,
+    host_valid_until: Vec<i64>,
+    index: Option<PairIndex>,
+    /// Per origin: its candidate targets (ascending, itself excluded) and what each pair gave.
+    rows: Vec<Vec<Slot>>,
+    /// The origin's generation the row's candidates were computed at.
+    row_gens: Vec<u64>,
+    groups: Vec<GroupReport>,
+    /// Listed pairs evaluated since events were last recorded.
+    unchecked: HashSet<(usize, usize)>,
+}
+
+struct Slot {
+    target: usize,
+    /// Generations of origin and target the evaluation used.
+    origin_gen: u64,
+    target_gen: u64,
+    /// The pair's coalesced samples changed (or it was never evaluated).
+    dirty: bool,
+    eval: SlotEval,
+    /// The view in which the report was made.
+    seq: u64,
+    /// (when, got 421) of the pair's answered coalesced requests, for its sparkline.
+    samples: Arc<[(Instant, bool)]>,
+}
+
+enum SlotEval {
+    Skip,
+    CertOnly,
+    Listed {
+        report: Arc<PairReport>,
+        verdict: Verdict,
+        link: bool,
+    },
+}
+
+impl Cache {
+    /// A cache that the next publish rebuilds whole.
+    pub(super) fn stale() -> Cache {
+        Cache {
+            stale: true,
+            ..Cache::default()
+        }
+    }
+}
+
+impl SlotEval {
+    /// (listed, link, problem): what groups and the layout depend on.
+    fn shape(&self) -> (bool, bool, bool) {
+        match self {
+            SlotEval::Listed { verdict, link, .. } => (true, *link, verdict.is_problem()),
+            _ => (false, false, false),
+        }
+    }
+}
+
+impl Slot {
+    fn new(target: usize) -> Slot {
+        Slot {
+            target,
+            origin_gen: 0,
+            target_gen: 0,
+            dirty: true,
+            eval: SlotEval::Skip,
+            seq: 0,
+            samples: no_samples(),
+        }
+    }
+}
+
+/// What one publish found changed beyond single reports.
+#[derive(Default)]
+struct Changed {
+    /// The pair or host list (members or order) differs from the last view's.
+    layout: bool,
+    /// Some pair's listing, link or problem status changed: groups are made again.
+    groups: bool,
+}
+
+/// The listed pairs of one publish, gathered by verdict, and what the summary and groups need.
+struct Gathered {
+    /// Per verdict (contract order): (report, sparkline, view of its last change).
+    buckets: Vec<Vec<(Arc<PairReport>, History, u64)>>,
+    tally: Tally,
+    /// (origin, target) of the pairs some client would coalesce: the edges of the groups.
+    links: Vec<(usize, usize)>,
+    /// Origins of the problem pairs.
+    problem_origins: Vec<usize>,
+}
+
+impl Store {
+    /// Analyse the window and publish: the view, with sparklines and new events.
+    pub fn publish(&mut self, now: Instant, status: EngineStatus, record_events: bool) -> LiveView {
+        self.prune(now);
+        self.seq += 1;
+        let unix = analysis::unix_now();
+        #[cfg(test)]
+        if self.always_full {
+            self.cache.stale = true;
+        }
+        let mut changed = Changed::default();
+        if self.cache.stale {
+            self.reset_cache(&mut changed);
+        }
+        self.refresh_hosts(unix);
+        self.refresh_rows(&mut changed);
+        self.mark_dirty_pairs();
+        let gathered = self.evaluate_pairs(now, &mut changed);
+        let (report, histories, pair_seqs) = self.assemble(gathered, &changed, &status, unix, now);
+        let new_events = record_events && self.record_events(&report);
+        if new_events {
+            self.events_view = Arc::new(self.events.iter().cloned().collect());
+        }
+        LiveView {
+            changes: ViewChanges {
+                seq: self.seq,
+                layout: self.layout_seq,
+                pairs: pair_seqs,
+                hosts: self.cache.host_seqs.clone(),
+            },
+            report,
+            histories,
+            events: self.events_view.clone(),
+            status,
+        }
+    }
+
+    /// Start from nothing: every record, report and pair is made (and so checked for events)
+    /// again.
+    fn reset_cache(&mut self, changed: &mut Changed) {
+        let n = self.hosts.len();
+        self.cache = Cache {
+            records: self.hosts.iter().map(host_record).collect(),
+            record_gens: self.hosts.iter().map(|h| h.gen).collect(),
+            rows: (0..n).map(|_| Vec::new()).collect(),
+            row_gens: vec![0; n],
+            ..Cache::default()
+        };
+        self.topology_changed = true;
+        changed.layout = true;
+        changed.groups = true;
+    }
+
+    /// Host records and reports whose host changed (reports also when a day passed).
+    fn refresh_hosts(&mut self, unix: i64) {
+        let (seq, n) = (self.seq, self.hosts.len());
+        let cache = &mut self.cache;
+        let mut rebuilt = vec![false; n];
+        for (i, h) in self.hosts.iter().enumerate() {
+            if cache.record_gens[i] != h.gen {
+                cache.records[i] = host_record(h);
+                cache.record_gens[i] = h.gen;
+                rebuilt[i] = true;
+            }
+        }
+        if cache.hosts.len() != n {
+            cache.hosts = cache
+                .records
+                .iter()
+                .map(|r| Arc::new(analysis::host_report(r, unix)))
+                .collect();
+            cache.host_seqs = vec![seq; n];
+            cache.host_valid_until = cache
+                .records
+                .iter()
+                .map(|r| analysis::host_report_valid_until(r, unix))
+                .collect();
+            return;
+        }
+        for (i, &rebuilt) in rebuilt.iter().enumerate() {
+            if rebuilt || unix >= cache.host_valid_until[i] {
+                let report = analysis::host_report(&cache.records[i], unix);
+                if *cache.hosts[i] != report {
+                    cache.hosts[i] = Arc::new(report);
+                    cache.host_seqs[i] = seq;
+                }
+                cache.host_valid_until[i] = analysis::host_report_valid_until(&cache.records[i], unix);
+            }
+        }
+    }
+
+    /// Candidate targets: all again when an address list changed, else the changed origins'.
+    /// A row keeps the slots of the targets it still has.
+    fn refresh_rows(&mut self, changed: &mut Changed) {
+        let cache = &mut self.cache;
+        if self.topology_changed || cache.index.is_none() {
+            cache.index = Some(PairIndex::new(&cache.records));
+            cache.row_gens.iter_mut().for_each(|g| *g = u64::MAX);
+            changed.layout = true;
+            self.topology_changed = false;
+        }
+        let Some(index) = cache.index.as_ref() else {
+            return;
+        };
+        for a in 0..self.hosts.len() {
+            if cache.row_gens[a] == self.hosts[a].pair_gen {
+                continue;
+            }
+            cache.row_gens[a] = self.hosts[a].pair_gen;
+            let targets = index.candidates(&cache.records, a);
+            let old = std::mem::take(&mut cache.rows[a]);
+            let mut old = old.into_iter().peekable();
+            let mut row = Vec::with_capacity(targets.len());
+            let mut gone = |slot: Slot| {
+                if slot.eval.shape() != (false, false, false) {
+                    changed.layout = true;
+                    changed.groups = true;
+                }
+            };
+            for b in targets.into_iter().filter(|&b| b != a) {
+                while old.peek().is_some_and(|s| s.target < b) {
+                    gone(old.next().expect("peeked"));
+                }
+                match old.next_if(|s| s.target == b) {
+                    Some(slot) => row.push(slot),
+                    None => row.push(Slot::new(b)),
+                }
+            }
+            old.for_each(&mut gone);
+            cache.rows[a] = row;
+        }
+    }
+
+    /// The pairs whose coalesced samples changed since the last publish are evaluated again.
+    fn mark_dirty_pairs(&mut self) {
+        for (a, b) in self.dirty_pairs.drain() {
+            if let Some(row) = self.cache.rows.get_mut(a) {
+                if let Ok(k) = row.binary_search_by_key(&b, |s| s.target) {
+                    row[k].dirty = true;
+                }
+            }
+        }
+    }
+
+    /// Evaluate the pairs whose inputs changed; gather all in contract order.
+    fn evaluate_pairs(&mut self, now: Instant, changed: &mut Changed) -> Gathered {
+        let mut gathered = Gathered {
+            buckets: self
+                .bucket_sizes
+                .iter()
+                .map(|&n| Vec::with_capacity(n + n / 8))
+                .collect(),
+            tally: Tally::default(),
+            links: Vec::new(),
+            problem_origins: Vec::new(),
+        };
+        let bucket_width = (self.window / HISTORY_BUCKETS as u32).max(Duration::from_millis(1));
+        let clock = History::clock(now, bucket_width);
+        for a in 0..self.hosts.len() {
+            let origin_gen = self.hosts[a].pair_gen;
+            for k in 0..self.cache.rows[a].len() {
+                let slot = &self.cache.rows[a][k];
+                let b = slot.target;
+                let target_gen = self.hosts[b].pair_gen;
+                if slot.dirty || slot.origin_gen != origin_gen || slot.target_gen != target_gen {
+                    self.evaluate_slot(a, k, (origin_gen, target_gen), changed);
+                }
+                let slot = &self.cache.rows[a][k];
+                gathered.add(a, slot, &clock);
+            }
+        }
+        for (size, bucket) in self.bucket_sizes.iter_mut().zip(&gathered.buckets) {
+            *size = bucket.len();
+        }
+        gathered
+    }
+
+    /// Evaluate the pair of `rows[a][k]` again, at the given (origin, target) generations.
+    fn evaluate_slot(&mut self, a: usize, k: usize, gens: (u64, u64), changed: &mut Changed) {
+        #[cfg(test)]
+        {
+            self.evaluations += 1;
+        }
+        let seq = self.seq;
+        let cache = &mut self.cache;
+        let b = cache.rows[a][k].target;
+        let queues = self.coalesced.get(&(a, b));
+        let lookup = |addr: IpAddr| -> Vec<&Outcome> {
+            queues
+                .and_then(|p| p.queues.get(&addr))
+                .map(|q| q.iter().map(|(_, o)| o).collect())
+                .unwrap_or_default()
+        };
+        let eval = analysis::evaluate_pair(&cache.records[a], &cache.records[b], &lookup, false);
+        let slot = &mut cache.rows[a][k];
+        let eval = match eval {
+            PairEval::Skip => SlotEval::Skip,
+            PairEval::CertOnly => SlotEval::CertOnly,
+            PairEval::Listed {
+                report,
+                verdict,
+                link,
+                cert_only: _,
+            } => {
+                // An equal report keeps its identity (readers skip it).
+                let report = match &slot.eval {
+                    SlotEval::Listed { report: old, .. } if **old == *report => old.clone(),
+                    _ => {
+                        slot.seq = seq;
+                        cache.unchecked.insert((a, b));
+                        Arc::from(report)
+                    }
+                };
+                SlotEval::Listed {
+                    report,
+                    verdict,
+                    link,
+                }
+            }
+        };
+        let (before, after) = (slot.eval.shape(), eval.shape());
+        if before != after {
+            changed.groups = true;
+            changed.layout |= before.0 != after.0;
+        }
+        slot.eval = eval;
+        slot.samples = queues.map(answered_samples).unwrap_or_else(no_samples);
+        (slot.origin_gen, slot.target_gen) = gens;
+        slot.dirty = false;
+    }
+
+    /// Groups (when they changed), the summary and the contract report, with the sparklines
+    /// and change numbers aligned with its pairs.
+    fn assemble(
+        &mut self,
+        gathered: Gathered,
+        changed: &Changed,
+        status: &EngineStatus,
+        unix: i64,
+        now: Instant,
+    ) -> (Snapshot, Vec<History>, Vec<u64>) {
+        let Gathered {
+            buckets,
+            tally,
+            links,
+            problem_origins,
+        } = gathered;
+        if changed.groups {
+            let keys: Vec<String> = self.hosts.iter().map(|h| h.entry.key()).collect();
+            self.cache.groups = analysis::groups(&keys, &links, &problem_origins);
+        }
+        if changed.layout {
+            self.layout_seq = self.seq;
+        }
+        let mut pairs = Vec::with_capacity(tally.pairs as usize);
+        let mut histories = Vec::with_capacity(tally.pairs as usize);
+        let mut pair_seqs = Vec::with_capacity(tally.pairs as usize);
+        for bucket in buckets {
+            for (p, h, s) in bucket {
+                pairs.push(p);
+                histories.push(h);
+                pair_seqs.push(s);
+            }
+        }
+        let rounds = status.cycles.min(u32::MAX as u64) as u32;
+        let summary = analysis::summary(
+            &self.cache.hosts,
+            &tally,
+            (self.connections, self.requests, rounds),
+            now.duration_since(self.started),
+        );
+        let report = Snapshot {
+            schema: SCHEMA.into(),
+            generated_at: Timestamp::from_unix(unix),
+            hosts: self.cache.hosts.clone(),
+            pairs,
+            groups: self.cache.groups.clone(),
+            summary,
+        };
+        (report, histories, pair_seqs)
+    }
+
+    /// Verdict changes, in the order of the report, among the pairs evaluated since the last
+    /// publish that recorded events (the others kept their verdict). True when some were new.
+    fn record_events(&mut self, report: &Snapshot) -> bool {
+        let cache = &mut self.cache;
+        if cache.unchecked.is_empty() {
+            return false;
+        }
+        let mut check: Vec<(Verdict, usize, usize, Arc<PairReport>)> = Vec::new();
+        for (a, b) in cache.unchecked.drain() {
+            let Some(row) = cache.rows.get(a) else { continue };
+            let Ok(k) = row.binary_search_by_key(&b, |s| s.target) else {
+                continue;
+            };
+            // Waiting for a probe is not a verdict: the last one stands (and is not kept for
+            // each of the many pairs a big list leaves pending).
+            match &row[k].eval {
+                SlotEval::Listed { report, verdict, .. } if *verdict != Verdict::Pending => {
+                    check.push((*verdict, a, b, report.clone()));
+                }
+                _ => {}
+            }
+        }
+        check.sort_unstable_by_key(|(v, a, b, _)| (*v, *a, *b));
+        let mut new_events = false;
+        for (_, _, _, p) in check {
+            let key = (p.origin.clone(), p.target.clone());
+            let previous = self.last_verdicts.get(&key).copied();
+            if previous == Some(p.verdict) {
+                continue;
+            }
+            if previous.is_some() || p.verdict.is_problem() {
+                if self.events.len() >= MAX_EVENTS {
+                    self.events.pop_front();
+                }
+                new_events = true;
+                self.events.push_back(VerdictEvent {
+                    at: report.generated_at,
+                    origin: p.origin.to_string(),
+                    target: p.target.to_string(),
+                    from: previous,
+                    to: p.verdict,
+                    message: p.explanation.to_string(),
+                });
+            }
+            self.last_verdicts.insert(key, p.verdict);
+        }
+        new_events
+    }
+
+    /// Is `origin → target` a pair of the last published view?
+    pub fn is_listed(&self, origin: &str, target: &str) -> bool {
+        let (Some(&a), Some(&b)) = (self.index.get(origin), self.index.get(target)) else {
+            return false;
+        };
+        let Some(row) = self.cache.rows.get(a) else {
+            return false;
+        };
+        row.binary_search_by_key(&b, |s| s.target)
+            .is_ok_and(|k| matches!(row[k].eval, SlotEval::Listed { .. }))
+    }
+}
+
+impl Gathered {
+    /// Count a pair's slot in the summary and groups and, when listed, put it in its bucket.
+    fn add(&mut self, origin: usize, slot: &Slot, clock: &Arc<(Instant, Duration)>) {
+        match &slot.eval {
+            SlotEval::Skip => {}
+            SlotEval::CertOnly => self.tally.cert_only += 1,
+            SlotEval::Listed {
+                report,
+                verdict,
+                link,
+            } => {
+                if *link {
+                    self.links.push((origin, slot.target));
+                }
+                if verdict.is_problem() {
+                    self.problem_origins.push(origin);
+                }
+                self.tally.add(*verdict, report);
+                self.buckets[*verdict as usize].push((
+                    report.clone(),
+                    History::from_samples(slot.samples.clone(), clock),
+                    slot.seq,
+                ));
+            }
+        }
+    }
+}
+
+/// (when, got 421) of the answered coalesced requests of a pair, for its sparkline.
+fn answered_samples(pair: &PairSamples) -> Arc<[(Instant, bool)]> {
+    pair.queues
+        .values()
+        .flat_map(|q| q.iter())
+        .filter_map(|(at, o)| o.as_ref().ok().map(|x| (*at, x.status == 421)))
+        .collect()
+}

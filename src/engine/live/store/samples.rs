@@ -1,0 +1,124 @@
+//! The store's samples: timestamped queues per host address and per pair, bounded in count
+//! (`MAX_SAMPLES`) and pruned to the window on a schedule (`Expiry`: the oldest sample of each
+//! place, soonest first), so that pruning visits only the places that have some to drop.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::engine::probe::cert::{CertError, CertSummary};
+use crate::engine::probe::dns::DnsAnswer;
+use crate::engine::probe::error::ProbeError;
+use crate::engine::probe::tls::TlsInfo;
+use crate::engine::record::Outcome;
+use crate::watchlist::Entry;
+
+use super::MAX_SAMPLES;
+
+pub(super) type Timed<T> = VecDeque<(Instant, T)>;
+
+pub(super) fn push<T>(q: &mut Timed<T>, at: Instant, item: T) {
+    if q.len() >= MAX_SAMPLES {
+        q.pop_front();
+    }
+    q.push_back((at, item));
+}
+
+/// Drops the samples before `cutoff`; true when some were dropped.
+pub(super) fn prune<T>(q: &mut Timed<T>, cutoff: Instant) -> bool {
+    let before = q.len();
+    while q.front().is_some_and(|(t, _)| *t < cutoff) {
+        q.pop_front();
+    }
+    q.len() != before
+}
+
+/// The oldest sample time among `queues`.
+pub(super) fn oldest<'a, T: 'a>(queues: impl IntoIterator<Item = &'a Timed<T>>) -> Option<Instant> {
+    queues.into_iter().filter_map(|q| q.front().map(|x| x.0)).min()
+}
+
+/// Where samples live, for the prune schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Place {
+    Host(usize),
+    Pair(usize, usize),
+}
+
+/// Samples leave the window in time order: (the oldest sample of a place, the place),
+/// soonest first. An entry is current while it matches the place's `due`.
+pub(super) type Expiry = BinaryHeap<Reverse<(Instant, Place)>>;
+
+/// A sample stamped `at` was added to `place`: make sure it is scheduled.
+pub(super) fn schedule(expiry: &mut Expiry, due: &mut Option<Instant>, at: Instant, place: Place) {
+    if due.is_none_or(|d| at < d) {
+        *due = Some(at);
+        expiry.push(Reverse((at, place)));
+    }
+}
+
+pub(super) fn recent<T: Clone>(q: &Timed<T>) -> Vec<T> {
+    q.iter().map(|(_, x)| x.clone()).collect()
+}
+
+#[derive(Debug, Default)]
+pub(super) struct LiveEndpoint {
+    /// The latest successful handshake (certificates get renewed: the latest is the truth).
+    pub(super) tls: Option<TlsInfo>,
+    pub(super) cert: Option<Result<CertSummary, CertError>>,
+    pub(super) handshakes: Timed<Result<(Duration, Duration), ProbeError>>,
+    pub(super) own: Timed<Outcome>,
+    pub(super) direct: Timed<Outcome>,
+    pub(super) direct_http1: Timed<Outcome>,
+}
+
+#[derive(Debug)]
+pub(super) struct LiveHost {
+    pub(super) entry: Entry,
+    /// `entry.key()`, shared by the records and reports naming the host.
+    pub(super) key: Arc<str>,
+    pub(super) path: String,
+    pub(super) dns: DnsAnswer,
+    /// When `dns` was received (None: never resolved).
+    pub(super) dns_at: Option<Instant>,
+    pub(super) endpoints: BTreeMap<IpAddr, Box<LiveEndpoint>>,
+    /// The oldest sample time of the endpoints (scheduled in `Store::expiry`).
+    pub(super) due: Option<Instant>,
+    /// The store's change clock at the last change of anything the analysis reads of this
+    /// host (samples, DNS answer).
+    pub(super) gen: u64,
+    /// The same, for what the pair analysis reads (samples, addresses): a DNS answer that
+    /// only refreshes TTL and lookup time leaves the host's pairs alone (at 10,000 names,
+    /// re-evaluating every pair at each TTL expiry cost a second of CPU a minute).
+    pub(super) pair_gen: u64,
+}
+
+/// Coalesced requests of one ordered pair, per origin address.
+#[derive(Debug, Default)]
+pub(super) struct PairSamples {
+    pub(super) queues: BTreeMap<IpAddr, Timed<Outcome>>,
+    /// The oldest sample time (scheduled in `Store::expiry`).
+    pub(super) due: Option<Instant>,
+}
+
+impl LiveEndpoint {
+    pub(super) fn queues_oldest(&self) -> Option<Instant> {
+        [
+            oldest([&self.handshakes]),
+            oldest([&self.own, &self.direct, &self.direct_http1]),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+/// The samples of a pair never coalesced: one shared empty list (most pairs of a big list
+/// have none, and an `Arc` of nothing still costs an allocation each).
+pub(super) fn no_samples() -> Arc<[(Instant, bool)]> {
+    static EMPTY: std::sync::LazyLock<Arc<[(Instant, bool)]>> =
+        std::sync::LazyLock::new(|| Arc::from(Vec::new()));
+    EMPTY.clone()
+}

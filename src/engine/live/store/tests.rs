@@ -1,0 +1,510 @@
+//! The store: reloads, bounds, pruning, DNS reuse, events, coverage, and the incremental
+//! publish checked against full recomputation.
+
+use std::net::IpAddr;
+
+use super::*;
+use crate::engine::judge::analysis;
+use crate::engine::probe::error::ProbeError;
+use crate::engine::probe::h2::HttpAnswer;
+use crate::engine::probe::tls::TlsInfo;
+use crate::engine::record::Outcome;
+use crate::engine::snapshot::{EngineStatus, LiveView, PairReport, Timestamp, ViewChanges};
+
+fn entry(host: &str, line: usize) -> Entry {
+    Entry {
+        host: host.into(),
+        port: 443,
+        path: None,
+        line,
+    }
+}
+
+fn answer(status: u16) -> Outcome {
+    Ok(HttpAnswer {
+        status,
+        version: "HTTP/2".into(),
+        content_type: Some("text/html".into()),
+        body_digest: "d".into(),
+        body_len: 1,
+        server: None,
+        elapsed: Duration::from_millis(1),
+    })
+}
+
+fn dns(addr: &str) -> DnsAnswer {
+    DnsAnswer {
+        addresses: vec![addr.parse().unwrap()],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn reload_keeps_unchanged_history_and_drops_removed_names() {
+    let mut store = Store::new(Duration::from_secs(60), "/".into());
+    assert_eq!(
+        store.set_entries(&[entry("a.test", 1), entry("b.test", 2)]),
+        vec!["a.test:443", "b.test:443"]
+    );
+    store.set_dns("a.test:443", dns("127.0.0.1"));
+    store.set_dns("b.test:443", dns("127.0.0.1"));
+    let hosts = store.hosts_for_jobs();
+    let now = Instant::now();
+    store.apply(
+        &hosts,
+        JobResult::Origin {
+            host: 0,
+            addr: "127.0.0.1".parse().unwrap(),
+            handshake: Err(ProbeError::Tls("boom".into())),
+            own: None,
+            coalesced: vec![(1, answer(421))],
+            requests: 1,
+        },
+        now,
+    );
+    store.apply(
+        &hosts,
+        JobResult::Direct {
+            host: 1,
+            addr: "127.0.0.1".parse().unwrap(),
+            protocol: DirectProtocol::Negotiate,
+            outcome: answer(200),
+        },
+        now,
+    );
+    // c is new, a and b stay: their samples survive the reload.
+    let added = store.set_entries(&[entry("b.test", 1), entry("a.test", 2), entry("c.test", 3)]);
+    assert_eq!(added, vec!["c.test:443"]);
+    let r = store.records(1);
+    assert_eq!(r.hosts[0].entry.host, "b.test");
+    assert_eq!(r.hosts[0].endpoints.values().next().unwrap().direct.len(), 1);
+    assert_eq!(
+        r.coalesced
+            .get(&(1, 0, "127.0.0.1".parse().unwrap()))
+            .map(|v| v.len()),
+        Some(1)
+    );
+    // b removed: the pair's samples go with it.
+    store.set_entries(&[entry("a.test", 1)]);
+    assert!(store.records(1).coalesced.is_empty());
+}
+
+#[test]
+fn samples_are_bounded_and_pruned_to_the_window() {
+    let mut store = Store::new(Duration::from_secs(10), "/".into());
+    store.set_entries(&[entry("a.test", 1)]);
+    store.set_dns("a.test:443", dns("127.0.0.1"));
+    let hosts = store.hosts_for_jobs();
+    let start = Instant::now();
+    for i in 0..(MAX_SAMPLES as u64 + 100) {
+        store.apply(
+            &hosts,
+            JobResult::Direct {
+                host: 0,
+                addr: "127.0.0.1".parse().unwrap(),
+                protocol: DirectProtocol::Negotiate,
+                outcome: answer(200),
+            },
+            start + Duration::from_millis(i),
+        );
+    }
+    assert_eq!(
+        store.records(1).hosts[0]
+            .endpoints
+            .values()
+            .next()
+            .unwrap()
+            .direct
+            .len(),
+        MAX_SAMPLES
+    );
+    store.prune(start + Duration::from_secs(3600));
+    assert!(store.records(1).hosts[0]
+        .endpoints
+        .values()
+        .next()
+        .unwrap()
+        .direct
+        .is_empty());
+}
+
+#[test]
+fn dns_answers_are_reused_within_their_ttl() {
+    let mut store = Store::new(Duration::from_secs(60), "/".into());
+    store.set_entries(&[entry("a.test", 1), entry("b.test", 2), entry("c.test", 3)]);
+    let now = Instant::now();
+    assert!(!store.dns_fresh("a.test:443", now), "never resolved");
+    store.set_dns(
+        "a.test:443",
+        DnsAnswer {
+            ttl_s: Some(30),
+            ..dns("127.0.0.1")
+        },
+    );
+    assert!(store.dns_fresh("a.test:443", Instant::now()));
+    assert!(!store.dns_fresh("a.test:443", Instant::now() + Duration::from_secs(31)));
+    store.set_dns(
+        "b.test:443",
+        DnsAnswer {
+            error: Some("SERVFAIL".into()),
+            ..Default::default()
+        },
+    );
+    assert!(
+        !store.dns_fresh("b.test:443", Instant::now()),
+        "failures are retried"
+    );
+    store.set_dns(
+        "c.test:443",
+        DnsAnswer {
+            overridden: true,
+            ..dns("127.0.0.1")
+        },
+    );
+    assert!(store.dns_fresh("c.test:443", Instant::now() + Duration::from_secs(86_400)));
+}
+
+#[test]
+fn verdict_changes_become_events() {
+    let mut store = Store::new(Duration::from_secs(60), "/".into());
+    store.set_entries(&[entry("a.test", 1), entry("b.test", 2)]);
+    store.set_dns("a.test:443", dns("127.0.0.1"));
+    store.set_dns("b.test:443", dns("127.0.0.1"));
+    let view = store.publish(Instant::now(), EngineStatus::default(), true);
+    // Without a handshake the pair is an error, which is not worth an event on its own.
+    assert_eq!(view.report.pairs.len(), 2);
+    assert!(view.events.is_empty(), "{:?}", view.events);
+    assert_eq!(view.histories.len(), 2);
+    assert!(view.histories[0].points().iter().all(|x| x.is_none()));
+}
+
+/// Coverage in the live view is the share of coalescable pairs probed within the window:
+/// pairs probed in earlier cycles still count while their samples are in the window, and
+/// stop counting once they fall out of it.
+#[test]
+fn coverage_is_computed_over_the_window() {
+    use crate::testing::net::{Pki, Validity};
+    let pki = Pki::new("coverage test CA");
+    let (chain, _) = pki.leaf(&["*.w.test"], Validity::Current);
+    let tls = TlsInfo {
+        alpn: Some("h2".into()),
+        version: "TLSv1.3".into(),
+        chain,
+        chain_error: None,
+        connect_time: Duration::from_millis(1),
+        handshake_time: Duration::from_millis(1),
+    };
+    let mut store = Store::new(Duration::from_secs(60), "/".into());
+    store.set_entries(&[entry("a.w.test", 1), entry("b.w.test", 2)]);
+    store.set_dns("a.w.test:443", dns("127.0.0.1"));
+    store.set_dns("b.w.test:443", dns("127.0.0.1"));
+    let hosts = store.hosts_for_jobs();
+    let addr: IpAddr = "127.0.0.1".parse().unwrap();
+    let t0 = Instant::now();
+    let origin = |host: usize, target: usize| JobResult::Origin {
+        host,
+        addr,
+        handshake: Ok(tls.clone()),
+        own: Some(answer(200)),
+        coalesced: vec![(target, answer(200))],
+        requests: 2,
+    };
+    // Cycle 1 probes a → b only; both handshakes are known.
+    store.apply(&hosts, origin(0, 1), t0);
+    store.apply(
+        &hosts,
+        JobResult::Origin {
+            host: 1,
+            addr,
+            handshake: Ok(tls.clone()),
+            own: Some(answer(200)),
+            coalesced: vec![],
+            requests: 1,
+        },
+        t0,
+    );
+    let v = store.publish(t0 + Duration::from_secs(1), EngineStatus::default(), false);
+    assert_eq!(v.report.summary.coverage, 0.5, "{:?}", v.report.summary);
+    // Cycle 2, 30 s later, probes b → a only: a → b from cycle 1 is still in the window.
+    store.apply(&hosts, origin(1, 0), t0 + Duration::from_secs(30));
+    let v = store.publish(t0 + Duration::from_secs(31), EngineStatus::default(), false);
+    assert_eq!(v.report.summary.coverage, 1.0, "{:?}", v.report.summary);
+    // 70 s: a → b (t0) fell out of the 60 s window, b → a (t0 + 30 s) did not.
+    let v = store.publish(t0 + Duration::from_secs(70), EngineStatus::default(), false);
+    assert_eq!(v.report.summary.coverage, 0.5, "{:?}", v.report.summary);
+}
+
+/// The view without what legitimately differs between two stores fed the same way: the
+/// second the report was made at, and the publish bookkeeping.
+fn comparable(mut v: LiveView) -> LiveView {
+    v.report.generated_at = Timestamp::default();
+    for e in Arc::make_mut(&mut v.events) {
+        e.at = Timestamp::default();
+    }
+    v.changes = ViewChanges::default();
+    v
+}
+
+/// Incremental publishing gives exactly what a full recomputation gives (and what
+/// `analysis::analyse` gives over the same records), over random applies, prunes, DNS
+/// changes and reloads, with and without events.
+#[test]
+fn incremental_publish_equals_full_recomputation() {
+    use crate::testing::synth::{answer, Synth};
+    use rand::{Rng, SeedableRng};
+    for seed in 0..6u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let synth = Synth::new(48, 6);
+        let window = Duration::from_secs(90);
+        let mut inc = synth.store(window);
+        let mut full = synth.store(window);
+        full.always_full = true;
+        full.started = inc.started;
+        let all = synth.entries();
+        let mut listed: Vec<Entry> = all.clone();
+        let mut hosts = inc.hosts_for_jobs();
+        let mut now = Instant::now();
+        let mut cycles = 0u64;
+        let mut layouts = 0;
+        for step in 0..300u64 {
+            match rng.random_range(0..100) {
+                0..=39 => {
+                    let i = rng.random_range(0..hosts.len().max(1));
+                    let key = hosts.get(i).map(|h| h.entry.key()).unwrap_or_default();
+                    let Some(n) = all.iter().position(|e| e.key() == key) else {
+                        continue;
+                    };
+                    let round = rng.random_range(0..6);
+                    let failed = rng.random_bool(0.1);
+                    let make = || {
+                        let mut job = synth.origin(n, round);
+                        if let JobResult::Origin {
+                            host,
+                            coalesced,
+                            addr,
+                            handshake,
+                            ..
+                        } = &mut job
+                        {
+                            // Job indices refer to the current hosts list.
+                            *host = i;
+                            *addr = hosts[i].dns.addresses.first().copied().unwrap_or(*addr);
+                            coalesced.retain_mut(|(t, _)| {
+                                let tk = all[*t].key();
+                                match hosts.iter().position(|h| h.entry.key() == tk) {
+                                    Some(p) => {
+                                        *t = p;
+                                        true
+                                    }
+                                    None => false,
+                                }
+                            });
+                            if failed {
+                                *handshake = Err(ProbeError::Tls("handshake timed out".into()));
+                            }
+                        }
+                        job
+                    };
+                    inc.apply(&hosts, make(), now);
+                    full.apply(&hosts, make(), now);
+                }
+                40..=64 => {
+                    let i = rng.random_range(0..hosts.len().max(1));
+                    let Some(addr) = hosts.get(i).and_then(|h| h.dns.addresses.first().copied()) else {
+                        continue;
+                    };
+                    let kind = rng.random_range(0..4);
+                    let protocol = if rng.random_bool(0.2) {
+                        DirectProtocol::Http1Only
+                    } else {
+                        DirectProtocol::Negotiate
+                    };
+                    let make = || JobResult::Direct {
+                        host: i,
+                        addr,
+                        protocol,
+                        outcome: match kind {
+                            0 => Err(ProbeError::Http("stream reset".into())),
+                            1 => answer(421, ""),
+                            2 => answer(503, "down"),
+                            _ => answer(200, &format!("page {i}")),
+                        },
+                    };
+                    inc.apply(&hosts, make(), now);
+                    full.apply(&hosts, make(), now);
+                }
+                65..=72 => {
+                    // Move a name to another group's address, break it, or restore it.
+                    let e = &listed[rng.random_range(0..listed.len())];
+                    let n = all.iter().position(|x| x == e).unwrap();
+                    let answer = match rng.random_range(0..3) {
+                        0 => synth.dns(rng.random_range(0..all.len())),
+                        1 => DnsAnswer {
+                            error: Some("SERVFAIL".into()),
+                            ..Default::default()
+                        },
+                        _ => synth.dns(n),
+                    };
+                    inc.set_dns(&e.key(), answer.clone());
+                    full.set_dns(&e.key(), answer);
+                    if rng.random_bool(0.5) {
+                        hosts = inc.hosts_for_jobs();
+                    }
+                }
+                73..=76 => {
+                    // A reload: some names go, some come back, the order changes.
+                    listed = all.iter().filter(|_| rng.random_bool(0.85)).cloned().collect();
+                    if listed.is_empty() {
+                        listed.push(all[0].clone());
+                    }
+                    if rng.random_bool(0.3) {
+                        listed.reverse();
+                    }
+                    inc.set_entries(&listed);
+                    full.set_entries(&listed);
+                    for e in &listed {
+                        let n = all.iter().position(|x| x == e).unwrap();
+                        if inc.dns_fresh(&e.key(), Instant::now()) {
+                            continue;
+                        }
+                        inc.set_dns(&e.key(), synth.dns(n));
+                        full.set_dns(&e.key(), synth.dns(n));
+                    }
+                    hosts = inc.hosts_for_jobs();
+                }
+                77..=84 => now += Duration::from_secs(rng.random_range(1..40)),
+                85..=87 => cycles += 1,
+                _ => {}
+            }
+            if rng.random_bool(0.3) || step == 299 {
+                now += Duration::from_millis(rng.random_range(0..2000));
+                let status = EngineStatus {
+                    cycles,
+                    ..Default::default()
+                };
+                let record = cycles > 0;
+                let a = inc.publish(now, status.clone(), record);
+                let b = full.publish(now, status, record);
+                if let (Some(oldest), Some(cutoff)) = (inc.oldest_sample(), now.checked_sub(window)) {
+                    assert!(
+                        oldest >= cutoff,
+                        "seed {seed} step {step}: a sample outlived the window"
+                    );
+                }
+                assert!(inc.coalesced.values().all(|p| !p.queues.is_empty()));
+                layouts += usize::from(a.changes.layout == a.changes.seq);
+                assert_eq!(a.changes.pairs.len(), a.report.pairs.len());
+                assert_eq!(a.changes.hosts.len(), a.report.hosts.len());
+                // What the scheduler relies on: problems come first, `is_listed` knows the list.
+                let problem = |p: &Arc<PairReport>| p.verdict.is_problem();
+                let problems = a.report.pairs.iter().filter(|p| problem(p)).count();
+                assert!(a.report.pairs[..problems].iter().all(problem));
+                let listed: HashSet<(&str, &str)> =
+                    a.report.pairs.iter().map(|p| (&*p.origin, &*p.target)).collect();
+                assert!(listed.iter().all(|(o, t)| inc.is_listed(o, t)));
+                for e in a.events.iter() {
+                    let expected = listed.contains(&(e.origin.as_str(), e.target.as_str()));
+                    assert_eq!(inc.is_listed(&e.origin, &e.target), expected);
+                }
+                let mut fresh =
+                    analysis::analyse(&inc.records(cycles), false, now.duration_since(inc.started));
+                fresh.generated_at = Timestamp::default();
+                let (a, b) = (comparable(a), comparable(b));
+                assert_eq!(a.report, fresh, "seed {seed} step {step}: incremental vs analyse");
+                assert_eq!(a, b, "seed {seed} step {step}: incremental vs full");
+            }
+        }
+        assert!(layouts > 2, "the layout changed only {layouts} times");
+        let last = inc.publish(now, EngineStatus::default(), true);
+        assert!(!last.report.pairs.is_empty());
+    }
+}
+
+/// A 40-name synthetic store (4 groups of 10) after one probed round, the round's start and
+/// its first view.
+fn probed_store() -> (
+    crate::testing::synth::Synth,
+    Store,
+    Vec<HostRecord>,
+    Instant,
+    LiveView,
+) {
+    let synth = crate::testing::synth::Synth::new(40, 10);
+    let mut store = synth.store(Duration::from_secs(300));
+    let hosts = store.hosts_for_jobs();
+    let t0 = Instant::now();
+    synth.round(&mut store, &hosts, 0, t0);
+    let v1 = store.publish(t0 + Duration::from_secs(1), EngineStatus::default(), true);
+    (synth, store, hosts, t0, v1)
+}
+
+/// Every pair report of `b` is the very one of `a` (shared, not rebuilt).
+fn shares_pair_reports(a: &LiveView, b: &LiveView) -> bool {
+    a.report.pairs.len() == b.report.pairs.len()
+        && a.report
+            .pairs
+            .iter()
+            .zip(&b.report.pairs)
+            .all(|(x, y)| Arc::ptr_eq(x, y))
+}
+
+/// A view that changed nothing shares its reports with the previous one, and numbers
+/// what changed.
+#[test]
+fn unchanged_reports_are_shared_between_views() {
+    let (synth, mut store, hosts, t0, v1) = probed_store();
+    let v2 = store.publish(t0 + Duration::from_secs(2), EngineStatus::default(), true);
+    assert_eq!(v1.report.pairs.len(), 4 * 10 * 9);
+    assert!(shares_pair_reports(&v1, &v2));
+    assert!(v1
+        .report
+        .hosts
+        .iter()
+        .zip(&v2.report.hosts)
+        .all(|(a, b)| Arc::ptr_eq(a, b)));
+    assert_eq!((v2.changes.seq, v2.changes.layout), (2, 1));
+    assert!(v2.changes.pairs.iter().all(|&s| s == 1));
+    // One new direct answer for host 3 changes host 3 and the pairs towards it only.
+    store.apply(&hosts, synth.direct(3), t0 + Duration::from_secs(2));
+    let v3 = store.publish(t0 + Duration::from_secs(3), EngineStatus::default(), true);
+    let changed: Vec<(&str, &str)> = v3
+        .report
+        .pairs
+        .iter()
+        .zip(&v3.changes.pairs)
+        .filter(|(_, &s)| s == 3)
+        .map(|(p, _)| (&*p.origin, &*p.target))
+        .collect();
+    assert_eq!(changed.len(), 9, "{changed:?}");
+    assert!(changed.iter().all(|(_, t)| t.starts_with("t00003.")));
+    assert_eq!(v3.changes.hosts.iter().filter(|&&s| s == 3).count(), 1);
+    assert_eq!(v3.changes.layout, 1);
+}
+
+/// A DNS answer that only refreshes the TTL (same addresses) changes the host's report but
+/// re-evaluates none of its pairs; new addresses re-evaluate them.
+#[test]
+fn dns_refresh_with_the_same_addresses_leaves_pairs_alone() {
+    let (_, mut store, _, t0, v1) = probed_store();
+    let key = format!("{}:{}", v1.report.hosts[3].host, v1.report.hosts[3].port);
+    let mut refreshed = store.hosts[3].dns.clone();
+    refreshed.ttl_s = Some(refreshed.ttl_s.unwrap_or(0) + 17);
+    let before = store.evaluations;
+    store.set_dns(&key, refreshed.clone());
+    let v2 = store.publish(t0 + Duration::from_secs(2), EngineStatus::default(), true);
+    assert_eq!(store.evaluations, before, "no pair re-evaluated");
+    assert_eq!(
+        v2.report.hosts[3].dns.ttl_s, refreshed.ttl_s,
+        "the host report shows the new TTL"
+    );
+    assert!(shares_pair_reports(&v1, &v2));
+    // Moving to another address is a change: the host's pairs are evaluated again.
+    let mut moved = refreshed;
+    moved.addresses = vec!["127.0.9.9".parse().unwrap()];
+    store.set_dns(&key, moved);
+    store.publish(t0 + Duration::from_secs(3), EngineStatus::default(), true);
+    assert!(
+        store.evaluations > before,
+        "no evaluation after the address changed"
+    );
+}
