@@ -88,6 +88,13 @@ pub struct EndpointRecord {
     pub direct_http1: Vec<Outcome>,
 }
 
+impl EndpointRecord {
+    /// The certificate of the first successful handshake, when it could be parsed.
+    pub fn leaf(&self) -> Option<&CertSummary> {
+        self.cert.as_ref().and_then(|c| c.as_ref().ok())
+    }
+}
+
 /// All raw results of a run.
 #[derive(Debug, Clone, Default)]
 pub struct Records {

@@ -4,5 +4,9 @@
 
 pub mod analysis;
 pub mod explain;
+mod format;
+mod groups;
+mod hosts;
+mod pairs;
 pub mod policy;
 pub mod verdict;

@@ -1,0 +1,256 @@
+//! A pair's report: the verdict at each address where some client would coalesce, the pair's
+//! verdict, its counts, and the explanation and fix.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::engine::judge::explain::{self, PairFacts, ServerKind};
+use crate::engine::judge::policy::PairPolicy;
+use crate::engine::judge::verdict::{self, AddressEvidence, AddressJudgement};
+use crate::engine::probe::error::ProbeError;
+use crate::engine::probe::h2::HttpAnswer;
+use crate::engine::record::{EndpointRecord, HostRecord, Outcome};
+use crate::engine::snapshot::{Client, Coalesce, PairAddressReport, PairReport, Verdict};
+
+use super::format::{addr_text, count_statuses, most_frequent};
+
+/// One address of the pair, judged, with the evidence the judgement used.
+struct Judged<'a> {
+    judgement: AddressJudgement,
+    /// Requests for the target on the origin's connections there.
+    coalesced: Vec<&'a Outcome>,
+    /// The target's direct answers used as reference.
+    direct: Vec<&'a Outcome>,
+}
+
+/// The report of `origin → target`; `coalesced(addr)` are the requests for the target on the
+/// origin's connections at `addr`.
+pub(super) fn pair_report<'c>(
+    ha: &HostRecord,
+    hb: &HostRecord,
+    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Outcome>,
+    policy: &PairPolicy,
+) -> PairReport {
+    let dynamic = verdict::looks_dynamic(
+        hb.endpoints
+            .values()
+            .flat_map(|ep| ep.direct.iter().chain(&ep.own))
+            .filter_map(|o| o.as_ref().ok()),
+    );
+    let (addresses, judged) = judge_addresses(hb, coalesced, policy, dynamic);
+    // The first coalesced request that got no answer, for the `error` verdict.
+    let coalesced_error = judged.iter().find_map(|j| j.judgement.first_error.as_ref());
+    let (verdict, error) = pair_verdict(ha, policy, &judged, coalesced_error);
+    let probes: u32 = addresses.iter().map(|x| x.probes).sum();
+    let answered: usize = judged.iter().map(|j| j.judgement.answered).sum();
+    let misdirected: usize = judged.iter().map(|j| j.judgement.misdirected).sum();
+    let rate_421 = if answered == 0 {
+        0.0
+    } else {
+        misdirected as f64 / answered as f64
+    };
+    let reason = if verdict == Verdict::NotCoalescable {
+        policy.reason
+    } else {
+        None
+    };
+    // A pair waiting for its first probe says what every such pair says (one shared copy);
+    // the evidence is gathered only for pairs with a verdict.
+    let (explanation, fix) = if verdict == Verdict::Pending {
+        pending_texts()
+    } else {
+        let facts = PairFacts {
+            verdict,
+            reason,
+            refused_with: coalesced_error.and_then(ProbeError::refused_by_server),
+            error: error.clone(),
+            ..pair_facts(ha, hb, &addresses, &judged, verdict)
+        };
+        let (why, fix) = explain::explain(&facts);
+        (Arc::from(why), fix.map(Arc::from))
+    };
+    PairReport {
+        origin: ha.key.clone(),
+        target: hb.key.clone(),
+        verdict,
+        reason,
+        shared_addresses: policy.shared.iter().map(addr_text).collect(),
+        cert_covers: policy.cert_covers,
+        coalesce: Coalesce {
+            chrome: policy.chrome,
+            firefox: policy.firefox,
+        },
+        probes,
+        rate_421: (rate_421 * 1e4).round() / 1e4,
+        addresses,
+        explanation,
+        fix,
+        error,
+    }
+}
+
+/// Judge every address of the origin where some client would coalesce the target.
+fn judge_addresses<'a, 'c: 'a>(
+    hb: &'a HostRecord,
+    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Outcome>,
+    policy: &PairPolicy,
+    dynamic: bool,
+) -> (Vec<PairAddressReport>, Vec<Judged<'a>>) {
+    let mut addresses = Vec::new();
+    let mut judged = Vec::new();
+    for addr in policy.coalescing_addrs() {
+        let coalesced: Vec<&'a Outcome> = coalesced(addr);
+        let direct = direct_reference(hb, &addr);
+        let j = verdict::judge_address(AddressEvidence {
+            coalesced: &coalesced,
+            direct: &direct,
+            dynamic,
+        });
+        let mut clients = Vec::new();
+        if policy.chrome_addrs.contains(&addr) {
+            clients.push(Client::Chrome);
+        }
+        if policy.firefox_addrs.contains(&addr) {
+            clients.push(Client::Firefox);
+        }
+        addresses.push(PairAddressReport {
+            address: addr_text(&addr),
+            verdict: j.verdict,
+            probes: coalesced.len() as u32,
+            statuses: count_statuses(coalesced.iter().copied()),
+            direct_statuses: count_statuses(direct.iter().copied()),
+            errors: j.errors as u32,
+            misrouted: j.misrouted as u32,
+            clients,
+            dynamic,
+        });
+        judged.push(Judged {
+            judgement: j,
+            coalesced,
+            direct,
+        });
+    }
+    (addresses, judged)
+}
+
+/// The pair's verdict, and for `error` what went wrong. Not coalescable: the policy's reason,
+/// or the origin's failed handshake, or nothing yet (pending). Coalescable: the worst address
+/// verdict, where "nothing requested because the origin's handshake failed" is an error.
+fn pair_verdict(
+    ha: &HostRecord,
+    policy: &PairPolicy,
+    judged: &[Judged<'_>],
+    coalesced_error: Option<&ProbeError>,
+) -> (Verdict, Option<String>) {
+    let origin_error = || {
+        ha.endpoints
+            .iter()
+            .filter(|(x, _)| policy.shared.contains(x) || policy.reason.is_none())
+            .find_map(|(x, ep)| ep.handshake_errors.last().map(|e| format!("{x}: {e}")))
+    };
+    if !(policy.chrome || policy.firefox) {
+        return match (policy.reason, origin_error()) {
+            (Some(_), _) => (Verdict::NotCoalescable, None),
+            (None, Some(e)) => (Verdict::Error, Some(e)),
+            // No handshake with the origin within the window, failed or not: the live planner
+            // has not reached it yet.
+            (None, None) if ha.endpoints.values().all(|ep| ep.handshakes == 0) => (Verdict::Pending, None),
+            (None, None) => (Verdict::Error, Some(format!("no TLS connection to {}", ha.key))),
+        };
+    }
+    let v = Verdict::worst(judged.iter().map(|j| j.judgement.verdict)).unwrap_or(Verdict::Error);
+    match v {
+        Verdict::Error => (
+            v,
+            coalesced_error.map(ProbeError::to_string).or_else(origin_error),
+        ),
+        // Nothing requested at an address because the origin's handshake failed there is an
+        // error, not a wait.
+        Verdict::Pending => match origin_error() {
+            Some(e) => (Verdict::Error, Some(e)),
+            None => (v, None),
+        },
+        _ => (v, None),
+    }
+}
+
+/// The evidence for the explanation of a pair judged `verdict`: which addresses, what the
+/// failing and the direct answers said, and who the server is.
+fn pair_facts<'a>(
+    ha: &'a HostRecord,
+    hb: &'a HostRecord,
+    addresses: &[PairAddressReport],
+    judged: &[Judged<'_>],
+    verdict: Verdict,
+) -> PairFacts<'a> {
+    let failing: Vec<&HttpAnswer> = judged
+        .iter()
+        .filter(|j| j.judgement.verdict == verdict)
+        .flat_map(|j| j.coalesced.iter().filter_map(|o| o.as_ref().ok()))
+        .filter(|x| x.status == 421 || verdict == Verdict::Misrouted)
+        .collect();
+    let direct_all: Vec<&Outcome> = judged.iter().flat_map(|j| j.direct.iter().copied()).collect();
+    let direct_statuses = count_statuses(direct_all.iter().copied());
+    let http1 = hb.endpoints.values().flat_map(|ep| ep.direct_http1.iter());
+    let addresses_judged = |v: Verdict| {
+        addresses
+            .iter()
+            .filter(|x| x.verdict == v)
+            .map(|x| x.address.clone())
+            .collect()
+    };
+    PairFacts {
+        origin: &ha.entry.host,
+        target: &hb.entry.host,
+        verdict,
+        reason: None,
+        bad_addresses: addresses_judged(verdict),
+        good_addresses: addresses_judged(Verdict::Ok),
+        probes: addresses.iter().map(|x| x.probes).sum(),
+        misdirected: judged.iter().map(|j| j.judgement.misdirected as u32).sum(),
+        misrouted: judged.iter().map(|j| j.judgement.misrouted as u32).sum(),
+        misrouted_status: failing.iter().find(|x| x.status != 421).map(|x| x.status),
+        direct_status: most_frequent(&direct_statuses),
+        direct_error: direct_all
+            .iter()
+            .find_map(|o| o.as_ref().err().map(ProbeError::to_string)),
+        http1_status: most_frequent(&count_statuses(http1)),
+        // No failing answer (e.g. the streams were reset): the direct answers say who it is.
+        server: failing
+            .iter()
+            .map(|x| ServerKind::from_header(x.server.as_deref()))
+            .next()
+            .or_else(|| {
+                direct_all
+                    .iter()
+                    .filter_map(|o| o.as_ref().ok())
+                    .map(|x| ServerKind::from_header(x.server.as_deref()))
+                    .find(|k| *k != ServerKind::Unknown)
+            })
+            .unwrap_or(ServerKind::Unknown),
+        cert_error: ha
+            .endpoints
+            .values()
+            .find_map(|ep| ep.tls.as_ref().and_then(|t| t.chain_error.clone())),
+        refused_with: None,
+        error: None,
+    }
+}
+
+/// Direct answers for the target: at `addr` when the target resolves to it, else at all its
+/// addresses. Its own-connection answers (the first request of its origin probes) count as
+/// direct answers too.
+fn direct_reference<'a>(target: &'a HostRecord, addr: &IpAddr) -> Vec<&'a Outcome> {
+    let pick = |ep: &'a EndpointRecord| ep.direct.iter().chain(&ep.own);
+    match target.endpoints.get(addr) {
+        Some(ep) => pick(ep).collect(),
+        None => target.endpoints.values().flat_map(|ep| pick(ep)).collect(),
+    }
+}
+
+/// The explanation and fix of a pending pair, one copy for all of them.
+fn pending_texts() -> (Arc<str>, Option<Arc<str>>) {
+    static TEXTS: std::sync::LazyLock<(Arc<str>, Arc<str>)> =
+        std::sync::LazyLock::new(|| (Arc::from(explain::PENDING_WHY), Arc::from(explain::PENDING_FIX)));
+    (TEXTS.0.clone(), Some(TEXTS.1.clone()))
+}
