@@ -14,11 +14,10 @@ use tokio::sync::Semaphore;
 use crate::engine::probe::cert;
 use crate::engine::probe::direct;
 use crate::engine::probe::dns::Dns;
-use crate::engine::probe::error::ProbeError;
-use crate::engine::probe::h2::{self, Opened};
+use crate::engine::probe::h2::{self, H2Connection, Opened};
 use crate::engine::probe::rate::RateLimiter;
-use crate::engine::probe::tls::TlsSettings;
-use crate::engine::record::{HostRecord, Job, JobResult};
+use crate::engine::probe::tls::{TlsInfo, TlsSettings};
+use crate::engine::record::{HostRecord, Job, JobResult, Outcome};
 
 /// Fresh connections an origin probe may open when the server closes the one it had.
 const MAX_REOPEN: u32 = 2;
@@ -156,9 +155,9 @@ impl Prober {
         }
     }
 
-    /// One fresh connection for `hosts[a]` at `addr`: request the origin itself, then every
-    /// candidate target that the certificate just received covers (and is trusted, over h2),
-    /// in random order.
+    /// One fresh connection for `hosts[a]` at `addr`: request the origin itself, then the
+    /// candidate targets that the certificate just received covers (and is trusted, over h2)
+    /// which the plan chooses, in its order.
     async fn origin_probe(
         &self,
         a: usize,
@@ -168,61 +167,54 @@ impl Prober {
     ) -> JobResult {
         let origin = &hosts[a];
         let sock = SocketAddr::new(addr, origin.entry.port);
-        let timeout = self.options.timeout;
-        let failed = |e: ProbeError| JobResult::Origin {
+        let result = |handshake, own, coalesced, requests| JobResult::Origin {
             host: a,
             addr,
-            handshake: Err(e),
-            own: None,
-            coalesced: Vec::new(),
-            requests: 0,
+            handshake,
+            own,
+            coalesced,
+            requests,
         };
         let opened = match h2::open(&self.tls, sock, &origin.entry.host).await {
             Ok(o) => o,
-            Err(e) => return failed(e),
+            Err(e) => return result(Err(e), None, Vec::new(), 0),
         };
         let handshake = Ok(opened.tls.clone());
-        let Some(mut conn) = opened.conn else {
-            return JobResult::Origin {
-                host: a,
-                addr,
-                handshake,
-                own: None,
-                coalesced: Vec::new(),
-                requests: 0,
-            };
+        let Some(conn) = opened.conn else {
+            return result(handshake, None, Vec::new(), 0);
         };
-        // Only targets this certificate covers, and only when it is valid: a browser would
-        // not coalesce anything else, so there is nothing to prove.
-        let trusted = opened.tls.chain_error.is_none();
-        let leaf = opened
-            .tls
-            .chain
-            .first()
-            .and_then(|der| cert::parse_leaf(der).ok());
-        let covered: Vec<usize> = match (&leaf, trusted) {
-            (Some(leaf), true) => plan
-                .candidates(a)
-                .iter()
-                .copied()
-                .filter(|&b| cert::covering_san(leaf, &hosts[b].entry.host).is_some())
-                .collect(),
-            _ => Vec::new(),
-        };
-        let targets = plan.choose(a, addr, &covered);
+        let targets = plan.choose(a, addr, &covered_candidates(&opened.tls, a, hosts, plan));
         self.rate.acquire().await;
-        let mut requests = 1;
-        let own = Some(
-            conn.request(&origin.entry.host, origin.entry.port, &origin.path, timeout)
-                .await,
-        );
+        let own = conn
+            .request(
+                &origin.entry.host,
+                origin.entry.port,
+                &origin.path,
+                self.options.timeout,
+            )
+            .await;
+        let (coalesced, requests) = self.request_targets(conn, sock, origin, &targets, hosts).await;
+        result(handshake, Some(own), coalesced, 1 + requests)
+    }
+
+    /// Request `targets` on the origin's connection, a few streams at a time. A server that
+    /// closes the connection after refusing one name (GOAWAY after a 421, say) must not turn
+    /// the remaining targets into errors: like a browser, go on over a fresh connection opened
+    /// for the same origin, a bounded number of times. Returns the answers and the requests
+    /// made.
+    async fn request_targets(
+        &self,
+        mut conn: H2Connection,
+        sock: SocketAddr,
+        origin: &HostRecord,
+        targets: &[usize],
+        hosts: &[HostRecord],
+    ) -> (Vec<(usize, Outcome)>, u64) {
+        let timeout = self.options.timeout;
         let mut coalesced = Vec::with_capacity(targets.len());
+        let mut requests = 0;
         let mut reopened = 0;
-        // Several targets at once on the one connection (HTTP/2 streams), a few at a time.
         for chunk in targets.chunks(STREAMS_PER_CONNECTION) {
-            // A server that closes the connection after refusing one name (GOAWAY after a
-            // 421, say) must not turn the remaining targets into errors: like a browser, go
-            // on over a fresh connection opened for the same origin, a bounded number of times.
             if conn.is_closed() && reopened < MAX_REOPEN {
                 reopened += 1;
                 self.connections.fetch_add(1, Ordering::Relaxed);
@@ -244,13 +236,23 @@ impl Prober {
             requests += answers.len() as u64;
             coalesced.extend(answers);
         }
-        JobResult::Origin {
-            host: a,
-            addr,
-            handshake,
-            own,
-            coalesced,
-            requests,
-        }
+        (coalesced, requests)
     }
+}
+
+/// The candidates of origin `a` that the certificate of its handshake covers. None when the
+/// chain is not trusted: a browser would not coalesce anything onto it, so there is nothing
+/// to prove.
+fn covered_candidates(tls: &TlsInfo, a: usize, hosts: &[HostRecord], plan: &dyn TargetPlan) -> Vec<usize> {
+    if tls.chain_error.is_some() {
+        return Vec::new();
+    }
+    let Some(leaf) = tls.chain.first().and_then(|der| cert::parse_leaf(der).ok()) else {
+        return Vec::new();
+    };
+    plan.candidates(a)
+        .iter()
+        .copied()
+        .filter(|&b| cert::covering_san(&leaf, &hosts[b].entry.host).is_some())
+        .collect()
 }

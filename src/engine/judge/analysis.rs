@@ -465,6 +465,8 @@ mod tests {
         );
     }
 
+    /// One piece: eleven hosts' records, each made to show one finding or reason, then what
+    /// the analysis says of each, in the same order.
     #[test]
     fn findings_reasons_and_cert_only_pairs() {
         let wildcard = ["*.geo.test"];

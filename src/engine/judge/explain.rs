@@ -68,13 +68,13 @@ fn at(addresses: &[String]) -> String {
     }
 }
 
-/// (explanation, fix hint)
 /// What every pair waiting for its first probe says. The same text for all of them (the pair
 /// names its hosts), so that a big list's many pending pairs share one copy.
 pub const PENDING_WHY: &str = "not probed within the window yet: the request budget reaches part of the pairs per window (see coverage)";
 pub const PENDING_FIX: &str =
     "wait for the planner to reach it, or raise --max-rps or --window for more coverage";
 
+/// (explanation, fix hint) of a judged pair: one text per verdict.
 pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
     let (a, b) = (f.origin, f.target);
     let direct = match (f.direct_status, &f.direct_error) {
@@ -119,53 +119,75 @@ pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
                 Some(misrouted_fix(f.server, a, b)),
             )
         }
-        Verdict::DirectBroken => {
-            let h1 = match f.http1_status {
-                Some(s) if crate::engine::judge::verdict::is_healthy_status(s) => {
-                    format!("; over HTTP/1.1 it answers {s}: only its HTTP/2 is broken")
-                }
-                Some(s) => format!("; over HTTP/1.1 too ({s})"),
-                None => String::new(),
-            };
-            (
-                format!("{b} already fails on its own connection ({direct}){h1}: coalescing is not the cause"),
-                Some(format!("fix {b} itself first; then check again whether coalescing onto {a} works")),
-            )
+        Verdict::DirectBroken => direct_broken(f, &direct),
+        Verdict::Error if f.refused_with == Some(H2Reason::HTTP_1_1_REQUIRED) => {
+            renegotiation_refused(f, &fine_elsewhere)
         }
-        Verdict::Error if f.refused_with == Some(H2Reason::HTTP_1_1_REQUIRED) => (
-            format!(
-                "the server reset the requests for {b} on connections opened for {a}{} with HTTP_1_1_REQUIRED: it wants to renegotiate TLS for {b} (typically to ask for a client certificate), which HTTP/2 cannot; browsers retry over HTTP/1.1{fine_elsewhere}",
-                at(&f.bad_addresses)
-            ),
-            Some(match f.server {
-                ServerKind::Apache => format!(
-                    "the vhost of {b} asks for client certificates (SSLVerifyClient) and {a}'s does not, under `SSLVHostSNIPolicy insecure`: give both vhosts the same client-certificate settings, or give {b} a certificate without {a}, or its own IP"
-                ),
-                _ => format!(
-                    "give {a} and {b} the same client-certificate settings, or give {b} a certificate without {a}, or its own IP"
-                ),
-            }),
-        ),
         Verdict::Error => (
             format!("the probe of {b} over {a}'s connection could not finish: {}", f.error.as_deref().unwrap_or("unknown error")),
             Some(format!("make {a} reachable over TLS from here, then check again")),
         ),
         Verdict::Pending => (PENDING_WHY.to_string(), Some(PENDING_FIX.to_string())),
-        Verdict::NotCoalescable => {
-            let why = match f.reason {
-                Some(NotCoalescable::NoSharedAddress) => {
-                    format!("{a} and {b} share no address, so no browser puts them on one connection (the certificate alone would allow it)")
-                }
-                Some(NotCoalescable::CertNotCovering) => format!("{a}'s certificate does not cover {b}, so browsers open a separate connection"),
-                Some(NotCoalescable::NoH2) => format!("{a} does not negotiate HTTP/2, so there is no connection to share"),
-                Some(NotCoalescable::CertInvalid) => format!(
-                    "{a}'s certificate is not valid ({}), so browsers do not reuse its connection",
-                    f.cert_error.as_deref().unwrap_or("untrusted")
-                ),
-                None => "no client would coalesce".to_string(),
-            };
-            (why, None)
+        Verdict::NotCoalescable => (not_coalescable(f), None),
+    }
+}
+
+/// The target fails on its own: say whether only its HTTP/2 does.
+fn direct_broken(f: &PairFacts<'_>, direct: &str) -> (String, Option<String>) {
+    let (a, b) = (f.origin, f.target);
+    let h1 = match f.http1_status {
+        Some(s) if crate::engine::judge::verdict::is_healthy_status(s) => {
+            format!("; over HTTP/1.1 it answers {s}: only its HTTP/2 is broken")
         }
+        Some(s) => format!("; over HTTP/1.1 too ({s})"),
+        None => String::new(),
+    };
+    (
+        format!("{b} already fails on its own connection ({direct}){h1}: coalescing is not the cause"),
+        Some(format!(
+            "fix {b} itself first; then check again whether coalescing onto {a} works"
+        )),
+    )
+}
+
+/// The coalesced requests were reset with HTTP_1_1_REQUIRED: the server wants a TLS
+/// renegotiation (a client certificate) for the target.
+fn renegotiation_refused(f: &PairFacts<'_>, fine_elsewhere: &str) -> (String, Option<String>) {
+    let (a, b) = (f.origin, f.target);
+    (
+        format!(
+            "the server reset the requests for {b} on connections opened for {a}{} with HTTP_1_1_REQUIRED: it wants to renegotiate TLS for {b} (typically to ask for a client certificate), which HTTP/2 cannot; browsers retry over HTTP/1.1{fine_elsewhere}",
+            at(&f.bad_addresses)
+        ),
+        Some(match f.server {
+            ServerKind::Apache => format!(
+                "the vhost of {b} asks for client certificates (SSLVerifyClient) and {a}'s does not, under `SSLVHostSNIPolicy insecure`: give both vhosts the same client-certificate settings, or give {b} a certificate without {a}, or its own IP"
+            ),
+            _ => format!(
+                "give {a} and {b} the same client-certificate settings, or give {b} a certificate without {a}, or its own IP"
+            ),
+        }),
+    )
+}
+
+/// Why no client would coalesce the pair.
+fn not_coalescable(f: &PairFacts<'_>) -> String {
+    let (a, b) = (f.origin, f.target);
+    match f.reason {
+        Some(NotCoalescable::NoSharedAddress) => {
+            format!("{a} and {b} share no address, so no browser puts them on one connection (the certificate alone would allow it)")
+        }
+        Some(NotCoalescable::CertNotCovering) => {
+            format!("{a}'s certificate does not cover {b}, so browsers open a separate connection")
+        }
+        Some(NotCoalescable::NoH2) => {
+            format!("{a} does not negotiate HTTP/2, so there is no connection to share")
+        }
+        Some(NotCoalescable::CertInvalid) => format!(
+            "{a}'s certificate is not valid ({}), so browsers do not reuse its connection",
+            f.cert_error.as_deref().unwrap_or("untrusted")
+        ),
+        None => "no client would coalesce".to_string(),
     }
 }
 

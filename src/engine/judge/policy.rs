@@ -179,6 +179,8 @@ mod tests {
         covers: bool,
     }
 
+    /// One piece: a table of cases (from the RFCs, the clients' code and real incidents),
+    /// read side by side.
     fn cases() -> Vec<Case> {
         vec![
             Case {

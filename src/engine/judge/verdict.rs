@@ -186,6 +186,7 @@ mod tests {
         .verdict
     }
 
+    /// One piece: a table of (evidence, verdict), read side by side.
     #[test]
     fn verdict_table() {
         use Verdict::*;

@@ -242,10 +242,34 @@ pub fn select_cycle(
         return everything();
     }
     let mut chosen = vec![None; slots.len()];
-    let mut left = budget;
     let half = budget / 2;
-
     // 1. Direct requests that are due, oldest first, within half the budget.
+    let directs = due_directs(slots, now, reuse);
+    for &i in directs.iter().take(half) {
+        chosen[i] = Some(0);
+    }
+    let mut left = budget - directs.len().min(half);
+    // 2. Origins, in the order of their claim on the budget.
+    for (i, demand) in origin_order(slots, half) {
+        if left == 0 {
+            break;
+        }
+        // The last connection that fits may carry fewer targets: `select` puts its most
+        // important ones first.
+        let targets = demand.min(MAX_TARGETS_PER_CONNECTION).min(left - 1);
+        chosen[i] = Some(targets);
+        left -= 1 + targets;
+    }
+    CyclePlan {
+        chosen,
+        requests: budget - left,
+        tight: true,
+    }
+}
+
+/// The direct slots whose last healthy answer is older than `reuse` (or missing), oldest
+/// first.
+fn due_directs(slots: &[Slot], now: Instant, reuse: std::time::Duration) -> Vec<usize> {
     let mut directs: Vec<(usize, Option<Instant>)> = slots
         .iter()
         .enumerate()
@@ -258,13 +282,13 @@ pub fn select_cycle(
         })
         .collect();
     directs.sort_by_key(|&(_, at)| at);
-    for (i, _) in directs.into_iter().take(half) {
-        chosen[i] = Some(0);
-        left -= 1;
-    }
+    directs.into_iter().map(|(i, _)| i).collect()
+}
 
-    // 2. Origins: urgent, then small, then by age; each of the first two tiers within half
-    // the budget, what does not fit there competes by age.
+/// The origin slots as (slot, demand), in the order they claim the budget: urgent ones first
+/// and small groups next (each tier within `half` the budget), then the rest by the age of
+/// their last connection, never probed first; what does not fit a tier competes by age.
+fn origin_order(slots: &[Slot], half: usize) -> Vec<(usize, usize)> {
     let mut origins: Vec<(usize, usize, Option<Instant>, bool)> = slots
         .iter()
         .enumerate()
@@ -297,21 +321,7 @@ pub fn select_cycle(
         }
     }
     order.extend(aged);
-    for (i, demand) in order {
-        if left == 0 {
-            break;
-        }
-        // The last connection that fits may carry fewer targets: `select` puts its most
-        // important ones first.
-        let targets = demand.min(MAX_TARGETS_PER_CONNECTION).min(left - 1);
-        chosen[i] = Some(targets);
-        left -= 1 + targets;
-    }
-    CyclePlan {
-        chosen,
-        requests: budget - left,
-        tight: true,
-    }
+    order
 }
 
 #[cfg(test)]
@@ -543,6 +553,8 @@ mod tests {
     /// every pair every cycle, every pair is covered within the cycles the budget allows,
     /// every host keeps a healthy direct answer within the reuse time, and a pair that turns
     /// bad is probed again in the next cycle.
+    ///
+    /// One piece: the simulation's state is shared by every check, made cycle by cycle.
     #[test]
     fn simulated_cycles_cover_everything_within_the_budget() {
         let mut groups: Vec<Vec<usize>> = (0..50).map(|g| (20 * g..20 * g + 20).collect()).collect();

@@ -436,6 +436,51 @@ impl Scheduler {
         };
         let candidates = address_peers(&hosts);
         let ids: Vec<u64> = hosts.iter().map(|h| key_id(&h.entry.key())).collect();
+        let (jobs, slots) = self.jobs_of(&hosts, keys, &candidates, &ids);
+        let budget = if spread_out { self.budget_left } else { None };
+        if spread_out {
+            // Every host of the list, not only `keys`: an origin connection with all its
+            // candidates and a direct request per (host, address).
+            let full: usize = hosts
+                .iter()
+                .zip(&candidates)
+                .map(|(h, c)| h.dns.addresses.len() * (2 + c.len()))
+                .sum();
+            self.status.full_rps = full as f64 / self.options.interval.as_secs_f64().max(0.001);
+        }
+        let cycle = planner::select_cycle(&slots, budget, Instant::now(), self.direct_reuse());
+        if spread_out {
+            if let Some(left) = self.budget_left.as_mut() {
+                *left = left.saturating_sub(cycle.requests);
+            }
+        }
+        let mut plan = Plan {
+            candidates,
+            ..Plan::default()
+        };
+        if cycle.tight {
+            self.limit_plan(&mut plan, &jobs, &slots, &cycle.chosen, &ids);
+        }
+        let plan = Arc::new(plan);
+        let mut rng = rand::rng();
+        // A probe asked for now goes out now; a cycle's probes are spread.
+        for (job, chosen) in jobs.into_iter().zip(cycle.chosen) {
+            if chosen.is_some() {
+                let delay = spread.mul_f64(rng.random::<f64>());
+                self.spawn(hosts.clone(), plan.clone(), job, delay);
+            }
+        }
+    }
+
+    /// The jobs for the hosts of `keys` (an origin and a direct job per address) and the slot
+    /// each takes in the planner's choice.
+    fn jobs_of(
+        &self,
+        hosts: &[HostRecord],
+        keys: &HashSet<String>,
+        candidates: &[Vec<usize>],
+        ids: &[u64],
+    ) -> (Vec<Job>, Vec<Slot>) {
         let urgent: HashSet<u64> = self
             .pair_states
             .iter()
@@ -461,52 +506,33 @@ impl Scheduler {
                 });
             }
         }
-        let budget = if spread_out { self.budget_left } else { None };
-        if spread_out {
-            // Every host of the list, not only `keys`: an origin connection with all its
-            // candidates and a direct request per (host, address).
-            let full: usize = hosts
-                .iter()
-                .zip(&candidates)
-                .map(|(h, c)| h.dns.addresses.len() * (2 + c.len()))
-                .sum();
-            self.status.full_rps = full as f64 / self.options.interval.as_secs_f64().max(0.001);
-        }
-        let cycle = planner::select_cycle(&slots, budget, Instant::now(), self.direct_reuse());
-        if spread_out {
-            if let Some(left) = self.budget_left.as_mut() {
-                *left = left.saturating_sub(cycle.requests);
-            }
-        }
-        let mut plan = Plan {
-            candidates,
-            ..Plan::default()
-        };
-        if cycle.tight {
-            for ((job, chosen), slot) in jobs.iter().zip(&cycle.chosen).zip(&slots) {
-                if let (Job::Origin(i, addr), Some(limit), Slot::Origin { demand, .. }) = (job, chosen, slot)
-                {
-                    plan.per_origin.insert((*i, *addr), *limit);
-                    if *limit < (*demand).min(planner::MAX_TARGETS_PER_CONNECTION) {
-                        self.partial.insert((ids[*i], *addr));
-                    }
-                }
-            }
-            for (a, targets) in plan.candidates.iter().enumerate() {
-                for &b in targets {
-                    if let Some(s) = self.pair_states.get(&(ids[a], ids[b])) {
-                        plan.state.insert((a, b), *s);
-                    }
+        (jobs, slots)
+    }
+
+    /// Under a tight budget: the targets each chosen origin connection may carry, what the
+    /// planner knows of each pair (to choose them), and which connections are cut short (they
+    /// keep their age, so they go first next cycle).
+    fn limit_plan(
+        &mut self,
+        plan: &mut Plan,
+        jobs: &[Job],
+        slots: &[Slot],
+        chosen: &[Option<usize>],
+        ids: &[u64],
+    ) {
+        for ((job, chosen), slot) in jobs.iter().zip(chosen).zip(slots) {
+            if let (Job::Origin(i, addr), Some(limit), Slot::Origin { demand, .. }) = (job, chosen, slot) {
+                plan.per_origin.insert((*i, *addr), *limit);
+                if *limit < (*demand).min(planner::MAX_TARGETS_PER_CONNECTION) {
+                    self.partial.insert((ids[*i], *addr));
                 }
             }
         }
-        let plan = Arc::new(plan);
-        let mut rng = rand::rng();
-        // A probe asked for now goes out now; a cycle's probes are spread.
-        for (job, chosen) in jobs.into_iter().zip(cycle.chosen) {
-            if chosen.is_some() {
-                let delay = spread.mul_f64(rng.random::<f64>());
-                self.spawn(hosts.clone(), plan.clone(), job, delay);
+        for (a, targets) in plan.candidates.iter().enumerate() {
+            for &b in targets {
+                if let Some(s) = self.pair_states.get(&(ids[a], ids[b])) {
+                    plan.state.insert((a, b), *s);
+                }
             }
         }
     }

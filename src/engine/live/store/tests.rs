@@ -248,6 +248,9 @@ fn comparable(mut v: LiveView) -> LiveView {
 /// Incremental publishing gives exactly what a full recomputation gives (and what
 /// `analysis::analyse` gives over the same records), over random applies, prunes, DNS
 /// changes and reloads, with and without events.
+///
+/// One piece: the three stores and the random steps that feed them are the test; each step's
+/// checks sit right after the step that they check.
 #[test]
 fn incremental_publish_equals_full_recomputation() {
     use crate::testing::synth::{answer, Synth};
