@@ -3,6 +3,7 @@
 //! the same size (`samples`). Publishing turns the samples in the window into a `LiveView`
 //! through the same judgement as `check`, incrementally (`publish`).
 
+mod cache;
 mod publish;
 mod samples;
 
@@ -23,13 +24,12 @@ use crate::engine::record::{EndpointRecord, HostRecord, JobResult, Records};
 use crate::engine::snapshot::{Verdict, VerdictEvent};
 use crate::watchlist::Entry;
 
-use self::publish::Cache;
+use self::cache::Cache;
 use self::samples::{oldest, prune, push, recent, schedule, Expiry, LiveHost, PairSamples, Place};
 
 pub use crate::engine::snapshot::HISTORY_BUCKETS;
 
-/// Samples kept per list at most, whatever the window.
-pub const MAX_SAMPLES: usize = 512;
+pub use self::samples::MAX_SAMPLES;
 /// Verdict-change events kept.
 pub const MAX_EVENTS: usize = 500;
 

@@ -12,101 +12,20 @@
 //! targets per origin), `evaluate_pairs` (the pairs whose inputs changed, gathered in contract
 //! order), `assemble` (groups, summary, the report), `record_events` (verdict changes).
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::engine::judge::analysis::{self, PairEval, PairIndex, Tally};
-use crate::engine::record::{HostRecord, Outcome};
+use crate::engine::record::Outcome;
 use crate::engine::snapshot::{
-    EngineStatus, GroupReport, History, HostReport, LiveView, PairReport, Snapshot, Timestamp, Verdict,
-    VerdictEvent, ViewChanges, HISTORY_BUCKETS, SCHEMA,
+    EngineStatus, History, LiveView, PairReport, Snapshot, Timestamp, Verdict, VerdictEvent, ViewChanges,
+    HISTORY_BUCKETS, SCHEMA,
 };
 
+use super::cache::{Cache, Slot, SlotEval};
 use super::samples::{no_samples, PairSamples};
 use super::{host_record, Store, MAX_EVENTS};
-
-/// What the last publish computed, reused by the next one where its inputs did not change.
-/// Indexed like `Store::hosts`.
-#[derive(Default)]
-pub(super) struct Cache {
-    /// Everything is rebuilt at the next publish (a reload changed the indices).
-    pub(super) stale: bool,
-    /// Each host's samples shaped as a `check` record, and the host generation it shows.
-    records: Vec<HostRecord>,
-    record_gens: Vec<u64>,
-    hosts: Vec<Arc<HostReport>>,
-    /// The view in which each host report was made, and until when (unix s) it holds.
-    host_seqs: Vec<u64>,
-    host_valid_until: Vec<i64>,
-    index: Option<PairIndex>,
-    /// Per origin: its candidate targets (ascending, itself excluded) and what each pair gave.
-    rows: Vec<Vec<Slot>>,
-    /// The origin's generation the row's candidates were computed at.
-    row_gens: Vec<u64>,
-    groups: Vec<GroupReport>,
-    /// Listed pairs evaluated since events were last recorded.
-    unchecked: HashSet<(usize, usize)>,
-}
-
-struct Slot {
-    target: usize,
-    /// Generations of origin and target the evaluation used.
-    origin_gen: u64,
-    target_gen: u64,
-    /// The pair's coalesced samples changed (or it was never evaluated).
-    dirty: bool,
-    eval: SlotEval,
-    /// The view in which the report was made.
-    seq: u64,
-    /// (when, got 421) of the pair's answered coalesced requests, for its sparkline.
-    samples: Arc<[(Instant, bool)]>,
-}
-
-enum SlotEval {
-    Skip,
-    CertOnly,
-    Listed {
-        report: Arc<PairReport>,
-        verdict: Verdict,
-        link: bool,
-    },
-}
-
-impl Cache {
-    /// A cache that the next publish rebuilds whole.
-    pub(super) fn stale() -> Cache {
-        Cache {
-            stale: true,
-            ..Cache::default()
-        }
-    }
-}
-
-impl SlotEval {
-    /// (listed, link, problem): what groups and the layout depend on.
-    fn shape(&self) -> (bool, bool, bool) {
-        match self {
-            SlotEval::Listed { verdict, link, .. } => (true, *link, verdict.is_problem()),
-            _ => (false, false, false),
-        }
-    }
-}
-
-impl Slot {
-    fn new(target: usize) -> Slot {
-        Slot {
-            target,
-            origin_gen: 0,
-            target_gen: 0,
-            dirty: true,
-            eval: SlotEval::Skip,
-            seq: 0,
-            samples: no_samples(),
-        }
-    }
-}
 
 /// What one publish found changed beyond single reports.
 #[derive(Default)]
@@ -248,8 +167,8 @@ impl Store {
                 }
             };
             for b in targets.into_iter().filter(|&b| b != a) {
-                while old.peek().is_some_and(|s| s.target < b) {
-                    gone(old.next().expect("peeked"));
+                while let Some(slot) = old.next_if(|s| s.target < b) {
+                    gone(slot);
                 }
                 match old.next_if(|s| s.target == b) {
                     Some(slot) => row.push(slot),

@@ -15,7 +15,8 @@ use crate::engine::probe::tls::TlsInfo;
 use crate::engine::record::Outcome;
 use crate::watchlist::Entry;
 
-use super::MAX_SAMPLES;
+/// Samples kept per list at most, whatever the window.
+pub const MAX_SAMPLES: usize = 512;
 
 pub(super) type Timed<T> = VecDeque<(Instant, T)>;
 
