@@ -182,6 +182,49 @@ mod tests {
         round_trips(&Client::ALL);
     }
 
+    /// The JSON schema's enums list exactly the words of the types.
+    #[test]
+    fn the_schema_spells_the_same_words() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../assets/coalscope-1.schema.json")).expect("schema");
+        let mut enums: Vec<Vec<String>> = Vec::new();
+        fn collect(v: &serde_json::Value, out: &mut Vec<Vec<String>>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(serde_json::Value::Array(words)) = m.get("enum") {
+                        let mut w: Vec<String> = words
+                            .iter()
+                            .filter_map(|x| x.as_str())
+                            .map(String::from)
+                            .collect();
+                        w.sort();
+                        out.push(w);
+                    }
+                    m.values().for_each(|x| collect(x, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|x| collect(x, out)),
+                _ => {}
+            }
+        }
+        collect(&schema, &mut enums);
+        fn words<T: Copy + fmt::Display>(all: &[T]) -> Vec<String> {
+            let mut w: Vec<String> = all.iter().map(|v| v.to_string()).collect();
+            w.sort();
+            w
+        }
+        for expected in [
+            words(&Verdict::ALL),
+            words(&NotCoalescable::ALL),
+            words(&Severity::ALL),
+            words(&Client::ALL),
+        ] {
+            assert!(
+                enums.contains(&expected),
+                "the schema has no enum {expected:?}: {enums:?}"
+            );
+        }
+    }
+
     #[test]
     fn an_unknown_word_is_an_error_not_a_verdict() {
         assert!(serde_json::from_str::<Verdict>("\"no such verdict\"").is_err());
