@@ -302,34 +302,26 @@ fn cert_report(host: &str, ep: &EndpointRecord, tls: &TlsInfo) -> CertReport {
                 sha256: c.sha256.clone(),
             }
         }
-        Some(Err(e)) => CertReport {
-            sans: vec![],
-            ip_sans: vec![],
-            subject: String::new(),
-            issuer: String::new(),
-            not_before: None,
-            not_after: None,
-            trusted: false,
-            covers_host: false,
-            covering_san: None,
-            error: Some(e.to_string()),
-            chain_len: tls.chain.len(),
-            sha256: String::new(),
-        },
-        None => CertReport {
-            sans: vec![],
-            ip_sans: vec![],
-            subject: String::new(),
-            issuer: String::new(),
-            not_before: None,
-            not_after: None,
-            trusted: false,
-            covers_host: false,
-            covering_san: None,
-            error: Some("certificate: the server sent no certificate".into()),
-            chain_len: 0,
-            sha256: String::new(),
-        },
+        Some(Err(e)) => unreadable_cert(e.to_string(), tls.chain.len()),
+        None => unreadable_cert("certificate: the server sent no certificate".into(), 0),
+    }
+}
+
+/// The report of a certificate that could not be read (or was not sent): only why.
+fn unreadable_cert(error: String, chain_len: usize) -> CertReport {
+    CertReport {
+        sans: vec![],
+        ip_sans: vec![],
+        subject: String::new(),
+        issuer: String::new(),
+        not_before: None,
+        not_after: None,
+        trusted: false,
+        covers_host: false,
+        covering_san: None,
+        error: Some(error),
+        chain_len,
+        sha256: String::new(),
     }
 }
 
