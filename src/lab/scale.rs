@@ -29,7 +29,7 @@ use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use super::ca::Ca;
+use super::ca::{Ca, Validity};
 use super::idle::IdleTimeout;
 use super::respond::request_host;
 
@@ -188,7 +188,7 @@ pub(crate) fn server_config(
         let parent = format!("g{g:03}.{SCALE_ZONE}");
         let wildcard = format!("*.{parent}");
         let cert = ca
-            .issue(&[wildcard.as_str()], false, &provider)
+            .server_key(&[wildcard.as_str()], Validity::Current, &provider)
             .with_context(|| format!("issuing {wildcard}"))?;
         default.get_or_insert_with(|| cert.clone());
         by_group.insert(parent, cert);
