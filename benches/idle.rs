@@ -36,6 +36,8 @@
 //! Every child (serve, floor, the tmux server and the dashboard in it) is stopped when its mode
 //! ends, on an error, on a panic (drop guards) and on SIGINT/SIGTERM.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "common/minimal_client.rs"]
 #[allow(dead_code)]
 mod minimal_client;
@@ -643,11 +645,7 @@ impl Bench {
     fn coalscope(&self, sub: &str, lab: &Lab) -> Command {
         let mut c = Command::new(&self.bin);
         clean_env(&mut c);
-        c.arg(sub)
-            .arg(&lab.watchfile)
-            .args(["--dns", &lab.dns.to_string()])
-            .arg("--ca-file")
-            .arg(&lab.ca_file);
+        c.args(common::lab_args(sub, lab, &lab.watchfile));
         c
     }
 
@@ -1093,12 +1091,6 @@ fn show_cmd(cmd: &Command) -> String {
         .join(" ")
 }
 
-fn coalscope_bin() -> PathBuf {
-    std::env::var_os("COALSCOPE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_coalscope")))
-}
-
 /// A mode's result into the table: its row, or its failure as a row (and `ok` false). An
 /// interruption (SIGINT/SIGTERM) ends the whole run instead.
 fn record(rows: &mut Vec<Row>, ok: &mut bool, mode: &str, names: usize, result: Result<Row>) -> Result<()> {
@@ -1138,7 +1130,7 @@ fn failed_row(mode: &str, names: usize, e: &anyhow::Error) -> Row {
 
 fn run() -> Result<bool> {
     let knobs = Knobs::from_env()?;
-    let bin = coalscope_bin();
+    let bin = common::bench_bin();
     knobs.print(&bin);
     if !bin.exists() {
         bail!(

@@ -10,21 +10,9 @@ use coalscope::lab::{self, Lab, LabOptions};
 use serde_json::Value;
 
 async fn check_lab(lab: &Lab, extra: &[&str]) -> (std::process::Output, Value) {
-    let watch = lab.watchfile.to_string_lossy().to_string();
-    let dns = lab.dns.to_string();
-    let ca = lab.ca_file.to_string_lossy().to_string();
-    let mut args = vec![
-        "check",
-        &watch,
-        "--dns",
-        &dns,
-        "--ca-file",
-        &ca,
-        "--format",
-        "json",
-    ];
+    let mut args = vec!["--format", "json"];
     args.extend_from_slice(extra);
-    let out = common::run(&args, None).await;
+    let out = common::check_lab(lab, &args).await;
     let json = common::stdout_json(&out);
     (out, json)
 }
@@ -173,17 +161,9 @@ async fn check_gives_every_lab_pair_its_verdict() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn table_report_explains_problems_and_strips_nothing_it_needs() {
     let lab = Lab::start(LabOptions::default()).await.expect("lab starts");
-    let watch = lab.watchfile.to_string_lossy().to_string();
-    let dns = lab.dns.to_string();
-    let ca = lab.ca_file.to_string_lossy().to_string();
-    let out = common::run(
+    let out = common::check_lab(
+        &lab,
         &[
-            "check",
-            &watch,
-            "--dns",
-            &dns,
-            "--ca-file",
-            &ca,
             // As many rounds as the JSON run: the load-balancer pairs stay intermittent.
             "--rounds",
             "16",
@@ -192,7 +172,6 @@ async fn table_report_explains_problems_and_strips_nothing_it_needs() {
             "--max-rps",
             "0",
         ],
-        None,
     )
     .await;
     let text = String::from_utf8_lossy(&out.stdout);

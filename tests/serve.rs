@@ -55,28 +55,24 @@ impl Serve {
     }
 
     async fn start_on(lab: &Lab, watchfile: &Path, extra: &[&str]) -> Serve {
-        let dns = lab.dns.to_string();
-        let ca = lab.ca_file.display().to_string();
-        let watchfile = watchfile.display().to_string();
-        let mut args = vec![
-            "serve",
-            watchfile.as_str(),
-            "--dns",
-            &dns,
-            "--ca-file",
-            &ca,
-            "--interval",
-            "1s",
-            "--window",
-            "60s",
-            "--timeout",
-            "1s",
-            "--max-rps",
-            "0",
-            "--listen",
-            "127.0.0.1:0",
-        ];
-        args.extend_from_slice(extra);
+        let mut args = common::lab_args("serve", lab, watchfile);
+        args.extend(
+            [
+                "--interval",
+                "1s",
+                "--window",
+                "60s",
+                "--timeout",
+                "1s",
+                "--max-rps",
+                "0",
+                "--listen",
+                "127.0.0.1:0",
+            ]
+            .iter()
+            .chain(extra)
+            .map(|a| a.to_string()),
+        );
         let mut child = Command::new(common::bin())
             .args(&args)
             .env_remove("COALSCOPE_DNS")
@@ -552,24 +548,7 @@ async fn rules_and_dashboard_query_only_exported_metrics() {
     // An exporter fed one synthetic view writes every family (names do not depend on data,
     // families without series are left out, so feed a lab-like snapshot from a real check).
     let lab = start_lab().await;
-    let out = common::run(
-        &[
-            "check",
-            &lab.watchfile.display().to_string(),
-            "--dns",
-            &lab.dns.to_string(),
-            "--ca-file",
-            &lab.ca_file.display().to_string(),
-            "--rounds",
-            "1",
-            "--timeout",
-            "1s",
-            "--format",
-            "json",
-        ],
-        None,
-    )
-    .await;
+    let out = common::check_lab(&lab, &["--rounds", "1", "--timeout", "1s", "--format", "json"]).await;
     lab.shutdown().await;
     let report = serde_json::from_slice(&out.stdout).expect("check JSON");
     let exporter = Exporter::new(ExporterOptions {

@@ -409,9 +409,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn check_finds_the_expected_pairs_and_misdirected_share() {
         use crate::engine::oneshot::{self, CheckOptions};
-        use crate::engine::probe::dns::{Dns, DnsConfig};
-        use crate::engine::probe::tls::TlsSettings;
-        use crate::engine::prober::{ProbeOptions, Prober};
+        use crate::engine::prober::ProbeOptions;
         let layout = ScaleOptions::new(45, 20);
         let lab = crate::lab::Lab::start(crate::lab::LabOptions {
             scale: Some(layout),
@@ -422,16 +420,9 @@ mod tests {
         let text = std::fs::read_to_string(&lab.watchfile).unwrap();
         let list = crate::watchlist::parse("scale.watch", text.as_bytes()).unwrap();
         assert_eq!(list.entries.len(), 45);
-        let dns = Dns::new(DnsConfig {
-            nameservers: vec![lab.dns],
-            overrides: vec![],
-            timeout: Duration::from_secs(2),
-        })
-        .unwrap();
-        let tls = TlsSettings::new(Some(&lab.ca_file), Duration::from_secs(2)).unwrap();
-        let prober = Prober::new(
-            dns,
-            tls,
+        let prober = crate::testing::lab::prober(
+            &lab,
+            Duration::from_secs(2),
             ProbeOptions {
                 max_rps: 0,
                 ..ProbeOptions::default()

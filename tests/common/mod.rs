@@ -1,15 +1,27 @@
-//! Helpers shared by the end-to-end tests: run the real binary, validate its JSON.
+//! Helpers shared by the end-to-end tests and the benches (which include this module with
+//! `#[path = "../tests/common/mod.rs"] mod common;`): find and run the real binary, point a
+//! subcommand at the embedded lab, validate the JSON.
 #![allow(dead_code)]
 
 pub mod golden;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use coalscope::lab::Lab;
 use serde_json::Value;
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_coalscope")
+/// The `coalscope` binary Cargo built for this test or bench.
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_coalscope"))
+}
+
+/// The binary a bench measures: `COALSCOPE_BIN` (e.g. another build) or [`bin`]. Tests always
+/// run [`bin`].
+pub fn bench_bin() -> PathBuf {
+    std::env::var_os("COALSCOPE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bin().to_path_buf())
 }
 
 /// Run `coalscope` with `args` (and `stdin`, if any); never inherits proxy settings.
@@ -38,6 +50,27 @@ pub async fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
         drop(pipe);
     }
     child.wait_with_output().await.expect("coalscope output")
+}
+
+/// `SUBCOMMAND WATCHFILE --dns LAB_DNS --ca-file LAB_CA`: a subcommand pointed at `lab` (its
+/// DNS server and CA) for `watchfile` (the lab's own, or an edited copy).
+pub fn lab_args(sub: &str, lab: &Lab, watchfile: &Path) -> Vec<String> {
+    vec![
+        sub.to_string(),
+        watchfile.display().to_string(),
+        "--dns".to_string(),
+        lab.dns.to_string(),
+        "--ca-file".to_string(),
+        lab.ca_file.display().to_string(),
+    ]
+}
+
+/// `coalscope check` of the lab's watch-file against the lab, with `extra` arguments.
+pub async fn check_lab(lab: &Lab, extra: &[&str]) -> Output {
+    let mut args = lab_args("check", lab, &lab.watchfile);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&argv, None).await
 }
 
 pub fn schema() -> Value {
