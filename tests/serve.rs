@@ -25,19 +25,21 @@ fn assets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")
 }
 
-/// The path of `tool` when it is installed; None (after saying so loudly) when it is not and
-/// interop is not required; a panic when it is required.
+/// The path of `tool` when it is installed; None (after saying so in one line) when it is not
+/// and interop is not required; a panic when it is required (`common::interop_available`).
 fn interop_tool(tool: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|d| d.join(tool))
             .find(|p| p.is_file())
     });
-    if found.is_none() {
-        if std::env::var("COALSCOPE_REQUIRE_INTEROP").as_deref() == Ok("1") {
-            panic!("{tool} is required (COALSCOPE_REQUIRE_INTEROP=1) but not installed");
-        }
-        eprintln!("\n!!! SKIPPED: {tool} is not installed (Debian package `prometheus`); set COALSCOPE_REQUIRE_INTEROP=1 to make this a failure !!!\n");
+    let missing: &[&str] = if found.is_some() { &[] } else { &[tool] };
+    if !common::interop_available(
+        tool,
+        missing,
+        "apt-get install -y --no-install-recommends prometheus",
+    ) {
+        return None;
     }
     found
 }

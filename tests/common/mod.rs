@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests and the benches (which include this module with
 //! `#[path = "../tests/common/mod.rs"] mod common;`): find and run the real binary, point a
-//! subcommand at the embedded lab, validate the JSON.
+//! subcommand at the embedded lab, validate the JSON, and decide whether a test that drives a
+//! real server or tool runs, skips or fails (`COALSCOPE_REQUIRE_INTEROP`).
 #![allow(dead_code)]
 
 pub mod golden;
@@ -101,4 +102,42 @@ pub fn stdout_json(out: &Output) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// The environment variable CI sets to `1`: every real server and tool a test drives must be
+/// installed there.
+pub const REQUIRE_INTEROP: &str = "COALSCOPE_REQUIRE_INTEROP";
+
+/// Whether a missing real server or tool fails the test: `COALSCOPE_REQUIRE_INTEROP` is
+/// exactly `1`. Unset, empty or any other value: a missing one skips the test.
+pub fn interop_required() -> bool {
+    requires_interop(std::env::var_os(REQUIRE_INTEROP).as_deref())
+}
+
+/// What a value of `COALSCOPE_REQUIRE_INTEROP` means: exactly `1` requires.
+pub fn requires_interop(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| v == "1")
+}
+
+/// Whether `what` (a test or scenario) can run, `missing` being the servers or tools it needs
+/// that are not installed: true when none is missing. Otherwise [`interop_required`] makes it
+/// a panic naming them and how to install them (`install`); without it the test is skipped
+/// after one line saying the same.
+pub fn interop_available(what: &str, missing: &[&str], install: &str) -> bool {
+    interop_available_or(what, missing, install, interop_required())
+}
+
+/// [`interop_available`] with the requirement given explicitly (to test the helper itself).
+pub fn interop_available_or(what: &str, missing: &[&str], install: &str, required: bool) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let missing = missing.join(", ");
+    if required {
+        panic!("{what}: {missing} not installed and {REQUIRE_INTEROP}=1; install with: {install}");
+    }
+    eprintln!(
+        "!!! SKIPPED {what}: {missing} not installed; install with: {install} (and set {REQUIRE_INTEROP}=1 to make this a failure)"
+    );
+    false
 }

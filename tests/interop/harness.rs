@@ -29,11 +29,10 @@ pub const CADDY: &str = "/usr/bin/caddy";
 const READY_WITHIN: Duration = Duration::from_secs(15);
 
 /// Whether the servers a scenario needs are installed. When one is missing: with
-/// `COALSCOPE_REQUIRE_INTEROP` set (CI), the test fails; otherwise it prints one loud line and
-/// the caller skips the scenario.
+/// `COALSCOPE_REQUIRE_INTEROP=1` (CI), the test fails; otherwise it prints one loud line and
+/// the caller skips the scenario (`common::interop_available`).
 pub fn servers_available(scenario: &str, binaries: &[&str]) -> bool {
-    let required = std::env::var_os("COALSCOPE_REQUIRE_INTEROP").is_some_and(|v| !v.is_empty());
-    servers_available_or(scenario, binaries, required)
+    servers_available_or(scenario, binaries, crate::common::interop_required())
 }
 
 /// [`servers_available`] with the requirement given explicitly.
@@ -43,20 +42,12 @@ pub fn servers_available_or(scenario: &str, binaries: &[&str], required: bool) -
         .copied()
         .filter(|b| !Path::new(b).is_file())
         .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if required {
-        panic!(
-            "interop scenario {scenario}: {} not installed and COALSCOPE_REQUIRE_INTEROP is set; install with: {INSTALL_HINT}",
-            missing.join(", ")
-        );
-    }
-    eprintln!(
-        "\n!!! SKIPPED interop scenario {scenario}: {} not installed. Install the real servers with: {INSTALL_HINT}\n",
-        missing.join(", ")
-    );
-    false
+    crate::common::interop_available_or(
+        &format!("interop scenario {scenario}"),
+        &missing,
+        INSTALL_HINT,
+        required,
+    )
 }
 
 /// Whether this process runs as root (servers then need a `user` to drop to, and files they
