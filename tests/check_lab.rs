@@ -193,11 +193,18 @@ async fn resolve_overrides_replace_dns_and_a_clean_pair_exits_zero() {
     let port = lab.port;
     let watch = format!("www.good.coalscope.test:{port}\napi.good.coalscope.test:{port}\n");
     let ca = lab.ca_file.to_string_lossy().to_string();
-    // No --dns: the overrides answer, the system resolver is never asked for these names.
+    // The only DNS server is a loopback socket that never answers (held open, so that nothing
+    // else can take its port): the overrides must be what answered, and no query may reach it.
+    // Nor does the run need a system resolver (/etc/resolv.conf).
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a silent DNS socket");
+    silent.set_nonblocking(true).expect("non-blocking");
+    let dns = silent.local_addr().expect("silent DNS address").to_string();
     let out = common::run(
         &[
             "check",
             "-",
+            "--dns",
+            &dns,
             "--resolve",
             &format!("www.good.coalscope.test:{port}:127.0.0.10"),
             "--resolve",
@@ -228,5 +235,13 @@ async fn resolve_overrides_replace_dns_and_a_clean_pair_exits_zero() {
     assert_eq!(doc["summary"]["connections"], 8);
     // per origin connection: itself + the other; plus one direct request per connection pair.
     assert_eq!(doc["summary"]["requests"], 12);
+    let mut query = [0u8; 512];
+    let asked = silent.recv_from(&mut query);
+    assert!(
+        asked
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "the DNS server was asked although every name is overridden: {asked:?}"
+    );
     lab.shutdown().await;
 }
