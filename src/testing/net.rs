@@ -26,6 +26,18 @@ use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use crate::engine::probe::tls::TlsSettings;
 use crate::lab::ca::{Ca, Leaf};
 
+/// What only a hang exceeds: a bound for an operation whose own timeouts are a few seconds at
+/// most, on a loaded 2-core machine. A hang detector, not a performance assertion.
+pub const HANG: Duration = Duration::from_secs(60);
+
+/// `operation`, or a panic naming `what` when it has not finished within [`HANG`] (real time),
+/// so that a timeout that never fires fails the test instead of stalling it.
+pub async fn no_hang<F: std::future::Future>(what: &str, operation: F) -> F::Output {
+    tokio::time::timeout(HANG, operation)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not finished within {HANG:?}, a hang"))
+}
+
 /// Aborts its tasks when dropped, so that a failing test does not leak servers.
 #[derive(Default)]
 pub struct TaskGuard(Vec<JoinHandle<()>>);
