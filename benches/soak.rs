@@ -15,13 +15,14 @@
 //! `/api/status` (cycles done, time to answer) so that a stalled engine or a dead HTTP
 //! listener shows in the curve.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "../tests/hostile/mod.rs"]
 #[allow(dead_code)]
 mod hostile;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,12 +33,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn coalscope_bin() -> PathBuf {
-    std::env::var_os("COALSCOPE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_coalscope")))
 }
 
 /// VmRSS in KiB and the number of open descriptors of `pid`.
@@ -101,7 +96,7 @@ async fn main() {
         l.local_addr().expect("addr")
     };
     let stderr_path = hostile.dir.path().join("serve.stderr");
-    let mut cmd = Command::new(coalscope_bin());
+    let mut cmd = Command::new(common::bench_bin());
     cmd.arg("serve")
         .arg(&watch)
         .args(["--listen", &listen.to_string()])

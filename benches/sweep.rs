@@ -12,6 +12,8 @@
 //! so that wall time, CPU seconds (user + system) and peak RSS come from `wait4`'s rusage of
 //! the client alone.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "common/minimal_client.rs"]
 #[allow(dead_code)]
 mod minimal_client;
@@ -25,18 +27,6 @@ use coalscope::lab::scale::ScaleOptions;
 use coalscope::lab::{Lab, LabOptions};
 use futures::stream::{self, StreamExt};
 use minimal_client::{client_config, measure, run_conn, ConnJob, STREAMS};
-
-fn coalscope_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("COALSCOPE_BIN") {
-        return p.into();
-    }
-    // target/release/deps/sweep-HASH → target/release/coalscope
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("coalscope"))
-        .expect("target dir")
-}
 
 fn env_list(name: &str, default: &str) -> Vec<usize> {
     std::env::var(name)
@@ -137,7 +127,7 @@ fn main() {
     let sizes = env_list("SWEEP_N", "1000,10000");
     let group = env_list("SWEEP_GROUP", "20").first().copied().unwrap_or(20);
     let concurrency = env_list("SWEEP_CONCURRENCY", "32").first().copied().unwrap_or(32);
-    let bin = coalscope_bin();
+    let bin = common::bench_bin();
     assert!(
         bin.exists(),
         "{} missing: run `cargo build --release` first (or set COALSCOPE_BIN)",
@@ -175,12 +165,9 @@ fn main() {
         // 1. coalscope check --rounds 1.
         let out = tmp.join(format!("check-{n}.json"));
         let mut cmd = Command::new(&bin);
-        cmd.args(["check", "--rounds", "1", "--format", "json", "--max-rps", "0"])
+        cmd.args(common::lab_args("check", &lab, &lab.watchfile))
+            .args(["--rounds", "1", "--format", "json", "--max-rps", "0"])
             .args(["--concurrency", &concurrency.to_string()])
-            .args(["--dns", &lab.dns.to_string()])
-            .arg("--ca-file")
-            .arg(&lab.ca_file)
-            .arg(&lab.watchfile)
             .env("COALSCOPE_LOG", "off");
         let check = measure(cmd, &out);
         let summary = json_summary(&out);

@@ -10,21 +10,9 @@ use coalscope::lab::{self, Lab, LabOptions};
 use serde_json::Value;
 
 async fn check_lab(lab: &Lab, extra: &[&str]) -> (std::process::Output, Value) {
-    let watch = lab.watchfile.to_string_lossy().to_string();
-    let dns = lab.dns.to_string();
-    let ca = lab.ca_file.to_string_lossy().to_string();
-    let mut args = vec![
-        "check",
-        &watch,
-        "--dns",
-        &dns,
-        "--ca-file",
-        &ca,
-        "--format",
-        "json",
-    ];
+    let mut args = vec!["--format", "json"];
     args.extend_from_slice(extra);
-    let out = common::run(&args, None).await;
+    let out = common::check_lab(lab, &args).await;
     let json = common::stdout_json(&out);
     (out, json)
 }
@@ -173,17 +161,9 @@ async fn check_gives_every_lab_pair_its_verdict() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn table_report_explains_problems_and_strips_nothing_it_needs() {
     let lab = Lab::start(LabOptions::default()).await.expect("lab starts");
-    let watch = lab.watchfile.to_string_lossy().to_string();
-    let dns = lab.dns.to_string();
-    let ca = lab.ca_file.to_string_lossy().to_string();
-    let out = common::run(
+    let out = common::check_lab(
+        &lab,
         &[
-            "check",
-            &watch,
-            "--dns",
-            &dns,
-            "--ca-file",
-            &ca,
             // As many rounds as the JSON run: the load-balancer pairs stay intermittent.
             "--rounds",
             "16",
@@ -192,7 +172,6 @@ async fn table_report_explains_problems_and_strips_nothing_it_needs() {
             "--max-rps",
             "0",
         ],
-        None,
     )
     .await;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -214,11 +193,18 @@ async fn resolve_overrides_replace_dns_and_a_clean_pair_exits_zero() {
     let port = lab.port;
     let watch = format!("www.good.coalscope.test:{port}\napi.good.coalscope.test:{port}\n");
     let ca = lab.ca_file.to_string_lossy().to_string();
-    // No --dns: the overrides answer, the system resolver is never asked for these names.
+    // The only DNS server is a loopback socket that never answers (held open, so that nothing
+    // else can take its port): the overrides must be what answered, and no query may reach it.
+    // Nor does the run need a system resolver (/etc/resolv.conf).
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a silent DNS socket");
+    silent.set_nonblocking(true).expect("non-blocking");
+    let dns = silent.local_addr().expect("silent DNS address").to_string();
     let out = common::run(
         &[
             "check",
             "-",
+            "--dns",
+            &dns,
             "--resolve",
             &format!("www.good.coalscope.test:{port}:127.0.0.10"),
             "--resolve",
@@ -249,5 +235,13 @@ async fn resolve_overrides_replace_dns_and_a_clean_pair_exits_zero() {
     assert_eq!(doc["summary"]["connections"], 8);
     // per origin connection: itself + the other; plus one direct request per connection pair.
     assert_eq!(doc["summary"]["requests"], 12);
+    let mut query = [0u8; 512];
+    let asked = silent.recv_from(&mut query);
+    assert!(
+        asked
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "the DNS server was asked although every name is overridden: {asked:?}"
+    );
     lab.shutdown().await;
 }

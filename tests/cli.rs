@@ -36,25 +36,36 @@ async fn stdin_errors_are_named_dash() {
 
 #[tokio::test]
 async fn bad_options_exit_2() {
-    for args in [
-        vec!["check", "-", "--timeout", "never"],
-        vec!["check", "-", "--resolve", "nonsense"],
-        vec![
-            "check",
-            "-",
-            "--ca-file",
+    // (arguments, what the message must name: the option that is wrong, not something else
+    // that happens to fail with the same status).
+    for (args, names) in [
+        (vec!["check", "-", "--timeout", "never"], "never"),
+        (vec!["check", "-", "--resolve", "nonsense"], "nonsense"),
+        // The CA file is read before the resolver is built: its error is the one given, also
+        // on a machine without a readable /etc/resolv.conf (no --dns here, so the resolver
+        // would read it).
+        (
+            vec![
+                "check",
+                "-",
+                "--ca-file",
+                "/nonexistent/ca.pem",
+                "--resolve",
+                "a.test:127.0.0.1",
+            ],
             "/nonexistent/ca.pem",
-            "--resolve",
-            "a.test:127.0.0.1",
-        ],
-        vec!["frobnicate"],
+        ),
+        (vec!["--frobnicate"], "--frobnicate"),
+        // `coalscope WORD` is the short form of `coalscope watch WORD` (not an unknown
+        // subcommand): without a terminal, that is the usage error given.
+        (vec!["frobnicate"], "needs a terminal"),
     ] {
         let out = common::run(&args, Some(b"a.test\n")).await;
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(names),
+            "{args:?}: the message names {names:?}: {stderr}"
         );
     }
 }

@@ -5,7 +5,7 @@
 //! tests/interop/README.md for what each server did.
 //!
 //! A missing server binary skips its scenario with one loud line, unless
-//! `COALSCOPE_REQUIRE_INTEROP` is set (CI), which makes it a failure.
+//! `COALSCOPE_REQUIRE_INTEROP=1` (CI), which makes it a failure.
 
 mod common;
 
@@ -653,6 +653,13 @@ fn missing_servers_skip_or_fail_as_required() {
     let message = required.expect_err("required and missing: fails");
     let text = message.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(text.contains(harness::INSTALL_HINT), "{text}");
+    // One meaning of the variable for every test that drives a real server or tool: exactly
+    // `1` requires them; unset, empty or anything else skips.
+    use std::ffi::OsStr;
+    assert!(common::requires_interop(Some(OsStr::new("1"))));
+    for value in [None, Some(""), Some("0"), Some("yes"), Some("true"), Some(" 1")] {
+        assert!(!common::requires_interop(value.map(OsStr::new)), "{value:?}");
+    }
 }
 
 /// Caddy without `strict_sni_host` serves both names on either connection; with client

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coalscope::engine::live::{self, EngineCommand, LiveOptions};
-use coalscope::engine::probe::dns::{Dns, DnsConfig};
-use coalscope::engine::probe::tls::TlsSettings;
-use coalscope::engine::prober::{ProbeOptions, Prober};
+use coalscope::engine::prober::ProbeOptions;
 use coalscope::engine::snapshot::{LiveView, Verdict};
 use coalscope::lab::{Lab, LabOptions};
+use coalscope::testing;
 use coalscope::watchlist::{self, watcher::ReloadError};
 use tokio::sync::watch;
 
@@ -64,16 +63,9 @@ async fn live_engine_probes_reloads_and_quits() {
     let lab = Lab::start(LabOptions::default()).await.unwrap();
     let text = std::fs::read_to_string(&lab.watchfile).unwrap();
     let list = watchlist::parse("lab.watch", text.as_bytes()).unwrap();
-    let dns = Dns::new(DnsConfig {
-        nameservers: vec![lab.dns],
-        overrides: vec![],
-        timeout: Duration::from_secs(1),
-    })
-    .unwrap();
-    let tls = TlsSettings::new(Some(&lab.ca_file), Duration::from_secs(1)).unwrap();
-    let prober = Arc::new(Prober::new(
-        dns,
-        tls,
+    let prober = Arc::new(testing::lab::prober(
+        &lab,
+        Duration::from_secs(1),
         ProbeOptions {
             max_rps: 0,
             ..ProbeOptions::default()
@@ -170,17 +162,10 @@ async fn a_tight_budget_covers_the_list_over_cycles() {
     .unwrap();
     let text = std::fs::read_to_string(&lab.watchfile).unwrap();
     let list = watchlist::parse("scale.watch", text.as_bytes()).unwrap();
-    let dns = Dns::new(DnsConfig {
-        nameservers: vec![lab.dns],
-        overrides: vec![],
-        timeout: Duration::from_secs(2),
-    })
-    .unwrap();
-    let tls = TlsSettings::new(Some(&lab.ca_file), Duration::from_secs(2)).unwrap();
     let max_rps = 200;
-    let prober = Arc::new(Prober::new(
-        dns,
-        tls,
+    let prober = Arc::new(testing::lab::prober(
+        &lab,
+        Duration::from_secs(2),
         ProbeOptions {
             max_rps,
             ..ProbeOptions::default()

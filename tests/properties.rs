@@ -68,6 +68,54 @@ fn tricky_text() -> impl Strategy<Value = String> {
     .prop_map(|parts| parts.concat())
 }
 
+/// One label that UTS 46 accepts: ASCII in any case (with `_`, and a `-` that can never make
+/// an `xn--` prefix), a Unicode word (mapped, then Punycode), a full-width one (mapped to
+/// ASCII) or a valid A-label.
+fn any_label() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-zA-Z0-9_]{1,3}(-[a-zA-Z0-9_]{1,8})?",
+        1 => prop::sample::select(vec!["bücher", "MÜNCHEN", "straße", "café", "пример", "例え", "Ｅｘａｍｐｌｅ", "xn--bcher-kva"])
+            .prop_map(str::to_string),
+    ]
+}
+
+/// A name that normalises: 1–3 labels and an alphabetic (or Unicode) top label, joined by
+/// ASCII or ideographic full stops, any case, with or without the trailing dot; or an IP
+/// literal in a non-canonical spelling.
+fn normalisable() -> impl Strategy<Value = String> {
+    let name = (
+        prop::collection::vec(
+            (any_label(), prop::sample::select(vec![".", ".", ".", "\u{3002}"])),
+            1..4,
+        ),
+        prop_oneof![
+            "[a-zA-Z]{2,6}",
+            Just("みんな".to_string()),
+            Just("COM".to_string())
+        ],
+        any::<bool>(),
+    )
+        .prop_map(|(labels, top, dot)| {
+            let mut name: String = labels.iter().map(|(l, sep)| format!("{l}{sep}")).collect();
+            name.push_str(&top);
+            if dot {
+                name.push('.');
+            }
+            name
+        });
+    prop_oneof![
+        8 => name,
+        1 => prop::sample::select(vec![
+            "127.0.0.1",
+            "0:0:0:0:0:0:0:1",
+            "[2001:DB8::0:1]",
+            "::FFFF:192.0.2.1",
+            "[::1]",
+        ])
+        .prop_map(str::to_string),
+    ]
+}
+
 proptest! {
     #[test]
     fn the_parser_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..2000)) {
@@ -79,8 +127,21 @@ proptest! {
         check_bounded(parse("p.watch", text.as_bytes()));
     }
 
+    /// Every input here normalises (one that does not fails the test): idempotence is checked
+    /// on each case, not on the rare tricky text that happens to be a name.
     #[test]
-    fn normalisation_is_idempotent(raw in tricky_text()) {
+    fn normalisation_is_idempotent(raw in normalisable()) {
+        let n = normalize_host(&raw)
+            .map_err(|e| TestCaseError::fail(format!("{raw:?} does not normalise: {e}")))?;
+        prop_assert_eq!(normalize_host(&n), Ok(n.clone()), "{:?}", raw);
+        prop_assert!(!n.ends_with('.'));
+        prop_assert!(n.is_ascii(), "{:?} → {:?}", raw, n);
+        prop_assert_eq!(n.to_ascii_lowercase(), n.clone());
+    }
+
+    /// The same on tricky text, where few inputs normalise (about 0.4%): those that do.
+    #[test]
+    fn normalisation_of_tricky_text_is_idempotent_when_it_succeeds(raw in tricky_text()) {
         if let Ok(n) = normalize_host(&raw) {
             prop_assert_eq!(normalize_host(&n), Ok(n.clone()));
             prop_assert!(!n.ends_with('.'));

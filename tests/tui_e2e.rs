@@ -3,6 +3,8 @@
 //! (fewer hosts; a broken line named by file:line), quits on `q`, and leaves the terminal
 //! as it found it (main screen, cooked mode, cursor shown, mouse reporting off).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -82,11 +84,12 @@ fn shell_quote(p: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_in_tmux_follows_the_watchfile_and_quits_cleanly() {
-    if !tmux_available() {
-        if std::env::var_os("COALSCOPE_REQUIRE_INTEROP").is_some() {
-            panic!("tmux is required (COALSCOPE_REQUIRE_INTEROP is set) but not installed");
-        }
-        eprintln!("SKIPPED tui_e2e: tmux is not installed (set COALSCOPE_REQUIRE_INTEROP=1 to fail instead)");
+    let missing: &[&str] = if tmux_available() { &[] } else { &["tmux"] };
+    if !common::interop_available(
+        "tui_e2e",
+        missing,
+        "apt-get install -y --no-install-recommends tmux",
+    ) {
         return;
     }
     let lab = Lab::start(LabOptions::default()).await.unwrap();

@@ -4,7 +4,7 @@
 //! The scenarios are one data table (`scenarios.rs`); this file turns it into running
 //! listeners, certificates, DNS records and files.
 
-mod ca;
+pub mod ca;
 mod describe;
 mod dns;
 mod idle;
@@ -28,7 +28,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use self::ca::Ca;
+use self::ca::{Ca, Validity};
 use self::phase::{Clock, PHASES};
 use self::respond::LiveCounter;
 use self::scenarios::{all_endpoints, all_sites, Issuer, Scenario, Style, SCENARIOS, ZONE};
@@ -351,8 +351,13 @@ fn certificates(
             Issuer::Lab => lab_ca,
             Issuer::Untrusted => untrusted_ca,
         };
+        let validity = if spec.expired {
+            Validity::Expired
+        } else {
+            Validity::Current
+        };
         let cert = ca
-            .issue(spec.sans, spec.expired, provider)
+            .server_key(spec.sans, validity, provider)
             .with_context(|| format!("issuing the {} certificate", sc.key))?;
         // The first certificate is the default for an absent or unknown SNI.
         let resolver = resolver.get_or_insert_with(|| SniResolver::new(cert.clone()));

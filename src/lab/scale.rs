@@ -29,7 +29,7 @@ use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use super::ca::Ca;
+use super::ca::{Ca, Validity};
 use super::idle::IdleTimeout;
 use super::respond::request_host;
 
@@ -188,7 +188,7 @@ pub(crate) fn server_config(
         let parent = format!("g{g:03}.{SCALE_ZONE}");
         let wildcard = format!("*.{parent}");
         let cert = ca
-            .issue(&[wildcard.as_str()], false, &provider)
+            .server_key(&[wildcard.as_str()], Validity::Current, &provider)
             .with_context(|| format!("issuing {wildcard}"))?;
         default.get_or_insert_with(|| cert.clone());
         by_group.insert(parent, cert);
@@ -409,9 +409,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn check_finds_the_expected_pairs_and_misdirected_share() {
         use crate::engine::oneshot::{self, CheckOptions};
-        use crate::engine::probe::dns::{Dns, DnsConfig};
-        use crate::engine::probe::tls::TlsSettings;
-        use crate::engine::prober::{ProbeOptions, Prober};
+        use crate::engine::prober::ProbeOptions;
         use crate::engine::snapshot::Verdict;
         let layout = ScaleOptions::new(45, 20);
         let lab = crate::lab::Lab::start(crate::lab::LabOptions {
@@ -423,16 +421,9 @@ mod tests {
         let text = std::fs::read_to_string(&lab.watchfile).unwrap();
         let list = crate::watchlist::parse("scale.watch", text.as_bytes()).unwrap();
         assert_eq!(list.entries.len(), 45);
-        let dns = Dns::new(DnsConfig {
-            nameservers: vec![lab.dns],
-            overrides: vec![],
-            timeout: Duration::from_secs(2),
-        })
-        .unwrap();
-        let tls = TlsSettings::new(Some(&lab.ca_file), Duration::from_secs(2)).unwrap();
-        let prober = Prober::new(
-            dns,
-            tls,
+        let prober = crate::testing::lab::prober(
+            &lab,
+            Duration::from_secs(2),
             ProbeOptions {
                 max_rps: 0,
                 ..ProbeOptions::default()

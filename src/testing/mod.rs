@@ -1,9 +1,11 @@
 //! Test support, compiled only for the tests and benches (`cfg(test)`, or the dev-only
 //! `test-support` feature the crate's own dev-dependency turns on): never in a release build.
 //!
-//! - `net`: a test PKI, loopback TLS/HTTP servers that answer by rule, raw misbehaving servers
-//!   and a scriptable DNS server;
+//! - `net`: a test PKI (the lab's CA builder, `lab::ca`), loopback TLS/HTTP servers that answer
+//!   by rule, raw misbehaving servers and a scriptable DNS server;
+//! - `lab`: the embedded lab as a fixture: a prober pointed at its DNS server and CA;
 //! - `synth`: a synthetic, deterministic workload for the live store (the scale lab's shape).
 
+pub mod lab;
 pub mod net;
 pub mod synth;

@@ -1,5 +1,6 @@
-//! Loopback fixtures for the network tests: a test PKI (rcgen), TLS servers that answer by
-//! `:authority`/Host and record the SNI, misbehaving listeners, and a small DNS server.
+//! Loopback fixtures for the network tests: a test PKI (the lab's CA builder), TLS servers
+//! that answer by `:authority`/Host and record the SNI, misbehaving listeners, and a small DNS
+//! server.
 //! Every server runs in tasks owned by a guard that aborts them on drop.
 
 use std::convert::Infallible;
@@ -13,11 +14,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::{JoinHandle, JoinSet};
@@ -27,6 +24,19 @@ use hickory_resolver::proto::rr::rdata::{A, AAAA, CNAME};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 
 use crate::engine::probe::tls::TlsSettings;
+use crate::lab::ca::{Ca, Leaf};
+
+/// What only a hang exceeds: a bound for an operation whose own timeouts are a few seconds at
+/// most, on a loaded 2-core machine. A hang detector, not a performance assertion.
+pub const HANG: Duration = Duration::from_secs(60);
+
+/// `operation`, or a panic naming `what` when it has not finished within [`HANG`] (real time),
+/// so that a timeout that never fires fails the test instead of stalling it.
+pub async fn no_hang<F: std::future::Future>(what: &str, operation: F) -> F::Output {
+    tokio::time::timeout(HANG, operation)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not finished within {HANG:?}, a hang"))
+}
 
 /// Aborts its tasks when dropped, so that a failing test does not leak servers.
 #[derive(Default)]
@@ -46,43 +56,35 @@ impl Drop for TaskGuard {
     }
 }
 
-/// Validity period of a test leaf certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Validity {
-    Current,
-    Expired,
-    NotYetValid,
-}
+/// Validity period of a test leaf certificate (the lab's).
+pub use crate::lab::ca::Validity;
 
-/// A test certificate authority.
+/// A test certificate authority: the lab's CA builder (`lab::ca`), with the shapes these
+/// fixtures want (chains that end with the CA, TLS settings that trust it).
 pub struct Pki {
-    ca: CertifiedIssuer<'static, KeyPair>,
+    ca: Ca,
 }
 
 pub type Chain = Vec<CertificateDer<'static>>;
 
 impl Pki {
     pub fn new(name: &str) -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = KeyPair::generate().expect("CA key");
         Pki {
-            ca: CertifiedIssuer::self_signed(params, key).expect("CA cert"),
+            ca: Ca::new(name).expect("test CA"),
         }
     }
 
+    /// The CA itself, to issue certificates of other shapes.
+    pub fn ca(&self) -> &Ca {
+        &self.ca
+    }
+
     pub fn ca_der(&self) -> CertificateDer<'static> {
-        self.ca.der().clone()
+        self.ca.der.clone()
     }
 
     pub fn ca_pem(&self) -> String {
-        self.ca.pem()
+        self.ca.pem.clone()
     }
 
     /// TLS settings that trust this CA (plus the web roots).
@@ -96,30 +98,11 @@ impl Pki {
 
     /// A leaf for `names` (leaf first, then the CA) and its key.
     pub fn leaf(&self, names: &[&str], validity: Validity) -> (Chain, PrivateKeyDer<'static>) {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names.clone()).expect("leaf params");
-        if let Some(first) = names.first() {
-            params.distinguished_name.push(DnType::CommonName, first.as_str());
-        }
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        match validity {
-            Validity::Current => {
-                params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-                params.not_after = rcgen::date_time_ymd(2090, 1, 1);
-            }
-            Validity::Expired => {
-                params.not_before = rcgen::date_time_ymd(2019, 1, 1);
-                params.not_after = rcgen::date_time_ymd(2020, 1, 1);
-            }
-            Validity::NotYetValid => {
-                params.not_before = rcgen::date_time_ymd(2080, 1, 1);
-                params.not_after = rcgen::date_time_ymd(2090, 1, 1);
-            }
-        }
-        let key = KeyPair::generate().expect("leaf key");
-        let cert = params.signed_by(&key, &self.ca).expect("leaf cert");
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        (vec![cert.der().clone(), self.ca_der()], key)
+        let leaf = Leaf::for_names(names).expect("leaf names").valid(validity);
+        let issued = self.ca.issue(&leaf).expect("leaf cert");
+        let mut chain = issued.chain.clone();
+        chain.push(self.ca_der());
+        (chain, issued.key_der())
     }
 }
 

@@ -283,9 +283,11 @@ fn large_file_parses_quickly() {
     let start = std::time::Instant::now();
     let l = ok(&text);
     assert_eq!(l.entries.len(), 100_000);
-    // Generous bound (debug build, shared CI): quadratic behaviour would take minutes.
+    // About 1 s in a debug build; the bound is what only a hang or quadratic work exceeds
+    // (5·10⁹ comparisons of names take minutes), not a performance claim: a loaded 2-core
+    // machine must not fail it.
     assert!(
-        start.elapsed() < std::time::Duration::from_secs(10),
+        start.elapsed() < std::time::Duration::from_secs(60),
         "{:?}",
         start.elapsed()
     );

@@ -1,15 +1,28 @@
-//! Helpers shared by the end-to-end tests: run the real binary, validate its JSON.
+//! Helpers shared by the end-to-end tests and the benches (which include this module with
+//! `#[path = "../tests/common/mod.rs"] mod common;`): find and run the real binary, point a
+//! subcommand at the embedded lab, validate the JSON, and decide whether a test that drives a
+//! real server or tool runs, skips or fails (`COALSCOPE_REQUIRE_INTEROP`).
 #![allow(dead_code)]
 
 pub mod golden;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use coalscope::lab::Lab;
 use serde_json::Value;
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_coalscope")
+/// The `coalscope` binary Cargo built for this test or bench.
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_coalscope"))
+}
+
+/// The binary a bench measures: `COALSCOPE_BIN` (e.g. another build) or [`bin`]. Tests always
+/// run [`bin`].
+pub fn bench_bin() -> PathBuf {
+    std::env::var_os("COALSCOPE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bin().to_path_buf())
 }
 
 /// Run `coalscope` with `args` (and `stdin`, if any); never inherits proxy settings.
@@ -40,6 +53,27 @@ pub async fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().await.expect("coalscope output")
 }
 
+/// `SUBCOMMAND WATCHFILE --dns LAB_DNS --ca-file LAB_CA`: a subcommand pointed at `lab` (its
+/// DNS server and CA) for `watchfile` (the lab's own, or an edited copy).
+pub fn lab_args(sub: &str, lab: &Lab, watchfile: &Path) -> Vec<String> {
+    vec![
+        sub.to_string(),
+        watchfile.display().to_string(),
+        "--dns".to_string(),
+        lab.dns.to_string(),
+        "--ca-file".to_string(),
+        lab.ca_file.display().to_string(),
+    ]
+}
+
+/// `coalscope check` of the lab's watch-file against the lab, with `extra` arguments.
+pub async fn check_lab(lab: &Lab, extra: &[&str]) -> Output {
+    let mut args = lab_args("check", lab, &lab.watchfile);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&argv, None).await
+}
+
 pub fn schema() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/coalscope-1.schema.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("schema file")).expect("schema JSON")
@@ -68,4 +102,42 @@ pub fn stdout_json(out: &Output) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// The environment variable CI sets to `1`: every real server and tool a test drives must be
+/// installed there.
+pub const REQUIRE_INTEROP: &str = "COALSCOPE_REQUIRE_INTEROP";
+
+/// Whether a missing real server or tool fails the test: `COALSCOPE_REQUIRE_INTEROP` is
+/// exactly `1`. Unset, empty or any other value: a missing one skips the test.
+pub fn interop_required() -> bool {
+    requires_interop(std::env::var_os(REQUIRE_INTEROP).as_deref())
+}
+
+/// What a value of `COALSCOPE_REQUIRE_INTEROP` means: exactly `1` requires.
+pub fn requires_interop(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| v == "1")
+}
+
+/// Whether `what` (a test or scenario) can run, `missing` being the servers or tools it needs
+/// that are not installed: true when none is missing. Otherwise [`interop_required`] makes it
+/// a panic naming them and how to install them (`install`); without it the test is skipped
+/// after one line saying the same.
+pub fn interop_available(what: &str, missing: &[&str], install: &str) -> bool {
+    interop_available_or(what, missing, install, interop_required())
+}
+
+/// [`interop_available`] with the requirement given explicitly (to test the helper itself).
+pub fn interop_available_or(what: &str, missing: &[&str], install: &str, required: bool) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let missing = missing.join(", ");
+    if required {
+        panic!("{what}: {missing} not installed and {REQUIRE_INTEROP}=1; install with: {install}");
+    }
+    eprintln!(
+        "!!! SKIPPED {what}: {missing} not installed; install with: {install} (and set {REQUIRE_INTEROP}=1 to make this a failure)"
+    );
+    false
 }

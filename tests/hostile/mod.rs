@@ -71,8 +71,8 @@ pub const NOWHERE: &str = "nowhere.dns.hostile.test";
 
 impl HostileLab {
     pub async fn start() -> HostileLab {
-        let ca = pki::Ca::named("coalscope hostile CA");
-        let evil_ca = pki::Ca::evil();
+        let ca = pki::ca("coalscope hostile CA");
+        let evil_ca = pki::evil_ca();
         let spare = std::net::TcpListener::bind((ip(98), 0)).expect("reserve a port");
         let spare_port = spare.local_addr().expect("addr").port();
 
@@ -179,10 +179,10 @@ impl HostileLab {
         let mut records = HashMap::new();
         for (name, last, kind, expect) in table {
             let cert = match name {
-                CHAIN_HOST => ca.chain_of_100(name),
-                SANS_HOST => ca.many_sans(name),
+                CHAIN_HOST => pki::chain_of_100(&ca, name),
+                SANS_HOST => pki::many_sans(&ca, name),
                 EVIL_HOST => pki::evil_leaf(&evil_ca, name, false),
-                _ => ca.leaf(&[name]),
+                _ => pki::leaf(&ca, &[name]),
             };
             let server = servers::start(ip(last), kind, cert, name).await;
             records.insert(name.to_string(), ip(last));
@@ -195,7 +195,7 @@ impl HostileLab {
         }
         // Two names on one server and certificate: the origin's connection gets 421 with a
         // 10 MB body for the other name.
-        let cert = ca.leaf(&[ORIGIN_421, TARGET_421]);
+        let cert = pki::leaf(&ca, &[ORIGIN_421, TARGET_421]);
         let server = servers::start(ip(118), Kind::Misdirected421, cert, ORIGIN_421).await;
         let port = server.addr.port();
         for name in [ORIGIN_421, TARGET_421] {

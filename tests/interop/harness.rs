@@ -1,6 +1,6 @@
-//! The interop harness: a throwaway CA (rcgen), real servers started from generated configs in
-//! a temp dir, a real DNS server (dnsmasq) on loopback, and the real `coalscope check` run
-//! against them. Every process is started in its own process group and stopped by that group
+//! The interop harness: a throwaway CA (the lab's builder), real servers started from
+//! generated configs in a temp dir, a real DNS server (dnsmasq) on loopback, and the real
+//! `coalscope check` run against them. Every process is started in its own process group and stopped by that group
 //! (SIGTERM, then SIGKILL) when its guard drops — also when a test panics — and
 //! [`Scenario::finish`] checks that none of them is left.
 
@@ -12,12 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose,
-};
+use coalscope::lab::ca::{self, Ca};
 use serde_json::Value;
-use time::OffsetDateTime;
 
 pub const INSTALL_HINT: &str =
     "apt-get install -y --no-install-recommends nginx haproxy dnsmasq-base apache2-bin caddy";
@@ -33,11 +29,10 @@ pub const CADDY: &str = "/usr/bin/caddy";
 const READY_WITHIN: Duration = Duration::from_secs(15);
 
 /// Whether the servers a scenario needs are installed. When one is missing: with
-/// `COALSCOPE_REQUIRE_INTEROP` set (CI), the test fails; otherwise it prints one loud line and
-/// the caller skips the scenario.
+/// `COALSCOPE_REQUIRE_INTEROP=1` (CI), the test fails; otherwise it prints one loud line and
+/// the caller skips the scenario (`common::interop_available`).
 pub fn servers_available(scenario: &str, binaries: &[&str]) -> bool {
-    let required = std::env::var_os("COALSCOPE_REQUIRE_INTEROP").is_some_and(|v| !v.is_empty());
-    servers_available_or(scenario, binaries, required)
+    servers_available_or(scenario, binaries, crate::common::interop_required())
 }
 
 /// [`servers_available`] with the requirement given explicitly.
@@ -47,20 +42,12 @@ pub fn servers_available_or(scenario: &str, binaries: &[&str], required: bool) -
         .copied()
         .filter(|b| !Path::new(b).is_file())
         .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if required {
-        panic!(
-            "interop scenario {scenario}: {} not installed and COALSCOPE_REQUIRE_INTEROP is set; install with: {INSTALL_HINT}",
-            missing.join(", ")
-        );
-    }
-    eprintln!(
-        "\n!!! SKIPPED interop scenario {scenario}: {} not installed. Install the real servers with: {INSTALL_HINT}\n",
-        missing.join(", ")
-    );
-    false
+    crate::common::interop_available_or(
+        &format!("interop scenario {scenario}"),
+        &missing,
+        INSTALL_HINT,
+        required,
+    )
 }
 
 /// Whether this process runs as root (servers then need a `user` to drop to, and files they
@@ -76,9 +63,10 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// A throwaway certificate authority; its certificate is written to `ca.pem`.
+/// A throwaway certificate authority (the lab's builder, `coalscope::lab::ca`); its
+/// certificate is written to `ca.pem`.
 pub struct Pki {
-    issuer: Issuer<'static, KeyPair>,
+    ca: Ca,
     dir: PathBuf,
     pub ca_file: PathBuf,
 }
@@ -91,32 +79,13 @@ pub struct Leaf {
     pub combined: PathBuf,
 }
 
-fn dn(cn: &str) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, "coalscope interop");
-    dn.push(DnType::CommonName, cn);
-    dn
-}
-
 impl Pki {
     pub fn new(dir: &Path) -> Pki {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = dn("coalscope interop CA");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::days(1);
-        params.not_after = now + time::Duration::days(30);
-        let key = KeyPair::generate().expect("CA key");
-        let cert = params.self_signed(&key).expect("CA certificate");
+        let ca = Ca::new("coalscope interop CA").expect("CA");
         let ca_file = dir.join("ca.pem");
-        fs::write(&ca_file, cert.pem()).expect("write ca.pem");
+        fs::write(&ca_file, &ca.pem).expect("write ca.pem");
         Pki {
-            issuer: Issuer::new(params, key),
+            ca,
             dir: dir.to_path_buf(),
             ca_file,
         }
@@ -124,30 +93,19 @@ impl Pki {
 
     /// Issues a server certificate for `sans`, written as `NAME.crt`, `NAME.key`, `NAME.pem`.
     pub fn issue(&self, name: &str, sans: &[&str]) -> Leaf {
-        let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .expect("certificate names");
-        params.distinguished_name = dn(sans[0]);
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::days(1);
-        params.not_after = now + time::Duration::days(30);
-        let key = KeyPair::generate().expect("leaf key");
-        let cert = params.signed_by(&key, &self.issuer).expect("leaf cert");
+        let issued = self
+            .ca
+            .issue(&ca::Leaf::for_names(sans).expect("certificate names"))
+            .expect("leaf cert");
         let leaf = Leaf {
             cert: self.dir.join(format!("{name}.crt")),
             key: self.dir.join(format!("{name}.key")),
             combined: self.dir.join(format!("{name}.pem")),
         };
-        fs::write(&leaf.cert, cert.pem()).expect("write cert");
-        fs::write(&leaf.key, key.serialize_pem()).expect("write key");
-        fs::write(&leaf.combined, format!("{}{}", cert.pem(), key.serialize_pem()))
-            .expect("write combined pem");
+        let key = issued.key_pem();
+        fs::write(&leaf.cert, &issued.pem).expect("write cert");
+        fs::write(&leaf.key, &key).expect("write key");
+        fs::write(&leaf.combined, format!("{}{key}", issued.pem)).expect("write combined pem");
         leaf
     }
 }

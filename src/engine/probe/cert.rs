@@ -143,11 +143,11 @@ pub fn covering_san(cert: &CertSummary, host: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::ca::{DistinguishedName, DnType, Leaf, SanType, Validity};
 
     fn fmt_unix(secs: i64) -> String {
         crate::engine::snapshot::Timestamp::from_unix(secs).to_string()
     }
-    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType, SerialNumber};
 
     fn summary(dns: &[&str], ips: &[&str]) -> CertSummary {
         CertSummary {
@@ -251,32 +251,29 @@ mod tests {
         assert_eq!(covering_san(&summary(&[], &[]), "a.example"), None);
     }
 
-    fn generate(params: CertificateParams) -> Vec<u8> {
-        let key = KeyPair::generate().unwrap_or_else(|e| panic!("key: {e}"));
-        let cert = params.self_signed(&key).unwrap_or_else(|e| panic!("cert: {e}"));
-        cert.der().to_vec()
+    /// `leaf`, self-signed, DER (the lab's certificate builder).
+    fn generate(leaf: Leaf) -> Vec<u8> {
+        let issued = leaf.self_signed().unwrap_or_else(|e| panic!("cert: {e}"));
+        issued.der.to_vec()
     }
 
     #[test]
     fn parses_an_rcgen_leaf() {
-        let mut params = CertificateParams::new(vec![
-            "a.example".to_string(),
-            "192.0.2.1".to_string(),
-            "*.b.example".to_string(),
-            "2001:db8::1".to_string(),
-        ])
-        .unwrap_or_else(|e| panic!("params: {e}"));
-        params.subject_alt_names.push(SanType::Rfc822Name(
-            "x@a.example".try_into().unwrap_or_else(|e| panic!("{e}")),
-        ));
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, "leaf");
         dn.push(DnType::OrganizationName, "Coal Lab");
-        params.distinguished_name = dn;
-        params.not_before = rcgen::date_time_ymd(2026, 1, 1);
-        params.not_after = rcgen::date_time_ymd(2027, 1, 1);
-        params.serial_number = Some(SerialNumber::from_slice(&[0x80, 0x01, 0xab]));
-        let der = generate(params);
+        let mut leaf = Leaf::for_names(&["a.example", "192.0.2.1", "*.b.example", "2001:db8::1"])
+            .unwrap_or_else(|e| panic!("names: {e}"))
+            .more_sans([SanType::Rfc822Name(
+                "x@a.example".try_into().unwrap_or_else(|e| panic!("{e}")),
+            )])
+            .valid(Validity::Between(
+                time::macros::datetime!(2026-01-01 0:00 UTC),
+                time::macros::datetime!(2027-01-01 0:00 UTC),
+            ))
+            .serial(&[0x80, 0x01, 0xab]);
+        leaf.subject = dn;
+        let der = generate(leaf);
 
         let s = parse_leaf(&der).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.dns_sans, vec!["a.example", "*.b.example"]);
@@ -298,9 +295,9 @@ mod tests {
 
     #[test]
     fn leaf_without_sans() {
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, "a.example");
-        let s = parse_leaf(&generate(params)).unwrap_or_else(|e| panic!("{e}"));
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "a.example");
+        let s = parse_leaf(&generate(Leaf::with_subject(dn, vec![]))).unwrap_or_else(|e| panic!("{e}"));
         assert!(s.dns_sans.is_empty() && s.ip_sans.is_empty());
         assert_eq!(covering_san(&s, "a.example"), None, "no CN fallback");
     }
@@ -310,8 +307,7 @@ mod tests {
         assert!(parse_leaf(&[]).is_err());
         assert!(parse_leaf(b"not a certificate").is_err());
         assert!(parse_leaf(&[0x30, 0x82, 0xff, 0xff, 0x01]).is_err());
-        let der =
-            generate(CertificateParams::new(vec!["a.example".to_string()]).unwrap_or_else(|e| panic!("{e}")));
+        let der = generate(Leaf::for_names(&["a.example"]).unwrap_or_else(|e| panic!("{e}")));
         // Every truncation, and a byte flipped at every position: never a panic.
         for n in 0..der.len() {
             assert!(parse_leaf(&der[..n]).is_err(), "truncated to {n}");

@@ -31,6 +31,7 @@ pub struct H2Reason(pub u32);
 
 impl H2Reason {
     pub const REFUSED_STREAM: H2Reason = H2Reason(0x7);
+    pub const ENHANCE_YOUR_CALM: H2Reason = H2Reason(0xb);
     pub const HTTP_1_1_REQUIRED: H2Reason = H2Reason(0xd);
 
     /// The codes' names, indexed by code.

@@ -355,7 +355,9 @@ fn h2_error(e: &(dyn std::error::Error + 'static)) -> Option<ProbeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::net::{local, sha256_hex, simple_server, tls_server, Pki, ServerOptions, Validity};
+    use crate::testing::net::{
+        local, no_hang, sha256_hex, simple_server, tls_server, Pki, ServerOptions, Validity,
+    };
 
     const T: Duration = Duration::from_secs(2);
 
@@ -454,13 +456,13 @@ mod tests {
         assert_eq!(big.body_len, BODY_CAP);
         assert_eq!(big.body_digest, sha256_hex(&vec![b'b'; BODY_CAP]));
 
-        let started = Instant::now();
+        // A body read past the cap would never end: the request would time out (after T) and
+        // this `expect` fail. No wall-clock bound needed.
         let endless = conn
             .request("a.test", port, "/endless", T)
             .await
             .expect("endless");
         assert_eq!(endless.body_len, BODY_CAP);
-        assert!(started.elapsed() < T);
 
         // Only the streams were dropped: the connection still works.
         let after = conn.request("a.test", port, "/", T).await.expect("after");
@@ -532,12 +534,15 @@ mod tests {
             .expect("open")
             .conn
             .expect("h2");
+        // The request's own timer ends it (the error says which, and after how long); real
+        // sockets, so the clock is real: the bound only catches a timer that never fires.
         let short = Duration::from_millis(300);
-        let started = Instant::now();
-        let err = conn
-            .request("a.test", server.addr.port(), "/hang", short)
-            .await
-            .err();
+        let err = no_hang(
+            "a request to /hang",
+            conn.request("a.test", server.addr.port(), "/hang", short),
+        )
+        .await
+        .err();
         assert_eq!(
             err,
             Some(ProbeError::Timeout {
@@ -545,7 +550,6 @@ mod tests {
                 after: short
             })
         );
-        assert!(started.elapsed() < short * 3, "{:?}", started.elapsed());
     }
 
     #[tokio::test]

@@ -421,8 +421,8 @@ fn snake_case(name: &str) -> String {
 mod tests {
     use super::*;
     use crate::testing::net::{
-        local, raw_server, refused_addr, simple_server, tls_server, Pki, RawBehaviour, ServerOptions,
-        Validity,
+        local, no_hang, raw_server, refused_addr, simple_server, tls_server, Pki, RawBehaviour,
+        ServerOptions, Validity,
     };
 
     const T: Duration = Duration::from_millis(500);
@@ -532,9 +532,15 @@ mod tests {
         let err = connect(&settings, refused, "a.test", ALPN_H2_H1).await.err();
         assert_eq!(err, Some(ProbeError::Connect("connection refused".into())));
 
+        // The handshake's own timer ends it (the error says which, and after how long); real
+        // sockets, so the clock is real: the bound only catches a timer that never fires.
         let silent = raw_server(RawBehaviour::Silent).await;
-        let started = Instant::now();
-        let err = connect(&settings, silent.addr, "a.test", ALPN_H2_H1).await.err();
+        let err = no_hang(
+            "a handshake with a silent server",
+            connect(&settings, silent.addr, "a.test", ALPN_H2_H1),
+        )
+        .await
+        .err();
         assert_eq!(
             err,
             Some(ProbeError::Timeout {
@@ -542,7 +548,6 @@ mod tests {
                 after: T
             })
         );
-        assert!(started.elapsed() < T * 3, "{:?}", started.elapsed());
 
         let garbage = raw_server(RawBehaviour::Garbage).await;
         let err = connect(&settings, garbage.addr, "a.test", ALPN_H2_H1).await.err();
