@@ -24,8 +24,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::engine::snapshot::LiveView;
-use crate::engine::snapshot::{Timestamp, Verdict};
+use crate::engine::snapshot::{EndpointReport, LiveView, Snapshot, Timestamp, Verdict};
 use crate::serve::reconcile::Reconciler;
 
 /// Content type of the Prometheus text format (0.0.4).
@@ -154,36 +153,38 @@ impl Exporter {
         let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         let st = &mut *st;
         let report = &view.report;
-        let changes = &view.changes;
         let since = st.seq;
-        let incremental = since > 0
-            && changes.seq > since
-            && changes.layout <= since
-            && changes.pairs.len() == report.pairs.len()
-            && changes.hosts.len() == report.hosts.len();
-        if !incremental {
+        // Some(n): fold in only what changed after view n; None: a full pass.
+        let changed_after = folds_incrementally(&view, since).then_some(since);
+        if changed_after.is_none() {
             st.pairs.begin_pass();
             st.endpoints.begin_pass();
         }
-        let mut pairs_changed = !incremental;
-        for (i, p) in report.pairs.iter().enumerate() {
-            if incremental && changes.pairs[i] <= since {
-                continue;
-            }
-            pairs_changed = true;
-            for a in &p.addresses {
-                let key = (p.origin.clone(), p.target.clone(), a.address.clone());
-                let counts = [
-                    u64::from(a.probes),
-                    u64::from(a.statuses.get("421").copied().unwrap_or(0)),
-                    u64::from(a.errors),
-                    u64::from(a.misrouted),
-                ];
-                st.pairs.update(&key, counts, now);
-            }
+        let pairs_changed = fold_pairs(st, &view, changed_after, now);
+        self.fold_hosts(st, &view, changed_after, now);
+        match changed_after {
+            Some(_) => self.refresh_unchanged(st, report, now),
+            None => end_full_pass(st, report, now),
         }
+        st.connections = st.connections.max(report.summary.connections);
+        st.requests = st.requests.max(report.summary.requests);
+        st.cycles = st.cycles.max(view.status.cycles);
+        if pairs_changed {
+            st.exported = export_order(&view, self.shared.options.max_pairs);
+        }
+        st.dropped = report.pairs.len() - st.exported.len();
+        st.seq = view.changes.seq;
+        st.last_update = Some(now);
+        st.view = view.clone();
+        st.have_view = true;
+    }
+
+    /// Fold in the hosts changed after view `changed_after` (every host when None): their
+    /// endpoints' handshake counters, and a DNS lookup time not seen before.
+    fn fold_hosts(&self, st: &mut State, view: &LiveView, changed_after: Option<u64>, now: Instant) {
+        let report = &view.report;
         for (i, h) in report.hosts.iter().enumerate() {
-            if incremental && changes.hosts[i] <= since {
+            if changed_after.is_some_and(|since| view.changes.hosts[i] <= since) {
                 continue;
             }
             let host = format!("{}:{}", h.host, h.port);
@@ -205,55 +206,37 @@ impl Exporter {
                 st.dns_seen.insert(host, h.dns.elapsed_ms);
             }
         }
-        if incremental {
-            // Unchanged keys whose held samples leave the window now.
-            st.pairs.refresh(now);
-            let credited = st.endpoints.refresh(now);
-            if !credited.is_empty() {
-                let by_key: HashMap<(String, String), &crate::engine::snapshot::EndpointReport> = report
-                    .hosts
-                    .iter()
-                    .flat_map(|h| {
-                        let host = format!("{}:{}", h.host, h.port);
-                        h.endpoints
-                            .iter()
-                            .map(move |ep| ((host.clone(), ep.address.clone()), ep))
-                    })
-                    .collect();
-                for (key, delta) in credited {
-                    if let Some(ep) = by_key.get(&key) {
-                        self.observe_handshakes(ep, delta);
-                    }
-                }
-            }
-            st.pairs.note_pass(now);
-            st.endpoints.note_pass(now);
-        } else {
-            let hosts: std::collections::HashSet<String> = report
+    }
+
+    /// End an incremental pass: unchanged keys whose held samples leave the window now are
+    /// credited as a full pass would credit them.
+    fn refresh_unchanged(&self, st: &mut State, report: &Snapshot, now: Instant) {
+        st.pairs.refresh(now);
+        let credited = st.endpoints.refresh(now);
+        if !credited.is_empty() {
+            let by_key: HashMap<(String, String), &EndpointReport> = report
                 .hosts
                 .iter()
-                .map(|h| format!("{}:{}", h.host, h.port))
+                .flat_map(|h| {
+                    let host = format!("{}:{}", h.host, h.port);
+                    h.endpoints
+                        .iter()
+                        .map(move |ep| ((host.clone(), ep.address.clone()), ep))
+                })
                 .collect();
-            st.dns_seen.retain(|k, _| hosts.contains(k));
-            st.pairs.end_pass(st.last_update, now);
-            st.endpoints.end_pass(st.last_update, now);
+            for (key, delta) in credited {
+                if let Some(ep) = by_key.get(&key) {
+                    self.observe_handshakes(ep, delta);
+                }
+            }
         }
-        st.connections = st.connections.max(report.summary.connections);
-        st.requests = st.requests.max(report.summary.requests);
-        st.cycles = st.cycles.max(view.status.cycles);
-        if pairs_changed {
-            st.exported = export_order(&view, self.shared.options.max_pairs);
-        }
-        st.dropped = report.pairs.len() - st.exported.len();
-        st.seq = changes.seq;
-        st.last_update = Some(now);
-        st.view = view.clone();
-        st.have_view = true;
+        st.pairs.note_pass(now);
+        st.endpoints.note_pass(now);
     }
 
     /// The snapshot carries the median phase times over the window, not each handshake's:
     /// every new successful handshake is observed at the median.
-    fn observe_handshakes(&self, ep: &crate::engine::snapshot::EndpointReport, [shakes, errors]: [u64; 2]) {
+    fn observe_handshakes(&self, ep: &EndpointReport, [shakes, errors]: [u64; 2]) {
         let ok = shakes.saturating_sub(errors).min(MAX_OBSERVATIONS_PER_UPDATE);
         for _ in 0..ok {
             if let Some(ms) = ep.connect_ms {
@@ -296,6 +279,54 @@ impl Exporter {
         }
         out
     }
+}
+
+/// Whether `view` can be folded in from its parts changed after view `since` alone: the
+/// exporter has folded in an earlier view of the same store, and the pair and host lists
+/// have not changed since.
+fn folds_incrementally(view: &LiveView, since: u64) -> bool {
+    let changes = &view.changes;
+    since > 0
+        && changes.seq > since
+        && changes.layout <= since
+        && changes.pairs.len() == view.report.pairs.len()
+        && changes.hosts.len() == view.report.hosts.len()
+}
+
+/// Fold in the pairs changed after view `changed_after` (every pair when None); true when
+/// that may change which pairs are exported (any pair folded in, or a full pass).
+fn fold_pairs(st: &mut State, view: &LiveView, changed_after: Option<u64>, now: Instant) -> bool {
+    let mut changed = changed_after.is_none();
+    for (i, p) in view.report.pairs.iter().enumerate() {
+        if changed_after.is_some_and(|since| view.changes.pairs[i] <= since) {
+            continue;
+        }
+        changed = true;
+        for a in &p.addresses {
+            let key = (p.origin.clone(), p.target.clone(), a.address.clone());
+            let counts = [
+                u64::from(a.probes),
+                u64::from(a.statuses.get("421").copied().unwrap_or(0)),
+                u64::from(a.errors),
+                u64::from(a.misrouted),
+            ];
+            st.pairs.update(&key, counts, now);
+        }
+    }
+    changed
+}
+
+/// End a full pass: forget the DNS times of hosts no longer listed, and let the reconcilers
+/// retire the keys the pass did not see.
+fn end_full_pass(st: &mut State, report: &Snapshot, now: Instant) {
+    let hosts: std::collections::HashSet<String> = report
+        .hosts
+        .iter()
+        .map(|h| format!("{}:{}", h.host, h.port))
+        .collect();
+    st.dns_seen.retain(|k, _| hosts.contains(k));
+    st.pairs.end_pass(st.last_update, now);
+    st.endpoints.end_pass(st.last_update, now);
 }
 
 /// Pairs to export: problem verdicts first (worst first, in contract order), then the rest in
