@@ -8,7 +8,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
-use crate::engine::snapshot::{HostReport, LiveView, PairReport, Severity, Verdict};
+use crate::engine::snapshot::{HostReport, LiveView, PairAddressReport, PairReport, Severity, Verdict};
 use crate::tui::app::{App, DetailTarget, Focus};
 use crate::tui::index::GroupEntry;
 use crate::tui::panes::{clean, frame, percent, title};
@@ -67,12 +67,24 @@ fn counts(m: &BTreeMap<String, u32>) -> String {
         .join(" ")
 }
 
+/// A pair: its names, verdict and 421 rate, how it would be coalesced, why and what to fix,
+/// then one line per address. The group details show the first five lines of this.
 pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
-    let mut out = vec![Line::from(vec![
+    let mut out = vec![pair_heading(p, t), pair_verdict(p, t), pair_coalescing(p, t)];
+    out.extend(pair_notes(p, t));
+    out.extend(p.addresses.iter().take(MAX_ITEMS).map(|a| pair_address(a, t)));
+    out
+}
+
+fn pair_heading<'a>(p: &PairReport, t: &Theme) -> Line<'a> {
+    Line::from(vec![
         Span::styled(clean(&p.origin, 200), t.header),
         Span::styled(" → ", t.dim),
         Span::styled(clean(&p.target, 200), t.header),
-    ])];
+    ])
+}
+
+fn pair_verdict<'a>(p: &PairReport, t: &Theme) -> Line<'a> {
     let mut l = vec![
         Span::styled("verdict ", t.label),
         Span::styled(p.verdict.as_str(), t.verdict(p.verdict)),
@@ -85,7 +97,11 @@ pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
         format!("{} of {} probes", percent(p.rate_421), p.probes),
         t,
     ));
-    out.push(Line::from(l));
+    Line::from(l)
+}
+
+/// Which clients would coalesce, whether the certificate allows it, the shared addresses.
+fn pair_coalescing<'a>(p: &PairReport, t: &Theme) -> Line<'a> {
     let mut l = kv(
         "coalesce",
         format!(
@@ -111,7 +127,12 @@ pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
         },
         t,
     ));
-    out.push(Line::from(l));
+    Line::from(l)
+}
+
+/// Why, the fix and the error, each when there is one.
+fn pair_notes<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
+    let mut out = Vec::new();
     if !p.explanation.is_empty() {
         out.push(Line::from(kv("why", clean(&p.explanation, LONG), t)));
     }
@@ -127,32 +148,34 @@ pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
             Span::styled(clean(e, LONG), t.error),
         ]));
     }
-    for a in p.addresses.iter().take(MAX_ITEMS) {
-        let mut l = vec![
-            Span::styled(format!("@ {} ", clean(&a.address, 45)), t.label),
-            Span::styled(a.verdict.as_str(), t.verdict(a.verdict)),
-        ];
-        l.push(Span::styled(
-            format!(
-                " · probes {} · coalesced {} · direct {} · errors {} · misrouted {}",
-                a.probes,
-                counts(&a.statuses),
-                counts(&a.direct_statuses),
-                a.errors,
-                a.misrouted
-            ),
-            t.text,
-        ));
-        if !a.clients.is_empty() {
-            let clients: Vec<&str> = a.clients.iter().map(|c| c.as_str()).collect();
-            l.push(Span::styled(format!(" · clients {}", clients.join(",")), t.dim));
-        }
-        if a.dynamic {
-            l.push(Span::styled(" · dynamic page", t.dim));
-        }
-        out.push(Line::from(l));
-    }
     out
+}
+
+/// What was seen at one shared address.
+fn pair_address<'a>(a: &PairAddressReport, t: &Theme) -> Line<'a> {
+    let mut l = vec![
+        Span::styled(format!("@ {} ", clean(&a.address, 45)), t.label),
+        Span::styled(a.verdict.as_str(), t.verdict(a.verdict)),
+    ];
+    l.push(Span::styled(
+        format!(
+            " · probes {} · coalesced {} · direct {} · errors {} · misrouted {}",
+            a.probes,
+            counts(&a.statuses),
+            counts(&a.direct_statuses),
+            a.errors,
+            a.misrouted
+        ),
+        t.text,
+    ));
+    if !a.clients.is_empty() {
+        let clients: Vec<&str> = a.clients.iter().map(|c| c.as_str()).collect();
+        l.push(Span::styled(format!(" · clients {}", clients.join(",")), t.dim));
+    }
+    if a.dynamic {
+        l.push(Span::styled(" · dynamic page", t.dim));
+    }
+    Line::from(l)
 }
 
 pub fn host_lines<'a>(h: &HostReport, t: &Theme) -> Vec<Line<'a>> {
