@@ -12,6 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::LazyConfigAcceptor;
 
 use super::idle::IdleTimeout;
@@ -109,38 +110,11 @@ struct ConnInfo {
     conn: u64,
 }
 
+/// One accepted connection: the TLS handshake, the site its SNI selects, then HTTP until the
+/// client leaves or the connection idles out.
 async fn connection(tcp: TcpStream, conn: u64, rt: Arc<EndpointRuntime>) {
-    let Some(configs) = rt.tls.clone() else {
+    let Some(tls) = handshake(tcp, &rt).await else {
         return;
-    };
-    let _ = tcp.set_nodelay(true);
-    // One budget for the whole handshake: ClientHello, then the rest.
-    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
-    let lazy = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
-    let start = match tokio::time::timeout_at(deadline, lazy).await {
-        Ok(Ok(start)) => start,
-        Ok(Err(error)) => {
-            tracing::debug!(%error, "lab: bad ClientHello");
-            return;
-        }
-        Err(_) => return,
-    };
-    // Like nginx: the server block the SNI selects decides whether a client certificate is
-    // requested (`ssl_verify_client optional`).
-    let style = rt.clock.style_of(rt.endpoint);
-    let config = match (style, start.client_hello().server_name()) {
-        (Style::NginxClientAuth { protected }, Some(sni)) if sni.eq_ignore_ascii_case(protected) => {
-            configs.client_auth
-        }
-        _ => configs.plain,
-    };
-    let tls = match tokio::time::timeout_at(deadline, start.into_stream(config)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(error)) => {
-            tracing::debug!(%error, "lab: TLS handshake failed");
-            return;
-        }
-        Err(_) => return,
     };
     let (_, session) = tls.get_ref();
     let sni_site = session
@@ -150,8 +124,7 @@ async fn connection(tcp: TcpStream, conn: u64, rt: Arc<EndpointRuntime>) {
     let Some(sni_site) = sni_site else {
         return;
     };
-    let negotiated_h2 = session.alpn_protocol() == Some(b"h2".as_slice());
-    let negotiated_h1 = session.alpn_protocol() == Some(b"http/1.1".as_slice());
+    let builder = http_server(rt.endpoint.alpn, session.alpn_protocol());
 
     let info = Arc::new(ConnInfo { sni_site, conn });
     let service = {
@@ -168,7 +141,51 @@ async fn connection(tcp: TcpStream, conn: u64, rt: Arc<EndpointRuntime>) {
             }
         })
     };
+    let io = TokioIo::new(IdleTimeout::new(tls, IDLE_TIMEOUT));
+    if let Err(error) = builder.serve_connection(io, service).await {
+        tracing::debug!(%error, "lab: connection ended with an error");
+    }
+}
 
+/// The TLS handshake, within one HANDSHAKE_TIMEOUT for all of it; None when it fails, times
+/// out, or the endpoint has no TLS.
+async fn handshake(tcp: TcpStream, rt: &EndpointRuntime) -> Option<TlsStream<TcpStream>> {
+    let configs = rt.tls.clone()?;
+    let _ = tcp.set_nodelay(true);
+    // One budget for the whole handshake: ClientHello, then the rest.
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    let lazy = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+    let start = match tokio::time::timeout_at(deadline, lazy).await {
+        Ok(Ok(start)) => start,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "lab: bad ClientHello");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    // Like nginx: the server block the SNI selects decides whether a client certificate is
+    // requested (`ssl_verify_client optional`).
+    let style = rt.clock.style_of(rt.endpoint);
+    let config = match (style, start.client_hello().server_name()) {
+        (Style::NginxClientAuth { protected }, Some(sni)) if sni.eq_ignore_ascii_case(protected) => {
+            configs.client_auth
+        }
+        _ => configs.plain,
+    };
+    match tokio::time::timeout_at(deadline, start.into_stream(config)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "lab: TLS handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// The HTTP server for a connection: HTTP/1.1 only when the endpoint allows only that or
+/// ALPN chose it, HTTP/2 only when ALPN chose h2, else whichever the client's first bytes
+/// speak.
+fn http_server(endpoint_alpn: Alpn, negotiated: Option<&[u8]>) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -180,15 +197,11 @@ async fn connection(tcp: TcpStream, conn: u64, rt: Arc<EndpointRuntime>) {
         .timer(TokioTimer::new())
         .max_concurrent_streams(100)
         .max_header_list_size(64 * 1024);
-    let builder = if rt.endpoint.alpn == Alpn::H1Only || negotiated_h1 {
+    if endpoint_alpn == Alpn::H1Only || negotiated == Some(b"http/1.1".as_slice()) {
         builder.http1_only()
-    } else if negotiated_h2 {
+    } else if negotiated == Some(b"h2".as_slice()) {
         builder.http2_only()
     } else {
         builder
-    };
-    let io = TokioIo::new(IdleTimeout::new(tls, IDLE_TIMEOUT));
-    if let Err(error) = builder.serve_connection(io, service).await {
-        tracing::debug!(%error, "lab: connection ended with an error");
     }
 }

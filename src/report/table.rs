@@ -63,6 +63,14 @@ fn counts(m: &std::collections::BTreeMap<String, u32>) -> String {
 pub fn render(s: &Snapshot, colour: bool) -> String {
     let p = Painter { colour };
     let mut out = String::new();
+    summary_line(&mut out, &p, s);
+    groups_section(&mut out, &p, s);
+    pairs_section(&mut out, &p, s);
+    findings_section(&mut out, &p, s);
+    out
+}
+
+fn summary_line(out: &mut String, p: &Painter, s: &Snapshot) {
     let sum = &s.summary;
     let _ = writeln!(
         out,
@@ -78,7 +86,9 @@ pub fn render(s: &Snapshot, colour: bool) -> String {
         sum.requests,
         sum.duration_s
     );
+}
 
+fn groups_section(out: &mut String, p: &Painter, s: &Snapshot) {
     let _ = writeln!(out, "\n{}", p.paint(BOLD, "Coalescing groups"));
     if s.groups.is_empty() {
         let _ = writeln!(out, "  (none: no two names would share a connection)");
@@ -99,7 +109,11 @@ pub fn render(s: &Snapshot, colour: bool) -> String {
         let members: Vec<String> = g.members.iter().map(|m| short(m)).collect();
         let _ = writeln!(out, "  #{:<3} {}  {}", g.id, members.join(", "), badge);
     }
+}
 
+/// Every pair in report order (problems first), then how many pairs share only a
+/// certificate when they are not listed.
+fn pairs_section(out: &mut String, p: &Painter, s: &Snapshot) {
     let _ = writeln!(
         out,
         "\n{}",
@@ -112,9 +126,10 @@ pub fn render(s: &Snapshot, colour: bool) -> String {
         let _ = writeln!(out, "  (none: no two names share an address)");
     }
     for pair in &s.pairs {
-        pair_lines(&mut out, &p, pair);
+        pair_lines(out, p, pair);
     }
-    if sum.cert_only_pairs > 0
+    let cert_only = s.summary.cert_only_pairs;
+    if cert_only > 0
         && !s
             .pairs
             .iter()
@@ -126,37 +141,38 @@ pub fn render(s: &Snapshot, colour: bool) -> String {
             p.paint(
                 DIM,
                 &format!(
-                    "+ {} pairs linked only by a certificate (no shared address); --all-pairs lists them",
-                    sum.cert_only_pairs
+                    "+ {cert_only} pairs linked only by a certificate (no shared address); --all-pairs lists them"
                 )
             )
         );
     }
+}
 
-    let findings: Vec<_> = s
+/// Every host's findings, errors first; nothing when there are none.
+fn findings_section(out: &mut String, p: &Painter, s: &Snapshot) {
+    let mut findings: Vec<_> = s
         .hosts
         .iter()
         .flat_map(|h| h.findings.iter().map(move |f| (h, f)))
         .collect();
-    if !findings.is_empty() {
-        let _ = writeln!(out, "\n{}", p.paint(BOLD, "Host findings"));
-        let mut sorted = findings;
-        sorted.sort_by_key(|(_, f)| f.severity);
-        for (h, f) in sorted {
-            let sev = match f.severity {
-                Severity::Error => p.paint(RED, "error  "),
-                Severity::Warning => p.paint(YELLOW, "warning"),
-                Severity::Info => p.paint(DIM, "info   "),
-            };
-            let key = if h.port == 443 {
-                safe(&h.host)
-            } else {
-                format!("{}:{}", safe(&h.host), h.port)
-            };
-            let _ = writeln!(out, "  {sev} {key}  {}: {}", f.kind, safe(&f.message));
-        }
+    if findings.is_empty() {
+        return;
     }
-    out
+    let _ = writeln!(out, "\n{}", p.paint(BOLD, "Host findings"));
+    findings.sort_by_key(|(_, f)| f.severity);
+    for (h, f) in findings {
+        let sev = match f.severity {
+            Severity::Error => p.paint(RED, "error  "),
+            Severity::Warning => p.paint(YELLOW, "warning"),
+            Severity::Info => p.paint(DIM, "info   "),
+        };
+        let key = if h.port == 443 {
+            safe(&h.host)
+        } else {
+            format!("{}:{}", safe(&h.host), h.port)
+        };
+        let _ = writeln!(out, "  {sev} {key}  {}: {}", f.kind, safe(&f.message));
+    }
 }
 
 fn pair_lines(out: &mut String, p: &Painter, pair: &PairReport) {

@@ -24,8 +24,9 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::engine::snapshot::LiveView;
-use crate::engine::snapshot::{Timestamp, Verdict};
+use crate::engine::snapshot::{
+    EndpointReport, EngineStatus, LiveView, PairReport, Snapshot, Timestamp, Verdict,
+};
 use crate::serve::reconcile::Reconciler;
 
 /// Content type of the Prometheus text format (0.0.4).
@@ -154,36 +155,38 @@ impl Exporter {
         let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         let st = &mut *st;
         let report = &view.report;
-        let changes = &view.changes;
         let since = st.seq;
-        let incremental = since > 0
-            && changes.seq > since
-            && changes.layout <= since
-            && changes.pairs.len() == report.pairs.len()
-            && changes.hosts.len() == report.hosts.len();
-        if !incremental {
+        // Some(n): fold in only what changed after view n; None: a full pass.
+        let changed_after = folds_incrementally(&view, since).then_some(since);
+        if changed_after.is_none() {
             st.pairs.begin_pass();
             st.endpoints.begin_pass();
         }
-        let mut pairs_changed = !incremental;
-        for (i, p) in report.pairs.iter().enumerate() {
-            if incremental && changes.pairs[i] <= since {
-                continue;
-            }
-            pairs_changed = true;
-            for a in &p.addresses {
-                let key = (p.origin.clone(), p.target.clone(), a.address.clone());
-                let counts = [
-                    u64::from(a.probes),
-                    u64::from(a.statuses.get("421").copied().unwrap_or(0)),
-                    u64::from(a.errors),
-                    u64::from(a.misrouted),
-                ];
-                st.pairs.update(&key, counts, now);
-            }
+        let pairs_changed = fold_pairs(st, &view, changed_after, now);
+        self.fold_hosts(st, &view, changed_after, now);
+        match changed_after {
+            Some(_) => self.refresh_unchanged(st, report, now),
+            None => end_full_pass(st, report, now),
         }
+        st.connections = st.connections.max(report.summary.connections);
+        st.requests = st.requests.max(report.summary.requests);
+        st.cycles = st.cycles.max(view.status.cycles);
+        if pairs_changed {
+            st.exported = export_order(&view, self.shared.options.max_pairs);
+        }
+        st.dropped = report.pairs.len() - st.exported.len();
+        st.seq = view.changes.seq;
+        st.last_update = Some(now);
+        st.view = view.clone();
+        st.have_view = true;
+    }
+
+    /// Fold in the hosts changed after view `changed_after` (every host when None): their
+    /// endpoints' handshake counters, and a DNS lookup time not seen before.
+    fn fold_hosts(&self, st: &mut State, view: &LiveView, changed_after: Option<u64>, now: Instant) {
+        let report = &view.report;
         for (i, h) in report.hosts.iter().enumerate() {
-            if incremental && changes.hosts[i] <= since {
+            if changed_after.is_some_and(|since| view.changes.hosts[i] <= since) {
                 continue;
             }
             let host = format!("{}:{}", h.host, h.port);
@@ -205,55 +208,37 @@ impl Exporter {
                 st.dns_seen.insert(host, h.dns.elapsed_ms);
             }
         }
-        if incremental {
-            // Unchanged keys whose held samples leave the window now.
-            st.pairs.refresh(now);
-            let credited = st.endpoints.refresh(now);
-            if !credited.is_empty() {
-                let by_key: HashMap<(String, String), &crate::engine::snapshot::EndpointReport> = report
-                    .hosts
-                    .iter()
-                    .flat_map(|h| {
-                        let host = format!("{}:{}", h.host, h.port);
-                        h.endpoints
-                            .iter()
-                            .map(move |ep| ((host.clone(), ep.address.clone()), ep))
-                    })
-                    .collect();
-                for (key, delta) in credited {
-                    if let Some(ep) = by_key.get(&key) {
-                        self.observe_handshakes(ep, delta);
-                    }
-                }
-            }
-            st.pairs.note_pass(now);
-            st.endpoints.note_pass(now);
-        } else {
-            let hosts: std::collections::HashSet<String> = report
+    }
+
+    /// End an incremental pass: unchanged keys whose held samples leave the window now are
+    /// credited as a full pass would credit them.
+    fn refresh_unchanged(&self, st: &mut State, report: &Snapshot, now: Instant) {
+        st.pairs.refresh(now);
+        let credited = st.endpoints.refresh(now);
+        if !credited.is_empty() {
+            let by_key: HashMap<(String, String), &EndpointReport> = report
                 .hosts
                 .iter()
-                .map(|h| format!("{}:{}", h.host, h.port))
+                .flat_map(|h| {
+                    let host = format!("{}:{}", h.host, h.port);
+                    h.endpoints
+                        .iter()
+                        .map(move |ep| ((host.clone(), ep.address.clone()), ep))
+                })
                 .collect();
-            st.dns_seen.retain(|k, _| hosts.contains(k));
-            st.pairs.end_pass(st.last_update, now);
-            st.endpoints.end_pass(st.last_update, now);
+            for (key, delta) in credited {
+                if let Some(ep) = by_key.get(&key) {
+                    self.observe_handshakes(ep, delta);
+                }
+            }
         }
-        st.connections = st.connections.max(report.summary.connections);
-        st.requests = st.requests.max(report.summary.requests);
-        st.cycles = st.cycles.max(view.status.cycles);
-        if pairs_changed {
-            st.exported = export_order(&view, self.shared.options.max_pairs);
-        }
-        st.dropped = report.pairs.len() - st.exported.len();
-        st.seq = changes.seq;
-        st.last_update = Some(now);
-        st.view = view.clone();
-        st.have_view = true;
+        st.pairs.note_pass(now);
+        st.endpoints.note_pass(now);
     }
 
     /// The snapshot carries the median phase times over the window, not each handshake's:
     /// every new successful handshake is observed at the median.
-    fn observe_handshakes(&self, ep: &crate::engine::snapshot::EndpointReport, [shakes, errors]: [u64; 2]) {
+    fn observe_handshakes(&self, ep: &EndpointReport, [shakes, errors]: [u64; 2]) {
         let ok = shakes.saturating_sub(errors).min(MAX_OBSERVATIONS_PER_UPDATE);
         for _ in 0..ok {
             if let Some(ms) = ep.connect_ms {
@@ -296,6 +281,54 @@ impl Exporter {
         }
         out
     }
+}
+
+/// Whether `view` can be folded in from its parts changed after view `since` alone: the
+/// exporter has folded in an earlier view of the same store, and the pair and host lists
+/// have not changed since.
+fn folds_incrementally(view: &LiveView, since: u64) -> bool {
+    let changes = &view.changes;
+    since > 0
+        && changes.seq > since
+        && changes.layout <= since
+        && changes.pairs.len() == view.report.pairs.len()
+        && changes.hosts.len() == view.report.hosts.len()
+}
+
+/// Fold in the pairs changed after view `changed_after` (every pair when None); true when
+/// that may change which pairs are exported (any pair folded in, or a full pass).
+fn fold_pairs(st: &mut State, view: &LiveView, changed_after: Option<u64>, now: Instant) -> bool {
+    let mut changed = changed_after.is_none();
+    for (i, p) in view.report.pairs.iter().enumerate() {
+        if changed_after.is_some_and(|since| view.changes.pairs[i] <= since) {
+            continue;
+        }
+        changed = true;
+        for a in &p.addresses {
+            let key = (p.origin.clone(), p.target.clone(), a.address.clone());
+            let counts = [
+                u64::from(a.probes),
+                u64::from(a.statuses.get("421").copied().unwrap_or(0)),
+                u64::from(a.errors),
+                u64::from(a.misrouted),
+            ];
+            st.pairs.update(&key, counts, now);
+        }
+    }
+    changed
+}
+
+/// End a full pass: forget the DNS times of hosts no longer listed, and let the reconcilers
+/// retire the keys the pass did not see.
+fn end_full_pass(st: &mut State, report: &Snapshot, now: Instant) {
+    let hosts: std::collections::HashSet<String> = report
+        .hosts
+        .iter()
+        .map(|h| format!("{}:{}", h.host, h.port))
+        .collect();
+    st.dns_seen.retain(|k, _| hosts.contains(k));
+    st.pairs.end_pass(st.last_update, now);
+    st.endpoints.end_pass(st.last_update, now);
 }
 
 /// Pairs to export: problem verdicts first (worst first, in contract order), then the rest in
@@ -360,271 +393,304 @@ fn one<V>(v: V) -> Vec<(Labels, V)> {
 }
 
 impl Collector for SnapshotCollector {
+    /// The families in exposition order: build, watch-file and engine, summary, the exported
+    /// pairs, hosts and their endpoints, phase durations.
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), fmt::Error> {
         let shared = &self.0;
         let st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        let view = &st.view;
-        let report = &view.report;
-        let status = &view.status;
+        encode_build(&mut enc)?;
+        encode_watchfile(&mut enc, &st.view.status)?;
+        encode_engine(&mut enc, &st)?;
+        encode_summary(&mut enc, &st.view.report)?;
+        encode_export_cap(&mut enc, &st, shared.options.max_pairs)?;
+        let pairs = exported_pairs(&st);
+        encode_pair_counters(&mut enc, &st, &pairs)?;
+        encode_pair_states(&mut enc, &pairs)?;
+        encode_hosts(&mut enc, HostSeries::collect(&st))?;
+        encode_phases(&mut enc, &shared.phases)
+    }
+}
 
-        let info = Info::new(vec![
-            ("version", env!("CARGO_PKG_VERSION").to_string()),
-            ("schema", crate::engine::snapshot::SCHEMA.to_string()),
-        ]);
-        info.encode(enc.encode_descriptor(
-            "build",
-            "coalscope build information.",
-            None,
-            MetricType::Info,
-        )?)?;
+fn encode_build(enc: &mut DescriptorEncoder) -> fmt::Result {
+    let info = Info::new(vec![
+        ("version", env!("CARGO_PKG_VERSION").to_string()),
+        ("schema", crate::engine::snapshot::SCHEMA.to_string()),
+    ]);
+    info.encode(enc.encode_descriptor("build", "coalscope build information.", None, MetricType::Info)?)
+}
 
-        // Engine and watch-file.
-        gauge(
-            &mut enc,
-            "watchfile_reload_success",
-            "Whether the last watch-file load succeeded (0: the last good list stays in use).",
-            None,
-            one(bool_value(status.reload_error.is_none())),
-        )?;
-        let last_reload = status.last_reload.map(Timestamp::unix);
-        gauge(
-            &mut enc,
-            "watchfile_last_reload_success_timestamp",
-            "When the watch-file was last loaded successfully.",
-            Some(&SECONDS),
-            last_reload.map(|t| one(t as f64)).unwrap_or_default(),
-        )?;
-        counter(
-            &mut enc,
-            "engine_cycles",
-            "Probe cycles of --interval completed.",
-            one(st.cycles),
-        )?;
-        gauge(
-            &mut enc,
-            "engine_paused",
-            "Whether probing is paused.",
-            None,
-            one(bool_value(status.paused)),
-        )?;
-        gauge(
-            &mut enc,
-            "engine_interval",
-            "Time between probe rounds of one host.",
-            Some(&SECONDS),
-            one(status.interval_s),
-        )?;
-        gauge(
-            &mut enc,
-            "engine_window",
-            "Time window that rates and verdicts are computed over.",
-            Some(&SECONDS),
-            one(status.window_s),
-        )?;
-        counter(
-            &mut enc,
-            "connections",
-            "Connections opened by the engine.",
-            one(st.connections),
-        )?;
-        counter(
-            &mut enc,
-            "requests",
-            "Requests sent by the engine.",
-            one(st.requests),
-        )?;
-        gauge(
-            &mut enc,
-            "snapshot_timestamp",
-            "When the exported snapshot was computed.",
-            Some(&SECONDS),
-            one(report.generated_at.unix() as f64),
-        )?;
+fn encode_watchfile(enc: &mut DescriptorEncoder, status: &EngineStatus) -> fmt::Result {
+    gauge(
+        enc,
+        "watchfile_reload_success",
+        "Whether the last watch-file load succeeded (0: the last good list stays in use).",
+        None,
+        one(bool_value(status.reload_error.is_none())),
+    )?;
+    let last_reload = status.last_reload.map(Timestamp::unix);
+    gauge(
+        enc,
+        "watchfile_last_reload_success_timestamp",
+        "When the watch-file was last loaded successfully.",
+        Some(&SECONDS),
+        last_reload.map(|t| one(t as f64)).unwrap_or_default(),
+    )
+}
 
-        // Summary.
-        let s = &report.summary;
-        gauge(&mut enc, "hosts", "Hosts watched.", None, one(i64::from(s.hosts)))?;
-        gauge(
-            &mut enc,
-            "pairs",
-            "Ordered pairs of watched names that share an address.",
-            None,
-            one(i64::from(s.pairs)),
-        )?;
-        gauge(
-            &mut enc,
-            "problems",
-            "Pairs whose verdict is misdirected, misrouted, intermittent or direct-broken.",
-            None,
-            one(i64::from(s.problems)),
-        )?;
-        gauge(
-            &mut enc,
-            "host_errors",
-            "Host findings of severity error.",
-            None,
-            one(i64::from(s.host_errors)),
-        )?;
-        gauge(
-            &mut enc,
-            "cert_only_pairs",
-            "Pairs linked only by the certificate (no shared address).",
-            None,
-            one(i64::from(s.cert_only_pairs)),
-        )?;
-        gauge(
-            &mut enc,
-            "pair_coverage_ratio",
-            "Share of the coalescable pairs probed within the window (below 1 when the request budget cannot cover every pair).",
-            None,
-            one(s.coverage),
-        )?;
-        gauge(
-            &mut enc,
-            "pairs_by_verdict",
-            "Pairs per verdict (all pairs, exported or not).",
-            None,
-            Verdict::ALL
-                .iter()
-                .map(|v| {
-                    let n = s.verdicts.get(v).copied().unwrap_or(0);
-                    (vec![("verdict", v.as_str().to_string())], i64::from(n))
-                })
-                .collect(),
-        )?;
-        gauge(
-            &mut enc,
-            "pairs_exported",
-            "Pairs with per-pair series in this exposition.",
-            None,
-            one(st.exported.len() as i64),
-        )?;
-        gauge(
-            &mut enc,
-            "pairs_dropped",
-            "Pairs left out of the per-pair series by --max-pairs (problem pairs are kept first).",
-            None,
-            one(st.dropped as i64),
-        )?;
-        gauge(
-            &mut enc,
-            "pairs_max",
-            "The --max-pairs cap on exported pairs.",
-            None,
-            one(shared.options.max_pairs as i64),
-        )?;
+fn encode_engine(enc: &mut DescriptorEncoder, st: &State) -> fmt::Result {
+    let status = &st.view.status;
+    counter(
+        enc,
+        "engine_cycles",
+        "Probe cycles of --interval completed.",
+        one(st.cycles),
+    )?;
+    gauge(
+        enc,
+        "engine_paused",
+        "Whether probing is paused.",
+        None,
+        one(bool_value(status.paused)),
+    )?;
+    gauge(
+        enc,
+        "engine_interval",
+        "Time between probe rounds of one host.",
+        Some(&SECONDS),
+        one(status.interval_s),
+    )?;
+    gauge(
+        enc,
+        "engine_window",
+        "Time window that rates and verdicts are computed over.",
+        Some(&SECONDS),
+        one(status.window_s),
+    )?;
+    counter(
+        enc,
+        "connections",
+        "Connections opened by the engine.",
+        one(st.connections),
+    )?;
+    counter(enc, "requests", "Requests sent by the engine.", one(st.requests))?;
+    gauge(
+        enc,
+        "snapshot_timestamp",
+        "When the exported snapshot was computed.",
+        Some(&SECONDS),
+        one(st.view.report.generated_at.unix() as f64),
+    )
+}
 
-        // Pairs (exported ones only).
-        let pairs: Vec<&crate::engine::snapshot::PairReport> = st
-            .exported
+fn encode_summary(enc: &mut DescriptorEncoder, report: &Snapshot) -> fmt::Result {
+    let s = &report.summary;
+    gauge(enc, "hosts", "Hosts watched.", None, one(i64::from(s.hosts)))?;
+    gauge(
+        enc,
+        "pairs",
+        "Ordered pairs of watched names that share an address.",
+        None,
+        one(i64::from(s.pairs)),
+    )?;
+    gauge(
+        enc,
+        "problems",
+        "Pairs whose verdict is misdirected, misrouted, intermittent or direct-broken.",
+        None,
+        one(i64::from(s.problems)),
+    )?;
+    gauge(
+        enc,
+        "host_errors",
+        "Host findings of severity error.",
+        None,
+        one(i64::from(s.host_errors)),
+    )?;
+    gauge(
+        enc,
+        "cert_only_pairs",
+        "Pairs linked only by the certificate (no shared address).",
+        None,
+        one(i64::from(s.cert_only_pairs)),
+    )?;
+    gauge(
+        enc,
+        "pair_coverage_ratio",
+        "Share of the coalescable pairs probed within the window (below 1 when the request budget cannot cover every pair).",
+        None,
+        one(s.coverage),
+    )?;
+    gauge(
+        enc,
+        "pairs_by_verdict",
+        "Pairs per verdict (all pairs, exported or not).",
+        None,
+        Verdict::ALL
             .iter()
-            .filter_map(|&i| report.pairs.get(i).map(|p| &**p))
-            .collect();
-        let pair_labels = |p: &crate::engine::snapshot::PairReport| -> Labels {
-            vec![("origin", p.origin.to_string()), ("target", p.target.to_string())]
-        };
-        let mut per_address: [Vec<(Labels, u64)>; 4] = Default::default();
-        for p in &pairs {
-            for a in &p.addresses {
-                let key = (p.origin.clone(), p.target.clone(), a.address.clone());
-                let totals = st.pairs.totals(&key);
-                let mut labels = pair_labels(p);
-                labels.push(("address", a.address.clone()));
-                for (i, series) in per_address.iter_mut().enumerate() {
-                    series.push((labels.clone(), totals[i]));
-                }
+            .map(|v| {
+                let n = s.verdicts.get(v).copied().unwrap_or(0);
+                (vec![("verdict", v.as_str().to_string())], i64::from(n))
+            })
+            .collect(),
+    )
+}
+
+/// How many pairs have per-pair series, how many were left out, and the cap.
+fn encode_export_cap(enc: &mut DescriptorEncoder, st: &State, max_pairs: usize) -> fmt::Result {
+    gauge(
+        enc,
+        "pairs_exported",
+        "Pairs with per-pair series in this exposition.",
+        None,
+        one(st.exported.len() as i64),
+    )?;
+    gauge(
+        enc,
+        "pairs_dropped",
+        "Pairs left out of the per-pair series by --max-pairs (problem pairs are kept first).",
+        None,
+        one(st.dropped as i64),
+    )?;
+    gauge(
+        enc,
+        "pairs_max",
+        "The --max-pairs cap on exported pairs.",
+        None,
+        one(max_pairs as i64),
+    )
+}
+
+/// The pairs that get per-pair series, in export order.
+fn exported_pairs(st: &State) -> Vec<&PairReport> {
+    st.exported
+        .iter()
+        .filter_map(|&i| st.view.report.pairs.get(i).map(|p| &**p))
+        .collect()
+}
+
+fn pair_labels(p: &PairReport) -> Labels {
+    vec![("origin", p.origin.to_string()), ("target", p.target.to_string())]
+}
+
+/// The per-address counters of the exported pairs, from the reconciler's totals.
+fn encode_pair_counters(enc: &mut DescriptorEncoder, st: &State, pairs: &[&PairReport]) -> fmt::Result {
+    let mut per_address: [Vec<(Labels, u64)>; 4] = Default::default();
+    for p in pairs {
+        for a in &p.addresses {
+            let key = (p.origin.clone(), p.target.clone(), a.address.clone());
+            let totals = st.pairs.totals(&key);
+            let mut labels = pair_labels(p);
+            labels.push(("address", a.address.clone()));
+            for (i, series) in per_address.iter_mut().enumerate() {
+                series.push((labels.clone(), totals[i]));
             }
         }
-        let [probes, misdirected, errors, misrouted] = per_address;
-        counter(
-            &mut enc,
-            "pair_probes",
-            "Requests for the target sent on connections opened for the origin, at the origin's address.",
-            probes,
-        )?;
-        counter(
-            &mut enc,
-            "pair_misdirected",
-            "Of those requests, the ones answered 421 Misdirected Request.",
-            misdirected,
-        )?;
-        counter(
-            &mut enc,
-            "pair_misrouted",
-            "Of those requests, the ones answered differently from the direct request, other than 421.",
-            misrouted,
-        )?;
-        counter(
-            &mut enc,
-            "pair_errors",
-            "Of those requests, the ones that failed without an answer.",
-            errors,
-        )?;
-        gauge(
-            &mut enc,
-            "pair_verdict",
-            "The pair's verdict as a state set: 1 for the current verdict, 0 for the others.",
-            None,
-            pairs
-                .iter()
-                .flat_map(|p| {
-                    Verdict::ALL.iter().map(move |v| {
-                        let mut labels = pair_labels(p);
-                        labels.push(("verdict", v.as_str().to_string()));
-                        (labels, bool_value(p.verdict == *v))
-                    })
-                })
-                .collect(),
-        )?;
-        gauge(
-            &mut enc,
-            "pair_coalesce",
-            "Whether the client's policy would put the target on the origin's connection.",
-            None,
-            pairs
-                .iter()
-                .flat_map(|p| {
-                    [("chrome", p.coalesce.chrome), ("firefox", p.coalesce.firefox)]
-                        .into_iter()
-                        .map(move |(client, yes)| {
-                            let mut labels = pair_labels(p);
-                            labels.push(("client", client.to_string()));
-                            (labels, bool_value(yes))
-                        })
-                })
-                .collect(),
-        )?;
-        gauge(
-            &mut enc,
-            "pair_cert_covers",
-            "Whether the certificate served for the origin covers the target.",
-            None,
-            pairs
-                .iter()
-                .map(|p| (pair_labels(p), bool_value(p.cert_covers)))
-                .collect(),
-        )?;
-        gauge(
-            &mut enc,
-            "pair_misdirected_ratio",
-            "Share of the pair's coalesced requests within the window answered 421.",
-            None,
-            pairs.iter().map(|p| (pair_labels(p), p.rate_421)).collect(),
-        )?;
+    }
+    let [probes, misdirected, errors, misrouted] = per_address;
+    counter(
+        enc,
+        "pair_probes",
+        "Requests for the target sent on connections opened for the origin, at the origin's address.",
+        probes,
+    )?;
+    counter(
+        enc,
+        "pair_misdirected",
+        "Of those requests, the ones answered 421 Misdirected Request.",
+        misdirected,
+    )?;
+    counter(
+        enc,
+        "pair_misrouted",
+        "Of those requests, the ones answered differently from the direct request, other than 421.",
+        misrouted,
+    )?;
+    counter(
+        enc,
+        "pair_errors",
+        "Of those requests, the ones that failed without an answer.",
+        errors,
+    )
+}
 
-        // Hosts and their endpoints.
-        let mut addresses = Vec::new();
-        let mut expiry = Vec::new();
-        let mut trusted = Vec::new();
-        let mut covers = Vec::new();
-        let mut shakes = Vec::new();
-        let mut shake_errors = Vec::new();
-        let mut findings = Vec::new();
-        for h in &report.hosts {
+/// What the exported pairs are now: verdict, coalescing per client, certificate, 421 share.
+fn encode_pair_states(enc: &mut DescriptorEncoder, pairs: &[&PairReport]) -> fmt::Result {
+    gauge(
+        enc,
+        "pair_verdict",
+        "The pair's verdict as a state set: 1 for the current verdict, 0 for the others.",
+        None,
+        pairs
+            .iter()
+            .flat_map(|p| {
+                Verdict::ALL.iter().map(move |v| {
+                    let mut labels = pair_labels(p);
+                    labels.push(("verdict", v.as_str().to_string()));
+                    (labels, bool_value(p.verdict == *v))
+                })
+            })
+            .collect(),
+    )?;
+    gauge(
+        enc,
+        "pair_coalesce",
+        "Whether the client's policy would put the target on the origin's connection.",
+        None,
+        pairs
+            .iter()
+            .flat_map(|p| {
+                [("chrome", p.coalesce.chrome), ("firefox", p.coalesce.firefox)]
+                    .into_iter()
+                    .map(move |(client, yes)| {
+                        let mut labels = pair_labels(p);
+                        labels.push(("client", client.to_string()));
+                        (labels, bool_value(yes))
+                    })
+            })
+            .collect(),
+    )?;
+    gauge(
+        enc,
+        "pair_cert_covers",
+        "Whether the certificate served for the origin covers the target.",
+        None,
+        pairs
+            .iter()
+            .map(|p| (pair_labels(p), bool_value(p.cert_covers)))
+            .collect(),
+    )?;
+    gauge(
+        enc,
+        "pair_misdirected_ratio",
+        "Share of the pair's coalesced requests within the window answered 421.",
+        None,
+        pairs.iter().map(|p| (pair_labels(p), p.rate_421)).collect(),
+    )
+}
+
+/// The series of the host and endpoint families, gathered in one walk over the hosts.
+#[derive(Default)]
+struct HostSeries {
+    addresses: Vec<(Labels, i64)>,
+    findings: Vec<(Labels, i64)>,
+    expiry: Vec<(Labels, f64)>,
+    trusted: Vec<(Labels, i64)>,
+    covers: Vec<(Labels, i64)>,
+    shakes: Vec<(Labels, u64)>,
+    shake_errors: Vec<(Labels, u64)>,
+}
+
+impl HostSeries {
+    /// Hosts in report order, and each host's endpoints in its order, as the families list
+    /// their series.
+    fn collect(st: &State) -> HostSeries {
+        let mut s = HostSeries::default();
+        for h in &st.view.report.hosts {
             let host = format!("{}:{}", h.host, h.port);
-            addresses.push((vec![("host", host.clone())], h.addresses.len() as i64));
+            s.addresses
+                .push((vec![("host", host.clone())], h.addresses.len() as i64));
             for f in &h.findings {
-                findings.push((
+                s.findings.push((
                     vec![
                         ("host", host.clone()),
                         ("kind", f.kind.to_string()),
@@ -634,80 +700,99 @@ impl Collector for SnapshotCollector {
                 ));
             }
             for ep in &h.endpoints {
-                let labels: Labels = vec![("host", host.clone()), ("address", ep.address.clone())];
-                let totals = st.endpoints.totals(&(host.clone(), ep.address.clone()));
-                shakes.push((labels.clone(), totals[0]));
-                shake_errors.push((labels.clone(), totals[1]));
-                if let Some(c) = &ep.cert {
-                    if let Some(t) = c.not_after {
-                        expiry.push((labels.clone(), t.unix() as f64));
-                    }
-                    trusted.push((labels.clone(), bool_value(c.trusted)));
-                    covers.push((labels, bool_value(c.covers_host)));
-                }
+                s.add_endpoint(st, &host, ep);
             }
         }
-        gauge(
-            &mut enc,
-            "host_addresses",
-            "Addresses the host's name resolves to.",
-            None,
-            addresses,
-        )?;
-        gauge(
-            &mut enc,
-            "host_finding",
-            "A finding about the host (1 while it holds), by kind and severity.",
-            None,
-            findings,
-        )?;
-        gauge(
-            &mut enc,
-            "cert_expiry_timestamp",
-            "When the certificate served for the host at the address expires (notAfter).",
-            Some(&SECONDS),
-            expiry,
-        )?;
-        gauge(
-            &mut enc,
-            "cert_trusted",
-            "Whether that certificate's chain verifies against the trust anchors.",
-            None,
-            trusted,
-        )?;
-        gauge(
-            &mut enc,
-            "cert_covers_host",
-            "Whether that certificate covers the host's name.",
-            None,
-            covers,
-        )?;
-        counter(
-            &mut enc,
-            "endpoint_handshakes",
-            "TLS handshakes made for the host at the address.",
-            shakes,
-        )?;
-        counter(
-            &mut enc,
-            "endpoint_handshake_errors",
-            "Of those handshakes, the ones that failed.",
-            shake_errors,
-        )?;
-
-        // Phase durations.
-        let mut m = enc.encode_descriptor(
-            "probe_phase_duration",
-            "Durations of the probe phases: DNS lookup, TCP connect and TLS handshake.",
-            Some(&SECONDS),
-            MetricType::Histogram,
-        )?;
-        for (phase, h) in PHASES.iter().zip(&shared.phases) {
-            let labels: Labels = vec![("phase", phase.to_string())];
-            h.encode(m.encode_family(&labels)?)?;
-        }
-        Ok(())
+        s
     }
+
+    /// The endpoint's handshake totals and, when it served a certificate, its certificate's.
+    fn add_endpoint(&mut self, st: &State, host: &str, ep: &EndpointReport) {
+        let labels: Labels = vec![("host", host.to_string()), ("address", ep.address.clone())];
+        let totals = st.endpoints.totals(&(host.to_string(), ep.address.clone()));
+        self.shakes.push((labels.clone(), totals[0]));
+        self.shake_errors.push((labels.clone(), totals[1]));
+        if let Some(c) = &ep.cert {
+            if let Some(t) = c.not_after {
+                self.expiry.push((labels.clone(), t.unix() as f64));
+            }
+            self.trusted.push((labels.clone(), bool_value(c.trusted)));
+            self.covers.push((labels, bool_value(c.covers_host)));
+        }
+    }
+}
+
+fn encode_hosts(enc: &mut DescriptorEncoder, series: HostSeries) -> fmt::Result {
+    let HostSeries {
+        addresses,
+        findings,
+        expiry,
+        trusted,
+        covers,
+        shakes,
+        shake_errors,
+    } = series;
+    gauge(
+        enc,
+        "host_addresses",
+        "Addresses the host's name resolves to.",
+        None,
+        addresses,
+    )?;
+    gauge(
+        enc,
+        "host_finding",
+        "A finding about the host (1 while it holds), by kind and severity.",
+        None,
+        findings,
+    )?;
+    gauge(
+        enc,
+        "cert_expiry_timestamp",
+        "When the certificate served for the host at the address expires (notAfter).",
+        Some(&SECONDS),
+        expiry,
+    )?;
+    gauge(
+        enc,
+        "cert_trusted",
+        "Whether that certificate's chain verifies against the trust anchors.",
+        None,
+        trusted,
+    )?;
+    gauge(
+        enc,
+        "cert_covers_host",
+        "Whether that certificate covers the host's name.",
+        None,
+        covers,
+    )?;
+    counter(
+        enc,
+        "endpoint_handshakes",
+        "TLS handshakes made for the host at the address.",
+        shakes,
+    )?;
+    counter(
+        enc,
+        "endpoint_handshake_errors",
+        "Of those handshakes, the ones that failed.",
+        shake_errors,
+    )
+}
+
+fn encode_phases(enc: &mut DescriptorEncoder, phases: &[Histogram; 3]) -> fmt::Result {
+    let mut m = enc.encode_descriptor(
+        "probe_phase_duration",
+        "Durations of the probe phases: DNS lookup, TCP connect and TLS handshake.",
+        Some(&SECONDS),
+        MetricType::Histogram,
+    )?;
+    for (phase, h) in PHASES.iter().zip(phases) {
+        let labels: Labels = vec![("phase", phase.to_string())];
+        h.encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

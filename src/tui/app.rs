@@ -250,42 +250,61 @@ impl App {
         }
     }
 
-    /// Apply one action; returns what the run loop must do.
+    /// Apply one action; returns what the run loop must do. The filter being edited and the
+    /// help screen take the keys first; otherwise the main table applies.
     pub fn apply(&mut self, action: Action) -> Vec<Effect> {
-        let mut effects = Vec::new();
         if self.filter_editing {
-            match action {
-                Action::FilterChar(c) => {
-                    self.filter.push(c);
-                    self.filter_changed();
-                }
-                Action::FilterBackspace => {
-                    self.filter.pop();
-                    self.filter_changed();
-                }
-                Action::FilterDone => self.filter_editing = false,
-                Action::Back => {
-                    self.filter_editing = false;
-                    self.filter.clear();
-                    self.filter_changed();
-                }
-                Action::Quit => effects.push(Effect::Quit),
-                Action::Resize(w, h) => self.size = (w, h),
-                _ => {}
-            }
+            let effects = self.apply_while_filtering(action);
             self.fit();
             return effects;
         }
         if self.help {
-            match action {
-                Action::Quit => effects.push(Effect::Quit),
-                Action::Resize(w, h) => self.size = (w, h),
-                _ => self.help = false,
-            }
-            return effects;
+            return self.apply_in_help(action);
         }
+        let effect = self.apply_main(action);
+        self.store_anchors();
+        self.fit();
+        effect.into_iter().collect()
+    }
+
+    /// Keys edit the filter; only Quit and a resize keep their meaning.
+    fn apply_while_filtering(&mut self, action: Action) -> Vec<Effect> {
         match action {
-            Action::Quit => effects.push(Effect::Quit),
+            Action::FilterChar(c) => {
+                self.filter.push(c);
+                self.filter_changed();
+            }
+            Action::FilterBackspace => {
+                self.filter.pop();
+                self.filter_changed();
+            }
+            Action::FilterDone => self.filter_editing = false,
+            Action::Back => {
+                self.filter_editing = false;
+                self.filter.clear();
+                self.filter_changed();
+            }
+            Action::Quit => return vec![Effect::Quit],
+            Action::Resize(w, h) => self.size = (w, h),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// Any key closes the help, except Quit and a resize.
+    fn apply_in_help(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::Quit => return vec![Effect::Quit],
+            Action::Resize(w, h) => self.size = (w, h),
+            _ => self.help = false,
+        }
+        Vec::new()
+    }
+
+    /// The main screen: one action, one method (or field), and the effect if it has one.
+    fn apply_main(&mut self, action: Action) -> Option<Effect> {
+        match action {
+            Action::Quit => return Some(Effect::Quit),
             Action::Up => self.step(-1),
             Action::Down => self.step(1),
             Action::PageUp => self.step(-(self.page() as isize)),
@@ -298,60 +317,71 @@ impl App {
             Action::PrevPane => self.cycle_focus(-1),
             Action::Enter => self.enter(),
             Action::Back => self.back(),
-            Action::StartFilter => {
-                self.filter_editing = true;
-                self.message = None;
-            }
+            Action::StartFilter => self.start_filter(),
             Action::FilterChar(_) | Action::FilterBackspace | Action::FilterDone => {}
-            Action::CycleSort => {
-                self.sort = match self.sort {
-                    SortMode::Problems => SortMode::Rate,
-                    SortMode::Rate => SortMode::Name,
-                    SortMode::Name => SortMode::Problems,
-                };
-                self.store_anchors();
-                self.refresh_groups();
-                self.restore_anchors();
-                self.set_message(format!("sorted by {}", self.sort.label()));
-            }
-            Action::ToggleMatrix => {
-                self.screen = match self.screen {
-                    Screen::Main => {
-                        // Start on the selected member's first pair, off the diagonal.
-                        let row = self.member.unwrap_or(0);
-                        self.cell = (row, usize::from(row == 0));
-                        Screen::Matrix
-                    }
-                    Screen::Matrix => Screen::Main,
-                };
-            }
-            Action::TogglePause => {
-                self.paused = !self.paused;
-                effects.push(Effect::Control(Control::SetPaused(self.paused)));
-                self.set_message(if self.paused {
-                    "pausing probes"
-                } else {
-                    "resuming probes"
-                });
-            }
-            Action::ProbeSelection => {
-                let key = self.probe_key();
-                self.set_message(match &key {
-                    Some(k) => format!("probing {} now", crate::sanitize::for_terminal(k, 80)),
-                    None => "probing every host now".to_string(),
-                });
-                effects.push(Effect::Control(Control::ProbeNow(key)));
-            }
-            Action::Export => effects.push(Effect::Export),
+            Action::CycleSort => self.cycle_sort(),
+            Action::ToggleMatrix => self.toggle_matrix(),
+            Action::TogglePause => return Some(self.toggle_pause()),
+            Action::ProbeSelection => return Some(self.probe_selection()),
+            Action::Export => return Some(Effect::Export),
             Action::ToggleHelp => self.help = true,
             Action::Click(x, y) => self.click(x, y),
             Action::ScrollUp(x, y) => self.wheel(x, y, -3),
             Action::ScrollDown(x, y) => self.wheel(x, y, 3),
             Action::Resize(w, h) => self.size = (w, h),
         }
+        None
+    }
+
+    fn start_filter(&mut self) {
+        self.filter_editing = true;
+        self.message = None;
+    }
+
+    /// Next sort order; the selection stays on the same group, host and pair.
+    fn cycle_sort(&mut self) {
+        self.sort = match self.sort {
+            SortMode::Problems => SortMode::Rate,
+            SortMode::Rate => SortMode::Name,
+            SortMode::Name => SortMode::Problems,
+        };
         self.store_anchors();
-        self.fit();
-        effects
+        self.refresh_groups();
+        self.restore_anchors();
+        self.set_message(format!("sorted by {}", self.sort.label()));
+    }
+
+    fn toggle_matrix(&mut self) {
+        self.screen = match self.screen {
+            Screen::Main => {
+                // Start on the selected member's first pair, off the diagonal.
+                let row = self.member.unwrap_or(0);
+                self.cell = (row, usize::from(row == 0));
+                Screen::Matrix
+            }
+            Screen::Matrix => Screen::Main,
+        };
+    }
+
+    /// Ask the engine to pause or resume (its status confirms it in a later view).
+    fn toggle_pause(&mut self) -> Effect {
+        self.paused = !self.paused;
+        self.set_message(if self.paused {
+            "pausing probes"
+        } else {
+            "resuming probes"
+        });
+        Effect::Control(Control::SetPaused(self.paused))
+    }
+
+    /// Ask the engine to probe the selected host (or pair's origin) now, or everything.
+    fn probe_selection(&mut self) -> Effect {
+        let key = self.probe_key();
+        self.set_message(match &key {
+            Some(k) => format!("probing {} now", crate::sanitize::for_terminal(k, 80)),
+            None => "probing every host now".to_string(),
+        });
+        Effect::Control(Control::ProbeNow(key))
     }
 
     fn page(&self) -> usize {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::engine::snapshot::{LiveView, Verdict};
+use crate::engine::snapshot::{LiveView, Snapshot, Verdict};
 
 /// A group as the dashboard lists it: a coalescing group of the report, or the pseudo-group
 /// of hosts that coalesce with nothing.
@@ -65,87 +65,11 @@ impl ViewIndex {
             host_by_key.insert(format!("{}:{}", h.host, h.port), i as u32);
         }
         let mut group_of_host = vec![NONE; report.hosts.len()];
-        let mut groups: Vec<GroupEntry> = Vec::with_capacity(report.groups.len() + 1);
-        for (gi, g) in report.groups.iter().enumerate() {
-            let hosts: Vec<u32> = g
-                .members
-                .iter()
-                .filter_map(|m| host_by_key.get(m.as_str()).copied())
-                .collect();
-            for &h in &hosts {
-                group_of_host[h as usize] = groups.len() as u32;
-            }
-            groups.push(GroupEntry {
-                report: Some(gi),
-                suffix: common_suffix(g.members.iter().map(String::as_str)),
-                hosts,
-                pairs: vec![],
-                problems: 0,
-                worst: None,
-            });
+        let mut groups = coalescing_groups(report, &host_by_key, &mut group_of_host);
+        if let Some(loose) = loose_group(report, groups.len() as u32, &mut group_of_host) {
+            groups.push(loose);
         }
-        let loose: Vec<u32> = (0..report.hosts.len() as u32)
-            .filter(|&h| group_of_host[h as usize] == NONE)
-            .collect();
-        let loose_group = groups.len() as u32;
-        if !loose.is_empty() {
-            for &h in &loose {
-                group_of_host[h as usize] = loose_group;
-            }
-            let keys: Vec<String> = loose
-                .iter()
-                .map(|&h| {
-                    let h = &report.hosts[h as usize];
-                    format!("{}:{}", h.host, h.port)
-                })
-                .collect();
-            groups.push(GroupEntry {
-                report: None,
-                suffix: common_suffix(keys.iter().map(String::as_str)),
-                hosts: loose,
-                pairs: vec![],
-                problems: 0,
-                worst: None,
-            });
-        }
-        // Pairs by origin; consecutive pairs usually share their origin, so remember the last.
-        let mut last: (&str, u32) = ("", NONE);
-        for (pi, p) in report.pairs.iter().enumerate() {
-            let g = if *p.origin == *last.0 {
-                last.1
-            } else {
-                let g = host_by_key
-                    .get(&*p.origin)
-                    .map(|&h| group_of_host[h as usize])
-                    .unwrap_or(NONE);
-                last = (&*p.origin, g);
-                g
-            };
-            let g = if g == NONE {
-                // A pair whose origin is not a listed host (should not happen): keep it visible.
-                if groups.last().is_none_or(|l| l.report.is_some()) {
-                    groups.push(GroupEntry {
-                        report: None,
-                        hosts: vec![],
-                        pairs: vec![],
-                        problems: 0,
-                        worst: None,
-                        suffix: String::new(),
-                    });
-                }
-                groups.len() as u32 - 1
-            } else {
-                g
-            };
-            let entry = &mut groups[g as usize];
-            entry.pairs.push(pi as u32);
-            if p.verdict.is_problem() {
-                entry.problems += 1;
-            }
-            if entry.worst.is_none_or(|w| p.verdict < w) {
-                entry.worst = Some(p.verdict);
-            }
-        }
+        add_pairs(report, &host_by_key, &group_of_host, &mut groups);
         let suffix = common_suffix(host_by_key.keys().map(String::as_str));
         ViewIndex {
             suffix,
@@ -161,6 +85,112 @@ impl ViewIndex {
             .filter(|&&g| g != NONE)
             .map(|&g| g as usize)
     }
+}
+
+/// The report's coalescing groups, in report order; notes each member's group.
+fn coalescing_groups(
+    report: &Snapshot,
+    host_by_key: &HashMap<String, u32>,
+    group_of_host: &mut [u32],
+) -> Vec<GroupEntry> {
+    let mut groups: Vec<GroupEntry> = Vec::with_capacity(report.groups.len() + 1);
+    for (gi, g) in report.groups.iter().enumerate() {
+        let hosts: Vec<u32> = g
+            .members
+            .iter()
+            .filter_map(|m| host_by_key.get(m.as_str()).copied())
+            .collect();
+        for &h in &hosts {
+            group_of_host[h as usize] = groups.len() as u32;
+        }
+        groups.push(GroupEntry {
+            report: Some(gi),
+            suffix: common_suffix(g.members.iter().map(String::as_str)),
+            hosts,
+            pairs: vec![],
+            problems: 0,
+            worst: None,
+        });
+    }
+    groups
+}
+
+/// The pseudo-group of the hosts in no coalescing group (None when there are none), at
+/// position `position` of the groups.
+fn loose_group(report: &Snapshot, position: u32, group_of_host: &mut [u32]) -> Option<GroupEntry> {
+    let loose: Vec<u32> = (0..report.hosts.len() as u32)
+        .filter(|&h| group_of_host[h as usize] == NONE)
+        .collect();
+    if loose.is_empty() {
+        return None;
+    }
+    for &h in &loose {
+        group_of_host[h as usize] = position;
+    }
+    let keys: Vec<String> = loose
+        .iter()
+        .map(|&h| {
+            let h = &report.hosts[h as usize];
+            format!("{}:{}", h.host, h.port)
+        })
+        .collect();
+    Some(GroupEntry {
+        report: None,
+        suffix: common_suffix(keys.iter().map(String::as_str)),
+        hosts: loose,
+        pairs: vec![],
+        problems: 0,
+        worst: None,
+    })
+}
+
+/// Every pair goes to its origin's group, which counts its problems and worst verdict.
+fn add_pairs(
+    report: &Snapshot,
+    host_by_key: &HashMap<String, u32>,
+    group_of_host: &[u32],
+    groups: &mut Vec<GroupEntry>,
+) {
+    // Consecutive pairs usually share their origin, so remember the last.
+    let mut last: (&str, u32) = ("", NONE);
+    for (pi, p) in report.pairs.iter().enumerate() {
+        let g = if *p.origin == *last.0 {
+            last.1
+        } else {
+            let g = host_by_key
+                .get(&*p.origin)
+                .map(|&h| group_of_host[h as usize])
+                .unwrap_or(NONE);
+            last = (&*p.origin, g);
+            g
+        };
+        let g = if g == NONE { orphans_group(groups) } else { g };
+        let entry = &mut groups[g as usize];
+        entry.pairs.push(pi as u32);
+        if p.verdict.is_problem() {
+            entry.problems += 1;
+        }
+        if entry.worst.is_none_or(|w| p.verdict < w) {
+            entry.worst = Some(p.verdict);
+        }
+    }
+}
+
+/// Where a pair whose origin is not a listed host goes (should not happen), so that it stays
+/// visible: the last group when that is a pseudo-group, else a pseudo-group without hosts
+/// added at the end.
+fn orphans_group(groups: &mut Vec<GroupEntry>) -> u32 {
+    if groups.last().is_none_or(|l| l.report.is_some()) {
+        groups.push(GroupEntry {
+            report: None,
+            hosts: vec![],
+            pairs: vec![],
+            problems: 0,
+            worst: None,
+            suffix: String::new(),
+        });
+    }
+    groups.len() as u32 - 1
 }
 
 /// The longest common suffix of the keys that starts with '.', so that every key keeps a

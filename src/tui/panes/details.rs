@@ -8,7 +8,10 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
-use crate::engine::snapshot::{HostReport, LiveView, PairReport, Severity, Verdict};
+use crate::engine::snapshot::{
+    CertReport, EndpointReport, Finding, HostReport, LiveView, PairAddressReport, PairReport, Severity,
+    Verdict,
+};
 use crate::tui::app::{App, DetailTarget, Focus};
 use crate::tui::index::GroupEntry;
 use crate::tui::panes::{clean, frame, percent, title};
@@ -67,12 +70,24 @@ fn counts(m: &BTreeMap<String, u32>) -> String {
         .join(" ")
 }
 
+/// A pair: its names, verdict and 421 rate, how it would be coalesced, why and what to fix,
+/// then one line per address. The group details show the first five lines of this.
 pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
-    let mut out = vec![Line::from(vec![
+    let mut out = vec![pair_heading(p, t), pair_verdict(p, t), pair_coalescing(p, t)];
+    out.extend(pair_notes(p, t));
+    out.extend(p.addresses.iter().take(MAX_ITEMS).map(|a| pair_address(a, t)));
+    out
+}
+
+fn pair_heading<'a>(p: &PairReport, t: &Theme) -> Line<'a> {
+    Line::from(vec![
         Span::styled(clean(&p.origin, 200), t.header),
         Span::styled(" → ", t.dim),
         Span::styled(clean(&p.target, 200), t.header),
-    ])];
+    ])
+}
+
+fn pair_verdict<'a>(p: &PairReport, t: &Theme) -> Line<'a> {
     let mut l = vec![
         Span::styled("verdict ", t.label),
         Span::styled(p.verdict.as_str(), t.verdict(p.verdict)),
@@ -85,7 +100,11 @@ pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
         format!("{} of {} probes", percent(p.rate_421), p.probes),
         t,
     ));
-    out.push(Line::from(l));
+    Line::from(l)
+}
+
+/// Which clients would coalesce, whether the certificate allows it, the shared addresses.
+fn pair_coalescing<'a>(p: &PairReport, t: &Theme) -> Line<'a> {
     let mut l = kv(
         "coalesce",
         format!(
@@ -111,7 +130,12 @@ pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
         },
         t,
     ));
-    out.push(Line::from(l));
+    Line::from(l)
+}
+
+/// Why, the fix and the error, each when there is one.
+fn pair_notes<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
+    let mut out = Vec::new();
     if !p.explanation.is_empty() {
         out.push(Line::from(kv("why", clean(&p.explanation, LONG), t)));
     }
@@ -122,48 +146,83 @@ pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
         ]));
     }
     if let Some(e) = &p.error {
-        out.push(Line::from(vec![
-            Span::styled("error ", t.label),
-            Span::styled(clean(e, LONG), t.error),
-        ]));
-    }
-    for a in p.addresses.iter().take(MAX_ITEMS) {
-        let mut l = vec![
-            Span::styled(format!("@ {} ", clean(&a.address, 45)), t.label),
-            Span::styled(a.verdict.as_str(), t.verdict(a.verdict)),
-        ];
-        l.push(Span::styled(
-            format!(
-                " · probes {} · coalesced {} · direct {} · errors {} · misrouted {}",
-                a.probes,
-                counts(&a.statuses),
-                counts(&a.direct_statuses),
-                a.errors,
-                a.misrouted
-            ),
-            t.text,
-        ));
-        if !a.clients.is_empty() {
-            let clients: Vec<&str> = a.clients.iter().map(|c| c.as_str()).collect();
-            l.push(Span::styled(format!(" · clients {}", clients.join(",")), t.dim));
-        }
-        if a.dynamic {
-            l.push(Span::styled(" · dynamic page", t.dim));
-        }
-        out.push(Line::from(l));
+        out.push(error_line("error ", e, t));
     }
     out
 }
 
+/// What was seen at one shared address.
+fn pair_address<'a>(a: &PairAddressReport, t: &Theme) -> Line<'a> {
+    let mut l = vec![
+        Span::styled(format!("@ {} ", clean(&a.address, 45)), t.label),
+        Span::styled(a.verdict.as_str(), t.verdict(a.verdict)),
+    ];
+    l.push(Span::styled(
+        format!(
+            " · probes {} · coalesced {} · direct {} · errors {} · misrouted {}",
+            a.probes,
+            counts(&a.statuses),
+            counts(&a.direct_statuses),
+            a.errors,
+            a.misrouted
+        ),
+        t.text,
+    ));
+    if !a.clients.is_empty() {
+        let clients: Vec<&str> = a.clients.iter().map(|c| c.as_str()).collect();
+        l.push(Span::styled(format!(" · clients {}", clients.join(",")), t.dim));
+    }
+    if a.dynamic {
+        l.push(Span::styled(" · dynamic page", t.dim));
+    }
+    Line::from(l)
+}
+
+/// A host: its name, DNS answer, then per endpoint what it negotiated and answered and the
+/// certificate it served, then the host's findings.
 pub fn host_lines<'a>(h: &HostReport, t: &Theme) -> Vec<Line<'a>> {
-    let mut out = vec![Line::from(vec![
+    let mut out = vec![host_heading(h, t), dns_answer(h, t)];
+    if let Some(e) = &h.dns.error {
+        out.push(error_line("DNS error ", e, t));
+    }
+    for ep in h.endpoints.iter().take(MAX_ITEMS) {
+        out.push(endpoint_handshake(ep, t));
+        out.push(endpoint_direct(ep, t));
+        if let Some(c) = &ep.cert {
+            out.push(certificate(c, t));
+            out.push(certificate_names(c, t));
+        }
+        if let Some(e) = &ep.error {
+            out.push(error_line("  error ", e, t));
+        }
+        if let Some(e) = &ep.direct.error {
+            out.push(error_line("  direct error ", e, t));
+        }
+    }
+    out.extend(h.findings.iter().take(MAX_ITEMS).map(|f| finding(f, t)));
+    out
+}
+
+/// "label text", the text an error.
+fn error_line<'a>(label: &'static str, error: &str, t: &Theme) -> Line<'a> {
+    Line::from(vec![
+        Span::styled(label, t.label),
+        Span::styled(clean(error, LONG), t.error),
+    ])
+}
+
+fn host_heading<'a>(h: &HostReport, t: &Theme) -> Line<'a> {
+    Line::from(vec![
         Span::styled(format!("{}:{}", clean(&h.host, 200), h.port), t.header),
         Span::styled(
             format!("  path {} · watch-file line {}", clean(&h.path, 100), h.line),
             t.dim,
         ),
-    ])];
-    // DNS.
+    ])
+}
+
+/// Addresses, TTL, CNAME chain, lookup time, and whether `--resolve` set the answer.
+fn dns_answer<'a>(h: &HostReport, t: &Theme) -> Line<'a> {
     let addrs: Vec<String> = h.addresses.iter().take(MAX_ITEMS).map(|a| clean(a, 45)).collect();
     let mut l = kv(
         "DNS",
@@ -191,116 +250,110 @@ pub fn host_lines<'a>(h: &HostReport, t: &Theme) -> Vec<Line<'a>> {
     if h.dns.overridden {
         l.push(Span::styled(" · --resolve", t.dim));
     }
-    out.push(Line::from(l));
-    if let Some(e) = &h.dns.error {
-        out.push(Line::from(vec![
-            Span::styled("DNS error ", t.label),
-            Span::styled(clean(e, LONG), t.error),
-        ]));
-    }
-    for ep in h.endpoints.iter().take(MAX_ITEMS) {
-        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
-        out.push(Line::from(vec![
-            Span::styled(format!("@ {} ", clean(&ep.address, 45)), t.label),
-            Span::styled(
-                format!(
-                    "ALPN {} · {} · connect {} · TLS {} · handshakes {} ({} failed)",
-                    clean(ep.alpn.as_deref().unwrap_or("-"), 20),
-                    clean(ep.tls_version.as_deref().unwrap_or("-"), 20),
-                    ms(ep.connect_ms),
-                    ms(ep.tls_ms),
-                    ep.handshakes,
-                    ep.handshake_errors
-                ),
-                t.text,
-            ),
-        ]));
-        let mut l = kv(
-            "  direct",
+    Line::from(l)
+}
+
+/// ALPN, TLS version, connect and TLS times, handshakes made and failed.
+fn endpoint_handshake<'a>(ep: &EndpointReport, t: &Theme) -> Line<'a> {
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
+    Line::from(vec![
+        Span::styled(format!("@ {} ", clean(&ep.address, 45)), t.label),
+        Span::styled(
             format!(
-                "{} {}",
-                counts(&ep.direct.statuses),
-                clean(ep.direct.version.as_deref().unwrap_or(""), 20)
+                "ALPN {} · {} · connect {} · TLS {} · handshakes {} ({} failed)",
+                clean(ep.alpn.as_deref().unwrap_or("-"), 20),
+                clean(ep.tls_version.as_deref().unwrap_or("-"), 20),
+                ms(ep.connect_ms),
+                ms(ep.tls_ms),
+                ep.handshakes,
+                ep.handshake_errors
             ),
-            t,
-        );
-        if ep.direct.errors > 0 {
-            l.push(Span::styled(format!(" · {} errors", ep.direct.errors), t.error));
+            t.text,
+        ),
+    ])
+}
+
+/// The direct requests' statuses, errors and HTTP/1.1 retries.
+fn endpoint_direct<'a>(ep: &EndpointReport, t: &Theme) -> Line<'a> {
+    let mut l = kv(
+        "  direct",
+        format!(
+            "{} {}",
+            counts(&ep.direct.statuses),
+            clean(ep.direct.version.as_deref().unwrap_or(""), 20)
+        ),
+        t,
+    );
+    if ep.direct.errors > 0 {
+        l.push(Span::styled(format!(" · {} errors", ep.direct.errors), t.error));
+    }
+    if !ep.direct.http1_statuses.is_empty() {
+        l.extend(kv(" · HTTP/1.1", counts(&ep.direct.http1_statuses), t));
+    }
+    Line::from(l)
+}
+
+/// Subject, issuer, expiry and whether the chain is trusted.
+fn certificate<'a>(c: &CertReport, t: &Theme) -> Line<'a> {
+    let trust = if c.trusted {
+        Span::styled("trusted", t.good)
+    } else {
+        Span::styled(
+            format!("not trusted: {}", clean(c.error.as_deref().unwrap_or("?"), 200)),
+            t.error,
+        )
+    };
+    Line::from(vec![
+        Span::styled("  cert ", t.label),
+        Span::styled(clean(&c.subject, 200), t.text),
+        Span::styled(" · issuer ", t.label),
+        Span::styled(clean(&c.issuer, 200), t.text),
+        Span::styled(" · expires ", t.label),
+        Span::styled(c.not_after.map(|t| t.to_string()).unwrap_or_default(), t.text),
+        Span::raw(" · "),
+        trust,
+    ])
+}
+
+/// The certificate's names, the one covering the host marked.
+fn certificate_names<'a>(c: &CertReport, t: &Theme) -> Line<'a> {
+    let mut l = vec![Span::styled("  SANs ", t.label)];
+    for (i, san) in c.sans.iter().take(MAX_ITEMS).enumerate() {
+        if i > 0 {
+            l.push(Span::raw(" "));
         }
-        if !ep.direct.http1_statuses.is_empty() {
-            l.extend(kv(" · HTTP/1.1", counts(&ep.direct.http1_statuses), t));
-        }
-        out.push(Line::from(l));
-        if let Some(c) = &ep.cert {
-            let trust = if c.trusted {
-                Span::styled("trusted", t.good)
-            } else {
-                Span::styled(
-                    format!("not trusted: {}", clean(c.error.as_deref().unwrap_or("?"), 200)),
-                    t.error,
-                )
-            };
-            out.push(Line::from(vec![
-                Span::styled("  cert ", t.label),
-                Span::styled(clean(&c.subject, 200), t.text),
-                Span::styled(" · issuer ", t.label),
-                Span::styled(clean(&c.issuer, 200), t.text),
-                Span::styled(" · expires ", t.label),
-                Span::styled(c.not_after.map(|t| t.to_string()).unwrap_or_default(), t.text),
-                Span::raw(" · "),
-                trust,
-            ]));
-            let mut l = vec![Span::styled("  SANs ", t.label)];
-            for (i, san) in c.sans.iter().take(MAX_ITEMS).enumerate() {
-                if i > 0 {
-                    l.push(Span::raw(" "));
-                }
-                if c.covering_san.as_deref() == Some(san.as_str()) {
-                    l.push(Span::styled(format!("✓{}", clean(san, 100)), t.mark));
-                } else {
-                    l.push(Span::styled(clean(san, 100), t.text));
-                }
-            }
-            if c.sans.len() > MAX_ITEMS {
-                l.push(Span::styled(
-                    format!(" +{} more", c.sans.len() - MAX_ITEMS),
-                    t.dim,
-                ));
-            }
-            for ip in c.ip_sans.iter().take(MAX_ITEMS) {
-                l.push(Span::styled(format!(" IP:{}", clean(ip, 45)), t.text));
-            }
-            if !c.covers_host {
-                l.push(Span::styled("  (none covers this host)", t.error));
-            }
-            out.push(Line::from(l));
-        }
-        if let Some(e) = &ep.error {
-            out.push(Line::from(vec![
-                Span::styled("  error ", t.label),
-                Span::styled(clean(e, LONG), t.error),
-            ]));
-        }
-        if let Some(e) = &ep.direct.error {
-            out.push(Line::from(vec![
-                Span::styled("  direct error ", t.label),
-                Span::styled(clean(e, LONG), t.error),
-            ]));
+        if c.covering_san.as_deref() == Some(san.as_str()) {
+            l.push(Span::styled(format!("✓{}", clean(san, 100)), t.mark));
+        } else {
+            l.push(Span::styled(clean(san, 100), t.text));
         }
     }
-    for f in h.findings.iter().take(MAX_ITEMS) {
-        let style = match f.severity {
-            Severity::Error => t.error,
-            Severity::Warning => t.warning,
-            Severity::Info => t.text,
-        };
-        out.push(Line::from(vec![
-            Span::styled(format!("{} ", f.severity), style),
-            Span::styled(format!("{}: ", f.kind), t.label),
-            Span::styled(clean(&f.message, LONG), t.text),
-        ]));
+    if c.sans.len() > MAX_ITEMS {
+        l.push(Span::styled(
+            format!(" +{} more", c.sans.len() - MAX_ITEMS),
+            t.dim,
+        ));
     }
-    out
+    for ip in c.ip_sans.iter().take(MAX_ITEMS) {
+        l.push(Span::styled(format!(" IP:{}", clean(ip, 45)), t.text));
+    }
+    if !c.covers_host {
+        l.push(Span::styled("  (none covers this host)", t.error));
+    }
+    Line::from(l)
+}
+
+fn finding<'a>(f: &Finding, t: &Theme) -> Line<'a> {
+    let style = match f.severity {
+        Severity::Error => t.error,
+        Severity::Warning => t.warning,
+        Severity::Info => t.text,
+    };
+    Line::from(vec![
+        Span::styled(format!("{} ", f.severity), style),
+        Span::styled(format!("{}: ", f.kind), t.label),
+        Span::styled(clean(&f.message, LONG), t.text),
+    ])
 }
 
 fn group_lines<'a>(view: &LiveView, g: &GroupEntry, t: &Theme) -> Vec<Line<'a>> {

@@ -7,14 +7,19 @@ use ratatui::text::{Line, Span};
 use crate::engine::snapshot::LiveView;
 use crate::tui::app::App;
 use crate::tui::panes::{clean, clock, percent, row};
+use crate::tui::theme::Theme;
 
 pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
-    let t = &app.theme;
+    let w = area.width as usize;
+    row(buf, area, 0, &watched(view, &app.theme, w), None);
+    row(buf, area, 1, &progress(view, app, w), None);
+    row(buf, area, 2, &last_reload(view, &app.theme, w), None);
+}
+
+/// Line 1: source and counts.
+fn watched<'a>(view: &LiveView, t: &Theme, w: usize) -> Line<'a> {
     let st = &view.status;
     let s = &view.report.summary;
-    let w = area.width as usize;
-
-    // Line 1: source and counts.
     let counts = format!(
         "  {} hosts · {} groups · {} problem pairs · coverage {}",
         st.hosts.max(view.report.hosts.len()),
@@ -25,7 +30,7 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
     let room = w.saturating_sub(counts.chars().count() + 12);
     let source = clean(if st.source.is_empty() { "-" } else { &st.source }, room.max(8));
     let problems_style = if s.problems > 0 { t.error } else { t.good };
-    let line = Line::from(vec![
+    Line::from(vec![
         Span::styled(" coalscope ", t.title),
         Span::styled(source, t.header),
         Span::styled(
@@ -38,10 +43,13 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
         ),
         Span::styled(format!("{} problem pairs", s.problems), problems_style),
         Span::styled(format!(" · coverage {}", percent(s.coverage)), t.text),
-    ]);
-    row(buf, area, 0, &line, None);
+    ])
+}
 
-    // Line 2: round progress, pause, lab phase.
+/// Line 2: round progress, pause, lab phase.
+fn progress<'a>(view: &LiveView, app: &App, w: usize) -> Line<'a> {
+    let t = &app.theme;
+    let st = &view.status;
     let total = st.cycle_total.max(1);
     let done = st.cycle_done.min(total);
     let filled = done * 10 / total;
@@ -81,10 +89,14 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
         spans.push(Span::raw("  "));
         spans.push(Span::styled(clean(phase, w), t.warning));
     }
-    row(buf, area, 1, &Line::from(spans), None);
+    Line::from(spans)
+}
 
-    // Line 3: the last reload, or why it failed.
-    let line = match (&st.reload_error, &st.last_reload) {
+/// Line 3: the last reload, or why it failed.
+fn last_reload<'a>(view: &LiveView, t: &Theme, w: usize) -> Line<'a> {
+    let st = &view.status;
+    let s = &view.report.summary;
+    match (&st.reload_error, &st.last_reload) {
         (Some(e), _) => Line::from(vec![
             Span::styled(" reload failed: ", t.error),
             Span::styled(clean(e, w), t.error),
@@ -101,8 +113,7 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
             ),
         ]),
         (None, None) => Line::from(Span::styled(" waiting for the first results…", t.dim)),
-    };
-    row(buf, area, 2, &line, None);
+    }
 }
 
 /// "3s", "2m", "1.5s".
