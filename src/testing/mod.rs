@@ -3,7 +3,10 @@
 //!
 //! - `net`: a test PKI, loopback TLS/HTTP servers that answer by rule, raw misbehaving servers
 //!   and a scriptable DNS server;
-//! - `synth`: a synthetic, deterministic workload for the live store (the scale lab's shape).
+//! - `synth`: a synthetic, deterministic workload for the live store (the scale lab's shape);
+//! - `views`: dashboard views made by the real engine (the embedded lab probed and published
+//!   by the live store; `synth` published by it), for the dashboard tests and the render bench.
 
 pub mod net;
 pub mod synth;
+pub mod views;
