@@ -14,7 +14,8 @@
 //! per accepted connection: its jobs go one at a time in a fixed order per cycle, so that
 //! which backend each origin connection lands on is the same in every run.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
@@ -32,7 +33,9 @@ use crate::engine::probe::dns::{Dns, DnsConfig};
 use crate::engine::probe::tls::TlsSettings;
 use crate::engine::prober::{ProbeOptions, Prober};
 use crate::engine::record::{HostRecord, Job, JobResult};
-use crate::engine::snapshot::{EngineStatus, LiveView, Snapshot, VerdictEvent};
+use crate::engine::snapshot::{
+    EngineStatus, GroupReport, HostReport, LiveView, PairReport, Snapshot, Summary, VerdictEvent,
+};
 use crate::lab::{self, Lab, LabOptions};
 use crate::testing::synth::Synth;
 use crate::watchlist;
@@ -358,25 +361,45 @@ impl Session {
     /// `view` with what changes from run to run masked (see the module documentation).
     fn mask(&self, view: LiveView, port: Option<u16>) -> LiveView {
         let masker = Masker {
-            port,
+            port: port.map(|p| format!(":{p}")),
             wall_base: self.wall_base,
         };
-        let mut report = serde_json::to_value(&view.report).expect("a snapshot serialises");
-        masker.value(&mut report, "");
-        let mut report: Snapshot = serde_json::from_value(report).expect("a masked snapshot");
-        report.generated_at = cert::format_unix(self.shown_now);
-        report.summary.duration_s = (self.shown_now - START_UNIX) as f64;
+        let mut texts = HashMap::new();
+        let report = Snapshot {
+            generated_at: cert::format_unix(self.shown_now),
+            hosts: view.report.hosts.iter().map(|h| masker.host(h)).collect(),
+            pairs: view
+                .report
+                .pairs
+                .iter()
+                .map(|p| masker.pair(p, &mut texts))
+                .collect(),
+            groups: view
+                .report
+                .groups
+                .iter()
+                .map(|g| GroupReport {
+                    members: g.members.iter().map(|m| masker.text(m).into_owned()).collect(),
+                    ..g.clone()
+                })
+                .collect(),
+            summary: Summary {
+                duration_s: (self.shown_now - START_UNIX) as f64,
+                ..view.report.summary.clone()
+            },
+            schema: view.report.schema.clone(),
+        };
         let events = view
             .events
             .iter()
             .zip(&self.event_times)
             .map(|(e, &at)| VerdictEvent {
                 at: cert::format_unix(at),
-                origin: masker.text(&e.origin),
-                target: masker.text(&e.target),
+                origin: masker.text(&e.origin).into_owned(),
+                target: masker.text(&e.target).into_owned(),
                 from: e.from.clone(),
                 to: e.to.clone(),
-                message: masker.text(&e.message),
+                message: masker.text(&e.message).into_owned(),
             })
             .collect::<Vec<_>>();
         LiveView {
@@ -387,15 +410,59 @@ impl Session {
     }
 }
 
-/// Rewrites the run-dependent values of a contract snapshot (as JSON) and of strings.
+/// Rewrites the run-dependent values of reports and strings.
 struct Masker {
-    /// The lab's port, shown as `SHOWN_PORT`.
-    port: Option<u16>,
+    /// ":port" of the lab, shown as ":SHOWN_PORT".
+    port: Option<String>,
     /// Wall-clock unix time of the session's start, shown as `START`.
     wall_base: i64,
 }
 
 impl Masker {
+    /// A host report, every field masked (through its JSON form).
+    fn host(&self, h: &Arc<HostReport>) -> Arc<HostReport> {
+        let mut v = serde_json::to_value(&**h).expect("a host report serialises");
+        self.value(&mut v, "");
+        Arc::new(serde_json::from_value(v).expect("a masked host report"))
+    }
+
+    /// A pair report with its names and texts masked; the same `Arc` when nothing changed
+    /// (the other fields are verdicts, statuses and addresses). `texts` keeps the reports'
+    /// shared strings shared.
+    fn pair(&self, p: &Arc<PairReport>, texts: &mut HashMap<*const u8, Arc<str>>) -> Arc<PairReport> {
+        let mut shared = |s: &Arc<str>| -> Arc<str> {
+            texts
+                .entry(s.as_ptr())
+                .or_insert_with(|| match self.text(s) {
+                    Cow::Borrowed(_) => s.clone(),
+                    Cow::Owned(masked) => masked.into(),
+                })
+                .clone()
+        };
+        let origin = shared(&p.origin);
+        let target = shared(&p.target);
+        let explanation = shared(&p.explanation);
+        let fix = p.fix.as_ref().map(&mut shared);
+        let error = p.error.as_deref().map(|e| self.text(e).into_owned());
+        let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b);
+        if same(&origin, &p.origin)
+            && same(&target, &p.target)
+            && same(&explanation, &p.explanation)
+            && fix.iter().zip(&p.fix).all(|(a, b)| same(a, b))
+            && error == p.error
+        {
+            return p.clone();
+        }
+        Arc::new(PairReport {
+            origin,
+            target,
+            explanation,
+            fix,
+            error,
+            ..(**p).clone()
+        })
+    }
+
     fn value(&self, v: &mut serde_json::Value, key: &str) {
         use serde_json::Value;
         match v {
@@ -408,25 +475,20 @@ impl Masker {
             Value::String(s) => {
                 *s = match key {
                     "sha256" => "5a".repeat(32),
-                    _ => self.text(s),
+                    _ => self.text(s).into_owned(),
                 }
             }
             Value::Number(n) => {
+                let port = self.port.as_deref().map(|p| &p[1..]);
                 let fixed = match key {
-                    "elapsed_ms" => Some(1.5),
-                    "connect_ms" => Some(0.4),
-                    "tls_ms" => Some(2.1),
-                    "port" if self.port.is_some_and(|p| n.as_u64() == Some(u64::from(p))) => {
-                        Some(f64::from(SHOWN_PORT))
-                    }
+                    "elapsed_ms" => Some(Value::from(1.5)),
+                    "connect_ms" => Some(Value::from(0.4)),
+                    "tls_ms" => Some(Value::from(2.1)),
+                    "port" if port.is_some_and(|p| n.to_string() == p) => Some(Value::from(SHOWN_PORT)),
                     _ => None,
                 };
                 if let Some(x) = fixed {
-                    *v = if x.fract() == 0.0 {
-                        Value::from(x as u64)
-                    } else {
-                        Value::from(x)
-                    };
+                    *v = x;
                 }
             }
             _ => {}
@@ -436,13 +498,16 @@ impl Masker {
     /// `s` with ":port" shown as ":SHOWN_PORT" and every RFC 3339 time moved from the real
     /// start to `START`, to the hour (certificates are made "a day ago" and "for 90 days"
     /// when the lab starts, seconds before the session).
-    fn text(&self, s: &str) -> String {
-        let s = match self.port {
-            Some(port) => replace_port(s, port),
-            None => s.to_string(),
+    fn text<'a>(&self, s: &'a str) -> Cow<'a, str> {
+        let s = match &self.port {
+            Some(needle) if s.contains(needle.as_str()) => Cow::Owned(replace_port(s, needle)),
+            _ => Cow::Borrowed(s),
         };
+        if find_time(&s).is_none() {
+            return s;
+        }
         let mut out = String::with_capacity(s.len());
-        let mut rest = s.as_str();
+        let mut rest = &*s;
         while let Some((before, time, after)) = find_time(rest) {
             out.push_str(before);
             let hours = (time - self.wall_base) as f64 / 3600.0;
@@ -450,20 +515,19 @@ impl Masker {
             rest = after;
         }
         out.push_str(rest);
-        out
+        Cow::Owned(out)
     }
 }
 
-/// `s` with every ":port" not followed by a digit written ":SHOWN_PORT".
-fn replace_port(s: &str, port: u16) -> String {
-    let needle = format!(":{port}");
+/// `s` with every `needle` (":port") not followed by a digit written ":SHOWN_PORT".
+fn replace_port(s: &str, needle: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(i) = rest.find(&needle) {
+    while let Some(i) = rest.find(needle) {
         let end = i + needle.len();
         out.push_str(&rest[..i]);
         if rest[end..].starts_with(|c: char| c.is_ascii_digit()) {
-            out.push_str(&needle);
+            out.push_str(needle);
         } else {
             out.push_str(&format!(":{SHOWN_PORT}"));
         }
@@ -477,6 +541,9 @@ fn replace_port(s: &str, port: u16) -> String {
 fn find_time(s: &str) -> Option<(&str, i64, &str)> {
     const LEN: usize = "2026-11-28T12:00:00Z".len();
     let b = s.as_bytes();
+    if !b.contains(&b'Z') {
+        return None;
+    }
     (0..b.len().saturating_sub(LEN - 1)).find_map(|i| {
         let t = &b[i..i + LEN];
         let digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
@@ -529,7 +596,7 @@ mod tests {
         assert_eq!((before, unix, after), ("not after ", START_UNIX, ")"));
         assert_eq!(cert::format_unix(START_UNIX), START);
         let m = Masker {
-            port: Some(33495),
+            port: Some(":33495".into()),
             wall_base: START_UNIX + 1000,
         };
         // A day before the real start, seconds off: a day before START.
