@@ -1,7 +1,8 @@
 //! Render cost of the dashboard: the time to draw one 120×40 frame of each view with 1,000
-//! and 10,000 names (groups of 50 sharing a wildcard, every ordered pair listed, some
-//! problems), next to a baseline frame of an empty view measured in the same run; and the
-//! once-per-generation cost of deriving the indexes (`App::set_view`).
+//! and 10,000 names (`testing::synth`'s workload in groups of 50 sharing a wildcard, every
+//! ordered pair probed twice and published by the live store: some problems, events), next to
+//! a baseline frame of an empty view measured in the same run; and the once-per-generation
+//! cost of deriving the indexes (`App::set_view`).
 //!
 //! `cargo bench --bench render` (prints numbers; asserts nothing about time).
 
@@ -10,8 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coalscope::engine::snapshot::LiveView;
+use coalscope::testing::views;
 use coalscope::tui::app::{Action, App};
-use coalscope::tui::{fixture, render_to_buffer, Theme};
+use coalscope::tui::{render_to_buffer, Theme};
 
 const W: u16 = 120;
 const H: u16 = 40;
@@ -74,10 +76,10 @@ fn main() {
     );
     for names in [1_000usize, 10_000] {
         let t = Instant::now();
-        let view = Arc::new(fixture::synthetic_view(names, 50));
+        let view = Arc::new(views::synthetic_view(names, 50));
         let built = t.elapsed();
         println!(
-            "{names} names, {} groups, {} pairs (fixture built in {:.0} ms)",
+            "{names} names, {} groups, {} pairs (view probed and published in {:.0} ms)",
             view.report.groups.len(),
             view.report.pairs.len(),
             built.as_secs_f64() * 1e3

@@ -1,17 +1,19 @@
-//! The dashboard's state machine: keys → actions → state and effects, without a terminal.
+//! The dashboard's state machine: keys → actions → state and effects, without a terminal, on
+//! views the real engine made (`testing::views`).
 
 use std::sync::Arc;
 
 use coalscope::engine::snapshot::{LiveView, Snapshot};
+use coalscope::testing::views;
 use coalscope::tui::app::{Action, App, DetailTarget, Effect, Focus, Screen, SortMode, Subject};
 use coalscope::tui::keymap;
-use coalscope::tui::{fixture, Control, Theme};
+use coalscope::tui::{Control, Theme};
 use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
 
 fn app() -> (App, Arc<LiveView>) {
-    let view = Arc::new(fixture::lab_view());
+    let view = Arc::new(views::lab_view());
     let mut app = App::new(Theme::dark());
     app.apply(Action::Resize(120, 40));
     app.set_view(view.clone());
@@ -69,8 +71,8 @@ fn quit_keys() {
 fn groups_come_problems_first_and_unfold() {
     let (mut app, view) = app();
     assert_eq!(app.focus, Focus::Groups);
-    // The misdirected group first, the pseudo-group of loners last.
-    assert_eq!(selected_group_label(&app, &view), "*.nginx.lab.test");
+    // A group whose pairs are all misdirected first, the pseudo-group of loners last.
+    assert_eq!(selected_group_label(&app, &view), "*.apache.coalscope.test");
     assert_eq!(app.member, None);
     assert_eq!(
         app.detail_target(),
@@ -80,7 +82,7 @@ fn groups_come_problems_first_and_unfold() {
     press(&mut app, &chars("j"));
     assert_eq!(app.member, Some(0));
     match app.detail_target() {
-        DetailTarget::Host(h) => assert_eq!(view.report.hosts[h].host, "shop.nginx.lab.test"),
+        DetailTarget::Host(h) => assert_eq!(view.report.hosts[h].host, "blog.apache.coalscope.test"),
         other => panic!("{other:?}"),
     }
     press(&mut app, &chars("jj"));
@@ -117,8 +119,8 @@ fn tab_enter_and_escape_drill_in_and_out() {
     assert_eq!(
         selected_pair(&app, &view),
         (
-            "shop.nginx.lab.test:8443".into(),
-            "admin.nginx.lab.test:8443".into()
+            "blog.apache.coalscope.test:8443".into(),
+            "docs.apache.coalscope.test:8443".into()
         )
     );
     press(&mut app, &[key(KeyCode::Enter)]);
@@ -131,12 +133,12 @@ fn tab_enter_and_escape_drill_in_and_out() {
     let DetailTarget::Host(h) = app.detail_target() else {
         panic!()
     };
-    assert_eq!(view.report.hosts[h].host, "shop.nginx.lab.test");
+    assert_eq!(view.report.hosts[h].host, "blog.apache.coalscope.test");
     press(&mut app, &[key(KeyCode::Enter)]);
     let DetailTarget::Host(h) = app.detail_target() else {
         panic!()
     };
-    assert_eq!(view.report.hosts[h].host, "admin.nginx.lab.test");
+    assert_eq!(view.report.hosts[h].host, "docs.apache.coalscope.test");
     press(&mut app, &[key(KeyCode::Esc)]);
     assert_eq!((app.focus, app.subject), (Focus::Pairs, Subject::Pair));
     press(&mut app, &chars("h"));
@@ -166,16 +168,16 @@ fn pause_probe_and_export_effects() {
     assert_eq!(
         press(&mut app, &chars("r")),
         vec![Effect::Control(Control::ProbeNow(Some(
-            "admin.nginx.lab.test:8443".into()
+            "docs.apache.coalscope.test:8443".into()
         )))]
     );
-    assert!(app.message.as_deref().unwrap().contains("admin.nginx"));
+    assert!(app.message.as_deref().unwrap().contains("docs.apache"));
     // A pair: its origin (whose connection carries the target).
     press(&mut app, &[key(KeyCode::Tab)]);
     assert_eq!(
         press(&mut app, &chars("r")),
         vec![Effect::Control(Control::ProbeNow(Some(
-            "shop.nginx.lab.test:8443".into()
+            "blog.apache.coalscope.test:8443".into()
         )))]
     );
     assert_eq!(press(&mut app, &chars("e")), vec![Effect::Export]);
@@ -188,7 +190,7 @@ fn filter_narrows_groups_and_pairs() {
     assert!(app.filter_editing);
     press(&mut app, &chars("cart"));
     assert_eq!(app.derived.groups.len(), 1);
-    assert_eq!(selected_group_label(&app, &view), "*.lb.lab.test");
+    assert_eq!(selected_group_label(&app, &view), "*.lb.coalscope.test");
     // Pairs that name cart, both ways; members that match.
     assert_eq!(app.derived.pairs.len(), 2);
     assert_eq!(app.derived.members.len(), 1);
@@ -201,7 +203,7 @@ fn filter_narrows_groups_and_pairs() {
     assert_eq!(app.member, Some(0));
     press(&mut app, &[key(KeyCode::Esc)]);
     assert!(app.filter.is_empty());
-    assert_eq!(app.derived.groups.len(), 6);
+    assert_eq!(app.derived.groups.len(), 10);
     // Esc while typing clears too; nothing matches → empty lists, no panic.
     press(&mut app, &chars("/zzz"));
     assert!(app.derived.groups.is_empty() && app.derived.pairs.is_empty());
@@ -218,11 +220,29 @@ fn sort_cycles() {
     press(&mut app, &chars("s"));
     assert_eq!(app.sort, SortMode::Rate);
     // The selection stays on the same group.
-    assert_eq!(selected_group_label(&app, &view), "*.nginx.lab.test");
+    assert_eq!(selected_group_label(&app, &view), "*.apache.coalscope.test");
     press(&mut app, &chars("s"));
     assert_eq!(app.sort, SortMode::Name);
+    let labels: Vec<String> = app
+        .derived
+        .groups
+        .iter()
+        .map(|&g| app.derived.index.groups[g as usize].label(&view))
+        .collect();
+    assert_eq!(
+        labels[..5],
+        [
+            "*.apache.coalscope.test",
+            "*.broken.coalscope.test",
+            "*.caddy.coalscope.test",
+            "*.envoy.coalscope.test",
+            "*.good.coalscope.test"
+        ]
+    );
+    press(&mut app, &[key(KeyCode::End)]);
+    assert_eq!(selected_group_label(&app, &view), "not coalescing");
     press(&mut app, &[key(KeyCode::Home)]);
-    assert_eq!(selected_group_label(&app, &view), "*.broken.lab.test");
+    assert_eq!(selected_group_label(&app, &view), "*.apache.coalscope.test");
     press(&mut app, &chars("s"));
     assert_eq!(app.sort, SortMode::Problems);
 }
@@ -233,13 +253,24 @@ fn matrix_moves_and_opens_a_pair() {
     press(&mut app, &chars("m"));
     assert_eq!(app.screen, Screen::Matrix);
     assert_eq!(app.cell, (0, 1));
-    let p = app.matrix_pair().expect("shop → admin");
-    assert_eq!(view.report.pairs[p].verdict.as_str(), "misdirected");
+    let p = app.matrix_pair().expect("blog → docs");
+    let names = |p: usize| {
+        let pair = &view.report.pairs[p];
+        (pair.origin.to_string(), pair.target.to_string())
+    };
+    assert_eq!(
+        names(p),
+        (
+            "blog.apache.coalscope.test:8443".into(),
+            "docs.apache.coalscope.test:8443".into()
+        )
+    );
     press(&mut app, &chars("h"));
     assert_eq!(app.matrix_pair(), None, "the diagonal");
     press(&mut app, &chars("j"));
     assert_eq!(app.cell, (1, 0));
-    let p = app.matrix_pair().expect("admin → shop");
+    let p = app.matrix_pair().expect("docs → blog");
+    assert_eq!(names(p).0, "docs.apache.coalscope.test:8443");
     press(&mut app, &[key(KeyCode::Enter)]);
     assert_eq!((app.screen, app.focus), (Screen::Main, Focus::Details));
     assert_eq!(app.detail_target(), DetailTarget::Pair(p));
@@ -271,7 +302,7 @@ fn selection_survives_a_new_generation() {
     let next = Arc::new(next);
     app.set_view(next.clone());
     assert_eq!(selected_pair(&app, &next), before);
-    assert_eq!(selected_group_label(&app, &next), "*.nginx.lab.test");
+    assert_eq!(selected_group_label(&app, &next), "*.apache.coalscope.test");
     // A reload that removes the selected group falls back to a valid selection.
     let mut smaller = (*next).clone();
     smaller.report = Snapshot::default();
@@ -299,8 +330,8 @@ fn mouse_selects_and_scrolls() {
     assert_eq!(
         selected_pair(&app, &view),
         (
-            "admin.nginx.lab.test:8443".into(),
-            "shop.nginx.lab.test:8443".into()
+            "docs.apache.coalscope.test:8443".into(),
+            "blog.apache.coalscope.test:8443".into()
         )
     );
     // Click the third row of the groups pane: the second member of the open group.
@@ -325,7 +356,8 @@ fn mouse_selects_and_scrolls() {
 
 #[test]
 fn scrolling_keeps_the_selection_visible_at_10k_rows() {
-    let view = Arc::new(fixture::synthetic_view(2000, 50));
+    // 1,000 names in groups of 50: the first group lists 2,450 pairs.
+    let view = Arc::new(views::synthetic_view(1000, 50));
     let mut app = App::new(Theme::dark());
     app.apply(Action::Resize(80, 24));
     app.set_view(view.clone());
@@ -356,7 +388,7 @@ fn scrolling_keeps_the_selection_visible_at_10k_rows() {
 #[test]
 fn export_writes_contract_json() {
     let dir = tempfile::tempdir().unwrap();
-    let view = fixture::lab_view();
+    let view = views::lab_view();
     let a = coalscope::tui::export(&view.report, dir.path()).unwrap();
     let b = coalscope::tui::export(&view.report, dir.path()).unwrap();
     assert_ne!(a, b, "a second export in the same second gets its own name");

@@ -1,14 +1,16 @@
-//! Every dashboard view, drawn with `TestBackend` from fixture views at 80×24 and 120×40,
-//! compared with the committed insta snapshots; plus NO_COLOR, the light theme, hostile
-//! strings and a terminal too small.
+//! Every dashboard view, drawn with `TestBackend` at 80×24 and 120×40 from views the real
+//! engine made (`testing::views`: the embedded lab probed and published by the live store, and
+//! the synthetic workload published by it), compared with the committed insta snapshots; plus
+//! NO_COLOR, the light theme, hostile strings and a terminal too small.
 
 use std::sync::Arc;
 
 use coalscope::engine::snapshot::{LiveView, Verdict};
+use coalscope::testing::views;
 use coalscope::tui::app::{Action, App, Focus};
-use coalscope::tui::fixture;
 use coalscope::tui::render::draw;
 use coalscope::tui::theme::Theme;
+use coalscope::watchlist::{self, watcher::ReloadError};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
@@ -53,7 +55,7 @@ fn check(name: &str, view: &Arc<LiveView>, actions: &[Action]) {
 }
 
 fn lab() -> Arc<LiveView> {
-    Arc::new(fixture::lab_view())
+    Arc::new(views::lab_view())
 }
 
 fn chars(s: &str) -> Vec<Action> {
@@ -74,6 +76,12 @@ fn group_members_and_host_details() {
 #[test]
 fn pairs_and_pair_details() {
     check("pair_details", &lab(), &[Action::NextPane, Action::Enter]);
+    // The engine's fix for this pair (Apache's) is long: the evidence per address is below it.
+    check(
+        "pair_details_scrolled",
+        &lab(),
+        &[Action::NextPane, Action::Enter, Action::PageDown],
+    );
 }
 
 #[test]
@@ -124,9 +132,11 @@ fn sorted_by_name() {
 
 #[test]
 fn reload_error_and_paused() {
-    let mut v = fixture::lab_view();
-    v.status.reload_error =
-        Some("lab.watch:7: \"bad host!\" is not a valid name; keeping the last good list".into());
+    // What the engine shows when a save of the watch-file does not parse: the parser's error.
+    let mut v = views::lab_view();
+    let saved = b"www.good.coalscope.test:8443\napi.good.coalscope.test:8443\nbad host!\n";
+    let error = watchlist::parse("lab.watch", saved).expect_err("a bad line");
+    v.status.reload_error = Some(ReloadError::Unusable(error).to_string());
     v.status.paused = true;
     check("reload_error", &Arc::new(v), &[]);
 }
@@ -138,7 +148,7 @@ fn empty_view_waits() {
 
 #[test]
 fn thousand_names() {
-    let v = Arc::new(fixture::synthetic_view(1000, 50));
+    let v = Arc::new(views::synthetic_view(1000, 50));
     check("synthetic_1000", &v, &[Action::NextPane, Action::PageDown]);
 }
 
@@ -153,12 +163,24 @@ fn too_small_says_so() {
 
 #[test]
 fn hostile_strings_are_defanged() {
-    let view = lab();
-    // The last group is the pseudo-group; its first member carries the hostile strings.
+    // The lab sends nothing hostile (tests/hostile.rs draws reports of servers that do): plant
+    // what a network controls where it lands in the real view, a CNAME from DNS and the text
+    // of a failed direct request, on the first host of the pseudo-group (the last group).
+    let mut v = views::lab_view();
+    let legacy = v
+        .report
+        .hosts
+        .iter_mut()
+        .find(|h| h.host == "legacy.h1.coalscope.test")
+        .expect("the lab's legacy.h1");
+    let legacy = Arc::make_mut(legacy);
+    legacy.dns.cnames = vec!["edge\u{202e}moc.evil.test".into()];
+    legacy.endpoints[0].direct.error = Some("server said \u{1b}[2J\u{1b}[31mHACKED\u{7}".into());
+    let view = Arc::new(v);
     let app = app_for(&view, 120, 40, &[Action::End, Action::Down, Action::Enter]);
     let term = screen(&view, &app, 120, 40);
     let s = text(term.backend().buffer());
-    assert!(s.contains("legacy.h1.lab.test"), "{s}");
+    assert!(s.contains("legacy.h1.coalscope.test"), "{s}");
     assert!(s.contains("HACKED"), "{s}");
     assert!(!s.chars().any(|c| c.is_control() && c != '\n'), "{s:?}");
     assert!(!s.contains('\u{202e}'));
@@ -215,6 +237,6 @@ fn render_to_buffer_matches_the_terminal() {
     // An App that never saw this view derives its state on the fly.
     let stranger = App::new(Theme::dark());
     let buf = coalscope::tui::render_to_buffer(&view, &stranger, 120, 40);
-    assert!(text(&buf).contains("Groups (6)"), "{}", text(&buf));
+    assert!(text(&buf).contains("Groups (10)"), "{}", text(&buf));
     assert_eq!(stranger.focus, Focus::Groups);
 }

@@ -4,8 +4,11 @@
 //! - `net`: a test PKI (the lab's CA builder, `lab::ca`), loopback TLS/HTTP servers that answer
 //!   by rule, raw misbehaving servers and a scriptable DNS server;
 //! - `lab`: the embedded lab as a fixture: a prober pointed at its DNS server and CA;
-//! - `synth`: a synthetic, deterministic workload for the live store (the scale lab's shape).
+//! - `synth`: a synthetic, deterministic workload for the live store (the scale lab's shape);
+//! - `views`: dashboard views made by the real engine (the embedded lab probed and published
+//!   by the live store; `synth` published by it), for the dashboard tests and the render bench.
 
 pub mod lab;
 pub mod net;
 pub mod synth;
+pub mod views;

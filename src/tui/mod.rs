@@ -5,7 +5,6 @@
 //! what is derived from one engine generation, `terminal` owns and restores the terminal.
 
 pub mod app;
-pub mod fixture;
 pub mod index;
 pub mod keymap;
 pub mod layout;
@@ -27,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 use crate::engine::snapshot::{LiveView, Snapshot};
 
 pub use app::{Action, App, Control, Effect};
+#[cfg(any(test, feature = "test-support"))]
 pub use render::render_to_buffer;
 pub use theme::Theme;
 

@@ -56,7 +56,9 @@ fn draw_current(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
-/// Draw one frame of `view` at `width`×`height` into a fresh buffer (tests, benchmarks).
+/// Draw one frame of `view` at `width`×`height` into a fresh buffer (tests, benchmarks: only
+/// compiled for them).
+#[cfg(any(test, feature = "test-support"))]
 pub fn render_to_buffer(view: &LiveView, app: &App, width: u16, height: u16) -> Buffer {
     let area = Rect::new(0, 0, width, height);
     let mut buf = Buffer::empty(area);
