@@ -112,6 +112,7 @@ impl Prober {
     }
 
     /// Addresses with a per-address semaphore right now (jobs in flight or waiting).
+    #[cfg(test)]
     pub fn tracked_addresses(&self) -> usize {
         self.per_address.lock().unwrap_or_else(|e| e.into_inner()).len()
     }

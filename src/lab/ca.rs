@@ -13,7 +13,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use rcgen::{
     BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SerialNumber,
 };
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
@@ -22,6 +21,9 @@ use time::{Duration, OffsetDateTime};
 
 /// The vocabulary of subjects and SANs, so that users of this builder need no rcgen of their own.
 pub use rcgen::{DistinguishedName, DnType, SanType};
+
+// What only the tests use (odd validities, subjects, serials, sub-CAs, self-signed leaves) is
+// compiled for them alone: `cfg(test)` or the dev-only `test-support` feature.
 
 /// The organisation in the subject of every lab certificate ([`subject`]).
 pub const ORGANIZATION: &str = "coalscope lab";
@@ -40,8 +42,10 @@ pub enum Validity {
     /// Ended yesterday (after 89 days).
     Expired,
     /// Starts tomorrow.
+    #[cfg(any(test, feature = "test-support"))]
     NotYetValid,
     /// Exactly from `.0` until `.1` (fixtures whose dates are asserted).
+    #[cfg(any(test, feature = "test-support"))]
     Between(OffsetDateTime, OffsetDateTime),
 }
 
@@ -52,7 +56,9 @@ impl Validity {
         let (from, until) = match self {
             Validity::Current => (now - day, now + Duration::days(LEAF_DAYS)),
             Validity::Expired => (now - Duration::days(LEAF_DAYS), now - day),
+            #[cfg(any(test, feature = "test-support"))]
             Validity::NotYetValid => (now + day, now + Duration::days(LEAF_DAYS)),
+            #[cfg(any(test, feature = "test-support"))]
             Validity::Between(from, until) => (from, until),
         };
         params.not_before = from;
@@ -69,6 +75,7 @@ pub fn subject(common_name: &str) -> DistinguishedName {
 }
 
 /// A DNS name SAN (IA5: ASCII only, so escape sequences and C0 controls fit, bidi controls not).
+#[cfg(any(test, feature = "test-support"))]
 pub fn dns_san(name: &str) -> anyhow::Result<SanType> {
     let ia5 = name
         .to_string()
@@ -85,6 +92,7 @@ pub struct Leaf {
     pub sans: Vec<SanType>,
     pub validity: Validity,
     /// The serial number (None: a random one).
+    #[cfg(any(test, feature = "test-support"))]
     pub serial: Option<Vec<u8>>,
 }
 
@@ -98,11 +106,13 @@ impl Leaf {
             subject: subject(names.first().copied().unwrap_or(ORGANIZATION)),
             sans: params.subject_alt_names,
             validity: Validity::Current,
+            #[cfg(any(test, feature = "test-support"))]
             serial: None,
         })
     }
 
     /// A leaf with exactly this subject and these SANs, currently valid.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn with_subject(subject: DistinguishedName, sans: Vec<SanType>) -> Leaf {
         Leaf {
             subject,
@@ -117,12 +127,14 @@ impl Leaf {
         self
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     pub fn serial(mut self, serial: &[u8]) -> Leaf {
         self.serial = Some(serial.to_vec());
         self
     }
 
     /// More SANs after the ones already there.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn more_sans(mut self, sans: impl IntoIterator<Item = SanType>) -> Leaf {
         self.sans.extend(sans);
         self
@@ -136,12 +148,16 @@ impl Leaf {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
-        params.serial_number = self.serial.as_deref().map(SerialNumber::from_slice);
+        #[cfg(any(test, feature = "test-support"))]
+        {
+            params.serial_number = self.serial.as_deref().map(rcgen::SerialNumber::from_slice);
+        }
         self.validity.apply(&mut params);
         params
     }
 
     /// This leaf signed by its own key (no CA; for parser fixtures).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn self_signed(&self) -> anyhow::Result<Issued> {
         let mut params = self.params();
         // Nothing issued it: an authority key identifier would name itself.
@@ -183,6 +199,7 @@ impl Issued {
     }
 
     /// The private key, PKCS#8 PEM.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn key_pem(&self) -> String {
         self.key.serialize_pem()
     }
@@ -247,6 +264,7 @@ impl Ca {
 
     /// A sub-CA named `common_name`, signed by this CA; what it issues chains up through this
     /// one.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn intermediate(&self, common_name: &str) -> anyhow::Result<Ca> {
         let mut params = ca_params(subject(common_name));
         params.use_authority_key_identifier_extension = true;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::engine::probe::cert;
 use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
-use crate::engine::record::{EndpointRecord, HostRecord, JobResult, Records};
+use crate::engine::record::{EndpointRecord, HostRecord, JobResult};
 use crate::engine::snapshot::{Verdict, VerdictEvent};
 use crate::watchlist::Entry;
 
@@ -395,8 +395,11 @@ impl Store {
         }
     }
 
-    /// The samples in the window, shaped as a `check` run's records.
-    pub fn records(&self, cycles: u64) -> Records {
+    /// The samples in the window, shaped as a `check` run's records (the tests compare the
+    /// incremental publish with `analyse` over these).
+    #[cfg(test)]
+    pub fn records(&self, cycles: u64) -> crate::engine::record::Records {
+        use crate::engine::record::Records;
         let mut coalesced = HashMap::new();
         for ((o, t), pair) in &self.coalesced {
             for (a, q) in &pair.queues {
