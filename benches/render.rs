@@ -6,6 +6,15 @@
 //!
 //! `cargo bench --bench render` (prints numbers; asserts nothing about time).
 
+// A benchmark: a failed expectation ends the run where it happened, and it prints its
+// numbers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

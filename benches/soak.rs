@@ -15,6 +15,15 @@
 //! `/api/status` (cycles done, time to answer) so that a stalled engine or a dead HTTP
 //! listener shows in the curve.
 
+// A benchmark: a failed expectation ends the run where it happened, and it prints its
+// numbers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "../tests/hostile/mod.rs"]

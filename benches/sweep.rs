@@ -12,6 +12,17 @@
 //! so that wall time, CPU seconds (user + system) and peak RSS come from `wait4`'s rusage of
 //! the client alone.
 
+// A benchmark: a failed expectation ends the run where it happened, and it prints its
+// numbers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+// Process accounting and signals (wait4, kill, sysconf, getuid) have no std API.
+#![allow(unsafe_code)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "common/minimal_client.rs"]

@@ -1,5 +1,8 @@
 //! Thin binary: parse the command line, pick the mode, map errors to exit codes.
 
+// The binary talks to its user (where the logs went, a log file it cannot open).
+#![allow(clippy::print_stderr)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -2,6 +2,14 @@
 //! the lab's own DNS and CA). Every pair's verdict, the per-address counts, the host findings
 //! and the exit status are asserted; the JSON is validated against the committed schema.
 
+// Test code: a failed expectation is a failed test, said where it happened.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -1,6 +1,14 @@
 //! The command line's promises: exit status 2 with a message naming file:line for bad input,
 //! stdin as `-`, help and version.
 
+// Test code: a failed expectation is a failed test, said where it happened.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use std::io::Write;

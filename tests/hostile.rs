@@ -5,6 +5,14 @@
 //! A `check` mixing the hostile lab with the embedded (healthy) lab finishes within a bound
 //! computed from `--timeout` and `--rounds`, with every healthy verdict unchanged.
 
+// Test code: a failed expectation is a failed test, said where it happened.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 #[path = "hostile/mod.rs"]
 mod hostile;

@@ -7,6 +7,14 @@
 //! A missing server binary skips its scenario with one loud line, unless
 //! `COALSCOPE_REQUIRE_INTEROP=1` (CI), which makes it a failure.
 
+// Test code: a failed expectation is a failed test, said where it happened.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 #[path = "interop/harness.rs"]

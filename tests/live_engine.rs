@@ -2,6 +2,14 @@
 //! on, a misdirected pair shows up, a reload changes the list while unchanged names keep
 //! their history, a broken reload keeps the last good list, and Quit stops it.
 
+// Test code: a failed expectation is a failed test, said where it happened.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

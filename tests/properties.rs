@@ -3,6 +3,14 @@
 //! certificate name matching (case-insensitive, trailing dot ignored, a wildcard matches
 //! exactly one left-most label and nothing else).
 
+// Test code: a failed expectation is a failed test, said where it happened.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use coalscope::engine::probe::cert::{covering_san, name_matches, CertSummary};
 use coalscope::watchlist::{self, normalize_host, parse, WatchError, MAX_DIAGNOSTICS};
 use proptest::prelude::*;

@@ -5,6 +5,14 @@
 //! promtool / prometheus missing: those checks are skipped with a loud message, unless
 //! COALSCOPE_REQUIRE_INTEROP=1 (CI), where they fail.
 
+// Test code: a failed expectation is a failed test, said where it happened.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,6 +3,14 @@
 //! (fewer hosts; a broken line named by file:line), quits on `q`, and leaves the terminal
 //! as it found it (main screen, cooked mode, cursor shown, mouse reporting off).
 
+// Test code: a failed expectation is a failed test, said where it happened.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,14 @@
 //! The dashboard's state machine: keys → actions → state and effects, without a terminal, on
 //! views the real engine made (`testing::views`).
 
+// Test code: a failed expectation is a failed test, said where it happened.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::sync::Arc;
 
 use coalscope::engine::snapshot::{LiveView, Snapshot};

@@ -3,6 +3,14 @@
 //! the synthetic workload published by it), compared with the committed insta snapshots; plus
 //! NO_COLOR, the light theme, hostile strings and a terminal too small.
 
+// Test code: a failed expectation is a failed test, said where it happened.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::sync::Arc;
 
 use coalscope::engine::snapshot::{LiveView, Verdict};

@@ -43,6 +43,17 @@
 //! `floor_client.rs` (the floor's child process), `../common/minimal_client.rs` (shared with
 //! `sweep`) and `../../tests/common/` (the binary, the lab's arguments).
 
+// A benchmark: a failed expectation ends the run where it happened, and it prints its
+// numbers.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+// Process accounting and signals (wait4, kill, sysconf, getuid) have no std API.
+#![allow(unsafe_code)]
+
 #[path = "../../tests/common/mod.rs"]
 mod common;
 #[path = "../common/minimal_client.rs"]

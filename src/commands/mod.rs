@@ -2,6 +2,9 @@
 //! clean, 1 problems found, 2 bad usage or unreadable input. What they share (reading the
 //! watch-file, building the prober, printing a report) is here.
 
+// The commands are where the program talks to its user: the only modules that print.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod check;
 mod dashboard;
 pub mod demo;

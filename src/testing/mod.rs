@@ -8,6 +8,9 @@
 //! - `views`: dashboard views made by the real engine (the embedded lab probed and published
 //!   by the live store; `synth` published by it), for the dashboard tests and the render bench.
 
+// Test support: a failed expectation here is a failed test, said where it happened.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod lab;
 pub mod net;
 pub mod synth;

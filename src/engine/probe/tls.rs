@@ -153,6 +153,10 @@ pub fn client_config(alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
         .clone()
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "the protocol versions asked for are the ring provider's own: a failure is a build error"
+)]
 fn build_client_config(alpn: Vec<Vec<u8>>) -> rustls::ClientConfig {
     let provider = provider();
     let verifier = Arc::new(RecordOnlyVerifier {

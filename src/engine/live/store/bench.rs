@@ -2,6 +2,9 @@
 //! --nocapture`): prints timings of the store's publish over the synthetic workload
 //! (`testing::synth`) instead of asserting them.
 
+// A benchmark prints its numbers.
+#![allow(clippy::print_stdout)]
+
 use std::time::{Duration, Instant};
 
 use crate::testing::synth::Synth;
