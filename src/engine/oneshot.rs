@@ -53,7 +53,7 @@ pub async fn probe(prober: &Prober, entries: &[Entry], options: &CheckOptions) -
         ..Default::default()
     };
     let plan = Plan {
-        candidates: address_peers(&records.hosts),
+        peers: address_peers(&records.hosts),
         limit: options.max_targets,
         ..Plan::default()
     };

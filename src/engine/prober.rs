@@ -55,9 +55,10 @@ impl Default for ProbeOptions {
 /// Which targets an origin connection carries: the planner's answer to the prober, asked
 /// after the handshake shows which hosts the certificate covers.
 pub trait TargetPlan: Send + Sync {
-    /// The hosts that may ride on a connection for `origin` (host indices of the job's list).
-    fn candidates(&self, origin: usize) -> &[usize];
-    /// Which of `covered` (the candidates the certificate covers) the connection for `origin`
+    /// The hosts that may ride on a connection for `origin`: those sharing an address with it
+    /// (host indices of the job's list).
+    fn peers(&self, origin: usize) -> &[usize];
+    /// Which of `covered` (the peers the certificate covers) the connection for `origin`
     /// at `addr` carries, in the order to request them.
     fn choose(&self, origin: usize, addr: IpAddr, covered: &[usize]) -> Vec<usize>;
 }
@@ -184,7 +185,7 @@ impl Prober {
         let Some(conn) = opened.conn else {
             return result(handshake, None, Vec::new(), 0);
         };
-        let targets = plan.choose(a, addr, &covered_candidates(&opened.tls, a, hosts, plan));
+        let targets = plan.choose(a, addr, &covered_peers(&opened.tls, a, hosts, plan));
         self.rate.acquire().await;
         let own = conn
             .request(
@@ -241,17 +242,17 @@ impl Prober {
     }
 }
 
-/// The candidates of origin `a` that the certificate of its handshake covers. None when the
+/// The peers of origin `a` (hosts sharing an address with it) that the certificate of its handshake covers. None when the
 /// chain is not trusted: a browser would not coalesce anything onto it, so there is nothing
 /// to prove.
-fn covered_candidates(tls: &TlsInfo, a: usize, hosts: &[HostRecord], plan: &dyn TargetPlan) -> Vec<usize> {
+fn covered_peers(tls: &TlsInfo, a: usize, hosts: &[HostRecord], plan: &dyn TargetPlan) -> Vec<usize> {
     if tls.chain_error.is_some() {
         return Vec::new();
     }
     let Some(leaf) = tls.chain.first().and_then(|der| cert::parse_leaf(der).ok()) else {
         return Vec::new();
     };
-    plan.candidates(a)
+    plan.peers(a)
         .iter()
         .copied()
         .filter(|&b| cert::covering_san(&leaf, &hosts[b].entry.host).is_some())

@@ -120,7 +120,7 @@ async fn probe_lab(lab: &Lab) -> anyhow::Result<LiveView> {
     }
     let hosts = store.hosts_for_jobs();
     let plan = Plan {
-        candidates: address_peers(&hosts),
+        peers: address_peers(&hosts),
         ..Plan::default()
     };
     // Every (host, address): an origin connection and a direct request, each cycle.
@@ -139,7 +139,7 @@ async fn probe_lab(lab: &Lab) -> anyhow::Result<LiveView> {
 
     let full: usize = hosts
         .iter()
-        .zip(&plan.candidates)
+        .zip(&plan.peers)
         .map(|(h, c)| h.dns.addresses.len() * (2 + c.len()))
         .sum();
     let status = EngineStatus {

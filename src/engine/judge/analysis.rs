@@ -32,7 +32,7 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
     let mut problem_origins: Vec<usize> = Vec::new();
     let index = PairIndex::new(&records.hosts);
     for a in 0..records.hosts.len() {
-        for b in index.candidates(&records.hosts, a) {
+        for b in index.linked_targets(&records.hosts, a) {
             if a == b {
                 continue;
             }
@@ -225,8 +225,9 @@ impl PairIndex {
         index
     }
 
-    /// Candidate targets of `a`, ascending (the order pairs are listed in).
-    pub(crate) fn candidates(&self, hosts: &[HostRecord], a: usize) -> Vec<usize> {
+    /// The targets linked to `a` by an address or a certificate name, ascending (the order pairs
+    /// are listed in).
+    pub(crate) fn linked_targets(&self, hosts: &[HostRecord], a: usize) -> Vec<usize> {
         let h = &hosts[a];
         let mut out: Vec<usize> = Vec::new();
         for addr in &h.dns.addresses {

@@ -38,7 +38,7 @@ pub type PlanState = HashMap<(usize, usize), PairState>;
 pub struct Plan {
     /// Per origin index: hosts on the same port whose DNS answers overlap its own
     /// (`address_peers`).
-    pub candidates: Vec<Vec<usize>>,
+    pub peers: Vec<Vec<usize>>,
     /// Targets per origin connection at most (None: all).
     pub limit: Option<usize>,
     /// A limit for one (origin index, address), before `limit`.
@@ -54,8 +54,8 @@ impl Plan {
 }
 
 impl TargetPlan for Plan {
-    fn candidates(&self, origin: usize) -> &[usize] {
-        self.candidates.get(origin).map(Vec::as_slice).unwrap_or_default()
+    fn peers(&self, origin: usize) -> &[usize] {
+        self.peers.get(origin).map(Vec::as_slice).unwrap_or_default()
     }
 
     fn choose(&self, origin: usize, addr: IpAddr, covered: &[usize]) -> Vec<usize> {

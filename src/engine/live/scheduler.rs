@@ -434,16 +434,16 @@ impl Scheduler {
         } else {
             Duration::ZERO
         };
-        let candidates = address_peers(&hosts);
+        let peers = address_peers(&hosts);
         let ids: Vec<u64> = hosts.iter().map(|h| key_id(&h.entry.key())).collect();
-        let (jobs, slots) = self.jobs_of(&hosts, keys, &candidates, &ids);
+        let (jobs, slots) = self.jobs_of(&hosts, keys, &peers, &ids);
         let budget = if spread_out { self.budget_left } else { None };
         if spread_out {
             // Every host of the list, not only `keys`: an origin connection with all its
-            // candidates and a direct request per (host, address).
+            // peers and a direct request per (host, address).
             let full: usize = hosts
                 .iter()
-                .zip(&candidates)
+                .zip(&peers)
                 .map(|(h, c)| h.dns.addresses.len() * (2 + c.len()))
                 .sum();
             self.status.full_rps = full as f64 / self.options.interval.as_secs_f64().max(0.001);
@@ -455,7 +455,7 @@ impl Scheduler {
             }
         }
         let mut plan = Plan {
-            candidates,
+            peers,
             ..Plan::default()
         };
         if cycle.tight {
@@ -478,7 +478,7 @@ impl Scheduler {
         &self,
         hosts: &[HostRecord],
         keys: &HashSet<String>,
-        candidates: &[Vec<usize>],
+        peers: &[Vec<usize>],
         ids: &[u64],
     ) -> (Vec<Job>, Vec<Slot>) {
         let urgent: HashSet<u64> = self
@@ -496,7 +496,7 @@ impl Scheduler {
             for &addr in &h.dns.addresses {
                 jobs.push(Job::Origin(i, addr));
                 slots.push(Slot::Origin {
-                    demand: candidates[i].len(),
+                    demand: peers[i].len(),
                     last: self.last_origin.get(&(ids[i], addr)).copied(),
                     urgent: urgent.contains(&ids[i]),
                 });
@@ -528,7 +528,7 @@ impl Scheduler {
                 }
             }
         }
-        for (a, targets) in plan.candidates.iter().enumerate() {
+        for (a, targets) in plan.peers.iter().enumerate() {
             for &b in targets {
                 if let Some(s) = self.pair_states.get(&(ids[a], ids[b])) {
                     plan.state.insert((a, b), *s);

@@ -28,7 +28,7 @@ pub(super) struct Cache {
     pub(super) index: Option<PairIndex>,
     /// Per origin: its candidate targets (ascending, itself excluded) and what each pair gave.
     pub(super) rows: Vec<Vec<Slot>>,
-    /// The origin's generation the row's candidates were computed at.
+    /// The origin's generation the row's linked targets were found at.
     pub(super) row_gens: Vec<u64>,
     pub(super) groups: Vec<GroupReport>,
     /// Listed pairs evaluated since events were last recorded.

@@ -53,7 +53,7 @@ pub struct Store {
     started: Instant,
     /// Change clock: every change takes the next value (host generations).
     clock: u64,
-    /// Some host's address list changed since the last publish: pair candidates are redone.
+    /// Some host's address list changed since the last publish: the linked targets of every origin are found again.
     topology_changed: bool,
     /// Pairs whose coalesced samples changed since the last publish.
     dirty_pairs: HashSet<(usize, usize)>,

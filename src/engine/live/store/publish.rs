@@ -138,7 +138,7 @@ impl Store {
         }
     }
 
-    /// Candidate targets: all again when an address list changed, else the changed origins'.
+    /// Linked targets: all again when an address list changed, else the changed origins'.
     /// A row keeps the slots of the targets it still has.
     fn refresh_rows(&mut self, changed: &mut Changed) {
         let cache = &mut self.cache;
@@ -156,7 +156,7 @@ impl Store {
                 continue;
             }
             cache.row_gens[a] = self.hosts[a].pair_gen;
-            let targets = index.candidates(&cache.records, a);
+            let targets = index.linked_targets(&cache.records, a);
             let old = std::mem::take(&mut cache.rows[a]);
             let mut old = old.into_iter().peekable();
             let mut row = Vec::with_capacity(targets.len());
