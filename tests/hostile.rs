@@ -27,6 +27,7 @@ use coalscope::engine::probe::dns::{Dns, DnsConfig, MAX_ADDRESSES};
 use coalscope::engine::probe::error::{H2Reason, Phase, ProbeError};
 use coalscope::engine::probe::h2::{self, BODY_CAP};
 use coalscope::engine::probe::tls::{self, TlsSettings};
+use coalscope::engine::snapshot::{NotCoalescable, Verdict};
 use coalscope::lab::{self, Lab, LabOptions};
 use hostile::HostileLab;
 use serde_json::Value;
@@ -239,14 +240,14 @@ async fn check_mixing_hostile_and_healthy_hosts() {
             .iter()
             .find(|p| p["origin"] == key(e.origin) && p["target"] == key(e.target));
         let Some(p) = p else {
-            if e.reason != Some("no-shared-address") {
+            if e.reason != Some(NotCoalescable::NoSharedAddress) {
                 failures.push(format!("lab pair {} → {} missing", e.origin, e.target));
             }
             continue;
         };
         let got = (p["verdict"].as_str().unwrap(), p["reason"].as_str());
-        let fine = got == (e.verdict, e.reason)
-            || (e.verdict == "intermittent" && matches!(got.0, "ok" | "misdirected"));
+        let fine = got == (e.verdict.as_str(), e.reason.map(|r| r.as_str()))
+            || (e.verdict == Verdict::Intermittent && matches!(got.0, "ok" | "misdirected"));
         if !fine {
             failures.push(format!(
                 "lab pair {} → {}: expected {} {:?}, got {got:?}",
@@ -260,7 +261,7 @@ async fn check_mixing_hostile_and_healthy_hosts() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|f| f["kind"] == kind)
+            .any(|f| f["kind"] == kind.as_str())
         {
             failures.push(format!("lab host {name}: finding {kind} missing"));
         }

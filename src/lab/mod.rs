@@ -28,6 +28,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use crate::engine::snapshot::{FindingKind, NotCoalescable, Verdict};
+
 use self::ca::{Ca, Validity};
 use self::phase::{Clock, PHASES};
 use self::respond::LiveCounter;
@@ -56,11 +58,9 @@ pub struct LabOptions {
 pub struct Expectation {
     pub origin: &'static str,
     pub target: &'static str,
-    /// Contract verdict: "ok", "misdirected", "intermittent", "misrouted", "direct-broken",
-    /// "not-coalescable", "error".
-    pub verdict: &'static str,
-    /// Contract reason for "not-coalescable".
-    pub reason: Option<&'static str>,
+    pub verdict: Verdict,
+    /// Why, for `not-coalescable`.
+    pub reason: Option<NotCoalescable>,
 }
 
 /// A running lab. Dropping it stops every server (and removes its temporary directory);
@@ -322,7 +322,7 @@ pub fn expectations() -> Vec<Expectation> {
 }
 
 /// The host findings a correct engine reports on the lab: (host, finding kind).
-pub fn expected_findings() -> Vec<(&'static str, &'static str)> {
+pub fn expected_findings() -> Vec<(&'static str, FindingKind)> {
     all_sites()
         .flat_map(|(_, s)| s.findings.iter().map(move |k| (s.name, *k)))
         .collect()

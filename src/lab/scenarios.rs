@@ -3,6 +3,8 @@
 //! one entry to [`SCENARIOS`]; everything else (listeners, DNS, certificates, watch-file,
 //! expectations) is derived from it.
 
+use crate::engine::snapshot::{FindingKind, NotCoalescable, Verdict};
+
 /// The lab's DNS zone (RFC 6761 reserves `.test`).
 pub(crate) const ZONE: &str = "coalscope.test";
 
@@ -78,7 +80,7 @@ pub(crate) struct Site {
     /// The body changes on every answer (a counter and a timestamp).
     pub live: bool,
     /// Host finding kinds a correct engine reports for this name.
-    pub findings: &'static [&'static str],
+    pub findings: &'static [FindingKind],
 }
 
 /// Which CA signs a certificate.
@@ -103,7 +105,7 @@ pub(crate) struct CertSpec {
 }
 
 /// One expected pair verdict: (origin, target, verdict, reason).
-pub(crate) type Pair = (&'static str, &'static str, &'static str, Option<&'static str>);
+pub(crate) type Pair = (&'static str, &'static str, Verdict, Option<NotCoalescable>);
 
 /// One scenario of the lab.
 #[derive(Debug, Clone, Copy)]
@@ -173,17 +175,17 @@ const GEO: [&str; 2] = ["east.geo.coalscope.test", "west.geo.coalscope.test"];
 const BROKEN: [&str; 2] = ["status.broken.coalscope.test", "app.broken.coalscope.test"];
 
 /// Both ways of a two-name scenario with the same verdict.
-const fn both(names: &'static [&'static str; 2], verdict: &'static str) -> [Pair; 2] {
+const fn both(names: &'static [&'static str; 2], verdict: Verdict) -> [Pair; 2] {
     [
         (names[0], names[1], verdict, None),
         (names[1], names[0], verdict, None),
     ]
 }
 
-const fn both_not(names: &'static [&'static str; 2], reason: &'static str) -> [Pair; 2] {
+const fn both_not(names: &'static [&'static str; 2], reason: NotCoalescable) -> [Pair; 2] {
     [
-        (names[0], names[1], "not-coalescable", Some(reason)),
-        (names[1], names[0], "not-coalescable", Some(reason)),
+        (names[0], names[1], Verdict::NotCoalescable, Some(reason)),
+        (names[1], names[0], Verdict::NotCoalescable, Some(reason)),
     ]
 }
 
@@ -204,12 +206,12 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
         }],
         certs: &[lab_cert(&["*.good.coalscope.test"], &[])],
         expect: &[
-            (GOOD[0], GOOD[1], "ok", None),
-            (GOOD[0], GOOD[2], "ok", None),
-            (GOOD[1], GOOD[0], "ok", None),
-            (GOOD[1], GOOD[2], "ok", None),
-            (GOOD[2], GOOD[0], "ok", None),
-            (GOOD[2], GOOD[1], "ok", None),
+            (GOOD[0], GOOD[1], Verdict::Ok, None),
+            (GOOD[0], GOOD[2], Verdict::Ok, None),
+            (GOOD[1], GOOD[0], Verdict::Ok, None),
+            (GOOD[1], GOOD[2], Verdict::Ok, None),
+            (GOOD[2], GOOD[0], Verdict::Ok, None),
+            (GOOD[2], GOOD[1], Verdict::Ok, None),
         ],
     },
     Scenario {
@@ -223,8 +225,8 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
         }],
         certs: &[lab_cert(&NGINX, &[])],
         expect: &[
-            (NGINX[0], NGINX[1], "misdirected", None),
-            (NGINX[1], NGINX[0], "ok", None),
+            (NGINX[0], NGINX[1], Verdict::Misdirected, None),
+            (NGINX[1], NGINX[0], Verdict::Ok, None),
         ],
     },
     Scenario {
@@ -236,7 +238,7 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
             lab_cert(&APACHE, &[APACHE[0]]),
             lab_cert(&APACHE, &[APACHE[1]]),
         ],
-        expect: &both(&APACHE, "misdirected"),
+        expect: &both(&APACHE, Verdict::Misdirected),
     },
     Scenario {
         key: "caddy",
@@ -244,7 +246,7 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
         sites: &[site(CADDY[0], &[13]), site(CADDY[1], &[13])],
         endpoints: &[endpoint(13, Style::CaddyStrict)],
         certs: &[lab_cert(&CADDY, &[])],
-        expect: &both(&CADDY, "misdirected"),
+        expect: &both(&CADDY, Verdict::Misdirected),
     },
     Scenario {
         key: "envoy",
@@ -252,7 +254,7 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
         sites: &[site(ENVOY[0], &[14]), site(ENVOY[1], &[14])],
         endpoints: &[endpoint(14, Style::EnvoySni)],
         certs: &[lab_cert(&ENVOY, &[])],
-        expect: &both(&ENVOY, "misrouted"),
+        expect: &both(&ENVOY, Verdict::Misrouted),
     },
     Scenario {
         key: "router",
@@ -260,7 +262,7 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
         sites: &[site(ROUTER[0], &[15]), site(ROUTER[1], &[15])],
         endpoints: &[endpoint(15, Style::SniRouter)],
         certs: &[lab_cert(&ROUTER, &[])],
-        expect: &both(&ROUTER, "misrouted"),
+        expect: &both(&ROUTER, Verdict::Misrouted),
     },
     Scenario {
         key: "lb",
@@ -272,7 +274,7 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
             ..endpoint(16, Style::LoadBalancer)
         }],
         certs: &[lab_cert(&LB, &[])],
-        expect: &both(&LB, "intermittent"),
+        expect: &both(&LB, Verdict::Intermittent),
     },
     Scenario {
         key: "multi",
@@ -280,28 +282,28 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
         sites: &[site(MULTI[0], &[17, 18]), site(MULTI[1], &[17, 18])],
         endpoints: &[endpoint(17, Style::ByHost), endpoint(18, Style::CaddyStrict)],
         certs: &[lab_cert(&MULTI, &[])],
-        expect: &both(&MULTI, "misdirected"),
+        expect: &both(&MULTI, Verdict::Misdirected),
     },
     Scenario {
         key: "h1",
         reproduces: "HTTP/1.1 only (ALPN http/1.1): no client coalesces",
         sites: &[
-            Site { findings: &["no-h2"], ..site(H1[0], &[19]) },
-            Site { findings: &["no-h2"], ..site(H1[1], &[19]) },
+            Site { findings: &[FindingKind::NoH2], ..site(H1[0], &[19]) },
+            Site { findings: &[FindingKind::NoH2], ..site(H1[1], &[19]) },
         ],
         endpoints: &[Endpoint {
             alpn: Alpn::H1Only,
             ..endpoint(19, Style::ByHost)
         }],
         certs: &[lab_cert(&H1, &[])],
-        expect: &both_not(&H1, "no-h2"),
+        expect: &both_not(&H1, NotCoalescable::NoH2),
     },
     Scenario {
         key: "certs",
         reproduces: "bad certificates: an expired one and one from an untrusted CA",
         sites: &[
-            Site { findings: &["cert-invalid"], ..site(CERTS[0], &[20]) },
-            Site { findings: &["cert-invalid"], ..site(CERTS[1], &[20]) },
+            Site { findings: &[FindingKind::CertInvalid], ..site(CERTS[0], &[20]) },
+            Site { findings: &[FindingKind::CertInvalid], ..site(CERTS[1], &[20]) },
         ],
         endpoints: &[endpoint(20, Style::ByHost)],
         certs: &[
@@ -318,7 +320,7 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
                 serves: &[CERTS[1]],
             },
         ],
-        expect: &both_not(&CERTS, "cert-invalid"),
+        expect: &both_not(&CERTS, NotCoalescable::CertInvalid),
     },
     Scenario {
         key: "split",
@@ -329,7 +331,7 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
             lab_cert(&[SPLIT[0]], &[SPLIT[0]]),
             lab_cert(&[SPLIT[1]], &[SPLIT[1]]),
         ],
-        expect: &both_not(&SPLIT, "cert-not-covering"),
+        expect: &both_not(&SPLIT, NotCoalescable::CertNotCovering),
     },
     Scenario {
         key: "geo",
@@ -337,7 +339,7 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
         sites: &[site(GEO[0], &[22]), site(GEO[1], &[23])],
         endpoints: &[endpoint(22, Style::ByHost), endpoint(23, Style::ByHost)],
         certs: &[lab_cert(&["*.geo.coalscope.test"], &[])],
-        expect: &both_not(&GEO, "no-shared-address"),
+        expect: &both_not(&GEO, NotCoalescable::NoSharedAddress),
     },
     Scenario {
         key: "broken",
@@ -349,14 +351,14 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
         endpoints: &[endpoint(25, Style::ByHost)],
         certs: &[lab_cert(&BROKEN, &[])],
         expect: &[
-            (BROKEN[0], BROKEN[1], "direct-broken", None),
-            (BROKEN[1], BROKEN[0], "ok", None),
+            (BROKEN[0], BROKEN[1], Verdict::DirectBroken, None),
+            (BROKEN[1], BROKEN[0], Verdict::Ok, None),
         ],
     },
     Scenario {
         key: "ghost",
         reproduces: "a name the DNS does not know (NXDOMAIN)",
-        sites: &[Site { findings: &["dns-error"], ..site("ghost.coalscope.test", &[]) }],
+        sites: &[Site { findings: &[FindingKind::DnsError], ..site("ghost.coalscope.test", &[]) }],
         endpoints: &[],
         certs: &[],
         expect: &[],
@@ -364,7 +366,7 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
     Scenario {
         key: "blackhole",
         reproduces: "a server that accepts TCP and never answers",
-        sites: &[Site { findings: &["unreachable"], ..site("void.blackhole.coalscope.test", &[24]) }],
+        sites: &[Site { findings: &[FindingKind::Unreachable], ..site("void.blackhole.coalscope.test", &[24]) }],
         endpoints: &[endpoint(24, Style::Blackhole)],
         certs: &[],
         expect: &[],

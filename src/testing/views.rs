@@ -31,7 +31,8 @@ use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::prober::{ProbeOptions, Prober};
 use crate::engine::record::{HostRecord, Job, JobResult};
 use crate::engine::snapshot::{
-    EngineStatus, GroupReport, HostReport, LiveView, PairReport, Snapshot, Summary, Timestamp, VerdictEvent,
+    EngineStatus, FindingKind, GroupReport, HostReport, LiveView, PairReport, Snapshot, Summary, Timestamp,
+    Verdict, VerdictEvent,
 };
 use crate::lab::{self, Lab, LabOptions};
 use crate::testing::synth::Synth;
@@ -189,14 +190,14 @@ impl Lanes {
         let silent = addresses_of(
             &lab::expected_findings()
                 .into_iter()
-                .filter(|(_, kind)| *kind == "unreachable")
+                .filter(|(_, kind)| *kind == FindingKind::Unreachable)
                 .map(|(name, _)| name)
                 .collect(),
         );
         let balanced = addresses_of(
             &lab::expectations()
                 .into_iter()
-                .filter(|e| e.verdict == "intermittent")
+                .filter(|e| e.verdict == Verdict::Intermittent)
                 .flat_map(|e| [e.origin, e.target])
                 .collect(),
         );
