@@ -296,26 +296,14 @@ mod tests {
     use crate::engine::probe::cert::CertSummary;
     use crate::engine::probe::dns::DnsAnswer;
     use crate::engine::probe::error::ProbeError;
-    use crate::engine::probe::h2::HttpAnswer;
     use crate::engine::probe::tls::TlsInfo;
     use crate::engine::record::EndpointRecord;
     use crate::engine::snapshot::{Client, FindingKind};
+    use crate::testing::synth::answer;
     use crate::watchlist::Entry;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
-    }
-
-    fn answer(status: u16, body: &str) -> Outcome {
-        Ok(HttpAnswer {
-            status,
-            version: "HTTP/2".into(),
-            content_type: Some("text/html".into()),
-            body_digest: body.into(),
-            body_len: body.len(),
-            server: Some("nginx".into()),
-            elapsed: Duration::from_millis(1),
-        })
     }
 
     fn cert(sans: &[&str]) -> CertSummary {
