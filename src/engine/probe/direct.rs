@@ -18,7 +18,7 @@ use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use tokio::task::JoinHandle;
 
-use crate::engine::probe::error::{Phase, ProbeError};
+use crate::engine::probe::error::{within, Phase, ProbeError};
 use crate::engine::probe::h2::{self, HttpAnswer};
 use crate::engine::probe::tls::{self, TlsSettings};
 
@@ -99,12 +99,7 @@ pub async fn request(
             .await
             .map_err(|e| h2::http_error(&e))
     };
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| ProbeError::Timeout {
-            phase: Phase::Request,
-            after: timeout,
-        })?
+    within(Phase::Request, timeout, exchange).await?
 }
 
 #[cfg(test)]

@@ -94,6 +94,18 @@ pub enum ProbeError {
     Http(String),
 }
 
+/// `step`, bounded by `after`: its output, or a `Timeout` of `phase`. Every network step of a
+/// probe goes through here.
+pub async fn within<T>(
+    phase: Phase,
+    after: Duration,
+    step: impl std::future::Future<Output = T>,
+) -> Result<T, ProbeError> {
+    tokio::time::timeout(after, step)
+        .await
+        .map_err(|_| ProbeError::Timeout { phase, after })
+}
+
 impl ProbeError {
     pub fn phase(&self) -> Phase {
         match self {

@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
-use crate::engine::probe::error::{H2Reason, Phase, ProbeError};
+use crate::engine::probe::error::{within, H2Reason, Phase, ProbeError};
 use crate::engine::probe::tls::{self, TlsInfo, TlsSettings};
 
 /// Bytes of a body that are read and digested; the rest is never read.
@@ -95,15 +95,12 @@ pub(crate) async fn handshake(
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_concurrent_reset_streams(64)
         .max_send_buf_size(64 * 1024);
-    let (sender, connection) = tokio::time::timeout(
+    let (sender, connection) = within(
+        Phase::Request,
         timeout,
         builder.handshake::<_, Empty<Bytes>>(TokioIo::new(stream)),
     )
-    .await
-    .map_err(|_| ProbeError::Timeout {
-        phase: Phase::Request,
-        after: timeout,
-    })?
+    .await?
     .map_err(|e| ProbeError::Http(format!("h2 handshake: {}", http_error_message(&e))))?;
     // The connection task is ours: aborting it (on drop) closes the socket whatever state
     // the connection is in, e.g. a request waiting forever for a stream slot under
@@ -145,12 +142,7 @@ impl H2Connection {
                 .await
                 .map_err(|e| http_error(&e))
         };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| ProbeError::Timeout {
-                phase: Phase::Request,
-                after: timeout,
-            })?
+        within(Phase::Request, timeout, exchange).await?
     }
 
     /// True when the connection can no longer carry requests (GOAWAY, closed, error).

@@ -18,7 +18,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::engine::probe::error::{Phase, ProbeError};
+use crate::engine::probe::error::{within, Phase, ProbeError};
 
 /// Trust anchors and timeouts shared by every probe. Cheap to clone.
 #[derive(Clone)]
@@ -187,12 +187,8 @@ pub async fn connect(
     let timeout = settings.timeout;
 
     let started = Instant::now();
-    let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| ProbeError::Timeout {
-            phase: Phase::Connect,
-            after: timeout,
-        })?
+    let tcp = within(Phase::Connect, timeout, TcpStream::connect(addr))
+        .await?
         .map_err(|e| ProbeError::Connect(io_message(&e)))?;
     let connect_time = started.elapsed();
     // Small requests on a fresh connection: don't let Nagle delay them.
@@ -200,12 +196,8 @@ pub async fn connect(
 
     let connector = tokio_rustls::TlsConnector::from(client_config(alpn));
     let started = Instant::now();
-    let stream = tokio::time::timeout(timeout, connector.connect(server_name, tcp))
-        .await
-        .map_err(|_| ProbeError::Timeout {
-            phase: Phase::Tls,
-            after: timeout,
-        })?
+    let stream = within(Phase::Tls, timeout, connector.connect(server_name, tcp))
+        .await?
         .map_err(|e| ProbeError::Tls(tls_io_message(&e)))?;
     let handshake_time = started.elapsed();
 
