@@ -839,10 +839,16 @@ mod tests {
                 misrouted: 0,
                 clients: vec![Client::Chrome],
                 dynamic: false,
+                content: None,
+                looked_like: None,
+                refusals: BTreeMap::new(),
+                refusal_rate: None,
+                backends: vec![],
             }],
             explanation: Arc::from(""),
             fix: None,
             error: None,
+            impact: vec![],
         }
     }
 

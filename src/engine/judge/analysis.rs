@@ -146,6 +146,8 @@ pub(crate) struct Tally {
     /// Pairs some client would coalesce, and how many of those were probed.
     pub coalescable: u32,
     pub probed: u32,
+    /// Pairs whose probes cannot yet tell a flaky backend from a consistent one.
+    pub inconclusive: u32,
 }
 
 impl Tally {
@@ -191,6 +193,7 @@ pub(crate) fn summary(
             .filter(|f| f.severity == Severity::Error)
             .count() as u32,
         coverage: coverage(tally),
+        inconclusive: tally.inconclusive,
     }
 }
 

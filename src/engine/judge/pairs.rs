@@ -86,6 +86,7 @@ pub(super) fn pair_report<'c>(
         explanation,
         fix,
         error,
+        impact: Vec::new(),
     }
 }
 
@@ -123,6 +124,11 @@ fn judge_addresses<'a, 'c: 'a>(
             misrouted: j.misrouted as u32,
             clients,
             dynamic,
+            content: None,
+            looked_like: None,
+            refusals: Default::default(),
+            refusal_rate: None,
+            backends: Vec::new(),
         });
         judged.push(Judged {
             judgement: j,

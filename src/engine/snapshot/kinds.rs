@@ -156,6 +156,74 @@ contract_words!(Client {
     Firefox => "firefox",
 });
 
+/// How a coalesced answer's page compares with the target's own page (per address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Content {
+    /// Byte for byte one of the target's direct (or own-connection) answers.
+    Same,
+    /// Closest to the target's own page, not identical: the page differs by connection.
+    Similar,
+    /// Closer to another site's page than to the target's: the wrong site answered.
+    OtherSite,
+}
+
+contract_words!(Content {
+    Same => "same",
+    Similar => "similar",
+    OtherSite => "other-site",
+});
+
+/// The clients whose behaviour on a problem pair is reported (`impact`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ImpactClient {
+    #[serde(rename = "chrome")]
+    Chrome,
+    #[serde(rename = "firefox")]
+    Firefox,
+    /// Safari 15.1 and later.
+    #[serde(rename = "safari")]
+    Safari,
+    /// Safari before 15.1: showed a 421 as an error page.
+    #[serde(rename = "safari-before-15.1")]
+    SafariBefore15_1,
+    /// Clients that never pool across names (curl, Go's net/http, most SDKs).
+    #[serde(rename = "non-pooling")]
+    NonPooling,
+}
+
+contract_words!(ImpactClient {
+    Chrome => "chrome",
+    Firefox => "firefox",
+    Safari => "safari",
+    SafariBefore15_1 => "safari-before-15.1",
+    NonPooling => "non-pooling",
+});
+
+/// What the people using a client get on a pair; declaration order is worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImpactOutcome {
+    /// The client shows the refusal (an error page).
+    ShowsError,
+    /// The client shows another site's page, or a 404, as if it were the target's.
+    WrongContent,
+    /// The client retries the request over HTTP/1.1 on a new connection.
+    RetriesOverHttp1,
+    /// The client retries on a new connection: an extra handshake and round trip.
+    RetriesOnNewConnection,
+    /// Nothing changes for the user (the client does not pool the pair, or pooling works).
+    Unaffected,
+}
+
+contract_words!(ImpactOutcome {
+    ShowsError => "shows-error",
+    WrongContent => "wrong-content",
+    RetriesOverHttp1 => "retries-over-http1",
+    RetriesOnNewConnection => "retries-on-new-connection",
+    Unaffected => "unaffected",
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +248,9 @@ mod tests {
         round_trips(&FindingKind::ALL);
         round_trips(&Severity::ALL);
         round_trips(&Client::ALL);
+        round_trips(&Content::ALL);
+        round_trips(&ImpactClient::ALL);
+        round_trips(&ImpactOutcome::ALL);
     }
 
     /// The JSON schema's enums list exactly the words of the types.
@@ -217,6 +288,9 @@ mod tests {
             words(&NotCoalescable::ALL),
             words(&Severity::ALL),
             words(&Client::ALL),
+            words(&Content::ALL),
+            words(&ImpactClient::ALL),
+            words(&ImpactOutcome::ALL),
         ] {
             assert!(
                 enums.contains(&expected),

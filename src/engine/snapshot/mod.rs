@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::kinds::{Client, FindingKind, NotCoalescable, Severity, Verdict};
+pub use self::kinds::{
+    Client, Content, FindingKind, ImpactClient, ImpactOutcome, NotCoalescable, Severity, Verdict,
+};
 pub use self::live::{EngineStatus, History, LiveView, VerdictEvent, ViewChanges, HISTORY_BUCKETS};
 pub use self::time::Timestamp;
 
@@ -141,6 +143,42 @@ pub struct PairReport {
     pub fix: Option<Arc<str>>,
     /// Why the probe could not finish (verdict `error`).
     pub error: Option<String>,
+    /// What each client does on this pair and what its users get, worst outcome first.
+    #[serde(default)]
+    pub impact: Vec<Impact>,
+}
+
+/// One client's fate on a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Impact {
+    pub client: ImpactClient,
+    /// The client would put the target on the origin's connection.
+    pub coalesces: bool,
+    pub outcome: ImpactOutcome,
+}
+
+/// A rate measured over `n` trials, with its 95% Wilson score interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RateInterval {
+    pub rate: f64,
+    pub low: f64,
+    pub high: f64,
+    pub n: u32,
+}
+
+/// The connections at one address that share what tells backends apart, and how they fared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendReport {
+    /// SHA-256 of the leaf certificate the connections were served (hex).
+    pub cert_sha256: String,
+    /// The `Server` header of the answers on those connections (untrusted text).
+    pub server: Option<String>,
+    pub tls_version: Option<String>,
+    pub cipher: Option<String>,
+    pub alpn: Option<String>,
+    /// Requests for the target on those connections, and how many were refused.
+    pub probes: u32,
+    pub refused: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,8 +193,26 @@ pub struct PairAddressReport {
     pub misrouted: u32,
     /// Which clients would put the target on the origin's connection at this address.
     pub clients: Vec<Client>,
-    /// The target's page changes between direct answers (bodies are not compared).
+    /// The target's page changes between direct answers.
     pub dynamic: bool,
+    /// How the coalesced pages compare with the target's own (the furthest of them); None
+    /// when no coalesced 2xx answer was compared.
+    #[serde(default)]
+    pub content: Option<Content>,
+    /// "host:port" of the site whose page came back instead (content `other-site`).
+    #[serde(default)]
+    pub looked_like: Option<String>,
+    /// Refused requests by kind: "421", "reset HTTP_1_1_REQUIRED", "reset REFUSED_STREAM",
+    /// "goaway NO_ERROR"…
+    #[serde(default)]
+    pub refusals: BTreeMap<String, u32>,
+    /// Share of the answered requests that were refused, with its 95% interval (None when
+    /// nothing was answered).
+    #[serde(default)]
+    pub refusal_rate: Option<RateInterval>,
+    /// The distinct backends seen at this address, when there were several.
+    #[serde(default)]
+    pub backends: Vec<BackendReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,6 +240,10 @@ pub struct Summary {
     /// Share of the pairs some client would coalesce that were probed within the window
     /// (1 when there are none). Below 1 when the request budget cannot cover every pair.
     pub coverage: f64,
+    /// Pairs judged `ok` or `misdirected` on too few probes to tell a flaky backend from a
+    /// consistent one (more rounds would tell).
+    #[serde(default)]
+    pub inconclusive: u32,
 }
 
 impl Snapshot {
@@ -213,6 +273,7 @@ impl Default for Snapshot {
                 verdicts: BTreeMap::new(),
                 host_errors: 0,
                 coverage: 1.0,
+                inconclusive: 0,
             },
         }
     }
