@@ -2,6 +2,7 @@
 //! client driven over our own rustls stream (SNI = the origin, `:authority` = any name).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
 use crate::engine::probe::error::{within, H2Reason, Phase, ProbeError};
+use crate::engine::probe::page::{PageSketch, Sketcher};
 use crate::engine::probe::tls::{self, TlsInfo, TlsSettings};
 
 /// Bytes of a body that are read and digested; the rest is never read.
@@ -38,6 +40,8 @@ pub struct HttpAnswer {
     pub body_digest: String,
     /// Number of body bytes read (at most `BODY_CAP`).
     pub body_len: usize,
+    /// The similarity fingerprint of those bytes, for 2xx answers (the body is not kept).
+    pub page: Option<Arc<PageSketch>>,
     /// The `Server` header, if any (untrusted text).
     pub server: Option<String>,
     /// Time from sending the request to the end of reading the (capped) body.
@@ -191,6 +195,7 @@ where
 {
     let (parts, mut body) = response.into_parts();
     let mut hasher = Sha256::new();
+    let mut sketcher = Sketcher::new();
     let mut body_len = 0usize;
     while body_len < BODY_CAP {
         let Some(frame) = body.frame().await else {
@@ -199,6 +204,7 @@ where
         if let Ok(data) = frame?.into_data() {
             let take = data.len().min(BODY_CAP - body_len);
             hasher.update(&data[..take]);
+            sketcher.update(&data[..take]);
             body_len += take;
         }
     }
@@ -209,6 +215,7 @@ where
         content_type: content_type(&parts.headers),
         body_digest: hex::encode(hasher.finalize()),
         body_len,
+        page: parts.status.is_success().then(|| Arc::new(sketcher.finish())),
         server: server_header(&parts.headers),
         elapsed: started.elapsed(),
     })

@@ -7,5 +7,6 @@ pub mod direct;
 pub mod dns;
 pub mod error;
 pub mod h2;
+pub mod page;
 pub mod rate;
 pub mod tls;
