@@ -43,7 +43,14 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
                     .map(|v| v.iter().collect())
                     .unwrap_or_default()
             };
-            match evaluate_pair(&records.hosts[a], &records.hosts[b], &coalesced, all_pairs) {
+            let neighbours = |addr: IpAddr| index.hosts_at(&records.hosts, addr, records.hosts[a].entry.port);
+            match evaluate_pair(
+                &records.hosts[a],
+                &records.hosts[b],
+                &coalesced,
+                &neighbours,
+                all_pairs,
+            ) {
                 PairEval::Skip => {}
                 PairEval::CertOnly => tally.cert_only += 1,
                 PairEval::Listed {
@@ -103,11 +110,13 @@ pub(crate) enum PairEval {
 }
 
 /// Evaluate the pair `origin → target`; `coalesced(addr)` are the requests for the target on
-/// the origin's connections at `addr`.
-pub(crate) fn evaluate_pair<'c>(
-    ha: &HostRecord,
-    hb: &HostRecord,
+/// the origin's connections at `addr`; `neighbours(addr)` the watched hosts at `addr` (see
+/// `PairIndex::hosts_at`), whose pages a coalesced answer is compared with.
+pub(crate) fn evaluate_pair<'c, 'n>(
+    ha: &'n HostRecord,
+    hb: &'n HostRecord,
     coalesced: &dyn Fn(IpAddr) -> Vec<&'c Outcome>,
+    neighbours: &dyn Fn(IpAddr) -> Vec<&'n HostRecord>,
     all_pairs: bool,
 ) -> PairEval {
     if ha.entry.port != hb.entry.port || ha.dns.addresses.is_empty() || hb.dns.addresses.is_empty() {
@@ -128,7 +137,7 @@ pub(crate) fn evaluate_pair<'c>(
         }
         cert_only = true;
     }
-    let report = Box::new(pair_report(ha, hb, coalesced, &policy));
+    let report = Box::new(pair_report(ha, hb, coalesced, neighbours, &policy));
     PairEval::Listed {
         verdict: report.verdict,
         link: policy.chrome || policy.firefox,
@@ -226,6 +235,18 @@ impl PairIndex {
             index.by_name.entry(name).or_default().push(i);
         }
         index
+    }
+
+    /// The hosts at `addr` on `port`, in watch-file order, at most as many as the content
+    /// comparison looks at (`content::MAX_OTHER_SITES`, plus the pair's own two).
+    pub(crate) fn hosts_at<'h>(&self, hosts: &'h [HostRecord], addr: IpAddr, port: u16) -> Vec<&'h HostRecord> {
+        self.by_addr
+            .get(&(addr, port))
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| hosts.get(i))
+            .take(super::content::MAX_OTHER_SITES + 2)
+            .collect()
     }
 
     /// The targets linked to `a` by an address or a certificate name, ascending (the order pairs

@@ -4,7 +4,7 @@
 
 use crate::engine::probe::error::H2Reason;
 use crate::engine::snapshot::NotCoalescable;
-use crate::engine::snapshot::Verdict;
+use crate::engine::snapshot::{Content, Verdict};
 
 /// Which server software answered, as far as its `Server` header tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,10 @@ pub struct PairFacts<'a> {
     pub target: &'a str,
     pub verdict: Verdict,
     pub reason: Option<NotCoalescable>,
+    /// How the coalesced pages compared with the target's (the furthest, over the addresses
+    /// judged `verdict`), and the "host:port" of the site they looked like (other-site).
+    pub content: Option<Content>,
+    pub looked_like: Option<String>,
     /// Addresses (text) at which the pair's own verdict was found, e.g. the misdirected ones.
     pub bad_addresses: Vec<String>,
     /// Addresses where the pair was fine.
@@ -58,6 +62,11 @@ pub struct PairFacts<'a> {
     pub refused_with: Option<H2Reason>,
     /// Why the probe could not finish (verdict `error`).
     pub error: Option<String>,
+}
+
+/// "shop.example:443" → "shop.example" (a site is named like the pair's hosts).
+fn site_name(key: &str) -> &str {
+    key.rsplit_once(':').map_or(key, |(host, _)| host)
 }
 
 fn at(addresses: &[String]) -> String {
@@ -88,6 +97,10 @@ pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
         format!(" ({} fine)", f.good_addresses.join(", "))
     };
     match f.verdict {
+        Verdict::Ok if f.content == Some(Content::Similar) => (
+            format!("browsers put {b} on connections opened for {a}, and the server answers it with {b}'s page ({} probes); the page differs by connection (it varies with the connection, e.g. prints the server name it was reached by), not by site", f.probes),
+            None,
+        ),
         Verdict::Ok => (
             format!("browsers put {b} on connections opened for {a}, and the server answers it as it does directly ({} probes)", f.probes),
             None,
@@ -110,8 +123,12 @@ pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
             )),
         ),
         Verdict::Misrouted => {
-            let what = match (f.misrouted_status, f.direct_status) {
-                (Some(m), Some(d)) if m != d => format!("got {m} where {b} answers {d} directly"),
+            let what = match (f.misrouted_status, f.direct_status, &f.looked_like) {
+                (Some(m), Some(d), _) if m != d => format!("got {m} where {b} answers {d} directly"),
+                (_, _, Some(site)) => format!(
+                    "got a page that looked like {}'s page, not {b}'s (the wrong site)",
+                    site_name(site)
+                ),
                 _ => format!("got a different page than {b} serves directly (the wrong site)"),
             };
             (
@@ -230,6 +247,8 @@ mod tests {
             target: "b.example",
             verdict,
             reason: None,
+            content: None,
+            looked_like: None,
             bad_addresses: vec!["192.0.2.1".into()],
             good_addresses: vec![],
             probes: 3,
@@ -319,6 +338,23 @@ mod tests {
         f.http1_status = Some(200);
         let (why, _) = explain(&f);
         assert!(why.contains("only its HTTP/2 is broken"), "{why}");
+    }
+
+    #[test]
+    fn content_is_explained() {
+        let mut f = facts(Verdict::Misrouted, ServerKind::Unknown);
+        f.misrouted = 3;
+        f.misrouted_status = Some(200);
+        f.content = Some(Content::OtherSite);
+        f.looked_like = Some("shop.example.com:443".into());
+        let (why, _) = explain(&f);
+        assert!(why.contains("looked like shop.example.com's page"), "{why}");
+        let mut f = facts(Verdict::Ok, ServerKind::Unknown);
+        let (plain, _) = explain(&f);
+        assert!(!plain.contains("differs by connection"), "{plain}");
+        f.content = Some(Content::Similar);
+        let (why, _) = explain(&f);
+        assert!(why.contains("page differs by connection"), "{why}");
     }
 
     #[test]

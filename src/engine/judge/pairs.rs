@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::engine::judge::content::{self, AddressContent};
 use crate::engine::judge::explain::{self, PairFacts, ServerKind};
 use crate::engine::judge::policy::PairPolicy;
 use crate::engine::judge::verdict::{self, AddressEvidence, AddressJudgement};
@@ -24,11 +25,13 @@ struct Judged<'a> {
 }
 
 /// The report of `origin → target`; `coalesced(addr)` are the requests for the target on the
-/// origin's connections at `addr`.
-pub(super) fn pair_report<'c>(
-    ha: &HostRecord,
-    hb: &HostRecord,
+/// origin's connections at `addr`, `neighbours(addr)` the watched hosts there (whose pages a
+/// coalesced answer may turn out to be).
+pub(super) fn pair_report<'c, 'n>(
+    ha: &'n HostRecord,
+    hb: &'n HostRecord,
     coalesced: &dyn Fn(IpAddr) -> Vec<&'c Outcome>,
+    neighbours: &dyn Fn(IpAddr) -> Vec<&'n HostRecord>,
     policy: &PairPolicy,
 ) -> PairReport {
     let dynamic = verdict::looks_dynamic(
@@ -37,7 +40,7 @@ pub(super) fn pair_report<'c>(
             .flat_map(|ep| ep.direct.iter().chain(&ep.own))
             .filter_map(|o| o.as_ref().ok()),
     );
-    let (addresses, judged) = judge_addresses(hb, coalesced, policy, dynamic);
+    let (addresses, judged) = judge_addresses((ha, hb), coalesced, neighbours, policy, dynamic);
     // The first coalesced request that got no answer, for the `error` verdict.
     let coalesced_error = judged.iter().find_map(|j| j.judgement.first_error.as_ref());
     let (verdict, error) = pair_verdict(ha, policy, &judged, coalesced_error);
@@ -91,9 +94,10 @@ pub(super) fn pair_report<'c>(
 }
 
 /// Judge every address of the origin where some client would coalesce the target.
-fn judge_addresses<'a, 'c: 'a>(
-    hb: &'a HostRecord,
+fn judge_addresses<'a, 'c: 'a, 'n: 'a>(
+    (ha, hb): (&'n HostRecord, &'n HostRecord),
     coalesced: &dyn Fn(IpAddr) -> Vec<&'c Outcome>,
+    neighbours: &dyn Fn(IpAddr) -> Vec<&'n HostRecord>,
     policy: &PairPolicy,
     dynamic: bool,
 ) -> (Vec<PairAddressReport>, Vec<Judged<'a>>) {
@@ -101,11 +105,17 @@ fn judge_addresses<'a, 'c: 'a>(
     let mut judged = Vec::new();
     for addr in policy.coalescing_addrs() {
         let coalesced: Vec<&'a Outcome> = coalesced(addr);
-        let direct = direct_reference(hb, &addr);
+        let direct: Vec<&'n Outcome> = direct_reference(hb, &addr);
+        let AddressContent {
+            per_answer,
+            content,
+            looked_like,
+        } = content::address_content(&coalesced, &direct, ha, hb, addr, neighbours);
         let j = verdict::judge_address(AddressEvidence {
             coalesced: &coalesced,
             direct: &direct,
             dynamic,
+            content: &per_answer,
         });
         let mut clients = Vec::new();
         if policy.chrome_addrs.contains(&addr) {
@@ -124,8 +134,8 @@ fn judge_addresses<'a, 'c: 'a>(
             misrouted: j.misrouted as u32,
             clients,
             dynamic,
-            content: None,
-            looked_like: None,
+            content,
+            looked_like,
             refusals: Default::default(),
             refusal_rate: None,
             backends: Vec::new(),
@@ -205,9 +215,16 @@ fn pair_facts<'a>(
             .map(|x| x.address.clone())
             .collect()
     };
+    let judged_here = |x: &&PairAddressReport| x.verdict == verdict;
     PairFacts {
         origin: &ha.entry.host,
         target: &hb.entry.host,
+        // What the pages at the addresses judged `verdict` were (the furthest of them).
+        content: addresses.iter().filter(judged_here).filter_map(|x| x.content).max(),
+        looked_like: addresses
+            .iter()
+            .filter(judged_here)
+            .find_map(|x| x.looked_like.clone()),
         verdict,
         reason: None,
         bad_addresses: addresses_judged(verdict),

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::HttpAnswer;
 use crate::engine::record::Outcome;
-use crate::engine::snapshot::Verdict;
+use crate::engine::snapshot::{Content, Verdict};
 
 /// A status a healthy site answers with: not 421, not a server error.
 pub fn is_healthy_status(status: u16) -> bool {
@@ -31,8 +31,12 @@ pub struct AddressEvidence<'a> {
     /// at this address when the target resolves to it, else at the target's addresses.
     pub direct: &'a [&'a Outcome],
     /// The target's page changes between two direct answers: compare status and
-    /// content-type only.
+    /// content-type only (when `content` is not given).
     pub dynamic: bool,
+    /// How each coalesced answer's page compares with the target's (`judge::content`, same
+    /// order as `coalesced`): a 2xx answer of the right status and content-type is misrouted
+    /// only when it is `other-site`. Empty: not compared, bodies are compared by digest.
+    pub content: &'a [Option<Content>],
 }
 
 /// The verdict at one address and the counts that explain it.
@@ -82,7 +86,8 @@ pub fn looks_dynamic<'a>(direct: impl IntoIterator<Item = &'a HttpAnswer>) -> bo
 /// 2. no coalesced request got an answer → `error`;
 /// 3. every answered coalesced request got 421 → `misdirected`;
 /// 4. some non-421 answer differs from every direct answer (status; for 2xx also
-///    content-type, and body digest unless the page is dynamic) → `misrouted`;
+///    content-type), or its page is another site's (`content` other-site; without `content`:
+///    its body digest differs, unless the page is dynamic) → `misrouted`;
 /// 5. some 421 among otherwise matching answers → `intermittent`;
 /// 6. otherwise `ok`.
 pub fn judge_address(ev: AddressEvidence<'_>) -> AddressJudgement {
@@ -95,9 +100,20 @@ pub fn judge_address(ev: AddressEvidence<'_>) -> AddressJudgement {
     let answers: Vec<&HttpAnswer> = ev.coalesced.iter().filter_map(|o| o.as_ref().ok()).collect();
     let errors: Vec<&ProbeError> = ev.coalesced.iter().filter_map(|o| o.as_ref().err()).collect();
     let misdirected = answers.iter().filter(|a| a.status == 421).count();
-    let misrouted = answers
+    let misrouted = ev
+        .coalesced
         .iter()
-        .filter(|a| a.status != 421 && differs(a, &healthy_direct, ev.dynamic))
+        .enumerate()
+        .filter_map(|(i, o)| o.as_ref().ok().map(|a| (i, a)))
+        .filter(|(i, a)| {
+            a.status != 421
+                && if ev.content.is_empty() {
+                    differs(a, &healthy_direct, ev.dynamic)
+                } else {
+                    differs(a, &healthy_direct, true)
+                        || ev.content.get(*i) == Some(&Some(Content::OtherSite))
+                }
+        })
         .count();
     let verdict = if ev.coalesced.is_empty() || ev.direct.is_empty() {
         Verdict::Pending
@@ -183,6 +199,7 @@ mod tests {
             coalesced: &coalesced,
             direct: &direct,
             dynamic,
+            content: &[],
         })
         .verdict
     }
@@ -320,6 +337,7 @@ mod tests {
             coalesced: &[&ans(421, ""), &ans(200, "b"), &err("reset")],
             direct: &[&ans(200, "b")],
             dynamic: false,
+            content: &[],
         });
         assert_eq!((j.answered, j.misdirected, j.misrouted, j.errors), (2, 1, 0, 1));
         assert_eq!(
@@ -327,6 +345,34 @@ mod tests {
             Some("http: reset")
         );
         assert_eq!(j.verdict, Verdict::Intermittent);
+    }
+
+    #[test]
+    fn with_content_only_another_sites_page_is_misrouted() {
+        use Content::*;
+        let direct = [&ans(200, "b")];
+        let judge = |coalesced: &[&Outcome], content: &[Option<Content>]| {
+            judge_address(AddressEvidence {
+                coalesced,
+                direct: &direct,
+                dynamic: false,
+                content,
+            })
+            .verdict
+        };
+        let (varies, other) = (ans(200, "b-on-a"), ans(200, "a"));
+        assert_eq!(judge(&[&varies], &[Some(Similar)]), Verdict::Ok);
+        assert_eq!(judge(&[&varies, &varies], &[Some(Similar), Some(Same)]), Verdict::Ok);
+        assert_eq!(judge(&[&varies, &other], &[Some(Similar), Some(OtherSite)]), Verdict::Misrouted);
+        // Status and content-type differences stay misrouted whatever the content says.
+        assert_eq!(judge(&[&ans(404, "")], &[None]), Verdict::Misrouted);
+        let mut json = ans(200, "b").unwrap();
+        json.content_type = Some("application/json".into());
+        assert_eq!(judge(&[&Ok(json)], &[Some(Same)]), Verdict::Misrouted);
+        assert_eq!(
+            judge(&[&err("reset"), &ans(421, ""), &varies], &[None, None, Some(Similar)]),
+            Verdict::Intermittent
+        );
     }
 
     #[test]

@@ -240,7 +240,13 @@ impl Store {
                 .map(|q| q.iter().map(|(_, o)| o).collect())
                 .unwrap_or_default()
         };
-        let eval = analysis::evaluate_pair(&cache.records[a], &cache.records[b], &lookup, false);
+        // The other hosts at an address as this publish knows them: a pair is evaluated again
+        // when its own samples change, so a neighbour's newer page shows at the pair's next
+        // probe, not at once.
+        let (records, index) = (&cache.records, cache.index.as_ref());
+        let port = records[a].entry.port;
+        let neighbours = |addr: IpAddr| index.map(|i| i.hosts_at(records, addr, port)).unwrap_or_default();
+        let eval = analysis::evaluate_pair(&records[a], &records[b], &lookup, &neighbours, false);
         let slot = &mut cache.rows[a][k];
         let eval = match eval {
             PairEval::Skip => SlotEval::Skip,

@@ -1,0 +1,384 @@
+//! Does a coalesced 2xx page come from the target, or from another site? `misrouted` needs
+//! positive evidence: a page that only varies by connection (it prints the server name it was
+//! reached by, the protocol, the client's port…) is the target's page, not the wrong site.
+//!
+//! A coalesced answer whose status and content-type match one of the target's direct
+//! answers is compared with references: the target's own answers (direct, and on its own
+//! connections), the origin's own answers, and those of the other watched hosts at that
+//! address, each labelled by its "host:port". It is
+//! - `Same`: byte for byte one of the target's answers (the body digest);
+//! - `OtherSite`: clearly closer to another site's page than to any of the target's: its
+//!   similarity (`PageSketch`, or 1 for an identical digest) beats the target's by `MARGIN`,
+//!   or by `TITLE_MARGIN` when its title is that site's and none of the target's;
+//! - `Similar` otherwise: closest to the target's page, or undecided (ties favour the target:
+//!   no false alarm).
+//!
+//! Pure functions over the records; bounded (sites and answers compared per address).
+
+use std::net::IpAddr;
+
+use crate::engine::probe::h2::HttpAnswer;
+use crate::engine::record::{HostRecord, Outcome};
+use crate::engine::snapshot::Content;
+
+/// How much closer to another site's page than to the target's a page must be to be that
+/// site's (similarity, 0..1).
+pub const MARGIN: f64 = 0.2;
+/// The same, when the page's title is the other site's and none of the target's.
+pub const TITLE_MARGIN: f64 = 0.1;
+/// The least similarity to another site's page that can name it.
+pub const FLOOR: f64 = 0.5;
+/// Other sites compared at one address at most (the rest are not looked at: a miss, never a
+/// false alarm).
+pub const MAX_OTHER_SITES: usize = 64;
+/// Answers of one site compared at most.
+pub const MAX_ANSWERS_PER_SITE: usize = 8;
+
+/// One answer of another site, labelled by its "host:port".
+#[derive(Debug, Clone, Copy)]
+pub struct Reference<'a> {
+    pub site: &'a str,
+    pub answer: &'a HttpAnswer,
+}
+
+/// What one coalesced answer was found to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Classified<'a> {
+    Same,
+    Similar,
+    /// The "host:port" of the site whose page it is.
+    OtherSite(&'a str),
+}
+
+impl Classified<'_> {
+    pub fn content(self) -> Content {
+        match self {
+            Classified::Same => Content::Same,
+            Classified::Similar => Content::Similar,
+            Classified::OtherSite(_) => Content::OtherSite,
+        }
+    }
+}
+
+/// How close a page is to one site's answers: the best similarity, and whether a title
+/// matched.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Closeness {
+    pub similarity: f64,
+    pub title: bool,
+}
+
+/// The closeness of `x` to the comparable (2xx, same content-type) answers among `refs`;
+/// None when none is comparable.
+fn closeness<'r>(x: &HttpAnswer, refs: impl IntoIterator<Item = &'r HttpAnswer>) -> Option<Closeness> {
+    let mut best: Option<Closeness> = None;
+    for r in refs
+        .into_iter()
+        .filter(|r| (200..300).contains(&r.status) && r.content_type == x.content_type)
+        .take(MAX_ANSWERS_PER_SITE)
+    {
+        let (similarity, title) = if r.body_digest == x.body_digest {
+            (1.0, x.page.as_ref().is_some_and(|p| p.has_title()))
+        } else {
+            match (&x.page, &r.page) {
+                (Some(p), Some(q)) => (p.similarity(q), p.same_title(q)),
+                _ => (0.0, false),
+            }
+        };
+        let b = best.get_or_insert(Closeness {
+            similarity,
+            title,
+        });
+        b.similarity = b.similarity.max(similarity);
+        b.title |= title;
+    }
+    best
+}
+
+/// The first look, at the target's own answers: `Ok` when that decides (`Same`, or so close
+/// to the target's page that no other site can beat it by a margin), else how close the page
+/// is to the target's, for `against_others`.
+pub fn against_target(x: &HttpAnswer, target: &[&HttpAnswer]) -> Result<Classified<'static>, Closeness> {
+    if target.iter().any(|t| t.body_digest == x.body_digest) {
+        return Ok(Classified::Same);
+    }
+    let c = closeness(x, target.iter().copied()).unwrap_or(Closeness {
+        similarity: 0.0,
+        title: false,
+    });
+    if c.similarity + TITLE_MARGIN.min(MARGIN) > 1.0 {
+        return Ok(Classified::Similar);
+    }
+    Err(c)
+}
+
+/// The second look: is the page clearly another site's? `target` is its closeness to the
+/// target's page; `others` are the other sites' answers (in order of preference on a tie).
+pub fn against_others<'a>(x: &HttpAnswer, target: Closeness, others: &[Reference<'a>]) -> Classified<'a> {
+    let mut sites: Vec<&'a str> = Vec::new();
+    for r in others {
+        if !sites.contains(&r.site) {
+            if sites.len() >= MAX_OTHER_SITES {
+                continue;
+            }
+            sites.push(r.site);
+        }
+    }
+    let mut best: Option<(&'a str, Closeness)> = None;
+    for site in sites {
+        let answers = others.iter().filter(|r| r.site == site).map(|r| r.answer);
+        let Some(c) = closeness(x, answers) else { continue };
+        if best.is_none_or(|(_, b)| c.similarity > b.similarity) {
+            best = Some((site, c));
+        }
+    }
+    match best {
+        Some((site, c)) if clearly_closer(c, target) => Classified::OtherSite(site),
+        _ => Classified::Similar,
+    }
+}
+
+/// Is `other` clearly closer than `target`? Ties, and near ties, favour the target.
+fn clearly_closer(other: Closeness, target: Closeness) -> bool {
+    if other.similarity < FLOOR {
+        return false;
+    }
+    let lead = other.similarity - target.similarity;
+    lead >= MARGIN || (other.title && !target.title && lead >= TITLE_MARGIN)
+}
+
+/// Both looks in one (the others are all given).
+pub fn classify<'a>(x: &HttpAnswer, target: &[&HttpAnswer], others: &[Reference<'a>]) -> Classified<'a> {
+    match against_target(x, target) {
+        Ok(c) => c,
+        Err(closeness) => against_others(x, closeness, others),
+    }
+}
+
+/// What the comparison found at one address of a pair.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressContent {
+    /// Per coalesced outcome (same order): the class of a 2xx answer whose status and
+    /// content-type match one of the target's healthy direct answers; None for the others
+    /// (errors, 421s, other statuses: judged by status).
+    pub per_answer: Vec<Option<Content>>,
+    /// The furthest of them (other-site > similar > same).
+    pub content: Option<Content>,
+    /// "host:port" of the site an `other-site` answer came from (the first one).
+    pub looked_like: Option<String>,
+}
+
+/// Classify the coalesced answers at `addr` of `origin → target`. `direct` are the target's
+/// reference answers (direct and own-connection); `neighbours()` the watched hosts at `addr`
+/// (the origin and target among them are skipped), asked for only when the target's own
+/// answers do not decide.
+pub fn address_content<'a>(
+    coalesced: &[&Outcome],
+    direct: &[&'a Outcome],
+    origin: &'a HostRecord,
+    target: &'a HostRecord,
+    addr: IpAddr,
+    neighbours: &dyn Fn(IpAddr) -> Vec<&'a HostRecord>,
+) -> AddressContent {
+    let healthy: Vec<&HttpAnswer> = direct
+        .iter()
+        .filter_map(|o| o.as_ref().ok())
+        .filter(|a| crate::engine::judge::verdict::is_healthy_status(a.status))
+        .collect();
+    let mut others: Option<Vec<Reference<'a>>> = None;
+    let mut out = AddressContent::default();
+    for o in coalesced {
+        let class = match o {
+            Ok(x) if (200..300).contains(&x.status)
+                && healthy
+                    .iter()
+                    .any(|d| d.status == x.status && d.content_type == x.content_type) =>
+            {
+                Some(match against_target(x, &healthy) {
+                    Ok(c) => c,
+                    Err(closeness) => {
+                        let others = others
+                            .get_or_insert_with(|| references(origin, target, addr, &neighbours(addr)));
+                        against_others(x, closeness, others)
+                    }
+                })
+            }
+            _ => None,
+        };
+        if let (Some(Classified::OtherSite(site)), None) = (class, &out.looked_like) {
+            out.looked_like = Some(site.to_string());
+        }
+        let content = class.map(Classified::content);
+        out.content = out.content.max(content);
+        out.per_answer.push(content);
+    }
+    out
+}
+
+/// The other sites' answers at `addr`: the origin's first, then the neighbours' (at most
+/// `MAX_OTHER_SITES` of them).
+fn references<'a>(
+    origin: &'a HostRecord,
+    target: &'a HostRecord,
+    addr: IpAddr,
+    neighbours: &[&'a HostRecord],
+) -> Vec<Reference<'a>> {
+    let mut refs = Vec::new();
+    let hosts = std::iter::once(origin).chain(
+        neighbours
+            .iter()
+            .copied()
+            .filter(|h| h.key != origin.key && h.key != target.key)
+            .take(MAX_OTHER_SITES),
+    );
+    for h in hosts {
+        let Some(ep) = h.endpoints.get(&addr) else { continue };
+        let answers = ep.own.iter().chain(&ep.direct).filter_map(|o| o.as_ref().ok());
+        refs.extend(answers.take(MAX_ANSWERS_PER_SITE).map(|answer| Reference {
+            site: &h.key,
+            answer,
+        }));
+    }
+    refs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::probe::page::PageSketch;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn page(body: &str) -> HttpAnswer {
+        HttpAnswer {
+            status: 200,
+            version: "HTTP/2".into(),
+            content_type: Some("text/html".into()),
+            body_digest: format!("{:x}", {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                body.hash(&mut h);
+                h.finish()
+            }),
+            body_len: body.len(),
+            page: Some(Arc::new(PageSketch::of(body.as_bytes()))),
+            server: None,
+            elapsed: Duration::from_millis(1),
+        }
+    }
+
+    /// A page of a site: its own text (about 60 words), a title, and a line naming the
+    /// server name it was reached by.
+    fn site_page(site: &str, title: &str, sni: &str) -> String {
+        let text: Vec<String> = (0..60).map(|i| format!("{site}{}", i * 7 % 61)).collect();
+        format!(
+            "<html><head><title>{title}</title></head><body><p>{}</p><p>reached as {sni} over HTTP/2</p></body></html>",
+            text.join(" ")
+        )
+    }
+
+    fn shared_template(site: &str, sni: &str) -> String {
+        let text: Vec<String> = (0..60).map(|i| format!("common{}", i * 7 % 61)).collect();
+        format!(
+            "<html><head><title>{site}</title></head><body><p>{}</p><p>reached as {sni}</p></body></html>",
+            text.join(" ")
+        )
+    }
+
+    /// One piece: a table of (name, coalesced page, target pages, other sites' pages, class),
+    /// read side by side.
+    #[test]
+    fn classification_table() {
+        let shop = |sni: &str| page(&site_page("shop", "Shop", sni));
+        let blog = |sni: &str| page(&site_page("blog", "Blog", sni));
+        type Case = (&'static str, HttpAnswer, Vec<HttpAnswer>, Vec<(&'static str, HttpAnswer)>, Classified<'static>);
+        let cases: Vec<Case> = vec![
+            ("identical", shop("b"), vec![shop("b")], vec![("a:443", blog("a"))], Classified::Same),
+            (
+                "prints the connection's server name",
+                shop("a"),
+                vec![shop("b")],
+                vec![("a:443", blog("a"))],
+                Classified::Similar,
+            ),
+            (
+                "another site's page, byte for byte",
+                blog("a"),
+                vec![shop("b")],
+                vec![("a:443", blog("a"))],
+                Classified::OtherSite("a:443"),
+            ),
+            (
+                "another site's page, varying by connection",
+                blog("c"),
+                vec![shop("b")],
+                vec![("c:443", shop("x")), ("a:443", blog("a"))],
+                Classified::OtherSite("a:443"),
+            ),
+            (
+                "unlike every page: undecided",
+                page(&site_page("wiki", "Wiki", "a")),
+                vec![shop("b")],
+                vec![("a:443", blog("a"))],
+                Classified::Similar,
+            ),
+            ("no other site known", blog("a"), vec![shop("b")], vec![], Classified::Similar),
+            (
+                "a shared template: only the title tells, and it is the other site's",
+                page(&shared_template("alpha", "a")),
+                vec![page(&shared_template("beta", "b"))],
+                vec![("a:443", page(&shared_template("alpha", "a")))],
+                Classified::OtherSite("a:443"),
+            ),
+            (
+                "same template, same title: near ties favour the target",
+                page(&shared_template("same", "a")),
+                vec![page(&shared_template("same", "b"))],
+                vec![("a:443", page(&shared_template("same", "x")))],
+                Classified::Similar,
+            ),
+        ];
+        for (name, x, target, others, want) in cases {
+            let target: Vec<&HttpAnswer> = target.iter().collect();
+            let others: Vec<Reference<'_>> = others
+                .iter()
+                .map(|(site, answer)| Reference { site, answer })
+                .collect();
+            assert_eq!(classify(&x, &target, &others), want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn ties_favour_the_target_and_content_types_must_match() {
+        let x = page("one two three four five");
+        let t = page("one two three four six");
+        let o = page("one two three four seven");
+        let others = [Reference { site: "o:443", answer: &o }];
+        assert_eq!(classify(&x, &[&t], &others), Classified::Similar);
+        // A byte-identical page of another content-type is not that site's page.
+        let mut json = x.clone();
+        json.content_type = Some("application/json".into());
+        let others = [Reference { site: "o:443", answer: &json }];
+        assert_eq!(classify(&x, &[&t], &others), Classified::Similar);
+    }
+
+    #[test]
+    fn without_sketches_only_digests_tell() {
+        let bare = |body: &str| HttpAnswer { page: None, ..page(body) };
+        let (x, t, o) = (bare("site a"), bare("site b"), bare("site a"));
+        let others = [Reference { site: "a:443", answer: &o }];
+        assert_eq!(classify(&x, &[&t], &others), Classified::OtherSite("a:443"));
+        let other = bare("site c");
+        let others = [Reference { site: "a:443", answer: &other }];
+        assert_eq!(classify(&x, &[&t], &others), Classified::Similar);
+    }
+
+    #[test]
+    fn close_to_the_target_decides_without_the_others() {
+        let long: String = (0..400).map(|i| format!("w{i} ")).collect();
+        let x = page(&format!("{long} sni a"));
+        let t = page(&format!("{long} sni b"));
+        assert_eq!(against_target(&x, &[&t]), Ok(Classified::Similar));
+        assert_eq!(against_target(&x, &[&x.clone()]), Ok(Classified::Same));
+    }
+}
