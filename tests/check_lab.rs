@@ -147,6 +147,51 @@ async fn check_gives_every_lab_pair_its_verdict() {
     assert!(rate > 0.0 && rate < 1.0, "{lb}");
     assert_eq!(lb["probes"], 16);
 
+    // Content: pages that print the connection's server name are the right site's (ok,
+    // `similar`); behind an SNI router they are the other site's, and it is named.
+    let judged = |o: &str, t: &str| {
+        let p = pair(&doc, &key(o), &key(t)).unwrap();
+        let a = &p["addresses"][0];
+        (
+            p["verdict"].as_str().unwrap().to_string(),
+            a["content"].as_str().unwrap_or("-").to_string(),
+            a["looked_like"].as_str().unwrap_or("-").to_string(),
+            p["explanation"].as_str().unwrap().to_string(),
+        )
+    };
+    let (north, south) = ("north.echo.coalscope.test", "south.echo.coalscope.test");
+    for (o, t) in [(north, south), (south, north)] {
+        let (verdict, content, looked_like, why) = judged(o, t);
+        assert_eq!(
+            (verdict.as_str(), content.as_str(), looked_like.as_str()),
+            ("ok", "similar", "-"),
+            "{why}"
+        );
+        assert!(why.contains("page differs by connection"), "{why}");
+    }
+    let (east, west) = ("east.echorouter.coalscope.test", "west.echorouter.coalscope.test");
+    for (o, t) in [(east, west), (west, east)] {
+        let (verdict, content, looked_like, why) = judged(o, t);
+        assert_eq!(
+            (verdict.as_str(), content.as_str(), looked_like.as_str()),
+            ("misrouted", "other-site", key(o).as_str()),
+            "{why}"
+        );
+        assert!(why.contains(&format!("looked like {o}'s page")), "{why}");
+    }
+    let (verdict, content, looked_like, _) =
+        judged("alpha.router.coalscope.test", "beta.router.coalscope.test");
+    assert_eq!(
+        (verdict.as_str(), content.as_str(), looked_like.as_str()),
+        (
+            "misrouted",
+            "other-site",
+            key("alpha.router.coalscope.test").as_str()
+        )
+    );
+    let (_, content, _, _) = judged("www.good.coalscope.test", "api.good.coalscope.test");
+    assert_eq!(content, "same");
+
     // Groups: the nginx pair is one group with one problem.
     let groups = doc["groups"].as_array().unwrap();
     let nginx = groups

@@ -104,13 +104,14 @@ const UNKNOWN_HOST: &str = "<!doctype html>\n<html><head><title>404 Not Found</t
 #[derive(Debug, Default)]
 pub(crate) struct LiveCounter(AtomicU64);
 
-/// Render an outcome. `server` is the `server` header's style label.
-pub(crate) fn render(outcome: Outcome, server: &str, live: &LiveCounter) -> Response<Full<Bytes>> {
+/// Render an outcome. `server` is the `server` header's style label, `sni` the name of the
+/// site the connection's SNI selected.
+pub(crate) fn render(outcome: Outcome, server: &str, sni: &str, live: &LiveCounter) -> Response<Full<Bytes>> {
     let server_header = format!("coalscope-lab ({server})");
     match outcome {
         Outcome::Serve(site) => {
             let status = StatusCode::from_u16(site.status).unwrap_or(StatusCode::OK);
-            let body = site_page(site, status, live);
+            let body = site_page(site, status, sni, live);
             html(status, &server_header, Some(site), body)
         }
         Outcome::NginxMisdirected { vhost } | Outcome::ApacheMisdirected { vhost } => {
@@ -137,7 +138,7 @@ pub(crate) fn render(outcome: Outcome, server: &str, live: &LiveCounter) -> Resp
     }
 }
 
-fn site_page(site: &Site, status: StatusCode, live: &LiveCounter) -> String {
+fn site_page(site: &Site, status: StatusCode, sni: &str, live: &LiveCounter) -> String {
     let name = site.name;
     let detail = if status.is_server_error() {
         format!(
@@ -152,6 +153,8 @@ fn site_page(site: &Site, status: StatusCode, live: &LiveCounter) -> String {
             .map(|d| d.as_millis())
             .unwrap_or(0);
         format!("<p>update #{n} at {now} ms since the epoch</p>")
+    } else if site.prints_sni {
+        format!("<p>served by the coalscope lab</p><p>you reached this page as {sni} over TLS</p>")
     } else {
         "<p>served by the coalscope lab</p>".to_string()
     };
@@ -214,6 +217,7 @@ mod tests {
         octets: &[1],
         status: 200,
         live: false,
+        prints_sni: false,
         findings: &[],
     };
     static B: Site = Site {
@@ -221,6 +225,7 @@ mod tests {
         octets: &[1],
         status: 200,
         live: false,
+        prints_sni: false,
         findings: &[],
     };
 
@@ -286,12 +291,31 @@ mod tests {
             Outcome::ApacheMisdirected { vhost: &B }
         );
         let live = LiveCounter::default();
-        let r = render(decide(nginx, &A, Some(&B), 0), "nginx", &live);
+        let r = render(decide(nginx, &A, Some(&B), 0), "nginx", A.name, &live);
         assert_eq!(r.headers()["x-vhost"], "a.x.test");
-        let r = render(decide(Style::ApacheStrict, &A, Some(&B), 0), "apache", &live);
+        let r = render(
+            decide(Style::ApacheStrict, &A, Some(&B), 0),
+            "apache",
+            A.name,
+            &live,
+        );
         assert_eq!(r.headers()["x-vhost"], "b.x.test");
-        let r = render(Outcome::EnvoyNotFound, "envoy", &live);
+        let r = render(Outcome::EnvoyNotFound, "envoy", A.name, &live);
         assert_eq!(r.headers()["server"], "envoy");
+    }
+
+    #[test]
+    fn echo_pages_print_the_connection_server_name() {
+        let echo = Site {
+            prints_sni: true,
+            ..A
+        };
+        let live = LiveCounter::default();
+        let page = |sni| site_page(&echo, StatusCode::OK, sni, &live);
+        assert!(page("b.x.test").contains("you reached this page as b.x.test over TLS"));
+        assert_ne!(page("a.x.test"), page("b.x.test"));
+        assert_eq!(page("a.x.test"), page("a.x.test"), "not between two requests");
+        assert!(!site_page(&A, StatusCode::OK, "b.x.test", &live).contains("b.x.test"));
     }
 
     #[test]

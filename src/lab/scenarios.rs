@@ -79,6 +79,10 @@ pub(crate) struct Site {
     pub status: u16,
     /// The body changes on every answer (a counter and a timestamp).
     pub live: bool,
+    /// The page prints the TLS server name of the connection it is served on (like a page
+    /// showing nginx's `$ssl_server_name`): it varies by connection, not between two direct
+    /// requests.
+    pub prints_sni: bool,
     /// Host finding kinds a correct engine reports for this name.
     pub findings: &'static [FindingKind],
 }
@@ -134,7 +138,16 @@ const fn site(name: &'static str, octets: &'static [u8]) -> Site {
         octets,
         status: 200,
         live: false,
+        prints_sni: false,
         findings: &[],
+    }
+}
+
+/// A site whose page prints the connection's server name.
+const fn echo_site(name: &'static str, octets: &'static [u8]) -> Site {
+    Site {
+        prints_sni: true,
+        ..site(name, octets)
     }
 }
 
@@ -173,6 +186,8 @@ const CERTS: [&str; 2] = ["expired.certs.coalscope.test", "untrusted.certs.coals
 const SPLIT: [&str; 2] = ["one.split.coalscope.test", "two.split.coalscope.test"];
 const GEO: [&str; 2] = ["east.geo.coalscope.test", "west.geo.coalscope.test"];
 const BROKEN: [&str; 2] = ["status.broken.coalscope.test", "app.broken.coalscope.test"];
+const ECHO: [&str; 2] = ["north.echo.coalscope.test", "south.echo.coalscope.test"];
+const ECHO_ROUTER: [&str; 2] = ["east.echorouter.coalscope.test", "west.echorouter.coalscope.test"];
 
 /// Both ways of a two-name scenario with the same verdict.
 const fn both(names: &'static [&'static str; 2], verdict: Verdict) -> [Pair; 2] {
@@ -354,6 +369,22 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
             (BROKEN[0], BROKEN[1], Verdict::DirectBroken, None),
             (BROKEN[1], BROKEN[0], Verdict::Ok, None),
         ],
+    },
+    Scenario {
+        key: "echo",
+        reproduces: "vhosts by Host whose pages print the connection's TLS server name: the page varies by connection, the site is right (ok)",
+        sites: &[echo_site(ECHO[0], &[26]), echo_site(ECHO[1], &[26])],
+        endpoints: &[endpoint(26, Style::ByHost)],
+        certs: &[lab_cert(&ECHO, &[])],
+        expect: &both(&ECHO, Verdict::Ok),
+    },
+    Scenario {
+        key: "echorouter",
+        reproduces: "SNI-routing TCP proxy in front of pages that print the TLS server name: the other site's page (misrouted)",
+        sites: &[echo_site(ECHO_ROUTER[0], &[27]), echo_site(ECHO_ROUTER[1], &[27])],
+        endpoints: &[endpoint(27, Style::SniRouter)],
+        certs: &[lab_cert(&ECHO_ROUTER, &[])],
+        expect: &both(&ECHO_ROUTER, Verdict::Misrouted),
     },
     Scenario {
         key: "ghost",

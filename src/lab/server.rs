@@ -137,7 +137,7 @@ async fn connection(tcp: TcpStream, conn: u64, rt: Arc<EndpointRuntime>) {
                 let host = request_host(&req).and_then(|h| rt.site(&h));
                 let outcome = decide(style, info.sni_site, host, info.conn);
                 let label = server_label(style, info.conn);
-                Ok::<_, Infallible>(render(outcome, &label, &rt.live))
+                Ok::<_, Infallible>(render(outcome, &label, info.sni_site.name, &rt.live))
             }
         })
     };

@@ -239,7 +239,12 @@ impl PairIndex {
 
     /// The hosts at `addr` on `port`, in watch-file order, at most as many as the content
     /// comparison looks at (`content::MAX_OTHER_SITES`, plus the pair's own two).
-    pub(crate) fn hosts_at<'h>(&self, hosts: &'h [HostRecord], addr: IpAddr, port: u16) -> Vec<&'h HostRecord> {
+    pub(crate) fn hosts_at<'h>(
+        &self,
+        hosts: &'h [HostRecord],
+        addr: IpAddr,
+        port: u16,
+    ) -> Vec<&'h HostRecord> {
         self.by_addr
             .get(&(addr, port))
             .into_iter()

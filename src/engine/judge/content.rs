@@ -85,10 +85,7 @@ fn closeness<'r>(x: &HttpAnswer, refs: impl IntoIterator<Item = &'r HttpAnswer>)
                 _ => (0.0, false),
             }
         };
-        let b = best.get_or_insert(Closeness {
-            similarity,
-            title,
-        });
+        let b = best.get_or_insert(Closeness { similarity, title });
         b.similarity = b.similarity.max(similarity);
         b.title |= title;
     }
@@ -189,16 +186,17 @@ pub fn address_content<'a>(
     let mut out = AddressContent::default();
     for o in coalesced {
         let class = match o {
-            Ok(x) if (200..300).contains(&x.status)
-                && healthy
-                    .iter()
-                    .any(|d| d.status == x.status && d.content_type == x.content_type) =>
+            Ok(x)
+                if (200..300).contains(&x.status)
+                    && healthy
+                        .iter()
+                        .any(|d| d.status == x.status && d.content_type == x.content_type) =>
             {
                 Some(match against_target(x, &healthy) {
                     Ok(c) => c,
                     Err(closeness) => {
-                        let others = others
-                            .get_or_insert_with(|| references(origin, target, addr, &neighbours(addr)));
+                        let others =
+                            others.get_or_insert_with(|| references(origin, target, addr, &neighbours(addr)));
                         against_others(x, closeness, others)
                     }
                 })
@@ -232,12 +230,15 @@ fn references<'a>(
             .take(MAX_OTHER_SITES),
     );
     for h in hosts {
-        let Some(ep) = h.endpoints.get(&addr) else { continue };
+        let Some(ep) = h.endpoints.get(&addr) else {
+            continue;
+        };
         let answers = ep.own.iter().chain(&ep.direct).filter_map(|o| o.as_ref().ok());
-        refs.extend(answers.take(MAX_ANSWERS_PER_SITE).map(|answer| Reference {
-            site: &h.key,
-            answer,
-        }));
+        refs.extend(
+            answers
+                .take(MAX_ANSWERS_PER_SITE)
+                .map(|answer| Reference { site: &h.key, answer }),
+        );
     }
     refs
 }
@@ -291,9 +292,21 @@ mod tests {
     fn classification_table() {
         let shop = |sni: &str| page(&site_page("shop", "Shop", sni));
         let blog = |sni: &str| page(&site_page("blog", "Blog", sni));
-        type Case = (&'static str, HttpAnswer, Vec<HttpAnswer>, Vec<(&'static str, HttpAnswer)>, Classified<'static>);
+        type Case = (
+            &'static str,
+            HttpAnswer,
+            Vec<HttpAnswer>,
+            Vec<(&'static str, HttpAnswer)>,
+            Classified<'static>,
+        );
         let cases: Vec<Case> = vec![
-            ("identical", shop("b"), vec![shop("b")], vec![("a:443", blog("a"))], Classified::Same),
+            (
+                "identical",
+                shop("b"),
+                vec![shop("b")],
+                vec![("a:443", blog("a"))],
+                Classified::Same,
+            ),
             (
                 "prints the connection's server name",
                 shop("a"),
@@ -322,7 +335,13 @@ mod tests {
                 vec![("a:443", blog("a"))],
                 Classified::Similar,
             ),
-            ("no other site known", blog("a"), vec![shop("b")], vec![], Classified::Similar),
+            (
+                "no other site known",
+                blog("a"),
+                vec![shop("b")],
+                vec![],
+                Classified::Similar,
+            ),
             (
                 "a shared template: only the title tells, and it is the other site's",
                 page(&shared_template("alpha", "a")),
@@ -353,23 +372,38 @@ mod tests {
         let x = page("one two three four five");
         let t = page("one two three four six");
         let o = page("one two three four seven");
-        let others = [Reference { site: "o:443", answer: &o }];
+        let others = [Reference {
+            site: "o:443",
+            answer: &o,
+        }];
         assert_eq!(classify(&x, &[&t], &others), Classified::Similar);
         // A byte-identical page of another content-type is not that site's page.
         let mut json = x.clone();
         json.content_type = Some("application/json".into());
-        let others = [Reference { site: "o:443", answer: &json }];
+        let others = [Reference {
+            site: "o:443",
+            answer: &json,
+        }];
         assert_eq!(classify(&x, &[&t], &others), Classified::Similar);
     }
 
     #[test]
     fn without_sketches_only_digests_tell() {
-        let bare = |body: &str| HttpAnswer { page: None, ..page(body) };
+        let bare = |body: &str| HttpAnswer {
+            page: None,
+            ..page(body)
+        };
         let (x, t, o) = (bare("site a"), bare("site b"), bare("site a"));
-        let others = [Reference { site: "a:443", answer: &o }];
+        let others = [Reference {
+            site: "a:443",
+            answer: &o,
+        }];
         assert_eq!(classify(&x, &[&t], &others), Classified::OtherSite("a:443"));
         let other = bare("site c");
-        let others = [Reference { site: "a:443", answer: &other }];
+        let others = [Reference {
+            site: "a:443",
+            answer: &other,
+        }];
         assert_eq!(classify(&x, &[&t], &others), Classified::Similar);
     }
 

@@ -44,6 +44,8 @@ pub struct PairFacts<'a> {
     /// judged `verdict`), and the "host:port" of the site they looked like (other-site).
     pub content: Option<Content>,
     pub looked_like: Option<String>,
+    /// The target's page changes between two direct answers.
+    pub dynamic: bool,
     /// Addresses (text) at which the pair's own verdict was found, e.g. the misdirected ones.
     pub bad_addresses: Vec<String>,
     /// Addresses where the pair was fine.
@@ -97,8 +99,8 @@ pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
         format!(" ({} fine)", f.good_addresses.join(", "))
     };
     match f.verdict {
-        Verdict::Ok if f.content == Some(Content::Similar) => (
-            format!("browsers put {b} on connections opened for {a}, and the server answers it with {b}'s page ({} probes); the page differs by connection (it varies with the connection, e.g. prints the server name it was reached by), not by site", f.probes),
+        Verdict::Ok if f.content == Some(Content::Similar) && !f.dynamic => (
+            format!("browsers put {b} on connections opened for {a}, and the server answers it with {b}'s page ({} probes); the page differs by connection (e.g. it prints the server name it was reached by), not by site", f.probes),
             None,
         ),
         Verdict::Ok => (
@@ -249,6 +251,7 @@ mod tests {
             reason: None,
             content: None,
             looked_like: None,
+            dynamic: false,
             bad_addresses: vec!["192.0.2.1".into()],
             good_addresses: vec![],
             probes: 3,
@@ -355,6 +358,9 @@ mod tests {
         f.content = Some(Content::Similar);
         let (why, _) = explain(&f);
         assert!(why.contains("page differs by connection"), "{why}");
+        // A page that changes between direct answers too is answered "as directly".
+        f.dynamic = true;
+        assert_eq!(explain(&f).0, plain);
     }
 
     #[test]

@@ -220,11 +220,16 @@ fn pair_facts<'a>(
         origin: &ha.entry.host,
         target: &hb.entry.host,
         // What the pages at the addresses judged `verdict` were (the furthest of them).
-        content: addresses.iter().filter(judged_here).filter_map(|x| x.content).max(),
+        content: addresses
+            .iter()
+            .filter(judged_here)
+            .filter_map(|x| x.content)
+            .max(),
         looked_like: addresses
             .iter()
             .filter(judged_here)
             .find_map(|x| x.looked_like.clone()),
+        dynamic: addresses.iter().any(|x| x.dynamic),
         verdict,
         reason: None,
         bad_addresses: addresses_judged(verdict),

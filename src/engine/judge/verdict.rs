@@ -110,8 +110,7 @@ pub fn judge_address(ev: AddressEvidence<'_>) -> AddressJudgement {
                 && if ev.content.is_empty() {
                     differs(a, &healthy_direct, ev.dynamic)
                 } else {
-                    differs(a, &healthy_direct, true)
-                        || ev.content.get(*i) == Some(&Some(Content::OtherSite))
+                    differs(a, &healthy_direct, true) || ev.content.get(*i) == Some(&Some(Content::OtherSite))
                 }
         })
         .count();
@@ -362,15 +361,24 @@ mod tests {
         };
         let (varies, other) = (ans(200, "b-on-a"), ans(200, "a"));
         assert_eq!(judge(&[&varies], &[Some(Similar)]), Verdict::Ok);
-        assert_eq!(judge(&[&varies, &varies], &[Some(Similar), Some(Same)]), Verdict::Ok);
-        assert_eq!(judge(&[&varies, &other], &[Some(Similar), Some(OtherSite)]), Verdict::Misrouted);
+        assert_eq!(
+            judge(&[&varies, &varies], &[Some(Similar), Some(Same)]),
+            Verdict::Ok
+        );
+        assert_eq!(
+            judge(&[&varies, &other], &[Some(Similar), Some(OtherSite)]),
+            Verdict::Misrouted
+        );
         // Status and content-type differences stay misrouted whatever the content says.
         assert_eq!(judge(&[&ans(404, "")], &[None]), Verdict::Misrouted);
         let mut json = ans(200, "b").unwrap();
         json.content_type = Some("application/json".into());
         assert_eq!(judge(&[&Ok(json)], &[Some(Same)]), Verdict::Misrouted);
         assert_eq!(
-            judge(&[&err("reset"), &ans(421, ""), &varies], &[None, None, Some(Similar)]),
+            judge(
+                &[&err("reset"), &ans(421, ""), &varies],
+                &[None, None, Some(Similar)]
+            ),
             Verdict::Intermittent
         );
     }
