@@ -9,8 +9,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
 use crate::engine::snapshot::{
-    CertReport, EndpointReport, Finding, HostReport, LiveView, PairAddressReport, PairReport, Severity,
-    Verdict,
+    CertReport, Content, EndpointReport, Finding, HostReport, LiveView, PairAddressReport, PairReport,
+    Severity, Verdict,
 };
 use crate::tui::app::{App, DetailTarget, Focus};
 use crate::tui::index::GroupEntry;
@@ -174,6 +174,17 @@ fn pair_address<'a>(a: &PairAddressReport, t: &Theme) -> Line<'a> {
     }
     if a.dynamic {
         l.push(Span::styled(" · dynamic page", t.dim));
+    }
+    // How the coalesced pages compared with the target's, when not byte for byte.
+    match (a.content, &a.looked_like) {
+        (Some(Content::OtherSite), Some(site)) => l.push(Span::styled(
+            format!(" · page like {}", clean(site, 80)),
+            t.verdict(Verdict::Misrouted),
+        )),
+        (Some(c @ (Content::OtherSite | Content::Similar)), _) => {
+            l.push(Span::styled(format!(" · page {c}"), t.dim));
+        }
+        _ => {}
     }
     Line::from(l)
 }
