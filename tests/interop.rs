@@ -52,6 +52,21 @@ fn site<'a>(name: &str, listen: SocketAddr, leaf: &'a harness::Leaf) -> NginxSit
     }
 }
 
+/// A site whose page prints what nginx knows of the connection: the TLS server name it was
+/// reached by and the protocol (`$ssl_server_name`, `$server_protocol`), after some text of its
+/// own. The page varies by connection, not between two direct requests.
+fn sni_site<'a>(name: &str, listen: SocketAddr, leaf: &'a harness::Leaf) -> NginxSite<'a> {
+    let label = name.split('.').next().unwrap_or(name);
+    let text: Vec<String> = (1..=24).map(|i| format!("{label}{i}")).collect();
+    NginxSite {
+        body: format!(
+            "site {name}: {}. You reached this page as $ssl_server_name over $server_protocol.",
+            text.join(" ")
+        ),
+        ..site(name, listen, leaf)
+    }
+}
+
 /// The direct answers of a pair's target at one address: all `status`, at least `rounds` of them.
 fn assert_direct(at: &serde_json::Value, status: &str, rounds: u64) {
     let direct = counts(&at["direct_statuses"]);
@@ -88,6 +103,50 @@ async fn nginx_one_san_certificate_is_ok_both_ways() {
     assert_eq!(r.pair(&ka, &kb)["rate_421"], 0.0);
     assert_eq!(r.host(&ka)["endpoints"][0]["alpn"], "h2");
     assert!(r.findings(&ka).is_empty(), "{:?}", r.findings(&ka));
+    assert_eq!(r.exit, Some(0), "{}", r.stderr);
+    sc.finish();
+}
+
+/// nginx pages that print the connection's server name and protocol: on A's connection B's
+/// page says "reached as A", so it differs from B's direct page, yet it is B's page: ok both
+/// ways, content `similar` (before pages were compared by similarity, this was `misrouted`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_pages_printing_the_server_name_are_ok_both_ways() {
+    if !servers_available("nginx-sni-pages", &[NGINX, DNSMASQ]) {
+        return;
+    }
+    let mut sc = Scenario::new("nginx-sni-pages");
+    let (a, b) = ("shop.echo.interop.test", "blog.echo.interop.test");
+    let addr = ip(30);
+    let port = harness::free_port(&[addr]);
+    sc.record(a, addr);
+    sc.record(b, addr);
+    sc.start_dns();
+    let leaf = sc.pki.issue("ab", &[a, b]);
+    nginx(
+        &mut sc,
+        "nginx",
+        &[
+            sni_site(a, sa(addr, port), &leaf),
+            sni_site(b, sa(addr, port), &leaf),
+        ],
+    );
+    let (ka, kb) = (key(a, port), key(b, port));
+    let r = sc.check(&[ka.clone(), kb.clone()], 3).await;
+    r.assert_pairs(&[(&ka, &kb, "ok", None), (&kb, &ka, "ok", None)]);
+    for (o, t) in [(&ka, &kb), (&kb, &ka)] {
+        let at = r.at(o, t, "127.0.1.30");
+        assert_eq!(counts(&at["statuses"]), map(&[("200", 3)]), "{at}");
+        assert_eq!(
+            (&at["content"], &at["misrouted"]),
+            (&"similar".into(), &0.into()),
+            "{at}"
+        );
+        assert_eq!(at["looked_like"], serde_json::Value::Null, "{at}");
+        assert_eq!(at["dynamic"], false, "{at}");
+        let why = r.pair(o, t)["explanation"].as_str().unwrap_or("");
+        assert!(why.contains("page differs by connection"), "{why}");
+    }
     assert_eq!(r.exit, Some(0), "{}", r.stderr);
     sc.finish();
 }
@@ -349,8 +408,10 @@ async fn haproxy_sni_passthrough_routing_misroutes() {
     sc.record(b, front);
     sc.start_dns();
     let leaf = sc.pki.issue("ab", &[a, b]);
-    nginx(&mut sc, "nginx-shop", &[site(a, sa(back_a, port), &leaf)]);
-    nginx(&mut sc, "nginx-blog", &[site(b, sa(back_b, port), &leaf)]);
+    // Pages that print the server name, as in `nginx_pages_printing_the_server_name_…`:
+    // the page on A's connection is still A's, and named.
+    nginx(&mut sc, "nginx-shop", &[sni_site(a, sa(back_a, port), &leaf)]);
+    nginx(&mut sc, "nginx-blog", &[sni_site(b, sa(back_b, port), &leaf)]);
     let body = format!(
         "frontend fe\n  bind {front}:{port}\n  tcp-request inspect-delay 5s\n\
          tcp-request content accept if {{ req.ssl_hello_type 1 }}\n\
@@ -364,10 +425,15 @@ async fn haproxy_sni_passthrough_routing_misroutes() {
     r.assert_pairs(&[(&ka, &kb, "misrouted", None), (&kb, &ka, "misrouted", None)]);
     for (o, t) in [(&ka, &kb), (&kb, &ka)] {
         let at = r.at(o, t, "127.0.1.13");
-        // 200 both ways: the status alone does not show it, the body (the other site) does.
+        // 200 both ways: the status alone does not show it, the page (the other site's) does.
         assert_eq!(counts(&at["statuses"]), map(&[("200", 3)]), "{at}");
         assert_eq!(at["misrouted"], 3, "{at}");
         assert_direct(at, "200", 3);
+        assert_eq!(at["content"], "other-site", "{at}");
+        assert_eq!(at["looked_like"].as_str(), Some(o.as_str()), "{at}");
+        let why = r.pair(o, t)["explanation"].as_str().unwrap_or("");
+        let origin = o.rsplit_once(':').map_or(o.as_str(), |(h, _)| h);
+        assert!(why.contains(&format!("looked like {origin}'s page")), "{why}");
     }
     assert_eq!(r.exit, Some(1), "{}", r.stderr);
     sc.finish();
