@@ -432,6 +432,67 @@ mod tests {
     }
 
     #[test]
+    fn another_hosts_page_is_misrouted_and_named_a_page_varying_by_connection_is_not() {
+        let all = ["a.test", "b.test", "c.test"];
+        let page = |site: &str, sni: &str| {
+            let text: Vec<String> = (0..40).map(|i| format!("{site}{i}")).collect();
+            format!("<title>{site}</title> {} reached as {sni}", text.join(" "))
+        };
+        let at = "192.0.2.1";
+        let h = |name: &str, line: usize, site: &str| {
+            let direct = vec![answer(200, &page(site, name)), answer(200, &page(site, name))];
+            host(name, line, &[at], vec![(at, endpoint(&all, "h2", true, direct))])
+        };
+        let mut r = Records {
+            hosts: vec![
+                h("a.test", 1, "shop"),
+                h("b.test", 2, "blog"),
+                h("c.test", 3, "wiki"),
+            ],
+            rounds: 2,
+            ..Default::default()
+        };
+        // a → b: c's page (a default site behind the address); b → a: a's page, printing the
+        // connection's name; a → c: c's own page.
+        r.coalesced
+            .insert((0, 1, ip(at)), vec![answer(200, &page("wiki", "c.test")); 2]);
+        r.coalesced
+            .insert((1, 0, ip(at)), vec![answer(200, &page("shop", "b.test")); 2]);
+        r.coalesced
+            .insert((0, 2, ip(at)), vec![answer(200, &page("wiki", "c.test")); 2]);
+        let s = analyse(&r, false, Duration::ZERO);
+        let judged = |o: &str, t: &str| {
+            let p = pair(&s, o, t);
+            let a = &p.addresses[0];
+            (p.verdict, a.content, a.looked_like.clone(), a.misrouted)
+        };
+        use crate::engine::snapshot::Content;
+        assert_eq!(
+            judged("a.test", "b.test"),
+            (
+                Verdict::Misrouted,
+                Some(Content::OtherSite),
+                Some("c.test:443".into()),
+                2
+            )
+        );
+        assert!(pair(&s, "a.test", "b.test")
+            .explanation
+            .contains("looked like c.test's page"));
+        assert_eq!(
+            judged("b.test", "a.test"),
+            (Verdict::Ok, Some(Content::Similar), None, 0)
+        );
+        assert!(pair(&s, "b.test", "a.test")
+            .explanation
+            .contains("page differs by connection"));
+        assert_eq!(
+            judged("a.test", "c.test"),
+            (Verdict::Ok, Some(Content::Same), None, 0)
+        );
+    }
+
+    #[test]
     fn firefox_only_pair_is_probed_at_the_origin_address_where_the_cert_covers() {
         // A at X and Y, B only at Y. At Y the origin's certificate does not cover B; at X it
         // does. Chromium needs the connection at an address of B (Y): no. Firefox uses A's
