@@ -1,7 +1,7 @@
 //! Interop: the real `coalscope check` binary against REAL servers (nginx, HAProxy, Caddy,
 //! Apache httpd) and a real DNS server (dnsmasq), all on loopback, with certificates from a
 //! throwaway CA. Each scenario owns one or more addresses in 127.0.1.0/24 (clear of the embedded
-//! lab's 127.0.0.10–.25), a free port, its own temp dir and its own dnsmasq. See
+//! lab's 127.0.0.10–.27), a free port, its own temp dir and its own dnsmasq. See
 //! tests/interop/README.md for what each server did.
 //!
 //! A missing server binary skips its scenario with one loud line, unless
