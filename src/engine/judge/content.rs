@@ -15,6 +15,7 @@
 //!
 //! Pure functions over the records; bounded (sites and answers compared per address).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::engine::probe::h2::HttpAnswer;
@@ -183,6 +184,8 @@ pub fn address_content<'a>(
         .filter(|a| crate::engine::judge::verdict::is_healthy_status(a.status))
         .collect();
     let mut others: Option<Vec<Reference<'a>>> = None;
+    // Answers repeat: one classification per distinct (status, content-type, body).
+    let mut known: HashMap<(u16, Option<&str>, &str), Classified<'a>> = HashMap::new();
     let mut out = AddressContent::default();
     for o in coalesced {
         let class = match o {
@@ -192,14 +195,18 @@ pub fn address_content<'a>(
                         .iter()
                         .any(|d| d.status == x.status && d.content_type == x.content_type) =>
             {
-                Some(match against_target(x, &healthy) {
-                    Ok(c) => c,
-                    Err(closeness) => {
-                        let others =
-                            others.get_or_insert_with(|| references(origin, target, addr, &neighbours(addr)));
-                        against_others(x, closeness, others)
-                    }
-                })
+                let key = (x.status, x.content_type.as_deref(), x.body_digest.as_str());
+                let class = known
+                    .entry(key)
+                    .or_insert_with(|| match against_target(x, &healthy) {
+                        Ok(c) => c,
+                        Err(closeness) => {
+                            let others = others
+                                .get_or_insert_with(|| references(origin, target, addr, &neighbours(addr)));
+                            against_others(x, closeness, others)
+                        }
+                    });
+                Some(*class)
             }
             _ => None,
         };
