@@ -93,6 +93,21 @@ fn pairs_and_pair_details() {
 }
 
 #[test]
+fn misrouted_pair_names_the_site_its_page_looked_like() {
+    // The SNI router in front of pages printing the server name: the details say whose page
+    // came back, per address.
+    let mut actions = vec![Action::StartFilter];
+    actions.extend(chars("echorouter"));
+    actions.extend([
+        Action::FilterDone,
+        Action::NextPane,
+        Action::Enter,
+        Action::PageDown,
+    ]);
+    check("content_details", &lab(), &actions);
+}
+
+#[test]
 fn pair_origin_details() {
     check(
         "pair_origin",

@@ -467,12 +467,18 @@ impl Masker {
         let explanation = shared(&p.explanation);
         let fix = p.fix.as_ref().map(&mut shared);
         let error = p.error.as_deref().map(|e| self.text(e).into_owned());
+        // The site a page looked like is a "host:port" too.
+        let mut addresses = p.addresses.clone();
+        for a in &mut addresses {
+            a.looked_like = a.looked_like.as_deref().map(|s| self.text(s).into_owned());
+        }
         let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b);
         if same(&origin, &p.origin)
             && same(&target, &p.target)
             && same(&explanation, &p.explanation)
             && fix.iter().zip(&p.fix).all(|(a, b)| same(a, b))
             && error == p.error
+            && addresses == p.addresses
         {
             return p.clone();
         }
@@ -482,6 +488,7 @@ impl Masker {
             explanation,
             fix,
             error,
+            addresses,
             ..(**p).clone()
         })
     }
