@@ -25,7 +25,9 @@ use crate::engine::snapshot::{Verdict, VerdictEvent};
 use crate::watchlist::Entry;
 
 use self::cache::Cache;
-use self::samples::{oldest, prune, push, recent, schedule, Expiry, LiveHost, PairSamples, Place};
+use self::samples::{
+    oldest, prune, push, push_outcome, recent, schedule, Expiry, LiveHost, PairSamples, Place,
+};
 
 pub use crate::engine::snapshot::HISTORY_BUCKETS;
 
@@ -289,7 +291,7 @@ impl Store {
                 for (t, outcome) in coalesced {
                     if let Some(target) = index_of(t) {
                         let pair = self.coalesced.entry((origin, target)).or_default();
-                        push(pair.queues.entry(addr).or_default(), at, outcome);
+                        push_outcome(pair.queues.entry(addr).or_default(), at, outcome);
                         schedule(&mut self.expiry, &mut pair.due, at, Place::Pair(origin, target));
                         self.dirty_pairs.insert((origin, target));
                     }
@@ -312,7 +314,7 @@ impl Store {
                     Err(e) => push(&mut ep.handshakes, at, Err(e)),
                 }
                 if let Some(o) = own {
-                    push(&mut ep.own, at, o);
+                    push_outcome(&mut ep.own, at, o);
                 }
             }
             JobResult::Direct {
@@ -331,8 +333,8 @@ impl Store {
                 h.pair_gen = gen;
                 schedule(&mut self.expiry, &mut h.due, at, Place::Host(i));
                 match protocol {
-                    DirectProtocol::Negotiate => push(&mut ep.direct, at, outcome),
-                    DirectProtocol::Http1Only => push(&mut ep.direct_http1, at, outcome),
+                    DirectProtocol::Negotiate => push_outcome(&mut ep.direct, at, outcome),
+                    DirectProtocol::Http1Only => push_outcome(&mut ep.direct_http1, at, outcome),
                 }
             }
         }

@@ -27,6 +27,24 @@ pub(super) fn push<T>(q: &mut Timed<T>, at: Instant, item: T) {
     q.push_back((at, item));
 }
 
+/// Push an outcome, sharing its page sketch with a recent answer's when they are equal: a page
+/// that does not change costs one sketch per queue, not one per sample.
+pub(super) fn push_outcome(q: &mut Timed<Outcome>, at: Instant, mut item: Outcome) {
+    if let Ok(answer) = &mut item {
+        let recent = q
+            .iter()
+            .rev()
+            .take(4)
+            .filter_map(|(_, o)| o.as_ref().ok()?.page.as_ref());
+        if let Some(mine) = &answer.page {
+            if let Some(same) = recent.into_iter().find(|p| **p == *mine) {
+                answer.page = Some(same.clone());
+            }
+        }
+    }
+    push(q, at, item);
+}
+
 /// Drops the samples before `cutoff`; true when some were dropped.
 pub(super) fn prune<T>(q: &mut Timed<T>, cutoff: Instant) -> bool {
     let before = q.len();
@@ -122,4 +140,24 @@ pub(super) fn no_samples() -> Arc<[(Instant, bool)]> {
     static EMPTY: std::sync::LazyLock<Arc<[(Instant, bool)]>> =
         std::sync::LazyLock::new(|| Arc::from(Vec::new()));
     EMPTY.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::probe::page::PageSketch;
+    use crate::testing::synth::answer;
+
+    #[test]
+    fn equal_pages_share_one_sketch() {
+        let mut q: Timed<Outcome> = VecDeque::new();
+        let at = Instant::now();
+        push_outcome(&mut q, at, answer(200, "the same page"));
+        push_outcome(&mut q, at, answer(200, "the same page"));
+        push_outcome(&mut q, at, answer(200, "another page"));
+        let page = |i: usize| -> Arc<PageSketch> { q[i].1.as_ref().unwrap().page.clone().unwrap() };
+        assert!(Arc::ptr_eq(&page(0), &page(1)));
+        assert!(!Arc::ptr_eq(&page(1), &page(2)));
+        assert_eq!(*page(2), PageSketch::of(b"another page"));
+    }
 }
