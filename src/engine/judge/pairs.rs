@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::engine::judge::explain::{self, PairFacts, ServerKind};
+use crate::engine::judge::impact::{self, AddressFate, Refusal};
 use crate::engine::judge::policy::PairPolicy;
 use crate::engine::judge::verdict::{self, AddressEvidence, AddressJudgement};
 use crate::engine::probe::error::ProbeError;
@@ -56,6 +57,7 @@ pub(super) fn pair_report<'c>(
     };
     // A pair waiting for its first probe says what every such pair says (one shared copy);
     // the evidence is gathered only for pairs with a verdict.
+    let impact = impact::impact(verdict, &address_fates(&addresses, &judged));
     let (explanation, fix) = if verdict == Verdict::Pending {
         pending_texts()
     } else {
@@ -67,6 +69,7 @@ pub(super) fn pair_report<'c>(
             ..pair_facts(ha, hb, &addresses, &judged, verdict)
         };
         let (why, fix) = explain::explain(&facts);
+        let fix = fix.map(|f| impact::lead_fix(&impact, verdict, f));
         (Arc::from(why), fix.map(Arc::from))
     };
     PairReport {
@@ -86,8 +89,22 @@ pub(super) fn pair_report<'c>(
         explanation,
         fix,
         error,
-        impact: Vec::new(),
+        impact,
     }
+}
+
+/// Per judged address, who pools there, its verdict, and how the server refused there.
+fn address_fates(addresses: &[PairAddressReport], judged: &[Judged<'_>]) -> Vec<AddressFate> {
+    addresses
+        .iter()
+        .zip(judged)
+        .map(|(a, j)| AddressFate {
+            verdict: a.verdict,
+            chrome: a.clients.contains(&Client::Chrome),
+            firefox: a.clients.contains(&Client::Firefox),
+            refusal: Refusal::of(j.coalesced.iter().copied()),
+        })
+        .collect()
 }
 
 /// Judge every address of the origin where some client would coalesce the target.

@@ -17,8 +17,9 @@ use crate::tui::index::GroupEntry;
 use crate::tui::panes::{clean, frame, percent, title};
 use crate::tui::theme::Theme;
 
-/// Long strings (explanations, errors) are bounded before wrapping.
-const LONG: usize = 600;
+/// Long strings (explanations, fixes, errors) are bounded before wrapping: room for the longest
+/// fix hint (Apache's, led by its impact) with four long names.
+const LONG: usize = 800;
 /// At most this many SANs, addresses or findings are listed.
 const MAX_ITEMS: usize = 40;
 
