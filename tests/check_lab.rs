@@ -193,6 +193,12 @@ async fn table_report_explains_problems_and_strips_nothing_it_needs() {
     let ok = text.find("\n  ok ").expect("an ok pair");
     assert!(misdirected < ok, "problems come first:\n{text}");
     assert!(text.contains("ssl_verify_client"), "nginx fix hint:\n{text}");
+    assert!(
+        text.contains(
+            "impact: error page for Safari < 15.1 · retry on a new connection for Chrome, Firefox, Safari\n"
+        ),
+        "who is hurt, under why:\n{text}"
+    );
     assert!(text.contains("dns-error"), "{text}");
     lab.shutdown().await;
 }
