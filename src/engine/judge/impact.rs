@@ -34,8 +34,9 @@
 //! nothing); `misrouted` shows the wrong content; `misdirected` and `intermittent` (some of the
 //! time) get the client's answer to the refusal; `error` too when the failed requests were
 //! refused by the server (a reset, a GOAWAY), otherwise the outcome is unknown; `pending`
-//! is unknown. A client whose outcome is unknown is left out of the list: an empty or short
-//! list means "not known yet", never "unaffected".
+//! is unknown. A client is judged by the worst of the addresses where it pools, and is left
+//! out of the list when that is unknown (an address unknown, unless another already shows an
+//! error): an empty or short list means "not known yet", never "unaffected".
 
 use crate::engine::probe::error::H2Reason;
 use crate::engine::record::Outcome;
@@ -108,7 +109,7 @@ pub fn impact(verdict: Verdict, addresses: &[AddressFate]) -> Vec<Impact> {
                     outcome: ImpactOutcome::Unaffected,
                 });
             }
-            let outcome = pools.iter().filter_map(|a| outcome(client, a)).min()?;
+            let outcome = worst_known(pools.iter().map(|a| outcome(client, a)))?;
             Some(Impact {
                 client,
                 coalesces: true,
@@ -118,6 +119,18 @@ pub fn impact(verdict: Verdict, addresses: &[AddressFate]) -> Vec<Impact> {
         .collect();
     out.sort_by_key(|i| (i.outcome, i.client));
     out
+}
+
+/// The worst of a client's outcomes at its addresses: unknown when one of them is unknown,
+/// unless a known one is already the worst there is.
+fn worst_known(outcomes: impl IntoIterator<Item = Option<ImpactOutcome>>) -> Option<ImpactOutcome> {
+    let outcomes: Vec<Option<ImpactOutcome>> = outcomes.into_iter().collect();
+    let worst = outcomes.iter().flatten().min().copied()?;
+    if worst == ImpactOutcome::ShowsError || outcomes.iter().all(Option::is_some) {
+        Some(worst)
+    } else {
+        None
+    }
 }
 
 /// Would `client` put the target on the origin's connection at this address?
@@ -356,10 +369,31 @@ mod tests {
                 expected: &[(NonPooling, false, Unaffected)],
             },
             Case {
-                name: "error at one address, ok at another: known where known",
+                name: "unknown where Chromium pools, ok where only Firefox does: known where known",
                 verdict: V::Error,
-                addresses: vec![both(V::Error, None), firefox_only(V::Ok, None)],
+                addresses: vec![
+                    AddressFate {
+                        firefox: false,
+                        ..both(V::Error, None)
+                    },
+                    firefox_only(V::Ok, None),
+                ],
                 expected: &[(Firefox, true, Unaffected), (NonPooling, false, Unaffected)],
+            },
+            Case {
+                name: "ok at one address, unknown at another: not known to be fine",
+                verdict: V::Error,
+                addresses: vec![both(V::Ok, None), both(V::Error, None)],
+                expected: &[(NonPooling, false, Unaffected)],
+            },
+            Case {
+                name: "refused at one address, unknown at another: old Safari's error is known",
+                verdict: V::Misdirected,
+                addresses: vec![both(V::Misdirected, r421), both(V::Error, None)],
+                expected: &[
+                    (SafariBefore15_1, true, ShowsError),
+                    (NonPooling, false, Unaffected),
+                ],
             },
             Case {
                 name: "pending: nothing known yet but that non-pooling clients never pool",
