@@ -33,12 +33,13 @@
 //! target broken on its own connection fails for everyone, pooled or not: coalescing changes
 //! nothing); `misrouted` shows the wrong content; `misdirected` and `intermittent` (some of the
 //! time) get the client's answer to the refusal; `error` too when the failed requests were
-//! refused by the server (a reset, a GOAWAY), otherwise the outcome is unknown; `pending`
-//! is unknown. A client is judged by the worst of the addresses where it pools, and is left
-//! out of the list when that is unknown (an address unknown, unless another already shows an
-//! error): an empty or short list means "not known yet", never "unaffected".
+//! refused by the server (a reset with HTTP_1_1_REQUIRED or REFUSED_STREAM, a GOAWAY), otherwise
+//! the outcome is unknown; `pending` is unknown. A client is judged by the worst of the
+//! addresses where it pools, and is left out of the list when that is unknown (an address
+//! unknown, unless another already shows an error): an empty or short list means "not known
+//! yet", never "unaffected".
 
-use crate::engine::probe::error::H2Reason;
+use crate::engine::probe::error::{H2Reason, ProbeError};
 use crate::engine::record::Outcome;
 use crate::engine::snapshot::{Impact, ImpactClient, ImpactOutcome, Verdict};
 
@@ -49,8 +50,8 @@ pub enum Refusal {
     Status421,
     /// The stream (or the connection) was reset with HTTP_1_1_REQUIRED.
     Http1Required,
-    /// Another reset or GOAWAY from the server (REFUSED_STREAM, …): clients retry the request
-    /// on a new connection.
+    /// A reset with REFUSED_STREAM, or a GOAWAY from the server (the request was not
+    /// processed): clients retry the request on a new connection.
     Reset,
 }
 
@@ -63,11 +64,18 @@ impl Refusal {
             let kind = match o {
                 Ok(a) if a.status == 421 => Refusal::Status421,
                 Ok(_) => continue,
-                Err(e) => match e.refused_by_server() {
-                    Some(H2Reason::HTTP_1_1_REQUIRED) => Refusal::Http1Required,
-                    Some(_) => Refusal::Reset,
-                    None => continue,
+                Err(ProbeError::Reset {
+                    reason,
+                    by_client: false,
+                }) => match *reason {
+                    H2Reason::HTTP_1_1_REQUIRED => Refusal::Http1Required,
+                    H2Reason::REFUSED_STREAM => Refusal::Reset,
+                    // INTERNAL_ERROR, CANCEL…: the server failed, it did not turn the request
+                    // away; clients do not retry it elsewhere.
+                    _ => continue,
                 },
+                Err(ProbeError::GoAway { by_client: false, .. }) => Refusal::Reset,
+                Err(_) => continue,
             };
             counts[kind as usize] += 1;
         }
@@ -177,7 +185,6 @@ pub fn lead_fix(impact: &[Impact], verdict: Verdict, fix: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::probe::error::ProbeError;
     use ImpactClient::*;
     use ImpactOutcome::*;
 
@@ -454,7 +461,13 @@ mod tests {
             reason: H2Reason(1),
             by_client: true,
         });
-        assert_eq!(of(vec![ours, answer(200), answer(404)]), None);
+        let failed = reset(H2Reason(2)); // INTERNAL_ERROR: a failure, not a refusal
+        assert_eq!(of(vec![ours, failed, answer(200), answer(404)]), None);
+        let goaway = Err(ProbeError::GoAway {
+            reason: H2Reason(0),
+            by_client: false,
+        });
+        assert_eq!(of(vec![goaway]), Some(Refusal::Reset));
         assert_eq!(of(vec![]), None);
     }
 

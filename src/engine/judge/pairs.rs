@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::engine::judge::explain::{self, PairFacts, ServerKind};
-use crate::engine::judge::impact::{self, AddressFate, Refusal};
+use crate::engine::judge::impact::{self, AddressFate};
 use crate::engine::judge::policy::PairPolicy;
 use crate::engine::judge::verdict::{self, AddressEvidence, AddressJudgement};
 use crate::engine::probe::error::ProbeError;
@@ -102,7 +102,7 @@ fn address_fates(addresses: &[PairAddressReport], judged: &[Judged<'_>]) -> Vec<
             verdict: a.verdict,
             chrome: a.clients.contains(&Client::Chrome),
             firefox: a.clients.contains(&Client::Firefox),
-            refusal: Refusal::of(j.coalesced.iter().copied()),
+            refusal: impact::Refusal::of(j.coalesced.iter().copied()),
         })
         .collect()
 }
