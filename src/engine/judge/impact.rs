@@ -15,17 +15,20 @@
 //!   HTTP_1_1_REQUIRED reset over HTTP/1.1 (Necko's Http2Session disables h2 for the
 //!   transaction and restarts it).
 //! - **Safari** (CFNetwork, closed source). Pooling is modelled as Chromium's: every public
-//!   report of Safari coalescing (WebKit bug 192926, rdar://34187588 and FB7745565, the
-//!   2021 reports against Pomerium, Contour and Traefik) involves names on one IP address with
-//!   a certificate covering both, which Chromium's rule describes; nothing public shows Safari
-//!   pooling on a mere overlap as Firefox does, so the stricter rule is taken (it may miss
-//!   pairs Safari pools through an address the target does not resolve to). Before 15.1
-//!   Safari did not retry a 421: it showed an empty or error page (FB7745565 on 13.1.1,
-//!   pomerium#2150 on 14.1); from 15.1 it retries on a new connection. Uncertain: reports of
-//!   421 pages in later Safari versions exist (contour#5240 in 2023, on 17.5 in 2024), which
-//!   the model does not reproduce; and how either version treats a HTTP_1_1_REQUIRED reset is
-//!   not documented: the model says 15.1 and later fall back to HTTP/1.1 as the other
-//!   browsers do, and older versions show an error, as they did for a 421.
+//!   report of Safari coalescing we found (openradar FB7745565, which names WebKit's
+//!   rdar://34187588; WebKit bug 192926 as cited in projectcontour/contour#2619; traefik#7277
+//!   on 13.1.2; pomerium#2150 on 14.1) involves names on one IP address with a certificate
+//!   covering both, which Chromium's rule describes; nothing public shows Safari pooling on a
+//!   mere overlap as Firefox does, so the stricter rule is taken (it may miss pairs Safari
+//!   pools through an address the target does not resolve to). Before 15.1 Safari did not
+//!   retry a 421: it showed an empty or error page (FB7745565, pomerium#2150); from 15.1 it
+//!   retries on a new connection: that version is the project's premise, we found no Apple
+//!   or WebKit text saying so. Uncertain: users report 421 pages in later Safari too
+//!   (contour#5240 in 2023, johngodley/redirection#3868 on 17.5 in 2024,
+//!   nginx-proxy-manager#5209 in 2026), which the model does not reproduce; and how either
+//!   version treats a HTTP_1_1_REQUIRED reset is not documented: the model says 15.1 and
+//!   later fall back to HTTP/1.1 as the other browsers do, and older versions show an error,
+//!   as they did for a 421.
 //! - **Non-pooling clients** (curl, Go's net/http, most SDKs) open a connection per name:
 //!   never affected.
 //!
