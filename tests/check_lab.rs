@@ -14,6 +14,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use coalscope::engine::snapshot::Verdict;
 use coalscope::lab::{self, Lab, LabOptions};
 use serde_json::Value;
 
@@ -107,6 +108,7 @@ async fn check_gives_every_lab_pair_its_verdict() {
         failures.join("\n"),
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_impacts(&doc, port);
 
     // Per address: the two-address name is fine at one address and refused at the other.
     let media = pair(
@@ -236,6 +238,12 @@ async fn table_report_explains_problems_and_strips_nothing_it_needs() {
     let ok = text.find("\n  ok ").expect("an ok pair");
     assert!(misdirected < ok, "problems come first:\n{text}");
     assert!(text.contains("ssl_verify_client"), "nginx fix hint:\n{text}");
+    assert!(
+        text.contains(
+            "impact: error page for Safari < 15.1 · retry on a new connection for Chrome, Firefox, Safari\n"
+        ),
+        "who is hurt, under why:\n{text}"
+    );
     assert!(text.contains("dns-error"), "{text}");
     lab.shutdown().await;
 }
@@ -297,4 +305,80 @@ async fn resolve_overrides_replace_dns_and_a_clean_pair_exits_zero() {
         "the DNS server was asked although every name is overridden: {asked:?}"
     );
     lab.shutdown().await;
+}
+
+/// What each client's users get (`impact`) on the lab's pairs, by verdict: a refusal (421) is
+/// an error page for Safari < 15.1 and a retry for the others; another site's answer is the
+/// wrong page for every browser that pools; non-pooling clients are never affected.
+fn assert_impacts(doc: &Value, port: u16) {
+    let refused: &[(&str, bool, &str)] = &[
+        ("safari-before-15.1", true, "shows-error"),
+        ("chrome", true, "retries-on-new-connection"),
+        ("firefox", true, "retries-on-new-connection"),
+        ("safari", true, "retries-on-new-connection"),
+        ("non-pooling", false, "unaffected"),
+    ];
+    let wrong: &[(&str, bool, &str)] = &[
+        ("chrome", true, "wrong-content"),
+        ("firefox", true, "wrong-content"),
+        ("safari", true, "wrong-content"),
+        ("safari-before-15.1", true, "wrong-content"),
+        ("non-pooling", false, "unaffected"),
+    ];
+    let fine: &[(&str, bool, &str)] = &[
+        ("chrome", true, "unaffected"),
+        ("firefox", true, "unaffected"),
+        ("safari", true, "unaffected"),
+        ("safari-before-15.1", true, "unaffected"),
+        ("non-pooling", false, "unaffected"),
+    ];
+    let apart: &[(&str, bool, &str)] = &[
+        ("chrome", false, "unaffected"),
+        ("firefox", false, "unaffected"),
+        ("safari", false, "unaffected"),
+        ("safari-before-15.1", false, "unaffected"),
+        ("non-pooling", false, "unaffected"),
+    ];
+    let mut failures = Vec::new();
+    for e in lab::expectations() {
+        let expected = match e.verdict {
+            Verdict::Misdirected | Verdict::Intermittent => refused,
+            Verdict::Misrouted => wrong,
+            Verdict::Ok | Verdict::DirectBroken => fine,
+            Verdict::NotCoalescable => apart,
+            _ => continue,
+        };
+        let (origin, target) = (format!("{}:{port}", e.origin), format!("{}:{port}", e.target));
+        let Some(p) = pair(doc, &origin, &target) else {
+            continue;
+        };
+        let got: Vec<(&str, bool, &str)> = p["impact"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["client"].as_str().unwrap(),
+                    i["coalesces"].as_bool().unwrap(),
+                    i["outcome"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        if got != expected {
+            failures.push(format!("{origin} → {target} ({}): {got:?}", e.verdict));
+        }
+    }
+    assert!(failures.is_empty(), "impact:\n{}", failures.join("\n"));
+    // The fix of a refused pair starts with who is hurt most.
+    let nginx = pair(
+        doc,
+        &format!("shop.nginx.coalscope.test:{port}"),
+        &format!("admin.nginx.coalscope.test:{port}"),
+    )
+    .unwrap();
+    let fix = nginx["fix"].as_str().unwrap();
+    assert!(
+        fix.starts_with("Safari < 15.1 users see an error page; "),
+        "{fix}"
+    );
 }

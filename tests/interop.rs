@@ -612,6 +612,7 @@ async fn apache_insecure_policy_resets_the_stream_with_http_1_1_required() {
     assert!(why.contains("renegotiate"), "{why}");
     let fix = p["fix"].as_str().unwrap();
     assert!(fix.contains("SSLVerifyClient"), "{fix}");
+    assert_browsers_fall_back_to_http1(p);
     let access = std::fs::read_to_string(sc.path("apache-access.log")).unwrap_or_default();
     assert!(
         access.contains(&format!(
@@ -805,4 +806,27 @@ async fn caddy_default_and_client_auth() {
     let fix = r.pair(&kc, &kd)["fix"].as_str().unwrap();
     assert!(fix.contains("client_auth"), "{fix}");
     sc.finish();
+}
+
+/// A reset with HTTP_1_1_REQUIRED, whatever its verdict (`error` before resets counted as
+/// refusals, `misdirected` after): browsers that pool retry over HTTP/1.1, Safari before 15.1
+/// shows an error (`impact`).
+fn assert_browsers_fall_back_to_http1(p: &serde_json::Value) {
+    let impact: Vec<(&str, &str)> = p["impact"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["client"].as_str().unwrap(), i["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        impact,
+        [
+            ("safari-before-15.1", "shows-error"),
+            ("chrome", "retries-over-http1"),
+            ("firefox", "retries-over-http1"),
+            ("safari", "retries-over-http1"),
+            ("non-pooling", "unaffected"),
+        ],
+        "{p}"
+    );
 }

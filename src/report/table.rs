@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use crate::engine::snapshot::impact;
 use crate::engine::snapshot::{NotCoalescable, PairReport, Severity, Snapshot, Verdict};
 use crate::sanitize::for_terminal;
 
@@ -220,6 +221,9 @@ fn pair_lines(out: &mut String, p: &Painter, pair: &PairReport) {
             p.paint(BOLD, "why:"),
             safe(&pair.explanation)
         );
+        if let Some(line) = impact::summary(&pair.impact, v) {
+            let _ = writeln!(out, "                  {} {line}", p.paint(BOLD, "impact:"));
+        }
         if let Some(fix) = &pair.fix {
             let _ = writeln!(out, "                  {} {}", p.paint(BOLD, "fix:"), safe(fix));
         }

@@ -8,6 +8,7 @@ pub mod explain;
 mod format;
 mod groups;
 mod hosts;
+pub mod impact;
 mod pairs;
 pub mod policy;
 pub mod verdict;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::engine::judge::content::{self, AddressContent};
 use crate::engine::judge::explain::{self, PairFacts, ServerKind};
+use crate::engine::judge::impact::{self, AddressFate};
 use crate::engine::judge::policy::PairPolicy;
 use crate::engine::judge::verdict::{self, AddressEvidence, AddressJudgement};
 use crate::engine::probe::error::ProbeError;
@@ -59,6 +60,7 @@ pub(super) fn pair_report<'c, 'n>(
     };
     // A pair waiting for its first probe says what every such pair says (one shared copy);
     // the evidence is gathered only for pairs with a verdict.
+    let impact = impact::impact(verdict, &address_fates(&addresses, &judged));
     let (explanation, fix) = if verdict == Verdict::Pending {
         pending_texts()
     } else {
@@ -70,6 +72,7 @@ pub(super) fn pair_report<'c, 'n>(
             ..pair_facts(ha, hb, &addresses, &judged, verdict)
         };
         let (why, fix) = explain::explain(&facts);
+        let fix = fix.map(|f| impact::lead_fix(&impact, verdict, f));
         (Arc::from(why), fix.map(Arc::from))
     };
     PairReport {
@@ -89,8 +92,22 @@ pub(super) fn pair_report<'c, 'n>(
         explanation,
         fix,
         error,
-        impact: Vec::new(),
+        impact,
     }
+}
+
+/// Per judged address, who pools there, its verdict, and how the server refused there.
+fn address_fates(addresses: &[PairAddressReport], judged: &[Judged<'_>]) -> Vec<AddressFate> {
+    addresses
+        .iter()
+        .zip(judged)
+        .map(|(a, j)| AddressFate {
+            verdict: a.verdict,
+            chrome: a.clients.contains(&Client::Chrome),
+            firefox: a.clients.contains(&Client::Firefox),
+            refusal: impact::Refusal::of(j.coalesced.iter().copied()),
+        })
+        .collect()
 }
 
 /// Judge every address of the origin where some client would coalesce the target.

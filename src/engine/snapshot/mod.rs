@@ -2,6 +2,7 @@
 //! `check --format json` prints, what `/api/snapshot` will serve and what the table and the
 //! dashboard draw. Fields beyond the contract are additions, never replacements.
 
+pub mod impact;
 mod kinds;
 mod live;
 mod time;

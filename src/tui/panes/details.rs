@@ -8,6 +8,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
+use crate::engine::snapshot::impact;
 use crate::engine::snapshot::{
     CertReport, Content, EndpointReport, Finding, HostReport, LiveView, PairAddressReport, PairReport,
     Severity, Verdict,
@@ -17,8 +18,9 @@ use crate::tui::index::GroupEntry;
 use crate::tui::panes::{clean, frame, percent, title};
 use crate::tui::theme::Theme;
 
-/// Long strings (explanations, errors) are bounded before wrapping.
-const LONG: usize = 600;
+/// Long strings (explanations, fixes, errors) are bounded before wrapping: room for the longest
+/// fix hint (Apache's, led by its impact) with four long names.
+const LONG: usize = 800;
 /// At most this many SANs, addresses or findings are listed.
 const MAX_ITEMS: usize = 40;
 
@@ -70,8 +72,9 @@ fn counts(m: &BTreeMap<String, u32>) -> String {
         .join(" ")
 }
 
-/// A pair: its names, verdict and 421 rate, how it would be coalesced, why and what to fix,
-/// then one line per address. The group details show the first five lines of this.
+/// A pair: its names, verdict and 421 rate, how it would be coalesced, why, who is hurt and
+/// what to fix, then one line per address. The group details show the first five lines of
+/// this (up to who is hurt).
 pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
     let mut out = vec![pair_heading(p, t), pair_verdict(p, t), pair_coalescing(p, t)];
     out.extend(pair_notes(p, t));
@@ -133,11 +136,15 @@ fn pair_coalescing<'a>(p: &PairReport, t: &Theme) -> Line<'a> {
     Line::from(l)
 }
 
-/// Why, the fix and the error, each when there is one.
+/// Why, who is hurt (the same line as `check`'s table), the fix and the error, each when
+/// there is one.
 fn pair_notes<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
     let mut out = Vec::new();
     if !p.explanation.is_empty() {
         out.push(Line::from(kv("why", clean(&p.explanation, LONG), t)));
+    }
+    if let Some(line) = impact::summary(&p.impact, p.verdict) {
+        out.push(Line::from(kv("impact", line, t)));
     }
     if let Some(fix) = &p.fix {
         out.push(Line::from(vec![
