@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engine::judge::confidence;
 use crate::engine::judge::policy::{self, EndpointFacts};
 use crate::engine::probe::cert;
 use crate::engine::record::{HostRecord, Outcome, Records};
@@ -148,6 +149,9 @@ pub(crate) struct Tally {
     pub probed: u32,
     /// Pairs whose probes cannot yet tell a flaky backend from a consistent one.
     pub inconclusive: u32,
+    /// Over the inconclusive addresses, the most answers needed to settle them, as a multiple
+    /// of the answers they have (rounds scale by it).
+    pub settle_factor: f64,
 }
 
 impl Tally {
@@ -158,6 +162,16 @@ impl Tally {
             self.coalescable += 1;
             self.probed += u32::from(p.probes > 0);
         }
+        let mut inconclusive = false;
+        for x in p.addresses.iter().filter(|x| x.verdict == verdict) {
+            let Some(rate) = x.refusal_rate else { continue };
+            let refused: u32 = x.refusals.values().sum();
+            if let Some(needed) = confidence::probes_to_settle(verdict, refused, rate.n) {
+                inconclusive = true;
+                self.settle_factor = self.settle_factor.max(f64::from(needed) / f64::from(rate.n));
+            }
+        }
+        self.inconclusive += u32::from(inconclusive);
     }
 }
 
@@ -194,7 +208,18 @@ pub(crate) fn summary(
             .count() as u32,
         coverage: coverage(tally),
         inconclusive: tally.inconclusive,
+        settle_rounds: settle_rounds(tally, counters.2),
     }
+}
+
+/// The `--rounds` that would settle every inconclusive pair of a `check` of `rounds` rounds
+/// (None without inconclusive pairs, or without rounds: the live engine).
+fn settle_rounds(tally: &Tally, rounds: u32) -> Option<u32> {
+    if tally.inconclusive == 0 || rounds == 0 {
+        return None;
+    }
+    let wanted = (tally.settle_factor * f64::from(rounds) - 1e-9).ceil();
+    Some((wanted as u32).max(rounds + 1))
 }
 
 /// Which targets can form a listed pair with an origin, without looking at all n² pairs: the

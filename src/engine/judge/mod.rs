@@ -3,6 +3,7 @@
 //! ones passed in.
 
 pub mod analysis;
+pub mod confidence;
 pub mod explain;
 mod format;
 mod groups;

@@ -1,12 +1,14 @@
 //! A pair's report: the verdict at each address where some client would coalesce, the pair's
 //! verdict, its counts, and the explanation and fix.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::engine::judge::confidence;
 use crate::engine::judge::explain::{self, PairFacts, ServerKind};
 use crate::engine::judge::policy::PairPolicy;
-use crate::engine::judge::verdict::{self, AddressEvidence, AddressJudgement};
+use crate::engine::judge::verdict::{self, AddressEvidence, AddressJudgement, Refusal};
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::HttpAnswer;
 use crate::engine::record::{EndpointRecord, HostRecord, Outcome};
@@ -62,7 +64,6 @@ pub(super) fn pair_report<'c>(
         let facts = PairFacts {
             verdict,
             reason,
-            refused_with: coalesced_error.and_then(ProbeError::refused_by_server),
             error: error.clone(),
             ..pair_facts(ha, hb, &addresses, &judged, verdict)
         };
@@ -126,8 +127,8 @@ fn judge_addresses<'a, 'c: 'a>(
             dynamic,
             content: None,
             looked_like: None,
-            refusals: Default::default(),
-            refusal_rate: None,
+            refusals: j.refusals.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+            refusal_rate: confidence::wilson(j.refused() as u32, j.responded as u32),
             backends: Vec::new(),
         });
         judged.push(Judged {
@@ -213,7 +214,8 @@ fn pair_facts<'a>(
         bad_addresses: addresses_judged(verdict),
         good_addresses: addresses_judged(Verdict::Ok),
         probes: addresses.iter().map(|x| x.probes).sum(),
-        misdirected: judged.iter().map(|j| j.judgement.misdirected as u32).sum(),
+        refused: judged.iter().map(|j| j.judgement.refused() as u32).sum(),
+        refusals: refusals_at(judged, verdict),
         misrouted: judged.iter().map(|j| j.judgement.misrouted as u32).sum(),
         misrouted_status: failing.iter().find(|x| x.status != 421).map(|x| x.status),
         direct_status: most_frequent(&direct_statuses),
@@ -238,9 +240,19 @@ fn pair_facts<'a>(
             .endpoints
             .values()
             .find_map(|ep| ep.tls.as_ref().and_then(|t| t.chain_error.clone())),
-        refused_with: None,
         error: None,
     }
+}
+
+/// The refusals by kind at the addresses judged `verdict`.
+fn refusals_at(judged: &[Judged<'_>], verdict: Verdict) -> BTreeMap<Refusal, u32> {
+    let mut all = BTreeMap::new();
+    for j in judged.iter().filter(|j| j.judgement.verdict == verdict) {
+        for (r, n) in &j.judgement.refusals {
+            *all.entry(*r).or_default() += n;
+        }
+    }
+    all
 }
 
 /// Direct answers for the target: at `addr` when the target resolves to it, else at all its
