@@ -146,6 +146,45 @@ async fn check_gives_every_lab_pair_its_verdict() {
     let rate = lb["rate_421"].as_f64().unwrap();
     assert!(rate > 0.0 && rate < 1.0, "{lb}");
     assert_eq!(lb["probes"], 16);
+    // Its two backends are told apart (by their Server header: same certificate), and the
+    // strict one is named as the one that refuses.
+    let at = &lb["addresses"][0];
+    let backends = at["backends"].as_array().unwrap();
+    assert_eq!(backends.len(), 2, "{at}");
+    let refused: Vec<(&str, u64)> = backends
+        .iter()
+        .map(|b| (b["server"].as_str().unwrap(), b["refused"].as_u64().unwrap()))
+        .collect();
+    assert!(
+        refused[0] == ("coalscope-lab (load-balancer backend-1)", 0)
+            && refused[1].0 == "coalscope-lab (load-balancer backend-2)"
+            && refused[1].1 > 0,
+        "{at}"
+    );
+    assert_eq!(backends[0]["cert_sha256"], backends[1]["cert_sha256"]);
+    assert_eq!(
+        backends
+            .iter()
+            .map(|b| b["probes"].as_u64().unwrap())
+            .sum::<u64>(),
+        16
+    );
+    assert!(at["refusals"]["421"].as_u64().unwrap() > 0, "{at}");
+    let interval = &at["refusal_rate"];
+    assert!(
+        interval["low"].as_f64() < interval["rate"].as_f64() && interval["n"] == 16,
+        "{at}"
+    );
+    let why = lb["explanation"].as_str().unwrap();
+    assert!(
+        why.ends_with(
+            "1 of 2 backends behind 127.0.0.16 refuses: the one answering with Server \"coalscope-lab (load-balancer backend-2)\""
+        ),
+        "{why}"
+    );
+    // 16 rounds settle every ok and misdirected pair.
+    assert_eq!(doc["summary"]["inconclusive"], 0);
+    assert_eq!(doc["summary"]["settle_rounds"], serde_json::Value::Null);
 
     // Groups: the nginx pair is one group with one problem.
     let groups = doc["groups"].as_array().unwrap();

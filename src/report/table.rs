@@ -274,3 +274,22 @@ fn pair_lines(out: &mut String, p: &Painter, pair: &PairReport) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inconclusive_pairs_are_counted_with_the_rounds_that_settle_them() {
+        let mut s = Snapshot::default();
+        assert!(!render(&s, false).contains("too few probes"));
+        s.summary.inconclusive = 3;
+        s.summary.settle_rounds = Some(4);
+        let text = render(&s, false);
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("too few probes")).collect();
+        assert_eq!(
+            lines,
+            ["  3 pairs judged on too few probes to rule out one of two backends answering otherwise: --rounds 4 would settle them"]
+        );
+    }
+}

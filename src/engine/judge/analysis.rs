@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::engine::judge::confidence;
 use crate::engine::judge::policy::{self, EndpointFacts};
 use crate::engine::probe::cert;
-use crate::engine::record::{HostRecord, Outcome, Records};
+use crate::engine::record::{Coalesced, HostRecord, Records};
 use crate::engine::snapshot::{
     HostReport, PairReport, Severity, Snapshot, Summary, Timestamp, Verdict, SCHEMA,
 };
@@ -108,7 +108,7 @@ pub(crate) enum PairEval {
 pub(crate) fn evaluate_pair<'c>(
     ha: &HostRecord,
     hb: &HostRecord,
-    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Outcome>,
+    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Coalesced>,
     all_pairs: bool,
 ) -> PairEval {
     if ha.entry.port != hb.entry.port || ha.dns.addresses.is_empty() || hb.dns.addresses.is_empty() {
@@ -325,9 +325,13 @@ mod tests {
     use crate::engine::probe::dns::DnsAnswer;
     use crate::engine::probe::error::ProbeError;
     use crate::engine::probe::tls::TlsInfo;
-    use crate::engine::record::EndpointRecord;
+    use crate::engine::record::{EndpointRecord, Outcome};
     use crate::engine::snapshot::{Client, FindingKind};
     use crate::testing::synth::answer;
+
+    fn sample(outcome: Outcome) -> Coalesced {
+        Coalesced::new(outcome, None)
+    }
     use crate::watchlist::Entry;
 
     fn ip(s: &str) -> IpAddr {
@@ -353,6 +357,7 @@ mod tests {
             tls: Some(TlsInfo {
                 alpn: Some(alpn.into()),
                 version: "TLSv1.3".into(),
+                cipher: Some("TLS13_AES_128_GCM_SHA256".into()),
                 chain: vec![],
                 chain_error: (!trusted).then(|| "unknown issuer".to_string()),
                 connect_time: Duration::from_millis(1),
@@ -411,10 +416,14 @@ mod tests {
             rounds: 2,
             ..Default::default()
         };
-        r.coalesced
-            .insert((0, 1, ip("192.0.2.1")), vec![answer(421, ""), answer(421, "")]);
-        r.coalesced
-            .insert((1, 0, ip("192.0.2.1")), vec![answer(200, "A"), answer(200, "A")]);
+        r.coalesced.insert(
+            (0, 1, ip("192.0.2.1")),
+            vec![sample(answer(421, "")), sample(answer(421, ""))],
+        );
+        r.coalesced.insert(
+            (1, 0, ip("192.0.2.1")),
+            vec![sample(answer(200, "A")), sample(answer(200, "A"))],
+        );
         let s = analyse(&r, false, Duration::ZERO);
         let ab = pair(&s, "a.test", "b.test");
         assert_eq!(
@@ -428,6 +437,13 @@ mod tests {
         assert_eq!((s.groups[0].members.len(), s.groups[0].problems), (2, 1));
         assert_eq!((s.summary.problems, s.summary.host_errors), (1, 0));
         assert!(s.has_problems());
+        let at = &ab.addresses[0];
+        assert_eq!(at.refusals, BTreeMap::from([("421".to_string(), 2)]));
+        let rate = at.refusal_rate.unwrap();
+        assert_eq!((rate.rate, rate.n), (1.0, 2));
+        // 2 of 2 refused, 0 of 2 refused: neither rules out one of two backends doing the
+        // other thing; 4 answers each would (one per round: 4 rounds).
+        assert_eq!((s.summary.inconclusive, s.summary.settle_rounds), (2, Some(4)));
     }
 
     #[test]
@@ -465,7 +481,7 @@ mod tests {
             ..Default::default()
         };
         r.coalesced
-            .insert((0, 1, ip("192.0.2.1")), vec![answer(200, "B")]);
+            .insert((0, 1, ip("192.0.2.1")), vec![sample(answer(200, "B"))]);
         let s = analyse(&r, false, Duration::ZERO);
         let ab = pair(&s, "a.test", "b.test");
         assert_eq!((ab.coalesce.chrome, ab.coalesce.firefox), (false, true));

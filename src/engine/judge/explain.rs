@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::engine::judge::backends::{Blame, Distinction};
 use crate::engine::judge::verdict::Refusal;
 use crate::engine::probe::error::H2Reason;
 use crate::engine::snapshot::NotCoalescable;
@@ -52,6 +53,8 @@ pub struct PairFacts<'a> {
     pub refused: u32,
     /// The refusals at `bad_addresses`, by kind.
     pub refusals: BTreeMap<Refusal, u32>,
+    /// At a bad address, some backends refuse and others do not: which.
+    pub blame: Option<Blame>,
     pub misrouted: u32,
     /// Statuses of the misrouted answers and of the direct answers, e.g. "404" and "200".
     pub misrouted_status: Option<u16>,
@@ -114,8 +117,8 @@ pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
         ),
         Verdict::Intermittent if only_421(f) => (
             format!(
-                "{} of {} requests for {b} on connections opened for {a}{} got 421, the others the right answer: the servers behind the address disagree",
-                f.refused, f.probes, at(&f.bad_addresses)
+                "{} of {} requests for {b} on connections opened for {a}{} got 421, the others the right answer: the servers behind the address disagree{}",
+                f.refused, f.probes, at(&f.bad_addresses), blame_text(f.blame.as_ref())
             ),
             Some(format!(
                 "some backends (or addresses) refuse requests for {b} on connections opened for {a}: find the odd one out and align its configuration ({})",
@@ -124,10 +127,11 @@ pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
         ),
         Verdict::Intermittent => (
             format!(
-                "{} of {} requests for {b} on connections opened for {a}{} were refused ({}){}, the others got the right answer: the servers behind the address disagree",
+                "{} of {} requests for {b} on connections opened for {a}{} were refused ({}){}, the others got the right answer: the servers behind the address disagree{}",
                 f.refused, f.probes, at(&f.bad_addresses),
                 refusal_counts(&f.refusals),
                 refusal_why(f),
+                blame_text(f.blame.as_ref()),
             ),
             Some(format!(
                 "some backends (or addresses) refuse requests for {b} on connections opened for {a}: find the odd one out and align its configuration ({})",
@@ -169,6 +173,42 @@ fn direct_broken(f: &PairFacts<'_>, direct: &str) -> (String, Option<String>) {
         Some(format!(
             "fix {b} itself first; then check again whether coalescing onto {a} works"
         )),
+    )
+}
+
+/// "; 1 of 2 backends behind 192.0.2.1 refuses: the one serving certificate …1a2b3c4d".
+fn blame_text(blame: Option<&Blame>) -> String {
+    let Some(b) = blame else {
+        return String::new();
+    };
+    let verb = if b.refusing == 1 { "refuses" } else { "refuse" };
+    let which = match &b.by {
+        Some(Distinction::Cert(sha)) => {
+            let hex = hex::encode(sha);
+            format!(": the one serving certificate …{}", &hex[hex.len() - 8..])
+        }
+        Some(Distinction::Server(Some(s))) => format!(": the one answering with Server \"{s}\""),
+        Some(Distinction::Server(None)) => ": the one sending no Server header".to_string(),
+        Some(Distinction::TlsVersion(v)) => format!(": the one negotiating {v}"),
+        Some(Distinction::Cipher(c)) => {
+            format!(
+                ": the one choosing cipher suite {}",
+                c.as_deref().unwrap_or("(none)")
+            )
+        }
+        Some(Distinction::Alpn(p)) => {
+            format!(": the one choosing ALPN {}", p.as_deref().unwrap_or("(none)"))
+        }
+        None => String::new(),
+    };
+    let the_one = if b.refusing == 1 {
+        which
+    } else {
+        which.replace("the one", "such as the one")
+    };
+    format!(
+        "; {} of {} backends behind {} {verb}{the_one}",
+        b.refusing, b.backends, b.address
     )
 }
 
@@ -295,6 +335,7 @@ mod tests {
             probes: 3,
             refused: 3,
             refusals: BTreeMap::from([(Refusal::Status421, 3)]),
+            blame: None,
             misrouted: 0,
             misrouted_status: None,
             direct_status: Some(200),
@@ -386,6 +427,37 @@ mod tests {
         let (why, _) = explain(&f);
         assert!(
             why.contains("2 goaway NO_ERROR, 1 421") && why.contains("GOAWAY"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn intermittent_names_the_refusing_backend() {
+        let mut f = facts(Verdict::Intermittent, ServerKind::Unknown);
+        f.refused = 1;
+        let mut sha = [0u8; 32];
+        sha[30] = 0x1a;
+        sha[31] = 0x2b;
+        f.blame = Some(Blame {
+            address: "127.0.0.16".into(),
+            refusing: 1,
+            backends: 2,
+            by: Some(Distinction::Cert(sha)),
+        });
+        let (why, _) = explain(&f);
+        assert!(
+            why.ends_with("1 of 2 backends behind 127.0.0.16 refuses: the one serving certificate …00001a2b"),
+            "{why}"
+        );
+        f.blame = Some(Blame {
+            address: "127.0.0.16".into(),
+            refusing: 1,
+            backends: 2,
+            by: Some(Distinction::Server(Some("nginx/1.2".into()))),
+        });
+        let (why, _) = explain(&f);
+        assert!(
+            why.ends_with("the one answering with Server \"nginx/1.2\""),
             "{why}"
         );
     }

@@ -3,6 +3,7 @@
 //! ones passed in.
 
 pub mod analysis;
+mod backends;
 pub mod confidence;
 pub mod explain;
 mod format;

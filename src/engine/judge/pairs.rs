@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::engine::judge::backends::{self, Blame};
 use crate::engine::judge::confidence;
 use crate::engine::judge::explain::{self, PairFacts, ServerKind};
 use crate::engine::judge::policy::PairPolicy;
 use crate::engine::judge::verdict::{self, AddressEvidence, AddressJudgement, Refusal};
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::HttpAnswer;
-use crate::engine::record::{EndpointRecord, HostRecord, Outcome};
+use crate::engine::record::{Coalesced, EndpointRecord, HostRecord, Outcome};
 use crate::engine::snapshot::{Client, Coalesce, PairAddressReport, PairReport, Verdict};
 
 use super::format::{addr_text, count_statuses, most_frequent};
@@ -23,6 +24,8 @@ struct Judged<'a> {
     coalesced: Vec<&'a Outcome>,
     /// The target's direct answers used as reference.
     direct: Vec<&'a Outcome>,
+    /// Some backends at the address refuse, others do not.
+    blame: Option<Blame>,
 }
 
 /// The report of `origin → target`; `coalesced(addr)` are the requests for the target on the
@@ -30,7 +33,7 @@ struct Judged<'a> {
 pub(super) fn pair_report<'c>(
     ha: &HostRecord,
     hb: &HostRecord,
-    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Outcome>,
+    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Coalesced>,
     policy: &PairPolicy,
 ) -> PairReport {
     let dynamic = verdict::looks_dynamic(
@@ -94,14 +97,16 @@ pub(super) fn pair_report<'c>(
 /// Judge every address of the origin where some client would coalesce the target.
 fn judge_addresses<'a, 'c: 'a>(
     hb: &'a HostRecord,
-    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Outcome>,
+    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Coalesced>,
     policy: &PairPolicy,
     dynamic: bool,
 ) -> (Vec<PairAddressReport>, Vec<Judged<'a>>) {
     let mut addresses = Vec::new();
     let mut judged = Vec::new();
     for addr in policy.coalescing_addrs() {
-        let coalesced: Vec<&'a Outcome> = coalesced(addr);
+        let samples = coalesced(addr);
+        let backends = backends::backends(&samples);
+        let coalesced: Vec<&'a Outcome> = samples.iter().map(|s| &s.outcome).collect();
         let direct = direct_reference(hb, &addr);
         let j = verdict::judge_address(AddressEvidence {
             coalesced: &coalesced,
@@ -129,12 +134,13 @@ fn judge_addresses<'a, 'c: 'a>(
             looked_like: None,
             refusals: j.refusals.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
             refusal_rate: confidence::wilson(j.refused() as u32, j.responded as u32),
-            backends: Vec::new(),
+            backends: backends.iter().map(backends::report).collect(),
         });
         judged.push(Judged {
             judgement: j,
             coalesced,
             direct,
+            blame: backends::blame(&addr_text(&addr), &backends),
         });
     }
     (addresses, judged)
@@ -216,6 +222,10 @@ fn pair_facts<'a>(
         probes: addresses.iter().map(|x| x.probes).sum(),
         refused: judged.iter().map(|j| j.judgement.refused() as u32).sum(),
         refusals: refusals_at(judged, verdict),
+        blame: judged
+            .iter()
+            .filter(|j| j.judgement.verdict == verdict)
+            .find_map(|j| j.blame.clone()),
         misrouted: judged.iter().map(|j| j.judgement.misrouted as u32).sum(),
         misrouted_status: failing.iter().find(|x| x.status != 421).map(|x| x.status),
         direct_status: most_frequent(&direct_statuses),

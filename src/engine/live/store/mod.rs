@@ -286,10 +286,10 @@ impl Store {
             } => {
                 self.requests += requests;
                 let Some(origin) = index_of(host) else { return };
-                for (t, outcome) in coalesced {
+                for (t, sample) in coalesced {
                     if let Some(target) = index_of(t) {
                         let pair = self.coalesced.entry((origin, target)).or_default();
-                        push(pair.queues.entry(addr).or_default(), at, outcome);
+                        push(pair.queues.entry(addr).or_default(), at, sample);
                         schedule(&mut self.expiry, &mut pair.due, at, Place::Pair(origin, target));
                         self.dirty_pairs.insert((origin, target));
                     }

@@ -12,7 +12,7 @@ use crate::engine::probe::cert::{CertError, CertSummary};
 use crate::engine::probe::dns::DnsAnswer;
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::tls::TlsInfo;
-use crate::engine::record::Outcome;
+use crate::engine::record::{Coalesced, Outcome};
 use crate::watchlist::Entry;
 
 /// Samples kept per list at most, whatever the window.
@@ -99,7 +99,7 @@ pub(super) struct LiveHost {
 /// Coalesced requests of one ordered pair, per origin address.
 #[derive(Debug, Default)]
 pub(super) struct PairSamples {
-    pub(super) queues: BTreeMap<IpAddr, Timed<Outcome>>,
+    pub(super) queues: BTreeMap<IpAddr, Timed<Coalesced>>,
     /// The oldest sample time (scheduled in `Store::expiry`).
     pub(super) due: Option<Instant>,
 }
