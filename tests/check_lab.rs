@@ -182,6 +182,29 @@ async fn check_gives_every_lab_pair_its_verdict() {
         ),
         "{why}"
     );
+    // Apache under `SSLVHostSNIPolicy insecure`: the stream reset with HTTP_1_1_REQUIRED is a
+    // refusal, counted by kind.
+    let renego = pair(
+        &doc,
+        &key("www.renego.coalscope.test"),
+        &key("admin.renego.coalscope.test"),
+    )
+    .unwrap();
+    assert_eq!(renego["verdict"], "misdirected", "{renego}");
+    let at = &renego["addresses"][0];
+    assert_eq!(at["refusals"]["reset HTTP_1_1_REQUIRED"], 16, "{at}");
+    assert_eq!(
+        (at["errors"].as_u64(), at["refusal_rate"]["rate"].as_f64()),
+        (Some(0), Some(1.0))
+    );
+    assert_eq!(renego["rate_421"], 0.0, "rate_421 counts 421s only");
+    assert!(
+        renego["fix"]
+            .as_str()
+            .unwrap()
+            .contains("SSLVHostSNIPolicy secure"),
+        "{renego}"
+    );
     // 16 rounds settle every ok and misdirected pair.
     assert_eq!(doc["summary"]["inconclusive"], 0);
     assert_eq!(doc["summary"]["settle_rounds"], serde_json::Value::Null);
