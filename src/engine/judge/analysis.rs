@@ -71,12 +71,13 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
     let pairs: Vec<Arc<PairReport>> = listed.into_iter().map(|(_, p)| p).collect();
     let keys: Vec<String> = records.hosts.iter().map(|h| h.entry.key()).collect();
     let groups = groups(&keys, &links, &problem_origins);
-    let summary = summary(
+    let mut summary = summary(
         &hosts,
         &tally,
         (records.connections, records.requests, records.rounds),
         elapsed,
     );
+    summary.settle_rounds = settle_rounds(&tally, records.rounds);
     Snapshot {
         schema: SCHEMA.into(),
         generated_at: Timestamp::from_unix(now),
@@ -208,12 +209,13 @@ pub(crate) fn summary(
             .count() as u32,
         coverage: coverage(tally),
         inconclusive: tally.inconclusive,
-        settle_rounds: settle_rounds(tally, counters.2),
+        // `check` only (`analyse`): the live engine has no rounds to raise.
+        settle_rounds: None,
     }
 }
 
 /// The `--rounds` that would settle every inconclusive pair of a `check` of `rounds` rounds
-/// (None without inconclusive pairs, or without rounds: the live engine).
+/// (None without inconclusive pairs).
 fn settle_rounds(tally: &Tally, rounds: u32) -> Option<u32> {
     if tally.inconclusive == 0 || rounds == 0 {
         return None;
