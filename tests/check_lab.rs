@@ -148,6 +148,68 @@ async fn check_gives_every_lab_pair_its_verdict() {
     let rate = lb["rate_421"].as_f64().unwrap();
     assert!(rate > 0.0 && rate < 1.0, "{lb}");
     assert_eq!(lb["probes"], 16);
+    // Its two backends are told apart (by their Server header: same certificate), and the
+    // strict one is named as the one that refuses.
+    let at = &lb["addresses"][0];
+    let backends = at["backends"].as_array().unwrap();
+    assert_eq!(backends.len(), 2, "{at}");
+    let refused: Vec<(&str, u64)> = backends
+        .iter()
+        .map(|b| (b["server"].as_str().unwrap(), b["refused"].as_u64().unwrap()))
+        .collect();
+    assert!(
+        refused[0] == ("coalscope-lab (load-balancer backend-1)", 0)
+            && refused[1].0 == "coalscope-lab (load-balancer backend-2)"
+            && refused[1].1 > 0,
+        "{at}"
+    );
+    assert_eq!(backends[0]["cert_sha256"], backends[1]["cert_sha256"]);
+    assert_eq!(
+        backends
+            .iter()
+            .map(|b| b["probes"].as_u64().unwrap())
+            .sum::<u64>(),
+        16
+    );
+    assert!(at["refusals"]["421"].as_u64().unwrap() > 0, "{at}");
+    let interval = &at["refusal_rate"];
+    assert!(
+        interval["low"].as_f64() < interval["rate"].as_f64() && interval["n"] == 16,
+        "{at}"
+    );
+    let why = lb["explanation"].as_str().unwrap();
+    assert!(
+        why.ends_with(
+            "1 of 2 backends behind 127.0.0.16 refuses: the one answering with Server \"coalscope-lab (load-balancer backend-2)\""
+        ),
+        "{why}"
+    );
+    // Apache under `SSLVHostSNIPolicy insecure`: the stream reset with HTTP_1_1_REQUIRED is a
+    // refusal, counted by kind.
+    let renego = pair(
+        &doc,
+        &key("www.renego.coalscope.test"),
+        &key("admin.renego.coalscope.test"),
+    )
+    .unwrap();
+    assert_eq!(renego["verdict"], "misdirected", "{renego}");
+    let at = &renego["addresses"][0];
+    assert_eq!(at["refusals"]["reset HTTP_1_1_REQUIRED"], 16, "{at}");
+    assert_eq!(
+        (at["errors"].as_u64(), at["refusal_rate"]["rate"].as_f64()),
+        (Some(0), Some(1.0))
+    );
+    assert_eq!(renego["rate_421"], 0.0, "rate_421 counts 421s only");
+    assert!(
+        renego["fix"]
+            .as_str()
+            .unwrap()
+            .contains("SSLVHostSNIPolicy secure"),
+        "{renego}"
+    );
+    // 16 rounds settle every ok and misdirected pair.
+    assert_eq!(doc["summary"]["inconclusive"], 0);
+    assert_eq!(doc["summary"]["settle_rounds"], serde_json::Value::Null);
 
     // Content: pages that print the connection's server name are the right site's (ok,
     // `similar`); behind an SNI router they are the other site's, and it is named.
@@ -308,14 +370,22 @@ async fn resolve_overrides_replace_dns_and_a_clean_pair_exits_zero() {
 }
 
 /// What each client's users get (`impact`) on the lab's pairs, by verdict: a refusal (421) is
-/// an error page for Safari < 15.1 and a retry for the others; another site's answer is the
-/// wrong page for every browser that pools; non-pooling clients are never affected.
+/// an error page for Safari < 15.1 and a retry for the others (over HTTP/1.1 when the stream
+/// was reset with HTTP_1_1_REQUIRED: the renego scenario); another site's answer is the wrong
+/// page for every browser that pools; non-pooling clients are never affected.
 fn assert_impacts(doc: &Value, port: u16) {
     let refused: &[(&str, bool, &str)] = &[
         ("safari-before-15.1", true, "shows-error"),
         ("chrome", true, "retries-on-new-connection"),
         ("firefox", true, "retries-on-new-connection"),
         ("safari", true, "retries-on-new-connection"),
+        ("non-pooling", false, "unaffected"),
+    ];
+    let refused_http1: &[(&str, bool, &str)] = &[
+        ("safari-before-15.1", true, "shows-error"),
+        ("chrome", true, "retries-over-http1"),
+        ("firefox", true, "retries-over-http1"),
+        ("safari", true, "retries-over-http1"),
         ("non-pooling", false, "unaffected"),
     ];
     let wrong: &[(&str, bool, &str)] = &[
@@ -342,6 +412,7 @@ fn assert_impacts(doc: &Value, port: u16) {
     let mut failures = Vec::new();
     for e in lab::expectations() {
         let expected = match e.verdict {
+            Verdict::Misdirected if e.origin.contains(".renego.") => refused_http1,
             Verdict::Misdirected | Verdict::Intermittent => refused,
             Verdict::Misrouted => wrong,
             Verdict::Ok | Verdict::DirectBroken => fine,

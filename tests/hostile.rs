@@ -22,6 +22,7 @@ mod watchfile;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use coalscope::engine::judge::verdict::Refusal;
 use coalscope::engine::probe::direct::{self, DirectProtocol};
 use coalscope::engine::probe::dns::{Dns, DnsConfig, MAX_ADDRESSES};
 use coalscope::engine::probe::error::{H2Reason, Phase, ProbeError};
@@ -480,6 +481,28 @@ async fn each_probe_phase_ends_within_the_timeout() {
         };
         timed(started, name);
         let err = result.unwrap_or_else(|| panic!("{name}: the request succeeded"));
+        // GOAWAY right after the preface, last_stream_id 0: when the request's stream was
+        // opened before the frame arrived, the h2 crate fails it with the server's GOAWAY,
+        // and that is a refusal (the request was not processed); when the connection was
+        // already gone, it is "connection closed", which is not. (Our own GOAWAY, e.g. for
+        // the HTTP/1.1 answer of h1.h2, is no refusal either.)
+        if let (ProbeError::GoAway { .. }, &"goaway.h2.hostile.test") = (&err, name) {
+            assert_eq!(
+                Refusal::of(&Err(err.clone())),
+                Some(Refusal::GoAway(H2Reason(0))),
+                "{name}: {err:?}"
+            );
+        }
+        let refusal = Refusal::of(&Err(err.clone()));
+        match *name {
+            "reset.h2.hostile.test" => assert_eq!(
+                refusal,
+                Some(Refusal::Reset(H2Reason::REFUSED_STREAM)),
+                "{name}: {err:?}"
+            ),
+            "h1.h2.hostile.test" => assert_eq!(refusal, None, "{name}: {err:?}"),
+            _ => {}
+        }
         let text = err.to_string();
         assert!(matches!(err.phase(), Phase::Request), "{name}: {err:?}");
         assert!(

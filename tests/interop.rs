@@ -590,7 +590,9 @@ async fn apache_protocol_difference_depends_on_the_policy() {
 /// Under `SSLVHostSNIPolicy insecure` there is no 421: a request for the vhost that wants
 /// client certificates, on the other name's connection, needs a TLS renegotiation, which
 /// HTTP/2 forbids — mod_http2 resets the stream with HTTP_1_1_REQUIRED (access log: 403).
-/// The other direction is served.
+/// Browsers retry it over HTTP/1.1 on a new connection: a refusal like a 421, so the pair is
+/// `misdirected`, the reset is counted by kind and `check` exits 1. The other direction is
+/// served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apache_insecure_policy_resets_the_stream_with_http_1_1_required() {
     if !servers_available("apache-insecure-verify", &[APACHE, DNSMASQ]) {
@@ -598,20 +600,27 @@ async fn apache_insecure_policy_resets_the_stream_with_http_1_1_required() {
     }
     let ApacheRun { sc, r, ka, kb } =
         apache_vhosts("ap-insec-verify", 21, Some("insecure"), API_CLIENT_CERTS).await;
-    r.assert_pairs(&[(&ka, &kb, "error", None), (&kb, &ka, "ok", None)]);
+    r.assert_pairs(&[(&ka, &kb, "misdirected", None), (&kb, &ka, "ok", None)]);
+    assert_eq!(r.exit, Some(1), "a refused pair is a problem");
     let p = r.pair(&ka, &kb);
-    assert!(
-        p["error"].as_str().unwrap_or("").contains("HTTP_1_1_REQUIRED"),
-        "{p}"
-    );
+    assert!(p["error"].is_null(), "{p}");
     let at = r.at(&ka, &kb, "127.0.1.21");
-    assert_eq!(at["errors"], 3, "{at}");
+    assert_eq!(at["errors"], 0, "{at}");
+    assert_eq!(at["refusals"]["reset HTTP_1_1_REQUIRED"], 3, "{at}");
+    assert_eq!(at["refusal_rate"]["rate"], 1.0, "{at}");
+    assert_eq!(at["refusal_rate"]["n"], 3, "{at}");
     assert!(counts(&at["statuses"]).is_empty(), "{at}");
     assert_direct(at, "200", 3);
     let why = p["explanation"].as_str().unwrap();
-    assert!(why.contains("renegotiate"), "{why}");
+    assert!(
+        why.contains("renegotiate") && why.contains("3 reset HTTP_1_1_REQUIRED"),
+        "{why}"
+    );
     let fix = p["fix"].as_str().unwrap();
-    assert!(fix.contains("SSLVerifyClient"), "{fix}");
+    assert!(
+        fix.contains("SSLVerifyClient") && fix.contains("SSLVHostSNIPolicy secure"),
+        "{fix}"
+    );
     assert_browsers_fall_back_to_http1(p);
     let access = std::fs::read_to_string(sc.path("apache-access.log")).unwrap_or_default();
     assert!(

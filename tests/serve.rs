@@ -335,6 +335,17 @@ async fn serve_exports_the_lab_and_stops_on_sigterm() {
         "the ok pair got 421s"
     );
     assert!(later.pair_sum("coalscope_pair_probes_total", OK).unwrap() > 0.0);
+    // Refusals of every kind: here all 421s, so at least the 421s of the same scrape.
+    assert!(
+        later
+            .pair_sum("coalscope_pair_refused_total", MISDIRECTED)
+            .unwrap_or(0.0)
+            >= later
+                .pair_sum("coalscope_pair_misdirected_total", MISDIRECTED)
+                .unwrap_or(1.0),
+        "refusals count the 421s"
+    );
+    assert_eq!(later.pair_sum("coalscope_pair_refused_total", OK), Some(0.0));
     let state = |e: &Exposition, pair: (&str, &str), verdict: &str| {
         e.series("coalscope_pair_verdict")
             .find(|(l, _)| {

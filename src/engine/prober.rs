@@ -17,7 +17,7 @@ use crate::engine::probe::dns::Dns;
 use crate::engine::probe::h2::{self, H2Connection, Opened};
 use crate::engine::probe::rate::RateLimiter;
 use crate::engine::probe::tls::{TlsInfo, TlsSettings};
-use crate::engine::record::{HostRecord, Job, JobResult, Outcome};
+use crate::engine::record::{Coalesced, ConnTraits, HostRecord, Job, JobResult};
 
 /// Fresh connections an origin probe may open when the server closes the one it had.
 const MAX_REOPEN: u32 = 2;
@@ -195,7 +195,13 @@ impl Prober {
                 self.options.timeout,
             )
             .await;
-        let (coalesced, requests) = self.request_targets(conn, sock, origin, &targets, hosts).await;
+        let first = Connection {
+            server: own.as_ref().ok().and_then(|a| a.server.clone()),
+            tls: opened.tls,
+        };
+        let (coalesced, requests) = self
+            .request_targets((conn, first), sock, origin, &targets, hosts)
+            .await;
         result(handshake, Some(own), coalesced, 1 + requests)
     }
 
@@ -203,26 +209,29 @@ impl Prober {
     /// closes the connection after refusing one name (GOAWAY after a 421, say) must not turn
     /// the remaining targets into errors: like a browser, go on over a fresh connection opened
     /// for the same origin, a bounded number of times. Returns the answers and the requests
-    /// made.
+    /// made, each with the traits of the connection it went on.
     async fn request_targets(
         &self,
-        mut conn: H2Connection,
+        (mut conn, mut current): (H2Connection, Connection),
         sock: SocketAddr,
         origin: &HostRecord,
         targets: &[usize],
         hosts: &[HostRecord],
-    ) -> (Vec<(usize, Outcome)>, u64) {
+    ) -> (Vec<(usize, Coalesced)>, u64) {
         let timeout = self.options.timeout;
         let mut coalesced = Vec::with_capacity(targets.len());
         let mut requests = 0;
         let mut reopened = 0;
+        let mut traits: Option<Arc<ConnTraits>> = None;
         for chunk in targets.chunks(STREAMS_PER_CONNECTION) {
             if conn.is_closed() && reopened < MAX_REOPEN {
                 reopened += 1;
                 self.connections.fetch_add(1, Ordering::Relaxed);
-                if let Ok(Opened { conn: Some(c), .. }) = h2::open(&self.tls, sock, &origin.entry.host).await
+                if let Ok(Opened { conn: Some(c), tls }) = h2::open(&self.tls, sock, &origin.entry.host).await
                 {
                     conn = c;
+                    current = Connection { tls, server: None };
+                    traits = None;
                 }
             }
             let conn = &conn;
@@ -236,10 +245,33 @@ impl Prober {
             }))
             .await;
             requests += answers.len() as u64;
-            coalesced.extend(answers);
+            // Made once per connection, when its first answers are in (for the `Server`
+            // header when the origin's own request said none).
+            let traits = traits
+                .get_or_insert_with(|| {
+                    let server = current.server.as_deref().or_else(|| {
+                        answers
+                            .iter()
+                            .find_map(|(_, o)| o.as_ref().ok().and_then(|a| a.server.as_deref()))
+                    });
+                    Arc::new(ConnTraits::of(&current.tls, server))
+                })
+                .clone();
+            coalesced.extend(
+                answers
+                    .into_iter()
+                    .map(|(b, o)| (b, Coalesced::new(o, Some(traits.clone())))),
+            );
         }
         (coalesced, requests)
     }
+}
+
+/// The connection the targets' requests are on: its handshake, and the `Server` header of
+/// its first answer.
+struct Connection {
+    tls: TlsInfo,
+    server: Option<String>,
 }
 
 /// The peers of origin `a` (hosts sharing an address with it) that the certificate of its handshake covers. None when the

@@ -19,6 +19,52 @@ use crate::watchlist::Entry;
 /// What one request produced: an answer, or why there was none.
 pub type Outcome = Result<HttpAnswer, ProbeError>;
 
+/// What tells the backend behind one connection apart from another behind the same address.
+/// One per connection, shared (`Arc`) by every request made on it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnTraits {
+    /// SHA-256 of the leaf certificate the connection was served (zero without one).
+    pub cert_sha256: [u8; 32],
+    /// The `Server` header of the first answer on the connection (untrusted text).
+    pub server: Option<String>,
+    pub tls_version: String,
+    pub cipher: Option<String>,
+    pub alpn: Option<String>,
+}
+
+impl ConnTraits {
+    /// The traits of a connection with handshake `tls`, whose first answer said `server`.
+    pub fn of(tls: &TlsInfo, server: Option<&str>) -> ConnTraits {
+        use sha2::{Digest, Sha256};
+        let cert_sha256 = tls
+            .chain
+            .first()
+            .map(|der| Sha256::digest(der.as_ref()).into())
+            .unwrap_or([0; 32]);
+        ConnTraits {
+            cert_sha256,
+            server: server.map(str::to_string),
+            tls_version: tls.version.clone(),
+            cipher: tls.cipher.clone(),
+            alpn: tls.alpn.clone(),
+        }
+    }
+}
+
+/// A request for a target on a connection opened for an origin: what came back, and the
+/// connection it went on (None where that is unknown, e.g. in synthetic records).
+#[derive(Debug, Clone)]
+pub struct Coalesced {
+    pub outcome: Outcome,
+    pub conn: Option<Arc<ConnTraits>>,
+}
+
+impl Coalesced {
+    pub fn new(outcome: Outcome, conn: Option<Arc<ConnTraits>>) -> Coalesced {
+        Coalesced { outcome, conn }
+    }
+}
+
 /// One unit of probing: one fresh connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
@@ -44,7 +90,7 @@ pub enum JobResult {
         addr: IpAddr,
         handshake: Result<TlsInfo, ProbeError>,
         own: Option<Outcome>,
-        coalesced: Vec<(usize, Outcome)>,
+        coalesced: Vec<(usize, Coalesced)>,
         requests: u64,
     },
     Direct {
@@ -101,7 +147,7 @@ pub struct Records {
     pub hosts: Vec<HostRecord>,
     /// (origin index, target index, origin address) → requests for the target on connections
     /// opened for the origin at that address.
-    pub coalesced: HashMap<(usize, usize, IpAddr), Vec<Outcome>>,
+    pub coalesced: HashMap<(usize, usize, IpAddr), Vec<Coalesced>>,
     pub connections: u64,
     pub requests: u64,
     pub rounds: u32,
@@ -146,11 +192,8 @@ impl Records {
                 if let Some(o) = own {
                     push_bounded(&mut ep.own, o);
                 }
-                for (target, outcome) in coalesced {
-                    push_bounded(
-                        records.coalesced.entry((host, target, addr)).or_default(),
-                        outcome,
-                    );
+                for (target, sample) in coalesced {
+                    push_bounded(records.coalesced.entry((host, target, addr)).or_default(), sample);
                 }
             }
             JobResult::Direct {

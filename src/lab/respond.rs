@@ -21,6 +21,9 @@ pub(crate) enum Outcome {
     ApacheMisdirected { vhost: &'static Site },
     /// An empty 421 (Caddy, a strict backend).
     EmptyMisdirected,
+    /// No answer: the stream is reset with HTTP_1_1_REQUIRED (mod_http2 when the request needs
+    /// a TLS renegotiation).
+    ResetHttp11Required,
     /// Envoy's empty 404 for a Host its SNI-chosen route table does not know.
     EnvoyNotFound,
     /// A Host no site on this address answers to.
@@ -46,6 +49,10 @@ pub(crate) fn decide(
         },
         Style::ApacheStrict => match host_site {
             Some(h) if !same => Outcome::ApacheMisdirected { vhost: h },
+            _ => by_host(host_site),
+        },
+        Style::ApacheInsecure { protected } => match host_site {
+            Some(h) if h.name == protected && !same => Outcome::ResetHttp11Required,
             _ => by_host(host_site),
         },
         Style::CaddyStrict => strict(sni_site, host_site),
@@ -128,6 +135,9 @@ pub(crate) fn render(outcome: Outcome, server: &str, sni: &str, live: &LiveCount
             )
         }
         Outcome::EmptyMisdirected => empty(StatusCode::MISDIRECTED_REQUEST, &server_header),
+        // The server resets the stream instead (`server.rs`); over HTTP/1.1, where there is
+        // no stream to reset, what httpd logs for it: 403.
+        Outcome::ResetHttp11Required => empty(StatusCode::FORBIDDEN, &server_header),
         Outcome::EnvoyNotFound => empty(StatusCode::NOT_FOUND, "envoy"),
         Outcome::UnknownHost => html(
             StatusCode::NOT_FOUND,
@@ -236,6 +246,8 @@ mod tests {
             | Outcome::ApacheMisdirected { .. }
             | Outcome::EmptyMisdirected => 421,
             Outcome::EnvoyNotFound | Outcome::UnknownHost => 404,
+            // No status: the stream is reset.
+            Outcome::ResetHttp11Required => 0,
         }
     }
 
@@ -244,7 +256,10 @@ mod tests {
         let nginx = Style::NginxClientAuth {
             protected: "b.x.test",
         };
-        // (style, sni, host, conn, expected status, expected served site)
+        let insecure = Style::ApacheInsecure {
+            protected: "b.x.test",
+        };
+        // (style, sni, host, conn, expected status (0: stream reset), expected served site)
         type Case = (
             Style,
             &'static Site,
@@ -260,6 +275,9 @@ mod tests {
             (nginx, &B, &B, 0, 200, Some("b.x.test")),
             (Style::ApacheStrict, &A, &B, 0, 421, None),
             (Style::ApacheStrict, &A, &A, 0, 200, Some("a.x.test")),
+            (insecure, &A, &B, 0, 0, None),
+            (insecure, &B, &A, 0, 200, Some("a.x.test")),
+            (insecure, &B, &B, 0, 200, Some("b.x.test")),
             (Style::CaddyStrict, &B, &A, 0, 421, None),
             (Style::EnvoySni, &A, &B, 0, 404, None),
             (Style::EnvoySni, &B, &B, 0, 200, Some("b.x.test")),

@@ -20,6 +20,10 @@ pub(crate) enum Style {
     /// Apache httpd >= 2.4.64, `SSLVHostSNIPolicy secure`: the Host vhost differs from the SNI
     /// vhost -> 421 "Misdirected Request", sent with the target (Host) vhost's headers.
     ApacheStrict,
+    /// Apache httpd, `SSLVHostSNIPolicy insecure`, `SSLVerifyClient` in `protected`'s vhost: a
+    /// request for `protected` on a connection whose SNI selected another vhost would need a
+    /// TLS renegotiation, which HTTP/2 forbids -> the stream is reset with HTTP_1_1_REQUIRED.
+    ApacheInsecure { protected: &'static str },
     /// Caddy `strict_sni_host`: Host != SNI -> 421 with an empty body.
     CaddyStrict,
     /// Envoy/Istio: the route table is picked by SNI and only knows the SNI's name:
@@ -41,6 +45,7 @@ impl Style {
             Style::ByHost => "by-host",
             Style::NginxClientAuth { .. } => "nginx",
             Style::ApacheStrict => "apache",
+            Style::ApacheInsecure { .. } => "apache-insecure",
             Style::CaddyStrict => "caddy",
             Style::EnvoySni => "envoy",
             Style::SniRouter => "sni-router",
@@ -188,6 +193,7 @@ const GEO: [&str; 2] = ["east.geo.coalscope.test", "west.geo.coalscope.test"];
 const BROKEN: [&str; 2] = ["status.broken.coalscope.test", "app.broken.coalscope.test"];
 const ECHO: [&str; 2] = ["north.echo.coalscope.test", "south.echo.coalscope.test"];
 const ECHO_ROUTER: [&str; 2] = ["east.echorouter.coalscope.test", "west.echorouter.coalscope.test"];
+const RENEGO: [&str; 2] = ["www.renego.coalscope.test", "admin.renego.coalscope.test"];
 
 /// Both ways of a two-name scenario with the same verdict.
 const fn both(names: &'static [&'static str; 2], verdict: Verdict) -> [Pair; 2] {
@@ -385,6 +391,17 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
         endpoints: &[endpoint(27, Style::SniRouter)],
         certs: &[lab_cert(&ECHO_ROUTER, &[])],
         expect: &both(&ECHO_ROUTER, Verdict::Misrouted),
+    },
+    Scenario {
+        key: "renego",
+        reproduces: "Apache httpd SSLVHostSNIPolicy insecure, SSLVerifyClient for admin: admin on www's connection is reset with HTTP_1_1_REQUIRED",
+        sites: &[site(RENEGO[0], &[28]), site(RENEGO[1], &[28])],
+        endpoints: &[endpoint(28, Style::ApacheInsecure { protected: RENEGO[1] })],
+        certs: &[lab_cert(&RENEGO, &[])],
+        expect: &[
+            (RENEGO[0], RENEGO[1], Verdict::Misdirected, None),
+            (RENEGO[1], RENEGO[0], Verdict::Ok, None),
+        ],
     },
     Scenario {
         key: "ghost",

@@ -3,7 +3,6 @@
 //! aborting the listener closes everything it accepted.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use tokio_rustls::LazyConfigAcceptor;
 
 use super::idle::IdleTimeout;
 use super::phase::Clock;
-use super::respond::{decide, render, request_host, server_label, LiveCounter};
+use super::respond::{decide, render, request_host, server_label, LiveCounter, Outcome};
 use super::scenarios::{Alpn, Endpoint, Scenario, Site, Style};
 use super::tls::EndpointTls;
 
@@ -135,9 +134,14 @@ async fn connection(tcp: TcpStream, conn: u64, rt: Arc<EndpointRuntime>) {
             async move {
                 let style = rt.clock.style_of(rt.endpoint);
                 let host = request_host(&req).and_then(|h| rt.site(&h));
+                let is_h2 = req.version() == http::Version::HTTP_2;
                 let outcome = decide(style, info.sni_site, host, info.conn);
+                if outcome == Outcome::ResetHttp11Required && is_h2 {
+                    // hyper resets the stream with the code of the h2 error a service fails with.
+                    return Err(h2::Error::from(h2::Reason::HTTP_1_1_REQUIRED));
+                }
                 let label = server_label(style, info.conn);
-                Ok::<_, Infallible>(render(outcome, &label, info.sni_site.name, &rt.live))
+                Ok(render(outcome, &label, info.sni_site.name, &rt.live))
             }
         })
     };

@@ -129,6 +129,7 @@ fn pairs_section(out: &mut String, p: &Painter, s: &Snapshot) {
     for pair in &s.pairs {
         pair_lines(out, p, pair);
     }
+    inconclusive_line(out, p, s);
     let cert_only = s.summary.cert_only_pairs;
     if cert_only > 0
         && !s
@@ -147,6 +148,30 @@ fn pairs_section(out: &mut String, p: &Painter, s: &Snapshot) {
             )
         );
     }
+}
+
+/// How many `ok` or `misdirected` pairs rest on too few probes to rule out a flaky backend,
+/// and the `--rounds` that would settle them.
+fn inconclusive_line(out: &mut String, p: &Painter, s: &Snapshot) {
+    let n = s.summary.inconclusive;
+    if n == 0 {
+        return;
+    }
+    let settle = match s.summary.settle_rounds {
+        Some(r) => format!(": --rounds {r} would settle them"),
+        None => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "  {}",
+        p.paint(
+            DIM,
+            &format!(
+                "{n} pair{} judged on too few probes to rule out one of two backends answering otherwise{settle}",
+                if n == 1 { "" } else { "s" }
+            )
+        )
+    );
 }
 
 /// Every host's findings, errors first; nothing when there are none.
@@ -200,19 +225,43 @@ fn pair_lines(out: &mut String, p: &Painter, pair: &PairReport) {
         return;
     }
     for a in &pair.addresses {
+        // Refusals without an HTTP answer (resets, GOAWAY) are not among the statuses.
+        let mut refusals = a.refusals.clone();
+        refusals.remove("421");
         let _ = writeln!(
             out,
-            "                  {:<15} {:<14} coalesced {:<16} direct {}{}",
+            "                  {:<15} {:<14} coalesced {:<16} direct {}{}{}",
             safe(&a.address),
             p.verdict(a.verdict, a.verdict.as_str()),
             counts(&a.statuses),
             counts(&a.direct_statuses),
+            if refusals.is_empty() {
+                String::new()
+            } else {
+                format!("  (refused: {})", counts(&refusals))
+            },
             if a.errors > 0 {
                 format!("  ({} errors)", a.errors)
             } else {
                 String::new()
             }
         );
+        for b in &a.backends {
+            let _ = writeln!(
+                out,
+                "                    backend cert …{} {} {} {}: {} of {} refused",
+                safe(
+                    b.cert_sha256
+                        .get(b.cert_sha256.len().saturating_sub(8)..)
+                        .unwrap_or("")
+                ),
+                safe(b.server.as_deref().unwrap_or("-")),
+                safe(b.tls_version.as_deref().unwrap_or("-")),
+                safe(b.cipher.as_deref().unwrap_or("-")),
+                b.refused,
+                b.probes
+            );
+        }
     }
     if v.is_problem() || v == Verdict::Error {
         let _ = writeln!(
@@ -227,5 +276,24 @@ fn pair_lines(out: &mut String, p: &Painter, pair: &PairReport) {
         if let Some(fix) = &pair.fix {
             let _ = writeln!(out, "                  {} {}", p.paint(BOLD, "fix:"), safe(fix));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inconclusive_pairs_are_counted_with_the_rounds_that_settle_them() {
+        let mut s = Snapshot::default();
+        assert!(!render(&s, false).contains("too few probes"));
+        s.summary.inconclusive = 3;
+        s.summary.settle_rounds = Some(4);
+        let text = render(&s, false);
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("too few probes")).collect();
+        assert_eq!(
+            lines,
+            ["  3 pairs judged on too few probes to rule out one of two backends answering otherwise: --rounds 4 would settle them"]
+        );
     }
 }

@@ -71,7 +71,7 @@ pub struct ExporterOptions {
     pub window: Duration,
 }
 
-/// Pair-address counters (probes, 421s, errors, misrouted answers), keyed by (origin, target,
+/// Pair-address counters (probes, 421s, errors, misrouted answers, refusals), keyed by (origin, target,
 /// address); the names are the reports' shared `Arc<str>`s, not copies.
 type PairKey = (Arc<str>, Arc<str>, String);
 /// Endpoint counters: handshakes, failed handshakes.
@@ -82,7 +82,7 @@ struct State {
     view: Arc<LiveView>,
     /// A real view has arrived (the engine published at least once).
     have_view: bool,
-    pairs: Reconciler<PairKey, 4>,
+    pairs: Reconciler<PairKey, 5>,
     endpoints: Reconciler<EndpointKey, 2>,
     /// Monotonic guards for counters the engine keeps cumulative already.
     connections: u64,
@@ -311,6 +311,7 @@ fn fold_pairs(st: &mut State, view: &LiveView, changed_after: Option<u64>, now: 
                 u64::from(a.statuses.get("421").copied().unwrap_or(0)),
                 u64::from(a.errors),
                 u64::from(a.misrouted),
+                u64::from(a.refusals.values().sum::<u32>()),
             ];
             st.pairs.update(&key, counts, now);
         }
@@ -574,7 +575,7 @@ fn pair_labels(p: &PairReport) -> Labels {
 
 /// The per-address counters of the exported pairs, from the reconciler's totals.
 fn encode_pair_counters(enc: &mut DescriptorEncoder, st: &State, pairs: &[&PairReport]) -> fmt::Result {
-    let mut per_address: [Vec<(Labels, u64)>; 4] = Default::default();
+    let mut per_address: [Vec<(Labels, u64)>; 5] = Default::default();
     for p in pairs {
         for a in &p.addresses {
             let key = (p.origin.clone(), p.target.clone(), a.address.clone());
@@ -586,7 +587,7 @@ fn encode_pair_counters(enc: &mut DescriptorEncoder, st: &State, pairs: &[&PairR
             }
         }
     }
-    let [probes, misdirected, errors, misrouted] = per_address;
+    let [probes, misdirected, errors, misrouted, refused] = per_address;
     counter(
         enc,
         "pair_probes",
@@ -601,6 +602,12 @@ fn encode_pair_counters(enc: &mut DescriptorEncoder, st: &State, pairs: &[&PairR
     )?;
     counter(
         enc,
+        "pair_refused",
+        "Of those requests, the ones refused in a way clients retry elsewhere: 421, a stream reset with HTTP_1_1_REQUIRED or REFUSED_STREAM, a GOAWAY that left them unprocessed.",
+        refused,
+    )?;
+    counter(
+        enc,
         "pair_misrouted",
         "Of those requests, the ones answered differently from the direct request, other than 421.",
         misrouted,
@@ -608,7 +615,7 @@ fn encode_pair_counters(enc: &mut DescriptorEncoder, st: &State, pairs: &[&PairR
     counter(
         enc,
         "pair_errors",
-        "Of those requests, the ones that failed without an answer.",
+        "Of those requests, the ones that failed without an answer and were not refused.",
         errors,
     )
 }

@@ -13,7 +13,7 @@ use crate::engine::probe::dns::DnsAnswer;
 use crate::engine::probe::h2::HttpAnswer;
 use crate::engine::probe::tls::TlsInfo;
 use crate::engine::record::Outcome;
-use crate::engine::record::{HostRecord, JobResult};
+use crate::engine::record::{Coalesced, HostRecord, JobResult};
 use crate::testing::net::{Pki, Validity};
 use crate::watchlist::Entry;
 
@@ -49,6 +49,7 @@ impl Synth {
                 TlsInfo {
                     alpn: Some("h2".into()),
                     version: "TLSv1.3".into(),
+                    cipher: Some("TLS13_AES_128_GCM_SHA256".into()),
                     chain,
                     chain_error: None,
                     connect_time: Duration::from_micros(300),
@@ -102,14 +103,12 @@ impl Synth {
             .filter(|&t| t != i)
             .map(|t| {
                 let refused = t % 10 == 0 || (t % 7 == 0 && round % 3 == 1);
-                (
-                    t,
-                    if refused {
-                        answer(421, "")
-                    } else {
-                        answer(200, &format!("t{t}"))
-                    },
-                )
+                let outcome = if refused {
+                    answer(421, "")
+                } else {
+                    answer(200, &format!("t{t}"))
+                };
+                (t, Coalesced::new(outcome, None))
             })
             .collect();
         JobResult::Origin {

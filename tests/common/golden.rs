@@ -19,6 +19,9 @@ fn golden_path(name: &str) -> PathBuf {
 fn mask_common(text: &str, port: u16) -> String {
     let port_re = Regex::new(&format!(r"\b{port}\b")).expect("port regex");
     let text = port_re.replace_all(text, "PORT");
+    // The lab's certificates are made afresh on every run.
+    let cert = Regex::new(r"cert …[0-9a-f]{8}").expect("cert regex");
+    let text = cert.replace_all(&text, "cert …MASKED");
     let time_re = Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").expect("time regex");
     time_re.replace_all(&text, "TIME").into_owned()
 }
@@ -33,14 +36,20 @@ fn mask_load_balancer_counts(line: &str) -> String {
     let statuses = Regex::new(r#""(200|421)": \d+"#).expect("regex");
     let line = statuses.replace_all(&line, "\"${1}\": N");
     let rate = Regex::new(r#""rate_421": [0-9.]+"#).expect("regex");
-    rate.replace_all(&line, "\"rate_421\": N").into_owned()
+    let line = rate.replace_all(&line, "\"rate_421\": N");
+    // Per backend (which one a connection reaches alternates) and the refusal rate's interval.
+    let refused = Regex::new(r"\d+ of \d+ refused").expect("regex");
+    let line = refused.replace_all(&line, "N of N refused");
+    let fields = Regex::new(r#""(rate|low|high|probes|refused)": [0-9.]+"#).expect("regex");
+    fields.replace_all(&line, "\"${1}\": N").into_owned()
 }
 
 /// `check --format json` of the lab, volatile values masked.
 pub fn mask_json(text: &str, port: u16) -> String {
     let text = mask_common(text, port);
-    let volatile = Regex::new(r#"^(\s*"(?:elapsed_ms|connect_ms|tls_ms|duration_s|sha256)"): [^,]*(,?)$"#)
-        .expect("regex");
+    let volatile =
+        Regex::new(r#"^(\s*"(?:elapsed_ms|connect_ms|tls_ms|duration_s|sha256|cert_sha256)"): [^,]*(,?)$"#)
+            .expect("regex");
     let mut in_lb_pair = false;
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {

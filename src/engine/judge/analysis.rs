@@ -8,9 +8,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engine::judge::confidence;
 use crate::engine::judge::policy::{self, EndpointFacts};
 use crate::engine::probe::cert;
-use crate::engine::record::{HostRecord, Outcome, Records};
+use crate::engine::record::{Coalesced, HostRecord, Records};
 use crate::engine::snapshot::{
     HostReport, PairReport, Severity, Snapshot, Summary, Timestamp, Verdict, SCHEMA,
 };
@@ -77,12 +78,13 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
     let pairs: Vec<Arc<PairReport>> = listed.into_iter().map(|(_, p)| p).collect();
     let keys: Vec<String> = records.hosts.iter().map(|h| h.entry.key()).collect();
     let groups = groups(&keys, &links, &problem_origins);
-    let summary = summary(
+    let mut summary = summary(
         &hosts,
         &tally,
         (records.connections, records.requests, records.rounds),
         elapsed,
     );
+    summary.settle_rounds = settle_rounds(&tally, records.rounds);
     Snapshot {
         schema: SCHEMA.into(),
         generated_at: Timestamp::from_unix(now),
@@ -115,7 +117,7 @@ pub(crate) enum PairEval {
 pub(crate) fn evaluate_pair<'c, 'n>(
     ha: &'n HostRecord,
     hb: &'n HostRecord,
-    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Outcome>,
+    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Coalesced>,
     neighbours: &dyn Fn(IpAddr) -> Vec<&'n HostRecord>,
     all_pairs: bool,
 ) -> PairEval {
@@ -157,6 +159,9 @@ pub(crate) struct Tally {
     pub probed: u32,
     /// Pairs whose probes cannot yet tell a flaky backend from a consistent one.
     pub inconclusive: u32,
+    /// Over the inconclusive addresses, the most answers needed to settle them, as a multiple
+    /// of the answers they have (rounds scale by it).
+    pub settle_factor: f64,
 }
 
 impl Tally {
@@ -167,6 +172,16 @@ impl Tally {
             self.coalescable += 1;
             self.probed += u32::from(p.probes > 0);
         }
+        let mut inconclusive = false;
+        for x in p.addresses.iter().filter(|x| x.verdict == verdict) {
+            let Some(rate) = x.refusal_rate else { continue };
+            let refused: u32 = x.refusals.values().sum();
+            if let Some(needed) = confidence::probes_to_settle(verdict, refused, rate.n) {
+                inconclusive = true;
+                self.settle_factor = self.settle_factor.max(f64::from(needed) / f64::from(rate.n));
+            }
+        }
+        self.inconclusive += u32::from(inconclusive);
     }
 }
 
@@ -203,7 +218,19 @@ pub(crate) fn summary(
             .count() as u32,
         coverage: coverage(tally),
         inconclusive: tally.inconclusive,
+        // `check` only (`analyse`): the live engine has no rounds to raise.
+        settle_rounds: None,
     }
+}
+
+/// The `--rounds` that would settle every inconclusive pair of a `check` of `rounds` rounds
+/// (None without inconclusive pairs).
+fn settle_rounds(tally: &Tally, rounds: u32) -> Option<u32> {
+    if tally.inconclusive == 0 || rounds == 0 {
+        return None;
+    }
+    let wanted = (tally.settle_factor * f64::from(rounds) - 1e-9).ceil();
+    Some((wanted as u32).max(rounds + 1))
 }
 
 /// Which targets can form a listed pair with an origin, without looking at all n² pairs: the
@@ -326,9 +353,13 @@ mod tests {
     use crate::engine::probe::dns::DnsAnswer;
     use crate::engine::probe::error::ProbeError;
     use crate::engine::probe::tls::TlsInfo;
-    use crate::engine::record::EndpointRecord;
+    use crate::engine::record::{EndpointRecord, Outcome};
     use crate::engine::snapshot::{Client, FindingKind};
     use crate::testing::synth::answer;
+
+    fn sample(outcome: Outcome) -> Coalesced {
+        Coalesced::new(outcome, None)
+    }
     use crate::watchlist::Entry;
 
     fn ip(s: &str) -> IpAddr {
@@ -354,6 +385,7 @@ mod tests {
             tls: Some(TlsInfo {
                 alpn: Some(alpn.into()),
                 version: "TLSv1.3".into(),
+                cipher: Some("TLS13_AES_128_GCM_SHA256".into()),
                 chain: vec![],
                 chain_error: (!trusted).then(|| "unknown issuer".to_string()),
                 connect_time: Duration::from_millis(1),
@@ -412,10 +444,14 @@ mod tests {
             rounds: 2,
             ..Default::default()
         };
-        r.coalesced
-            .insert((0, 1, ip("192.0.2.1")), vec![answer(421, ""), answer(421, "")]);
-        r.coalesced
-            .insert((1, 0, ip("192.0.2.1")), vec![answer(200, "A"), answer(200, "A")]);
+        r.coalesced.insert(
+            (0, 1, ip("192.0.2.1")),
+            vec![sample(answer(421, "")), sample(answer(421, ""))],
+        );
+        r.coalesced.insert(
+            (1, 0, ip("192.0.2.1")),
+            vec![sample(answer(200, "A")), sample(answer(200, "A"))],
+        );
         let s = analyse(&r, false, Duration::ZERO);
         let ab = pair(&s, "a.test", "b.test");
         assert_eq!(
@@ -429,6 +465,13 @@ mod tests {
         assert_eq!((s.groups[0].members.len(), s.groups[0].problems), (2, 1));
         assert_eq!((s.summary.problems, s.summary.host_errors), (1, 0));
         assert!(s.has_problems());
+        let at = &ab.addresses[0];
+        assert_eq!(at.refusals, BTreeMap::from([("421".to_string(), 2)]));
+        let rate = at.refusal_rate.unwrap();
+        assert_eq!((rate.rate, rate.n), (1.0, 2));
+        // 2 of 2 refused, 0 of 2 refused: neither rules out one of two backends doing the
+        // other thing; 4 answers each would (one per round: 4 rounds).
+        assert_eq!((s.summary.inconclusive, s.summary.settle_rounds), (2, Some(4)));
     }
 
     #[test]
@@ -454,12 +497,18 @@ mod tests {
         };
         // a → b: c's page (a default site behind the address); b → a: a's page, printing the
         // connection's name; a → c: c's own page.
-        r.coalesced
-            .insert((0, 1, ip(at)), vec![answer(200, &page("wiki", "c.test")); 2]);
-        r.coalesced
-            .insert((1, 0, ip(at)), vec![answer(200, &page("shop", "b.test")); 2]);
-        r.coalesced
-            .insert((0, 2, ip(at)), vec![answer(200, &page("wiki", "c.test")); 2]);
+        r.coalesced.insert(
+            (0, 1, ip(at)),
+            vec![sample(answer(200, &page("wiki", "c.test"))); 2],
+        );
+        r.coalesced.insert(
+            (1, 0, ip(at)),
+            vec![sample(answer(200, &page("shop", "b.test"))); 2],
+        );
+        r.coalesced.insert(
+            (0, 2, ip(at)),
+            vec![sample(answer(200, &page("wiki", "c.test"))); 2],
+        );
         let s = analyse(&r, false, Duration::ZERO);
         let judged = |o: &str, t: &str| {
             let p = pair(&s, o, t);
@@ -527,7 +576,7 @@ mod tests {
             ..Default::default()
         };
         r.coalesced
-            .insert((0, 1, ip("192.0.2.1")), vec![answer(200, "B")]);
+            .insert((0, 1, ip("192.0.2.1")), vec![sample(answer(200, "B"))]);
         let s = analyse(&r, false, Duration::ZERO);
         let ab = pair(&s, "a.test", "b.test");
         assert_eq!((ab.coalesce.chrome, ab.coalesce.firefox), (false, true));

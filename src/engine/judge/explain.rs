@@ -2,6 +2,10 @@
 //! engineer who just saw a 421. The server is recognised from the `Server` header of the
 //! answers on the coalesced connection, when it says who it is.
 
+use std::collections::BTreeMap;
+
+use crate::engine::judge::backends::{Blame, Distinction};
+use crate::engine::judge::verdict::Refusal;
 use crate::engine::probe::error::H2Reason;
 use crate::engine::snapshot::NotCoalescable;
 use crate::engine::snapshot::{Content, Verdict};
@@ -51,7 +55,12 @@ pub struct PairFacts<'a> {
     /// Addresses where the pair was fine.
     pub good_addresses: Vec<String>,
     pub probes: u32,
-    pub misdirected: u32,
+    /// Requests refused (421, resets and GOAWAYs clients retry elsewhere), at all addresses.
+    pub refused: u32,
+    /// The refusals at `bad_addresses`, by kind.
+    pub refusals: BTreeMap<Refusal, u32>,
+    /// At a bad address, some backends refuse and others do not: which.
+    pub blame: Option<Blame>,
     pub misrouted: u32,
     /// Statuses of the misrouted answers and of the direct answers, e.g. "404" and "200".
     pub misrouted_status: Option<u16>,
@@ -60,8 +69,6 @@ pub struct PairFacts<'a> {
     pub http1_status: Option<u16>,
     pub server: ServerKind,
     pub cert_error: Option<String>,
-    /// The HTTP/2 code the server reset (or closed) the coalesced requests with, if it did.
-    pub refused_with: Option<H2Reason>,
     /// Why the probe could not finish (verdict `error`).
     pub error: Option<String>,
 }
@@ -107,21 +114,43 @@ pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
             format!("browsers put {b} on connections opened for {a}, and the server answers it as it does directly ({} probes)", f.probes),
             None,
         ),
-        Verdict::Misdirected => (
+        Verdict::Misdirected if only_421(f) => (
             format!(
                 "every request for {b} on a connection opened for {a}{} got 421 Misdirected Request{fine_elsewhere}; directly {b} answers {direct}",
                 at(&f.bad_addresses)
             ),
             Some(misdirected_fix(f.server, a, b)),
         ),
-        Verdict::Intermittent => (
+        Verdict::Misdirected => (
             format!(
-                "{} of {} requests for {b} on connections opened for {a}{} got 421, the others the right answer: the servers behind the address disagree",
-                f.misdirected, f.probes, at(&f.bad_addresses)
+                "every request for {b} on a connection opened for {a}{} was refused ({}){}{fine_elsewhere}; directly {b} answers {direct}",
+                at(&f.bad_addresses),
+                refusal_counts(&f.refusals),
+                refusal_why(f),
+            ),
+            Some(refusal_fix(f)),
+        ),
+        Verdict::Intermittent if only_421(f) => (
+            format!(
+                "{} of {} requests for {b} on connections opened for {a}{} got 421, the others the right answer: the servers behind the address disagree{}",
+                f.refused, f.probes, at(&f.bad_addresses), blame_text(f.blame.as_ref())
             ),
             Some(format!(
                 "some backends (or addresses) refuse requests for {b} on connections opened for {a}: find the odd one out and align its configuration ({})",
                 misdirected_fix(f.server, a, b)
+            )),
+        ),
+        Verdict::Intermittent => (
+            format!(
+                "{} of {} requests for {b} on connections opened for {a}{} were refused ({}){}, the others got the right answer: the servers behind the address disagree{}",
+                f.refused, f.probes, at(&f.bad_addresses),
+                refusal_counts(&f.refusals),
+                refusal_why(f),
+                blame_text(f.blame.as_ref()),
+            ),
+            Some(format!(
+                "some backends (or addresses) refuse requests for {b} on connections opened for {a}: find the odd one out and align its configuration ({})",
+                refusal_fix(f)
             )),
         ),
         Verdict::Misrouted => {
@@ -139,9 +168,6 @@ pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
             )
         }
         Verdict::DirectBroken => direct_broken(f, &direct),
-        Verdict::Error if f.refused_with == Some(H2Reason::HTTP_1_1_REQUIRED) => {
-            renegotiation_refused(f, &fine_elsewhere)
-        }
         Verdict::Error => (
             format!("the probe of {b} over {a}'s connection could not finish: {}", f.error.as_deref().unwrap_or("unknown error")),
             Some(format!("make {a} reachable over TLS from here, then check again")),
@@ -169,24 +195,98 @@ fn direct_broken(f: &PairFacts<'_>, direct: &str) -> (String, Option<String>) {
     )
 }
 
-/// The coalesced requests were reset with HTTP_1_1_REQUIRED: the server wants a TLS
-/// renegotiation (a client certificate) for the target.
-fn renegotiation_refused(f: &PairFacts<'_>, fine_elsewhere: &str) -> (String, Option<String>) {
-    let (a, b) = (f.origin, f.target);
-    (
-        format!(
-            "the server reset the requests for {b} on connections opened for {a}{} with HTTP_1_1_REQUIRED: it wants to renegotiate TLS for {b} (typically to ask for a client certificate), which HTTP/2 cannot; browsers retry over HTTP/1.1{fine_elsewhere}",
-            at(&f.bad_addresses)
-        ),
-        Some(match f.server {
-            ServerKind::Apache => format!(
-                "the vhost of {b} asks for client certificates (SSLVerifyClient) and {a}'s does not, under `SSLVHostSNIPolicy insecure`: give both vhosts the same client-certificate settings, or give {b} a certificate without {a}, or its own IP"
-            ),
-            _ => format!(
-                "give {a} and {b} the same client-certificate settings, or give {b} a certificate without {a}, or its own IP"
-            ),
-        }),
+/// "; 1 of 2 backends behind 192.0.2.1 refuses: the one serving certificate …1a2b3c4d".
+fn blame_text(blame: Option<&Blame>) -> String {
+    let Some(b) = blame else {
+        return String::new();
+    };
+    let verb = if b.refusing == 1 { "refuses" } else { "refuse" };
+    let which = match &b.by {
+        Some(Distinction::Cert(sha)) => {
+            let hex = hex::encode(sha);
+            format!(": the one serving certificate …{}", &hex[hex.len() - 8..])
+        }
+        Some(Distinction::Server(Some(s))) => format!(": the one answering with Server \"{s}\""),
+        Some(Distinction::Server(None)) => ": the one sending no Server header".to_string(),
+        Some(Distinction::TlsVersion(v)) => format!(": the one negotiating {v}"),
+        Some(Distinction::Cipher(c)) => {
+            format!(
+                ": the one choosing cipher suite {}",
+                c.as_deref().unwrap_or("(none)")
+            )
+        }
+        Some(Distinction::Alpn(p)) => {
+            format!(": the one choosing ALPN {}", p.as_deref().unwrap_or("(none)"))
+        }
+        None => String::new(),
+    };
+    let the_one = if b.refusing == 1 {
+        which
+    } else {
+        which.replace("the one", "such as the one")
+    };
+    format!(
+        "; {} of {} backends behind {} {verb}{the_one}",
+        b.refusing, b.backends, b.address
     )
+}
+
+/// Were the refusals all 421s (or none counted)?
+fn only_421(f: &PairFacts<'_>) -> bool {
+    f.refusals.keys().all(|r| *r == Refusal::Status421)
+}
+
+/// "3 reset HTTP_1_1_REQUIRED, 1 421".
+fn refusal_counts(refusals: &BTreeMap<Refusal, u32>) -> String {
+    let mut kinds: Vec<(&Refusal, &u32)> = refusals.iter().collect();
+    kinds.sort_by_key(|(_, n)| std::cmp::Reverse(**n));
+    kinds
+        .iter()
+        .map(|(r, n)| format!("{n} {r}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The refusal other than a 421 seen most often, which the explanation is about.
+fn main_refusal(f: &PairFacts<'_>) -> Option<Refusal> {
+    f.refusals
+        .iter()
+        .filter(|(r, _)| **r != Refusal::Status421)
+        .max_by_key(|(_, n)| **n)
+        .map(|(r, _)| *r)
+}
+
+/// What the refusal other than 421 means, and what browsers do about it.
+fn refusal_why(f: &PairFacts<'_>) -> String {
+    let b = f.target;
+    match main_refusal(f) {
+        Some(Refusal::Reset(H2Reason::HTTP_1_1_REQUIRED)) => format!(
+            ": the server wants to renegotiate TLS for {b} (typically to ask for a client certificate), which HTTP/2 forbids; browsers retry over HTTP/1.1 on a new connection"
+        ),
+        Some(Refusal::GoAway(_)) => {
+            ": the server closed the connection without processing them (GOAWAY); browsers retry on a new connection".to_string()
+        }
+        Some(_) => ": the server did not process them; browsers retry on a new connection".to_string(),
+        None => String::new(),
+    }
+}
+
+/// The fix for refusals other than 421.
+fn refusal_fix(f: &PairFacts<'_>) -> String {
+    let (a, b) = (f.origin, f.target);
+    match (main_refusal(f), f.server) {
+        (Some(Refusal::Reset(H2Reason::HTTP_1_1_REQUIRED)), ServerKind::Apache) => format!(
+            "Apache httpd: the vhost of {b} asks for client certificates per directory (SSLVerifyClient) and {a}'s does not; that needs a TLS renegotiation, which HTTP/2 forbids, and `SSLVHostSNIPolicy insecure` lets the request reach it. \
+             Set `SSLVHostSNIPolicy secure` (the default since 2.4.64: httpd answers 421 and browsers open a connection for {b} whose handshake asks for the certificate), or give {b} a certificate without {a}, or `Protocols http/1.1` in {b}'s vhost"
+        ),
+        (Some(Refusal::Reset(H2Reason::HTTP_1_1_REQUIRED)), _) => format!(
+            "{b} needs a TLS renegotiation (a client certificate) that HTTP/2 cannot do: give {a} and {b} the same client-certificate settings, or give {b} a certificate without {a}, or serve {b} over HTTP/1.1 only"
+        ),
+        (None, server) => misdirected_fix(server, a, b),
+        (Some(_), _) => format!(
+            "the server turns requests for {b} away on connections opened for {a} without processing them: its error log at the probe times says why; or stop {a}'s certificate from covering {b}, or serve them from different IP addresses"
+        ),
+    }
 }
 
 /// Why no client would coalesce the pair.
@@ -255,7 +355,9 @@ mod tests {
             bad_addresses: vec!["192.0.2.1".into()],
             good_addresses: vec![],
             probes: 3,
-            misdirected: 3,
+            refused: 3,
+            refusals: BTreeMap::from([(Refusal::Status421, 3)]),
+            blame: None,
             misrouted: 0,
             misrouted_status: None,
             direct_status: Some(200),
@@ -263,7 +365,6 @@ mod tests {
             http1_status: None,
             server,
             cert_error: None,
-            refused_with: None,
             error: None,
         }
     }
@@ -315,23 +416,72 @@ mod tests {
 
     #[test]
     fn http_1_1_required_is_explained_as_renegotiation() {
-        let mut f = facts(Verdict::Error, ServerKind::Apache);
-        f.refused_with = Some(H2Reason::HTTP_1_1_REQUIRED);
-        f.error = Some("http: stream reset: HTTP_1_1_REQUIRED".into());
+        let mut f = facts(Verdict::Misdirected, ServerKind::Apache);
+        f.refusals = BTreeMap::from([(Refusal::Reset(H2Reason::HTTP_1_1_REQUIRED), 3)]);
         let (why, fix) = explain(&f);
         assert!(
-            why.contains("HTTP_1_1_REQUIRED") && why.contains("client certificate"),
+            why.contains("3 reset HTTP_1_1_REQUIRED")
+                && why.contains("renegotiate")
+                && why.contains("client certificate")
+                && why.contains("retry over HTTP/1.1"),
             "{why}"
         );
         let fix = fix.unwrap();
+        for needed in [
+            "SSLVerifyClient",
+            "`SSLVHostSNIPolicy secure`",
+            "certificate without a.example",
+            "`Protocols http/1.1`",
+            "HTTP/2 forbids",
+        ] {
+            assert!(fix.contains(needed), "{needed}: {fix}");
+        }
+        let mut f = facts(Verdict::Intermittent, ServerKind::Unknown);
+        f.refused = 1;
+        f.refusals = BTreeMap::from([(Refusal::Reset(H2Reason::REFUSED_STREAM), 1)]);
+        let (why, _) = explain(&f);
         assert!(
-            fix.contains("SSLVerifyClient") && !fix.contains("reachable"),
-            "{fix}"
+            why.starts_with("1 of 3 requests") && why.contains("1 reset REFUSED_STREAM"),
+            "{why}"
         );
-        f.refused_with = None;
-        f.error = Some("connect timed out".into());
-        let (_, fix) = explain(&f);
-        assert!(fix.unwrap().contains("reachable"));
+        let mut f = facts(Verdict::Misdirected, ServerKind::Unknown);
+        f.refusals = BTreeMap::from([(Refusal::GoAway(H2Reason(0)), 2), (Refusal::Status421, 1)]);
+        let (why, _) = explain(&f);
+        assert!(
+            why.contains("2 goaway NO_ERROR, 1 421") && why.contains("GOAWAY"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn intermittent_names_the_refusing_backend() {
+        let mut f = facts(Verdict::Intermittent, ServerKind::Unknown);
+        f.refused = 1;
+        let mut sha = [0u8; 32];
+        sha[30] = 0x1a;
+        sha[31] = 0x2b;
+        f.blame = Some(Blame {
+            address: "127.0.0.16".into(),
+            refusing: 1,
+            backends: 2,
+            by: Some(Distinction::Cert(sha)),
+        });
+        let (why, _) = explain(&f);
+        assert!(
+            why.ends_with("1 of 2 backends behind 127.0.0.16 refuses: the one serving certificate …00001a2b"),
+            "{why}"
+        );
+        f.blame = Some(Blame {
+            address: "127.0.0.16".into(),
+            refusing: 1,
+            backends: 2,
+            by: Some(Distinction::Server(Some("nginx/1.2".into()))),
+        });
+        let (why, _) = explain(&f);
+        assert!(
+            why.ends_with("the one answering with Server \"nginx/1.2\""),
+            "{why}"
+        );
     }
 
     #[test]

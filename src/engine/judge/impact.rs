@@ -42,8 +42,10 @@
 //! unknown, unless another already shows an error): an empty or short list means "not known
 //! yet", never "unaffected".
 
-use crate::engine::probe::error::{H2Reason, ProbeError};
-use crate::engine::record::Outcome;
+use std::collections::BTreeMap;
+
+use crate::engine::judge::verdict;
+use crate::engine::probe::error::H2Reason;
 use crate::engine::snapshot::{Impact, ImpactClient, ImpactOutcome, Verdict};
 
 /// How the server refused requests for the target on the origin's connection.
@@ -59,33 +61,27 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// The refusal among `outcomes` (requests for the target on the origin's connections):
-    /// the most frequent kind, 421 first on a tie; None when nothing was refused.
-    pub fn of<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Option<Refusal> {
-        let mut counts = [0usize; 3];
-        for o in outcomes {
-            let kind = match o {
-                Ok(a) if a.status == 421 => Refusal::Status421,
-                Ok(_) => continue,
-                Err(ProbeError::Reset {
-                    reason,
-                    by_client: false,
-                }) => match *reason {
-                    H2Reason::HTTP_1_1_REQUIRED => Refusal::Http1Required,
-                    H2Reason::REFUSED_STREAM => Refusal::Reset,
-                    // INTERNAL_ERROR, CANCEL…: the server failed, it did not turn the request
-                    // away; clients do not retry it elsewhere.
-                    _ => continue,
-                },
-                Err(ProbeError::GoAway { by_client: false, .. }) => Refusal::Reset,
-                Err(_) => continue,
-            };
-            counts[kind as usize] += 1;
+    /// How clients take one kind of refusal the judgement counted.
+    fn kind(r: verdict::Refusal) -> Refusal {
+        match r {
+            verdict::Refusal::Status421 => Refusal::Status421,
+            verdict::Refusal::Reset(H2Reason::HTTP_1_1_REQUIRED)
+            | verdict::Refusal::GoAway(H2Reason::HTTP_1_1_REQUIRED) => Refusal::Http1Required,
+            verdict::Refusal::Reset(_) | verdict::Refusal::GoAway(_) => Refusal::Reset,
         }
-        let most = counts.iter().copied().max().filter(|n| *n > 0)?;
+    }
+
+    /// The refusal among those counted at an address (`AddressJudgement::refusals`): the most
+    /// frequent kind, 421 first on a tie; None when nothing was refused.
+    pub fn of(counts: &BTreeMap<verdict::Refusal, u32>) -> Option<Refusal> {
+        let mut by_kind = [0u32; 3];
+        for (r, n) in counts {
+            by_kind[Refusal::kind(*r) as usize] += n;
+        }
+        let most = by_kind.iter().copied().max().filter(|n| *n > 0)?;
         [Refusal::Status421, Refusal::Http1Required, Refusal::Reset]
             .into_iter()
-            .find(|k| counts[*k as usize] == most)
+            .find(|k| by_kind[*k as usize] == most)
     }
 }
 
@@ -188,6 +184,8 @@ pub fn lead_fix(impact: &[Impact], verdict: Verdict, fix: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::probe::error::ProbeError;
+    use crate::engine::record::Outcome;
     use ImpactClient::*;
     use ImpactOutcome::*;
 
@@ -444,7 +442,13 @@ mod tests {
 
     #[test]
     fn the_refusal_is_the_most_frequent_kind() {
-        let of = |v: Vec<Outcome>| Refusal::of(v.iter());
+        let of = |v: Vec<Outcome>| {
+            let mut counts = BTreeMap::new();
+            for r in v.iter().filter_map(verdict::Refusal::of) {
+                *counts.entry(r).or_default() += 1;
+            }
+            Refusal::of(&counts)
+        };
         assert_eq!(of(vec![answer(421), answer(200)]), Some(Refusal::Status421));
         assert_eq!(
             of(vec![

@@ -3,6 +3,8 @@
 //! ones passed in.
 
 pub mod analysis;
+mod backends;
+pub mod confidence;
 pub mod content;
 pub mod explain;
 mod format;

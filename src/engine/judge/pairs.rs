@@ -1,17 +1,20 @@
 //! A pair's report: the verdict at each address where some client would coalesce, the pair's
 //! verdict, its counts, and the explanation and fix.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::engine::judge::backends::{self, Blame};
+use crate::engine::judge::confidence;
 use crate::engine::judge::content::{self, AddressContent};
 use crate::engine::judge::explain::{self, PairFacts, ServerKind};
 use crate::engine::judge::impact::{self, AddressFate};
 use crate::engine::judge::policy::PairPolicy;
-use crate::engine::judge::verdict::{self, AddressEvidence, AddressJudgement};
+use crate::engine::judge::verdict::{self, AddressEvidence, AddressJudgement, Refusal};
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::HttpAnswer;
-use crate::engine::record::{EndpointRecord, HostRecord, Outcome};
+use crate::engine::record::{Coalesced, EndpointRecord, HostRecord, Outcome};
 use crate::engine::snapshot::{Client, Coalesce, PairAddressReport, PairReport, Verdict};
 
 use super::format::{addr_text, count_statuses, most_frequent};
@@ -23,6 +26,8 @@ struct Judged<'a> {
     coalesced: Vec<&'a Outcome>,
     /// The target's direct answers used as reference.
     direct: Vec<&'a Outcome>,
+    /// Some backends at the address refuse, others do not.
+    blame: Option<Blame>,
 }
 
 /// The report of `origin → target`; `coalesced(addr)` are the requests for the target on the
@@ -31,7 +36,7 @@ struct Judged<'a> {
 pub(super) fn pair_report<'c, 'n>(
     ha: &'n HostRecord,
     hb: &'n HostRecord,
-    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Outcome>,
+    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Coalesced>,
     neighbours: &dyn Fn(IpAddr) -> Vec<&'n HostRecord>,
     policy: &PairPolicy,
 ) -> PairReport {
@@ -67,7 +72,6 @@ pub(super) fn pair_report<'c, 'n>(
         let facts = PairFacts {
             verdict,
             reason,
-            refused_with: coalesced_error.and_then(ProbeError::refused_by_server),
             error: error.clone(),
             ..pair_facts(ha, hb, &addresses, &judged, verdict)
         };
@@ -105,7 +109,7 @@ fn address_fates(addresses: &[PairAddressReport], judged: &[Judged<'_>]) -> Vec<
             verdict: a.verdict,
             chrome: a.clients.contains(&Client::Chrome),
             firefox: a.clients.contains(&Client::Firefox),
-            refusal: impact::Refusal::of(j.coalesced.iter().copied()),
+            refusal: impact::Refusal::of(&j.judgement.refusals),
         })
         .collect()
 }
@@ -113,7 +117,7 @@ fn address_fates(addresses: &[PairAddressReport], judged: &[Judged<'_>]) -> Vec<
 /// Judge every address of the origin where some client would coalesce the target.
 fn judge_addresses<'a, 'c: 'a, 'n: 'a>(
     (ha, hb): (&'n HostRecord, &'n HostRecord),
-    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Outcome>,
+    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Coalesced>,
     neighbours: &dyn Fn(IpAddr) -> Vec<&'n HostRecord>,
     policy: &PairPolicy,
     dynamic: bool,
@@ -121,7 +125,9 @@ fn judge_addresses<'a, 'c: 'a, 'n: 'a>(
     let mut addresses = Vec::new();
     let mut judged = Vec::new();
     for addr in policy.coalescing_addrs() {
-        let coalesced: Vec<&'a Outcome> = coalesced(addr);
+        let samples = coalesced(addr);
+        let backends = backends::backends(&samples);
+        let coalesced: Vec<&'a Outcome> = samples.iter().map(|s| &s.outcome).collect();
         let direct: Vec<&'n Outcome> = direct_reference(hb, &addr);
         let AddressContent {
             per_answer,
@@ -153,14 +159,15 @@ fn judge_addresses<'a, 'c: 'a, 'n: 'a>(
             dynamic,
             content,
             looked_like,
-            refusals: Default::default(),
-            refusal_rate: None,
-            backends: Vec::new(),
+            refusals: j.refusals.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+            refusal_rate: confidence::wilson(j.refused() as u32, j.responded as u32),
+            backends: backends.iter().map(backends::report).collect(),
         });
         judged.push(Judged {
             judgement: j,
             coalesced,
             direct,
+            blame: backends::blame(&addr_text(&addr), &backends),
         });
     }
     (addresses, judged)
@@ -252,7 +259,12 @@ fn pair_facts<'a>(
         bad_addresses: addresses_judged(verdict),
         good_addresses: addresses_judged(Verdict::Ok),
         probes: addresses.iter().map(|x| x.probes).sum(),
-        misdirected: judged.iter().map(|j| j.judgement.misdirected as u32).sum(),
+        refused: judged.iter().map(|j| j.judgement.refused() as u32).sum(),
+        refusals: refusals_at(judged, verdict),
+        blame: judged
+            .iter()
+            .filter(|j| j.judgement.verdict == verdict)
+            .find_map(|j| j.blame.clone()),
         misrouted: judged.iter().map(|j| j.judgement.misrouted as u32).sum(),
         misrouted_status: failing.iter().find(|x| x.status != 421).map(|x| x.status),
         direct_status: most_frequent(&direct_statuses),
@@ -277,9 +289,19 @@ fn pair_facts<'a>(
             .endpoints
             .values()
             .find_map(|ep| ep.tls.as_ref().and_then(|t| t.chain_error.clone())),
-        refused_with: None,
         error: None,
     }
+}
+
+/// The refusals by kind at the addresses judged `verdict`.
+fn refusals_at(judged: &[Judged<'_>], verdict: Verdict) -> BTreeMap<Refusal, u32> {
+    let mut all = BTreeMap::new();
+    for j in judged.iter().filter(|j| j.judgement.verdict == verdict) {
+        for (r, n) in &j.judgement.refusals {
+            *all.entry(*r).or_default() += n;
+        }
+    }
+    all
 }
 
 /// Direct answers for the target: at `addr` when the target resolves to it, else at all its

@@ -1,9 +1,10 @@
 //! Verdicts per (pair, address) and per pair, from the answers the probes collected.
 //! Pure functions: every rule here is table-tested below.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
-use crate::engine::probe::error::ProbeError;
+use crate::engine::probe::error::{H2Reason, ProbeError};
 use crate::engine::probe::h2::HttpAnswer;
 use crate::engine::record::Outcome;
 use crate::engine::snapshot::{Content, Verdict};
@@ -19,6 +20,56 @@ pub fn wants_http1_check(direct: &Outcome) -> bool {
     match direct {
         Ok(a) => !is_healthy_status(a.status) && a.version == "HTTP/2",
         Err(_) => true,
+    }
+}
+
+/// A coalesced request the server turned away in a way clients answer by retrying it
+/// elsewhere (a new connection, or HTTP/1.1): the site is not broken, this connection is
+/// the wrong one for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Refusal {
+    /// 421 Misdirected Request.
+    Status421,
+    /// The server reset the stream with `HTTP_1_1_REQUIRED` (retry over HTTP/1.1) or
+    /// `REFUSED_STREAM` (not processed, retry).
+    Reset(H2Reason),
+    /// The server's GOAWAY left the request unprocessed. The h2 crate gives a request the
+    /// GOAWAY's error only when its stream is above the frame's last_stream_id (or was opened
+    /// after it), whatever the code: exactly the streams RFC 9113 §6.8 says were not
+    /// processed. A stream at or below it that the server then drops ends in an I/O error,
+    /// which is no refusal.
+    GoAway(H2Reason),
+}
+
+impl Refusal {
+    /// The refusal in an outcome, if it is one.
+    pub fn of(outcome: &Outcome) -> Option<Refusal> {
+        match outcome {
+            Ok(a) if a.status == 421 => Some(Refusal::Status421),
+            Ok(_) => None,
+            Err(ProbeError::Reset {
+                reason,
+                by_client: false,
+            }) if [H2Reason::HTTP_1_1_REQUIRED, H2Reason::REFUSED_STREAM].contains(reason) => {
+                Some(Refusal::Reset(*reason))
+            }
+            Err(ProbeError::GoAway {
+                reason,
+                by_client: false,
+            }) => Some(Refusal::GoAway(*reason)),
+            Err(_) => None,
+        }
+    }
+}
+
+/// The report's key of a refusal kind: "421", "reset HTTP_1_1_REQUIRED", "goaway NO_ERROR".
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Status421 => f.write_str("421"),
+            Refusal::Reset(r) => write!(f, "reset {r}"),
+            Refusal::GoAway(r) => write!(f, "goaway {r}"),
+        }
     }
 }
 
@@ -43,15 +94,28 @@ pub struct AddressEvidence<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddressJudgement {
     pub verdict: Verdict,
-    /// Coalesced requests that got an answer.
+    /// Coalesced requests that got an HTTP answer.
     pub answered: usize,
+    /// Answers with status 421 (the pair's `rate_421` counts these among `answered`).
     pub misdirected: usize,
+    /// Requests refused in any way clients retry elsewhere (421s included), by kind.
+    pub refusals: BTreeMap<Refusal, u32>,
+    /// Requests the server responded to: HTTP answers and refusals without one (resets,
+    /// GOAWAY). The refusal rate is `refused() / responded`.
+    pub responded: usize,
     /// Answers that were not 421 but differ from the direct answer.
     pub misrouted: usize,
-    /// Coalesced requests that failed without an answer.
+    /// Coalesced requests that failed without an answer and were not refused.
     pub errors: usize,
-    /// The first error, for the `error` verdict.
+    /// The first of those errors, for the `error` verdict.
     pub first_error: Option<ProbeError>,
+}
+
+impl AddressJudgement {
+    /// Requests refused, of every kind.
+    pub fn refused(&self) -> usize {
+        self.refusals.values().map(|&n| n as usize).sum()
+    }
 }
 
 /// Is the target's page dynamic? True when two healthy 2xx direct answers with the same
@@ -83,12 +147,13 @@ pub fn looks_dynamic<'a>(direct: impl IntoIterator<Item = &'a HttpAnswer>) -> bo
 /// 0. nothing was requested on the origin's connections, or the target has no direct answer
 ///    at all to compare with (not even a failed one) → `pending`;
 /// 1. the target fails directly (no healthy direct answer) → `direct-broken`;
-/// 2. no coalesced request got an answer → `error`;
-/// 3. every answered coalesced request got 421 → `misdirected`;
+/// 2. no coalesced request got an answer or a refusal → `error`;
+/// 3. every request the server responded to was refused (a `Refusal`: 421, a reset with
+///    HTTP_1_1_REQUIRED or REFUSED_STREAM, an unprocessed GOAWAY) → `misdirected`;
 /// 4. some non-421 answer differs from every direct answer (status; for 2xx also
 ///    content-type), or its page is another site's (`content` other-site; without `content`:
 ///    its body digest differs, unless the page is dynamic) → `misrouted`;
-/// 5. some 421 among otherwise matching answers → `intermittent`;
+/// 5. some refusals among otherwise matching answers → `intermittent`;
 /// 6. otherwise `ok`.
 pub fn judge_address(ev: AddressEvidence<'_>) -> AddressJudgement {
     let healthy_direct: Vec<&HttpAnswer> = ev
@@ -98,8 +163,19 @@ pub fn judge_address(ev: AddressEvidence<'_>) -> AddressJudgement {
         .filter(|a| is_healthy_status(a.status))
         .collect();
     let answers: Vec<&HttpAnswer> = ev.coalesced.iter().filter_map(|o| o.as_ref().ok()).collect();
-    let errors: Vec<&ProbeError> = ev.coalesced.iter().filter_map(|o| o.as_ref().err()).collect();
+    let mut refusals: BTreeMap<Refusal, u32> = BTreeMap::new();
+    for r in ev.coalesced.iter().filter_map(|o| Refusal::of(o)) {
+        *refusals.entry(r).or_default() += 1;
+    }
+    let errors: Vec<&ProbeError> = ev
+        .coalesced
+        .iter()
+        .filter(|o| Refusal::of(o).is_none())
+        .filter_map(|o| o.as_ref().err())
+        .collect();
     let misdirected = answers.iter().filter(|a| a.status == 421).count();
+    let responded = ev.coalesced.len() - errors.len();
+    let refused: usize = refusals.values().map(|&n| n as usize).sum();
     let misrouted = ev
         .coalesced
         .iter()
@@ -118,13 +194,13 @@ pub fn judge_address(ev: AddressEvidence<'_>) -> AddressJudgement {
         Verdict::Pending
     } else if healthy_direct.is_empty() {
         Verdict::DirectBroken
-    } else if answers.is_empty() {
+    } else if responded == 0 {
         Verdict::Error
-    } else if misdirected == answers.len() {
+    } else if refused == responded {
         Verdict::Misdirected
     } else if misrouted > 0 {
         Verdict::Misrouted
-    } else if misdirected > 0 {
+    } else if refused > 0 {
         Verdict::Intermittent
     } else {
         Verdict::Ok
@@ -133,6 +209,8 @@ pub fn judge_address(ev: AddressEvidence<'_>) -> AddressJudgement {
         verdict,
         answered: answers.len(),
         misdirected,
+        refusals,
+        responded,
         misrouted,
         errors: errors.len(),
         first_error: errors.first().map(|e| (*e).clone()),
@@ -188,6 +266,15 @@ mod tests {
     }
     fn err(e: &str) -> Outcome {
         Err(ProbeError::Http(e.into()))
+    }
+    fn reset(reason: H2Reason, by_client: bool) -> Outcome {
+        Err(ProbeError::Reset { reason, by_client })
+    }
+    fn goaway(code: u32, by_client: bool) -> Outcome {
+        Err(ProbeError::GoAway {
+            reason: H2Reason(code),
+            by_client,
+        })
     }
 
     fn judge(coalesced: &[Outcome], direct: &[Outcome]) -> Verdict {
@@ -301,6 +388,73 @@ mod tests {
                 Misrouted,
             ),
             ("404 site both ways", vec![ans(404, "a")], vec![ans(404, "b")], Ok),
+            // refusals other than 421: what clients retry elsewhere
+            (
+                "all reset HTTP_1_1_REQUIRED",
+                vec![reset(H2Reason::HTTP_1_1_REQUIRED, false); 3],
+                vec![ok_b.clone()],
+                Misdirected,
+            ),
+            (
+                "refused stream and ok",
+                vec![reset(H2Reason::REFUSED_STREAM, false), ok_b.clone()],
+                vec![ok_b.clone()],
+                Intermittent,
+            ),
+            (
+                "unprocessed by GOAWAY",
+                vec![goaway(0, false); 2],
+                vec![ok_b.clone()],
+                Misdirected,
+            ),
+            (
+                "421 and reset",
+                vec![ans(421, ""), reset(H2Reason::HTTP_1_1_REQUIRED, false)],
+                vec![ok_b.clone()],
+                Misdirected,
+            ),
+            (
+                "timeout and reset: the reset is what responded",
+                vec![err("timeout"), reset(H2Reason::HTTP_1_1_REQUIRED, false)],
+                vec![ok_b.clone()],
+                Misdirected,
+            ),
+            (
+                "reset and wrong site",
+                vec![reset(H2Reason::REFUSED_STREAM, false), ans(200, "site-a")],
+                vec![ok_b.clone()],
+                Misrouted,
+            ),
+            (
+                "reset by the client is no refusal",
+                vec![reset(H2Reason::HTTP_1_1_REQUIRED, true)],
+                vec![ok_b.clone()],
+                Error,
+            ),
+            (
+                "GOAWAY by the client is no refusal",
+                vec![goaway(0xb, true)],
+                vec![ok_b.clone()],
+                Error,
+            ),
+            (
+                "reset CANCEL is no refusal",
+                vec![reset(H2Reason(0x8), false)],
+                vec![ok_b.clone()],
+                Error,
+            ),
+            (
+                "reset INTERNAL_ERROR among ok is no refusal",
+                vec![reset(H2Reason(0x2), false), ok_b.clone()],
+                vec![ok_b.clone()],
+                Ok,
+            ),
+            (
+                "direct broken wins over refusals",
+                vec![reset(H2Reason::HTTP_1_1_REQUIRED, false)],
+                vec![ans(503, "")],
+                DirectBroken,
+            ),
         ];
         for (name, coalesced, direct, want) in cases {
             assert_eq!(judge(&coalesced, &direct), want, "case {name}");
@@ -381,6 +535,41 @@ mod tests {
             ),
             Verdict::Intermittent
         );
+    }
+
+    #[test]
+    fn refusals_are_counted_by_kind() {
+        let j = judge_address(AddressEvidence {
+            coalesced: &[
+                &ans(421, ""),
+                &reset(H2Reason::HTTP_1_1_REQUIRED, false),
+                &reset(H2Reason::HTTP_1_1_REQUIRED, false),
+                &goaway(0, false),
+                &reset(H2Reason::REFUSED_STREAM, false),
+                &ans(200, "b"),
+                &err("timeout"),
+            ],
+            direct: &[&ans(200, "b")],
+            dynamic: false,
+            content: &[],
+        });
+        let keys: Vec<(String, u32)> = j.refusals.iter().map(|(r, n)| (r.to_string(), *n)).collect();
+        let want = [
+            ("421", 1),
+            ("reset REFUSED_STREAM", 1),
+            ("reset HTTP_1_1_REQUIRED", 2),
+            ("goaway NO_ERROR", 1),
+        ];
+        assert_eq!(
+            keys,
+            want.iter().map(|(k, n)| (k.to_string(), *n)).collect::<Vec<_>>()
+        );
+        // 421 stays counted apart (rate_421); the timeout is an error, not a response.
+        assert_eq!(
+            (j.answered, j.misdirected, j.refused(), j.responded, j.errors),
+            (2, 1, 5, 6, 1)
+        );
+        assert_eq!(j.verdict, Verdict::Intermittent);
     }
 
     #[test]

@@ -26,7 +26,7 @@ impl Phase {
 }
 
 /// An HTTP/2 error code (RFC 9113 §7), e.g. in a RST_STREAM or GOAWAY frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct H2Reason(pub u32);
 
 impl H2Reason {

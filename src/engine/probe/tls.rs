@@ -74,6 +74,8 @@ pub struct TlsInfo {
     pub alpn: Option<String>,
     /// "TLSv1.3" or "TLSv1.2".
     pub version: String,
+    /// The negotiated cipher suite, e.g. "TLS13_AES_128_GCM_SHA256".
+    pub cipher: Option<String>,
     /// The chain as the server sent it, leaf first.
     pub chain: Vec<CertificateDer<'static>>,
     /// None when the chain verifies against the roots and is within its validity period,
@@ -215,12 +217,16 @@ pub async fn connect(
     let alpn = conn
         .alpn_protocol()
         .map(|p| String::from_utf8_lossy(p).into_owned());
+    let cipher = conn
+        .negotiated_cipher_suite()
+        .and_then(|s| s.suite().as_str().map(str::to_string));
     let chain_error = verify_chain(&settings.roots, &chain);
     Ok((
         stream,
         TlsInfo {
             alpn,
             version,
+            cipher,
             chain,
             chain_error,
             connect_time,

@@ -245,6 +245,10 @@ pub struct Summary {
     /// consistent one (more rounds would tell).
     #[serde(default)]
     pub inconclusive: u32,
+    /// The `check --rounds` that would settle them (None when nothing is inconclusive, and in
+    /// the live engine, which has no rounds).
+    #[serde(default)]
+    pub settle_rounds: Option<u32>,
 }
 
 impl Snapshot {
@@ -275,6 +279,7 @@ impl Default for Snapshot {
                 host_errors: 0,
                 coverage: 1.0,
                 inconclusive: 0,
+                settle_rounds: None,
             },
         }
     }

@@ -26,7 +26,7 @@ use crate::watchlist::Entry;
 
 use self::cache::Cache;
 use self::samples::{
-    oldest, prune, push, push_outcome, recent, schedule, Expiry, LiveHost, PairSamples, Place,
+    oldest, prune, push, push_coalesced, push_outcome, recent, schedule, Expiry, LiveHost, PairSamples, Place,
 };
 
 pub use crate::engine::snapshot::HISTORY_BUCKETS;
@@ -288,10 +288,10 @@ impl Store {
             } => {
                 self.requests += requests;
                 let Some(origin) = index_of(host) else { return };
-                for (t, outcome) in coalesced {
+                for (t, sample) in coalesced {
                     if let Some(target) = index_of(t) {
                         let pair = self.coalesced.entry((origin, target)).or_default();
-                        push_outcome(pair.queues.entry(addr).or_default(), at, outcome);
+                        push_coalesced(pair.queues.entry(addr).or_default(), at, sample);
                         schedule(&mut self.expiry, &mut pair.due, at, Place::Pair(origin, target));
                         self.dirty_pairs.insert((origin, target));
                     }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::engine::judge::analysis::{self, PairEval, PairIndex, Tally};
-use crate::engine::record::Outcome;
+use crate::engine::record::Coalesced;
 use crate::engine::snapshot::{
     EngineStatus, History, LiveView, PairReport, Snapshot, Timestamp, Verdict, VerdictEvent, ViewChanges,
     HISTORY_BUCKETS, SCHEMA,
@@ -234,7 +234,7 @@ impl Store {
         let cache = &mut self.cache;
         let b = cache.rows[a][k].target;
         let queues = self.coalesced.get(&(a, b));
-        let lookup = |addr: IpAddr| -> Vec<&Outcome> {
+        let lookup = |addr: IpAddr| -> Vec<&Coalesced> {
             queues
                 .and_then(|p| p.queues.get(&addr))
                 .map(|q| q.iter().map(|(_, o)| o).collect())
@@ -430,6 +430,6 @@ fn answered_samples(pair: &PairSamples) -> Arc<[(Instant, bool)]> {
     pair.queues
         .values()
         .flat_map(|q| q.iter())
-        .filter_map(|(at, o)| o.as_ref().ok().map(|x| (*at, x.status == 421)))
+        .filter_map(|(at, o)| o.outcome.as_ref().ok().map(|x| (*at, x.status == 421)))
         .collect()
 }

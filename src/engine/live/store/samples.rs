@@ -12,7 +12,7 @@ use crate::engine::probe::cert::{CertError, CertSummary};
 use crate::engine::probe::dns::DnsAnswer;
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::tls::TlsInfo;
-use crate::engine::record::Outcome;
+use crate::engine::record::{Coalesced, Outcome};
 use crate::watchlist::Entry;
 
 /// Samples kept per list at most, whatever the window.
@@ -30,19 +30,27 @@ pub(super) fn push<T>(q: &mut Timed<T>, at: Instant, item: T) {
 /// Push an outcome, sharing its page sketch with a recent answer's when they are equal: a page
 /// that does not change costs one sketch per queue, not one per sample.
 pub(super) fn push_outcome(q: &mut Timed<Outcome>, at: Instant, mut item: Outcome) {
-    if let Ok(answer) = &mut item {
-        let recent = q
-            .iter()
-            .rev()
-            .take(4)
-            .filter_map(|(_, o)| o.as_ref().ok()?.page.as_ref());
-        if let Some(mine) = &answer.page {
-            if let Some(same) = recent.into_iter().find(|p| **p == *mine) {
-                answer.page = Some(same.clone());
-            }
-        }
-    }
+    share_page(q.iter().rev().take(4).map(|(_, o)| o), &mut item);
     push(q, at, item);
+}
+
+/// `push_outcome` for a coalesced request (its outcome and its connection's traits).
+pub(super) fn push_coalesced(q: &mut Timed<Coalesced>, at: Instant, mut item: Coalesced) {
+    share_page(q.iter().rev().take(4).map(|(_, c)| &c.outcome), &mut item.outcome);
+    push(q, at, item);
+}
+
+/// Point `item`'s page sketch at an equal one among `recent`, if there is one.
+fn share_page<'a>(recent: impl Iterator<Item = &'a Outcome>, item: &mut Outcome) {
+    let Ok(answer) = item else { return };
+    let Some(mine) = &answer.page else { return };
+    let same = recent
+        .filter_map(|o| o.as_ref().ok()?.page.as_ref())
+        .find(|p| **p == *mine)
+        .cloned();
+    if let Some(same) = same {
+        answer.page = Some(same);
+    }
 }
 
 /// Drops the samples before `cutoff`; true when some were dropped.
@@ -117,7 +125,7 @@ pub(super) struct LiveHost {
 /// Coalesced requests of one ordered pair, per origin address.
 #[derive(Debug, Default)]
 pub(super) struct PairSamples {
-    pub(super) queues: BTreeMap<IpAddr, Timed<Outcome>>,
+    pub(super) queues: BTreeMap<IpAddr, Timed<Coalesced>>,
     /// The oldest sample time (scheduled in `Store::expiry`).
     pub(super) due: Option<Instant>,
 }

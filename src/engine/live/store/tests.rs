@@ -8,7 +8,7 @@ use crate::engine::judge::analysis;
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::HttpAnswer;
 use crate::engine::probe::tls::TlsInfo;
-use crate::engine::record::Outcome;
+use crate::engine::record::{Coalesced, Outcome};
 use crate::engine::snapshot::{EngineStatus, LiveView, PairReport, Timestamp, ViewChanges};
 
 fn entry(host: &str, line: usize) -> Entry {
@@ -58,7 +58,7 @@ fn reload_keeps_unchanged_history_and_drops_removed_names() {
             addr: "127.0.0.1".parse().unwrap(),
             handshake: Err(ProbeError::Tls("boom".into())),
             own: None,
-            coalesced: vec![(1, answer(421))],
+            coalesced: vec![(1, Coalesced::new(answer(421), None))],
             requests: 1,
         },
         now,
@@ -190,6 +190,7 @@ fn coverage_is_computed_over_the_window() {
     let tls = TlsInfo {
         alpn: Some("h2".into()),
         version: "TLSv1.3".into(),
+        cipher: Some("TLS13_AES_128_GCM_SHA256".into()),
         chain,
         chain_error: None,
         connect_time: Duration::from_millis(1),
@@ -207,7 +208,7 @@ fn coverage_is_computed_over_the_window() {
         addr,
         handshake: Ok(tls.clone()),
         own: Some(answer(200)),
-        coalesced: vec![(target, answer(200))],
+        coalesced: vec![(target, Coalesced::new(answer(200), None))],
         requests: 2,
     };
     // Cycle 1 probes a → b only; both handshakes are known.
@@ -413,6 +414,8 @@ fn incremental_publish_equals_full_recomputation() {
                 let mut fresh =
                     analysis::analyse(&inc.records(cycles), false, now.duration_since(inc.started));
                 fresh.generated_at = Timestamp::default();
+                // `--rounds` advice is for `check` only: the live engine has no rounds.
+                fresh.summary.settle_rounds = None;
                 let (a, b) = (comparable(a), comparable(b));
                 assert_eq!(a.report, fresh, "seed {seed} step {step}: incremental vs analyse");
                 assert_eq!(a, b, "seed {seed} step {step}: incremental vs full");
