@@ -106,14 +106,7 @@ pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
         format!(" ({} fine)", f.good_addresses.join(", "))
     };
     match f.verdict {
-        Verdict::Ok if f.content == Some(Content::Similar) && !f.dynamic => (
-            format!("browsers put {b} on connections opened for {a}, and the server answers it with {b}'s page ({} probes); the page differs by connection (e.g. it prints the server name it was reached by), not by site", f.probes),
-            None,
-        ),
-        Verdict::Ok => (
-            format!("browsers put {b} on connections opened for {a}, and the server answers it as it does directly ({} probes)", f.probes),
-            None,
-        ),
+        Verdict::Ok => (ok(f), None),
         Verdict::Misdirected if only_421(f) => (
             format!(
                 "every request for {b} on a connection opened for {a}{} got 421 Misdirected Request{fine_elsewhere}; directly {b} answers {direct}",
@@ -153,20 +146,7 @@ pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
                 refusal_fix(f)
             )),
         ),
-        Verdict::Misrouted => {
-            let what = match (f.misrouted_status, f.direct_status, &f.looked_like) {
-                (Some(m), Some(d), _) if m != d => format!("got {m} where {b} answers {d} directly"),
-                (_, _, Some(site)) => format!(
-                    "got a page that looked like {}'s page, not {b}'s (the wrong site)",
-                    site_name(site)
-                ),
-                _ => format!("got a different page than {b} serves directly (the wrong site)"),
-            };
-            (
-                format!("{} requests for {b} on connections opened for {a}{} {what}", f.misrouted, at(&f.bad_addresses)),
-                Some(misrouted_fix(f.server, a, b)),
-            )
-        }
+        Verdict::Misrouted => misrouted(f),
         Verdict::DirectBroken => direct_broken(f, &direct),
         Verdict::Error => (
             format!("the probe of {b} over {a}'s connection could not finish: {}", f.error.as_deref().unwrap_or("unknown error")),
@@ -175,6 +155,37 @@ pub fn explain(f: &PairFacts<'_>) -> (String, Option<String>) {
         Verdict::Pending => (PENDING_WHY.to_string(), Some(PENDING_FIX.to_string())),
         Verdict::NotCoalescable => (not_coalescable(f), None),
     }
+}
+
+/// An ok pair: say so, and that the page differs by connection when it does.
+fn ok(f: &PairFacts<'_>) -> String {
+    let (a, b) = (f.origin, f.target);
+    if f.content == Some(Content::Similar) && !f.dynamic {
+        format!("browsers put {b} on connections opened for {a}, and the server answers it with {b}'s page ({} probes); the page differs by connection (e.g. it prints the server name it was reached by), not by site", f.probes)
+    } else {
+        format!("browsers put {b} on connections opened for {a}, and the server answers it as it does directly ({} probes)", f.probes)
+    }
+}
+
+/// Another site (or another status) answered: say which.
+fn misrouted(f: &PairFacts<'_>) -> (String, Option<String>) {
+    let (a, b) = (f.origin, f.target);
+    let what = match (f.misrouted_status, f.direct_status, &f.looked_like) {
+        (Some(m), Some(d), _) if m != d => format!("got {m} where {b} answers {d} directly"),
+        (_, _, Some(site)) => format!(
+            "got a page that looked like {}'s page, not {b}'s (the wrong site)",
+            site_name(site)
+        ),
+        _ => format!("got a different page than {b} serves directly (the wrong site)"),
+    };
+    (
+        format!(
+            "{} requests for {b} on connections opened for {a}{} {what}",
+            f.misrouted,
+            at(&f.bad_addresses)
+        ),
+        Some(misrouted_fix(f.server, a, b)),
+    )
 }
 
 /// The target fails on its own: say whether only its HTTP/2 does.
