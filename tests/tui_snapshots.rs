@@ -108,6 +108,27 @@ fn misrouted_pair_names_the_site_its_page_looked_like() {
 }
 
 #[test]
+fn a_pair_refused_by_stream_resets_shows_its_refusal_rate() {
+    // Apache's HTTP_1_1_REQUIRED resets carry no status: the row says RST and 100% refused,
+    // the details the refusal rate with its interval (not a 0% 421 rate).
+    let mut actions = vec![Action::StartFilter];
+    actions.extend(chars("renego"));
+    actions.extend([Action::FilterDone, Action::NextPane, Action::Enter]);
+    let view = lab();
+    let app = app_for(&view, 120, 40, &actions);
+    let shown = text(screen(&view, &app, 120, 40).backend().buffer());
+    let row = shown
+        .lines()
+        .find(|l| l.contains("www → admin"))
+        .unwrap_or_else(|| panic!("no renego row:\n{shown}"));
+    assert!(
+        row.contains("misdirected") && row.contains("RST/200") && row.contains("100%"),
+        "{row}"
+    );
+    assert!(shown.contains("refused 100% of"), "{shown}");
+}
+
+#[test]
 fn pair_origin_details() {
     check(
         "pair_origin",

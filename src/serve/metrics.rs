@@ -672,6 +672,16 @@ fn encode_pair_states(enc: &mut DescriptorEncoder, pairs: &[&PairReport]) -> fmt
         "Share of the pair's coalesced requests within the window answered 421.",
         None,
         pairs.iter().map(|p| (pair_labels(p), p.rate_421)).collect(),
+    )?;
+    gauge(
+        enc,
+        "pair_refused_ratio",
+        "Share of the pair's coalesced requests within the window that the server responded to and refused (421, a reset with HTTP_1_1_REQUIRED or REFUSED_STREAM, an unprocessed GOAWAY).",
+        None,
+        pairs
+            .iter()
+            .map(|p| (pair_labels(p), p.refusal_rate.map_or(0.0, |r| r.rate)))
+            .collect(),
     )
 }
 
@@ -807,7 +817,7 @@ mod tests {
     use super::*;
     use crate::engine::snapshot::{
         CertReport, Client, Coalesce, DirectReport, DnsReport, EndpointReport, HostReport, PairAddressReport,
-        PairReport,
+        PairReport, RateInterval,
     };
     use std::collections::BTreeMap;
 
@@ -836,6 +846,12 @@ mod tests {
             } else {
                 0.0
             },
+            refusal_rate: (probes > 0).then(|| RateInterval {
+                rate: f64::from(n421) / f64::from(probes),
+                low: 0.0,
+                high: 1.0,
+                n: probes,
+            }),
             addresses: vec![PairAddressReport {
                 address: "127.0.0.1".into(),
                 verdict,
@@ -977,6 +993,12 @@ mod tests {
         assert_eq!(
             sample(&text, &format!("coalscope_pair_misdirected_total{key}")),
             Some(4.0)
+        );
+        let pair_key = r#"{origin="a.example:443",target="b.example:443"}"#;
+        assert_eq!(
+            sample(&text, &format!("coalscope_pair_refused_ratio{pair_key}")),
+            Some(1.0),
+            "{text}"
         );
         assert!(text.contains(
             r#"coalscope_pair_verdict{origin="a.example:443",target="b.example:443",verdict="misdirected"} 1"#

@@ -27,9 +27,9 @@ pub enum Control {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortMode {
-    /// Problems first (worst verdict, then highest 421 rate).
+    /// Problems first (worst verdict, then highest refusal rate).
     Problems,
-    /// Highest 421 rate first.
+    /// Highest refusal rate first (421s, resets).
     Rate,
     /// By name.
     Name,
@@ -39,7 +39,7 @@ impl SortMode {
     pub fn label(self) -> &'static str {
         match self {
             SortMode::Problems => "problems",
-            SortMode::Rate => "421 rate",
+            SortMode::Rate => "refusal rate",
             SortMode::Name => "name",
         }
     }
@@ -834,7 +834,7 @@ impl App {
                 let max = e
                     .pairs
                     .iter()
-                    .map(|&p| (view.report.pairs[p as usize].rate_421 * 1e6) as u64)
+                    .map(|&p| (refused(&view.report.pairs[p as usize]) * 1e6) as u64)
                     .max()
                     .unwrap_or(0);
                 (pseudo_last(g), Reverse(max), g)
@@ -897,11 +897,11 @@ impl App {
         match self.sort {
             SortMode::Problems => list.sort_by(|&a, &b| {
                 let (a, b) = (&pairs[a as usize], &pairs[b as usize]);
-                a.verdict.cmp(&b.verdict).then(b.rate_421.total_cmp(&a.rate_421))
+                a.verdict.cmp(&b.verdict).then(refused(b).total_cmp(&refused(a)))
             }),
             SortMode::Rate => list.sort_by(|&a, &b| {
                 let (a, b) = (&pairs[a as usize], &pairs[b as usize]);
-                b.rate_421.total_cmp(&a.rate_421).then(a.verdict.cmp(&b.verdict))
+                refused(b).total_cmp(&refused(a)).then(a.verdict.cmp(&b.verdict))
             }),
             SortMode::Name => list.sort_by(|&a, &b| {
                 let (a, b) = (&pairs[a as usize], &pairs[b as usize]);
@@ -934,4 +934,10 @@ fn host_matches(name: &str, filter: &str) -> bool {
 fn row_in(r: Rect, y: u16, skip: u16) -> Option<usize> {
     let first = r.y + 1 + skip;
     (y >= first && y < r.bottom().saturating_sub(1)).then(|| (y - first) as usize)
+}
+
+/// The share of a pair's answered requests that were refused (421, reset, GOAWAY); 0 when
+/// nothing was answered.
+fn refused(p: &crate::engine::snapshot::PairReport) -> f64 {
+    p.refusal_rate.map_or(0.0, |r| r.rate)
 }

@@ -92,6 +92,10 @@ pub(super) fn pair_report<'c, 'n>(
         },
         probes,
         rate_421: (rate_421 * 1e4).round() / 1e4,
+        refusal_rate: confidence::wilson(
+            judged.iter().map(|j| j.judgement.refused() as u32).sum(),
+            judged.iter().map(|j| j.judgement.responded as u32).sum(),
+        ),
         addresses,
         explanation,
         fix,

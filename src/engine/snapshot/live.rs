@@ -15,7 +15,7 @@ use super::{Snapshot, Timestamp, Verdict};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LiveView {
     pub report: Snapshot,
-    /// Per pair, aligned with `report.pairs`: the 421 rate per time bucket over the window,
+    /// Per pair, aligned with `report.pairs`: the refusal rate (421s, resets) per time bucket over the window,
     /// oldest first (see `History::points`).
     pub histories: Vec<History>,
     /// Verdict changes, oldest first, bounded (shared between views while unchanged).
@@ -44,7 +44,7 @@ pub struct ViewChanges {
 /// Buckets of a sparkline over the window.
 pub const HISTORY_BUCKETS: usize = 30;
 
-/// A pair's sparkline: the 421 rate per time bucket over the window, oldest first; None
+/// A pair's sparkline: the refusal rate (421s, resets) per time bucket over the window, oldest first; None
 /// where no probe landed in the bucket. The live engine hands out the samples and computes
 /// the points only when asked (the dashboard draws the visible rows only).
 #[derive(Debug, Clone)]
@@ -83,7 +83,7 @@ impl History {
                 let (now, bucket) = &**clock;
                 let mut answered = [0u32; HISTORY_BUCKETS];
                 let mut refused = [0u32; HISTORY_BUCKETS];
-                for (at, was_421) in samples.iter() {
+                for (at, was_refused) in samples.iter() {
                     let age = now.saturating_duration_since(*at);
                     let from_end = (age.as_nanos() / bucket.as_nanos()) as usize;
                     if from_end >= HISTORY_BUCKETS {
@@ -91,7 +91,7 @@ impl History {
                     }
                     let i = HISTORY_BUCKETS - 1 - from_end;
                     answered[i] += 1;
-                    refused[i] += u32::from(*was_421);
+                    refused[i] += u32::from(*was_refused);
                 }
                 (0..HISTORY_BUCKETS)
                     .map(|i| (answered[i] > 0).then(|| refused[i] as f32 / answered[i] as f32))

@@ -137,6 +137,11 @@ pub struct PairReport {
     pub probes: u32,
     /// Share of those that got 421 (0 when nothing was probed).
     pub rate_421: f64,
+    /// Share of the requests the server responded to (an answer or a refusal) that were
+    /// refused in any way clients retry elsewhere (421, reset, GOAWAY), over every address,
+    /// with its 95% interval (None when nothing was answered).
+    #[serde(default)]
+    pub refusal_rate: Option<RateInterval>,
     pub addresses: Vec<PairAddressReport>,
     /// One line saying what was seen (shared between pairs that say the same).
     pub explanation: Arc<str>,

@@ -72,7 +72,7 @@ fn counts(m: &BTreeMap<String, u32>) -> String {
         .join(" ")
 }
 
-/// A pair: its names, verdict and 421 rate, how it would be coalesced, why, who is hurt and
+/// A pair: its names, verdict and refusal rate, how it would be coalesced, why, who is hurt and
 /// what to fix, then one line per address. The group details show the first five lines of
 /// this (up to who is hurt).
 pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
@@ -98,11 +98,17 @@ fn pair_verdict<'a>(p: &PairReport, t: &Theme) -> Line<'a> {
     if let Some(r) = p.reason {
         l.push(Span::styled(format!(" ({r})"), t.dim));
     }
-    l.extend(kv(
-        "  421 rate",
-        format!("{} of {} probes", percent(p.rate_421), p.probes),
-        t,
-    ));
+    let refused = match p.refusal_rate {
+        Some(r) if r.n > 0 => format!(
+            "{} of {} probes (95%: {}–{})",
+            percent(r.rate),
+            p.probes,
+            percent(r.low),
+            percent(r.high)
+        ),
+        _ => format!("- of {} probes", p.probes),
+    };
+    l.extend(kv("  refused", refused, t));
     Line::from(l)
 }
 

@@ -16,7 +16,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Enter", "drill in: group → pairs → details → its hosts"),
     ("Esc", "back; clear the filter"),
     ("/", "filter by name (Enter keeps it, Esc clears)"),
-    ("s", "sort: problems, 421 rate, name"),
+    ("s", "sort: problems, refusal rate, name"),
     ("m", "matrix of the selected group"),
     ("p", "pause / resume probing"),
     ("r", "probe the selected host (or everything) now"),

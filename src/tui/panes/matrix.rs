@@ -122,7 +122,11 @@ fn draw_info(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
                 Span::raw("  "),
                 Span::styled(pair.verdict.as_str(), t.verdict(pair.verdict)),
                 Span::styled(
-                    format!("  421 rate {} of {} probes", percent(pair.rate_421), pair.probes),
+                    format!(
+                        "  refused {} of {} probes",
+                        percent(pair.refusal_rate.map_or(0.0, |r| r.rate)),
+                        pair.probes
+                    ),
                     t.text,
                 ),
             ]);

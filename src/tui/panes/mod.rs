@@ -80,7 +80,7 @@ pub fn percent(share: f64) -> String {
     format!("{:.0}%", (share * 100.0).clamp(0.0, 100.0))
 }
 
-/// A sparkline of 421 rates (0..1), one character per bucket; gaps where nothing landed.
+/// A sparkline of refusal rates (421s, resets) (0..1), one character per bucket; gaps where nothing landed.
 pub fn sparkline(values: &[Option<f32>], width: usize) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let start = values.len().saturating_sub(width);

@@ -1,5 +1,5 @@
 //! The pairs of the selected group: verdict, origin → target, shared address, certificate,
-//! which clients would coalesce, coalesced/direct status, 421 rate and its sparkline.
+//! which clients would coalesce, coalesced/direct status, refusal rate (421s, resets) and its sparkline.
 
 use std::collections::BTreeMap;
 
@@ -89,7 +89,7 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
     if c.statuses {
         head.push_str(" coa/dir");
     }
-    head.push_str(&format!(" {:>4} {}", "421", pad("history", c.spark)));
+    head.push_str(&format!(" {:>4} {}", "ref", pad("history", c.spark)));
     row(buf, inner, 0, &Line::styled(head, t.label), None);
 
     let rows = inner.height as usize - 1;
@@ -159,9 +159,15 @@ fn pair_line<'a>(
         ));
     }
     if c.statuses {
-        let coalesced = most_frequent(pair.addresses.iter().map(|a| &a.statuses));
+        // No HTTP answer but refusals: the server reset the streams (or sent GOAWAY).
+        let coalesced = most_frequent(pair.addresses.iter().map(|a| &a.statuses)).or_else(|| {
+            pair.addresses
+                .iter()
+                .any(|a| !a.refusals.is_empty())
+                .then(|| "RST".to_string())
+        });
         let direct = most_frequent(pair.addresses.iter().map(|a| &a.direct_statuses));
-        let cstyle = if coalesced.as_deref() == Some("421") {
+        let cstyle = if matches!(coalesced.as_deref(), Some("421" | "RST")) {
             t.verdict(Verdict::Misdirected)
         } else {
             t.text
@@ -175,11 +181,12 @@ fn pair_line<'a>(
             t.dim,
         ));
     }
-    let rate_style = if pair.rate_421 > 0.0 { vstyle } else { t.dim };
+    let refused = pair.refusal_rate.map_or(0.0, |r| r.rate);
+    let rate_style = if refused > 0.0 { vstyle } else { t.dim };
     let rate = if pair.probes == 0 {
         "-".to_string()
     } else {
-        percent(pair.rate_421)
+        percent(refused)
     };
     spans.push(Span::styled(format!("{rate:>4} "), rate_style));
     let spark_style = if pair.verdict.is_problem() { vstyle } else { t.dim };

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::engine::judge::analysis::{self, PairEval, PairIndex, Tally};
+use crate::engine::judge::verdict::Refusal;
 use crate::engine::record::Coalesced;
 use crate::engine::snapshot::{
     EngineStatus, History, LiveView, PairReport, Snapshot, Timestamp, Verdict, VerdictEvent, ViewChanges,
@@ -425,11 +426,16 @@ impl Gathered {
     }
 }
 
-/// (when, got 421) of the answered coalesced requests of a pair, for its sparkline.
+/// (when, refused) of the coalesced requests of a pair the server responded to (an answer or a
+/// refusal: 421, a reset or GOAWAY clients retry), for its sparkline.
 fn answered_samples(pair: &PairSamples) -> Arc<[(Instant, bool)]> {
     pair.queues
         .values()
         .flat_map(|q| q.iter())
-        .filter_map(|(at, o)| o.outcome.as_ref().ok().map(|x| (*at, x.status == 421)))
+        .filter_map(|(at, o)| match (&o.outcome, Refusal::of(&o.outcome)) {
+            (_, Some(_)) => Some((*at, true)),
+            (Ok(_), None) => Some((*at, false)),
+            (Err(_), None) => None,
+        })
         .collect()
 }
