@@ -408,31 +408,26 @@ impl Scenario {
 
     /// Runs `coalscope check --format json` on `entries` with this scenario's DNS and CA.
     pub async fn check(&self, entries: &[String], rounds: u32) -> Report {
+        let rounds = rounds.to_string();
+        self.check_with(
+            entries,
+            &["--rounds", &rounds, "--timeout", "3s", "--max-rps", "0"],
+        )
+        .await
+    }
+
+    /// [`Scenario::check`] with the options given by the caller (`--rounds`, `--timeout`,
+    /// `--concurrency`, …) instead of the usual ones.
+    pub async fn check_with(&self, entries: &[String], options: &[&str]) -> Report {
         let watch = self.write("watch.txt", &(entries.join("\n") + "\n"));
         let watch = watch.to_string_lossy().to_string();
         let dns = self.dns.expect("start_dns first").to_string();
         let ca = self.pki.ca_file.to_string_lossy().to_string();
-        let rounds = rounds.to_string();
-        let out = crate::common::run(
-            &[
-                "check",
-                &watch,
-                "--dns",
-                &dns,
-                "--ca-file",
-                &ca,
-                "--format",
-                "json",
-                "--rounds",
-                &rounds,
-                "--timeout",
-                "3s",
-                "--max-rps",
-                "0",
-            ],
-            None,
-        )
-        .await;
+        let mut args = vec![
+            "check", &watch, "--dns", &dns, "--ca-file", &ca, "--format", "json",
+        ];
+        args.extend_from_slice(options);
+        let out = crate::common::run(&args, None).await;
         let doc = crate::common::stdout_json(&out);
         crate::common::assert_valid(&doc);
         Report {

@@ -29,25 +29,7 @@ pub struct NginxSite<'a> {
 
 /// Starts one nginx master (+1 worker) named `instance` serving `sites`.
 pub fn nginx(sc: &mut Scenario, instance: &str, sites: &[NginxSite<'_>]) {
-    let dir = sc.path(instance);
-    fs::create_dir_all(dir.join("logs")).unwrap();
-    sc.open_to_workers();
-    let d = p(&dir);
     let mut conf = String::new();
-    if is_root() {
-        conf.push_str("user nobody nogroup;\n");
-    }
-    writeln!(
-        conf,
-        "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
-         events {{ worker_connections 256; }}\n\
-         http {{\n  default_type text/plain;\n\
-         log_format sni '$remote_addr sni=$ssl_server_name host=$host \"$request\" $status $server_protocol';\n\
-         access_log {d}/access.log sni;\n\
-         client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;\n\
-         uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n"
-    )
-    .unwrap();
     let mut ready = Vec::new();
     for s in sites {
         let flags = match (s.http2, s.default_server) {
@@ -73,6 +55,39 @@ pub fn nginx(sc: &mut Scenario, instance: &str, sites: &[NginxSite<'_>]) {
             ready.push(s.listen);
         }
     }
+    nginx_servers(sc, instance, 256, &conf, &ready);
+}
+
+/// Starts one nginx master (+1 worker) named `instance` with `servers` (`server { … }` blocks,
+/// written by the caller) inside the common `http` section, `worker_connections` per worker,
+/// once every address in `ready` accepts connections.
+pub fn nginx_servers(
+    sc: &mut Scenario,
+    instance: &str,
+    worker_connections: u32,
+    servers: &str,
+    ready: &[SocketAddr],
+) {
+    let dir = sc.path(instance);
+    fs::create_dir_all(dir.join("logs")).unwrap();
+    sc.open_to_workers();
+    let d = p(&dir);
+    let mut conf = String::new();
+    if is_root() {
+        conf.push_str("user nobody nogroup;\n");
+    }
+    writeln!(
+        conf,
+        "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+         events {{ worker_connections {worker_connections}; }}\n\
+         http {{\n  default_type text/plain;\n\
+         log_format sni '$remote_addr sni=$ssl_server_name host=$host \"$request\" $status $server_protocol';\n\
+         access_log {d}/access.log sni;\n\
+         client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;\n\
+         uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n"
+    )
+    .unwrap();
+    conf.push_str(servers);
     conf.push_str("}\n");
     let conf_path = sc.write(&format!("{instance}/nginx.conf"), &conf);
     let mut cmd = Command::new(NGINX);
@@ -87,7 +102,7 @@ pub fn nginx(sc: &mut Scenario, instance: &str, sites: &[NginxSite<'_>]) {
     sc.start(
         instance,
         cmd,
-        &ready,
+        ready,
         &[dir.join("error.log"), dir.join("access.log")],
     );
 }

@@ -125,22 +125,6 @@ impl ProbeError {
             ProbeError::Timeout { .. } => self.to_string(),
         }
     }
-
-    /// The HTTP/2 error code, when the server reset the request's stream or closed the
-    /// connection with GOAWAY.
-    pub fn refused_by_server(&self) -> Option<H2Reason> {
-        match self {
-            ProbeError::Reset {
-                reason,
-                by_client: false,
-            }
-            | ProbeError::GoAway {
-                reason,
-                by_client: false,
-            } => Some(*reason),
-            _ => None,
-        }
-    }
 }
 
 /// "stream reset: REFUSED_STREAM", "stream reset by client: PROTOCOL_ERROR".
@@ -170,13 +154,11 @@ mod tests {
         };
         assert_eq!(reset.to_string(), "http: stream reset: REFUSED_STREAM");
         assert_eq!(reset.detail(), "stream reset: REFUSED_STREAM");
-        assert_eq!(reset.refused_by_server(), Some(H2Reason::REFUSED_STREAM));
         let ours = ProbeError::Reset {
             reason: H2Reason(1),
             by_client: true,
         };
         assert_eq!(ours.to_string(), "http: stream reset by client: PROTOCOL_ERROR");
-        assert_eq!(ours.refused_by_server(), None);
         let goaway = |code| ProbeError::GoAway {
             reason: H2Reason(code),
             by_client: false,
@@ -186,7 +168,6 @@ mod tests {
             goaway(0xd).to_string(),
             "http: connection closed (GOAWAY HTTP_1_1_REQUIRED)"
         );
-        assert_eq!(goaway(0xd).refused_by_server(), Some(H2Reason::HTTP_1_1_REQUIRED));
         assert_eq!(H2Reason(0x42).to_string(), "0x42");
         assert_eq!(
             H2Reason::from_name("HTTP_1_1_REQUIRED"),
