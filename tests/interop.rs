@@ -1,7 +1,8 @@
 //! Interop: the real `coalscope check` binary against REAL servers (nginx, HAProxy, Caddy,
 //! Apache httpd) and a real DNS server (dnsmasq), all on loopback, with certificates from a
 //! throwaway CA. Each scenario owns one or more addresses in 127.0.1.0/24 (clear of the embedded
-//! lab's 127.0.0.10–.27), a free port, its own temp dir and its own dnsmasq. See
+//! lab's 127.0.0.10–.28; the 1,000-name scenario takes 127.0.2.1–100, a /24 nothing else uses),
+//! a free port, its own temp dir and its own dnsmasq. See
 //! tests/interop/README.md for what each server did.
 //!
 //! A missing server binary skips its scenario with one loud line, unless
@@ -148,6 +149,125 @@ async fn nginx_pages_printing_the_server_name_are_ok_both_ways() {
         assert!(why.contains("page differs by connection"), "{why}");
     }
     assert_eq!(r.exit, Some(0), "{}", r.stderr);
+    sc.finish();
+}
+
+/// Reproduces a field report: on a 1,000-name nginx deployment (one wildcard certificate, groups
+/// of 10 names per address) whose default page prints `host=$host sni=$ssl_server_name`, `check`
+/// called 8,100 of its 9,000 pairs misrouted — every healthy pair a false alarm — and the 900
+/// real 421s drowned among them. Names `nI-gG.scale.test` (I 0..9, G 0..99), group G at
+/// 127.0.2.(G+1): 127.0.2.0/24 is used by no other scenario (they own addresses in
+/// 127.0.1.0/24), so its 100 addresses collide with none. Two server blocks listen on all 100:
+/// the default `*.scale.test`, and one naming every group's n0 with `ssl_verify_client`, so nginx
+/// refuses n0 on its group's other connections (421: the 900 real problems) and serves every
+/// other request from the default block, whose page on another name's connection says that
+/// name's `sni=`: the same page (content `similar`), not another site's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_thousand_names_printing_host_and_sni_flag_only_the_real_421s() {
+    const GROUPS: u8 = 100;
+    const PER_GROUP: usize = 10;
+    if !servers_available("nginx-1000-names", &[NGINX, DNSMASQ]) {
+        return;
+    }
+    let mut sc = Scenario::new("nginx-1000-names");
+    let addrs: Vec<Ipv4Addr> = (1..=GROUPS).map(|g| Ipv4Addr::new(127, 0, 2, g)).collect();
+    let port = harness::free_port(&addrs);
+    let name = |i: usize, g: usize| format!("n{i}-g{g}.scale.test");
+    let mut entries = Vec::new();
+    for (g, addr) in addrs.iter().enumerate() {
+        for i in 0..PER_GROUP {
+            sc.record(&name(i, g), *addr);
+            entries.push(key(&name(i, g), port));
+        }
+    }
+    sc.start_dns();
+    let leaf = sc.pki.issue("wildcard", &["*.scale.test"]);
+    let ca = sc.pki.ca_file.to_string_lossy().to_string();
+    let listen: String = addrs
+        .iter()
+        .map(|a| format!("    listen {a}:{port} ssl http2;\n"))
+        .collect();
+    let protected: Vec<String> = (0..addrs.len()).map(|g| name(0, g)).collect();
+    let tls = format!(
+        "ssl_certificate {};\n    ssl_certificate_key {};",
+        leaf.cert.display(),
+        leaf.key.display()
+    );
+    let page = r#"return 200 "host=$host sni=$ssl_server_name\n";"#;
+    let blocks = format!(
+        "  server {{\n{listen}    server_name *.scale.test;\n    {tls}\n    {page}\n  }}\n\
+         \x20 server {{\n{listen}    server_name {};\n    {tls}\n\
+         \x20   ssl_verify_client optional;\n    ssl_client_certificate {ca};\n    {page}\n  }}\n",
+        protected.join(" ")
+    );
+    let ready: Vec<SocketAddr> = addrs.iter().map(|a| sa(*a, port)).collect();
+    // 512 connections in flight: more than the harness's usual 256 per worker.
+    servers::nginx_servers(&mut sc, "nginx", 4096, &blocks, &ready);
+    // One round, as in the report; no rate limit (0) and a timeout with room for 512 handshakes
+    // at once on a shared machine.
+    let r = sc
+        .check_with(
+            &entries,
+            &[
+                "--rounds",
+                "1",
+                "--timeout",
+                "10s",
+                "--max-rps",
+                "0",
+                "--concurrency",
+                "512",
+            ],
+        )
+        .await;
+
+    // "nI-gG.scale.test:PORT" → (I, G).
+    let member = |host: &str| -> (usize, usize) {
+        let label = host.split('.').next().unwrap_or("");
+        let (i, g) = label.split_once("-g").unwrap_or_else(|| panic!("name {host}"));
+        (i[1..].parse().unwrap(), g.parse().unwrap())
+    };
+    let mut wrong = Vec::new();
+    let pairs = r.doc["pairs"].as_array().cloned().unwrap_or_default();
+    for p in &pairs {
+        let (o, t) = (p["origin"].as_str().unwrap(), p["target"].as_str().unwrap());
+        let ((_, og), (ti, tg)) = (member(o), member(t));
+        let addresses = p["addresses"].as_array().cloned().unwrap_or_default();
+        let here = addrs[og].to_string();
+        let fine = tg == og
+            && addresses.len() == 1
+            && addresses[0]["address"] == here.as_str()
+            && match p["verdict"].as_str() {
+                // Only the protected name of the origin's group, refused on its one connection.
+                Some("misdirected") => ti == 0 && counts(&addresses[0]["statuses"]) == map(&[("421", 1)]),
+                // The same page, reached over another name's connection.
+                Some("ok") => addresses[0]["content"] == "similar",
+                _ => false,
+            };
+        if !fine {
+            wrong.push(format!(
+                "{o} → {t}: {} {}",
+                p["verdict"],
+                serde_json::Value::Array(addresses)
+            ));
+        }
+    }
+    let summary = &r.doc["summary"];
+    let sample: Vec<&String> = wrong.iter().take(10).collect();
+    let context = format!(
+        "summary: {summary}\n{} unexpected pairs, first ones:\n{sample:#?}\nstderr:\n{}",
+        wrong.len(),
+        r.stderr
+    );
+    assert_eq!(summary["pairs"], 9000, "{context}");
+    assert_eq!(pairs.len(), 9000, "{context}");
+    assert_eq!(
+        summary["verdicts"],
+        serde_json::json!({"misdirected": 900, "ok": 8100}),
+        "{context}"
+    );
+    assert!(wrong.is_empty(), "{context}");
+    assert_eq!(r.exit, Some(1), "{context}");
     sc.finish();
 }
 

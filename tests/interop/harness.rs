@@ -424,7 +424,14 @@ impl Scenario {
         let dns = self.dns.expect("start_dns first").to_string();
         let ca = self.pki.ca_file.to_string_lossy().to_string();
         let mut args = vec![
-            "check", &watch, "--dns", &dns, "--ca-file", &ca, "--format", "json",
+            "check",
+            &watch,
+            "--dns",
+            &dns,
+            "--ca-file",
+            &ca,
+            "--format",
+            "json",
         ];
         args.extend_from_slice(options);
         let out = crate::common::run(&args, None).await;
