@@ -53,8 +53,22 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
 
 /// The name a group goes by: "*.suffix" without the port, or its first member.
 fn group_line<'a>(view: &LiveView, g: &GroupEntry, open: bool, w: usize, t: &Theme) -> Line<'a> {
+    // The hosts of the "not coalescing" pseudo-group have no problem pairs by definition:
+    // its badge counts the hosts with an error finding instead of calling them ok.
+    let host_errors = g
+        .hosts
+        .iter()
+        .filter(|&&h| {
+            view.report.hosts[h as usize]
+                .findings
+                .iter()
+                .any(|f| f.severity == Severity::Error)
+        })
+        .count();
     let badge = if g.problems > 0 {
         Span::styled(format!(" !{} ", g.problems), t.badge_problem)
+    } else if g.report.is_none() && host_errors > 0 {
+        Span::styled(format!(" {host_errors} err "), t.badge_problem)
     } else if g.pairs.is_empty() {
         Span::raw("")
     } else {

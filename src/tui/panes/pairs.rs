@@ -194,7 +194,8 @@ fn pair_line<'a>(
     Line::from(spans)
 }
 
-/// The most frequent status over several status counts.
+/// The most frequent status over several status counts; on a tie the unhealthy one (not
+/// 2xx), so that 421×3 beside 200×3 is not shown as a 200.
 pub fn most_frequent<'a>(maps: impl Iterator<Item = &'a BTreeMap<String, u32>>) -> Option<String> {
     let mut total: BTreeMap<&str, u32> = BTreeMap::new();
     for m in maps {
@@ -204,6 +205,26 @@ pub fn most_frequent<'a>(maps: impl Iterator<Item = &'a BTreeMap<String, u32>>) 
     }
     total
         .into_iter()
-        .max_by_key(|(k, v)| (*v, std::cmp::Reverse(*k)))
+        .max_by_key(|(k, v)| (*v, !k.starts_with('2'), std::cmp::Reverse(*k)))
         .map(|(k, _)| k.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tie_shows_the_unhealthy_status() {
+        let m = |pairs: &[(&str, u32)]| -> BTreeMap<String, u32> {
+            pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        };
+        let tie = m(&[("200", 3), ("421", 3)]);
+        assert_eq!(most_frequent([&tie].into_iter()).as_deref(), Some("421"));
+        let more_ok = m(&[("200", 4), ("421", 3)]);
+        assert_eq!(most_frequent([&more_ok].into_iter()).as_deref(), Some("200"));
+        // Across addresses: 421×2 at one, 200×1 and 421×1 at the other.
+        let (a, b) = (m(&[("421", 2)]), m(&[("200", 1), ("421", 1)]));
+        assert_eq!(most_frequent([&a, &b].into_iter()).as_deref(), Some("421"));
+        assert_eq!(most_frequent(std::iter::empty()), None);
+    }
 }
