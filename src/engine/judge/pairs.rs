@@ -65,7 +65,13 @@ pub(super) fn pair_report<'c, 'n>(
     };
     // A pair waiting for its first probe says what every such pair says (one shared copy);
     // the evidence is gathered only for pairs with a verdict.
-    let impact = impact::impact(verdict, &address_fates(&addresses, &judged));
+    // Said for problem pairs only: on the others every client is unaffected, which the verdict
+    // says already (and 190,000 ok pairs would carry five entries each).
+    let impact = if verdict.is_problem() && verdict != Verdict::DirectBroken {
+        impact::impact(verdict, &address_fates(&addresses, &judged))
+    } else {
+        Vec::new()
+    };
     let (explanation, fix) = if verdict == Verdict::Pending {
         pending_texts()
     } else {
