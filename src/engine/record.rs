@@ -13,6 +13,7 @@ use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::HttpAnswer;
+use crate::engine::probe::page::PageSketch;
 use crate::engine::probe::tls::TlsInfo;
 use crate::watchlist::Entry;
 
@@ -151,6 +152,42 @@ pub struct Records {
     pub connections: u64,
     pub requests: u64,
     pub rounds: u32,
+    /// One page sketch per distinct body, shared by the answers that carry it.
+    pub pages: PageCache,
+}
+
+/// Most distinct pages whose sketch is shared (beyond, answers keep their own).
+const MAX_PAGES: usize = 1 << 16;
+
+/// Equal bodies have equal sketches: a run sees the same pages again and again (every request
+/// for a target, on every origin's connection), so answers share one copy, found by the body's
+/// digest. Bounded by `MAX_PAGES`.
+#[derive(Debug, Clone, Default)]
+pub struct PageCache(HashMap<u64, Arc<PageSketch>>);
+
+impl PageCache {
+    /// Point the outcome's sketch at the shared copy of an equal one (or make it the shared
+    /// copy).
+    pub fn share(&mut self, outcome: &mut Outcome) {
+        let Ok(answer) = outcome else { return };
+        let Some(page) = &answer.page else { return };
+        let Some(key) = answer
+            .body_digest
+            .get(..16)
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+        else {
+            return;
+        };
+        match self.0.get(&key) {
+            // Compared, not assumed: two bodies whose digests share 64 bits keep their own.
+            Some(shared) if **shared == **page => answer.page = Some(shared.clone()),
+            Some(_) => {}
+            None if self.0.len() < MAX_PAGES => {
+                self.0.insert(key, page.clone());
+            }
+            None => {}
+        }
+    }
 }
 
 fn push_bounded<T>(v: &mut Vec<T>, item: T) {
@@ -189,10 +226,12 @@ impl Records {
                     }
                     Err(e) => push_bounded(&mut ep.handshake_errors, e),
                 }
-                if let Some(o) = own {
+                if let Some(mut o) = own {
+                    records.pages.share(&mut o);
                     push_bounded(&mut ep.own, o);
                 }
-                for (target, sample) in coalesced {
+                for (target, mut sample) in coalesced {
+                    records.pages.share(&mut sample.outcome);
                     push_bounded(records.coalesced.entry((host, target, addr)).or_default(), sample);
                 }
             }
@@ -200,9 +239,10 @@ impl Records {
                 host,
                 addr,
                 protocol,
-                outcome,
+                mut outcome,
             } => {
                 records.requests += 1;
+                records.pages.share(&mut outcome);
                 let Some(ep) = records.hosts[host].endpoints.get_mut(&addr) else {
                     return;
                 };
@@ -212,5 +252,38 @@ impl Records {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::synth::answer;
+
+    /// An answer with `body` whose digest is `digest` (hex, as the probes write it).
+    fn page_answer(body: &str, digest: &str) -> Outcome {
+        let mut o = answer(200, body);
+        if let Ok(a) = &mut o {
+            a.body_digest = digest.repeat(4);
+        }
+        o
+    }
+
+    #[test]
+    fn equal_pages_share_one_sketch_and_different_ones_do_not() {
+        let mut pages = PageCache::default();
+        let mut a = page_answer("page a", "0123456789abcdef");
+        let mut b = page_answer("page a", "0123456789abcdef");
+        let mut c = page_answer("page c", "fedcba9876543210");
+        // The same 64 digest bits but another page: keeps its own sketch.
+        let mut d = page_answer("page d", "0123456789abcdef");
+        for o in [&mut a, &mut b, &mut c, &mut d] {
+            pages.share(o);
+        }
+        let page = |o: &Outcome| o.as_ref().unwrap().page.clone().unwrap();
+        assert!(Arc::ptr_eq(&page(&a), &page(&b)));
+        assert!(!Arc::ptr_eq(&page(&a), &page(&c)));
+        assert!(!Arc::ptr_eq(&page(&a), &page(&d)));
+        assert_eq!(pages.0.len(), 2);
     }
 }

@@ -414,6 +414,7 @@ impl Store {
             connections: self.connections,
             requests: self.requests,
             rounds: cycles.min(u32::MAX as u64) as u32,
+            pages: Default::default(),
         }
     }
 
