@@ -101,13 +101,13 @@ fn use_colour() -> bool {
 }
 
 fn print_report(snapshot: &Snapshot, format: Format) {
-    let text = match format {
-        Format::Json => report::json::to_json(snapshot),
-        Format::Table => report::table::render(snapshot, use_colour()),
-    };
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // A closed pipe (`| head`) is not an error worth a panic.
-    let _ = writeln!(out, "{text}");
+    let _ = match format {
+        // Streamed: the JSON of a big list is hundreds of megabytes.
+        Format::Json => report::json::write_json(snapshot, &mut out).and_then(|()| writeln!(out)),
+        Format::Table => writeln!(out, "{}", report::table::render(snapshot, use_colour())),
+    };
     let _ = out.flush();
 }
 

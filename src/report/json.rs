@@ -12,11 +12,17 @@ use serde_json::ser::{Formatter, PrettyFormatter};
 use crate::engine::snapshot::Snapshot;
 use crate::sanitize::is_unsafe;
 
+/// Write the report to `w` as it is serialised, without holding all of it in memory (a
+/// 10,000-name report is hundreds of megabytes).
+pub fn write_json(snapshot: &Snapshot, w: impl io::Write) -> io::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(w, Escaping(PrettyFormatter::new()));
+    snapshot.serialize(&mut ser).map_err(io::Error::from)
+}
+
 pub fn to_json(snapshot: &Snapshot) -> String {
     let mut out = Vec::with_capacity(16 * 1024);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, Escaping(PrettyFormatter::new()));
     // Serialising plain structs of strings and numbers into memory cannot fail.
-    match snapshot.serialize(&mut ser) {
+    match write_json(snapshot, &mut out) {
         Ok(()) => String::from_utf8(out).unwrap_or_default(),
         Err(e) => format!("{{\"error\": \"{e}\"}}"),
     }
