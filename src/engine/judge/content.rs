@@ -145,11 +145,18 @@ fn clearly_closer(other: Closeness, target: Closeness) -> bool {
     lead >= MARGIN || (other.title && !target.title && lead >= TITLE_MARGIN)
 }
 
-/// Both looks in one (the others are all given).
-pub fn classify<'a>(x: &HttpAnswer, target: &[&HttpAnswer], others: &[Reference<'a>]) -> Classified<'a> {
+/// Both looks in one: `others` is asked for only when the target's own answers do not decide.
+pub fn classify<'a, 'r>(
+    x: &HttpAnswer,
+    target: &[&HttpAnswer],
+    others: impl FnOnce() -> &'r [Reference<'a>],
+) -> Classified<'a>
+where
+    'a: 'r,
+{
     match against_target(x, target) {
         Ok(c) => c,
-        Err(closeness) => against_others(x, closeness, others),
+        Err(closeness) => against_others(x, closeness, others()),
     }
 }
 
@@ -196,16 +203,11 @@ pub fn address_content<'a>(
                         .any(|d| d.status == x.status && d.content_type == x.content_type) =>
             {
                 let key = (x.status, x.content_type.as_deref(), x.body_digest.as_str());
-                let class = known
-                    .entry(key)
-                    .or_insert_with(|| match against_target(x, &healthy) {
-                        Ok(c) => c,
-                        Err(closeness) => {
-                            let others = others
-                                .get_or_insert_with(|| references(origin, target, addr, &neighbours(addr)));
-                            against_others(x, closeness, others)
-                        }
-                    });
+                let class = known.entry(key).or_insert_with(|| {
+                    classify(x, &healthy, || {
+                        others.get_or_insert_with(|| references(origin, target, addr, &neighbours(addr)))
+                    })
+                });
                 Some(*class)
             }
             _ => None,
@@ -370,7 +372,7 @@ mod tests {
                 .iter()
                 .map(|(site, answer)| Reference { site, answer })
                 .collect();
-            assert_eq!(classify(&x, &target, &others), want, "case {name}");
+            assert_eq!(classify(&x, &target, || &others), want, "case {name}");
         }
     }
 
@@ -383,7 +385,7 @@ mod tests {
             site: "o:443",
             answer: &o,
         }];
-        assert_eq!(classify(&x, &[&t], &others), Classified::Similar);
+        assert_eq!(classify(&x, &[&t], || &others), Classified::Similar);
         // A byte-identical page of another content-type is not that site's page.
         let mut json = x.clone();
         json.content_type = Some("application/json".into());
@@ -391,7 +393,7 @@ mod tests {
             site: "o:443",
             answer: &json,
         }];
-        assert_eq!(classify(&x, &[&t], &others), Classified::Similar);
+        assert_eq!(classify(&x, &[&t], || &others), Classified::Similar);
     }
 
     #[test]
@@ -405,13 +407,13 @@ mod tests {
             site: "a:443",
             answer: &o,
         }];
-        assert_eq!(classify(&x, &[&t], &others), Classified::OtherSite("a:443"));
+        assert_eq!(classify(&x, &[&t], || &others), Classified::OtherSite("a:443"));
         let other = bare("site c");
         let others = [Reference {
             site: "a:443",
             answer: &other,
         }];
-        assert_eq!(classify(&x, &[&t], &others), Classified::Similar);
+        assert_eq!(classify(&x, &[&t], || &others), Classified::Similar);
     }
 
     #[test]
