@@ -541,6 +541,57 @@ mod tests {
         );
     }
 
+    /// The origin's own answer went on the coalesced requests' very connection: a page that
+    /// prints the client port shares it with the coalesced answer. That must not make the
+    /// coalesced page look like the origin's (a false "misrouted"): the origin is compared by
+    /// its direct answers, made on connections of their own.
+    #[test]
+    fn the_origins_answer_on_the_same_connection_is_no_evidence() {
+        let both = ["a.test", "b.test"];
+        let page = |host: &str, sni: &str, port: u16| format!("host={host} sni={sni} port={port}\n");
+        let at = "192.0.2.1";
+        let mut ea = endpoint(
+            &both,
+            "h2",
+            true,
+            vec![
+                answer(200, &page("a.test", "a.test", 40001)),
+                answer(200, &page("a.test", "a.test", 40002)),
+            ],
+        );
+        ea.own = vec![answer(200, &page("a.test", "a.test", 51234))];
+        let eb = endpoint(
+            &both,
+            "h2",
+            true,
+            vec![
+                answer(200, &page("b.test", "b.test", 40003)),
+                answer(200, &page("b.test", "b.test", 40004)),
+            ],
+        );
+        let mut r = Records {
+            hosts: vec![
+                host("a.test", 1, &[at], vec![(at, ea)]),
+                host("b.test", 2, &[at], vec![(at, eb)]),
+            ],
+            rounds: 1,
+            ..Default::default()
+        };
+        r.coalesced.insert(
+            (0, 1, ip(at)),
+            vec![sample(answer(200, &page("b.test", "a.test", 51234)))],
+        );
+        let s = analyse(&r, false, Duration::ZERO);
+        let p = pair(&s, "a.test", "b.test");
+        use crate::engine::snapshot::Content;
+        assert_eq!(
+            (p.verdict, p.addresses[0].content),
+            (Verdict::Ok, Some(Content::Similar)),
+            "{}",
+            p.explanation
+        );
+    }
+
     #[test]
     fn firefox_only_pair_is_probed_at_the_origin_address_where_the_cert_covers() {
         // A at X and Y, B only at Y. At Y the origin's certificate does not cover B; at X it

@@ -222,8 +222,8 @@ pub fn address_content<'a>(
     out
 }
 
-/// The other sites' answers at `addr`: the origin's first, then the neighbours' (at most
-/// `MAX_OTHER_SITES` of them).
+/// The other sites' answers at `addr`: the origin's direct answers first, then the
+/// neighbours' own and direct answers (at most `MAX_OTHER_SITES` of them).
 fn references<'a>(
     origin: &'a HostRecord,
     target: &'a HostRecord,
@@ -242,7 +242,12 @@ fn references<'a>(
         let Some(ep) = h.endpoints.get(&addr) else {
             continue;
         };
-        let answers = ep.own.iter().chain(&ep.direct).filter_map(|o| o.as_ref().ok());
+        // The origin's own answers went on the very connections the coalesced requests did:
+        // they share whatever a page prints of its connection (the client port, a connection
+        // id), which would count for the origin and against the target. Its direct answers
+        // (connections of their own) do not.
+        let own = if h.key == origin.key { &[][..] } else { &ep.own[..] };
+        let answers = own.iter().chain(&ep.direct).filter_map(|o| o.as_ref().ok());
         refs.extend(
             answers
                 .take(MAX_ANSWERS_PER_SITE)
