@@ -17,7 +17,7 @@ use crate::engine::probe::dns::Dns;
 use crate::engine::probe::h2::{self, H2Connection, Opened};
 use crate::engine::probe::rate::RateLimiter;
 use crate::engine::probe::tls::{TlsInfo, TlsSettings};
-use crate::engine::record::{Coalesced, ConnTraits, HostRecord, Job, JobResult};
+use crate::engine::record::{Coalesced, ConnTraits, HostRecord, Job, JobResult, Outcome};
 
 /// Fresh connections an origin probe may open when the server closes the one it had.
 const MAX_REOPEN: u32 = 2;
@@ -195,10 +195,7 @@ impl Prober {
                 self.options.timeout,
             )
             .await;
-        let first = Connection {
-            server: own.as_ref().ok().and_then(|a| a.server.clone()),
-            tls: opened.tls,
-        };
+        let first = Arc::new(ConnTraits::of(&opened.tls, server_of(&own)));
         let (coalesced, requests) = self
             .request_targets((conn, first), sock, origin, &targets, hosts)
             .await;
@@ -209,10 +206,12 @@ impl Prober {
     /// closes the connection after refusing one name (GOAWAY after a 421, say) must not turn
     /// the remaining targets into errors: like a browser, go on over a fresh connection opened
     /// for the same origin, a bounded number of times. Returns the answers and the requests
-    /// made, each with the traits of the connection it went on.
+    /// made, each with the traits of the connection it went on. A reopened connection asks for
+    /// the origin first too, so that its traits are taken the way the first one's were (the
+    /// `Server` header of the origin's answer).
     async fn request_targets(
         &self,
-        (mut conn, mut current): (H2Connection, Connection),
+        (mut conn, mut traits): (H2Connection, Arc<ConnTraits>),
         sock: SocketAddr,
         origin: &HostRecord,
         targets: &[usize],
@@ -222,7 +221,6 @@ impl Prober {
         let mut coalesced = Vec::with_capacity(targets.len());
         let mut requests = 0;
         let mut reopened = 0;
-        let mut traits: Option<Arc<ConnTraits>> = None;
         for chunk in targets.chunks(STREAMS_PER_CONNECTION) {
             if conn.is_closed() && reopened < MAX_REOPEN {
                 reopened += 1;
@@ -230,8 +228,12 @@ impl Prober {
                 if let Ok(Opened { conn: Some(c), tls }) = h2::open(&self.tls, sock, &origin.entry.host).await
                 {
                     conn = c;
-                    current = Connection { tls, server: None };
-                    traits = None;
+                    self.rate.acquire().await;
+                    let own = conn
+                        .request(&origin.entry.host, origin.entry.port, &origin.path, timeout)
+                        .await;
+                    requests += 1;
+                    traits = Arc::new(ConnTraits::of(&tls, server_of(&own)));
                 }
             }
             let conn = &conn;
@@ -245,18 +247,6 @@ impl Prober {
             }))
             .await;
             requests += answers.len() as u64;
-            // Made once per connection, when its first answers are in (for the `Server`
-            // header when the origin's own request said none).
-            let traits = traits
-                .get_or_insert_with(|| {
-                    let server = current.server.as_deref().or_else(|| {
-                        answers
-                            .iter()
-                            .find_map(|(_, o)| o.as_ref().ok().and_then(|a| a.server.as_deref()))
-                    });
-                    Arc::new(ConnTraits::of(&current.tls, server))
-                })
-                .clone();
             coalesced.extend(
                 answers
                     .into_iter()
@@ -267,11 +257,10 @@ impl Prober {
     }
 }
 
-/// The connection the targets' requests are on: its handshake, and the `Server` header of
-/// its first answer.
-struct Connection {
-    tls: TlsInfo,
-    server: Option<String>,
+/// The `Server` header of the origin's answer on a connection: part of the connection's
+/// traits (the same way on every connection, so one backend is one set of traits).
+fn server_of(own: &Outcome) -> Option<&str> {
+    own.as_ref().ok().and_then(|a| a.server.as_deref())
 }
 
 /// The peers of origin `a` (hosts sharing an address with it) that the certificate of its handshake covers. None when the
