@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 use crate::engine::probe::cert;
 use crate::engine::probe::direct;
 use crate::engine::probe::dns::Dns;
+use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::{self, H2Connection, Opened};
 use crate::engine::probe::rate::RateLimiter;
 use crate::engine::probe::tls::{TlsInfo, TlsSettings};
@@ -221,8 +222,15 @@ impl Prober {
         let mut coalesced = Vec::with_capacity(targets.len());
         let mut requests = 0;
         let mut reopened = 0;
-        for chunk in targets.chunks(STREAMS_PER_CONNECTION) {
-            if conn.is_closed() && reopened < MAX_REOPEN {
+        // Targets still to request, and those left unprocessed by a GOAWAY once already.
+        let mut queue: std::collections::VecDeque<usize> = targets.iter().copied().collect();
+        let mut retried: Vec<usize> = Vec::new();
+        // The server sent GOAWAY: this connection takes no new streams, whether or not its
+        // task has noticed the close yet.
+        let mut going_away = false;
+        while !queue.is_empty() {
+            if (conn.is_closed() || going_away) && reopened < MAX_REOPEN {
+                going_away = false;
                 reopened += 1;
                 self.connections.fetch_add(1, Ordering::Relaxed);
                 if let Ok(Opened { conn: Some(c), tls }) = h2::open(&self.tls, sock, &origin.entry.host).await
@@ -236,6 +244,8 @@ impl Prober {
                     traits = Arc::new(ConnTraits::of(&tls, server_of(&own)));
                 }
             }
+            let take = queue.len().min(STREAMS_PER_CONNECTION);
+            let chunk: Vec<usize> = queue.drain(..take).collect();
             let conn = &conn;
             let answers = futures::future::join_all(chunk.iter().map(|&b| async move {
                 let target = &hosts[b];
@@ -247,11 +257,21 @@ impl Prober {
             }))
             .await;
             requests += answers.len() as u64;
-            coalesced.extend(
-                answers
-                    .into_iter()
-                    .map(|(b, o)| (b, Coalesced::new(o, Some(traits.clone())))),
-            );
+            for (b, outcome) in answers {
+                // A GOAWAY left this request unprocessed: the server closed the connection,
+                // maybe over another target of the chunk (a 421 for it, then GOAWAY). A
+                // browser retries such a request on a new connection; so does the probe, once,
+                // while it may reopen, and only a request unprocessed again is a refusal of
+                // this target.
+                let unprocessed = matches!(outcome, Err(ProbeError::GoAway { by_client: false, .. }));
+                going_away |= unprocessed;
+                if unprocessed && reopened < MAX_REOPEN && !retried.contains(&b) {
+                    retried.push(b);
+                    queue.push_front(b);
+                    continue;
+                }
+                coalesced.push((b, Coalesced::new(outcome, Some(traits.clone()))));
+            }
         }
         (coalesced, requests)
     }
