@@ -137,17 +137,17 @@ fn pairs_section(out: &mut String, p: &Painter, s: &Snapshot) {
             .iter()
             .any(|x| x.reason == Some(NotCoalescable::NoSharedAddress))
     {
-        let _ = writeln!(
+        dim_line(
             out,
-            "  {}",
-            p.paint(
-                DIM,
-                &format!(
-                    "+ {cert_only} pairs linked only by a certificate (no shared address); --all-pairs lists them"
-                )
-            )
+            p,
+            &format!("+ {cert_only} pairs linked only by a certificate (no shared address); --all-pairs lists them"),
         );
     }
+}
+
+/// One dimmed note line under the pairs.
+fn dim_line(out: &mut String, p: &Painter, text: &str) {
+    let _ = writeln!(out, "  {}", p.paint(DIM, text));
 }
 
 /// How many `ok` or `misdirected` pairs rest on too few probes to rule out a flaky backend,
@@ -161,16 +161,13 @@ fn inconclusive_line(out: &mut String, p: &Painter, s: &Snapshot) {
         Some(r) => format!(": --rounds {r} would settle them"),
         None => String::new(),
     };
-    let _ = writeln!(
+    dim_line(
         out,
-        "  {}",
-        p.paint(
-            DIM,
-            &format!(
-                "{n} pair{} judged on too few probes to rule out one of two backends answering otherwise{settle}",
-                if n == 1 { "" } else { "s" }
-            )
-        )
+        p,
+        &format!(
+            "{n} pair{} judged on too few probes to rule out one of two backends answering otherwise{settle}",
+            if n == 1 { "" } else { "s" }
+        ),
     );
 }
 
