@@ -1,16 +1,20 @@
 //! One `check` run: resolve every name, then probe a fixed number of rounds. Each round opens
 //! fresh connections, in a new random order: per (origin A, address X) one HTTP/2 connection
-//! with SNI = A that requests A, then every target B that A's certificate could carry; per
-//! (host B, address X) one direct request (its own connection). Results flow back to this
-//! task, the only writer of the records; the judgement turns them into a `Snapshot`.
+//! with SNI = A that requests A (A's direct answer), then every target B that A's certificate
+//! could carry. That is the minimal work of the job: a connection per (name, address).
+//! Separate direct connections follow only where an answer is missing: for a host whose own
+//! connections brought no answer (over HTTP/1.1 too when HTTP/2 fails), and for an origin
+//! whose page a coalesced answer must be compared with while its only answer went on that very
+//! connection. Results flow back to this task, the only writer of the records; the judgement
+//! turns them into a `Snapshot`.
 
 use std::time::Instant;
 
 use futures::stream::{self, StreamExt};
 use rand::seq::SliceRandom;
 
-use crate::engine::judge::analysis;
 use crate::engine::judge::verdict::wants_http1_check;
+use crate::engine::judge::{analysis, content};
 use crate::engine::live::planner::{address_peers, Plan};
 use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::prober::Prober;
@@ -58,25 +62,29 @@ pub async fn probe(prober: &Prober, entries: &[Entry], options: &CheckOptions) -
         ..Plan::default()
     };
     for _ in 0..options.rounds {
-        let mut jobs = Vec::new();
-        for (i, h) in records.hosts.iter().enumerate() {
-            for &addr in &h.dns.addresses {
-                jobs.push(Job::Origin(i, addr));
-                jobs.push(Job::Direct(i, addr, DirectProtocol::Negotiate));
-            }
-        }
+        let mut jobs: Vec<Job> = records
+            .hosts
+            .iter()
+            .enumerate()
+            .flat_map(|(i, h)| h.dns.addresses.iter().map(move |&addr| Job::Origin(i, addr)))
+            .collect();
         // A new random order every round: behind a balancer that alternates backends per
         // connection, a fixed order would land the probe on the same backend every time.
         jobs.shuffle(&mut rand::rng());
         run_jobs(prober, jobs, &mut records, &plan).await;
         records.rounds += 1;
     }
-    // When the direct answers of a host fail, ask once over HTTP/1.1: it tells whether
-    // only HTTP/2 is affected.
+    let missing = missing_directs(&records);
+    run_jobs(prober, missing, &mut records, &plan).await;
+    let origins = wanted_origin_references(&records);
+    run_jobs(prober, origins, &mut records, &plan).await;
+    // When the answers of a host on its own connections fail, ask once over HTTP/1.1: it
+    // tells whether only HTTP/2 is affected.
     let mut fallback = Vec::new();
     for (i, h) in records.hosts.iter().enumerate() {
         for (&addr, ep) in &h.endpoints {
-            if ep.direct.iter().any(wants_http1_check) {
+            let answered = ep.references().any(|o| !wants_http1_check(o));
+            if !answered && ep.references().next().is_some() {
                 fallback.push(Job::Direct(i, addr, DirectProtocol::Http1Only));
             }
         }
@@ -84,6 +92,41 @@ pub async fn probe(prober: &Prober, entries: &[Entry], options: &CheckOptions) -
     run_jobs(prober, fallback, &mut records, &plan).await;
     records.connections = prober.connections();
     records
+}
+
+/// A direct request per (host, address) where the host's own connections brought no answer
+/// (a failed handshake, no HTTP/2, every request failed): its reference, or why there is none.
+fn missing_directs(records: &Records) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for (i, h) in records.hosts.iter().enumerate() {
+        for (&addr, ep) in &h.endpoints {
+            if !ep.own.iter().any(|o| o.outcome.is_ok()) {
+                jobs.push(Job::Direct(i, addr, DirectProtocol::Negotiate));
+            }
+        }
+    }
+    jobs
+}
+
+/// A direct request per (origin, address) whose page a coalesced answer there must be
+/// compared with, while the origin's only answers went on that answer's connection
+/// (`content::wants_origin_reference`).
+fn wanted_origin_references(records: &Records) -> Vec<Job> {
+    let mut wanted: Vec<(usize, std::net::IpAddr)> = records
+        .coalesced
+        .iter()
+        .filter(|(&(a, b, addr), samples)| {
+            let target = records.hosts[b].references_at(&addr);
+            content::wants_origin_reference(samples, &target, &records.hosts[a], addr)
+        })
+        .map(|(&(a, _, addr), _)| (a, addr))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    wanted
+        .into_iter()
+        .map(|(a, addr)| Job::Direct(a, addr, DirectProtocol::Negotiate))
+        .collect()
 }
 
 /// Every entry resolved, as records with one empty endpoint per address.

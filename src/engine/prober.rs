@@ -18,7 +18,7 @@ use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::{self, H2Connection, Opened};
 use crate::engine::probe::rate::RateLimiter;
 use crate::engine::probe::tls::{TlsInfo, TlsSettings};
-use crate::engine::record::{Coalesced, ConnTraits, HostRecord, Job, JobResult, Outcome};
+use crate::engine::record::{Coalesced, ConnId, ConnTraits, HostRecord, Job, JobResult, Outcome};
 
 /// Fresh connections an origin probe may open when the server closes the one it had.
 const MAX_REOPEN: u32 = 2;
@@ -72,6 +72,8 @@ pub struct Prober {
     rate: RateLimiter,
     per_address: std::sync::Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
     connections: AtomicU64,
+    /// The last `ConnId` given out.
+    conn_ids: AtomicU64,
 }
 
 impl Prober {
@@ -83,7 +85,13 @@ impl Prober {
             options,
             per_address: Default::default(),
             connections: AtomicU64::new(0),
+            conn_ids: AtomicU64::new(0),
         }
+    }
+
+    /// A new connection's id (never 0).
+    fn next_conn_id(&self) -> ConnId {
+        ConnId(self.conn_ids.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     fn address_permit(&self, addr: IpAddr) -> Arc<Semaphore> {
@@ -197,9 +205,11 @@ impl Prober {
             )
             .await;
         let first = Arc::new(ConnTraits::of(&opened.tls, server_of(&own)));
+        let via = self.next_conn_id();
         let (coalesced, requests) = self
-            .request_targets((conn, first), sock, origin, &targets, hosts)
+            .request_targets((conn, first.clone(), via), sock, origin, &targets, hosts)
             .await;
+        let own = Coalesced::on(own, Some(first), via);
         result(handshake, Some(own), coalesced, 1 + requests)
     }
 
@@ -212,7 +222,7 @@ impl Prober {
     /// `Server` header of the origin's answer).
     async fn request_targets(
         &self,
-        (mut conn, mut traits): (H2Connection, Arc<ConnTraits>),
+        (mut conn, mut traits, mut via): (H2Connection, Arc<ConnTraits>, ConnId),
         sock: SocketAddr,
         origin: &HostRecord,
         targets: &[usize],
@@ -242,6 +252,7 @@ impl Prober {
                         .await;
                     requests += 1;
                     traits = Arc::new(ConnTraits::of(&tls, server_of(&own)));
+                    via = self.next_conn_id();
                 }
             }
             let take = queue.len().min(STREAMS_PER_CONNECTION);
@@ -270,7 +281,7 @@ impl Prober {
                     queue.push_front(b);
                     continue;
                 }
-                coalesced.push((b, Coalesced::new(outcome, Some(traits.clone()))));
+                coalesced.push((b, Coalesced::on(outcome, Some(traits.clone()), via)));
             }
         }
         (coalesced, requests)

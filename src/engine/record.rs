@@ -52,17 +52,40 @@ impl ConnTraits {
     }
 }
 
-/// A request for a target on a connection opened for an origin: what came back, and the
-/// connection it went on (None where that is unknown, e.g. in synthetic records).
+/// Which connection a request went on: unique per connection opened by one prober (from 1;
+/// 0 = unknown, e.g. in synthetic records, and never equal to another).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ConnId(pub u64);
+
+impl ConnId {
+    /// Known to be the same connection as `other`.
+    pub fn same_as(self, other: ConnId) -> bool {
+        self.0 != 0 && self.0 == other.0
+    }
+}
+
+/// A request on a connection opened for an origin (for a target, or for the origin itself):
+/// what came back, and the connection it went on (None / `ConnId(0)` where that is unknown,
+/// e.g. in synthetic records).
 #[derive(Debug, Clone)]
 pub struct Coalesced {
     pub outcome: Outcome,
     pub conn: Option<Arc<ConnTraits>>,
+    pub via: ConnId,
 }
 
 impl Coalesced {
     pub fn new(outcome: Outcome, conn: Option<Arc<ConnTraits>>) -> Coalesced {
-        Coalesced { outcome, conn }
+        Coalesced {
+            outcome,
+            conn,
+            via: ConnId::default(),
+        }
+    }
+
+    /// The same, on connection `via`.
+    pub fn on(outcome: Outcome, conn: Option<Arc<ConnTraits>>, via: ConnId) -> Coalesced {
+        Coalesced { outcome, conn, via }
     }
 }
 
@@ -90,7 +113,8 @@ pub enum JobResult {
         host: usize,
         addr: IpAddr,
         handshake: Result<TlsInfo, ProbeError>,
-        own: Option<Outcome>,
+        /// The origin requested on its connection (the first request): its direct answer.
+        own: Option<Coalesced>,
         coalesced: Vec<(usize, Coalesced)>,
         requests: u64,
     },
@@ -116,6 +140,17 @@ pub struct HostRecord {
     pub endpoints: BTreeMap<IpAddr, Box<EndpointRecord>>,
 }
 
+impl HostRecord {
+    /// The host's reference answers for a coalesced request at `addr`: its answers there when
+    /// it resolves to `addr`, else at all its addresses (`EndpointRecord::references`).
+    pub fn references_at(&self, addr: &IpAddr) -> Vec<&Outcome> {
+        match self.endpoints.get(addr) {
+            Some(ep) => ep.references().collect(),
+            None => self.endpoints.values().flat_map(|ep| ep.references()).collect(),
+        }
+    }
+}
+
 /// Everything seen for one host at one of its addresses.
 #[derive(Debug, Clone, Default)]
 pub struct EndpointRecord {
@@ -127,9 +162,14 @@ pub struct EndpointRecord {
     pub handshake_errors: Vec<ProbeError>,
     pub connect_times: Vec<Duration>,
     pub tls_times: Vec<Duration>,
-    /// The host requested on its own HTTP/2 connection (the first request of each origin probe).
-    pub own: Vec<Outcome>,
-    /// Direct requests (fresh connection, ALPN h2 + http/1.1).
+    /// The host requested on its own HTTP/2 connection (the first request of each origin
+    /// probe): its direct answers, each with the connection it went on (the coalesced requests
+    /// of that connection share it, which matters when this host's page is compared with
+    /// them).
+    pub own: Vec<Coalesced>,
+    /// Direct requests on connections of their own (fresh connection, ALPN h2 + http/1.1): made
+    /// only when the origin probes brought no answer for the host, or when a page comparison
+    /// needs one from another connection.
     pub direct: Vec<Outcome>,
     /// HTTP/1.1 requests made when the direct answers failed.
     pub direct_http1: Vec<Outcome>,
@@ -139,6 +179,12 @@ impl EndpointRecord {
     /// The certificate of the first successful handshake, when it could be parsed.
     pub fn leaf(&self) -> Option<&CertSummary> {
         self.cert.as_ref().and_then(|c| c.as_ref().ok())
+    }
+
+    /// The host's answers on connections opened for it: its own-connection answers, then its
+    /// direct ones. The reference every coalesced answer for it is compared with.
+    pub fn references(&self) -> impl Iterator<Item = &Outcome> + Clone {
+        self.own.iter().map(|c| &c.outcome).chain(&self.direct)
     }
 }
 
@@ -227,7 +273,7 @@ impl Records {
                     Err(e) => push_bounded(&mut ep.handshake_errors, e),
                 }
                 if let Some(mut o) = own {
-                    records.pages.share(&mut o);
+                    records.pages.share(&mut o.outcome);
                     push_bounded(&mut ep.own, o);
                 }
                 for (target, mut sample) in coalesced {

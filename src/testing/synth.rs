@@ -115,7 +115,7 @@ impl Synth {
             host: i,
             addr: self.addr(i),
             handshake: Ok(self.tls[g].clone()),
-            own: Some(answer(200, &format!("t{i}"))),
+            own: Some(Coalesced::new(answer(200, &format!("t{i}")), None)),
             coalesced,
             requests: self.group as u64,
         }

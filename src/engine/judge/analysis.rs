@@ -349,6 +349,7 @@ fn endpoint_facts(origin: &HostRecord, target: &str) -> Vec<EndpointFacts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::judge::content;
     use crate::engine::probe::cert::CertSummary;
     use crate::engine::probe::dns::DnsAnswer;
     use crate::engine::probe::error::ProbeError;
@@ -544,52 +545,101 @@ mod tests {
     /// The origin's own answer went on the coalesced requests' very connection: a page that
     /// prints the client port shares it with the coalesced answer. That must not make the
     /// coalesced page look like the origin's (a false "misrouted"): the origin is compared by
-    /// its direct answers, made on connections of their own.
+    /// its answers on other connections (direct, or its own on another connection) only.
     #[test]
     fn the_origins_answer_on_the_same_connection_is_no_evidence() {
-        let both = ["a.test", "b.test"];
         let page = |host: &str, sni: &str, port: u16| format!("host={host} sni={sni} port={port}\n");
-        let at = "192.0.2.1";
-        let mut ea = endpoint(
-            &both,
-            "h2",
-            true,
-            vec![
-                answer(200, &page("a.test", "a.test", 40001)),
-                answer(200, &page("a.test", "a.test", 40002)),
-            ],
-        );
-        ea.own = vec![answer(200, &page("a.test", "a.test", 51234))];
-        let eb = endpoint(
-            &both,
-            "h2",
-            true,
-            vec![
-                answer(200, &page("b.test", "b.test", 40003)),
-                answer(200, &page("b.test", "b.test", 40004)),
-            ],
-        );
-        let mut r = Records {
-            hosts: vec![
-                host("a.test", 1, &[at], vec![(at, ea)]),
-                host("b.test", 2, &[at], vec![(at, eb)]),
-            ],
-            rounds: 1,
-            ..Default::default()
+        let on = |c: u64, o: Outcome| Coalesced::on(o, None, crate::engine::record::ConnId(c));
+        // With and without a direct answer of the origin: neither is on connection 7.
+        for direct in [vec![], vec![answer(200, &page("a.test", "a.test", 40001))]] {
+            let mut r = echo_records(direct, vec![on(7, answer(200, &page("a.test", "a.test", 51234)))]);
+            r.coalesced.insert(
+                (0, 1, ip("192.0.2.1")),
+                vec![on(7, answer(200, &page("b.test", "a.test", 51234)))],
+            );
+            let s = analyse(&r, false, Duration::ZERO);
+            let p = pair(&s, "a.test", "b.test");
+            use crate::engine::snapshot::Content;
+            assert_eq!(
+                (p.verdict, p.addresses[0].content),
+                (Verdict::Ok, Some(Content::Similar)),
+                "{}",
+                p.explanation
+            );
+        }
+    }
+
+    /// An SNI router serves the origin's page for every name on its connection: the origin's
+    /// own answer on another connection is the evidence, no direct connection needed.
+    #[test]
+    fn the_origins_answer_on_another_connection_shows_the_wrong_site() {
+        let page = |host: &str, port: u16| {
+            let text: Vec<String> = (0..30).map(|i| format!("{host}-word{i}")).collect();
+            format!("<title>{host}</title> {} port={port}\n", text.join(" "))
         };
+        let on = |c: u64, o: Outcome| Coalesced::on(o, None, crate::engine::record::ConnId(c));
+        let own = vec![
+            on(7, answer(200, &page("a.test", 51234))),
+            on(8, answer(200, &page("a.test", 51300))),
+        ];
+        let mut r = echo_records(vec![], own);
         r.coalesced.insert(
-            (0, 1, ip(at)),
-            vec![sample(answer(200, &page("b.test", "a.test", 51234)))],
+            (0, 1, ip("192.0.2.1")),
+            vec![on(7, answer(200, &page("a.test", 51234)))],
         );
         let s = analyse(&r, false, Duration::ZERO);
         let p = pair(&s, "a.test", "b.test");
         use crate::engine::snapshot::Content;
         assert_eq!(
             (p.verdict, p.addresses[0].content),
-            (Verdict::Ok, Some(Content::Similar)),
+            (Verdict::Misrouted, Some(Content::OtherSite)),
             "{}",
             p.explanation
         );
+        // Only the answer on the same connection: not enough, and `check` is told to ask the
+        // origin directly.
+        let mut r = echo_records(vec![], vec![on(7, answer(200, &page("a.test", 51234)))]);
+        let sample = on(7, answer(200, &page("a.test", 51234)));
+        r.coalesced.insert((0, 1, ip("192.0.2.1")), vec![sample.clone()]);
+        let s = analyse(&r, false, Duration::ZERO);
+        assert_eq!(pair(&s, "a.test", "b.test").verdict, Verdict::Ok);
+        let target: Vec<&Outcome> = r.hosts[1]
+            .endpoints
+            .values()
+            .flat_map(|e| e.references())
+            .collect();
+        assert!(content::wants_origin_reference(
+            &[sample],
+            &target,
+            &r.hosts[0],
+            ip("192.0.2.1")
+        ));
+    }
+
+    /// a.test and b.test at one address, one certificate: the origin's direct and own answers
+    /// as given; the target's two own answers print its name and a port.
+    fn echo_records(direct: Vec<Outcome>, own: Vec<Coalesced>) -> Records {
+        let both = ["a.test", "b.test"];
+        let at = "192.0.2.1";
+        let mut ea = endpoint(&both, "h2", true, direct);
+        ea.own = own;
+        let mut eb = endpoint(&both, "h2", true, vec![]);
+        eb.own = [40003, 40004]
+            .map(|port| {
+                Coalesced::new(
+                    answer(200, &format!("host=b.test sni=b.test port={port}\n")),
+                    None,
+                )
+            })
+            .into();
+        Records {
+            hosts: vec![
+                host("a.test", 1, &[at], vec![(at, ea)]),
+                host("b.test", 2, &[at], vec![(at, eb)]),
+            ],
+            rounds: 1,
+            ..Default::default()
+        }
     }
 
     #[test]

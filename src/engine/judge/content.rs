@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::engine::probe::h2::HttpAnswer;
-use crate::engine::record::{HostRecord, Outcome};
+use crate::engine::record::{Coalesced, ConnId, HostRecord, Outcome};
 use crate::engine::snapshot::Content;
 
 /// How much closer to another site's page than to the target's a page must be to be that
@@ -178,34 +178,35 @@ pub struct AddressContent {
 /// (the origin and target among them are skipped), asked for only when the target's own
 /// answers do not decide.
 pub fn address_content<'a>(
-    coalesced: &[&Outcome],
+    coalesced: &[&Coalesced],
     direct: &[&'a Outcome],
     origin: &'a HostRecord,
     target: &'a HostRecord,
     addr: IpAddr,
     neighbours: &dyn Fn(IpAddr) -> Vec<&'a HostRecord>,
 ) -> AddressContent {
-    let healthy: Vec<&HttpAnswer> = direct
-        .iter()
-        .filter_map(|o| o.as_ref().ok())
-        .filter(|a| crate::engine::judge::verdict::is_healthy_status(a.status))
-        .collect();
-    let mut others: Option<Vec<Reference<'a>>> = None;
-    // Answers repeat: one classification per distinct (status, content-type, body).
-    let mut known: HashMap<(u16, Option<&str>, &str), Classified<'a>> = HashMap::new();
+    let healthy = healthy_references(direct);
+    let mut others: Option<Vec<(ConnId, Reference<'a>)>> = None;
+    // Answers repeat: one classification per distinct (status, content-type, body) and
+    // connection (the origin's answer on the same connection is left out of the references).
+    type Key<'k> = (u16, Option<&'k str>, &'k str, ConnId);
+    let mut known: HashMap<Key<'_>, Classified<'a>> = HashMap::new();
     let mut out = AddressContent::default();
-    for o in coalesced {
-        let class = match o {
-            Ok(x)
-                if (200..300).contains(&x.status)
-                    && healthy
-                        .iter()
-                        .any(|d| d.status == x.status && d.content_type == x.content_type) =>
-            {
-                let key = (x.status, x.content_type.as_deref(), x.body_digest.as_str());
+    for c in coalesced {
+        let class = match &c.outcome {
+            Ok(x) if comparable(x, &healthy) => {
+                let key = (x.status, x.content_type.as_deref(), x.body_digest.as_str(), c.via);
                 let class = known.entry(key).or_insert_with(|| {
+                    let mut kept = Vec::new();
                     classify(x, &healthy, || {
-                        others.get_or_insert_with(|| references(origin, target, addr, &neighbours(addr)))
+                        let all =
+                            others.get_or_insert_with(|| references(origin, target, addr, &neighbours(addr)));
+                        kept = all
+                            .iter()
+                            .filter(|(via, _)| !via.same_as(c.via))
+                            .map(|(_, r)| *r)
+                            .collect();
+                        &kept
                     })
                 });
                 Some(*class)
@@ -222,14 +223,61 @@ pub fn address_content<'a>(
     out
 }
 
-/// The other sites' answers at `addr`: the origin's direct answers first, then the
-/// neighbours' own and direct answers (at most `MAX_OTHER_SITES` of them).
+/// The target's healthy reference answers.
+fn healthy_references<'a>(direct: &[&'a Outcome]) -> Vec<&'a HttpAnswer> {
+    direct
+        .iter()
+        .filter_map(|o| o.as_ref().ok())
+        .filter(|a| crate::engine::judge::verdict::is_healthy_status(a.status))
+        .collect()
+}
+
+/// A 2xx answer whose status and content-type match one of the target's healthy answers: its
+/// page is compared; other answers are judged by status.
+fn comparable(x: &HttpAnswer, healthy: &[&HttpAnswer]) -> bool {
+    (200..300).contains(&x.status)
+        && healthy
+            .iter()
+            .any(|d| d.status == x.status && d.content_type == x.content_type)
+}
+
+/// Would a coalesced answer of `origin → target` at `addr` be compared with the other sites'
+/// pages, while the origin has no answer there on a connection other than the one the answer
+/// came on? Then the comparison lacks the origin's page (an SNI router serving the origin's
+/// page for every name on its connection would go unseen), and a direct request for the origin
+/// on a connection of its own supplies it. `check` asks for one exactly then.
+pub fn wants_origin_reference(
+    coalesced: &[Coalesced],
+    target: &[&Outcome],
+    origin: &HostRecord,
+    addr: IpAddr,
+) -> bool {
+    let healthy = healthy_references(target);
+    let ep = origin.endpoints.get(&addr);
+    coalesced.iter().any(|c| match &c.outcome {
+        Ok(x) if comparable(x, &healthy) && against_target(x, &healthy).is_err() => {
+            let elsewhere = ep.is_some_and(|ep| {
+                ep.direct.iter().any(|o| o.is_ok())
+                    || ep.own.iter().any(|o| o.outcome.is_ok() && !o.via.same_as(c.via))
+            });
+            !elsewhere
+        }
+        _ => false,
+    })
+}
+
+/// The other sites' answers at `addr`, each with the connection it went on: the origin's
+/// answers first, then the neighbours' own and direct answers (at most `MAX_OTHER_SITES` of
+/// them). The origin's own answers went on the very connections of the coalesced requests: a
+/// coalesced answer is compared only with those from another connection, since two answers on
+/// one connection share whatever a page prints of it (the client port, a connection id), which
+/// would count for the origin and against the target.
 fn references<'a>(
     origin: &'a HostRecord,
     target: &'a HostRecord,
     addr: IpAddr,
     neighbours: &[&'a HostRecord],
-) -> Vec<Reference<'a>> {
+) -> Vec<(ConnId, Reference<'a>)> {
     let mut refs = Vec::new();
     let hosts = std::iter::once(origin).chain(
         neighbours
@@ -242,16 +290,21 @@ fn references<'a>(
         let Some(ep) = h.endpoints.get(&addr) else {
             continue;
         };
-        // The origin's own answers went on the very connections the coalesced requests did:
-        // they share whatever a page prints of its connection (the client port, a connection
-        // id), which would count for the origin and against the target. Its direct answers
-        // (connections of their own) do not.
-        let own = if h.key == origin.key { &[][..] } else { &ep.own[..] };
-        let answers = own.iter().chain(&ep.direct).filter_map(|o| o.as_ref().ok());
+        let own = ep.own.iter().map(|c| (c.via, &c.outcome));
+        let direct = ep.direct.iter().map(|o| (ConnId::default(), o));
+        let answers = own
+            .chain(direct)
+            .filter_map(|(via, o)| o.as_ref().ok().map(|a| (via, a)));
+        // The origin's own answers are taken per connection below: keep them all.
+        let cap = if h.key == origin.key {
+            usize::MAX
+        } else {
+            MAX_ANSWERS_PER_SITE
+        };
         refs.extend(
             answers
-                .take(MAX_ANSWERS_PER_SITE)
-                .map(|answer| Reference { site: &h.key, answer }),
+                .take(cap)
+                .map(|(via, answer)| (via, Reference { site: &h.key, answer })),
         );
     }
     refs

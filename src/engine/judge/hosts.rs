@@ -78,7 +78,7 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
 
 /// Every direct answer a 421: the server refuses the name on its own connection.
 fn refuses_its_own_name(ep: &EndpointRecord) -> bool {
-    let mut answered = ep.direct.iter().filter_map(|o| o.as_ref().ok()).peekable();
+    let mut answered = ep.references().filter_map(|o| o.as_ref().ok()).peekable();
     answered.peek().is_some() && answered.all(|x| x.status == 421)
 }
 
@@ -189,11 +189,12 @@ fn host_findings(findings: &mut Vec<Finding>, h: &HostRecord, refused: &[String]
     }
 }
 
-/// One address of the host: its handshake, certificate and direct answers.
+/// One address of the host: its handshake, certificate and direct answers (on its own
+/// connections: the first request of its origin probes, and direct requests).
 fn endpoint_report(address: String, ep: &EndpointRecord, cert: Option<CertReport>) -> EndpointReport {
-    let statuses = count_statuses(&ep.direct);
+    let statuses = count_statuses(ep.references());
     let http1_statuses = count_statuses(&ep.direct_http1);
-    let direct_errors: Vec<&ProbeError> = ep.direct.iter().filter_map(|o| o.as_ref().err()).collect();
+    let direct_errors: Vec<&ProbeError> = ep.references().filter_map(|o| o.as_ref().err()).collect();
     EndpointReport {
         address,
         alpn: ep.tls.as_ref().and_then(|t| t.alpn.clone()),
@@ -208,6 +209,7 @@ fn endpoint_report(address: String, ep: &EndpointRecord, cert: Option<CertReport
                 .direct
                 .iter()
                 .rev()
+                .chain(ep.own.iter().rev().map(|c| &c.outcome))
                 .find_map(|o| o.as_ref().ok())
                 .map(|a| a.version.clone()),
             http1_statuses,
@@ -257,8 +259,8 @@ fn http_error_finding(h: &HostRecord) -> Option<Finding> {
     let mut failed = 0usize;
     let mut examples = Vec::new();
     for (addr, ep) in reached {
-        total += ep.direct.len();
-        let errors: Vec<&ProbeError> = ep.direct.iter().filter_map(|o| o.as_ref().err()).collect();
+        total += ep.references().count();
+        let errors: Vec<&ProbeError> = ep.references().filter_map(|o| o.as_ref().err()).collect();
         failed += errors.len();
         if let Some(e) = errors.last() {
             examples.push(format!("{} ({e})", addr_text(addr)));

@@ -14,7 +14,7 @@ use crate::engine::judge::policy::PairPolicy;
 use crate::engine::judge::verdict::{self, AddressEvidence, AddressJudgement, Refusal};
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::HttpAnswer;
-use crate::engine::record::{Coalesced, EndpointRecord, HostRecord, Outcome};
+use crate::engine::record::{Coalesced, HostRecord, Outcome};
 use crate::engine::snapshot::{Client, Coalesce, PairAddressReport, PairReport, Verdict};
 
 use super::format::{addr_text, count_statuses, most_frequent};
@@ -43,7 +43,7 @@ pub(super) fn pair_report<'c, 'n>(
     let dynamic = verdict::looks_dynamic(
         hb.endpoints
             .values()
-            .flat_map(|ep| ep.direct.iter().chain(&ep.own))
+            .flat_map(|ep| ep.references())
             .filter_map(|o| o.as_ref().ok()),
     );
     let (addresses, judged) = judge_addresses((ha, hb), coalesced, neighbours, policy, dynamic);
@@ -138,12 +138,12 @@ fn judge_addresses<'a, 'c: 'a, 'n: 'a>(
         let samples = coalesced(addr);
         let backends = backends::backends(&samples);
         let coalesced: Vec<&'a Outcome> = samples.iter().map(|s| &s.outcome).collect();
-        let direct: Vec<&'n Outcome> = direct_reference(hb, &addr);
+        let direct: Vec<&'n Outcome> = hb.references_at(&addr);
         let AddressContent {
             per_answer,
             content,
             looked_like,
-        } = content::address_content(&coalesced, &direct, ha, hb, addr, neighbours);
+        } = content::address_content(&samples, &direct, ha, hb, addr, neighbours);
         let j = verdict::judge_address(AddressEvidence {
             coalesced: &coalesced,
             direct: &direct,
@@ -312,17 +312,6 @@ fn refusals_at(judged: &[Judged<'_>], verdict: Verdict) -> BTreeMap<Refusal, u32
         }
     }
     all
-}
-
-/// Direct answers for the target: at `addr` when the target resolves to it, else at all its
-/// addresses. Its own-connection answers (the first request of its origin probes) count as
-/// direct answers too.
-fn direct_reference<'a>(target: &'a HostRecord, addr: &IpAddr) -> Vec<&'a Outcome> {
-    let pick = |ep: &'a EndpointRecord| ep.direct.iter().chain(&ep.own);
-    match target.endpoints.get(addr) {
-        Some(ep) => pick(ep).collect(),
-        None => target.endpoints.values().flat_map(|ep| pick(ep)).collect(),
-    }
 }
 
 /// The explanation and fix of a pending pair, one copy for all of them.

@@ -314,7 +314,7 @@ impl Store {
                     Err(e) => push(&mut ep.handshakes, at, Err(e)),
                 }
                 if let Some(o) = own {
-                    push_outcome(&mut ep.own, at, o);
+                    push_coalesced(&mut ep.own, at, o);
                 }
             }
             JobResult::Direct {

@@ -96,7 +96,7 @@ pub(super) struct LiveEndpoint {
     pub(super) tls: Option<TlsInfo>,
     pub(super) cert: Option<Result<CertSummary, CertError>>,
     pub(super) handshakes: Timed<Result<(Duration, Duration), ProbeError>>,
-    pub(super) own: Timed<Outcome>,
+    pub(super) own: Timed<Coalesced>,
     pub(super) direct: Timed<Outcome>,
     pub(super) direct_http1: Timed<Outcome>,
 }
@@ -134,7 +134,8 @@ impl LiveEndpoint {
     pub(super) fn queues_oldest(&self) -> Option<Instant> {
         [
             oldest([&self.handshakes]),
-            oldest([&self.own, &self.direct, &self.direct_http1]),
+            oldest([&self.own]),
+            oldest([&self.direct, &self.direct_http1]),
         ]
         .into_iter()
         .flatten()

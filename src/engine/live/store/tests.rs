@@ -207,7 +207,7 @@ fn coverage_is_computed_over_the_window() {
         host,
         addr,
         handshake: Ok(tls.clone()),
-        own: Some(answer(200)),
+        own: Some(Coalesced::new(answer(200), None)),
         coalesced: vec![(target, Coalesced::new(answer(200), None))],
         requests: 2,
     };
@@ -219,7 +219,7 @@ fn coverage_is_computed_over_the_window() {
             host: 1,
             addr,
             handshake: Ok(tls.clone()),
-            own: Some(answer(200)),
+            own: Some(Coalesced::new(answer(200), None)),
             coalesced: vec![],
             requests: 1,
         },
