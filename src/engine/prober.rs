@@ -178,23 +178,32 @@ impl Prober {
     ) -> JobResult {
         let origin = &hosts[a];
         let sock = SocketAddr::new(addr, origin.entry.port);
-        let result = |handshake, own, coalesced, requests| JobResult::Origin {
+        let result = |handshake, own, coalesced, uncovered, requests| JobResult::Origin {
             host: a,
             addr,
             handshake,
             own,
             coalesced,
+            uncovered,
             requests,
         };
         let opened = match h2::open(&self.tls, sock, &origin.entry.host).await {
             Ok(o) => o,
-            Err(e) => return result(Err(e), None, Vec::new(), 0),
+            Err(e) => return result(Err(e), None, Vec::new(), plan.peers(a).to_vec(), 0),
         };
         let handshake = Ok(opened.tls.clone());
+        let covered = covered_peers(&opened.tls, a, hosts, plan);
+        let uncovered: Vec<usize> = plan
+            .peers(a)
+            .iter()
+            .copied()
+            // Both in the order of `peers` (sorted).
+            .filter(|b| covered.binary_search(b).is_err())
+            .collect();
         let Some(conn) = opened.conn else {
-            return result(handshake, None, Vec::new(), 0);
+            return result(handshake, None, Vec::new(), uncovered, 0);
         };
-        let targets = plan.choose(a, addr, &covered_peers(&opened.tls, a, hosts, plan));
+        let targets = plan.choose(a, addr, &covered);
         self.rate.acquire().await;
         let own = conn
             .request(
@@ -210,7 +219,7 @@ impl Prober {
             .request_targets((conn, first.clone(), via), sock, origin, &targets, hosts)
             .await;
         let own = Coalesced::on(own, Some(first), via);
-        result(handshake, Some(own), coalesced, 1 + requests)
+        result(handshake, Some(Box::new(own)), coalesced, uncovered, 1 + requests)
     }
 
     /// Request `targets` on the origin's connection, a few streams at a time. A server that

@@ -114,8 +114,12 @@ pub enum JobResult {
         addr: IpAddr,
         handshake: Result<TlsInfo, ProbeError>,
         /// The origin requested on its connection (the first request): its direct answer.
-        own: Option<Coalesced>,
+        own: Option<Box<Coalesced>>,
         coalesced: Vec<(usize, Coalesced)>,
+        /// The origin's peers (`TargetPlan::peers`) its certificate did not cover (all of
+        /// them when the handshake failed or the chain is not trusted): none can ride on its
+        /// connections, which the live planner remembers.
+        uncovered: Vec<usize>,
         requests: u64,
     },
     Direct {
@@ -255,6 +259,7 @@ impl Records {
                 own,
                 coalesced,
                 requests,
+                ..
             } => {
                 records.requests += requests;
                 let Some(ep) = records.hosts[host].endpoints.get_mut(&addr) else {
@@ -274,7 +279,7 @@ impl Records {
                 }
                 if let Some(mut o) = own {
                     records.pages.share(&mut o.outcome);
-                    push_bounded(&mut ep.own, o);
+                    push_bounded(&mut ep.own, *o);
                 }
                 for (target, mut sample) in coalesced {
                     records.pages.share(&mut sample.outcome);

@@ -523,6 +523,13 @@ fn encode_summary(enc: &mut DescriptorEncoder, report: &Snapshot) -> fmt::Result
     )?;
     gauge(
         enc,
+        "target_coverage_ratio",
+        "Share of the hosts some coalescable pair has as target that were tried as a target (from at least one origin) within the window; the planner covers targets first when the budget cannot cover every pair.",
+        None,
+        one(s.target_coverage),
+    )?;
+    gauge(
+        enc,
         "pairs_by_verdict",
         "Pairs per verdict (all pairs, exported or not).",
         None,

@@ -115,8 +115,9 @@ impl Synth {
             host: i,
             addr: self.addr(i),
             handshake: Ok(self.tls[g].clone()),
-            own: Some(Coalesced::new(answer(200, &format!("t{i}")), None)),
+            own: Some(Box::new(Coalesced::new(answer(200, &format!("t{i}")), None))),
             coalesced,
+            uncovered: vec![],
             requests: self.group as u64,
         }
     }

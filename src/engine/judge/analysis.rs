@@ -67,7 +67,7 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
                     if verdict.is_problem() {
                         problem_origins.push(a);
                     }
-                    tally.add(verdict, &report);
+                    tally.add(verdict, &report, b);
                     listed.push((verdict, Arc::from(report)));
                 }
             }
@@ -162,15 +162,24 @@ pub(crate) struct Tally {
     /// Over the inconclusive addresses, the most answers needed to settle them, as a multiple
     /// of the answers they have (rounds scale by it).
     pub settle_factor: f64,
+    /// Per host index: 0 no coalescable pair has it as target, 1 some does but none was
+    /// probed, 2 some was probed.
+    pub targets: Vec<u8>,
 }
 
 impl Tally {
-    pub fn add(&mut self, verdict: Verdict, p: &PairReport) {
+    /// Count a listed pair whose target is host `target`.
+    pub fn add(&mut self, verdict: Verdict, p: &PairReport, target: usize) {
         self.pairs += 1;
         self.verdicts[verdict as usize] += 1;
         if p.coalesce.chrome || p.coalesce.firefox || verdict == Verdict::Pending {
             self.coalescable += 1;
             self.probed += u32::from(p.probes > 0);
+            if self.targets.len() <= target {
+                self.targets.resize(target + 1, 0);
+            }
+            let t = &mut self.targets[target];
+            *t = (*t).max(if p.probes > 0 { 2 } else { 1 });
         }
         let mut inconclusive = false;
         for x in p.addresses.iter().filter(|x| x.verdict == verdict) {
@@ -217,6 +226,7 @@ pub(crate) fn summary(
             .filter(|f| f.severity == Severity::Error)
             .count() as u32,
         coverage: coverage(tally),
+        target_coverage: target_coverage(tally),
         inconclusive: tally.inconclusive,
         // `check` only (`analyse`): the live engine has no rounds to raise.
         settle_rounds: None,
@@ -322,6 +332,17 @@ fn coverage(tally: &Tally) -> f64 {
         return 1.0;
     }
     ((tally.probed as f64 / tally.coalescable as f64) * 1e4).round() / 1e4
+}
+
+/// The share of the hosts that some coalescable pair has as target which were probed as a
+/// target at least once (by any origin).
+fn target_coverage(tally: &Tally) -> f64 {
+    let wanted = tally.targets.iter().filter(|&&t| t > 0).count();
+    if wanted == 0 {
+        return 1.0;
+    }
+    let probed = tally.targets.iter().filter(|&&t| t == 2).count();
+    ((probed as f64 / wanted as f64) * 1e4).round() / 1e4
 }
 
 pub(crate) fn unix_now() -> i64 {

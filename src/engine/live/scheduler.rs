@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::engine::judge::verdict::{is_healthy_status, wants_http1_check};
 use crate::engine::live::planner::address_peers;
-use crate::engine::live::planner::{self, PairState, Plan, Slot};
+use crate::engine::live::planner::{self, CyclePlan, PairState, Plan, Slot};
 use crate::engine::live::store::Store;
 use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
@@ -126,6 +126,13 @@ pub struct Scheduler {
     partial: HashSet<(u64, IpAddr)>,
     /// The last healthy direct answer of (host id, address).
     last_direct_ok: HashMap<(u64, IpAddr), Instant>,
+    /// (host id, address) whose last origin connection brought no answer for the host itself
+    /// (no handshake, no HTTP/2, a failed request): it gets a direct request until one of its
+    /// own answers or direct ones is healthy. Every other host's reference is the first answer
+    /// of its origin connections.
+    needs_direct: HashSet<(u64, IpAddr)>,
+    /// When each host (id) was last requested as a coalesced target, on any origin's connection.
+    target_last: HashMap<u64, Instant>,
     /// Requests the current cycle may still plan (None: no `--max-rps`).
     budget_left: Option<usize>,
     /// The current cycle's number: results of jobs planned earlier are not counted in it.
@@ -161,6 +168,8 @@ impl Scheduler {
             last_origin: HashMap::new(),
             partial: HashSet::new(),
             last_direct_ok: HashMap::new(),
+            needs_direct: HashSet::new(),
+            target_last: HashMap::new(),
             budget_left: None,
             cycle_id: 0,
         }
@@ -269,6 +278,8 @@ impl Scheduler {
                     .retain(|(o, t), _| ids.contains(o) && ids.contains(t));
                 self.last_origin.retain(|(h, _), _| ids.contains(h));
                 self.last_direct_ok.retain(|(h, _), _| ids.contains(h));
+                self.needs_direct.retain(|(h, _)| ids.contains(h));
+                self.target_last.retain(|h, _| ids.contains(h));
                 self.status.last_reload = Some(Timestamp::now());
                 self.status.reload_error = None;
                 if !added.is_empty() {
@@ -300,6 +311,11 @@ impl Scheduler {
             .retain(|_, at| now.saturating_duration_since(*at) < horizon);
         self.last_direct_ok
             .retain(|_, at| now.saturating_duration_since(*at) < horizon);
+        self.target_last
+            .retain(|_, at| now.saturating_duration_since(*at) < horizon);
+        let recent = |at: Option<Instant>| at.is_some_and(|at| now.saturating_duration_since(at) < horizon);
+        self.pair_states
+            .retain(|_, s| s.urgent || recent(s.last_probe) || recent(s.uncovered));
         self.partial.clear();
         // DNS answers are reused within their TTL: those hosts are probed at once, the others
         // when their new answer arrives.
@@ -381,10 +397,21 @@ impl Scheduler {
                 };
                 let now = Instant::now();
                 match result.as_ref() {
-                    JobResult::Origin { host, addr, .. } => {
+                    JobResult::Origin { host, addr, own, .. } => {
                         let id = (key_id(&hosts[*host].entry.key()), *addr);
                         if !self.partial.remove(&id) {
                             self.last_origin.insert(id, now);
+                        }
+                        match own {
+                            Some(o) if o.outcome.is_ok() => {
+                                self.needs_direct.remove(&id);
+                                if o.outcome.as_ref().is_ok_and(|a| is_healthy_status(a.status)) {
+                                    self.last_direct_ok.insert(id, now);
+                                }
+                            }
+                            _ => {
+                                self.needs_direct.insert(id);
+                            }
                         }
                     }
                     JobResult::Direct {
@@ -396,6 +423,7 @@ impl Scheduler {
                         let id = (key_id(&hosts[*host].entry.key()), *addr);
                         if outcome.as_ref().is_ok_and(|a| is_healthy_status(a.status)) {
                             self.last_direct_ok.insert(id, now);
+                            self.needs_direct.remove(&id);
                         } else {
                             // A failing reference is asked again next cycle.
                             self.last_direct_ok.remove(&id);
@@ -403,11 +431,22 @@ impl Scheduler {
                     }
                     JobResult::Direct { .. } => {}
                 }
-                if let JobResult::Origin { host, coalesced, .. } = result.as_ref() {
+                if let JobResult::Origin {
+                    host,
+                    coalesced,
+                    uncovered,
+                    ..
+                } = result.as_ref()
+                {
                     let origin = key_id(&hosts[*host].entry.key());
                     for (b, _) in coalesced {
                         let target = key_id(&hosts[*b].entry.key());
                         self.pair_states.entry((origin, target)).or_default().last_probe = Some(now);
+                        self.target_last.insert(target, now);
+                    }
+                    for b in uncovered {
+                        let target = key_id(&hosts[*b].entry.key());
+                        self.pair_states.entry((origin, target)).or_default().uncovered = Some(now);
                     }
                 }
                 self.store.apply(&hosts, *result, Instant::now());
@@ -436,19 +475,19 @@ impl Scheduler {
         };
         let peers = address_peers(&hosts);
         let ids: Vec<u64> = hosts.iter().map(|h| key_id(&h.entry.key())).collect();
-        let (jobs, slots) = self.jobs_of(&hosts, keys, &peers, &ids);
+        let (jobs, slots, untried) = self.jobs_of(&hosts, keys, &peers, &ids);
         let budget = if spread_out { self.budget_left } else { None };
         if spread_out {
-            // Every host of the list, not only `keys`: an origin connection with all its
-            // peers and a direct request per (host, address).
+            // Every host of the list, not only `keys`: an origin connection with all its peers
+            // per (host, address).
             let full: usize = hosts
                 .iter()
                 .zip(&peers)
-                .map(|(h, c)| h.dns.addresses.len() * (2 + c.len()))
+                .map(|(h, c)| h.dns.addresses.len() * (1 + c.len()))
                 .sum();
             self.status.full_rps = full as f64 / self.options.interval.as_secs_f64().max(0.001);
         }
-        let cycle = planner::select_cycle(&slots, budget, Instant::now(), self.direct_reuse());
+        let cycle = planner::select_cycle(&slots, &untried, budget, Instant::now(), self.direct_reuse());
         if spread_out {
             if let Some(left) = self.budget_left.as_mut() {
                 *left = left.saturating_sub(cycle.requests);
@@ -459,7 +498,7 @@ impl Scheduler {
             ..Plan::default()
         };
         if cycle.tight {
-            self.limit_plan(&mut plan, &jobs, &slots, &cycle.chosen, &ids);
+            self.limit_plan(&mut plan, &jobs, &slots, &cycle, &ids);
         }
         let plan = Arc::new(plan);
         let mut rng = rand::rng();
@@ -472,27 +511,43 @@ impl Scheduler {
         }
     }
 
-    /// The jobs for the hosts of `keys` (an origin and a direct job per address) and the slot
-    /// each takes in the planner's choice.
+    /// The jobs for the hosts of `keys` (an origin job per address, and a direct one where the
+    /// host's own connections brought no answer), the slot each takes in the planner's choice,
+    /// and per slot the targets it could try that no connection tried within the window.
     fn jobs_of(
         &self,
         hosts: &[HostRecord],
         keys: &HashSet<String>,
         peers: &[Vec<usize>],
         ids: &[u64],
-    ) -> (Vec<Job>, Vec<Slot>) {
+    ) -> (Vec<Job>, Vec<Slot>, Vec<Vec<usize>>) {
         let urgent: HashSet<u64> = self
             .pair_states
             .iter()
             .filter(|(_, s)| s.urgent)
             .map(|((o, _), _)| *o)
             .collect();
+        let now = Instant::now();
+        let (window, interval) = (self.options.window, self.options.interval);
+        let untried_target =
+            |t: usize| planner::target_due(self.target_last.get(&ids[t]).copied(), now, window, interval);
         let mut jobs = Vec::new();
         let mut slots = Vec::new();
+        let mut untried = Vec::new();
         for (i, h) in hosts.iter().enumerate() {
             if !keys.contains(&h.entry.key()) {
                 continue;
             }
+            let open: Vec<usize> = peers[i]
+                .iter()
+                .copied()
+                .filter(|&t| untried_target(t))
+                .filter(|&t| {
+                    self.pair_states
+                        .get(&(ids[i], ids[t]))
+                        .is_none_or(|s| s.uncovered.is_none())
+                })
+                .collect();
             for &addr in &h.dns.addresses {
                 jobs.push(Job::Origin(i, addr));
                 slots.push(Slot::Origin {
@@ -500,29 +555,31 @@ impl Scheduler {
                     last: self.last_origin.get(&(ids[i], addr)).copied(),
                     urgent: urgent.contains(&ids[i]),
                 });
-                jobs.push(Job::Direct(i, addr, DirectProtocol::Negotiate));
-                slots.push(Slot::Direct {
-                    last_ok: self.last_direct_ok.get(&(ids[i], addr)).copied(),
-                });
+                untried.push(open.clone());
+                if self.needs_direct.contains(&(ids[i], addr)) {
+                    jobs.push(Job::Direct(i, addr, DirectProtocol::Negotiate));
+                    slots.push(Slot::Direct {
+                        last_ok: self.last_direct_ok.get(&(ids[i], addr)).copied(),
+                    });
+                    untried.push(Vec::new());
+                }
             }
         }
-        (jobs, slots)
+        (jobs, slots, untried)
     }
 
     /// Under a tight budget: the targets each chosen origin connection may carry, what the
     /// planner knows of each pair (to choose them), and which connections are cut short (they
     /// keep their age, so they go first next cycle).
-    fn limit_plan(
-        &mut self,
-        plan: &mut Plan,
-        jobs: &[Job],
-        slots: &[Slot],
-        chosen: &[Option<usize>],
-        ids: &[u64],
-    ) {
-        for ((job, chosen), slot) in jobs.iter().zip(chosen).zip(slots) {
+    fn limit_plan(&mut self, plan: &mut Plan, jobs: &[Job], slots: &[Slot], cycle: &CyclePlan, ids: &[u64]) {
+        for (((job, chosen), slot), assigned) in
+            jobs.iter().zip(&cycle.chosen).zip(slots).zip(&cycle.assigned)
+        {
             if let (Job::Origin(i, addr), Some(limit), Slot::Origin { demand, .. }) = (job, chosen, slot) {
                 plan.per_origin.insert((*i, *addr), *limit);
+                if !assigned.is_empty() {
+                    plan.assigned.insert((*i, *addr), assigned.clone());
+                }
                 if *limit < (*demand).min(planner::MAX_TARGETS_PER_CONNECTION) {
                     self.partial.insert((ids[*i], *addr));
                 }

@@ -246,6 +246,11 @@ pub struct Summary {
     /// Share of the pairs some client would coalesce that were probed within the window
     /// (1 when there are none). Below 1 when the request budget cannot cover every pair.
     pub coverage: f64,
+    /// Share of the hosts that some such pair has as target which were tried as a target
+    /// (from at least one origin) within the window: what the planner covers first when the
+    /// budget cannot cover every pair. 1 when there are none.
+    #[serde(default = "one")]
+    pub target_coverage: f64,
     /// Pairs judged `ok` or `misdirected` on too few probes to tell a flaky backend from a
     /// consistent one (more rounds would tell).
     #[serde(default)]
@@ -254,6 +259,11 @@ pub struct Summary {
     /// the live engine, which has no rounds).
     #[serde(default)]
     pub settle_rounds: Option<u32>,
+}
+
+/// The default of a share that older documents did not carry.
+fn one() -> f64 {
+    1.0
 }
 
 impl Snapshot {
@@ -283,6 +293,7 @@ impl Default for Snapshot {
                 verdicts: BTreeMap::new(),
                 host_errors: 0,
                 coverage: 1.0,
+                target_coverage: 1.0,
                 inconclusive: 0,
                 settle_rounds: None,
             },

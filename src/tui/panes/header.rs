@@ -20,12 +20,12 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
 fn watched<'a>(view: &LiveView, t: &Theme, w: usize) -> Line<'a> {
     let st = &view.status;
     let s = &view.report.summary;
+    let coverage = coverage_text(s);
     let counts = format!(
-        "  {} hosts · {} groups · {} problem pairs · coverage {}",
+        "  {} hosts · {} groups · {} problem pairs{coverage}",
         st.hosts.max(view.report.hosts.len()),
         view.report.groups.len(),
         s.problems,
-        percent(s.coverage)
     );
     let room = w.saturating_sub(counts.chars().count() + 12);
     let source = clean(if st.source.is_empty() { "-" } else { &st.source }, room.max(8));
@@ -42,8 +42,22 @@ fn watched<'a>(view: &LiveView, t: &Theme, w: usize) -> Line<'a> {
             t.text,
         ),
         Span::styled(format!("{} problem pairs", s.problems), problems_style),
-        Span::styled(format!(" · coverage {}", percent(s.coverage)), t.text),
+        Span::styled(coverage, t.text),
     ])
+}
+
+/// " · coverage 61%", and when the budget cannot cover every pair, the share of the names
+/// tried as a target too (" · coverage 2% · targets 100%").
+fn coverage_text(s: &crate::engine::snapshot::Summary) -> String {
+    if s.coverage < 1.0 {
+        format!(
+            " · coverage {} · targets {}",
+            percent(s.coverage),
+            percent(s.target_coverage)
+        )
+    } else {
+        format!(" · coverage {}", percent(s.coverage))
+    }
 }
 
 /// Line 2: round progress, pause, lab phase.

@@ -285,6 +285,7 @@ impl Store {
                 own,
                 coalesced,
                 requests,
+                ..
             } => {
                 self.requests += requests;
                 let Some(origin) = index_of(host) else { return };
@@ -314,7 +315,7 @@ impl Store {
                     Err(e) => push(&mut ep.handshakes, at, Err(e)),
                 }
                 if let Some(o) = own {
-                    push_coalesced(&mut ep.own, at, o);
+                    push_coalesced(&mut ep.own, at, *o);
                 }
             }
             JobResult::Direct {

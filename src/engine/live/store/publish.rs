@@ -415,7 +415,7 @@ impl Gathered {
                 if verdict.is_problem() {
                     self.problem_origins.push(origin);
                 }
-                self.tally.add(*verdict, report);
+                self.tally.add(*verdict, report, slot.target);
                 self.buckets[*verdict as usize].push((
                     report.clone(),
                     History::from_samples(slot.samples.clone(), clock),
