@@ -197,8 +197,9 @@ pub enum Slot {
         demand: usize,
         /// When a connection for it last carried all the targets it could (None: never).
         last: Option<Instant>,
-        /// One of its pairs has a problem or changed recently.
-        urgent: bool,
+        /// How many of its pairs have an unsettled problem or changed recently (probed again
+        /// first, those alone).
+        urgent: usize,
     },
     /// A direct request for a host at one address.
     Direct {
@@ -231,7 +232,8 @@ pub struct CyclePlan {
 /// 1. direct requests run when their last healthy answer is older than `reuse`, oldest first,
 ///    within half the budget (a host has a direct slot only when its own connections brought
 ///    no answer: every origin connection's first request is its host's reference);
-/// 2. origins with an urgent pair go first, within half the budget;
+/// 2. origins with an urgent pair go first, within half the budget, carrying their urgent
+///    targets only (`urgent[i]`, the targets of slot `i` to probe again first);
 /// 3. **targets**: while some target was not tried within the window, the origin whose
 ///    connection would try the most of them (never-probed and oldest origins first on a tie)
 ///    goes next, carrying exactly those targets (so a name left over in a group costs two
@@ -247,6 +249,7 @@ pub struct CyclePlan {
 pub fn select_cycle(
     slots: &[Slot],
     untried: &[Vec<usize>],
+    urgent: &[Vec<usize>],
     budget: Option<usize>,
     now: Instant,
     reuse: std::time::Duration,
@@ -283,8 +286,8 @@ pub fn select_cycle(
         chosen[i] = Some(0);
     }
     let mut left = budget - directs.len().min(half);
-    let (order, urgent) = origin_order(slots, half);
-    // 2. Urgent origins.
+    let (order, urgent_tier) = origin_order(slots, half);
+    // 2. Urgent origins, with their urgent targets.
     let take = |chosen: &mut Vec<Option<usize>>, left: &mut usize, i: usize, demand: usize| {
         // The last connection that fits may carry fewer targets: `select` puts its most
         // important ones first.
@@ -292,16 +295,22 @@ pub fn select_cycle(
         chosen[i] = Some(targets);
         *left -= 1 + targets;
     };
-    for &(i, demand) in &order[..urgent] {
+    for &(i, demand) in &order[..urgent_tier] {
         if left == 0 {
             break;
         }
-        take(&mut chosen, &mut left, i, demand);
+        let Slot::Origin { urgent: n, .. } = slots[i] else {
+            continue;
+        };
+        take(&mut chosen, &mut left, i, n.min(demand));
+        if let (Some(targets), Some(list)) = (chosen[i], urgent.get(i)) {
+            assigned[i] = list.iter().copied().take(targets).collect();
+        }
     }
     // 3. Targets not tried within the window.
     cover_targets(slots, untried, &mut chosen, &mut assigned, &mut left);
     // 4. The rest, by their claim.
-    for &(i, demand) in &order[urgent..] {
+    for &(i, demand) in &order[urgent_tier..] {
         if left == 0 {
             break;
         }
@@ -328,7 +337,8 @@ fn cover_targets(
 ) {
     use std::cmp::Reverse;
     use std::collections::{BinaryHeap, HashSet};
-    let mut planned: HashSet<usize> = HashSet::new();
+    // Targets the urgent connections try already.
+    let mut planned: HashSet<usize> = assigned.iter().flatten().copied().collect();
     // (gain, never probed, older first, slot)
     let mut heap: BinaryHeap<(usize, bool, Reverse<Option<Instant>>, usize)> = BinaryHeap::new();
     for (i, s) in slots.iter().enumerate() {
@@ -386,11 +396,11 @@ fn due_directs(slots: &[Slot], now: Instant, reuse: std::time::Duration) -> Vec<
 /// their last connection, never probed first; what does not fit a tier competes by age. And
 /// how many lead as urgent.
 fn origin_order(slots: &[Slot], half: usize) -> (Vec<(usize, usize)>, usize) {
-    let mut origins: Vec<(usize, usize, Option<Instant>, bool)> = slots
+    let mut origins: Vec<(usize, usize, Option<Instant>, usize)> = slots
         .iter()
         .enumerate()
         .filter_map(|(i, s)| match *s {
-            Slot::Origin { demand, last, urgent } => Some((i, demand, last, urgent)),
+            Slot::Origin { demand, last, urgent } => Some((i, demand, last, urgent.min(demand))),
             Slot::Direct { .. } => None,
         })
         .collect();
@@ -400,8 +410,8 @@ fn origin_order(slots: &[Slot], half: usize) -> (Vec<(usize, usize)>, usize) {
     let mut order: Vec<(usize, usize)> = Vec::with_capacity(origins.len());
     let mut rest: Vec<(usize, usize)> = Vec::new();
     for &(i, demand, _, urgent) in &origins {
-        let want = 1 + demand.min(MAX_TARGETS_PER_CONNECTION);
-        if urgent && urgent_spent + want <= half {
+        let want = 1 + urgent.min(MAX_TARGETS_PER_CONNECTION);
+        if urgent > 0 && urgent_spent + want <= half {
             urgent_spent += want;
             order.push((i, demand));
         } else {
@@ -542,7 +552,7 @@ mod tests {
         Slot::Origin {
             demand,
             last: None,
-            urgent: false,
+            urgent: 0,
         }
     }
 
@@ -552,13 +562,13 @@ mod tests {
         let slots = [origin(3), Slot::Direct { last_ok: Some(now) }, origin(0)];
         let reuse = Duration::from_secs(60);
         for budget in [None, Some(6), Some(1000)] {
-            let plan = select_cycle(&slots, &[], budget, now, reuse);
+            let plan = select_cycle(&slots, &[], &[], budget, now, reuse);
             assert_eq!(plan.chosen, vec![Some(3), Some(0), Some(0)]);
             assert_eq!(plan.requests, 6);
             assert!(!plan.tight);
         }
         // One request short: a fresh direct answer is reused, the rest runs.
-        let plan = select_cycle(&slots, &[], Some(5), now, reuse);
+        let plan = select_cycle(&slots, &[], &[], Some(5), now, reuse);
         assert!(plan.tight);
         assert_eq!(plan.chosen, vec![Some(3), None, Some(0)]);
     }
@@ -573,13 +583,13 @@ mod tests {
             slots.push(Slot::Origin {
                 demand: 19,
                 last: (i >= 50).then_some(old),
-                urgent: false,
+                urgent: 0,
             });
             slots.push(Slot::Direct {
                 last_ok: (i % 2 == 0).then_some(now),
             });
         }
-        let plan = select_cycle(&slots, &[], Some(500), now, Duration::from_secs(60));
+        let plan = select_cycle(&slots, &[], &[], Some(500), now, Duration::from_secs(60));
         assert!(plan.tight);
         assert!(plan.requests <= 500);
         // The 50 directs without a recent healthy answer run; the others reuse theirs.
@@ -607,7 +617,7 @@ mod tests {
                 (
                     0usize..400,
                     proptest::option::of(0u64..600),
-                    proptest::bool::ANY,
+                    0usize..5,
                     proptest::bool::ANY,
                     proptest::collection::vec(0usize..300, 0..40),
                 ),
@@ -633,7 +643,7 @@ mod tests {
                     }
                 })
                 .collect();
-            let plan = select_cycle(&slots, &untried, budget, now, Duration::from_secs(240));
+            let plan = select_cycle(&slots, &untried, &[], budget, now, Duration::from_secs(240));
             let mut counted = 0;
             let mut assigned_once = std::collections::HashSet::new();
             for (i, (slot, chosen)) in slots.iter().zip(&plan.chosen).enumerate() {
@@ -670,7 +680,9 @@ mod tests {
     /// The live engine's planning on a simulated clock, with the real `select_cycle` and
     /// `Plan::choose`: `groups` wildcard groups of `size` names at one address each, `--max-rps
     /// rps`, `--interval interval`, `--window window`, every connection answering (each origin
-    /// connection's first answer is its host's reference: no direct slots). Returns, per
+    /// connection's first answer is its host's reference: no direct slots), the first name of every
+    /// group refused on the others' connections (a problem pair is probed again first until it
+    /// has 3 probes, as the scheduler's `unsettled` does). Returns, per
     /// cycle, the pair coverage and target coverage over the window ending with that cycle,
     /// and checks the budget of every cycle. Jobs run at the cycle's start (no jitter).
     ///
@@ -697,16 +709,26 @@ mod tests {
         let mut last_origin: Vec<Option<Instant>> = vec![None; n];
         let mut target_last: Vec<Option<Instant>> = vec![None; n];
         let mut probes: Vec<(Instant, usize, usize)> = Vec::new();
+        let mut counts: HashMap<(usize, usize), u32> = HashMap::new();
         let t0 = Instant::now() + window;
         let mut out = Vec::new();
         for cycle in 0..cycles {
             let now = t0 + interval * cycle;
             let window_start = now - window;
+            let again: Vec<Vec<usize>> = (0..n)
+                .map(|i| {
+                    peers[i]
+                        .iter()
+                        .copied()
+                        .filter(|&t| t % size == 0 && (1..3).contains(counts.get(&(i, t)).unwrap_or(&0)))
+                        .collect()
+                })
+                .collect();
             let slots: Vec<Slot> = (0..n)
                 .map(|i| Slot::Origin {
                     demand: peers[i].len(),
                     last: last_origin[i],
-                    urgent: false,
+                    urgent: again[i].len(),
                 })
                 .collect();
             let untried: Vec<Vec<usize>> = (0..n)
@@ -718,7 +740,7 @@ mod tests {
                         .collect()
                 })
                 .collect();
-            let cycle_plan = select_cycle(&slots, &untried, Some(budget), now, window - interval * 3);
+            let cycle_plan = select_cycle(&slots, &untried, &again, Some(budget), now, window - interval * 3);
             let mut plan = Plan {
                 peers: peers.clone(),
                 state: state.clone(),
@@ -744,6 +766,7 @@ mod tests {
                 for &t in &picked {
                     target_last[t] = Some(now);
                     probes.push((now, i, t));
+                    *counts.entry((i, t)).or_default() += 1;
                 }
                 if limit >= peers[i].len().min(MAX_TARGETS_PER_CONNECTION) {
                     last_origin[i] = Some(now);

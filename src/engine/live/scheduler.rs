@@ -15,6 +15,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
 use tokio::sync::{mpsc, watch, Semaphore};
 
+use crate::engine::judge::confidence;
 use crate::engine::judge::verdict::{is_healthy_status, wants_http1_check};
 use crate::engine::live::planner::address_peers;
 use crate::engine::live::planner::{self, CyclePlan, PairState, Plan, Slot};
@@ -23,7 +24,7 @@ use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
 use crate::engine::prober::Prober;
 use crate::engine::record::{HostRecord, Job, JobResult};
-use crate::engine::snapshot::{EngineStatus, LiveView, Timestamp};
+use crate::engine::snapshot::{EngineStatus, LiveView, PairReport, Timestamp, Verdict};
 use crate::watchlist::watcher::{Reload, ReloadError};
 use crate::watchlist::{Entry, WatchList};
 
@@ -236,8 +237,10 @@ impl Scheduler {
         let view = self
             .store
             .publish(Instant::now(), self.status.clone(), record_events);
-        // Problem pairs and listed pairs that just changed are probed again first. The store
-        // lists problem pairs first, so only those are looked at (not every pair).
+        // Problem pairs whose verdict is not settled yet (too few probes to tell a flaky
+        // backend from a consistent one, or flickering) and listed pairs that just changed
+        // are probed again first; a settled problem is probed again as its age comes. The
+        // store lists problem pairs first, so only those are looked at (not every pair).
         for s in self.pair_states.values_mut() {
             s.urgent = false;
         }
@@ -246,6 +249,7 @@ impl Scheduler {
             .pairs
             .iter()
             .take_while(|p| p.verdict.is_problem())
+            .filter(|p| unsettled(p))
             .map(|p| (&*p.origin, &*p.target));
         let recent = view
             .events
@@ -475,7 +479,12 @@ impl Scheduler {
         };
         let peers = address_peers(&hosts);
         let ids: Vec<u64> = hosts.iter().map(|h| key_id(&h.entry.key())).collect();
-        let (jobs, slots, untried) = self.jobs_of(&hosts, keys, &peers, &ids);
+        let CycleJobs {
+            jobs,
+            slots,
+            untried,
+            urgent,
+        } = self.jobs_of(&hosts, keys, &peers, &ids);
         let budget = if spread_out { self.budget_left } else { None };
         if spread_out {
             // Every host of the list, not only `keys`: an origin connection with all its peers
@@ -487,7 +496,14 @@ impl Scheduler {
                 .sum();
             self.status.full_rps = full as f64 / self.options.interval.as_secs_f64().max(0.001);
         }
-        let cycle = planner::select_cycle(&slots, &untried, budget, Instant::now(), self.direct_reuse());
+        let cycle = planner::select_cycle(
+            &slots,
+            &untried,
+            &urgent,
+            budget,
+            Instant::now(),
+            self.direct_reuse(),
+        );
         if spread_out {
             if let Some(left) = self.budget_left.as_mut() {
                 *left = left.saturating_sub(cycle.requests);
@@ -520,13 +536,9 @@ impl Scheduler {
         keys: &HashSet<String>,
         peers: &[Vec<usize>],
         ids: &[u64],
-    ) -> (Vec<Job>, Vec<Slot>, Vec<Vec<usize>>) {
-        let urgent: HashSet<u64> = self
-            .pair_states
-            .iter()
-            .filter(|(_, s)| s.urgent)
-            .map(|((o, _), _)| *o)
-            .collect();
+    ) -> CycleJobs {
+        let urgent_pair =
+            |a: usize, b: usize| self.pair_states.get(&(ids[a], ids[b])).is_some_and(|s| s.urgent);
         let now = Instant::now();
         let (window, interval) = (self.options.window, self.options.interval);
         let untried_target =
@@ -534,6 +546,7 @@ impl Scheduler {
         let mut jobs = Vec::new();
         let mut slots = Vec::new();
         let mut untried = Vec::new();
+        let mut urgent = Vec::new();
         for (i, h) in hosts.iter().enumerate() {
             if !keys.contains(&h.entry.key()) {
                 continue;
@@ -548,24 +561,32 @@ impl Scheduler {
                         .is_none_or(|s| s.uncovered.is_none())
                 })
                 .collect();
+            let again: Vec<usize> = peers[i].iter().copied().filter(|&t| urgent_pair(i, t)).collect();
             for &addr in &h.dns.addresses {
                 jobs.push(Job::Origin(i, addr));
                 slots.push(Slot::Origin {
                     demand: peers[i].len(),
                     last: self.last_origin.get(&(ids[i], addr)).copied(),
-                    urgent: urgent.contains(&ids[i]),
+                    urgent: again.len(),
                 });
                 untried.push(open.clone());
+                urgent.push(again.clone());
                 if self.needs_direct.contains(&(ids[i], addr)) {
                     jobs.push(Job::Direct(i, addr, DirectProtocol::Negotiate));
                     slots.push(Slot::Direct {
                         last_ok: self.last_direct_ok.get(&(ids[i], addr)).copied(),
                     });
                     untried.push(Vec::new());
+                    urgent.push(Vec::new());
                 }
             }
         }
-        (jobs, slots, untried)
+        CycleJobs {
+            jobs,
+            slots,
+            untried,
+            urgent,
+        }
     }
 
     /// Under a tight budget: the targets each chosen origin connection may carry, what the
@@ -618,6 +639,28 @@ impl Scheduler {
             Done::Job(key, cycle, hosts, Box::new(result))
         }));
     }
+}
+
+/// The jobs a cycle could run and, per job, its slot in the planner's choice and (origins) the
+/// targets it could try that no connection tried within the window, and those to probe again
+/// first.
+struct CycleJobs {
+    jobs: Vec<Job>,
+    slots: Vec<Slot>,
+    untried: Vec<Vec<usize>>,
+    urgent: Vec<Vec<usize>>,
+}
+
+/// A problem pair whose verdict more probes may still change: intermittent (its rate is
+/// what matters), or an address whose refusals are too few to rule out the other verdict.
+fn unsettled(p: &PairReport) -> bool {
+    p.verdict == Verdict::Intermittent
+        || p.addresses.iter().any(|x| {
+            let refused: u32 = x.refusals.values().sum();
+            x.refusal_rate
+                .is_some_and(|r| confidence::inconclusive(x.verdict, refused, r.n))
+        })
+        || p.probes < 3
 }
 
 /// A compact, stable id for a "host:port" key.
