@@ -106,13 +106,17 @@ pub fn client_config(ca_file: &Path) -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
-/// One connection: connect, handshake, then the requests, STREAMS at a time. Returns
-/// (requests answered, failures).
+/// One connection: connect, handshake, then the requests, STREAMS in flight at once (the next
+/// one starts as soon as one is answered, as `h2load -m STREAMS` does). Returns (requests
+/// answered, failures).
 pub async fn run_conn(job: ConnJob, connector: tokio_rustls::TlsConnector, port: u16) -> (u64, u64) {
+    use futures::StreamExt;
+    let ConnJob { addr, sni, hosts } = job;
+    let total = hosts.len() as u64;
     let attempt = async {
-        let tcp = tokio::net::TcpStream::connect(job.addr).await.ok()?;
+        let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
         let _ = tcp.set_nodelay(true);
-        let sni = ServerName::try_from(job.sni.clone()).ok()?;
+        let sni = ServerName::try_from(sni).ok()?;
         let tls = connector.connect(sni, tcp).await.ok()?;
         let (mut send, conn) = hyper::client::conn::http2::handshake::<_, _, Empty<Bytes>>(
             TokioExecutor::new(),
@@ -122,9 +126,8 @@ pub async fn run_conn(job: ConnJob, connector: tokio_rustls::TlsConnector, port:
         .ok()?;
         tokio::spawn(conn);
         send.ready().await.ok()?;
-        let mut ok = 0u64;
-        for chunk in job.hosts.chunks(STREAMS) {
-            let answers = futures::future::join_all(chunk.iter().map(|h| {
+        let ok = futures::stream::iter(hosts)
+            .map(|h| {
                 let req = http::Request::get(format!("https://{h}:{port}/"))
                     .body(Empty::<Bytes>::new())
                     .expect("request");
@@ -133,13 +136,12 @@ pub async fn run_conn(job: ConnJob, connector: tokio_rustls::TlsConnector, port:
                     let resp = fut.await.ok()?;
                     resp.into_body().collect().await.ok().map(|_| ())
                 }
-            }))
+            })
+            .buffer_unordered(STREAMS)
+            .fold(0u64, |ok, answer| async move { ok + u64::from(answer.is_some()) })
             .await;
-            ok += answers.iter().filter(|a| a.is_some()).count() as u64;
-        }
         Some(ok)
     };
-    let total = job.hosts.len() as u64;
     match attempt.await {
         Some(ok) => (ok, total - ok),
         None => (0, total),
