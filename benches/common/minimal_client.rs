@@ -67,6 +67,8 @@ pub fn wait_rusage(pid: libc::pid_t, block: bool, started: Instant) -> std::io::
 
 /// Run `cmd` with stdout to `out`, wait with `wait4`: wall, CPU, peak RSS of the child.
 /// The child is reaped by `wait4` itself (std's `wait` would not return its rusage).
+///
+/// The peak RSS is at least this process's own peak: see `measure_fresh`.
 #[allow(clippy::zombie_processes)]
 pub fn measure(mut cmd: Command, out: &Path) -> Usage {
     let file = std::fs::File::create(out).expect("output file");
@@ -78,6 +80,78 @@ pub fn measure(mut cmd: Command, out: &Path) -> Usage {
         Ok(Some(usage)) => usage,
         _ => panic!("wait4 failed"),
     }
+}
+
+/// Environment variable that turns a bench binary into the launcher of `measure_fresh`: the
+/// file its child's usage goes to.
+pub const LAUNCH_ENV: &str = "COALSCOPE_BENCH_LAUNCH";
+
+/// `measure`, through a launcher: `me` (this bench binary) run again with `LAUNCH_ENV` set
+/// spawns `cmd` and reports its usage, which this returns.
+///
+/// Why: on Linux a process's `ru_maxrss` starts at the peak RSS of the memory map that its
+/// `exec` replaced, and std spawns with `posix_spawn` (vfork: the child runs on its parent's
+/// memory map until it execs). So a child spawned by a large process reports that process's
+/// peak RSS as its own if its own is smaller (`/bin/true` spawned by a process that once
+/// touched 800 MB reports 833 MB). The launcher is a fresh, small process: its children report
+/// their own peak, or the launcher's few MB.
+pub fn measure_fresh(me: &Path, cmd: Command, out: &Path) -> Usage {
+    let usage_file = out.with_extension("usage");
+    let _ = std::fs::remove_file(&usage_file);
+    let mut launcher = Command::new(me);
+    launcher.arg(cmd.get_program()).args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => launcher.env(key, v),
+            None => launcher.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        launcher.current_dir(dir);
+    }
+    launcher.env(LAUNCH_ENV, &usage_file);
+    let own = measure(launcher, out);
+    let text = std::fs::read_to_string(&usage_file)
+        .unwrap_or_else(|e| panic!("launcher (exit {}): {}: {e}", own.status, usage_file.display()));
+    let f: Vec<i64> = text.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    let [wall_ns, cpu_ns, max_rss_kb, status] = f[..] else {
+        panic!("launcher: unexpected usage {text:?}");
+    };
+    let _ = std::fs::remove_file(&usage_file);
+    Usage {
+        wall: Duration::from_nanos(wall_ns as u64),
+        cpu: Duration::from_nanos(cpu_ns as u64),
+        max_rss_kb,
+        status: status as i32,
+    }
+}
+
+/// The launcher's main (`LAUNCH_ENV` set to `usage_file`): run the command in its arguments
+/// (stdio inherited), wait with `wait4`, write "wall_ns cpu_ns max_rss_kb status" to
+/// `usage_file`. The child is reaped by `wait4` itself.
+#[allow(clippy::zombie_processes)]
+pub fn launch_main(usage_file: &std::ffi::OsStr) {
+    let mut args = std::env::args_os().skip(1);
+    let program = args.next().expect("launcher: no program");
+    let mut cmd = Command::new(program);
+    cmd.args(args).env_remove(LAUNCH_ENV);
+    let start = Instant::now();
+    let child = cmd.spawn().expect("launcher: spawn");
+    let usage = match wait_rusage(child.id() as libc::pid_t, true, start) {
+        Ok(Some(usage)) => usage,
+        _ => panic!("launcher: wait4 failed"),
+    };
+    std::fs::write(
+        usage_file,
+        format!(
+            "{} {} {} {}\n",
+            usage.wall.as_nanos(),
+            usage.cpu.as_nanos(),
+            usage.max_rss_kb,
+            usage.status
+        ),
+    )
+    .expect("launcher: usage file");
 }
 
 /// One connection of the minimal client: where, with which SNI, which hosts to request.
@@ -106,13 +180,17 @@ pub fn client_config(ca_file: &Path) -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
-/// One connection: connect, handshake, then the requests, STREAMS at a time. Returns
-/// (requests answered, failures).
+/// One connection: connect, handshake, then the requests, STREAMS in flight at once (the next
+/// one starts as soon as one is answered, as `h2load -m STREAMS` does). Returns (requests
+/// answered, failures).
 pub async fn run_conn(job: ConnJob, connector: tokio_rustls::TlsConnector, port: u16) -> (u64, u64) {
+    use futures::StreamExt;
+    let ConnJob { addr, sni, hosts } = job;
+    let total = hosts.len() as u64;
     let attempt = async {
-        let tcp = tokio::net::TcpStream::connect(job.addr).await.ok()?;
+        let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
         let _ = tcp.set_nodelay(true);
-        let sni = ServerName::try_from(job.sni.clone()).ok()?;
+        let sni = ServerName::try_from(sni).ok()?;
         let tls = connector.connect(sni, tcp).await.ok()?;
         let (mut send, conn) = hyper::client::conn::http2::handshake::<_, _, Empty<Bytes>>(
             TokioExecutor::new(),
@@ -122,9 +200,8 @@ pub async fn run_conn(job: ConnJob, connector: tokio_rustls::TlsConnector, port:
         .ok()?;
         tokio::spawn(conn);
         send.ready().await.ok()?;
-        let mut ok = 0u64;
-        for chunk in job.hosts.chunks(STREAMS) {
-            let answers = futures::future::join_all(chunk.iter().map(|h| {
+        let ok = futures::stream::iter(hosts)
+            .map(|h| {
                 let req = http::Request::get(format!("https://{h}:{port}/"))
                     .body(Empty::<Bytes>::new())
                     .expect("request");
@@ -133,13 +210,12 @@ pub async fn run_conn(job: ConnJob, connector: tokio_rustls::TlsConnector, port:
                     let resp = fut.await.ok()?;
                     resp.into_body().collect().await.ok().map(|_| ())
                 }
-            }))
+            })
+            .buffer_unordered(STREAMS)
+            .fold(0u64, |ok, answer| async move { ok + u64::from(answer.is_some()) })
             .await;
-            ok += answers.iter().filter(|a| a.is_some()).count() as u64;
-        }
         Some(ok)
     };
-    let total = job.hosts.len() as u64;
     match attempt.await {
         Some(ok) => (ok, total - ok),
         None => (0, total),

@@ -232,7 +232,7 @@ async fn bind_on(addrs: &[Ipv4Addr], port: u16) -> anyhow::Result<Vec<TcpListene
     let mut listeners = Vec::with_capacity(addrs.len());
     for a in addrs {
         let addr = SocketAddr::from((*a, port));
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
+        let listener = listen_on(addr).map_err(|e| {
             let hint = if e.kind() == ErrorKind::AddrNotAvailable {
                 " (the lab needs the whole 127.0.0.0/8 on loopback, as on Linux)"
             } else {
@@ -243,6 +243,16 @@ async fn bind_on(addrs: &[Ipv4Addr], port: u16) -> anyhow::Result<Vec<TcpListene
         listeners.push(listener);
     }
     Ok(listeners)
+}
+
+/// A listener on `addr` whose accept queue holds `MAX_CONNECTIONS` (`TcpListener::bind` gives
+/// 128: a client opening hundreds of connections at once to one address overflowed it, and
+/// each dropped handshake waited out a one-second retransmission).
+fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(MAX_CONNECTIONS as u32)
 }
 
 /// Serve one address until the task is aborted.
