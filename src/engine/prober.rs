@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use tokio::sync::Semaphore;
 
 use crate::engine::probe::cert;
@@ -222,7 +223,7 @@ impl Prober {
         result(handshake, Some(Box::new(own)), coalesced, uncovered, 1 + requests)
     }
 
-    /// Request `targets` on the origin's connection, a few streams at a time. A server that
+    /// Request `targets` on the origin's connection, a few streams in flight at a time. A server that
     /// closes the connection after refusing one name (GOAWAY after a 421, say) must not turn
     /// the remaining targets into errors: like a browser, go on over a fresh connection opened
     /// for the same origin, a bounded number of times. Returns the answers and the requests
@@ -264,25 +265,33 @@ impl Prober {
                     via = self.next_conn_id();
                 }
             }
-            let take = queue.len().min(STREAMS_PER_CONNECTION);
-            let chunk: Vec<usize> = queue.drain(..take).collect();
+            // Up to STREAMS_PER_CONNECTION requests in flight, a new one as each ends (as
+            // h2load -m does), until the queue is empty or the server goes away (then the
+            // ones in flight end, and the loop above reopens).
             let conn = &conn;
-            let answers = futures::future::join_all(chunk.iter().map(|&b| async move {
+            let request = |b: usize| async move {
                 let target = &hosts[b];
                 self.rate.acquire().await;
                 let outcome = conn
                     .request(&target.entry.host, target.entry.port, &target.path, timeout)
                     .await;
                 (b, outcome)
-            }))
-            .await;
-            requests += answers.len() as u64;
-            for (b, outcome) in answers {
+            };
+            let mut in_flight = futures::stream::FuturesUnordered::new();
+            loop {
+                while in_flight.len() < STREAMS_PER_CONNECTION && !(going_away && reopened < MAX_REOPEN) {
+                    let Some(b) = queue.pop_front() else { break };
+                    in_flight.push(request(b));
+                }
+                let Some((b, outcome)) = in_flight.next().await else {
+                    break;
+                };
+                requests += 1;
                 // A GOAWAY left this request unprocessed: the server closed the connection,
-                // maybe over another target of the chunk (a 421 for it, then GOAWAY). A
-                // browser retries such a request on a new connection; so does the probe, once,
-                // while it may reopen, and only a request unprocessed again is a refusal of
-                // this target.
+                // maybe over another target in flight (a 421 for it, then GOAWAY). A browser
+                // retries such a request on a new connection; so does the probe, once, while
+                // it may reopen, and only a request unprocessed again is a refusal of this
+                // target.
                 let unprocessed = matches!(outcome, Err(ProbeError::GoAway { by_client: false, .. }));
                 going_away |= unprocessed;
                 if unprocessed && reopened < MAX_REOPEN && !retried.contains(&b) {

@@ -232,19 +232,20 @@ pub struct CyclePlan {
 /// 1. direct requests run when their last healthy answer is older than `reuse`, oldest first,
 ///    within half the budget (a host has a direct slot only when its own connections brought
 ///    no answer: every origin connection's first request is its host's reference);
-/// 2. origins with an urgent pair go first, within half the budget, carrying their urgent
-///    targets only (`urgent[i]`, the targets of slot `i` to probe again first);
-/// 3. **targets**: while some target was not tried within the window, the origin whose
+/// 2. **targets**: while some target was not tried within the window, the origin whose
 ///    connection would try the most of them (never-probed and oldest origins first on a tie)
 ///    goes next, carrying exactly those targets (so a name left over in a group costs two
 ///    requests, not a hundred); the origins rotate, since the targets tried by one are no gain
 ///    for the next;
+/// 3. origins with an urgent pair, within a quarter of the budget, carrying their urgent
+///    targets only (`urgent[i]`, the targets of slot `i` to probe again first: they ride on
+///    the other connections of their origin too);
 /// 4. small groups (within half the budget), then every origin by the age of its last
 ///    connection, never probed first; each takes up to `MAX_TARGETS_PER_CONNECTION` targets, or
 ///    what is left of the budget.
 ///
 /// The requests planned never exceed the budget. Every target is tried within
-/// ⌈(Σ its cheapest connection) / (budget left by directs and urgent origins)⌉ cycles, and every
+/// ⌈(Σ its cheapest connection) / (budget left by the directs)⌉ cycles, and every
 /// origin is reached since the oldest go first once the targets are covered.
 pub fn select_cycle(
     slots: &[Slot],
@@ -286,8 +287,6 @@ pub fn select_cycle(
         chosen[i] = Some(0);
     }
     let mut left = budget - directs.len().min(half);
-    let (order, urgent_tier) = origin_order(slots, half);
-    // 2. Urgent origins, with their urgent targets.
     let take = |chosen: &mut Vec<Option<usize>>, left: &mut usize, i: usize, demand: usize| {
         // The last connection that fits may carry fewer targets: `select` puts its most
         // important ones first.
@@ -295,6 +294,10 @@ pub fn select_cycle(
         chosen[i] = Some(targets);
         *left -= 1 + targets;
     };
+    // 2. Targets not tried within the window.
+    cover_targets(slots, untried, &mut chosen, &mut assigned, &mut left);
+    // 3. Urgent origins, with their urgent targets, within a quarter of the budget.
+    let (order, urgent_tier) = origin_order(slots, budget / 4, half);
     for &(i, demand) in &order[..urgent_tier] {
         if left == 0 {
             break;
@@ -302,13 +305,14 @@ pub fn select_cycle(
         let Slot::Origin { urgent: n, .. } = slots[i] else {
             continue;
         };
+        if chosen[i].is_some() {
+            continue;
+        }
         take(&mut chosen, &mut left, i, n.min(demand));
         if let (Some(targets), Some(list)) = (chosen[i], urgent.get(i)) {
             assigned[i] = list.iter().copied().take(targets).collect();
         }
     }
-    // 3. Targets not tried within the window.
-    cover_targets(slots, untried, &mut chosen, &mut assigned, &mut left);
     // 4. The rest, by their claim.
     for &(i, demand) in &order[urgent_tier..] {
         if left == 0 {
@@ -337,8 +341,7 @@ fn cover_targets(
 ) {
     use std::cmp::Reverse;
     use std::collections::{BinaryHeap, HashSet};
-    // Targets the urgent connections try already.
-    let mut planned: HashSet<usize> = assigned.iter().flatten().copied().collect();
+    let mut planned: HashSet<usize> = HashSet::new();
     // (gain, never probed, older first, slot)
     let mut heap: BinaryHeap<(usize, bool, Reverse<Option<Instant>>, usize)> = BinaryHeap::new();
     for (i, s) in slots.iter().enumerate() {
@@ -392,10 +395,10 @@ fn due_directs(slots: &[Slot], now: Instant, reuse: std::time::Duration) -> Vec<
 }
 
 /// The origin slots as (slot, demand), in the order they claim the budget: urgent ones first
-/// and small groups next (each tier within `half` the budget), then the rest by the age of
-/// their last connection, never probed first; what does not fit a tier competes by age. And
-/// how many lead as urgent.
-fn origin_order(slots: &[Slot], half: usize) -> (Vec<(usize, usize)>, usize) {
+/// (within `urgent_share` of the budget) and small groups next (within `half`), then the rest
+/// by the age of their last connection, never probed first; what does not fit a tier competes
+/// by age. And how many lead as urgent.
+fn origin_order(slots: &[Slot], urgent_share: usize, half: usize) -> (Vec<(usize, usize)>, usize) {
     let mut origins: Vec<(usize, usize, Option<Instant>, usize)> = slots
         .iter()
         .enumerate()
@@ -411,7 +414,7 @@ fn origin_order(slots: &[Slot], half: usize) -> (Vec<(usize, usize)>, usize) {
     let mut rest: Vec<(usize, usize)> = Vec::new();
     for &(i, demand, _, urgent) in &origins {
         let want = 1 + urgent.min(MAX_TARGETS_PER_CONNECTION);
-        if urgent > 0 && urgent_spent + want <= half {
+        if urgent > 0 && urgent_spent + want <= urgent_share {
             urgent_spent += want;
             order.push((i, demand));
         } else {
@@ -682,7 +685,7 @@ mod tests {
     /// rps`, `--interval interval`, `--window window`, every connection answering (each origin
     /// connection's first answer is its host's reference: no direct slots), the first name of every
     /// group refused on the others' connections (a problem pair is probed again first until it
-    /// has 3 probes, as the scheduler's `unsettled` does). Returns, per
+    /// has 4 probes, as the scheduler's `unsettled` does for a misdirected pair). Returns, per
     /// cycle, the pair coverage and target coverage over the window ending with that cycle,
     /// and checks the budget of every cycle. Jobs run at the cycle's start (no jitter).
     ///
@@ -720,7 +723,7 @@ mod tests {
                     peers[i]
                         .iter()
                         .copied()
-                        .filter(|&t| t % size == 0 && (1..3).contains(counts.get(&(i, t)).unwrap_or(&0)))
+                        .filter(|&t| t % size == 0 && (1..4).contains(counts.get(&(i, t)).unwrap_or(&0)))
                         .collect()
                 })
                 .collect();

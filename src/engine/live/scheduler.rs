@@ -652,7 +652,8 @@ struct CycleJobs {
 }
 
 /// A problem pair whose verdict more probes may still change: intermittent (its rate is
-/// what matters), or an address whose refusals are too few to rule out the other verdict.
+/// what matters), or an address whose refusals are too few to rule out the other verdict
+/// (`confidence::inconclusive`).
 fn unsettled(p: &PairReport) -> bool {
     p.verdict == Verdict::Intermittent
         || p.addresses.iter().any(|x| {
@@ -660,7 +661,6 @@ fn unsettled(p: &PairReport) -> bool {
             x.refusal_rate
                 .is_some_and(|r| confidence::inconclusive(x.verdict, refused, r.n))
         })
-        || p.probes < 3
 }
 
 /// A compact, stable id for a "host:port" key.
