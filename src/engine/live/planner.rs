@@ -237,12 +237,15 @@ pub struct CyclePlan {
 ///    goes next, carrying exactly those targets (so a name left over in a group costs two
 ///    requests, not a hundred); the origins rotate, since the targets tried by one are no gain
 ///    for the next;
-/// 3. origins with an urgent pair, within a quarter of the budget, carrying their urgent
+/// 3. small groups (every pair, every cycle; within half the budget);
+/// 4. origins whose last full connection is older than `reuse` (most of the window), never
+///    probed first: every pair covered within the window before any is repeated;
+/// 5. origins with an urgent pair, within a quarter of the budget, carrying their urgent
 ///    targets only (`urgent[i]`, the targets of slot `i` to probe again first: they ride on
 ///    the other connections of their origin too);
-/// 4. small groups (within half the budget), then every origin by the age of its last
-///    connection, never probed first; each takes up to `MAX_TARGETS_PER_CONNECTION` targets, or
-///    what is left of the budget.
+/// 6. every other origin by the age of its last connection.
+/// Tiers 3, 4 and 6 take up to `MAX_TARGETS_PER_CONNECTION` targets per connection, or what is
+/// left of the budget.
 ///
 /// The requests planned never exceed the budget. Every target is tried within
 /// ⌈(Σ its cheapest connection) / (budget left by the directs)⌉ cycles, and every
@@ -296,25 +299,39 @@ pub fn select_cycle(
     };
     // 2. Targets not tried within the window.
     cover_targets(slots, untried, &mut chosen, &mut assigned, &mut left);
-    // 3. Urgent origins, with their urgent targets, within a quarter of the budget.
-    let (order, urgent_tier) = origin_order(slots, budget / 4, half);
-    for &(i, demand) in &order[..urgent_tier] {
+    let tiers = origin_tiers(slots, now, reuse, budget / 4, half);
+    // 3. Small groups.
+    for &(i, demand) in &tiers.small {
         if left == 0 {
             break;
         }
-        let Slot::Origin { urgent: n, .. } = slots[i] else {
-            continue;
-        };
-        if chosen[i].is_some() {
-            continue;
-        }
-        take(&mut chosen, &mut left, i, n.min(demand));
-        if let (Some(targets), Some(list)) = (chosen[i], urgent.get(i)) {
-            assigned[i] = list.iter().copied().take(targets).collect();
+        if chosen[i].is_none() {
+            take(&mut chosen, &mut left, i, demand);
         }
     }
-    // 4. The rest, by their claim.
-    for &(i, demand) in &order[urgent_tier..] {
+    // 4. Origins without a connection for most of the window: coverage before repetition.
+    for &(i, demand) in &tiers.stale {
+        if left == 0 {
+            break;
+        }
+        if chosen[i].is_none() {
+            take(&mut chosen, &mut left, i, demand);
+        }
+    }
+    // 5. Urgent origins, with their urgent targets, within a quarter of the budget.
+    for &(i, n) in &tiers.urgent {
+        if left == 0 {
+            break;
+        }
+        if chosen[i].is_none() {
+            take(&mut chosen, &mut left, i, n);
+            if let (Some(targets), Some(list)) = (chosen[i], urgent.get(i)) {
+                assigned[i] = list.iter().copied().take(targets).collect();
+            }
+        }
+    }
+    // 6. The rest, by age.
+    for &(i, demand) in &tiers.aged {
         if left == 0 {
             break;
         }
@@ -394,11 +411,20 @@ fn due_directs(slots: &[Slot], now: Instant, reuse: std::time::Duration) -> Vec<
     directs.into_iter().map(|(i, _)| i).collect()
 }
 
-/// The origin slots as (slot, demand), in the order they claim the budget: urgent ones first
-/// (within `urgent_share` of the budget) and small groups next (within `half`), then the rest
-/// by the age of their last connection, never probed first; what does not fit a tier competes
-/// by age. And how many lead as urgent.
-fn origin_order(slots: &[Slot], urgent_share: usize, half: usize) -> (Vec<(usize, usize)>, usize) {
+/// The origin slots in the tiers of `select_cycle`, each as (slot, targets wanted), oldest
+/// first (never probed first).
+struct Tiers {
+    /// Small groups, within `half` the budget.
+    small: Vec<(usize, usize)>,
+    /// Origins whose last full connection is older than `reuse`, or missing.
+    stale: Vec<(usize, usize)>,
+    /// Origins with urgent pairs, wanting those alone, within `urgent_share` of the budget.
+    urgent: Vec<(usize, usize)>,
+    /// Every origin not small or stale, by age.
+    aged: Vec<(usize, usize)>,
+}
+
+fn origin_tiers(slots: &[Slot], now: Instant, reuse: Duration, urgent_share: usize, half: usize) -> Tiers {
     let mut origins: Vec<(usize, usize, Option<Instant>, usize)> = slots
         .iter()
         .enumerate()
@@ -408,31 +434,29 @@ fn origin_order(slots: &[Slot], urgent_share: usize, half: usize) -> (Vec<(usize
         })
         .collect();
     origins.sort_by_key(|&(_, _, last, _)| last);
-    let mut urgent_spent = 0usize;
-    let mut small_spent = 0usize;
-    let mut order: Vec<(usize, usize)> = Vec::with_capacity(origins.len());
-    let mut rest: Vec<(usize, usize)> = Vec::new();
-    for &(i, demand, _, urgent) in &origins {
+    let mut tiers = Tiers {
+        small: Vec::new(),
+        stale: Vec::new(),
+        urgent: Vec::new(),
+        aged: Vec::new(),
+    };
+    let (mut urgent_spent, mut small_spent) = (0usize, 0usize);
+    for &(i, demand, last, urgent) in &origins {
         let want = 1 + urgent.min(MAX_TARGETS_PER_CONNECTION);
         if urgent > 0 && urgent_spent + want <= urgent_share {
             urgent_spent += want;
-            order.push((i, demand));
-        } else {
-            rest.push((i, demand));
+            tiers.urgent.push((i, urgent));
         }
-    }
-    let urgent = order.len();
-    let mut aged = Vec::with_capacity(rest.len());
-    for (i, demand) in rest {
         if demand <= SMALL_GROUP && small_spent + 1 + demand <= half {
             small_spent += 1 + demand;
-            order.push((i, demand));
+            tiers.small.push((i, demand));
+        } else if last.is_none_or(|at| now.saturating_duration_since(at) >= reuse) {
+            tiers.stale.push((i, demand));
         } else {
-            aged.push((i, demand));
+            tiers.aged.push((i, demand));
         }
     }
-    order.extend(aged);
-    (order, urgent)
+    tiers
 }
 
 #[cfg(test)]
