@@ -244,6 +244,7 @@ pub struct CyclePlan {
 ///    targets only (`urgent[i]`, the targets of slot `i` to probe again first: they ride on
 ///    the other connections of their origin too);
 /// 6. every other origin by the age of its last connection.
+///
 /// Tiers 3, 4 and 6 take up to `MAX_TARGETS_PER_CONNECTION` targets per connection, or what is
 /// left of the budget.
 ///
