@@ -240,9 +240,10 @@ pub struct CyclePlan {
 /// 3. small groups (every pair, every cycle; within half the budget);
 /// 4. origins whose last full connection is older than `reuse` (most of the window), never
 ///    probed first: every pair covered within the window before any is repeated;
-/// 5. origins with an urgent pair, within a quarter of the budget, carrying their urgent
-///    targets only (`urgent[i]`, the targets of slot `i` to probe again first: they ride on
-///    the other connections of their origin too);
+/// 5. origins with an urgent pair, within a quarter of the budget, their urgent targets
+///    first (`urgent[i]`, the targets of slot `i` to probe again first), then as many others
+///    as an aged connection carries: a handshake is the expensive part, so none carries a
+///    single target for long;
 /// 6. every other origin by the age of its last connection.
 ///
 /// Tiers 3, 4 and 6 take up to `MAX_TARGETS_PER_CONNECTION` targets per connection, or what is
@@ -319,13 +320,13 @@ pub fn select_cycle(
             take(&mut chosen, &mut left, i, demand);
         }
     }
-    // 5. Urgent origins, with their urgent targets, within a quarter of the budget.
-    for &(i, n) in &tiers.urgent {
+    // 5. Urgent origins, their urgent targets first, within a quarter of the budget.
+    for &(i, demand) in &tiers.urgent {
         if left == 0 {
             break;
         }
         if chosen[i].is_none() {
-            take(&mut chosen, &mut left, i, n);
+            take(&mut chosen, &mut left, i, demand);
             if let (Some(targets), Some(list)) = (chosen[i], urgent.get(i)) {
                 assigned[i] = list.iter().copied().take(targets).collect();
             }
@@ -419,7 +420,7 @@ struct Tiers {
     small: Vec<(usize, usize)>,
     /// Origins whose last full connection is older than `reuse`, or missing.
     stale: Vec<(usize, usize)>,
-    /// Origins with urgent pairs, wanting those alone, within `urgent_share` of the budget.
+    /// Origins with urgent pairs, within `urgent_share` of the budget.
     urgent: Vec<(usize, usize)>,
     /// Every origin not small or stale, by age.
     aged: Vec<(usize, usize)>,
@@ -443,10 +444,10 @@ fn origin_tiers(slots: &[Slot], now: Instant, reuse: Duration, urgent_share: usi
     };
     let (mut urgent_spent, mut small_spent) = (0usize, 0usize);
     for &(i, demand, last, urgent) in &origins {
-        let want = 1 + urgent.min(MAX_TARGETS_PER_CONNECTION);
+        let want = 1 + demand.min(MAX_TARGETS_PER_CONNECTION);
         if urgent > 0 && urgent_spent + want <= urgent_share {
             urgent_spent += want;
-            tiers.urgent.push((i, urgent));
+            tiers.urgent.push((i, demand));
         }
         if demand <= SMALL_GROUP && small_spent + 1 + demand <= half {
             small_spent += 1 + demand;
