@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ratatui::layout::{Position, Rect};
 
-use crate::engine::snapshot::LiveView;
+use crate::engine::snapshot::{LiveView, PairReport, Verdict};
 use crate::tui::index::{refused, ViewIndex, NONE};
 use crate::tui::layout::{self, inner_rows, scrolled, Panes};
 pub use crate::tui::layout::{Focus, Screen};
@@ -366,6 +366,7 @@ impl App {
             }
             Screen::Matrix => Screen::Main,
         };
+        self.fill_cells();
     }
 
     /// Ask the engine to pause or resume (its status confirms it in a later view).
@@ -875,42 +876,32 @@ impl App {
             .copied()
             .filter(|&h| filter.is_empty() || host_matches(&hosts[h as usize].host, &filter))
             .collect();
-        let mut cells = HashMap::with_capacity(group_pairs.len());
-        for &p in &group_pairs {
-            let pair = &pairs[p as usize];
-            let origin = index.pairs[p as usize].origin;
+        let list = group_pairs.iter().copied().filter(|&p| {
+            let p = &pairs[p as usize];
+            filter.is_empty() || host_matches(&p.origin, &filter) || host_matches(&p.target, &filter)
+        });
+        self.derived.pairs = sorted(list, pairs, self.sort);
+        self.derived.group_pairs = group_pairs;
+        self.fill_cells();
+    }
+
+    /// The selected group's pairs by (origin, target) while the matrix shows them (the main
+    /// screen does not need them).
+    fn fill_cells(&mut self) {
+        self.derived.cells.clear();
+        let Some(view) = self.current.as_ref().filter(|_| self.screen == Screen::Matrix) else {
+            return;
+        };
+        let d = &mut self.derived;
+        for &p in &d.group_pairs {
+            let origin = d.index.pairs[p as usize].origin;
             if origin == NONE {
                 continue;
             }
-            if let Some(&target) = index.host_by_key.get(&*pair.target) {
-                cells.insert((origin, target), p);
+            if let Some(&target) = d.index.host_by_key.get(&*view.report.pairs[p as usize].target) {
+                d.cells.insert((origin, target), p);
             }
         }
-        self.derived.cells = cells;
-        let mut list: Vec<u32> = group_pairs
-            .iter()
-            .copied()
-            .filter(|&p| {
-                let p = &pairs[p as usize];
-                filter.is_empty() || host_matches(&p.origin, &filter) || host_matches(&p.target, &filter)
-            })
-            .collect();
-        match self.sort {
-            SortMode::Problems => list.sort_by(|&a, &b| {
-                let (a, b) = (&pairs[a as usize], &pairs[b as usize]);
-                a.verdict.cmp(&b.verdict).then(refused(b).total_cmp(&refused(a)))
-            }),
-            SortMode::Rate => list.sort_by(|&a, &b| {
-                let (a, b) = (&pairs[a as usize], &pairs[b as usize]);
-                refused(b).total_cmp(&refused(a)).then(a.verdict.cmp(&b.verdict))
-            }),
-            SortMode::Name => list.sort_by(|&a, &b| {
-                let (a, b) = (&pairs[a as usize], &pairs[b as usize]);
-                (&a.origin, &a.target).cmp(&(&b.origin, &b.target))
-            }),
-        }
-        self.derived.pairs = list;
-        self.derived.group_pairs = group_pairs;
     }
 
     /// Derive the panes' lists for a view other than the current one (benchmarks, tests
@@ -921,6 +912,31 @@ impl App {
         app.set_view(view.clone());
         app
     }
+}
+
+/// The pairs `list` (indexes into `pairs`) in the order of `sort`, each report read once.
+fn sorted(list: impl Iterator<Item = u32>, pairs: &[Arc<PairReport>], sort: SortMode) -> Vec<u32> {
+    if sort == SortMode::Name {
+        let mut keyed: Vec<(&str, &str, u32)> = list
+            .map(|p| {
+                let r = &pairs[p as usize];
+                (&*r.origin, &*r.target, p)
+            })
+            .collect();
+        keyed.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        return keyed.into_iter().map(|k| k.2).collect();
+    }
+    let mut keyed: Vec<(Verdict, f64, u32)> = list
+        .map(|p| {
+            let r = &pairs[p as usize];
+            (r.verdict, refused(r), p)
+        })
+        .collect();
+    match sort {
+        SortMode::Rate => keyed.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))),
+        _ => keyed.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1))),
+    }
+    keyed.into_iter().map(|k| k.2).collect()
 }
 
 /// Case-insensitive substring match of a filter (already lower case) on a name.
@@ -948,7 +964,7 @@ mod tests {
     use super::*;
     use crate::engine::live::store::Store;
     use crate::engine::record::HostRecord;
-    use crate::engine::snapshot::{EngineStatus, Verdict, ViewChanges};
+    use crate::engine::snapshot::{EngineStatus, ViewChanges};
     use crate::testing::synth::Synth;
     use crate::tui::index;
     use crate::tui::render::render_to_buffer;
