@@ -11,8 +11,9 @@
 //!   store gets [`UPDATE_ORIGINS`] origin probes (each with its direct probe) from hosts spread
 //!   over the list, whose answers vary with the step so that some verdicts change (pairs move
 //!   in the report, which is sorted by verdict). The views are published untimed, and only
-//!   the `App` keeps the last one, so that the old view is released inside `set_view` as in
-//!   the dashboard (the watch channel holds the newest only).
+//!   the `App` keeps the last one, as in the dashboard (the watch channel holds the newest
+//!   only); "old view dropped" is the time of dropping the view `set_view` hands back, which
+//!   the dashboard does on a blocking thread.
 //!
 //! `cargo bench --bench render` (prints numbers; asserts nothing about time). The bench
 //! profile's LTO takes long on a shared machine:
@@ -61,8 +62,9 @@ fn stats3(mut samples: Vec<Duration>) -> (f64, f64, f64) {
 }
 
 /// "set_view update" (see the module documentation): the time of each `set_view` of a view
-/// following the one the `App` holds, over `updates` publishes of one store.
-fn updates(names: usize, updates: usize) -> Vec<Duration> {
+/// following the one the `App` holds, over `updates` publishes of one store, and the time of
+/// dropping the view it replaced (the dashboard does that on a blocking thread).
+fn updates(names: usize, updates: usize) -> (Vec<Duration>, Vec<Duration>) {
     let synth = Synth::new(names, GROUP);
     let mut store = synth.store(views::WINDOW);
     let hosts = store.hosts_for_jobs();
@@ -95,12 +97,14 @@ fn updates(names: usize, updates: usize) -> Vec<Duration> {
             now += Duration::from_millis(250);
             let view = Arc::new(store.publish(now, status(2), true));
             let t = Instant::now();
-            app.set_view(view);
+            let previous = app.set_view(view);
             let took = t.elapsed();
             black_box(&app);
-            took
+            let t = Instant::now();
+            drop(previous);
+            (took, t.elapsed())
         })
-        .collect()
+        .unzip()
 }
 
 fn print_times(names: usize, what: &str, samples: Vec<Duration>, note: &str) {
@@ -168,8 +172,10 @@ fn main() {
         .unwrap_or(60);
     for names in sizes {
         let measure_updates = || {
+            let (set, release) = updates(names, n_updates);
             let what = format!("({n_updates} views of one store)");
-            print_times(names, "set_view update", updates(names, n_updates), &what);
+            print_times(names, "set_view update", set, &what);
+            print_times(names, "old view dropped", release, "(off the event loop)");
         };
         if std::env::var_os("RENDER_UPDATES_ONLY").is_some() {
             measure_updates();
