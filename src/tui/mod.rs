@@ -103,7 +103,7 @@ pub async fn run(
                     engine_alive = false;
                     app.set_message("the engine stopped; q quits");
                 } else {
-                    app.set_view(views.borrow_and_update().clone());
+                    release(app.set_view(views.borrow_and_update().clone()));
                 }
                 dirty = true;
             }
@@ -112,6 +112,15 @@ pub async fn run(
     drop(term);
     drop(guard);
     Ok(())
+}
+
+/// Drop a view the dashboard no longer shows on a blocking thread: the engine has moved on,
+/// so this is usually the last reference, and freeing a big view takes long enough to delay
+/// the next key or frame.
+fn release(view: Option<Arc<LiveView>>) {
+    if let Some(view) = view {
+        tokio::task::spawn_blocking(move || drop(view));
+    }
 }
 
 /// Write the report as contract JSON to a new file in `dir`; returns its path.

@@ -35,7 +35,7 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
         DetailTarget::Host(h) => ("Details · host".to_string(), host_lines(&view.report.hosts[h], t)),
         DetailTarget::Group(g) => (
             "Details · group".to_string(),
-            group_lines(view, &app.derived.index.groups[g], t),
+            group_lines(view, &app.derived.index.groups[g], &app.derived.group_pairs, t),
         ),
         DetailTarget::Nothing => (
             "Details".to_string(),
@@ -380,13 +380,15 @@ fn finding<'a>(f: &Finding, t: &Theme) -> Line<'a> {
     ])
 }
 
-fn group_lines<'a>(view: &LiveView, g: &GroupEntry, t: &Theme) -> Vec<Line<'a>> {
+/// A group: its hosts, pairs and problems, its pairs by verdict and its worst pair (`pairs`:
+/// every pair of the group, in report order).
+fn group_lines<'a>(view: &LiveView, g: &GroupEntry, pairs: &[u32], t: &Theme) -> Vec<Line<'a>> {
     // Listed in the order of the verdicts' names.
-    let mut verdicts: BTreeMap<&str, (Verdict, u32)> = BTreeMap::new();
-    for &p in &g.pairs {
-        let v = view.report.pairs[p as usize].verdict;
-        verdicts.entry(v.as_str()).or_insert((v, 0)).1 += 1;
-    }
+    let verdicts: BTreeMap<&str, (Verdict, u32)> = Verdict::ALL
+        .into_iter()
+        .filter(|&v| g.verdicts[v as usize] > 0)
+        .map(|v| (v.as_str(), (v, g.verdicts[v as usize])))
+        .collect();
     let id = g
         .report
         .map(|r| format!("group #{} ", view.report.groups[r].id))
@@ -397,7 +399,7 @@ fn group_lines<'a>(view: &LiveView, g: &GroupEntry, t: &Theme) -> Vec<Line<'a>> 
             format!(
                 "  {} hosts · {} pairs · {} problems",
                 g.hosts.len(),
-                g.pairs.len(),
+                g.pairs,
                 g.problems
             ),
             t.text,
@@ -416,8 +418,7 @@ fn group_lines<'a>(view: &LiveView, g: &GroupEntry, t: &Theme) -> Vec<Line<'a>> 
         ));
     }
     // The worst pair tells what is wrong with the group.
-    let worst = g
-        .pairs
+    let worst = pairs
         .iter()
         .map(|&p| &view.report.pairs[p as usize])
         .filter(|p| p.verdict.is_problem())

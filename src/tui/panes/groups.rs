@@ -69,7 +69,7 @@ fn group_line<'a>(view: &LiveView, g: &GroupEntry, open: bool, w: usize, t: &The
         Span::styled(format!(" !{} ", g.problems), t.badge_problem)
     } else if g.report.is_none() && host_errors > 0 {
         Span::styled(format!(" {host_errors} err "), t.badge_problem)
-    } else if g.pairs.is_empty() {
+    } else if g.pairs == 0 {
         Span::raw("")
     } else {
         Span::styled(" ok ", t.good)
