@@ -292,55 +292,10 @@ pub fn select_cycle(
         chosen[i] = Some(0);
     }
     let mut left = budget - directs.len().min(half);
-    let take = |chosen: &mut Vec<Option<usize>>, left: &mut usize, i: usize, demand: usize| {
-        // The last connection that fits may carry fewer targets: `select` puts its most
-        // important ones first.
-        let targets = demand.min(MAX_TARGETS_PER_CONNECTION).min(*left - 1);
-        chosen[i] = Some(targets);
-        *left -= 1 + targets;
-    };
     // 2. Targets not tried within the window.
     cover_targets(slots, untried, &mut chosen, &mut assigned, &mut left);
     let tiers = origin_tiers(slots, now, reuse, budget / 4, half);
-    // 3. Small groups.
-    for &(i, demand) in &tiers.small {
-        if left == 0 {
-            break;
-        }
-        if chosen[i].is_none() {
-            take(&mut chosen, &mut left, i, demand);
-        }
-    }
-    // 4. Origins without a connection for most of the window: coverage before repetition.
-    for &(i, demand) in &tiers.stale {
-        if left == 0 {
-            break;
-        }
-        if chosen[i].is_none() {
-            take(&mut chosen, &mut left, i, demand);
-        }
-    }
-    // 5. Urgent origins, their urgent targets first, within a quarter of the budget.
-    for &(i, demand) in &tiers.urgent {
-        if left == 0 {
-            break;
-        }
-        if chosen[i].is_none() {
-            take(&mut chosen, &mut left, i, demand);
-            if let (Some(targets), Some(list)) = (chosen[i], urgent.get(i)) {
-                assigned[i] = list.iter().copied().take(targets).collect();
-            }
-        }
-    }
-    // 6. The rest, by age.
-    for &(i, demand) in &tiers.aged {
-        if left == 0 {
-            break;
-        }
-        if chosen[i].is_none() {
-            take(&mut chosen, &mut left, i, demand);
-        }
-    }
+    fill_tiers(&tiers, urgent, &mut chosen, &mut assigned, &mut left);
     CyclePlan {
         chosen,
         assigned,
@@ -349,7 +304,43 @@ pub fn select_cycle(
     }
 }
 
-/// Step 3 of `select_cycle`: a greedy cover of the untried targets (lazy: a slot's gain is
+/// Steps 3–6 of `select_cycle`: the origins of each tier, in order, while the budget lasts.
+fn fill_tiers(
+    tiers: &Tiers,
+    urgent: &[Vec<usize>],
+    chosen: &mut [Option<usize>],
+    assigned: &mut [Vec<usize>],
+    left: &mut usize,
+) {
+    // 3. small groups, 4. origins without a connection for most of the window (coverage
+    // before repetition), 5. urgent origins (their urgent targets first), 6. the rest by age.
+    let order = [
+        (&tiers.small, false),
+        (&tiers.stale, false),
+        (&tiers.urgent, true),
+        (&tiers.aged, false),
+    ];
+    for (tier, urgent_first) in order {
+        for &(i, demand) in tier {
+            if *left == 0 {
+                return;
+            }
+            if chosen[i].is_some() {
+                continue;
+            }
+            // The last connection that fits may carry fewer targets: `select` puts its most
+            // important ones first.
+            let targets = demand.min(MAX_TARGETS_PER_CONNECTION).min(*left - 1);
+            chosen[i] = Some(targets);
+            *left -= 1 + targets;
+            if let (true, Some(list)) = (urgent_first, urgent.get(i)) {
+                assigned[i] = list.iter().copied().take(targets).collect();
+            }
+        }
+    }
+}
+
+/// Step 2 of `select_cycle`: a greedy cover of the untried targets (lazy: a slot's gain is
 /// counted again only when it comes up, since gains only shrink as targets get planned).
 fn cover_targets(
     slots: &[Slot],

@@ -399,60 +399,7 @@ impl Scheduler {
                     )),
                     _ => None,
                 };
-                let now = Instant::now();
-                match result.as_ref() {
-                    JobResult::Origin { host, addr, own, .. } => {
-                        let id = (key_id(&hosts[*host].entry.key()), *addr);
-                        if !self.partial.remove(&id) {
-                            self.last_origin.insert(id, now);
-                        }
-                        match own {
-                            Some(o) if o.outcome.is_ok() => {
-                                self.needs_direct.remove(&id);
-                                if o.outcome.as_ref().is_ok_and(|a| is_healthy_status(a.status)) {
-                                    self.last_direct_ok.insert(id, now);
-                                }
-                            }
-                            _ => {
-                                self.needs_direct.insert(id);
-                            }
-                        }
-                    }
-                    JobResult::Direct {
-                        host,
-                        addr,
-                        protocol: DirectProtocol::Negotiate,
-                        outcome,
-                    } => {
-                        let id = (key_id(&hosts[*host].entry.key()), *addr);
-                        if outcome.as_ref().is_ok_and(|a| is_healthy_status(a.status)) {
-                            self.last_direct_ok.insert(id, now);
-                            self.needs_direct.remove(&id);
-                        } else {
-                            // A failing reference is asked again next cycle.
-                            self.last_direct_ok.remove(&id);
-                        }
-                    }
-                    JobResult::Direct { .. } => {}
-                }
-                if let JobResult::Origin {
-                    host,
-                    coalesced,
-                    uncovered,
-                    ..
-                } = result.as_ref()
-                {
-                    let origin = key_id(&hosts[*host].entry.key());
-                    for (b, _) in coalesced {
-                        let target = key_id(&hosts[*b].entry.key());
-                        self.pair_states.entry((origin, target)).or_default().last_probe = Some(now);
-                        self.target_last.insert(target, now);
-                    }
-                    for b in uncovered {
-                        let target = key_id(&hosts[*b].entry.key());
-                        self.pair_states.entry((origin, target)).or_default().uncovered = Some(now);
-                    }
-                }
+                self.remember(&hosts, &result);
                 self.store.apply(&hosts, *result, Instant::now());
                 if let Some(job) = fallback {
                     let (k, a, _) = job_key(&hosts, &job);
@@ -462,6 +409,65 @@ impl Scheduler {
                     }
                 }
             }
+        }
+    }
+
+    /// What the planner keeps of a job's result: when each connection, target and pair was
+    /// last probed, which targets an origin's certificate does not cover, which hosts need a
+    /// direct request because their own connections brought no answer.
+    fn remember(&mut self, hosts: &[HostRecord], result: &JobResult) {
+        let now = Instant::now();
+        match result {
+            JobResult::Origin {
+                host,
+                addr,
+                own,
+                coalesced,
+                uncovered,
+                ..
+            } => {
+                let origin = key_id(&hosts[*host].entry.key());
+                let id = (origin, *addr);
+                if !self.partial.remove(&id) {
+                    self.last_origin.insert(id, now);
+                }
+                match own {
+                    Some(o) if o.outcome.is_ok() => {
+                        self.needs_direct.remove(&id);
+                        if o.outcome.as_ref().is_ok_and(|a| is_healthy_status(a.status)) {
+                            self.last_direct_ok.insert(id, now);
+                        }
+                    }
+                    _ => {
+                        self.needs_direct.insert(id);
+                    }
+                }
+                for (b, _) in coalesced {
+                    let target = key_id(&hosts[*b].entry.key());
+                    self.pair_states.entry((origin, target)).or_default().last_probe = Some(now);
+                    self.target_last.insert(target, now);
+                }
+                for b in uncovered {
+                    let target = key_id(&hosts[*b].entry.key());
+                    self.pair_states.entry((origin, target)).or_default().uncovered = Some(now);
+                }
+            }
+            JobResult::Direct {
+                host,
+                addr,
+                protocol: DirectProtocol::Negotiate,
+                outcome,
+            } => {
+                let id = (key_id(&hosts[*host].entry.key()), *addr);
+                if outcome.as_ref().is_ok_and(|a| is_healthy_status(a.status)) {
+                    self.last_direct_ok.insert(id, now);
+                    self.needs_direct.remove(&id);
+                } else {
+                    // A failing reference is asked again next cycle.
+                    self.last_direct_ok.remove(&id);
+                }
+            }
+            JobResult::Direct { .. } => {}
         }
     }
 
