@@ -235,10 +235,20 @@ impl Store {
         let cache = &mut self.cache;
         let b = cache.rows[a][k].target;
         let queues = self.coalesced.get(&(a, b));
+        // The pair's samples as the judgement reads them (made for this evaluation only).
+        let samples: Vec<(IpAddr, Vec<Coalesced>)> = queues
+            .map(|p| {
+                p.queues
+                    .iter()
+                    .map(|(addr, q)| (*addr, q.iter().map(|(_, s)| s.coalesced()).collect()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let lookup = |addr: IpAddr| -> Vec<&Coalesced> {
-            queues
-                .and_then(|p| p.queues.get(&addr))
-                .map(|q| q.iter().map(|(_, o)| o).collect())
+            samples
+                .iter()
+                .find(|(x, _)| *x == addr)
+                .map(|(_, q)| q.iter().collect())
                 .unwrap_or_default()
         };
         // The other hosts at an address as this publish knows them: a pair is evaluated again
@@ -432,10 +442,12 @@ fn answered_samples(pair: &PairSamples) -> Arc<[(Instant, bool)]> {
     pair.queues
         .values()
         .flat_map(|q| q.iter())
-        .filter_map(|(at, o)| match (&o.outcome, Refusal::of(&o.outcome)) {
-            (_, Some(_)) => Some((*at, true)),
-            (Ok(_), None) => Some((*at, false)),
-            (Err(_), None) => None,
-        })
+        .filter_map(
+            |(at, c)| match (c.sample.shared(), Refusal::of(c.sample.shared())) {
+                (_, Some(_)) => Some((*at, true)),
+                (Ok(_), None) => Some((*at, false)),
+                (Err(_), None) => None,
+            },
+        )
         .collect()
 }
