@@ -150,6 +150,11 @@ impl<K: Eq + Hash + Clone + Ord, const N: usize> Reconciler<K, N> {
         if forgotten {
             self.entries.remove(key);
         }
+        // A key that never counted anything has nothing to model: an entry made now would
+        // hold zeros (a big list has a million pairs waiting for their first probe).
+        if counts == [0; N] && !self.entries.contains_key(key) {
+            return [0; N];
+        }
         let pass = self.pass;
         let entry = self.entries.entry(key.clone()).or_insert_with(|| Entry {
             tracks: std::array::from_fn(|_| Track::default()),
@@ -294,6 +299,25 @@ mod tests {
         }
         // 5 + (9-2) + 7 + (512-7) + (100-1)
         assert_eq!(prev, 5 + 7 + 7 + 505 + 99);
+    }
+
+    #[test]
+    fn keys_that_never_counted_take_no_entry() {
+        let t0 = Instant::now();
+        let mut r: Reconciler<&str, 2> = Reconciler::new(secs(60));
+        r.begin_pass();
+        assert_eq!(r.update(&"idle", [0, 0], t0), [0, 0]);
+        assert_eq!(r.update(&"busy", [2, 0], t0), [2, 0]);
+        r.end_pass(None, t0);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.totals(&"idle"), [0, 0]);
+        // A counted key keeps its entry (and totals) when its count falls to zero.
+        assert_eq!(r.update(&"busy", [0, 0], t0 + secs(1)), [0, 0]);
+        assert_eq!(r.totals(&"busy"), [2, 0]);
+        assert_eq!(r.len(), 1);
+        // The idle key's first count is credited like any new key's.
+        assert_eq!(r.update(&"idle", [1, 1], t0 + secs(2)), [1, 1]);
+        assert_eq!(r.totals(&"idle"), [1, 1]);
     }
 
     #[test]
