@@ -28,6 +28,9 @@ use super::cache::{Cache, Slot, SlotEval};
 use super::samples::{no_samples, PairSamples};
 use super::{host_record, Store, MAX_EVENTS};
 
+/// Capacity kept by the set of pairs evaluated between two event checks.
+const UNCHECKED_KEPT: usize = 4096;
+
 /// What one publish found changed beyond single reports.
 #[derive(Default)]
 struct Changed {
@@ -273,7 +276,10 @@ impl Store {
                     SlotEval::Listed { report: old, .. } if **old == *report => old.clone(),
                     _ => {
                         slot.seq = seq;
-                        cache.unchecked.insert((a, b));
+                        // Waiting for a probe is not a verdict (see `record_events`).
+                        if verdict != Verdict::Pending {
+                            cache.unchecked.insert((a, b));
+                        }
                         Arc::from(report)
                     }
                 };
@@ -368,6 +374,8 @@ impl Store {
                 _ => {}
             }
         }
+        // The first publish evaluates every pair: its table is not kept for the few after.
+        cache.unchecked.shrink_to(UNCHECKED_KEPT);
         check.sort_unstable_by_key(|(v, a, b, _)| (*v, *a, *b));
         let mut new_events = false;
         for (_, _, _, p) in check {
