@@ -69,6 +69,8 @@ pub struct Store {
     seq: u64,
     /// The last view whose pair or host membership changed.
     layout_seq: u64,
+    /// Views list the pending pairs without samples by index, not by report (`serve`).
+    pending_by_index: bool,
     /// Test switch: rebuild everything at every publish (the reference for equivalence).
     #[cfg(test)]
     always_full: bool,
@@ -139,10 +141,22 @@ impl Store {
             bucket_sizes: [0; Verdict::ALL.len()],
             seq: 0,
             layout_seq: 0,
+            pending_by_index: false,
             #[cfg(test)]
             always_full: false,
             #[cfg(test)]
             evaluations: 0,
+        }
+    }
+
+    /// List the pending pairs without samples by index in the views (`LiveView::pending`),
+    /// their reports made when read, instead of in `report.pairs`: for readers that go
+    /// through `LiveView::listed_pairs` (the exporter, `/api/snapshot`). A million such pairs
+    /// cost a few hundred bytes each as reports, and nothing this way.
+    pub fn list_pending_by_index(&mut self, yes: bool) {
+        if self.pending_by_index != yes {
+            self.pending_by_index = yes;
+            self.cache.stale = true;
         }
     }
 
