@@ -41,6 +41,10 @@ pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
     // Scrapers and API readers poll every few seconds at most: a view per second is fresh
     // enough and costs a quarter of the dashboard's analysis when nothing is looking.
     options.publish_every = SERVE_PUBLISH_EVERY;
+    // Its readers (the exporter, /api/snapshot) make the reports of the pairs waiting for
+    // their first probe when they read them: at 10,000 names that is a million reports not
+    // kept.
+    options.pending_by_index = true;
     let exporter = Exporter::new(ExporterOptions {
         vantage: args.vantage.clone(),
         max_pairs: args.max_pairs as usize,
