@@ -87,6 +87,7 @@ async fn live_engine_probes_reloads_and_quits() {
         source: "lab.watch".into(),
         publish_every: live::PUBLISH_EVERY,
         lab_phase: None,
+        pending_by_index: false,
     };
     let engine = live::spawn(prober, &list, options);
     let (tx, mut view_rx) = (engine.commands.clone(), engine.views.clone());
@@ -187,6 +188,7 @@ async fn a_tight_budget_covers_the_list_over_cycles() {
         source: "scale.watch".into(),
         publish_every: live::PUBLISH_EVERY,
         lab_phase: None,
+        pending_by_index: false,
     };
     let engine = live::spawn(prober, &list, options);
     let mut view_rx = engine.views.clone();

@@ -92,6 +92,7 @@ pub fn live_options(common: &CommonArgs, source: String) -> LiveOptions {
         source,
         publish_every: PUBLISH_EVERY,
         lab_phase: None,
+        pending_by_index: false,
     }
 }
 

@@ -43,6 +43,10 @@ pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
     // Scrapers poll every 15 s or more, and API readers every few seconds at most: a view
     // every 5 s is fresh enough and costs a twentieth of the dashboard's analysis.
     options.publish_every = SERVE_PUBLISH_EVERY;
+    // Its readers (the exporter, /api/snapshot) make the reports of the pairs waiting for
+    // their first probe when they read them: at 10,000 names that is a million reports not
+    // kept.
+    options.pending_by_index = true;
     let exporter = Exporter::new(ExporterOptions {
         vantage: args.vantage.clone(),
         max_pairs: args.max_pairs as usize,

@@ -6,10 +6,11 @@
 
 use std::io;
 
-use serde::Serialize;
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
 use serde_json::ser::{Formatter, PrettyFormatter};
 
-use crate::engine::snapshot::Snapshot;
+use crate::engine::snapshot::{LiveView, Snapshot};
 use crate::sanitize::is_unsafe;
 
 /// Write the report to `w` as it is serialised, without holding all of it in memory (a
@@ -20,11 +21,60 @@ pub fn write_json(snapshot: &Snapshot, w: impl io::Write) -> io::Result<()> {
 }
 
 pub fn to_json(snapshot: &Snapshot) -> String {
+    into_string(|out| write_json(snapshot, out))
+}
+
+/// The report of a live view: `view.report`, with the pending pairs it lists by index made
+/// and written in their place (exactly what the view's report would be with every pair in
+/// `report.pairs`).
+pub fn write_view_json(view: &LiveView, w: impl io::Write) -> io::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(w, Escaping(PrettyFormatter::new()));
+    ViewReport(view).serialize(&mut ser).map_err(io::Error::from)
+}
+
+pub fn view_to_json(view: &LiveView) -> String {
+    into_string(|out| write_view_json(view, out))
+}
+
+fn into_string(write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
     let mut out = Vec::with_capacity(16 * 1024);
     // Serialising plain structs of strings and numbers into memory cannot fail.
-    match write_json(snapshot, &mut out) {
+    match write(&mut out) {
         Ok(()) => String::from_utf8(out).unwrap_or_default(),
         Err(e) => format!("{{\"error\": \"{e}\"}}"),
+    }
+}
+
+/// A live view's report as `Snapshot` writes it (the same fields in the same order), its
+/// `pairs` from `LiveView::listed_pairs`.
+struct ViewReport<'a>(&'a LiveView);
+
+impl Serialize for ViewReport<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let view = self.0;
+        let r = &view.report;
+        if view.pending.runs().is_empty() {
+            return r.serialize(s);
+        }
+        let pairs = ListedReports(view);
+        let mut st = s.serialize_struct("Snapshot", 6)?;
+        st.serialize_field("schema", &r.schema)?;
+        st.serialize_field("generated_at", &r.generated_at)?;
+        st.serialize_field("hosts", &r.hosts)?;
+        st.serialize_field("pairs", &pairs)?;
+        st.serialize_field("groups", &r.groups)?;
+        st.serialize_field("summary", &r.summary)?;
+        st.end()
+    }
+}
+
+/// Every listed pair's report, made one at a time.
+struct ListedReports<'a>(&'a LiveView);
+
+impl Serialize for ListedReports<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let view = self.0;
+        s.collect_seq(view.listed_pairs().filter_map(|p| view.listed_report(p)))
     }
 }
 

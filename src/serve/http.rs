@@ -147,7 +147,7 @@ fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
             Some(view) => with_type(
                 StatusCode::OK,
                 "application/json",
-                crate::report::json::to_json(&view.report),
+                crate::report::json::view_to_json(&view),
             ),
             None => {
                 let mut r = with_type(

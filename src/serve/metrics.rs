@@ -25,7 +25,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::engine::snapshot::{
-    EndpointReport, EngineStatus, LiveView, PairReport, Snapshot, Timestamp, Verdict,
+    EndpointReport, EngineStatus, ListedPair, LiveView, PairReport, Snapshot, Timestamp, Verdict,
 };
 use crate::serve::reconcile::Reconciler;
 
@@ -90,8 +90,8 @@ struct State {
     cycles: u64,
     /// Last DNS lookup time seen per host (a new value means a new lookup).
     dns_seen: HashMap<String, f64>,
-    /// Indices into `view.report.pairs` of the exported pairs, in export order.
-    exported: Vec<usize>,
+    /// The exported pairs (of `view.listed_pairs`), in export order.
+    exported: Vec<ListedPair>,
     dropped: usize,
     /// `changes.seq` of the last view folded in (0: none, or one without numbers).
     seq: u64,
@@ -166,7 +166,7 @@ impl Exporter {
         self.fold_hosts(st, &view, changed_after, now);
         match changed_after {
             Some(_) => self.refresh_unchanged(st, report, now),
-            None => end_full_pass(st, report, now),
+            None => end_full_pass(st, &view, now),
         }
         st.connections = st.connections.max(report.summary.connections);
         st.requests = st.requests.max(report.summary.requests);
@@ -174,7 +174,7 @@ impl Exporter {
         if pairs_changed {
             st.exported = export_order(&view, self.shared.options.max_pairs);
         }
-        st.dropped = report.pairs.len() - st.exported.len();
+        st.dropped = view.listed_len() - st.exported.len();
         st.seq = view.changes.seq;
         st.last_update = Some(now);
         st.view = view.clone();
@@ -320,21 +320,31 @@ fn fold_pairs(st: &mut State, view: &LiveView, changed_after: Option<u64>, now: 
 }
 
 /// End a full pass: forget the DNS times of hosts no longer listed, and let the reconcilers
-/// retire the keys the pass did not see.
-fn end_full_pass(st: &mut State, report: &Snapshot, now: Instant) {
+/// retire the keys the pass did not see. A pair the view now lists by index has no samples
+/// left: its model lets them go (as a zero count would), and it is forgotten unless probed
+/// again within `Reconciler`'s forget time.
+fn end_full_pass(st: &mut State, view: &LiveView, now: Instant) {
+    let report = &view.report;
     let hosts: std::collections::HashSet<String> = report
         .hosts
         .iter()
         .map(|h| format!("{}:{}", h.host, h.port))
         .collect();
     st.dns_seen.retain(|k, _| hosts.contains(k));
-    st.pairs.end_pass(st.last_update, now);
+    let pending = &view.pending;
+    st.pairs
+        .end_pass_emptied(st.last_update, now, |(o, t, _)| pending.lists(o, t));
     st.endpoints.end_pass(st.last_update, now);
 }
 
 /// Pairs to export: problem verdicts first (worst first, in contract order), then the rest in
 /// the report's order, at most `max`.
-fn export_order(view: &LiveView, max: usize) -> Vec<usize> {
+fn export_order(view: &LiveView, max: usize) -> Vec<ListedPair> {
+    if !view.pending.runs().is_empty() {
+        // The engine lists pairs in this order already, with the pending pairs listed by
+        // index in their place.
+        return view.listed_pairs().take(max).collect();
+    }
     let pairs = &view.report.pairs;
     let rank = |i: usize| {
         let v = pairs[i].verdict;
@@ -342,12 +352,12 @@ fn export_order(view: &LiveView, max: usize) -> Vec<usize> {
     };
     // The engine lists pairs in this order already.
     if (1..pairs.len()).all(|i| rank(i - 1) <= rank(i)) {
-        return (0..pairs.len().min(max)).collect();
+        return (0..pairs.len().min(max)).map(ListedPair::Report).collect();
     }
     let mut order: Vec<usize> = (0..pairs.len()).collect();
     order.sort_by_key(|&i| (rank(i), i));
     order.truncate(max);
-    order
+    order.into_iter().map(ListedPair::Report).collect()
 }
 
 #[derive(Debug)]
@@ -404,7 +414,8 @@ impl Collector for SnapshotCollector {
         encode_engine(&mut enc, &st)?;
         encode_summary(&mut enc, &st.view.report)?;
         encode_export_cap(&mut enc, &st, shared.options.max_pairs)?;
-        let pairs = exported_pairs(&st);
+        let owned = exported_pairs(&st);
+        let pairs: Vec<&PairReport> = owned.iter().map(|p| &**p).collect();
         encode_pair_counters(&mut enc, &st, &pairs)?;
         encode_pair_states(&mut enc, &pairs)?;
         encode_hosts(&mut enc, HostSeries::collect(&st))?;
@@ -568,11 +579,12 @@ fn encode_export_cap(enc: &mut DescriptorEncoder, st: &State, max_pairs: usize) 
     )
 }
 
-/// The pairs that get per-pair series, in export order.
-fn exported_pairs(st: &State) -> Vec<&PairReport> {
+/// The pairs that get per-pair series, in export order (the reports of pending pairs listed
+/// by index are made now).
+fn exported_pairs(st: &State) -> Vec<Arc<PairReport>> {
     st.exported
         .iter()
-        .filter_map(|&i| st.view.report.pairs.get(i).map(|p| &**p))
+        .filter_map(|&p| st.view.listed_report(p))
         .collect()
 }
 
@@ -1062,6 +1074,82 @@ mod tests {
         let plain = e.encode(Format::Prometheus);
         assert!(!plain.contains("# EOF"));
         assert!(plain.contains("# TYPE coalscope_build_info gauge"));
+    }
+
+    /// Views that list the pending pairs by index (`serve`'s) expose exactly what views with
+    /// every pair in `report.pairs` expose, over views of two stores fed the same way: the
+    /// same pairs exported (pending ones included, their reports made), the same series.
+    /// (Within `Reconciler`'s forget time: past it, a pair back to pending without samples
+    /// forgets its totals, as a pair that leaves the list does.)
+    #[test]
+    fn views_listing_pending_pairs_by_index_expose_the_same() {
+        use crate::engine::snapshot::EngineStatus;
+        use crate::testing::synth::Synth;
+        use rand::{Rng, SeedableRng};
+        for seed in 0..3u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let synth = Synth::new(36, 6);
+            let window = Duration::from_secs(60);
+            let (mut plain, mut by_index) = (synth.store(window), synth.store(window));
+            by_index.list_pending_by_index(true);
+            let entries = synth.entries();
+            let hosts = plain.hosts_for_jobs();
+            let (a, b) = (exporter(40, None), exporter(40, None));
+            let mut now = std::time::Instant::now();
+            let mut listed_by_index = 0;
+            for step in 0..250u64 {
+                let n = rng.random_range(0..entries.len());
+                match rng.random_range(0..10) {
+                    0..=3 => {
+                        let round = rng.random_range(0..6);
+                        plain.apply(&hosts, synth.origin(n, round), now);
+                        by_index.apply(&hosts, synth.origin(n, round), now);
+                    }
+                    4..=6 => {
+                        plain.apply(&hosts, synth.direct(n), now);
+                        by_index.apply(&hosts, synth.direct(n), now);
+                    }
+                    _ => now += Duration::from_millis(rng.random_range(0..4000)),
+                }
+                if rng.random_bool(0.3) {
+                    let status = EngineStatus {
+                        cycles: step / 40,
+                        ..Default::default()
+                    };
+                    let (va, vb) = (
+                        plain.publish(now, status.clone(), true),
+                        by_index.publish(now, status, true),
+                    );
+                    listed_by_index += vb.pending.len();
+                    a.update(Arc::new(va), now);
+                    b.update(Arc::new(vb), now);
+                    assert_eq!(a.pair_counts(), b.pair_counts(), "seed {seed} step {step}");
+                    for format in [Format::Prometheus, Format::OpenMetrics] {
+                        // The two stores publish a moment apart: the wall-clock second may differ.
+                        let clockless = |t: String| -> String {
+                            t.lines()
+                                .filter(|l| !l.starts_with("coalscope_snapshot_timestamp_seconds"))
+                                .collect::<Vec<_>>()
+                                .join("\n")
+                        };
+                        let (x, y) = (clockless(a.encode(format)), clockless(b.encode(format)));
+                        let only = |p: &str, q: &str| -> Vec<String> {
+                            p.lines()
+                                .filter(|l| !q.lines().any(|m| m == *l))
+                                .map(String::from)
+                                .collect()
+                        };
+                        assert!(
+                            x == y,
+                            "seed {seed} step {step}: only with every pair by report: {:?}; only by index: {:?}",
+                            only(&x, &y),
+                            only(&y, &x)
+                        );
+                    }
+                }
+            }
+            assert!(listed_by_index > 0);
+        }
     }
 
     /// Folding in only what changed exposes exactly what folding in everything exposes, over

@@ -150,6 +150,11 @@ impl<K: Eq + Hash + Clone + Ord, const N: usize> Reconciler<K, N> {
         if forgotten {
             self.entries.remove(key);
         }
+        // A key that never counted anything has nothing to model: an entry made now would
+        // hold zeros (a big list has a million pairs waiting for their first probe).
+        if counts == [0; N] && !self.entries.contains_key(key) {
+            return [0; N];
+        }
         let pass = self.pass;
         let entry = self.entries.entry(key.clone()).or_insert_with(|| Entry {
             tracks: std::array::from_fn(|_| Track::default()),
@@ -212,11 +217,32 @@ impl<K: Eq + Hash + Clone + Ord, const N: usize> Reconciler<K, N> {
     /// End a full pass made at `now`: keys present before and not updated in it left the view
     /// after the previous pass (`previous`, when they were last seen present).
     pub fn end_pass(&mut self, previous: Option<Instant>, now: Instant) {
+        self.end_pass_emptied(previous, now, |_| false);
+    }
+
+    /// `end_pass`, where the keys that left and that `emptied` names have no samples in the
+    /// window any more (the caller knows they are still listed, with counts of zero): their
+    /// model lets their samples go at once, as an update with zero counts would, and they are
+    /// forgotten `forget_after` from now unless they come back.
+    pub fn end_pass_emptied(
+        &mut self,
+        previous: Option<Instant>,
+        now: Instant,
+        emptied: impl Fn(&K) -> bool,
+    ) {
         let pass = self.pass;
-        for e in self.entries.values_mut() {
+        let cutoff = now.checked_sub(self.window + SLACK);
+        for (key, e) in self.entries.iter_mut() {
             if e.present && e.pass != pass {
                 e.present = false;
-                if let Some(p) = previous {
+                if emptied(key) {
+                    for track in e.tracks.iter_mut() {
+                        track.update(0, now, cutoff);
+                    }
+                    e.last = [0; N];
+                    e.seen = now;
+                    e.due = None;
+                } else if let Some(p) = previous {
                     e.seen = p;
                 }
             }
@@ -294,6 +320,53 @@ mod tests {
         }
         // 5 + (9-2) + 7 + (512-7) + (100-1)
         assert_eq!(prev, 5 + 7 + 7 + 505 + 99);
+    }
+
+    #[test]
+    fn keys_that_never_counted_take_no_entry() {
+        let t0 = Instant::now();
+        let mut r: Reconciler<&str, 2> = Reconciler::new(secs(60));
+        r.begin_pass();
+        assert_eq!(r.update(&"idle", [0, 0], t0), [0, 0]);
+        assert_eq!(r.update(&"busy", [2, 0], t0), [2, 0]);
+        r.end_pass(None, t0);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.totals(&"idle"), [0, 0]);
+        // A counted key keeps its entry (and totals) when its count falls to zero.
+        assert_eq!(r.update(&"busy", [0, 0], t0 + secs(1)), [0, 0]);
+        assert_eq!(r.totals(&"busy"), [2, 0]);
+        assert_eq!(r.len(), 1);
+        // The idle key's first count is credited like any new key's.
+        assert_eq!(r.update(&"idle", [1, 1], t0 + secs(2)), [1, 1]);
+        assert_eq!(r.totals(&"idle"), [1, 1]);
+    }
+
+    #[test]
+    fn a_key_emptied_lets_its_samples_go_at_once_and_is_forgotten_later() {
+        let t0 = Instant::now();
+        let mut r: Reconciler<&str, 1> = Reconciler::new(secs(60));
+        r.begin_pass();
+        r.update(&"p", [3], t0);
+        r.update(&"q", [3], t0);
+        r.end_pass(None, t0);
+        // Both leave the view; p is still listed without samples, q is gone.
+        r.begin_pass();
+        r.end_pass_emptied(Some(t0), t0 + secs(10), |k| *k == "p");
+        assert_eq!((r.totals(&"p"), r.totals(&"q")), ([3], [3]));
+        // Back 20 s later with one new sample each: p's is counted, q's old three are
+        // believed still in the window (q may have kept them), so one is not new.
+        r.begin_pass();
+        assert_eq!(r.update(&"p", [1], t0 + secs(30)), [1]);
+        assert_eq!(r.update(&"q", [1], t0 + secs(30)), [0]);
+        r.end_pass(Some(t0 + secs(10)), t0 + secs(30));
+        assert_eq!((r.totals(&"p"), r.totals(&"q")), ([4], [3]));
+        // An emptied key that never comes back is forgotten after `forget_after`.
+        r.begin_pass();
+        r.update(&"q", [1], t0 + secs(40));
+        r.end_pass_emptied(Some(t0 + secs(30)), t0 + secs(40), |_| true);
+        assert_eq!(r.len(), 2);
+        r.forget_stale(t0 + secs(40) + r.forget_after + secs(1));
+        assert_eq!(r.len(), 1, "p is forgotten, q is present");
     }
 
     #[test]

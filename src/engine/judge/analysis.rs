@@ -3,6 +3,7 @@
 //! (`groups`) and the summary. `analyse` does it all for `check`; the live store calls the
 //! pieces itself, incrementally.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -168,6 +169,24 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
+    /// `add` for a `pending` pair without samples, without its report (what `add` reads of
+    /// such a report is always the same: coalescable, not probed, no address judged).
+    pub fn add_unprobed_pending(&mut self, target: usize) {
+        self.pairs += 1;
+        self.verdicts[Verdict::Pending as usize] += 1;
+        self.coalescable += 1;
+        self.target(target, false);
+    }
+
+    /// Host `target` is the target of a coalescable pair, probed or not.
+    fn target(&mut self, target: usize, probed: bool) {
+        if self.targets.len() <= target {
+            self.targets.resize(target + 1, 0);
+        }
+        let t = &mut self.targets[target];
+        *t = (*t).max(if probed { 2 } else { 1 });
+    }
+
     /// Count a listed pair whose target is host `target`.
     pub fn add(&mut self, verdict: Verdict, p: &PairReport, target: usize) {
         self.pairs += 1;
@@ -175,11 +194,7 @@ impl Tally {
         if p.coalesce.chrome || p.coalesce.firefox || verdict == Verdict::Pending {
             self.coalescable += 1;
             self.probed += u32::from(p.probes > 0);
-            if self.targets.len() <= target {
-                self.targets.resize(target + 1, 0);
-            }
-            let t = &mut self.targets[target];
-            *t = (*t).max(if p.probes > 0 { 2 } else { 1 });
+            self.target(target, p.probes > 0);
         }
         let mut inconclusive = false;
         for x in p.addresses.iter().filter(|x| x.verdict == verdict) {
@@ -255,13 +270,14 @@ pub(crate) struct PairIndex {
 }
 
 impl PairIndex {
-    pub(crate) fn new(hosts: &[HostRecord]) -> PairIndex {
+    pub(crate) fn new<H: Borrow<HostRecord>>(hosts: &[H]) -> PairIndex {
         let mut index = PairIndex {
             by_addr: HashMap::new(),
             by_name: HashMap::new(),
             by_parent: HashMap::new(),
         };
         for (i, h) in hosts.iter().enumerate() {
+            let h: &HostRecord = h.borrow();
             for a in &h.dns.addresses {
                 index.by_addr.entry((*a, h.entry.port)).or_default().push(i);
             }
@@ -276,9 +292,9 @@ impl PairIndex {
 
     /// The hosts at `addr` on `port`, in watch-file order, at most as many as the content
     /// comparison looks at (`content::MAX_OTHER_SITES`, plus the pair's own two).
-    pub(crate) fn hosts_at<'h>(
+    pub(crate) fn hosts_at<'h, H: Borrow<HostRecord>>(
         &self,
-        hosts: &'h [HostRecord],
+        hosts: &'h [H],
         addr: IpAddr,
         port: u16,
     ) -> Vec<&'h HostRecord> {
@@ -286,15 +302,15 @@ impl PairIndex {
             .get(&(addr, port))
             .into_iter()
             .flatten()
-            .filter_map(|&i| hosts.get(i))
+            .filter_map(|&i| hosts.get(i).map(Borrow::borrow))
             .take(super::content::MAX_OTHER_SITES + 2)
             .collect()
     }
 
     /// The targets linked to `a` by an address or a certificate name, ascending (the order pairs
     /// are listed in).
-    pub(crate) fn linked_targets(&self, hosts: &[HostRecord], a: usize) -> Vec<usize> {
-        let h = &hosts[a];
+    pub(crate) fn linked_targets<H: Borrow<HostRecord>>(&self, hosts: &[H], a: usize) -> Vec<usize> {
+        let h: &HostRecord = hosts[a].borrow();
         let mut out: Vec<usize> = Vec::new();
         for addr in &h.dns.addresses {
             out.extend(self.by_addr.get(&(*addr, h.entry.port)).into_iter().flatten());

@@ -132,9 +132,11 @@ fn judge_addresses<'a, 'c: 'a, 'n: 'a>(
     policy: &PairPolicy,
     dynamic: bool,
 ) -> (Vec<PairAddressReport>, Vec<Judged<'a>>) {
-    let mut addresses = Vec::new();
-    let mut judged = Vec::new();
-    for addr in policy.coalescing_addrs() {
+    // Sized exactly: a pair's report keeps this list for as long as it is listed.
+    let coalescing = policy.coalescing_addrs();
+    let mut addresses = Vec::with_capacity(coalescing.len());
+    let mut judged = Vec::with_capacity(coalescing.len());
+    for addr in coalescing {
         let samples = coalesced(addr);
         let backends = backends::backends(&samples);
         let coalesced: Vec<&'a Outcome> = samples.iter().map(|s| &s.outcome).collect();

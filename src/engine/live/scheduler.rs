@@ -69,6 +69,10 @@ pub struct LiveOptions {
     pub publish_every: Duration,
     /// What the demo lab is doing right now, shown in the header.
     pub lab_phase: Option<LabPhase>,
+    /// The views list the pending pairs without samples by index (`LiveView::pending`), for
+    /// readers that list pairs through `LiveView::listed_pairs` (`serve`); the dashboard's
+    /// views have every pair in `report.pairs`.
+    pub pending_by_index: bool,
 }
 
 /// Tells what the demo lab is doing right now (asked at every publish).
@@ -143,6 +147,7 @@ pub struct Scheduler {
 impl Scheduler {
     pub fn new(prober: Arc<Prober>, list: &WatchList, options: LiveOptions) -> Scheduler {
         let mut store = Store::new(options.window, prober.options.default_path.clone());
+        store.list_pending_by_index(options.pending_by_index);
         store.set_entries(&list.entries);
         let status = EngineStatus {
             source: options.source.clone(),

@@ -70,7 +70,7 @@ impl fmt::Display for H2Reason {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum ProbeError {
     /// The phase did not finish within the configured timeout.
     #[error("{} timed out after {}", .phase.as_str(), humantime::format_duration(*.after))]

@@ -29,7 +29,7 @@ const CONNECTION_WINDOW: u32 = 1024 * 1024;
 const SERVER_HEADER_CAP: usize = 256;
 
 /// One HTTP answer, reduced to what verdicts compare.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HttpAnswer {
     pub status: u16,
     /// "HTTP/2" or "HTTP/1.1".

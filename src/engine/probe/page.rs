@@ -21,7 +21,7 @@ const TITLE_CAP: usize = 256;
 const TITLE_OPEN: &[u8] = b"<title";
 
 /// What is kept of a page: 4 × `K` + 12 bytes, whatever the body's size.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PageSketch {
     /// The smallest distinct shingle hashes, ascending; `len` of them are set.
     hashes: [u32; K],

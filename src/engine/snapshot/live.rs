@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Snapshot, Timestamp, Verdict};
+use super::{PendingPairs, Snapshot, Timestamp, Verdict};
 
 /// What the live dashboard draws: the contract snapshot (rates over the window) plus the
 /// live state around it. Published as `Arc<LiveView>` on a `tokio::sync::watch` channel; the
@@ -24,6 +24,9 @@ pub struct LiveView {
     /// What changed since earlier views, for readers that fold views in incrementally (the
     /// exporter). All zero (and empty) in views not made by the engine's store.
     pub changes: ViewChanges,
+    /// The pending pairs listed by index, not in `report.pairs` (views for `serve`; empty in
+    /// the dashboard's). `listed_pairs` lists both in the contract's order.
+    pub pending: PendingPairs,
 }
 
 /// Publish sequence numbers of a view and of its parts: a reader that has folded in the view

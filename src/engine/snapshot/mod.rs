@@ -5,6 +5,7 @@
 pub mod impact;
 mod kinds;
 mod live;
+mod pending;
 mod time;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ pub use self::kinds::{
     Client, Content, FindingKind, ImpactClient, ImpactOutcome, NotCoalescable, Severity, Verdict,
 };
 pub use self::live::{EngineStatus, History, LiveView, VerdictEvent, ViewChanges, HISTORY_BUCKETS};
+pub use self::pending::{ListedPair, ListedPairs, PairSource, PendingPairs, PendingRun};
 pub use self::time::Timestamp;
 
 pub const SCHEMA: &str = "coalscope/1";

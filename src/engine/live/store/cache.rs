@@ -1,6 +1,11 @@
 //! What the last publish computed, kept for the next one: the host records and reports, and
 //! per origin a row of slots, one per candidate target, holding what evaluating the pair gave
-//! and the generations it was made from.
+//! and when it was evaluated.
+//!
+//! A big list has about a million candidate pairs, nearly all waiting for their first probe,
+//! so a slot is small (24 bytes): what every pair needs is inline, the report and sparkline of
+//! a listed pair are boxed, and a pair waiting for its first probe keeps no report at all when
+//! the views list such pairs by index (`Store::list_pending_by_index`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -10,8 +15,6 @@ use crate::engine::judge::analysis::PairIndex;
 use crate::engine::record::HostRecord;
 use crate::engine::snapshot::{GroupReport, HostReport, PairReport, Verdict};
 
-use super::samples::no_samples;
-
 /// What the last publish computed, reused by the next one where its inputs did not change.
 /// Indexed like `Store::hosts`.
 #[derive(Default)]
@@ -19,7 +22,8 @@ pub(super) struct Cache {
     /// Everything is rebuilt at the next publish (a reload changed the indices).
     pub(super) stale: bool,
     /// Each host's samples shaped as a `check` record, and the host generation it shows.
-    pub(super) records: Vec<HostRecord>,
+    /// Shared with the views that list pending pairs by index (they make those reports).
+    pub(super) records: Vec<Arc<HostRecord>>,
     pub(super) record_gens: Vec<u64>,
     pub(super) hosts: Vec<Arc<HostReport>>,
     /// The view in which each host report was made, and until when (unix s) it holds.
@@ -30,33 +34,48 @@ pub(super) struct Cache {
     pub(super) rows: Vec<Vec<Slot>>,
     /// The origin's generation the row's linked targets were found at.
     pub(super) row_gens: Vec<u64>,
+    /// Per host: the `pair_gen` last seen, and the publish that saw it change (a pair
+    /// evaluated before that publish is evaluated again).
+    pub(super) pair_gens: Vec<u64>,
+    pub(super) pair_changed: Vec<u64>,
     pub(super) groups: Vec<GroupReport>,
     /// Listed pairs evaluated since events were last recorded.
     pub(super) unchecked: HashSet<(usize, usize)>,
 }
 
-pub(super) struct Slot {
-    pub(super) target: usize,
-    /// Generations of origin and target the evaluation used.
-    pub(super) origin_gen: u64,
-    pub(super) target_gen: u64,
-    /// The pair's coalesced samples changed (or it was never evaluated).
-    pub(super) dirty: bool,
-    pub(super) eval: SlotEval,
-    /// The view in which the report was made.
-    pub(super) seq: u64,
-    /// (when, got 421) of the pair's answered coalesced requests, for its sparkline.
-    pub(super) samples: Arc<[(Instant, bool)]>,
+/// What evaluating a pair gave, as groups and the layout see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// Not a pair.
+    Skip,
+    /// Linked by the certificate only: counted, not listed.
+    CertOnly,
+    /// Listed as `pending` without samples, by index (no report kept: it is made when read).
+    Pending,
+    /// Listed with its report (`Slot::listed`).
+    Listed,
 }
 
-pub(super) enum SlotEval {
-    Skip,
-    CertOnly,
-    Listed {
-        report: Arc<PairReport>,
-        verdict: Verdict,
-        link: bool,
-    },
+pub(super) struct Slot {
+    /// The report and sparkline of a `Kind::Listed` pair.
+    pub(super) listed: Option<Box<Listed>>,
+    /// The publish that evaluated the pair (0: never).
+    pub(super) evaluated: u64,
+    pub(super) target: u32,
+    pub(super) kind: Kind,
+    /// Some client would coalesce (an edge of the groups).
+    pub(super) link: bool,
+    /// The pair's coalesced samples changed (or it was never evaluated).
+    pub(super) dirty: bool,
+}
+
+pub(super) struct Listed {
+    pub(super) report: Arc<PairReport>,
+    pub(super) verdict: Verdict,
+    /// The view in which the report was made.
+    pub(super) seq: u64,
+    /// (when, refused) of the pair's answered coalesced requests, for its sparkline.
+    pub(super) samples: Arc<[(Instant, bool)]>,
 }
 
 impl Cache {
@@ -69,26 +88,51 @@ impl Cache {
     }
 }
 
-impl SlotEval {
+impl Slot {
+    pub(super) fn new(target: usize) -> Slot {
+        Slot {
+            listed: None,
+            evaluated: 0,
+            target: target as u32,
+            kind: Kind::Skip,
+            link: false,
+            dirty: true,
+        }
+    }
+
+    pub(super) fn target(&self) -> usize {
+        self.target as usize
+    }
+
+    /// The verdict of a listed pair.
+    pub(super) fn verdict(&self) -> Option<Verdict> {
+        match self.kind {
+            Kind::Pending => Some(Verdict::Pending),
+            Kind::Listed => self.listed.as_ref().map(|l| l.verdict),
+            Kind::Skip | Kind::CertOnly => None,
+        }
+    }
+
     /// (listed, link, problem): what groups and the layout depend on.
     pub(super) fn shape(&self) -> (bool, bool, bool) {
-        match self {
-            SlotEval::Listed { verdict, link, .. } => (true, *link, verdict.is_problem()),
-            _ => (false, false, false),
+        match self.verdict() {
+            Some(v) => (true, self.link, v.is_problem()),
+            None => (false, false, false),
         }
     }
 }
 
-impl Slot {
-    pub(super) fn new(target: usize) -> Slot {
-        Slot {
-            target,
-            origin_gen: 0,
-            target_gen: 0,
-            dirty: true,
-            eval: SlotEval::Skip,
-            seq: 0,
-            samples: no_samples(),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_is_small() {
+        // A million of them at 10,000 names in groups of 100.
+        assert!(
+            std::mem::size_of::<Slot>() <= 24,
+            "{}",
+            std::mem::size_of::<Slot>()
+        );
     }
 }

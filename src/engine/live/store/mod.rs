@@ -4,6 +4,7 @@
 //! through the same judgement as `check`, incrementally (`publish`).
 
 mod cache;
+mod intern;
 mod publish;
 mod samples;
 
@@ -25,9 +26,7 @@ use crate::engine::snapshot::{Verdict, VerdictEvent};
 use crate::watchlist::Entry;
 
 use self::cache::Cache;
-use self::samples::{
-    oldest, prune, push, push_coalesced, push_outcome, recent, schedule, Expiry, LiveHost, PairSamples, Place,
-};
+use self::samples::{oldest, prune, push, recent, schedule, Expiry, LiveHost, PairSamples, Place, Shared};
 
 pub use crate::engine::snapshot::HISTORY_BUCKETS;
 
@@ -43,6 +42,10 @@ pub struct Store {
     index: HashMap<String, usize>,
     /// (origin index, target index) in `hosts` → coalesced requests per origin address.
     coalesced: HashMap<(usize, usize), PairSamples>,
+    /// The shared copies of what the samples hold (answers, pages, connections, errors).
+    shared: Shared,
+    /// Samples were dropped outside `prune` (a reload, a new DNS answer): sweep at the next.
+    sweep_due: bool,
     /// When samples leave the window, so that pruning visits only the places that have some
     /// to drop.
     expiry: Expiry,
@@ -66,6 +69,8 @@ pub struct Store {
     seq: u64,
     /// The last view whose pair or host membership changed.
     layout_seq: u64,
+    /// Views list the pending pairs without samples by index, not by report (`serve`).
+    pending_by_index: bool,
     /// Test switch: rebuild everything at every publish (the reference for equivalence).
     #[cfg(test)]
     always_full: bool,
@@ -85,10 +90,11 @@ fn host_record(h: &LiveHost) -> HostRecord {
             .endpoints
             .iter()
             .map(|(a, ep)| {
+                let micros = |us: u32| Duration::from_micros(u64::from(us));
                 let ok: Vec<(Duration, Duration)> = ep
                     .handshakes
                     .iter()
-                    .filter_map(|(_, r)| r.as_ref().ok().copied())
+                    .filter_map(|(_, r)| r.as_ref().ok().map(|&(c, t)| (micros(c), micros(t))))
                     .collect();
                 let record = EndpointRecord {
                     tls: ep.tls.clone(),
@@ -97,11 +103,11 @@ fn host_record(h: &LiveHost) -> HostRecord {
                     handshake_errors: ep
                         .handshakes
                         .iter()
-                        .filter_map(|(_, r)| r.as_ref().err().cloned())
+                        .filter_map(|(_, r)| r.as_ref().err().map(|e| (**e).clone()))
                         .collect(),
                     connect_times: ok.iter().map(|x| x.0).collect(),
                     tls_times: ok.iter().map(|x| x.1).collect(),
-                    own: recent(&ep.own),
+                    own: ep.own.iter().map(|(_, c)| c.coalesced()).collect(),
                     direct: recent(&ep.direct),
                     direct_http1: recent(&ep.direct_http1),
                 };
@@ -119,6 +125,8 @@ impl Store {
             hosts: Vec::new(),
             index: HashMap::new(),
             coalesced: HashMap::new(),
+            shared: Shared::default(),
+            sweep_due: false,
             expiry: Expiry::new(),
             events: VecDeque::new(),
             events_view: Arc::default(),
@@ -133,10 +141,22 @@ impl Store {
             bucket_sizes: [0; Verdict::ALL.len()],
             seq: 0,
             layout_seq: 0,
+            pending_by_index: false,
             #[cfg(test)]
             always_full: false,
             #[cfg(test)]
             evaluations: 0,
+        }
+    }
+
+    /// List the pending pairs without samples by index in the views (`LiveView::pending`),
+    /// their reports made when read, instead of in `report.pairs`: for readers that go
+    /// through `LiveView::listed_pairs` (the exporter, `/api/snapshot`). A million such pairs
+    /// cost a few hundred bytes each as reports, and nothing this way.
+    pub fn list_pending_by_index(&mut self, yes: bool) {
+        if self.pending_by_index != yes {
+            self.pending_by_index = yes;
+            self.cache.stale = true;
         }
     }
 
@@ -213,6 +233,7 @@ impl Store {
         self.dirty_pairs.clear();
         self.topology_changed = true;
         self.cache.stale = true;
+        self.sweep_due = true;
         added
     }
 
@@ -230,7 +251,9 @@ impl Store {
         if moved {
             self.topology_changed = true;
         }
+        let before = h.endpoints.len();
         h.endpoints.retain(|a, _| answer.addresses.contains(a));
+        self.sweep_due |= h.endpoints.len() != before;
         for a in &answer.addresses {
             h.endpoints.entry(*a).or_default();
         }
@@ -292,7 +315,8 @@ impl Store {
                 for (t, sample) in coalesced {
                     if let Some(target) = index_of(t) {
                         let pair = self.coalesced.entry((origin, target)).or_default();
-                        push_coalesced(pair.queues.entry(addr).or_default(), at, sample);
+                        let sample = self.shared.coalesced(sample);
+                        push(pair.queues.entry(addr).or_default(), at, sample);
                         schedule(&mut self.expiry, &mut pair.due, at, Place::Pair(origin, target));
                         self.dirty_pairs.insert((origin, target));
                     }
@@ -308,14 +332,15 @@ impl Store {
                 schedule(&mut self.expiry, &mut h.due, at, Place::Host(origin));
                 match handshake {
                     Ok(tls) => {
-                        push(&mut ep.handshakes, at, Ok((tls.connect_time, tls.handshake_time)));
+                        let times = self.shared.handshake(Ok((tls.connect_time, tls.handshake_time)));
+                        push(&mut ep.handshakes, at, times);
                         ep.cert = tls.chain.first().map(|der| cert::parse_leaf(der));
                         ep.tls = Some(tls);
                     }
-                    Err(e) => push(&mut ep.handshakes, at, Err(e)),
+                    Err(e) => push(&mut ep.handshakes, at, self.shared.handshake(Err(e))),
                 }
                 if let Some(o) = own {
-                    push_coalesced(&mut ep.own, at, *o);
+                    push(&mut ep.own, at, self.shared.coalesced(*o));
                 }
             }
             JobResult::Direct {
@@ -333,20 +358,30 @@ impl Store {
                 h.gen = gen;
                 h.pair_gen = gen;
                 schedule(&mut self.expiry, &mut h.due, at, Place::Host(i));
+                let sample = self.shared.sample(outcome);
                 match protocol {
-                    DirectProtocol::Negotiate => push_outcome(&mut ep.direct, at, outcome),
-                    DirectProtocol::Http1Only => push_outcome(&mut ep.direct_http1, at, outcome),
+                    DirectProtocol::Negotiate => push(&mut ep.direct, at, sample),
+                    DirectProtocol::Http1Only => push(&mut ep.direct_http1, at, sample),
                 }
             }
         }
     }
 
-    /// Drop every sample older than the window (visiting only the places that have some).
+    /// Drop every sample older than the window (visiting only the places that have some),
+    /// and the shared copies no sample uses any more.
     pub fn prune(&mut self, now: Instant) {
+        if self.prune_samples(now) || std::mem::take(&mut self.sweep_due) {
+            self.shared.sweep();
+        }
+    }
+
+    /// `prune` without the sweep; true when some samples were dropped.
+    fn prune_samples(&mut self, now: Instant) -> bool {
         let Some(cutoff) = now.checked_sub(self.window) else {
-            return;
+            return false;
         };
         let gen = self.clock + 1;
+        let mut any = false;
         while self.expiry.peek().is_some_and(|Reverse((at, _))| *at < cutoff) {
             let Some(Reverse((at, place))) = self.expiry.pop() else {
                 break;
@@ -367,6 +402,7 @@ impl Store {
                         h.gen = gen;
                         h.pair_gen = gen;
                         self.clock = gen;
+                        any = true;
                     }
                     h.due = h.endpoints.values().filter_map(|ep| ep.queues_oldest()).min();
                     if let Some(next) = h.due {
@@ -384,6 +420,7 @@ impl Store {
                     });
                     if dropped {
                         self.dirty_pairs.insert((o, t));
+                        any = true;
                     }
                     let due = oldest(pair.queues.values());
                     pair.due = due;
@@ -396,6 +433,7 @@ impl Store {
                 }
             }
         }
+        any
     }
 
     /// The samples in the window, shaped as a `check` run's records (the tests compare the
@@ -406,7 +444,7 @@ impl Store {
         let mut coalesced = HashMap::new();
         for ((o, t), pair) in &self.coalesced {
             for (a, q) in &pair.queues {
-                coalesced.insert((*o, *t, *a), recent(q));
+                coalesced.insert((*o, *t, *a), q.iter().map(|(_, s)| s.coalesced()).collect());
             }
         }
         Records {

@@ -8,25 +8,34 @@
 //! shared (`Arc`) with the previous view. What is left per publish for every pair is pointer
 //! work: a few comparisons and reference counts. A reload rebuilds everything once.
 //!
-//! The phases, in order: `refresh_hosts` (records and reports), `refresh_rows` (candidate
-//! targets per origin), `evaluate_pairs` (the pairs whose inputs changed, gathered in contract
-//! order), `assemble` (groups, summary, the report), `record_events` (verdict changes).
+//! The phases, in order: `refresh_hosts` (records and reports), `note_pair_changes`,
+//! `refresh_rows` (candidate targets per origin), `evaluate_pairs` (the pairs whose inputs
+//! changed, gathered in contract order), `assemble` (groups, summary, the report),
+//! `record_events` (verdict changes).
+//!
+//! Views for `serve` list the pending pairs without samples by index
+//! (`Store::list_pending_by_index`): their reports are not kept, the view makes them when
+//! read (`PendingSource`), from the host records they were judged on.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::engine::judge::analysis::{self, PairEval, PairIndex, Tally};
 use crate::engine::judge::verdict::Refusal;
-use crate::engine::record::Coalesced;
+use crate::engine::record::{Coalesced, HostRecord};
 use crate::engine::snapshot::{
-    EngineStatus, History, LiveView, PairReport, Snapshot, Timestamp, Verdict, VerdictEvent, ViewChanges,
-    HISTORY_BUCKETS, SCHEMA,
+    EngineStatus, History, LiveView, PairReport, PairSource, PendingPairs, PendingRun, Snapshot, Timestamp,
+    Verdict, VerdictEvent, ViewChanges, HISTORY_BUCKETS, SCHEMA,
 };
 
-use super::cache::{Cache, Slot, SlotEval};
+use super::cache::{Cache, Kind, Listed, Slot};
 use super::samples::{no_samples, PairSamples};
 use super::{host_record, Store, MAX_EVENTS};
+
+/// Capacity kept by the set of pairs evaluated between two event checks.
+const UNCHECKED_KEPT: usize = 4096;
 
 /// What one publish found changed beyond single reports.
 #[derive(Default)]
@@ -41,6 +50,10 @@ struct Changed {
 struct Gathered {
     /// Per verdict (contract order): (report, sparkline, view of its last change).
     buckets: Vec<Vec<(Arc<PairReport>, History, u64)>>,
+    /// The pending pairs in listing order, when they are listed by index: runs of pairs
+    /// without a report, and (length 0) the place of a pending report in its bucket.
+    runs: Vec<PendingRun>,
+    by_index: bool,
     tally: Tally,
     /// (origin, target) of the pairs some client would coalesce: the edges of the groups.
     links: Vec<(usize, usize)>,
@@ -63,10 +76,11 @@ impl Store {
             self.reset_cache(&mut changed);
         }
         self.refresh_hosts(unix);
+        self.note_pair_changes();
         self.refresh_rows(&mut changed);
         self.mark_dirty_pairs();
         let gathered = self.evaluate_pairs(now, &mut changed);
-        let (report, histories, pair_seqs) = self.assemble(gathered, &changed, &status, unix, now);
+        let (report, histories, pair_seqs, pending) = self.assemble(gathered, &changed, &status, unix, now);
         let new_events = record_events && self.record_events(&report);
         if new_events {
             self.events_view = Arc::new(self.events.iter().cloned().collect());
@@ -82,6 +96,7 @@ impl Store {
             histories,
             events: self.events_view.clone(),
             status,
+            pending,
         }
     }
 
@@ -90,10 +105,12 @@ impl Store {
     fn reset_cache(&mut self, changed: &mut Changed) {
         let n = self.hosts.len();
         self.cache = Cache {
-            records: self.hosts.iter().map(host_record).collect(),
+            records: self.hosts.iter().map(|h| Arc::new(host_record(h))).collect(),
             record_gens: self.hosts.iter().map(|h| h.gen).collect(),
             rows: (0..n).map(|_| Vec::new()).collect(),
             row_gens: vec![0; n],
+            pair_gens: self.hosts.iter().map(|h| h.pair_gen).collect(),
+            pair_changed: vec![0; n],
             ..Cache::default()
         };
         self.topology_changed = true;
@@ -108,7 +125,7 @@ impl Store {
         let mut rebuilt = vec![false; n];
         for (i, h) in self.hosts.iter().enumerate() {
             if cache.record_gens[i] != h.gen {
-                cache.records[i] = host_record(h);
+                cache.records[i] = Arc::new(host_record(h));
                 cache.record_gens[i] = h.gen;
                 rebuilt[i] = true;
             }
@@ -139,6 +156,18 @@ impl Store {
         }
     }
 
+    /// Stamp the hosts whose pair inputs changed since the last publish with this one: their
+    /// pairs evaluated before it are evaluated again.
+    fn note_pair_changes(&mut self) {
+        let cache = &mut self.cache;
+        for (i, h) in self.hosts.iter().enumerate() {
+            if cache.pair_gens[i] != h.pair_gen {
+                cache.pair_gens[i] = h.pair_gen;
+                cache.pair_changed[i] = self.seq;
+            }
+        }
+    }
+
     /// Linked targets: all again when an address list changed, else the changed origins'.
     /// A row keeps the slots of the targets it still has.
     fn refresh_rows(&mut self, changed: &mut Changed) {
@@ -162,16 +191,16 @@ impl Store {
             let mut old = old.into_iter().peekable();
             let mut row = Vec::with_capacity(targets.len());
             let mut gone = |slot: Slot| {
-                if slot.eval.shape() != (false, false, false) {
+                if slot.shape() != (false, false, false) {
                     changed.layout = true;
                     changed.groups = true;
                 }
             };
             for b in targets.into_iter().filter(|&b| b != a) {
-                while let Some(slot) = old.next_if(|s| s.target < b) {
+                while let Some(slot) = old.next_if(|s| s.target() < b) {
                     gone(slot);
                 }
-                match old.next_if(|s| s.target == b) {
+                match old.next_if(|s| s.target() == b) {
                     Some(slot) => row.push(slot),
                     None => row.push(Slot::new(b)),
                 }
@@ -185,7 +214,7 @@ impl Store {
     fn mark_dirty_pairs(&mut self) {
         for (a, b) in self.dirty_pairs.drain() {
             if let Some(row) = self.cache.rows.get_mut(a) {
-                if let Ok(k) = row.binary_search_by_key(&b, |s| s.target) {
+                if let Ok(k) = row.binary_search_by_key(&b, |s| s.target()) {
                     row[k].dirty = true;
                 }
             }
@@ -200,6 +229,8 @@ impl Store {
                 .iter()
                 .map(|&n| Vec::with_capacity(n + n / 8))
                 .collect(),
+            runs: Vec::new(),
+            by_index: self.pending_by_index,
             tally: Tally::default(),
             links: Vec::new(),
             problem_origins: Vec::new(),
@@ -207,13 +238,12 @@ impl Store {
         let bucket_width = (self.window / HISTORY_BUCKETS as u32).max(Duration::from_millis(1));
         let clock = History::clock(now, bucket_width);
         for a in 0..self.hosts.len() {
-            let origin_gen = self.hosts[a].pair_gen;
+            let origin_changed = self.cache.pair_changed[a];
             for k in 0..self.cache.rows[a].len() {
                 let slot = &self.cache.rows[a][k];
-                let b = slot.target;
-                let target_gen = self.hosts[b].pair_gen;
-                if slot.dirty || slot.origin_gen != origin_gen || slot.target_gen != target_gen {
-                    self.evaluate_slot(a, k, (origin_gen, target_gen), changed);
+                let stale = slot.evaluated < origin_changed.max(self.cache.pair_changed[slot.target()]);
+                if slot.dirty || stale {
+                    self.evaluate_slot(a, k, changed);
                 }
                 let slot = &self.cache.rows[a][k];
                 gathered.add(a, slot, &clock);
@@ -225,64 +255,100 @@ impl Store {
         gathered
     }
 
-    /// Evaluate the pair of `rows[a][k]` again, at the given (origin, target) generations.
-    fn evaluate_slot(&mut self, a: usize, k: usize, gens: (u64, u64), changed: &mut Changed) {
+    /// Evaluate the pair of `rows[a][k]` again.
+    fn evaluate_slot(&mut self, a: usize, k: usize, changed: &mut Changed) {
         #[cfg(test)]
         {
             self.evaluations += 1;
         }
-        let seq = self.seq;
-        let cache = &mut self.cache;
-        let b = cache.rows[a][k].target;
+        let b = self.cache.rows[a][k].target();
+        let eval = self.judge_pair(a, b);
         let queues = self.coalesced.get(&(a, b));
-        let lookup = |addr: IpAddr| -> Vec<&Coalesced> {
-            queues
-                .and_then(|p| p.queues.get(&addr))
-                .map(|q| q.iter().map(|(_, o)| o).collect())
-                .unwrap_or_default()
-        };
-        // The other hosts at an address as this publish knows them: a pair is evaluated again
-        // when its own samples change, so a neighbour's newer page shows at the pair's next
-        // probe, not at once.
-        let (records, index) = (&cache.records, cache.index.as_ref());
-        let port = records[a].entry.port;
-        let neighbours = |addr: IpAddr| index.map(|i| i.hosts_at(records, addr, port)).unwrap_or_default();
-        let eval = analysis::evaluate_pair(&records[a], &records[b], &lookup, &neighbours, false);
-        let slot = &mut cache.rows[a][k];
-        let eval = match eval {
-            PairEval::Skip => SlotEval::Skip,
-            PairEval::CertOnly => SlotEval::CertOnly,
+        let by_index = self.pending_by_index;
+        let seq = self.seq;
+        let slot = &mut self.cache.rows[a][k];
+        let (before, was_by_index) = (slot.shape(), slot.kind == Kind::Pending);
+        match eval {
+            PairEval::Skip | PairEval::CertOnly => {
+                slot.kind = match eval {
+                    PairEval::CertOnly => Kind::CertOnly,
+                    _ => Kind::Skip,
+                };
+                slot.link = false;
+                slot.listed = None;
+            }
+            PairEval::Listed { link, verdict, .. }
+                if by_index && verdict == Verdict::Pending && queues.is_none() =>
+            {
+                slot.kind = Kind::Pending;
+                slot.link = link;
+                slot.listed = None;
+            }
             PairEval::Listed {
                 report,
                 verdict,
                 link,
                 cert_only: _,
             } => {
-                // An equal report keeps its identity (readers skip it).
-                let report = match &slot.eval {
-                    SlotEval::Listed { report: old, .. } if **old == *report => old.clone(),
+                slot.kind = Kind::Listed;
+                slot.link = link;
+                let samples = queues.map(answered_samples).unwrap_or_else(no_samples);
+                match &mut slot.listed {
+                    // An equal report keeps its identity (readers skip it).
+                    Some(l) if *l.report == *report => l.samples = samples,
                     _ => {
-                        slot.seq = seq;
-                        cache.unchecked.insert((a, b));
-                        Arc::from(report)
+                        // Waiting for a probe is not a verdict (see `record_events`).
+                        if verdict != Verdict::Pending {
+                            self.cache.unchecked.insert((a, b));
+                        }
+                        slot.listed = Some(Box::new(Listed {
+                            report: Arc::from(report),
+                            verdict,
+                            seq,
+                            samples,
+                        }));
                     }
-                };
-                SlotEval::Listed {
-                    report,
-                    verdict,
-                    link,
                 }
             }
-        };
-        let (before, after) = (slot.eval.shape(), eval.shape());
+        }
+        let after = slot.shape();
         if before != after {
             changed.groups = true;
             changed.layout |= before.0 != after.0;
         }
-        slot.eval = eval;
-        slot.samples = queues.map(answered_samples).unwrap_or_else(no_samples);
-        (slot.origin_gen, slot.target_gen) = gens;
+        // A pair moving between the reports and the pairs listed by index changes the list.
+        changed.layout |= was_by_index != (slot.kind == Kind::Pending);
+        slot.evaluated = seq;
         slot.dirty = false;
+    }
+
+    /// Judge `a → b` from the records and the pair's samples as this publish has them.
+    fn judge_pair(&self, a: usize, b: usize) -> PairEval {
+        // The pair's samples as the judgement reads them (made for this evaluation only).
+        let samples: Vec<(IpAddr, Vec<Coalesced>)> = self
+            .coalesced
+            .get(&(a, b))
+            .map(|p| {
+                p.queues
+                    .iter()
+                    .map(|(addr, q)| (*addr, q.iter().map(|(_, s)| s.coalesced()).collect()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let lookup = |addr: IpAddr| -> Vec<&Coalesced> {
+            samples
+                .iter()
+                .find(|(x, _)| *x == addr)
+                .map(|(_, q)| q.iter().collect())
+                .unwrap_or_default()
+        };
+        // The other hosts at an address as this publish knows them: a pair is evaluated again
+        // when its own samples change, so a neighbour's newer page shows at the pair's next
+        // probe, not at once.
+        let (records, index) = (&self.cache.records, self.cache.index.as_ref());
+        let port = records[a].entry.port;
+        let neighbours = |addr: IpAddr| index.map(|i| i.hosts_at(records, addr, port)).unwrap_or_default();
+        analysis::evaluate_pair(&records[a], &records[b], &lookup, &neighbours, false)
     }
 
     /// Groups (when they changed), the summary and the contract report, with the sparklines
@@ -294,13 +360,20 @@ impl Store {
         status: &EngineStatus,
         unix: i64,
         now: Instant,
-    ) -> (Snapshot, Vec<History>, Vec<u64>) {
+    ) -> (Snapshot, Vec<History>, Vec<u64>, PendingPairs) {
         let Gathered {
             buckets,
+            mut runs,
+            by_index: _,
             tally,
             links,
             problem_origins,
         } = gathered;
+        // The pending reports' places in their bucket become places in the list.
+        let before_pending: usize = buckets[..Verdict::Pending as usize].iter().map(Vec::len).sum();
+        for r in runs.iter_mut().filter(|r| r.len == 0) {
+            r.first += before_pending as u32;
+        }
         if changed.groups {
             let keys: Vec<String> = self.hosts.iter().map(|h| h.entry.key()).collect();
             self.cache.groups = analysis::groups(&keys, &links, &problem_origins);
@@ -333,7 +406,17 @@ impl Store {
             groups: self.cache.groups.clone(),
             summary,
         };
-        (report, histories, pair_seqs)
+        let pending = if runs.is_empty() {
+            PendingPairs::default()
+        } else {
+            let records: Arc<[Arc<HostRecord>]> = Arc::from(self.cache.records.as_slice());
+            let source = PendingSource {
+                records,
+                index: OnceLock::new(),
+            };
+            PendingPairs::new(runs, Arc::new(source))
+        };
+        (report, histories, pair_seqs, pending)
     }
 
     /// Verdict changes, in the order of the report, among the pairs evaluated since the last
@@ -346,18 +429,20 @@ impl Store {
         let mut check: Vec<(Verdict, usize, usize, Arc<PairReport>)> = Vec::new();
         for (a, b) in cache.unchecked.drain() {
             let Some(row) = cache.rows.get(a) else { continue };
-            let Ok(k) = row.binary_search_by_key(&b, |s| s.target) else {
+            let Ok(k) = row.binary_search_by_key(&b, |s| s.target()) else {
                 continue;
             };
             // Waiting for a probe is not a verdict: the last one stands (and is not kept for
             // each of the many pairs a big list leaves pending).
-            match &row[k].eval {
-                SlotEval::Listed { report, verdict, .. } if *verdict != Verdict::Pending => {
-                    check.push((*verdict, a, b, report.clone()));
+            match (row[k].kind, &row[k].listed) {
+                (Kind::Listed, Some(l)) if l.verdict != Verdict::Pending => {
+                    check.push((l.verdict, a, b, l.report.clone()));
                 }
                 _ => {}
             }
         }
+        // The first publish evaluates every pair: its table is not kept for the few after.
+        cache.unchecked.shrink_to(UNCHECKED_KEPT);
         check.sort_unstable_by_key(|(v, a, b, _)| (*v, *a, *b));
         let mut new_events = false;
         for (_, _, _, p) in check {
@@ -393,35 +478,84 @@ impl Store {
         let Some(row) = self.cache.rows.get(a) else {
             return false;
         };
-        row.binary_search_by_key(&b, |s| s.target)
-            .is_ok_and(|k| matches!(row[k].eval, SlotEval::Listed { .. }))
+        row.binary_search_by_key(&b, |s| s.target())
+            .is_ok_and(|k| row[k].shape().0)
     }
 }
 
 impl Gathered {
-    /// Count a pair's slot in the summary and groups and, when listed, put it in its bucket.
+    /// Count a pair's slot in the summary and groups and, when listed, put it in its bucket
+    /// (or its run).
     fn add(&mut self, origin: usize, slot: &Slot, clock: &Arc<(Instant, Duration)>) {
-        match &slot.eval {
-            SlotEval::Skip => {}
-            SlotEval::CertOnly => self.tally.cert_only += 1,
-            SlotEval::Listed {
-                report,
-                verdict,
-                link,
-            } => {
-                if *link {
-                    self.links.push((origin, slot.target));
+        if slot.link {
+            self.links.push((origin, slot.target()));
+        }
+        match (slot.kind, &slot.listed) {
+            (Kind::CertOnly, _) => self.tally.cert_only += 1,
+            (Kind::Pending, _) => {
+                self.tally.add_unprobed_pending(slot.target());
+                let (origin, target) = (origin as u32, slot.target);
+                match self.runs.last_mut() {
+                    Some(r) if r.len > 0 && r.origin == origin && r.first + r.len == target => r.len += 1,
+                    _ => self.runs.push(PendingRun {
+                        origin,
+                        first: target,
+                        len: 1,
+                    }),
                 }
-                if verdict.is_problem() {
+            }
+            (Kind::Listed, Some(l)) => {
+                if l.verdict.is_problem() {
                     self.problem_origins.push(origin);
                 }
-                self.tally.add(*verdict, report, slot.target);
-                self.buckets[*verdict as usize].push((
-                    report.clone(),
-                    History::from_samples(slot.samples.clone(), clock),
-                    slot.seq,
+                self.tally.add(l.verdict, &l.report, slot.target());
+                let bucket = &mut self.buckets[l.verdict as usize];
+                if self.by_index && l.verdict == Verdict::Pending {
+                    self.runs.push(PendingRun {
+                        origin: origin as u32,
+                        first: bucket.len() as u32,
+                        len: 0,
+                    });
+                }
+                bucket.push((
+                    l.report.clone(),
+                    History::from_samples(l.samples.clone(), clock),
+                    l.seq,
                 ));
             }
+            (Kind::Skip | Kind::Listed, _) => {}
+        }
+    }
+}
+
+/// The host records one publish judged from: the reports of its pending pairs listed by
+/// index are made from them, exactly as the publish would have made them.
+struct PendingSource {
+    records: Arc<[Arc<HostRecord>]>,
+    /// "host:port" → index, made when first asked.
+    index: OnceLock<HashMap<Arc<str>, u32>>,
+}
+
+impl PairSource for PendingSource {
+    fn host_index(&self, key: &str) -> Option<u32> {
+        let index = self.index.get_or_init(|| {
+            self.records
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.key.clone(), i as u32))
+                .collect()
+        });
+        index.get(key).copied()
+    }
+
+    fn report(&self, origin: u32, target: u32) -> Option<PairReport> {
+        let a = self.records.get(origin as usize)?;
+        let b = self.records.get(target as usize)?;
+        let none = |_: IpAddr| -> Vec<&Coalesced> { Vec::new() };
+        let nobody = |_: IpAddr| -> Vec<&HostRecord> { Vec::new() };
+        match analysis::evaluate_pair(a, b, &none, &nobody, false) {
+            PairEval::Listed { report, .. } => Some(*report),
+            PairEval::Skip | PairEval::CertOnly => None,
         }
     }
 }
@@ -432,10 +566,12 @@ fn answered_samples(pair: &PairSamples) -> Arc<[(Instant, bool)]> {
     pair.queues
         .values()
         .flat_map(|q| q.iter())
-        .filter_map(|(at, o)| match (&o.outcome, Refusal::of(&o.outcome)) {
-            (_, Some(_)) => Some((*at, true)),
-            (Ok(_), None) => Some((*at, false)),
-            (Err(_), None) => None,
-        })
+        .filter_map(
+            |(at, c)| match (c.sample.shared(), Refusal::of(c.sample.shared())) {
+                (_, Some(_)) => Some((*at, true)),
+                (Ok(_), None) => Some((*at, false)),
+                (Err(_), None) => None,
+            },
+        )
         .collect()
 }

@@ -11,9 +11,12 @@ use std::time::{Duration, Instant};
 use crate::engine::probe::cert::{CertError, CertSummary};
 use crate::engine::probe::dns::DnsAnswer;
 use crate::engine::probe::error::ProbeError;
+use crate::engine::probe::page::PageSketch;
 use crate::engine::probe::tls::TlsInfo;
-use crate::engine::record::{Coalesced, Outcome};
+use crate::engine::record::{Coalesced, ConnId, ConnTraits, Outcome};
 use crate::watchlist::Entry;
+
+use super::intern::{Interner, MAX_INTERNED};
 
 /// Samples kept per list at most, whatever the window.
 pub const MAX_SAMPLES: usize = 512;
@@ -27,29 +30,123 @@ pub(super) fn push<T>(q: &mut Timed<T>, at: Instant, item: T) {
     q.push_back((at, item));
 }
 
-/// Push an outcome, sharing its page sketch with a recent answer's when they are equal: a page
-/// that does not change costs one sketch per queue, not one per sample.
-pub(super) fn push_outcome(q: &mut Timed<Outcome>, at: Instant, mut item: Outcome) {
-    share_page(q.iter().rev().take(4).map(|(_, o)| o), &mut item);
-    push(q, at, item);
+/// A request's outcome as the store keeps it: the shared copy of what came back (see
+/// `Shared::outcome`; its `elapsed` is zero) and the request's own timing.
+#[derive(Debug, Clone)]
+pub(super) struct Sample {
+    outcome: Arc<Outcome>,
+    /// The answer's `elapsed`, in microseconds (saturated).
+    elapsed_us: u32,
 }
 
-/// `push_outcome` for a coalesced request (its outcome and its connection's traits).
-pub(super) fn push_coalesced(q: &mut Timed<Coalesced>, at: Instant, mut item: Coalesced) {
-    share_page(q.iter().rev().take(4).map(|(_, c)| &c.outcome), &mut item.outcome);
-    push(q, at, item);
+impl Sample {
+    /// The outcome as the probe returned it (for the judgement).
+    pub(super) fn outcome(&self) -> Outcome {
+        let mut o = (*self.outcome).clone();
+        if let Ok(a) = &mut o {
+            a.elapsed = Duration::from_micros(u64::from(self.elapsed_us));
+        }
+        o
+    }
+
+    /// The outcome without its timing (what the verdicts compare).
+    pub(super) fn shared(&self) -> &Outcome {
+        &self.outcome
+    }
 }
 
-/// Point `item`'s page sketch at an equal one among `recent`, if there is one.
-fn share_page<'a>(recent: impl Iterator<Item = &'a Outcome>, item: &mut Outcome) {
-    let Ok(answer) = item else { return };
-    let Some(mine) = &answer.page else { return };
-    let same = recent
-        .filter_map(|o| o.as_ref().ok()?.page.as_ref())
-        .find(|p| **p == *mine)
-        .cloned();
-    if let Some(same) = same {
-        answer.page = Some(same);
+/// A coalesced request as the store keeps it: its sample and its connection's traits (shared).
+#[derive(Debug, Clone)]
+pub(super) struct CoalescedSample {
+    pub(super) sample: Sample,
+    conn: Option<Arc<ConnTraits>>,
+    /// The connection it went on (answers on one connection are not compared as if apart).
+    via: ConnId,
+}
+
+impl CoalescedSample {
+    pub(super) fn coalesced(&self) -> Coalesced {
+        Coalesced::on(self.sample.outcome(), self.conn.clone(), self.via)
+    }
+}
+
+/// A handshake as the store keeps it: (connect, TLS) times in microseconds, or the shared
+/// copy of its error.
+pub(super) type Handshake = Result<(u32, u32), Arc<ProbeError>>;
+
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// The shared copies of what the samples in the window hold (see `intern`).
+#[derive(Debug)]
+pub(super) struct Shared {
+    outcomes: Interner<Outcome>,
+    pages: Interner<PageSketch>,
+    conns: Interner<ConnTraits>,
+    errors: Interner<ProbeError>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            outcomes: Interner::new(MAX_INTERNED),
+            pages: Interner::new(MAX_INTERNED),
+            conns: Interner::new(MAX_INTERNED),
+            errors: Interner::new(MAX_INTERNED),
+        }
+    }
+}
+
+impl Shared {
+    /// A request's outcome as a sample: its page sketch and the rest of what came back shared.
+    pub(super) fn sample(&mut self, mut outcome: Outcome) -> Sample {
+        let mut elapsed_us = 0;
+        if let Ok(a) = &mut outcome {
+            elapsed_us = micros(a.elapsed);
+            a.elapsed = Duration::ZERO;
+            if let Some(page) = a.page.take() {
+                a.page = Some(self.pages.intern_arc(page));
+            }
+        }
+        Sample {
+            outcome: self.outcomes.intern(outcome),
+            elapsed_us,
+        }
+    }
+
+    pub(super) fn coalesced(&mut self, c: Coalesced) -> CoalescedSample {
+        CoalescedSample {
+            sample: self.sample(c.outcome),
+            conn: c.conn.map(|t| self.conns.intern_arc(t)),
+            via: c.via,
+        }
+    }
+
+    pub(super) fn handshake(&mut self, h: Result<(Duration, Duration), ProbeError>) -> Handshake {
+        match h {
+            Ok((connect, tls)) => Ok((micros(connect), micros(tls))),
+            Err(e) => Err(self.errors.intern(e)),
+        }
+    }
+
+    /// Drop the shared copies no sample refers to any more (outcomes first: they hold pages).
+    pub(super) fn sweep(&mut self) {
+        self.outcomes.sweep();
+        self.pages.sweep();
+        self.conns.sweep();
+        self.errors.sweep();
+    }
+
+    /// (outcomes, pages, connection traits, errors) shared now.
+    #[cfg(test)]
+    pub(super) fn sizes(&self) -> [usize; 4] {
+        [
+            self.outcomes.len(),
+            self.pages.len(),
+            self.conns.len(),
+            self.errors.len(),
+        ]
     }
 }
 
@@ -86,8 +183,9 @@ pub(super) fn schedule(expiry: &mut Expiry, due: &mut Option<Instant>, at: Insta
     }
 }
 
-pub(super) fn recent<T: Clone>(q: &Timed<T>) -> Vec<T> {
-    q.iter().map(|(_, x)| x.clone()).collect()
+/// The outcomes of a queue's samples, oldest first (for the judgement).
+pub(super) fn recent(q: &Timed<Sample>) -> Vec<Outcome> {
+    q.iter().map(|(_, s)| s.outcome()).collect()
 }
 
 #[derive(Debug, Default)]
@@ -95,10 +193,10 @@ pub(super) struct LiveEndpoint {
     /// The latest successful handshake (certificates get renewed: the latest is the truth).
     pub(super) tls: Option<TlsInfo>,
     pub(super) cert: Option<Result<CertSummary, CertError>>,
-    pub(super) handshakes: Timed<Result<(Duration, Duration), ProbeError>>,
-    pub(super) own: Timed<Coalesced>,
-    pub(super) direct: Timed<Outcome>,
-    pub(super) direct_http1: Timed<Outcome>,
+    pub(super) handshakes: Timed<Handshake>,
+    pub(super) own: Timed<CoalescedSample>,
+    pub(super) direct: Timed<Sample>,
+    pub(super) direct_http1: Timed<Sample>,
 }
 
 #[derive(Debug)]
@@ -125,7 +223,7 @@ pub(super) struct LiveHost {
 /// Coalesced requests of one ordered pair, per origin address.
 #[derive(Debug, Default)]
 pub(super) struct PairSamples {
-    pub(super) queues: BTreeMap<IpAddr, Timed<Coalesced>>,
+    pub(super) queues: BTreeMap<IpAddr, Timed<CoalescedSample>>,
     /// The oldest sample time (scheduled in `Store::expiry`).
     pub(super) due: Option<Instant>,
 }
@@ -154,19 +252,62 @@ pub(super) fn no_samples() -> Arc<[(Instant, bool)]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::probe::page::PageSketch;
     use crate::testing::synth::answer;
 
+    fn page(s: &Sample) -> Arc<PageSketch> {
+        s.shared().as_ref().unwrap().page.clone().unwrap()
+    }
+
     #[test]
-    fn equal_pages_share_one_sketch() {
-        let mut q: Timed<Outcome> = VecDeque::new();
-        let at = Instant::now();
-        push_outcome(&mut q, at, answer(200, "the same page"));
-        push_outcome(&mut q, at, answer(200, "the same page"));
-        push_outcome(&mut q, at, answer(200, "another page"));
-        let page = |i: usize| -> Arc<PageSketch> { q[i].1.as_ref().unwrap().page.clone().unwrap() };
-        assert!(Arc::ptr_eq(&page(0), &page(1)));
-        assert!(!Arc::ptr_eq(&page(1), &page(2)));
-        assert_eq!(*page(2), PageSketch::of(b"another page"));
+    fn equal_answers_share_one_copy_and_keep_their_own_timing() {
+        let mut shared = Shared::default();
+        let mut slow = answer(200, "the same page");
+        if let Ok(a) = &mut slow {
+            a.elapsed = Duration::from_millis(250);
+        }
+        let a = shared.sample(answer(200, "the same page"));
+        let b = shared.sample(slow.clone());
+        let c = shared.sample(answer(200, "another page"));
+        assert!(Arc::ptr_eq(&a.outcome, &b.outcome));
+        assert!(Arc::ptr_eq(&page(&a), &page(&b)));
+        assert!(!Arc::ptr_eq(&page(&b), &page(&c)));
+        assert_eq!(*page(&c), PageSketch::of(b"another page"));
+        // The judgement gets back what the probe returned.
+        assert_eq!(b.outcome(), slow);
+        assert_eq!(a.outcome(), answer(200, "the same page"));
+        // A page is shared even when the rest of the answer differs.
+        let mut other_server = answer(200, "the same page");
+        if let Ok(x) = &mut other_server {
+            x.server = Some("Apache".into());
+        }
+        let d = shared.sample(other_server);
+        assert!(!Arc::ptr_eq(&a.outcome, &d.outcome));
+        assert!(Arc::ptr_eq(&page(&a), &page(&d)));
+        assert_eq!(shared.sizes(), [3, 2, 0, 0]);
+    }
+
+    #[test]
+    fn shared_copies_live_as_long_as_their_samples() {
+        let mut shared = Shared::default();
+        let mut q: Timed<Sample> = VecDeque::new();
+        let start = Instant::now();
+        for i in 0..4u64 {
+            let s = shared.sample(answer(200, &format!("page {}", i % 2)));
+            push(&mut q, start + Duration::from_secs(i), s);
+        }
+        let e = shared.handshake(Err(ProbeError::Tls("boom".into())));
+        assert_eq!(shared.sizes(), [2, 2, 0, 1]);
+        // The two oldest leave the window: both pages are still used by the newer two.
+        prune(&mut q, start + Duration::from_secs(2));
+        shared.sweep();
+        assert_eq!(shared.sizes(), [2, 2, 0, 1]);
+        prune(&mut q, start + Duration::from_secs(3));
+        drop(e);
+        shared.sweep();
+        assert_eq!(shared.sizes(), [1, 1, 0, 0]);
+        assert_eq!(recent(&q), vec![answer(200, "page 1")]);
+        q.clear();
+        shared.sweep();
+        assert_eq!(shared.sizes(), [0, 0, 0, 0]);
     }
 }

@@ -9,7 +9,7 @@ use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::HttpAnswer;
 use crate::engine::probe::tls::TlsInfo;
 use crate::engine::record::{Coalesced, Outcome};
-use crate::engine::snapshot::{EngineStatus, LiveView, PairReport, Timestamp, ViewChanges};
+use crate::engine::snapshot::{EngineStatus, History, LiveView, PairReport, Timestamp, ViewChanges};
 
 fn entry(host: &str, line: usize) -> Entry {
     Entry {
@@ -239,6 +239,39 @@ fn coverage_is_computed_over_the_window() {
     assert_eq!(v.report.summary.coverage, 0.5, "{:?}", v.report.summary);
 }
 
+/// `by_index` (pending pairs listed by index) lists what `full` (every pair by report) lists,
+/// in the same order, with the same reports, and says the same around them.
+fn assert_lists_the_same(full: &LiveView, by_index: &LiveView, context: &str) {
+    assert!(full.pending.is_empty(), "{context}");
+    let listed: Vec<Arc<PairReport>> = by_index
+        .listed_pairs()
+        .map(|p| by_index.listed_report(p).expect("a listed pair has a report"))
+        .collect();
+    assert_eq!(listed, full.report.pairs, "{context}: listed pairs");
+    assert_eq!(by_index.listed_len(), full.report.pairs.len(), "{context}");
+    let json = crate::report::json::view_to_json(by_index);
+    assert_eq!(
+        json,
+        crate::report::json::to_json(&full.report),
+        "{context}: JSON"
+    );
+    assert_eq!(by_index.report.summary, full.report.summary, "{context}");
+    assert_eq!(by_index.report.groups, full.report.groups, "{context}");
+    assert_eq!(by_index.events, full.events, "{context}");
+    // Aligned with the pairs listed by report, which have the same sparklines.
+    assert_eq!(by_index.histories.len(), by_index.report.pairs.len(), "{context}");
+    let sparkline: HashMap<(&str, &str), &History> = full
+        .report
+        .pairs
+        .iter()
+        .zip(&full.histories)
+        .map(|(p, h)| ((&*p.origin, &*p.target), h))
+        .collect();
+    for (p, h) in by_index.report.pairs.iter().zip(&by_index.histories) {
+        assert_eq!(Some(&h), sparkline.get(&(&*p.origin, &*p.target)), "{context}");
+    }
+}
+
 /// The view without what legitimately differs between two stores fed the same way: the
 /// second the report was made at, and the publish bookkeeping.
 fn comparable(mut v: LiveView) -> LiveView {
@@ -268,12 +301,18 @@ fn incremental_publish_equals_full_recomputation() {
         let mut full = synth.store(window);
         full.always_full = true;
         full.started = inc.started;
+        // Lists the pending pairs without samples by index (as for `serve`).
+        let mut idx = synth.store(window);
+        idx.list_pending_by_index(true);
+        idx.started = inc.started;
         let all = synth.entries();
         let mut listed: Vec<Entry> = all.clone();
         let mut hosts = inc.hosts_for_jobs();
         let mut now = Instant::now();
         let mut cycles = 0u64;
         let mut layouts = 0;
+        let mut by_index = 0;
+        let mut pending_reports = 0;
         for step in 0..300u64 {
             match rng.random_range(0..100) {
                 0..=39 => {
@@ -315,6 +354,7 @@ fn incremental_publish_equals_full_recomputation() {
                     };
                     inc.apply(&hosts, make(), now);
                     full.apply(&hosts, make(), now);
+                    idx.apply(&hosts, make(), now);
                 }
                 40..=64 => {
                     let i = rng.random_range(0..hosts.len().max(1));
@@ -340,6 +380,7 @@ fn incremental_publish_equals_full_recomputation() {
                     };
                     inc.apply(&hosts, make(), now);
                     full.apply(&hosts, make(), now);
+                    idx.apply(&hosts, make(), now);
                 }
                 65..=72 => {
                     // Move a name to another group's address, break it, or restore it.
@@ -354,6 +395,7 @@ fn incremental_publish_equals_full_recomputation() {
                         _ => synth.dns(n),
                     };
                     inc.set_dns(&e.key(), answer.clone());
+                    idx.set_dns(&e.key(), answer.clone());
                     full.set_dns(&e.key(), answer);
                     if rng.random_bool(0.5) {
                         hosts = inc.hosts_for_jobs();
@@ -370,6 +412,7 @@ fn incremental_publish_equals_full_recomputation() {
                     }
                     inc.set_entries(&listed);
                     full.set_entries(&listed);
+                    idx.set_entries(&listed);
                     for e in &listed {
                         let n = all.iter().position(|x| x == e).unwrap();
                         if inc.dns_fresh(&e.key(), Instant::now()) {
@@ -377,6 +420,7 @@ fn incremental_publish_equals_full_recomputation() {
                         }
                         inc.set_dns(&e.key(), synth.dns(n));
                         full.set_dns(&e.key(), synth.dns(n));
+                        idx.set_dns(&e.key(), synth.dns(n));
                     }
                     hosts = inc.hosts_for_jobs();
                 }
@@ -392,6 +436,7 @@ fn incremental_publish_equals_full_recomputation() {
                 };
                 let record = cycles > 0;
                 let a = inc.publish(now, status.clone(), record);
+                let c = idx.publish(now, status.clone(), record);
                 let b = full.publish(now, status, record);
                 if let (Some(oldest), Some(cutoff)) = (inc.oldest_sample(), now.checked_sub(window)) {
                     assert!(
@@ -402,6 +447,7 @@ fn incremental_publish_equals_full_recomputation() {
                 assert!(inc.coalesced.values().all(|p| !p.queues.is_empty()));
                 layouts += usize::from(a.changes.layout == a.changes.seq);
                 assert_eq!(a.changes.pairs.len(), a.report.pairs.len());
+                assert_eq!(c.changes.pairs.len(), c.report.pairs.len());
                 assert_eq!(a.changes.hosts.len(), a.report.hosts.len());
                 // What the scheduler relies on: problems come first, `is_listed` knows the list.
                 let problem = |p: &Arc<PairReport>| p.verdict.is_problem();
@@ -419,12 +465,20 @@ fn incremental_publish_equals_full_recomputation() {
                 fresh.generated_at = Timestamp::default();
                 // `--rounds` advice is for `check` only: the live engine has no rounds.
                 fresh.summary.settle_rounds = None;
-                let (a, b) = (comparable(a), comparable(b));
+                let (a, b, c) = (comparable(a), comparable(b), comparable(c));
                 assert_eq!(a.report, fresh, "seed {seed} step {step}: incremental vs analyse");
                 assert_eq!(a, b, "seed {seed} step {step}: incremental vs full");
+                assert_lists_the_same(&a, &c, &format!("seed {seed} step {step}"));
+                by_index += c.pending.len();
+                pending_reports += c.pending.runs().iter().filter(|r| r.len == 0).count();
             }
         }
         assert!(layouts > 2, "the layout changed only {layouts} times");
+        assert!(by_index > 0, "no pair was ever listed by index");
+        assert!(
+            pending_reports > 0,
+            "no pending pair with samples was listed among them"
+        );
         let last = inc.publish(now, EngineStatus::default(), true);
         assert!(!last.report.pairs.is_empty());
     }
