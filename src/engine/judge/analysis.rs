@@ -603,6 +603,16 @@ mod tests {
                 "{}",
                 p.explanation
             );
+            // The biased answer on the same connection does look like the origin's page (it
+            // shares the port): without a direct answer, `check` asks the origin directly.
+            let samples = &r.coalesced[&(0, 1, ip("192.0.2.1"))];
+            let target: Vec<&Outcome> = r.hosts[1]
+                .endpoints
+                .values()
+                .flat_map(|e| e.references())
+                .collect();
+            let wanted = content::wants_origin_reference(samples, &target, &r.hosts[0], ip("192.0.2.1"));
+            assert_eq!(wanted, r.hosts[0].endpoints.values().all(|e| e.direct.is_empty()));
         }
     }
 

@@ -243,9 +243,13 @@ fn comparable(x: &HttpAnswer, healthy: &[&HttpAnswer]) -> bool {
 
 /// Would a coalesced answer of `origin → target` at `addr` be compared with the other sites'
 /// pages, while the origin has no answer there on a connection other than the one the answer
-/// came on? Then the comparison lacks the origin's page (an SNI router serving the origin's
-/// page for every name on its connection would go unseen), and a direct request for the origin
-/// on a connection of its own supplies it. `check` asks for one exactly then.
+/// came on, and the origin's answer on that very connection would call it the origin's page?
+/// Then the comparison lacks the origin's page (an SNI router serving the origin's page for
+/// every name on its connection would go unseen), and a direct request for the origin on a
+/// connection of its own supplies it. The answer on the same connection is only a filter: it
+/// shares whatever a page prints of its connection, so an unbiased one can only be further from
+/// the coalesced answer; when even the biased one cannot name the origin's page, no request
+/// is needed. `check` asks for one exactly then.
 pub fn wants_origin_reference(
     coalesced: &[Coalesced],
     target: &[&Outcome],
@@ -253,16 +257,32 @@ pub fn wants_origin_reference(
     addr: IpAddr,
 ) -> bool {
     let healthy = healthy_references(target);
-    let ep = origin.endpoints.get(&addr);
-    coalesced.iter().any(|c| match &c.outcome {
-        Ok(x) if comparable(x, &healthy) && against_target(x, &healthy).is_err() => {
-            let elsewhere = ep.is_some_and(|ep| {
-                ep.direct.iter().any(|o| o.is_ok())
-                    || ep.own.iter().any(|o| o.outcome.is_ok() && !o.via.same_as(c.via))
-            });
-            !elsewhere
+    let Some(ep) = origin.endpoints.get(&addr) else {
+        return false;
+    };
+    if ep.direct.iter().any(|o| o.is_ok()) {
+        return false;
+    }
+    coalesced.iter().any(|c| {
+        let Ok(x) = &c.outcome else { return false };
+        if !comparable(x, &healthy) {
+            return false;
         }
-        _ => false,
+        let Err(closeness) = against_target(x, &healthy) else {
+            return false;
+        };
+        let elsewhere = ep.own.iter().any(|o| o.outcome.is_ok() && !o.via.same_as(c.via));
+        let same: Vec<Reference<'_>> = ep
+            .own
+            .iter()
+            .filter(|o| o.via.same_as(c.via))
+            .filter_map(|o| o.outcome.as_ref().ok())
+            .map(|answer| Reference {
+                site: &origin.key,
+                answer,
+            })
+            .collect();
+        !elsewhere && matches!(against_others(x, closeness, &same), Classified::OtherSite(_))
     })
 }
 
