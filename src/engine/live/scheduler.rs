@@ -548,8 +548,6 @@ impl Scheduler {
         peers: &[Vec<usize>],
         ids: &[u64],
     ) -> CycleJobs {
-        let urgent_pair =
-            |a: usize, b: usize| self.pair_states.get(&(ids[a], ids[b])).is_some_and(|s| s.urgent);
         let now = Instant::now();
         let (window, interval) = (self.options.window, self.options.interval);
         let untried_target =
@@ -562,17 +560,17 @@ impl Scheduler {
             if !keys.contains(&h.entry.key()) {
                 continue;
             }
-            let open: Vec<usize> = peers[i]
-                .iter()
-                .copied()
-                .filter(|&t| untried_target(t))
-                .filter(|&t| {
-                    self.pair_states
-                        .get(&(ids[i], ids[t]))
-                        .is_none_or(|s| s.uncovered.is_none())
-                })
-                .collect();
-            let again: Vec<usize> = peers[i].iter().copied().filter(|&t| urgent_pair(i, t)).collect();
+            // One look at each pair's state: untried targets it covers, urgent pairs.
+            let (mut open, mut again) = (Vec::new(), Vec::new());
+            for &t in &peers[i] {
+                let state = self.pair_states.get(&(ids[i], ids[t]));
+                if state.is_none_or(|s| s.uncovered.is_none()) && untried_target(t) {
+                    open.push(t);
+                }
+                if state.is_some_and(|s| s.urgent) {
+                    again.push(t);
+                }
+            }
             for &addr in &h.dns.addresses {
                 jobs.push(Job::Origin(i, addr));
                 slots.push(Slot::Origin {
