@@ -187,6 +187,7 @@ impl Prober {
             coalesced,
             uncovered,
             requests,
+            signals: None,
         };
         let opened = match h2::open(&self.tls, sock, &origin.entry.host).await {
             Ok(o) => o,

@@ -14,6 +14,7 @@ use crate::engine::probe::dns::DnsAnswer;
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::HttpAnswer;
 use crate::engine::probe::page::PageSketch;
+use crate::engine::probe::signals::ServerSignals;
 use crate::engine::probe::tls::TlsInfo;
 use crate::watchlist::Entry;
 
@@ -121,6 +122,9 @@ pub enum JobResult {
         /// connections, which the live planner remembers.
         uncovered: Vec<usize>,
         requests: u64,
+        /// What the server sent on the (first) connection besides answers: ORIGIN and ALTSVC
+        /// frames, Alt-Svc headers. None when no HTTP/2 connection was made.
+        signals: Option<Box<ServerSignals>>,
     },
     Direct {
         host: usize,
@@ -177,6 +181,9 @@ pub struct EndpointRecord {
     pub direct: Vec<Outcome>,
     /// HTTP/1.1 requests made when the direct answers failed.
     pub direct_http1: Vec<Outcome>,
+    /// What the server sent besides answers on the latest HTTP/2 connection for this host
+    /// here (ORIGIN set, Alt-Svc). None before the first one.
+    pub signals: Option<Box<ServerSignals>>,
 }
 
 impl EndpointRecord {
@@ -259,6 +266,7 @@ impl Records {
                 own,
                 coalesced,
                 requests,
+                signals,
                 ..
             } => {
                 records.requests += requests;
@@ -276,6 +284,9 @@ impl Records {
                         }
                     }
                     Err(e) => push_bounded(&mut ep.handshake_errors, e),
+                }
+                if signals.is_some() {
+                    ep.signals = signals;
                 }
                 if let Some(mut o) = own {
                     records.pages.share(&mut o.outcome);

@@ -119,6 +119,7 @@ impl Synth {
             coalesced,
             uncovered: vec![],
             requests: self.group as u64,
+            signals: None,
         }
     }
 

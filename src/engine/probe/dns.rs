@@ -139,6 +139,51 @@ pub struct DnsAnswer {
     pub elapsed: Duration,
     /// Addresses left out because the answer had more than `MAX_ADDRESSES` (0 normally).
     pub dropped: usize,
+    /// The name's HTTPS records (RFC 9460, type 65), in priority order, at most
+    /// `MAX_HTTPS_RECORDS`. Empty when there are none, for overrides and IP literals.
+    pub https: Vec<HttpsRecord>,
+    /// Why the HTTPS query failed (a timeout, SERVFAIL); None when it answered, with records
+    /// or without. Never makes the name fail: browsers go on with A/AAAA.
+    pub https_error: Option<String>,
+}
+
+/// Most HTTPS records kept per name.
+pub const MAX_HTTPS_RECORDS: usize = 16;
+
+/// One HTTPS record (RFC 9460): where and how a client may reach the name's service.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpsRecord {
+    /// SvcPriority: 0 = AliasMode, else ServiceMode (lower first).
+    pub priority: u16,
+    /// TargetName without the trailing dot; "." (the owner name itself) is written as "".
+    pub target: String,
+    /// `alpn` SvcParam ids, as listed ("h3", "h2").
+    pub alpn: Vec<String>,
+    /// `no-default-alpn`: the implicit "http/1.1" does not apply.
+    pub no_default_alpn: bool,
+    pub port: Option<u16>,
+    pub ipv4hint: Vec<std::net::Ipv4Addr>,
+    pub ipv6hint: Vec<std::net::Ipv6Addr>,
+    /// An `ech` SvcParam is present (its config is not kept).
+    pub ech: bool,
+    pub ttl_s: u32,
+}
+
+impl HttpsRecord {
+    /// A ServiceMode record (priority > 0).
+    pub fn is_service(&self) -> bool {
+        self.priority > 0
+    }
+
+    /// The record's alpn set offers HTTP/2.
+    pub fn offers_h2(&self) -> bool {
+        self.alpn.iter().any(|p| p == "h2")
+    }
+
+    /// The record's alpn set offers HTTP/3 (`h3` or a draft `h3-NN`).
+    pub fn offers_h3(&self) -> bool {
+        self.alpn.iter().any(|p| p == "h3" || p.starts_with("h3-"))
+    }
 }
 
 /// Most addresses probed per name: a name with hundreds of A records would otherwise cost
@@ -368,6 +413,8 @@ impl Dns {
             overridden: false,
             elapsed: Duration::ZERO,
             dropped: 0,
+            https: Vec::new(),
+            https_error: None,
         }
     }
 

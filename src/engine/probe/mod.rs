@@ -9,4 +9,5 @@ pub mod error;
 pub mod h2;
 pub mod page;
 pub mod rate;
+pub mod signals;
 pub mod tls;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::engine::probe::cert;
 use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
+use crate::engine::probe::signals::ServerSignals;
 use crate::engine::record::{EndpointRecord, HostRecord, JobResult};
 use crate::engine::snapshot::{Verdict, VerdictEvent};
 use crate::watchlist::Entry;
@@ -110,6 +111,7 @@ fn host_record(h: &LiveHost) -> HostRecord {
                     own: ep.own.iter().map(|(_, c)| c.coalesced()).collect(),
                     direct: recent(&ep.direct),
                     direct_http1: recent(&ep.direct_http1),
+                    signals: ep.signals.clone(),
                 };
                 (*a, Box::new(record))
             })
@@ -308,6 +310,7 @@ impl Store {
                 own,
                 coalesced,
                 requests,
+                signals,
                 ..
             } => {
                 self.requests += requests;
@@ -341,6 +344,14 @@ impl Store {
                 }
                 if let Some(o) = own {
                     push(&mut ep.own, at, self.shared.coalesced(*o));
+                }
+                if signals.is_some() {
+                    // A changed ORIGIN set links or unlinks pairs.
+                    let origins = |s: &Option<Box<ServerSignals>>| s.as_ref().map(|s| s.origin.clone());
+                    if origins(&ep.signals) != origins(&signals) {
+                        self.topology_changed = true;
+                    }
+                    ep.signals = signals;
                 }
             }
             JobResult::Direct {

@@ -12,6 +12,7 @@ use crate::engine::probe::cert::{CertError, CertSummary};
 use crate::engine::probe::dns::DnsAnswer;
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::page::PageSketch;
+use crate::engine::probe::signals::ServerSignals;
 use crate::engine::probe::tls::TlsInfo;
 use crate::engine::record::{Coalesced, ConnId, ConnTraits, Outcome};
 use crate::watchlist::Entry;
@@ -197,6 +198,9 @@ pub(super) struct LiveEndpoint {
     pub(super) own: Timed<CoalescedSample>,
     pub(super) direct: Timed<Sample>,
     pub(super) direct_http1: Timed<Sample>,
+    /// What the server sent besides answers on the latest HTTP/2 connection (ORIGIN set,
+    /// Alt-Svc): the latest is the truth, like the certificate.
+    pub(super) signals: Option<Box<ServerSignals>>,
 }
 
 #[derive(Debug)]

@@ -61,6 +61,7 @@ fn reload_keeps_unchanged_history_and_drops_removed_names() {
             coalesced: vec![(1, Coalesced::new(answer(421), None))],
             uncovered: vec![],
             requests: 1,
+            signals: None,
         },
         now,
     );
@@ -212,6 +213,7 @@ fn coverage_is_computed_over_the_window() {
         coalesced: vec![(target, Coalesced::new(answer(200), None))],
         uncovered: vec![],
         requests: 2,
+        signals: None,
     };
     // Cycle 1 probes a → b only; both handshakes are known.
     store.apply(&hosts, origin(0, 1), t0);
@@ -225,6 +227,7 @@ fn coverage_is_computed_over_the_window() {
             coalesced: vec![],
             uncovered: vec![],
             requests: 1,
+            signals: None,
         },
         t0,
     );
