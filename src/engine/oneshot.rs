@@ -8,6 +8,7 @@
 //! connection. Results flow back to this task, the only writer of the records; the judgement
 //! turns them into a `Snapshot`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::stream::{self, StreamExt};
@@ -15,7 +16,7 @@ use rand::seq::SliceRandom;
 
 use crate::engine::judge::verdict::wants_http1_check;
 use crate::engine::judge::{analysis, content};
-use crate::engine::live::planner::{address_peers, Plan};
+use crate::engine::live::planner::{address_peers, origin_index, Plan};
 use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::prober::Prober;
 use crate::engine::record::{HostRecord, Job, JobResult, Records};
@@ -56,12 +57,18 @@ pub async fn probe(prober: &Prober, entries: &[Entry], options: &CheckOptions) -
         hosts: resolve_all(prober, entries).await,
         ..Default::default()
     };
-    let plan = Plan {
+    let mut plan = Plan {
         peers: address_peers(&records.hosts),
         limit: options.max_targets,
+        origins: Some(Arc::new(origin_index(&records.hosts))),
         ..Plan::default()
     };
-    for _ in 0..options.rounds {
+    for round in 0..options.rounds {
+        if round > 0 {
+            // The names ORIGIN frames listed in the rounds so far are peers from now on (the
+            // prober adds them on the connection that received the frame too).
+            plan.peers = address_peers(&records.hosts);
+        }
         let mut jobs: Vec<Job> = records
             .hosts
             .iter()

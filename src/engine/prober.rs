@@ -18,6 +18,7 @@ use crate::engine::probe::dns::Dns;
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::{self, H2Connection, Opened};
 use crate::engine::probe::rate::RateLimiter;
+use crate::engine::probe::signals::OriginSet;
 use crate::engine::probe::tls::{TlsInfo, TlsSettings};
 use crate::engine::record::{Coalesced, ConnId, ConnTraits, HostRecord, Job, JobResult, Outcome};
 
@@ -63,6 +64,13 @@ pub trait TargetPlan: Send + Sync {
     /// Which of `covered` (the peers the certificate covers) the connection for `origin`
     /// at `addr` carries, in the order to request them.
     fn choose(&self, origin: usize, addr: IpAddr, covered: &[usize]) -> Vec<usize>;
+    /// The hosts (indices of the job's list) that the ORIGIN frame `set` received on a
+    /// connection for `origin` lists, other than the origin: Firefox pools them whatever DNS
+    /// says, so they are targets too. Sorted.
+    fn listed(&self, origin: usize, set: &OriginSet) -> Vec<usize> {
+        let _ = (origin, set);
+        Vec::new()
+    }
 }
 
 /// The probe engine for one run: shared settings, limits and counters.

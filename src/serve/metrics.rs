@@ -858,6 +858,7 @@ mod tests {
             coalesce: Coalesce {
                 chrome: true,
                 firefox: false,
+                rules: Default::default(),
             },
             probes,
             rate_421: if probes > 0 {
@@ -891,6 +892,7 @@ mod tests {
             fix: None,
             error: None,
             impact: vec![],
+            findings: vec![],
         }
     }
 
@@ -939,6 +941,8 @@ mod tests {
                 handshake_errors: 0,
                 connect_ms: Some(1.0),
                 tls_ms: Some(3.0),
+                origin_frame: None,
+                alt_svc: vec![],
             }],
             findings: vec![],
         }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::judge::confidence;
-use crate::engine::judge::policy::{self, EndpointFacts};
+use crate::engine::judge::policy::{self, EndpointFacts, OriginFrame, TargetFacts};
 use crate::engine::probe::cert;
 use crate::engine::record::{Coalesced, HostRecord, Records};
 use crate::engine::snapshot::{
@@ -128,10 +128,12 @@ pub(crate) fn evaluate_pair<'c, 'n>(
     let policy = policy::evaluate(
         &ha.dns.addresses,
         &hb.dns.addresses,
-        &endpoint_facts(ha, &hb.entry.host),
+        &endpoint_facts(ha, hb),
+        target_facts(hb),
     );
     let mut cert_only = false;
-    if policy.shared.is_empty() {
+    // A pair only an ORIGIN frame links is a real pair (Firefox pools it), not cert-only.
+    if policy.shared.is_empty() && !policy.origin_frame_only() {
         if !policy.cert_covers {
             return PairEval::Skip;
         }
@@ -366,21 +368,44 @@ pub(crate) fn unix_now() -> i64 {
 }
 
 /// Facts of the origin's endpoints (handshakes that succeeded) seen from `target`.
-fn endpoint_facts(origin: &HostRecord, target: &str) -> Vec<EndpointFacts> {
+fn endpoint_facts(origin: &HostRecord, target: &HostRecord) -> Vec<EndpointFacts> {
+    let (host, port) = (&target.entry.host, target.entry.port);
     origin
         .endpoints
         .iter()
         .filter_map(|(addr, ep)| {
             let tls = ep.tls.as_ref()?;
             let leaf = ep.leaf();
+            let origin_frame = match ep.signals.as_ref().and_then(|s| s.origin.as_ref()) {
+                None => OriginFrame::Absent,
+                Some(set) if set.lists(host, port) => OriginFrame::Lists,
+                Some(_) => OriginFrame::Excludes,
+            };
             Some(EndpointFacts {
                 addr: *addr,
                 h2: tls.alpn.as_deref() == Some("h2"),
                 cert_trusted: tls.chain_error.is_none() && leaf.is_some(),
-                covers_target: leaf.is_some_and(|c| cert::covering_san(c, target).is_some()),
+                covers_target: leaf.is_some_and(|c| cert::covering_san(c, host).is_some()),
+                origin_frame,
             })
         })
         .collect()
+}
+
+/// What the target's DNS answer says beyond its addresses: ServiceMode HTTPS records for the
+/// name itself, none offering h2.
+fn target_facts(target: &HostRecord) -> TargetFacts {
+    let mut service = target
+        .dns
+        .https
+        .iter()
+        .filter(|r| {
+            r.is_service() && (r.target.is_empty() || r.target.eq_ignore_ascii_case(&target.entry.host))
+        })
+        .peekable();
+    TargetFacts {
+        https_without_h2: service.peek().is_some() && service.all(|r| !r.offers_h2()),
+    }
 }
 
 #[cfg(test)]

@@ -317,6 +317,12 @@ fn not_coalescable(f: &PairFacts<'_>) -> String {
             "{a}'s certificate is not valid ({}), so browsers do not reuse its connection",
             f.cert_error.as_deref().unwrap_or("untrusted")
         ),
+        Some(NotCoalescable::OriginFrameExcludes) => format!(
+            "{a}'s server sends an ORIGIN frame without {b}, so Firefox opens a separate connection for {b} (and Chromium does not pool them either)"
+        ),
+        Some(NotCoalescable::HttpsRecordNoH2) => format!(
+            "{b}'s HTTPS DNS records offer no h2, so Chromium does not put it on {a}'s HTTP/2 connection (and Firefox does not pool them either)"
+        ),
         None => "no client would coalesce".to_string(),
     }
 }

@@ -58,6 +58,7 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
         endpoints.push(endpoint_report(a, ep, cert));
     }
     host_findings(&mut findings, h, &refused, &unreachable);
+    super::signals::host_findings(&mut findings, h);
     HostReport {
         host: h.entry.host.clone(),
         port: h.entry.port,
@@ -195,6 +196,7 @@ fn endpoint_report(address: String, ep: &EndpointRecord, cert: Option<CertReport
     let statuses = count_statuses(ep.references());
     let http1_statuses = count_statuses(&ep.direct_http1);
     let direct_errors: Vec<&ProbeError> = ep.references().filter_map(|o| o.as_ref().err()).collect();
+    let (origin_frame, alt_svc) = super::signals::endpoint_signals(ep);
     EndpointReport {
         address,
         alpn: ep.tls.as_ref().and_then(|t| t.alpn.clone()),
@@ -223,6 +225,8 @@ fn endpoint_report(address: String, ep: &EndpointRecord, cert: Option<CertReport
         handshake_errors: ep.handshake_errors.len() as u32,
         connect_ms: median_ms(&ep.connect_times),
         tls_ms: median_ms(&ep.tls_times),
+        origin_frame,
+        alt_svc,
     }
 }
 

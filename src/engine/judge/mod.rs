@@ -13,4 +13,5 @@ mod hosts;
 pub mod impact;
 mod pairs;
 pub mod policy;
+mod signals;
 pub mod verdict;

@@ -15,7 +15,7 @@ use crate::engine::judge::verdict::{self, AddressEvidence, AddressJudgement, Ref
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::HttpAnswer;
 use crate::engine::record::{Coalesced, HostRecord, Outcome};
-use crate::engine::snapshot::{Client, Coalesce, PairAddressReport, PairReport, Verdict};
+use crate::engine::snapshot::{Client, Coalesce, CoalesceRules, PairAddressReport, PairReport, Verdict};
 
 use super::format::{addr_text, count_statuses, most_frequent};
 
@@ -95,6 +95,10 @@ pub(super) fn pair_report<'c, 'n>(
         coalesce: Coalesce {
             chrome: policy.chrome,
             firefox: policy.firefox,
+            rules: CoalesceRules {
+                chrome: policy.chrome_rule,
+                firefox: policy.firefox_rule,
+            },
         },
         probes,
         rate_421: (rate_421 * 1e4).round() / 1e4,
@@ -107,6 +111,7 @@ pub(super) fn pair_report<'c, 'n>(
         fix,
         error,
         impact,
+        findings: super::signals::pair_findings(&ha.entry.host, &hb.entry.host, policy, verdict),
     }
 }
 

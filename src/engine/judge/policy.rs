@@ -7,7 +7,19 @@
 
 use std::net::IpAddr;
 
-use crate::engine::snapshot::NotCoalescable;
+use crate::engine::snapshot::{CoalesceRule, NotCoalescable};
+
+/// What an ORIGIN frame (RFC 8336) on the origin's connection says about the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OriginFrame {
+    /// No ORIGIN frame received: the connection's origin set is unrestricted.
+    #[default]
+    Absent,
+    /// Received, and it lists the target.
+    Lists,
+    /// Received, without the target.
+    Excludes,
+}
 
 /// What the handshake of a connection opened for the origin A at `addr` (SNI = A) showed,
 /// seen from a target B. Only addresses where the handshake succeeded have facts.
@@ -20,6 +32,16 @@ pub struct EndpointFacts {
     pub cert_trusted: bool,
     /// A's certificate at this address covers B (RFC 9525 rules).
     pub covers_target: bool,
+    /// What the connection's ORIGIN frame says about B.
+    pub origin_frame: OriginFrame,
+}
+
+/// What the target's own DNS answer says beyond its addresses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TargetFacts {
+    /// B has ServiceMode HTTPS records (RFC 9460) and none offers `h2`: Chromium does not
+    /// pool B onto an HTTP/2 connection.
+    pub https_without_h2: bool,
 }
 
 /// The policies' answer for one ordered pair A → B.
@@ -31,6 +53,9 @@ pub struct PairPolicy {
     pub cert_covers: bool,
     pub chrome: bool,
     pub firefox: bool,
+    /// Which rule decided for each client.
+    pub chrome_rule: CoalesceRule,
+    pub firefox_rule: CoalesceRule,
     /// Set when neither client would coalesce *and* the facts say why. None when a client
     /// would coalesce, or when no handshake to A succeeded at a relevant address (the facts
     /// are missing: the caller reports an error, not a reason).
@@ -54,9 +79,16 @@ impl PairPolicy {
         v.dedup();
         v
     }
+
+    /// Only an ORIGIN frame links the pair: no shared address, and Firefox pools it because
+    /// the origin's connection lists the target.
+    pub fn origin_frame_only(&self) -> bool {
+        self.shared.is_empty() && self.firefox
+    }
 }
 
-/// Evaluate both clients for A → B, from the two DNS answers and the facts of A's endpoints.
+/// Evaluate both clients for A → B, from the two DNS answers, the facts of A's endpoints and
+/// what B's DNS answer says beyond its addresses.
 ///
 /// `origin_endpoints` are taken as A's current endpoints (the caller passes only facts for
 /// addresses in A's answer); several facts for one address are allowed, and any one that
@@ -65,6 +97,7 @@ pub fn evaluate(
     origin_addrs: &[IpAddr],
     target_addrs: &[IpAddr],
     origin_endpoints: &[EndpointFacts],
+    target: TargetFacts,
 ) -> PairPolicy {
     let mut shared: Vec<IpAddr> = origin_addrs
         .iter()
@@ -74,8 +107,14 @@ pub fn evaluate(
     shared.sort();
     shared.dedup();
     let usable = |f: &&EndpointFacts| f.h2 && f.cert_trusted && f.covers_target;
+    let listed = origin_endpoints
+        .iter()
+        .any(|f| f.origin_frame == OriginFrame::Lists);
+    // Before any client rule: what keeps both clients away whatever they do.
+    let obstacle = why_not(&shared, listed, origin_endpoints);
 
-    // Chromium pools by (IP, port): only an address in B's own answer is reused.
+    // Chromium pools by (IP, port): only an address in B's own answer is reused. It ignores
+    // ORIGIN frames over HTTP/2, and skips B when B's HTTPS records offer no h2.
     let mut chrome_addrs: Vec<IpAddr> = origin_endpoints
         .iter()
         .filter(usable)
@@ -83,54 +122,119 @@ pub fn evaluate(
         .filter(|a| shared.contains(a))
         .collect();
     sorted_unique(&mut chrome_addrs);
-
-    // Firefox only needs the answers to overlap; then A's connection at whichever of A's
-    // addresses it went to is reused, shared or not.
-    let mut firefox_addrs: Vec<IpAddr> = if shared.is_empty() {
-        Vec::new()
+    let chrome_rule = if chrome_addrs.is_empty() {
+        let at_shared: Vec<EndpointFacts> = origin_endpoints
+            .iter()
+            .filter(|f| shared.contains(&f.addr))
+            .copied()
+            .collect();
+        rule_of(why_not(&shared, false, &at_shared))
+    } else if target.https_without_h2 {
+        chrome_addrs.clear();
+        CoalesceRule::HttpsRecordNoH2
     } else {
-        origin_endpoints.iter().filter(usable).map(|f| f.addr).collect()
+        CoalesceRule::IpMatch
     };
+
+    // Firefox: an ORIGIN frame on A's connection decides alone (listed and covered: pooled,
+    // DNS not consulted; left out: not pooled). Without one, the answers only need to
+    // overlap; then A's connection at whichever of A's addresses it went to is reused.
+    let mut firefox_addrs = Vec::new();
+    let mut by_frame = false;
+    let mut excluded = false;
+    for f in origin_endpoints.iter().filter(usable) {
+        match f.origin_frame {
+            OriginFrame::Lists => {
+                by_frame = true;
+                firefox_addrs.push(f.addr);
+            }
+            OriginFrame::Excludes => excluded |= !shared.is_empty(),
+            OriginFrame::Absent if !shared.is_empty() => firefox_addrs.push(f.addr),
+            OriginFrame::Absent => {}
+        }
+    }
     sorted_unique(&mut firefox_addrs);
+    let firefox_rule = if by_frame {
+        CoalesceRule::OriginFrame
+    } else if !firefox_addrs.is_empty() {
+        CoalesceRule::AddressOverlap
+    } else if excluded {
+        CoalesceRule::OriginFrameExcludes
+    } else {
+        rule_of(obstacle)
+    };
 
     let chrome = !chrome_addrs.is_empty();
     let firefox = !firefox_addrs.is_empty();
     let reason = if chrome || firefox {
         None
     } else {
-        why_not(&shared, origin_endpoints)
+        obstacle
+            .or_else(|| reason_of(firefox_rule))
+            .or_else(|| reason_of(chrome_rule))
     };
     PairPolicy {
         cert_covers: origin_endpoints.iter().any(|f| f.covers_target),
         shared,
         chrome,
         firefox,
+        chrome_rule,
+        firefox_rule,
         reason,
         chrome_addrs,
         firefox_addrs,
     }
 }
 
-/// Why neither client coalesces. Precedence, from the most fundamental obstacle to the most
-/// easily fixed: no shared address (nothing else matters to either client), then the
-/// certificate not naming B (a reissue is needed), then an untrusted/expired certificate (a
-/// renewal is needed), then h2 missing. Facts at every address of A count, as Firefox would
-/// use any of them; with no facts at all the answer is unknown (None): the caller reports the
-/// failed handshakes instead of guessing a reason.
-fn why_not(shared: &[IpAddr], facts: &[EndpointFacts]) -> Option<NotCoalescable> {
-    if shared.is_empty() {
+/// What keeps every client away. Precedence, from the most fundamental obstacle to the most
+/// easily fixed: no shared address (unless an ORIGIN frame lists B: then DNS does not
+/// matter to Firefox), then the certificate not naming B (a reissue is needed), then an
+/// untrusted/expired certificate (a renewal is needed), then h2 missing. Facts at every
+/// address of A count, as Firefox would use any of them; with no facts at all the answer is
+/// unknown (None): the caller reports the failed handshakes instead of guessing a reason. None
+/// too when some fact is usable: then a client's own rule decides.
+fn why_not(shared: &[IpAddr], listed: bool, facts: &[EndpointFacts]) -> Option<NotCoalescable> {
+    if shared.is_empty() && !listed {
         return Some(NotCoalescable::NoSharedAddress);
     }
-    if facts.is_empty() {
+    // With no shared address, only the endpoints whose ORIGIN frame lists B matter.
+    let relevant: Vec<&EndpointFacts> = facts
+        .iter()
+        .filter(|f| !shared.is_empty() || f.origin_frame == OriginFrame::Lists)
+        .collect();
+    if relevant.is_empty() {
         return None;
     }
-    let covering: Vec<&EndpointFacts> = facts.iter().filter(|f| f.covers_target).collect();
+    let covering: Vec<&&EndpointFacts> = relevant.iter().filter(|f| f.covers_target).collect();
     if covering.is_empty() {
         Some(NotCoalescable::CertNotCovering)
     } else if covering.iter().all(|f| !f.cert_trusted) {
         Some(NotCoalescable::CertInvalid)
-    } else {
+    } else if !covering.iter().any(|f| f.cert_trusted && f.h2) {
         Some(NotCoalescable::NoH2)
+    } else {
+        None
+    }
+}
+
+/// The rule an obstacle stands for (`Unknown` without one).
+fn rule_of(obstacle: Option<NotCoalescable>) -> CoalesceRule {
+    obstacle.map_or(CoalesceRule::Unknown, CoalesceRule::from)
+}
+
+/// The reason a refusing rule gives (None for the rules that pool, and `Unknown`).
+fn reason_of(rule: CoalesceRule) -> Option<NotCoalescable> {
+    match rule {
+        CoalesceRule::NoSharedAddress => Some(NotCoalescable::NoSharedAddress),
+        CoalesceRule::CertNotCovering => Some(NotCoalescable::CertNotCovering),
+        CoalesceRule::CertInvalid => Some(NotCoalescable::CertInvalid),
+        CoalesceRule::NoH2 => Some(NotCoalescable::NoH2),
+        CoalesceRule::OriginFrameExcludes => Some(NotCoalescable::OriginFrameExcludes),
+        CoalesceRule::HttpsRecordNoH2 => Some(NotCoalescable::HttpsRecordNoH2),
+        CoalesceRule::IpMatch
+        | CoalesceRule::AddressOverlap
+        | CoalesceRule::OriginFrame
+        | CoalesceRule::Unknown => None,
     }
 }
 
@@ -142,6 +246,7 @@ fn sorted_unique(v: &mut Vec<IpAddr>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use CoalesceRule as R;
     use NotCoalescable::*;
 
     const X: &str = "192.0.2.1";
@@ -164,6 +269,7 @@ mod tests {
             h2: h2 == 1,
             cert_trusted: trusted == 1,
             covers_target: covers == 1,
+            origin_frame: OriginFrame::Absent,
         }
     }
 
@@ -409,7 +515,7 @@ mod tests {
     #[test]
     fn policy_table() {
         for c in cases() {
-            let p = evaluate(&ips(c.origin), &ips(c.target), &c.facts);
+            let p = evaluate(&ips(c.origin), &ips(c.target), &c.facts, TargetFacts::default());
             let mut want_ff = ips(c.firefox);
             want_ff.sort();
             assert_eq!(p.shared, ips(c.shared), "{}: shared", c.name);
@@ -428,9 +534,187 @@ mod tests {
         }
     }
 
+    /// A fact whose connection received an ORIGIN frame that lists (1) or leaves out (0) B.
+    fn framed(addr: &str, lists: u8) -> EndpointFacts {
+        EndpointFacts {
+            origin_frame: if lists == 1 {
+                OriginFrame::Lists
+            } else {
+                OriginFrame::Excludes
+            },
+            ..fact(addr, 1, 1, 1)
+        }
+    }
+
+    /// RFC 8336 and RFC 9460 cases: (name, origin, target, facts, B's HTTPS records lack h2,
+    /// Chromium's rule, Firefox's rule, Firefox's addresses, reason).
+    #[allow(clippy::type_complexity)]
+    fn signal_cases() -> Vec<(
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+        Vec<EndpointFacts>,
+        bool,
+        CoalesceRule,
+        CoalesceRule,
+        &'static [&'static str],
+        Option<NotCoalescable>,
+    )> {
+        use CoalesceRule as R;
+        vec![
+            (
+                "ORIGIN lists B, no shared address: Firefox pools (DNS not consulted), Chromium not",
+                &[X],
+                &[Y],
+                vec![framed(X, 1)],
+                false,
+                R::NoSharedAddress,
+                R::OriginFrame,
+                &[X],
+                None,
+            ),
+            (
+                "ORIGIN leaves B out, shared address: Chromium still pools by IP, Firefox not",
+                &[X],
+                &[X],
+                vec![framed(X, 0)],
+                false,
+                R::IpMatch,
+                R::OriginFrameExcludes,
+                &[],
+                None,
+            ),
+            (
+                "ORIGIN leaves B out and B's HTTPS records lack h2: nobody, the frame named first",
+                &[X],
+                &[X],
+                vec![framed(X, 0)],
+                true,
+                R::HttpsRecordNoH2,
+                R::OriginFrameExcludes,
+                &[],
+                Some(OriginFrameExcludes),
+            ),
+            (
+                "HTTPS records without h2: Chromium skips, Firefox pools on overlap",
+                &[X],
+                &[X],
+                vec![fact(X, 1, 1, 1)],
+                true,
+                R::HttpsRecordNoH2,
+                R::AddressOverlap,
+                &[X],
+                None,
+            ),
+            (
+                "ORIGIN lists B but the certificate does not cover B: nobody, cert named",
+                &[X],
+                &[Y],
+                vec![EndpointFacts {
+                    covers_target: false,
+                    ..framed(X, 1)
+                }],
+                false,
+                R::NoSharedAddress,
+                R::CertNotCovering,
+                &[],
+                Some(CertNotCovering),
+            ),
+            (
+                "ORIGIN lists B, untrusted chain: nobody",
+                &[X],
+                &[Y],
+                vec![EndpointFacts {
+                    cert_trusted: false,
+                    ..framed(X, 1)
+                }],
+                false,
+                R::NoSharedAddress,
+                R::CertInvalid,
+                &[],
+                Some(CertInvalid),
+            ),
+            (
+                "ORIGIN leaves B out, no shared address: no-shared-address is the more basic reason",
+                &[X],
+                &[Y],
+                vec![framed(X, 0)],
+                false,
+                R::NoSharedAddress,
+                R::NoSharedAddress,
+                &[],
+                Some(NoSharedAddress),
+            ),
+            (
+                "two addresses, one connection lists B, the other has no frame: Firefox at both",
+                &[X, Y],
+                &[Y],
+                vec![framed(X, 1), fact(Y, 1, 1, 1)],
+                false,
+                R::IpMatch,
+                R::OriginFrame,
+                &[X, Y],
+                None,
+            ),
+            (
+                "two addresses, one lists B and one leaves it out: Firefox only where listed",
+                &[X, Y],
+                &[Z],
+                vec![framed(X, 1), framed(Y, 0)],
+                false,
+                R::NoSharedAddress,
+                R::OriginFrame,
+                &[X],
+                None,
+            ),
+        ]
+    }
+
+    #[test]
+    fn origin_frames_and_https_records() {
+        for (name, origin, target, facts, no_h2, chrome, firefox, ff_addrs, reason) in signal_cases() {
+            let p = evaluate(
+                &ips(origin),
+                &ips(target),
+                &facts,
+                TargetFacts {
+                    https_without_h2: no_h2,
+                },
+            );
+            assert_eq!(p.chrome_rule, chrome, "{name}: chrome rule");
+            assert_eq!(p.firefox_rule, firefox, "{name}: firefox rule");
+            assert_eq!(p.firefox_addrs, ips(ff_addrs), "{name}: firefox addrs");
+            assert_eq!(p.chrome, chrome == R::IpMatch, "{name}: chrome");
+            assert_eq!(p.reason, reason, "{name}: reason");
+        }
+    }
+
+    /// Without ORIGIN frames and HTTPS records the rules name what the old table decided.
+    #[test]
+    fn rules_without_signals_name_the_reason() {
+        for c in cases() {
+            let p = evaluate(&ips(c.origin), &ips(c.target), &c.facts, TargetFacts::default());
+            assert_eq!(p.chrome_rule == CoalesceRule::IpMatch, p.chrome, "{}", c.name);
+            assert_eq!(
+                p.firefox_rule == CoalesceRule::AddressOverlap,
+                p.firefox,
+                "{}",
+                c.name
+            );
+            if let Some(r) = c.reason {
+                assert_eq!(p.firefox_rule, CoalesceRule::from(r), "{}", c.name);
+            }
+        }
+    }
+
     #[test]
     fn coalescing_addrs_is_the_sorted_union() {
-        let p = evaluate(&ips(&[X, Y]), &ips(&[Y]), &[fact(X, 1, 1, 1), fact(Y, 1, 1, 1)]);
+        let p = evaluate(
+            &ips(&[X, Y]),
+            &ips(&[Y]),
+            &[fact(X, 1, 1, 1), fact(Y, 1, 1, 1)],
+            TargetFacts::default(),
+        );
         assert_eq!(p.coalescing_addrs(), ips(&[X, Y]));
         assert_eq!(NotCoalescable::CertNotCovering.as_str(), "cert-not-covering");
     }

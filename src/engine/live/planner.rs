@@ -13,11 +13,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
 use rand::Rng;
 
+use crate::engine::probe::signals::{origin_of, OriginSet};
 use crate::engine::prober::TargetPlan;
 use crate::engine::record::HostRecord;
 
@@ -50,6 +52,9 @@ pub struct Plan {
     /// (`select_cycle`'s target coverage).
     pub assigned: HashMap<(usize, IpAddr), Vec<usize>>,
     pub state: PlanState,
+    /// Hosts by their origin (`https://host[:port]`), to find the names an ORIGIN frame
+    /// lists (`origin_index`; None: ORIGIN-listed names are not probed).
+    pub origins: Option<Arc<HashMap<String, usize>>>,
 }
 
 impl Plan {
@@ -62,6 +67,21 @@ impl Plan {
 impl TargetPlan for Plan {
     fn peers(&self, origin: usize) -> &[usize] {
         self.peers.get(origin).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    fn listed(&self, origin: usize, set: &OriginSet) -> Vec<usize> {
+        let Some(index) = &self.origins else {
+            return Vec::new();
+        };
+        let mut v: Vec<usize> = set
+            .origins
+            .iter()
+            .filter_map(|o| index.get(o).copied())
+            .filter(|&b| b != origin)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     fn choose(&self, origin: usize, addr: IpAddr, covered: &[usize]) -> Vec<usize> {
@@ -80,10 +100,52 @@ impl TargetPlan for Plan {
     }
 }
 
+/// Hosts by their origin (`https://host[:port]`, as ORIGIN frames list them).
+pub fn origin_index(hosts: &[HostRecord]) -> HashMap<String, usize> {
+    hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (origin_of(&h.entry.host, h.entry.port), i))
+        .collect()
+}
+
 /// For every host, the other hosts on the same port whose DNS answers overlap its own
-/// (Firefox's condition, a superset of Chromium's): the targets a connection for it may carry
-/// once its certificate is seen.
+/// (Firefox's condition, a superset of Chromium's), and those an ORIGIN frame of one of its
+/// connections listed (Firefox pools them whatever DNS says): the targets a connection for it
+/// may carry once its certificate is seen.
 pub fn address_peers(hosts: &[HostRecord]) -> Vec<Vec<usize>> {
+    let mut peers = overlap_peers(hosts);
+    let framed = |h: &HostRecord| {
+        h.endpoints
+            .values()
+            .any(|ep| ep.signals.as_ref().is_some_and(|s| s.origin.is_some()))
+    };
+    if !hosts.iter().any(framed) {
+        return peers;
+    }
+    let index = origin_index(hosts);
+    for (a, h) in hosts.iter().enumerate() {
+        let sets = h
+            .endpoints
+            .values()
+            .filter_map(|ep| ep.signals.as_ref().and_then(|s| s.origin.as_ref()));
+        let mut listed: Vec<usize> = sets
+            .flat_map(|set| set.origins.iter().filter_map(|o| index.get(o).copied()))
+            .filter(|&b| b != a)
+            .collect();
+        if listed.is_empty() {
+            continue;
+        }
+        listed.extend(&peers[a]);
+        listed.sort_unstable();
+        listed.dedup();
+        peers[a] = listed;
+    }
+    peers
+}
+
+/// For every host, the other hosts on the same port whose DNS answers overlap its own.
+fn overlap_peers(hosts: &[HostRecord]) -> Vec<Vec<usize>> {
     let mut by_addr: HashMap<(IpAddr, u16), Vec<usize>> = HashMap::new();
     for (i, h) in hosts.iter().enumerate() {
         for a in &h.dns.addresses {

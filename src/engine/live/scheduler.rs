@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::engine::judge::confidence;
 use crate::engine::judge::verdict::{is_healthy_status, wants_http1_check};
-use crate::engine::live::planner::address_peers;
 use crate::engine::live::planner::{self, CyclePlan, PairState, Plan, Slot};
+use crate::engine::live::planner::{address_peers, origin_index};
 use crate::engine::live::store::Store;
 use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
@@ -522,6 +522,7 @@ impl Scheduler {
         }
         let mut plan = Plan {
             peers,
+            origins: Some(Arc::new(origin_index(&hosts))),
             ..Plan::default()
         };
         if cycle.tight {

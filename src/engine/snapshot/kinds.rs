@@ -82,6 +82,12 @@ pub enum NotCoalescable {
     CertNotCovering,
     NoH2,
     CertInvalid,
+    /// The origin's connection received an ORIGIN frame (RFC 8336) without the target:
+    /// Firefox keeps the target off it (and Chromium has a reason of its own).
+    OriginFrameExcludes,
+    /// The target's HTTPS records (RFC 9460) offer no `h2`: Chromium does not pool it onto an
+    /// HTTP/2 connection (and Firefox has a reason of its own).
+    HttpsRecordNoH2,
 }
 
 contract_words!(NotCoalescable {
@@ -89,7 +95,59 @@ contract_words!(NotCoalescable {
     CertNotCovering => "cert-not-covering",
     NoH2 => "no-h2",
     CertInvalid => "cert-invalid",
+    OriginFrameExcludes => "origin-frame-excludes",
+    HttpsRecordNoH2 => "https-record-no-h2",
 });
+
+/// Which rule decided whether one client puts the target on the origin's connection
+/// (`coalesce.rules` of a pair).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CoalesceRule {
+    /// Chromium: the target's DNS answer contains the address of the open connection.
+    IpMatch,
+    /// Firefox: the two DNS answers overlap.
+    AddressOverlap,
+    /// Firefox: the connection's ORIGIN frame lists the target (DNS not consulted).
+    OriginFrame,
+    /// Firefox: the connection's ORIGIN frame leaves the target out.
+    OriginFrameExcludes,
+    /// Chromium: the target's HTTPS records offer no `h2`.
+    HttpsRecordNoH2,
+    NoSharedAddress,
+    CertNotCovering,
+    CertInvalid,
+    NoH2,
+    /// No handshake with the origin succeeded where it would matter: nothing to decide on.
+    #[default]
+    Unknown,
+}
+
+contract_words!(CoalesceRule {
+    IpMatch => "ip-match",
+    AddressOverlap => "address-overlap",
+    OriginFrame => "origin-frame",
+    OriginFrameExcludes => "origin-frame-excludes",
+    HttpsRecordNoH2 => "https-record-no-h2",
+    NoSharedAddress => "no-shared-address",
+    CertNotCovering => "cert-not-covering",
+    CertInvalid => "cert-invalid",
+    NoH2 => "no-h2",
+    Unknown => "unknown",
+});
+
+impl From<NotCoalescable> for CoalesceRule {
+    fn from(r: NotCoalescable) -> CoalesceRule {
+        match r {
+            NotCoalescable::NoSharedAddress => CoalesceRule::NoSharedAddress,
+            NotCoalescable::CertNotCovering => CoalesceRule::CertNotCovering,
+            NotCoalescable::NoH2 => CoalesceRule::NoH2,
+            NotCoalescable::CertInvalid => CoalesceRule::CertInvalid,
+            NotCoalescable::OriginFrameExcludes => CoalesceRule::OriginFrameExcludes,
+            NotCoalescable::HttpsRecordNoH2 => CoalesceRule::HttpsRecordNoH2,
+        }
+    }
+}
 
 /// What a host finding is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -113,6 +171,21 @@ pub enum FindingKind {
     DirectMisdirected,
     /// More addresses than are probed.
     AddressesCapped,
+    /// The ORIGIN frame lists names the certificate does not cover (clients ignore them).
+    OriginFrameUncovered,
+    /// ORIGIN or ALTSVC frames that do not parse, are too large, come on a stream, or never
+    /// stop: handled, and said.
+    OriginFrameMalformed,
+    /// The name's HTTPS records offer no h2 while the name serves h2.
+    HttpsRecordNoH2,
+    /// HTTP/3 is advertised (Alt-Svc, HTTPS records): clients may move there.
+    H3Advertised,
+    /// Pair: the ORIGIN frame lists the target, and the server refuses or misroutes it on
+    /// the origin's connection (Firefox pools it whatever DNS says).
+    OriginAdvertisedRefused,
+    /// Pair: the ORIGIN frame leaves out a target the server answers fine on the origin's
+    /// connection (Firefox loses the pooling).
+    OriginOmitsServed,
 }
 
 contract_words!(FindingKind {
@@ -125,6 +198,12 @@ contract_words!(FindingKind {
     HttpError => "http-error",
     DirectMisdirected => "direct-misdirected",
     AddressesCapped => "addresses-capped",
+    OriginFrameUncovered => "origin-frame-uncovered",
+    OriginFrameMalformed => "origin-frame-malformed",
+    HttpsRecordNoH2 => "https-record-no-h2",
+    H3Advertised => "h3-advertised",
+    OriginAdvertisedRefused => "origin-advertised-refused",
+    OriginOmitsServed => "origin-omits-served",
 });
 
 /// How bad a host finding is; declaration order is worst first.
@@ -245,6 +324,7 @@ mod tests {
     fn serde_spells_what_as_str_spells() {
         round_trips(&Verdict::ALL);
         round_trips(&NotCoalescable::ALL);
+        round_trips(&CoalesceRule::ALL);
         round_trips(&FindingKind::ALL);
         round_trips(&Severity::ALL);
         round_trips(&Client::ALL);
@@ -286,6 +366,7 @@ mod tests {
         for expected in [
             words(&Verdict::ALL),
             words(&NotCoalescable::ALL),
+            words(&CoalesceRule::ALL),
             words(&Severity::ALL),
             words(&Client::ALL),
             words(&Content::ALL),

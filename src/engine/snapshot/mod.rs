@@ -14,7 +14,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use self::kinds::{
-    Client, Content, FindingKind, ImpactClient, ImpactOutcome, NotCoalescable, Severity, Verdict,
+    Client, CoalesceRule, Content, FindingKind, ImpactClient, ImpactOutcome, NotCoalescable, Severity,
+    Verdict,
 };
 pub use self::live::{EngineStatus, History, LiveView, VerdictEvent, ViewChanges, HISTORY_BUCKETS};
 pub use self::pending::{ListedPair, ListedPairs, PairSource, PendingPairs, PendingRun};
@@ -72,6 +73,27 @@ pub struct EndpointReport {
     /// Median phase timings over the handshakes, milliseconds.
     pub connect_ms: Option<f64>,
     pub tls_ms: Option<f64>,
+    /// The origins listed by the ORIGIN frames (RFC 8336) of the latest connection, as
+    /// received; None when no ORIGIN frame came (the origin set is unrestricted).
+    #[serde(default)]
+    pub origin_frame: Option<Vec<String>>,
+    /// Alternative services advertised (Alt-Svc header or ALTSVC frame) on the latest
+    /// connection.
+    #[serde(default)]
+    pub alt_svc: Vec<AltSvcReport>,
+}
+
+/// One Alt-Svc alternative (RFC 7838).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AltSvcReport {
+    /// ALPN id: "h3", "h2", …
+    pub protocol: String,
+    /// Alternative host; null = the same host.
+    pub host: Option<String>,
+    pub port: u16,
+    pub max_age_s: Option<u32>,
+    /// "header" or "frame".
+    pub source: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,6 +144,16 @@ pub struct Finding {
 pub struct Coalesce {
     pub chrome: bool,
     pub firefox: bool,
+    /// Which rule decided, per client (absent in snapshots from before the rules were named).
+    #[serde(default)]
+    pub rules: CoalesceRules,
+}
+
+/// The rule that decided `Coalesce::chrome` and `Coalesce::firefox`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoalesceRules {
+    pub chrome: CoalesceRule,
+    pub firefox: CoalesceRule,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,6 +186,10 @@ pub struct PairReport {
     /// What each client does on this pair and what its users get, worst outcome first.
     #[serde(default)]
     pub impact: Vec<Impact>,
+    /// What the pair shows beyond its verdict (an ORIGIN frame listing a refused target, or
+    /// leaving out one served fine). Left out of the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
 }
 
 /// One client's fate on a pair.
