@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use crate::engine::snapshot::impact;
-use crate::engine::snapshot::{NotCoalescable, PairReport, Severity, Snapshot, Verdict};
+use crate::engine::snapshot::{CoalesceRule, NotCoalescable, PairReport, Severity, Snapshot, Verdict};
 use crate::sanitize::for_terminal;
 
 const RED: &str = "31";
@@ -204,11 +204,14 @@ fn pair_lines(out: &mut String, p: &Painter, pair: &PairReport) {
         Some(r) => format!("{v} ({r})"),
         None => v.to_string(),
     };
-    let clients = match (pair.coalesce.chrome, pair.coalesce.firefox) {
-        (true, true) => "chrome+firefox",
-        (true, false) => "chrome",
-        (false, true) => "firefox",
-        (false, false) => "",
+    let by_frame = pair.coalesce.rules.firefox == CoalesceRule::OriginFrame;
+    let clients = match (pair.coalesce.chrome, pair.coalesce.firefox, by_frame) {
+        (true, true, false) => "chrome+firefox",
+        (true, true, true) => "chrome+firefox (ORIGIN frame)",
+        (true, false, _) => "chrome",
+        (false, true, false) => "firefox",
+        (false, true, true) => "firefox (ORIGIN frame)",
+        (false, false, _) => "",
     };
     let _ = writeln!(
         out,
@@ -218,6 +221,15 @@ fn pair_lines(out: &mut String, p: &Painter, pair: &PairReport) {
         short(&pair.target),
         p.paint(DIM, clients)
     );
+    for f in &pair.findings {
+        let _ = writeln!(
+            out,
+            "                  {} {}: {}",
+            p.paint(BOLD, "note:"),
+            f.kind,
+            safe(&f.message)
+        );
+    }
     if v == Verdict::NotCoalescable {
         return;
     }

@@ -677,6 +677,43 @@ fn encode_pair_states(enc: &mut DescriptorEncoder, pairs: &[&PairReport]) -> fmt
     )?;
     gauge(
         enc,
+        "pair_coalesce_rule",
+        "The rule that decided the client's policy (1 per client): ip-match, address-overlap, origin-frame, origin-frame-excludes, https-record-no-h2, or the obstacle.",
+        None,
+        pairs
+            .iter()
+            .flat_map(|p| {
+                let rules = p.coalesce.rules;
+                [("chrome", rules.chrome), ("firefox", rules.firefox)]
+                    .into_iter()
+                    .map(move |(client, rule)| {
+                        let mut labels = pair_labels(p);
+                        labels.push(("client", client.to_string()));
+                        labels.push(("rule", rule.to_string()));
+                        (labels, 1i64)
+                    })
+            })
+            .collect(),
+    )?;
+    gauge(
+        enc,
+        "pair_finding",
+        "A finding about the pair (1 while it holds), by kind and severity: an ORIGIN frame listing a refused target, or leaving out a served one.",
+        None,
+        pairs
+            .iter()
+            .flat_map(|p| {
+                p.findings.iter().map(move |f| {
+                    let mut labels = pair_labels(p);
+                    labels.push(("kind", f.kind.to_string()));
+                    labels.push(("severity", f.severity.to_string()));
+                    (labels, 1i64)
+                })
+            })
+            .collect(),
+    )?;
+    gauge(
+        enc,
         "pair_cert_covers",
         "Whether the certificate served for the origin covers the target.",
         None,
@@ -714,6 +751,8 @@ struct HostSeries {
     covers: Vec<(Labels, i64)>,
     shakes: Vec<(Labels, u64)>,
     shake_errors: Vec<(Labels, u64)>,
+    origin_frame: Vec<(Labels, i64)>,
+    alt_svc: Vec<(Labels, i64)>,
 }
 
 impl HostSeries {
@@ -748,6 +787,16 @@ impl HostSeries {
         let totals = st.endpoints.totals(&(host.to_string(), ep.address.clone()));
         self.shakes.push((labels.clone(), totals[0]));
         self.shake_errors.push((labels.clone(), totals[1]));
+        if let Some(origins) = &ep.origin_frame {
+            self.origin_frame.push((labels.clone(), origins.len() as i64));
+        }
+        for a in &ep.alt_svc {
+            let mut l = labels.clone();
+            l.push(("protocol", a.protocol.clone()));
+            l.push(("port", a.port.to_string()));
+            l.push(("source", a.source.clone()));
+            self.alt_svc.push((l, 1));
+        }
         if let Some(c) = &ep.cert {
             if let Some(t) = c.not_after {
                 self.expiry.push((labels.clone(), t.unix() as f64));
@@ -767,6 +816,8 @@ fn encode_hosts(enc: &mut DescriptorEncoder, series: HostSeries) -> fmt::Result 
         covers,
         shakes,
         shake_errors,
+        origin_frame,
+        alt_svc,
     } = series;
     gauge(
         enc,
@@ -814,6 +865,20 @@ fn encode_hosts(enc: &mut DescriptorEncoder, series: HostSeries) -> fmt::Result 
         "endpoint_handshake_errors",
         "Of those handshakes, the ones that failed.",
         shake_errors,
+    )?;
+    gauge(
+        enc,
+        "endpoint_origin_frame_origins",
+        "Origins the ORIGIN frames of the latest connection listed (present only when an ORIGIN frame came).",
+        None,
+        origin_frame,
+    )?;
+    gauge(
+        enc,
+        "endpoint_alt_svc",
+        "An alternative service advertised on the latest connection (Alt-Svc header or ALTSVC frame), by protocol, port and source.",
+        None,
+        alt_svc,
     )
 }
 

@@ -10,12 +10,12 @@ use ratatui::widgets::{Paragraph, Widget, Wrap};
 
 use crate::engine::snapshot::impact;
 use crate::engine::snapshot::{
-    CertReport, Content, EndpointReport, Finding, HostReport, LiveView, PairAddressReport, PairReport,
-    Severity, Verdict,
+    CertReport, CoalesceRule, Content, EndpointReport, Finding, HostReport, LiveView, PairAddressReport,
+    PairReport, Severity, Verdict,
 };
 use crate::tui::app::{App, DetailTarget, Focus};
 use crate::tui::index::GroupEntry;
-use crate::tui::panes::{clean, frame, percent, title};
+use crate::tui::panes::{clean, frame, percent, signals, title};
 use crate::tui::theme::Theme;
 
 /// Long strings (explanations, fixes, errors) are bounded before wrapping: room for the longest
@@ -114,12 +114,15 @@ fn pair_verdict<'a>(p: &PairReport, t: &Theme) -> Line<'a> {
 
 /// Which clients would coalesce, whether the certificate allows it, the shared addresses.
 fn pair_coalescing<'a>(p: &PairReport, t: &Theme) -> Line<'a> {
+    let rules = &p.coalesce.rules;
     let mut l = kv(
         "coalesce",
         format!(
-            "chrome {} · firefox {}",
+            "chrome {}{} · firefox {}{}",
             yes(p.coalesce.chrome),
-            yes(p.coalesce.firefox)
+            signal_rule(rules.chrome),
+            yes(p.coalesce.firefox),
+            signal_rule(rules.firefox)
         ),
         t,
     );
@@ -142,6 +145,17 @@ fn pair_coalescing<'a>(p: &PairReport, t: &Theme) -> Line<'a> {
     Line::from(l)
 }
 
+/// " (rule)" when what the server or DNS signals decided (an ORIGIN frame, HTTPS records);
+/// nothing for the ordinary address and certificate rules, which the rest of the line shows.
+fn signal_rule(rule: CoalesceRule) -> String {
+    match rule {
+        CoalesceRule::OriginFrame | CoalesceRule::OriginFrameExcludes | CoalesceRule::HttpsRecordNoH2 => {
+            format!(" ({rule})")
+        }
+        _ => String::new(),
+    }
+}
+
 /// Why, who is hurt (the same line as `check`'s table), the fix and the error, each when
 /// there is one.
 fn pair_notes<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
@@ -161,6 +175,7 @@ fn pair_notes<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
     if let Some(e) = &p.error {
         out.push(error_line("error ", e, t));
     }
+    out.extend(p.findings.iter().take(MAX_ITEMS).map(|f| finding(f, t)));
     out
 }
 
@@ -222,6 +237,7 @@ pub fn host_lines<'a>(h: &HostReport, t: &Theme) -> Vec<Line<'a>> {
         if let Some(e) = &ep.direct.error {
             out.push(error_line("  direct error ", e, t));
         }
+        out.extend(signals::endpoint_lines(ep, t));
     }
     out.extend(h.findings.iter().take(MAX_ITEMS).map(|f| finding(f, t)));
     out

@@ -6,7 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 
-use crate::engine::snapshot::{LiveView, Verdict};
+use crate::engine::snapshot::{CoalesceRule, LiveView, PairReport, Verdict};
 use crate::tui::app::App;
 use crate::tui::index::short;
 use crate::tui::layout::{matrix_grid, matrix_label_width, scrolled, MATRIX_CELL_W};
@@ -64,16 +64,22 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, info: Rect, buf: &mut Buffer
         spans.push(Span::raw(" "));
         for c in c0..n.min(c0 + cols) {
             let target = d.members[c];
+            let mut only_by_frame = false;
             let (text, mut style) = if r == c {
                 ("╲  ", t.dim)
             } else {
-                let verdict = d
+                let pair = d
                     .cells
                     .get(&(origin, target))
-                    .map(|&p| view.report.pairs[p as usize].verdict);
-                t.cell(verdict)
+                    .map(|&p| &view.report.pairs[p as usize]);
+                only_by_frame = pair.is_some_and(|p| linked_only_by_origin_frame(p));
+                t.cell(pair.map(|p| p.verdict))
             };
             let mut text = text.to_string();
+            if only_by_frame {
+                // Linked only by an ORIGIN frame: marked beside the verdict letter.
+                text = text.chars().take(1).chain(std::iter::once('°')).collect();
+            }
             if text.chars().count() < MATRIX_CELL_W as usize {
                 text.push(' ');
             }
@@ -86,6 +92,11 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, info: Rect, buf: &mut Buffer
         row(buf, inner, y as u16 + 1, &Line::from(spans), None);
     }
     draw_info(view, app, info, buf);
+}
+
+/// No shared address: only the origin's ORIGIN frame makes a client (Firefox) pool the pair.
+fn linked_only_by_origin_frame(p: &PairReport) -> bool {
+    p.shared_addresses.is_empty() && p.coalesce.rules.firefox == CoalesceRule::OriginFrame
 }
 
 /// The pair under the cursor, and the legend.
@@ -109,7 +120,9 @@ fn draw_info(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
         Span::styled("E", t.verdict(Verdict::Error)),
         Span::styled(" error  ", t.dim),
         Span::styled("…", t.verdict(Verdict::Pending)),
-        Span::styled(" pending", t.dim),
+        Span::styled(" pending  ", t.dim),
+        Span::styled("°", t.label),
+        Span::styled(" by ORIGIN", t.dim),
     ]);
     let last = inner.height.saturating_sub(1);
     match app.matrix_pair() {

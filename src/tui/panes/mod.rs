@@ -9,6 +9,7 @@ pub mod header;
 pub mod help;
 pub mod matrix;
 pub mod pairs;
+mod signals;
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
