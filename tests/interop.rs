@@ -3,7 +3,8 @@
 //! throwaway CA. Each scenario owns one or more addresses in 127.0.1.0/24 (clear of the embedded
 //! lab's 127.0.0.10–.28; the 1,000-name scenario takes 127.0.2.1–100, a /24 nothing else uses),
 //! a free port, its own temp dir and its own dnsmasq. See
-//! tests/interop/README.md for what each server did.
+//! tests/interop/README.md for what each server did. ORIGIN and ALTSVC frames (Node.js, nghttpx):
+//! `interop/signals.rs`, on 127.0.1.50–54.
 //!
 //! A missing server binary skips its scenario with one loud line, unless
 //! `COALSCOPE_REQUIRE_INTEROP=1` (CI), which makes it a failure.
@@ -22,6 +23,8 @@ mod common;
 mod harness;
 #[path = "interop/servers.rs"]
 mod servers;
+#[path = "interop/signals.rs"]
+mod signals;
 
 use std::net::{Ipv4Addr, SocketAddr};
 

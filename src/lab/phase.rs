@@ -115,6 +115,7 @@ mod tests {
             style: Style::LoadBalancer,
             alpn: Alpn::H2AndH1,
             dynamic: &[(2, Style::ByHost)],
+            origin_frame: &[],
         };
         assert_eq!(style_in_phase(&ep, 0), Style::LoadBalancer);
         assert_eq!(style_in_phase(&ep, 1), Style::LoadBalancer);

@@ -72,6 +72,9 @@ pub(crate) struct Endpoint {
     pub alpn: Alpn,
     /// Demo mode only: the style this listener has during a phase (see `phase.rs`).
     pub dynamic: &'static [(usize, Style)],
+    /// Names an ORIGIN frame (RFC 8336) lists on every HTTP/2 connection, sent right after
+    /// the server's SETTINGS (as Node.js's `origins` option does). Empty: no ORIGIN frame.
+    pub origin_frame: &'static [&'static str],
 }
 
 /// One virtual host (one watch-file name).
@@ -162,6 +165,7 @@ const fn endpoint(octet: u8, style: Style) -> Endpoint {
         style,
         alpn: Alpn::H2AndH1,
         dynamic: &[],
+        origin_frame: &[],
     }
 }
 
@@ -194,6 +198,7 @@ const BROKEN: [&str; 2] = ["status.broken.coalscope.test", "app.broken.coalscope
 const ECHO: [&str; 2] = ["north.echo.coalscope.test", "south.echo.coalscope.test"];
 const ECHO_ROUTER: [&str; 2] = ["east.echorouter.coalscope.test", "west.echorouter.coalscope.test"];
 const RENEGO: [&str; 2] = ["www.renego.coalscope.test", "admin.renego.coalscope.test"];
+const ORIGIN: [&str; 2] = ["www.origin.coalscope.test", "api.origin.coalscope.test"];
 
 /// Both ways of a two-name scenario with the same verdict.
 const fn both(names: &'static [&'static str; 2], verdict: Verdict) -> [Pair; 2] {
@@ -402,6 +407,23 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
             (RENEGO[0], RENEGO[1], Verdict::Misdirected, None),
             (RENEGO[1], RENEGO[0], Verdict::Ok, None),
         ],
+    },
+    Scenario {
+        key: "origin",
+        reproduces: "an ORIGIN frame listing both names on two addresses, behind a strict SNI=Host rule: Firefox pools them whatever DNS says and gets 421 (Chromium keeps them apart)",
+        sites: &[site(ORIGIN[0], &[29]), site(ORIGIN[1], &[30])],
+        endpoints: &[
+            Endpoint {
+                origin_frame: &ORIGIN,
+                ..endpoint(29, Style::CaddyStrict)
+            },
+            Endpoint {
+                origin_frame: &ORIGIN,
+                ..endpoint(30, Style::CaddyStrict)
+            },
+        ],
+        certs: &[lab_cert(&ORIGIN, &[])],
+        expect: &both(&ORIGIN, Verdict::Misdirected),
     },
     Scenario {
         key: "ghost",

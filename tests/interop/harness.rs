@@ -16,7 +16,7 @@ use coalscope::lab::ca::{self, Ca};
 use serde_json::Value;
 
 pub const INSTALL_HINT: &str =
-    "apt-get install -y --no-install-recommends nginx haproxy dnsmasq-base apache2-bin caddy";
+    "apt-get install -y --no-install-recommends nginx haproxy dnsmasq-base apache2-bin caddy nodejs nghttp2-proxy";
 
 pub const NGINX: &str = "/usr/sbin/nginx";
 pub const HAPROXY: &str = "/usr/sbin/haproxy";
@@ -24,6 +24,8 @@ pub const DNSMASQ: &str = "/usr/sbin/dnsmasq";
 pub const APACHE: &str = "/usr/sbin/apache2";
 pub const APACHE_MODULES: &str = "/usr/lib/apache2/modules";
 pub const CADDY: &str = "/usr/bin/caddy";
+pub const NODE: &str = "/usr/bin/node";
+pub const NGHTTPX: &str = "/usr/sbin/nghttpx";
 
 /// How long a server may take to accept connections before the scenario fails.
 const READY_WITHIN: Duration = Duration::from_secs(15);

@@ -1,4 +1,5 @@
-//! Config generators and launchers for the real servers: nginx, HAProxy, Caddy, Apache httpd.
+//! Config generators and launchers for the real servers: nginx, HAProxy, Caddy, Apache httpd,
+//! Node.js's http2 (ORIGIN frames) and nghttpx (ALTSVC frames).
 //! Every server runs in the foreground as the current user, with its config, pid file and logs
 //! in the scenario's temp dir. Each site answers `site NAME` so that a wrong site is visible.
 
@@ -8,7 +9,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
-use super::harness::{is_root, Leaf, Scenario, APACHE, APACHE_MODULES, CADDY, HAPROXY, NGINX};
+use super::harness::{
+    is_root, Leaf, Scenario, APACHE, APACHE_MODULES, CADDY, HAPROXY, NGHTTPX, NGINX, NODE,
+};
 
 fn p(path: &Path) -> String {
     path.to_string_lossy().to_string()
@@ -174,6 +177,66 @@ pub fn apache(sc: &mut Scenario, listen: SocketAddr, vhosts: &str) {
         &[listen],
         &[sc.path("apache-error.log"), sc.path("apache-access.log")],
     );
+}
+
+/// Starts Node.js's `http2` server (`origin_server.js`) on `listen` with `leaf`: it sends an
+/// ORIGIN frame listing `origins` (None: no ORIGIN frame), and answers 421 to a request for a
+/// name of `refuse` on a connection opened for another name; `site NAME` otherwise.
+pub fn node_origin(sc: &mut Scenario, listen: &[SocketAddr], leaf: &Leaf, origins: Option<&[String]>, refuse: &[&str]) {
+    let conf = serde_json::json!({
+        "listen": listen.iter().map(|a| (a.ip().to_string(), a.port())).collect::<Vec<_>>(),
+        "cert": leaf.cert,
+        "key": leaf.key,
+        "origins": origins,
+        "refuse": refuse,
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/origin_server.js");
+    let mut cmd = Command::new(NODE);
+    cmd.arg(script).arg(conf.to_string());
+    sc.start("node-origin", cmd, listen, &[]);
+}
+
+/// Starts nghttpx (TLS + HTTP/2 frontend on `frontend`) in front of the plain HTTP/1.1
+/// `backend`, with `extra` options (e.g. `--http2-altsvc=h3,443`).
+pub fn nghttpx(sc: &mut Scenario, frontend: SocketAddr, backend: SocketAddr, leaf: &Leaf, extra: &[String]) {
+    let mut cmd = Command::new(NGHTTPX);
+    cmd.arg(format!("--frontend={},{}", frontend.ip(), frontend.port()))
+        .arg(format!("--backend={},{};;proto=http/1.1", backend.ip(), backend.port()))
+        .arg("--workers=1")
+        .arg("--no-ocsp")
+        .arg("--conf=/dev/null")
+        .arg(format!("--pid-file={}", p(&sc.path("nghttpx.pid"))))
+        .arg(format!("--errorlog-file={}", p(&sc.path("nghttpx-error.log"))))
+        .arg("--accesslog-file=/dev/null")
+        .args(extra)
+        .arg(&leaf.key)
+        .arg(&leaf.cert);
+    if is_root() {
+        cmd.arg("--user=root");
+    }
+    let log = sc.path("nghttpx-error.log");
+    sc.start("nghttpx", cmd, &[frontend], &[log]);
+}
+
+/// Starts a plain HTTP/1.1 server (Node.js) on `listen` answering `site NAME` (NAME = the
+/// Host header without port) to every request, with `headers` added (e.g. an Alt-Svc).
+pub fn node_http1(sc: &mut Scenario, listen: SocketAddr, headers: &[(&str, &str)]) {
+    let headers: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+        .collect();
+    let script = format!(
+        "const h = {}; require('http').createServer((q, r) => {{ \
+           const n = String(q.headers.host || '').replace(/:\\d+$/, ''); \
+           r.writeHead(200, Object.assign({{'content-type': 'text/plain'}}, h)); r.end('site ' + n + '\\n'); \
+         }}).listen({}, '{}');",
+        serde_json::Value::Object(headers),
+        listen.port(),
+        listen.ip()
+    );
+    let mut cmd = Command::new(NODE);
+    cmd.arg("-e").arg(script);
+    sc.start("node-http1", cmd, &[listen], &[]);
 }
 
 /// A document root `www-NAME/index.html` answering `site NAME`.
