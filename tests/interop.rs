@@ -1054,5 +1054,26 @@ async fn dnsmasq_https_records_are_read_back() {
     // AAAA (README): said in https_error, and the name keeps its addresses and no error.
     assert_eq!(none.https_error.as_deref(), Some("REFUSED"));
     assert_eq!(none.error, None);
+
+    // The same through `check --format json` (validated against the schema): nothing listens,
+    // the DNS part of the host report is what counts.
+    let port = harness::free_port(&[ip(30)]);
+    let r = sc.check(&[key(svc, port), key(plain, port)], 1).await;
+    let dns = &r.host(&key(svc, port))["dns"];
+    let https = dns["https"].as_array().unwrap_or_else(|| panic!("{dns}"));
+    assert_eq!(https.len(), 2, "{dns}");
+    assert_eq!(https[0]["alpn"], serde_json::json!(["h3", "h2"]), "{dns}");
+    assert_eq!(https[0]["ipv4hint"], serde_json::json!(["127.0.1.30"]), "{dns}");
+    assert_eq!(https[0]["ipv6hint"], serde_json::json!(["::1"]), "{dns}");
+    assert_eq!(
+        (&https[0]["port"], &https[0]["ech"]),
+        (&8443.into(), &true.into()),
+        "{dns}"
+    );
+    assert_eq!(https[1]["target"], "backup.https.interop.test", "{dns}");
+    assert!(dns.get("https_error").is_none(), "{dns}");
+    let plain_dns = &r.host(&key(plain, port))["dns"];
+    assert!(plain_dns.get("https").is_none(), "{plain_dns}");
+    assert_eq!(plain_dns["https_error"], "REFUSED", "{plain_dns}");
     sc.finish();
 }
