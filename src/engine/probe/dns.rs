@@ -1,5 +1,6 @@
-//! Name resolution with hickory-resolver: A and AAAA, the CNAME chain, TTLs; custom
-//! nameservers (UDP with TCP fallback on truncation) and `--resolve` overrides.
+//! Name resolution with hickory-resolver: A and AAAA, the CNAME chain, TTLs, and the HTTPS
+//! records (RFC 9460) asked at the same time; custom nameservers (UDP with TCP fallback on
+//! truncation) and `--resolve` overrides. AliasMode HTTPS records are kept, not followed.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
