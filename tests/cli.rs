@@ -135,6 +135,19 @@ fn the_contract_example_follows_the_schema() {
                   "connections": 8, "requests": 14}
     });
     common::assert_valid(&example);
+    // HTTPS records (RFC 9460) and a failed HTTPS query, additive in `dns`.
+    let mut with_https = example.clone();
+    with_https["hosts"][0]["dns"]["https"] = serde_json::json!([
+        {"priority": 1, "target": "", "alpn": ["h3", "h2"], "no_default_alpn": false, "port": 8443,
+         "ipv4hint": ["192.0.2.1"], "ipv6hint": ["2001:db8::1"], "ech": true, "ttl_s": 300},
+        {"priority": 0, "target": "cdn.example", "alpn": [], "port": null,
+         "ipv4hint": [], "ipv6hint": [], "ech": false, "ttl_s": 300}
+    ]);
+    with_https["hosts"][0]["dns"]["https_error"] = serde_json::Value::Null;
+    common::assert_valid(&with_https);
+    let mut bad_https = with_https.clone();
+    bad_https["hosts"][0]["dns"]["https"][0]["priority"] = 70_000.into();
+    assert!(!jsonschema::is_valid(&common::schema(), &bad_https));
     let mut broken = example.clone();
     broken["pairs"][0]["verdict"] = "fine".into();
     let schema = common::schema();

@@ -962,3 +962,121 @@ fn assert_browsers_fall_back_to_http1(p: &serde_json::Value) {
         "{p}"
     );
 }
+
+/// dnsmasq serves HTTPS records given in wire format (`--dns-rr`, encoded by hickory from the
+/// lab's `HttpsSpec`): coalscope's resolver reads alpn, port, hints, ECH and AliasMode back
+/// from a real DNS server, beside the A records; a name without one keeps its addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnsmasq_https_records_are_read_back() {
+    use coalscope::engine::probe::dns::{Dns, DnsConfig, HttpsRecord};
+    use coalscope::lab::HttpsSpec;
+    use std::net::{IpAddr, Ipv6Addr};
+    use std::time::Duration;
+
+    if !servers_available("dnsmasq-https", &[DNSMASQ]) {
+        return;
+    }
+    let mut sc = Scenario::new("dnsmasq-https");
+    let (svc, h3, apex, plain) = (
+        "svc.https.interop.test",
+        "h3.https.interop.test",
+        "apex.https.interop.test",
+        "plain.https.interop.test",
+    );
+    for n in [svc, h3, apex, plain] {
+        sc.record(n, ip(30));
+    }
+    let mut full = HttpsSpec::service(svc, 1, &["h3", "h2"], Some(8443), &[ip(30)]);
+    full.ipv6hint = vec![Ipv6Addr::LOCALHOST];
+    full.ech = Some(vec![0, 4, 0xfe, 0x0d, 0, 0]);
+    let mut backup = HttpsSpec::service(svc, 2, &["h2"], None, &[]);
+    backup.target = "backup.https.interop.test".to_string();
+    backup.no_default_alpn = true;
+    // Given in reverse order: the answer is in priority order whatever dnsmasq sends.
+    sc.https_record(&backup);
+    sc.https_record(&full);
+    sc.https_record(&HttpsSpec::service(h3, 1, &["h3"], None, &[]));
+    sc.https_record(&HttpsSpec::alias(apex, svc));
+    let server = sc.start_dns();
+    let dns = Dns::new(DnsConfig {
+        nameservers: vec![server],
+        overrides: vec![],
+        timeout: Duration::from_secs(3),
+    })
+    .expect("resolver");
+
+    let answer = dns.resolve(svc, 443).await;
+    let logs = || sc.logs();
+    assert_eq!(
+        answer.addresses,
+        vec![IpAddr::V4(ip(30))],
+        "{answer:?}\n{}",
+        logs()
+    );
+    assert_eq!(answer.https_error, None, "{}", logs());
+    // dnsmasq's --local-ttl (the harness's 60 s) applies to --dns-rr records too.
+    let ttl = 60;
+    let expected = vec![
+        HttpsRecord {
+            priority: 1,
+            target: String::new(),
+            alpn: vec!["h3".to_string(), "h2".to_string()],
+            no_default_alpn: false,
+            port: Some(8443),
+            ipv4hint: vec![ip(30)],
+            ipv6hint: vec![Ipv6Addr::LOCALHOST],
+            ech: true,
+            ttl_s: ttl,
+        },
+        HttpsRecord {
+            priority: 2,
+            target: "backup.https.interop.test".to_string(),
+            alpn: vec!["h2".to_string()],
+            no_default_alpn: true,
+            ttl_s: ttl,
+            ..HttpsRecord::default()
+        },
+    ];
+    assert_eq!(answer.https, expected, "{}", logs());
+
+    let only_h3 = dns.resolve(h3, 443).await;
+    assert_eq!(only_h3.https.len(), 1, "{only_h3:?}");
+    assert!(only_h3.https[0].offers_h3() && !only_h3.https[0].offers_h2());
+
+    let alias = dns.resolve(apex, 443).await;
+    assert_eq!(alias.https.len(), 1, "{alias:?}");
+    assert_eq!(
+        (alias.https[0].priority, alias.https[0].target.as_str()),
+        (0, svc)
+    );
+
+    let none = dns.resolve(plain, 443).await;
+    assert_eq!(none.addresses, vec![IpAddr::V4(ip(30))]);
+    assert!(none.https.is_empty(), "{none:?}");
+    // dnsmasq without upstream (`--no-resolv`) refuses a type it has no record of, as it does
+    // AAAA (README): said in https_error, and the name keeps its addresses and no error.
+    assert_eq!(none.https_error.as_deref(), Some("REFUSED"));
+    assert_eq!(none.error, None);
+
+    // The same through `check --format json` (validated against the schema): nothing listens,
+    // the DNS part of the host report is what counts.
+    let port = harness::free_port(&[ip(30)]);
+    let r = sc.check(&[key(svc, port), key(plain, port)], 1).await;
+    let dns = &r.host(&key(svc, port))["dns"];
+    let https = dns["https"].as_array().unwrap_or_else(|| panic!("{dns}"));
+    assert_eq!(https.len(), 2, "{dns}");
+    assert_eq!(https[0]["alpn"], serde_json::json!(["h3", "h2"]), "{dns}");
+    assert_eq!(https[0]["ipv4hint"], serde_json::json!(["127.0.1.30"]), "{dns}");
+    assert_eq!(https[0]["ipv6hint"], serde_json::json!(["::1"]), "{dns}");
+    assert_eq!(
+        (&https[0]["port"], &https[0]["ech"]),
+        (&8443.into(), &true.into()),
+        "{dns}"
+    );
+    assert_eq!(https[1]["target"], "backup.https.interop.test", "{dns}");
+    assert!(dns.get("https_error").is_none(), "{dns}");
+    let plain_dns = &r.host(&key(plain, port))["dns"];
+    assert!(plain_dns.get("https").is_none(), "{plain_dns}");
+    assert_eq!(plain_dns["https_error"], "REFUSED", "{plain_dns}");
+    sc.finish();
+}

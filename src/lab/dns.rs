@@ -2,13 +2,15 @@
 //! zone (hickory-server with an in-memory zone). Unknown names in the zone get NXDOMAIN, names
 //! outside it REFUSED (the catalog has no zone for them).
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use hickory_proto::rr::rdata::{A, SOA};
+use hickory_proto::rr::rdata::svcb::{Alpn, EchConfigList, IpHint, SvcParamKey, SvcParamValue, SVCB};
+use hickory_proto::rr::rdata::{A, AAAA, HTTPS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record};
+use hickory_proto::serialize::binary::BinEncodable;
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 use hickory_server::Server;
@@ -34,9 +36,115 @@ impl DnsServer {
     }
 }
 
+/// An HTTPS record (RFC 9460) to serve: the lab's DNS, the tests' loopback DNS
+/// (`testing::net`) and the interop tests' dnsmasq (`wire`) take it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpsSpec {
+    /// Owner name, without the trailing dot.
+    pub name: String,
+    /// 0 = AliasMode.
+    pub priority: u16,
+    /// TargetName without the trailing dot; "" = "." (the owner itself).
+    pub target: String,
+    pub alpn: Vec<String>,
+    pub no_default_alpn: bool,
+    pub port: Option<u16>,
+    pub ipv4hint: Vec<Ipv4Addr>,
+    pub ipv6hint: Vec<Ipv6Addr>,
+    /// An ECHConfigList, served as given (tests need only its presence).
+    pub ech: Option<Vec<u8>>,
+}
+
+impl HttpsSpec {
+    /// A ServiceMode record for `name` with target "." (the name itself).
+    pub fn service(
+        name: &str,
+        priority: u16,
+        alpn: &[&str],
+        port: Option<u16>,
+        ipv4hint: &[Ipv4Addr],
+    ) -> HttpsSpec {
+        HttpsSpec {
+            name: name.to_string(),
+            priority,
+            alpn: alpn.iter().map(|a| a.to_string()).collect(),
+            port,
+            ipv4hint: ipv4hint.to_vec(),
+            ..HttpsSpec::default()
+        }
+    }
+
+    /// An AliasMode record: `name`'s service is `target`'s.
+    pub fn alias(name: &str, target: &str) -> HttpsSpec {
+        HttpsSpec {
+            name: name.to_string(),
+            target: target.to_string(),
+            ..HttpsSpec::default()
+        }
+    }
+
+    /// The owner name, fully qualified.
+    pub fn owner(&self) -> anyhow::Result<Name> {
+        Name::from_ascii(format!("{}.", self.name)).with_context(|| format!("HTTPS owner {}", self.name))
+    }
+
+    /// The record data. Parameters are in key order, as RFC 9460 requires on the wire.
+    pub fn rdata(&self) -> anyhow::Result<HTTPS> {
+        let target = Name::from_ascii(format!("{}.", self.target))
+            .with_context(|| format!("HTTPS target {:?}", self.target))?;
+        let mut params = Vec::new();
+        if !self.alpn.is_empty() {
+            params.push((SvcParamKey::Alpn, SvcParamValue::Alpn(Alpn(self.alpn.clone()))));
+        }
+        if self.no_default_alpn {
+            params.push((SvcParamKey::NoDefaultAlpn, SvcParamValue::NoDefaultAlpn));
+        }
+        if let Some(port) = self.port {
+            params.push((SvcParamKey::Port, SvcParamValue::Port(port)));
+        }
+        if !self.ipv4hint.is_empty() {
+            let hint = IpHint(self.ipv4hint.iter().map(|a| A(*a)).collect());
+            params.push((SvcParamKey::Ipv4Hint, SvcParamValue::Ipv4Hint(hint)));
+        }
+        if let Some(ech) = &self.ech {
+            let list = EchConfigList(ech.clone());
+            params.push((SvcParamKey::EchConfigList, SvcParamValue::EchConfigList(list)));
+        }
+        if !self.ipv6hint.is_empty() {
+            let hint = IpHint(self.ipv6hint.iter().map(|a| AAAA(*a)).collect());
+            params.push((SvcParamKey::Ipv6Hint, SvcParamValue::Ipv6Hint(hint)));
+        }
+        Ok(HTTPS(SVCB::new(self.priority, target, params)))
+    }
+
+    /// The record with `ttl`.
+    pub fn record(&self, ttl: u32) -> anyhow::Result<Record> {
+        Ok(Record::from_rdata(
+            self.owner()?,
+            ttl,
+            RData::HTTPS(self.rdata()?),
+        ))
+    }
+
+    /// The RDATA in wire format (what `dnsmasq --dns-rr=NAME,65,HEX` wants, hex-encoded).
+    pub fn wire(&self) -> anyhow::Result<Vec<u8>> {
+        self.rdata()?.to_bytes().context("encoding the HTTPS record")
+    }
+}
+
 /// Build the catalog for `zone` with A records `names` (a name with no address is left out,
 /// so it gets NXDOMAIN).
 pub(crate) fn catalog(zone: &str, names: &[(&str, Vec<Ipv4Addr>)]) -> anyhow::Result<Catalog> {
+    catalog_with_https(zone, names, &[])
+}
+
+/// [`catalog`] that also serves the HTTPS records `https` (owners inside `zone`; a name with
+/// only an HTTPS record answers A queries with no data).
+pub(crate) fn catalog_with_https(
+    zone: &str,
+    names: &[(&str, Vec<Ipv4Addr>)],
+    https: &[HttpsSpec],
+) -> anyhow::Result<Catalog> {
     let origin = Name::from_ascii(format!("{zone}.")).context("lab zone name")?;
     let mut handler: InMemoryZoneHandler =
         InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
@@ -60,6 +168,14 @@ pub(crate) fn catalog(zone: &str, names: &[(&str, Vec<Ipv4Addr>)]) -> anyhow::Re
             let record = Record::from_rdata(fqdn.clone(), TTL, RData::A(A(*addr)));
             anyhow::ensure!(handler.upsert_mut(record, serial), "inserting {name} A");
         }
+    }
+    for spec in https {
+        let record = spec.record(TTL)?;
+        anyhow::ensure!(
+            handler.upsert_mut(record, serial),
+            "inserting {} HTTPS",
+            spec.name
+        );
     }
     let mut catalog = Catalog::new();
     catalog.upsert(LowerName::new(&origin), vec![Arc::new(handler)]);

@@ -7,6 +7,7 @@
 pub mod ca;
 mod describe;
 mod dns;
+pub use self::dns::HttpsSpec;
 mod idle;
 mod phase;
 mod respond;

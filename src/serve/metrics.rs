@@ -974,6 +974,8 @@ mod tests {
                 error: None,
                 overridden: false,
                 elapsed_ms: 1.5,
+                https: vec![],
+                https_error: None,
             },
             endpoints: vec![EndpointReport {
                 address: "127.0.0.1".into(),

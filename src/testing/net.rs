@@ -394,6 +394,16 @@ pub async fn refused_addr() -> SocketAddr {
 
 // ---------------------------------------------------------------- DNS
 
+/// An HTTPS record to serve from [`dns_server_with`] (TTL 60).
+pub fn https_record(spec: &crate::lab::HttpsSpec) -> Record {
+    spec.record(60).expect("test HTTPS record")
+}
+
+/// A CNAME to serve from [`dns_server_with`] (TTL 60; names with the trailing dot).
+pub fn cname_record(owner: &str, target: &str) -> Record {
+    record(owner, 60, RData::CNAME(CNAME(name(target))))
+}
+
 /// A loopback DNS server (UDP and TCP on the same port) with a fixed zone under `.test`:
 /// - `a.test`: A 127.0.0.1 (TTL 300), AAAA ::1 (TTL 60)
 /// - `v4only.test`: A 127.0.0.2 only (AAAA: NOERROR, no data)
@@ -403,6 +413,10 @@ pub async fn refused_addr() -> SocketAddr {
 /// - `rr.test`: A 127.0.0.4 and 127.0.0.2 (in that order)
 /// - `nx.test`: NXDOMAIN; `fail.test`: SERVFAIL; `silent.test`: never answered
 /// - `many.test`: 500 A records 10.0.x.y (too large for UDP: truncated, then TCP)
+/// - `drop65.test`: A 127.0.0.5; HTTPS (type 65) queries are never answered, like a server
+///   or middlebox that drops the types it does not know
+///
+/// [`dns_server_with`] serves more records (HTTPS records, CNAMEs) beside this zone.
 pub struct TestDns {
     pub addr: SocketAddr,
     pub udp_queries: Arc<AtomicUsize>,
@@ -470,12 +484,55 @@ fn zone(qname: &str, qtype: RecordType) -> ZoneAnswer {
         }),
         "fail.test." => ZoneAnswer::Code(ResponseCode::ServFail),
         "silent.test." => ZoneAnswer::Silence,
+        "drop65.test." => match qtype {
+            T::A => ZoneAnswer::Records(vec![a("drop65.test.", 100, [127, 0, 0, 5])]),
+            T::HTTPS => ZoneAnswer::Silence,
+            _ => ZoneAnswer::Records(vec![]),
+        },
         _ => ZoneAnswer::Code(ResponseCode::NXDomain),
     }
 }
 
+/// The answer for `qname` when `extra` has records owned by it: its CNAME chain in `extra`
+/// (at most 8 hops), then the records of `qtype` at the chain's end, from `extra` and from the
+/// fixed zone. None: `extra` has nothing for the name, the fixed zone answers alone.
+fn extra_answer(extra: &[Record], qname: &Name, qtype: RecordType) -> Option<ZoneAnswer> {
+    let owned_by = |r: &Record, n: &Name| r.name.to_lowercase() == *n;
+    let mut current = qname.to_lowercase();
+    if !extra.iter().any(|r| owned_by(r, &current)) {
+        return None;
+    }
+    let mut records = Vec::new();
+    for _ in 0..8 {
+        if qtype == RecordType::CNAME {
+            break;
+        }
+        let Some(cname) = extra
+            .iter()
+            .find(|r| owned_by(r, &current) && r.record_type() == RecordType::CNAME)
+        else {
+            break;
+        };
+        records.push(cname.clone());
+        let RData::CNAME(target) = &cname.data else {
+            break;
+        };
+        current = target.0.to_lowercase();
+    }
+    records.extend(
+        extra
+            .iter()
+            .filter(|r| owned_by(r, &current) && r.record_type() == qtype)
+            .cloned(),
+    );
+    if let ZoneAnswer::Records(fixed) = zone(&current.to_ascii(), qtype) {
+        records.extend(fixed);
+    }
+    Some(ZoneAnswer::Records(records))
+}
+
 /// The encoded answer to `query`, at most `limit` bytes (else truncated); None = no answer.
-fn answer(query: &[u8], limit: usize) -> Option<Vec<u8>> {
+fn answer(query: &[u8], limit: usize, extra: &[Record]) -> Option<Vec<u8>> {
     let request = Message::from_vec(query).ok()?;
     let question = request.queries.first()?.clone();
     let qname = question.name().to_lowercase().to_ascii();
@@ -490,7 +547,9 @@ fn answer(query: &[u8], limit: usize) -> Option<Vec<u8>> {
         edns.set_max_payload(4096);
         response.set_edns(edns);
     }
-    match zone(&qname, question.query_type()) {
+    let found = extra_answer(extra, question.name(), question.query_type())
+        .unwrap_or_else(|| zone(&qname, question.query_type()));
+    match found {
         ZoneAnswer::Silence => return None,
         ZoneAnswer::Code(code) => response.metadata.response_code = code,
         ZoneAnswer::Records(records) => {
@@ -505,6 +564,14 @@ fn answer(query: &[u8], limit: usize) -> Option<Vec<u8>> {
 }
 
 pub async fn dns_server() -> TestDns {
+    dns_server_with(Vec::new()).await
+}
+
+/// [`dns_server`] that also serves `extra` (e.g. [`https_record`]s, CNAMEs): a name that owns
+/// records in `extra` is answered from them (and from the fixed zone at the end of its
+/// CNAME chain) instead of by the fixed zone alone.
+pub async fn dns_server_with(extra: Vec<Record>) -> TestDns {
+    let extra = Arc::new(extra);
     // UDP and TCP on the same port: try a few ports until both binds succeed.
     let (udp, tcp) = loop {
         let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
@@ -519,6 +586,7 @@ pub async fn dns_server() -> TestDns {
     let mut guard = TaskGuard::default();
 
     let counter = udp_queries.clone();
+    let udp_extra = extra.clone();
     guard.push(tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         while let Ok((n, peer)) = udp.recv_from(&mut buf).await {
@@ -528,7 +596,7 @@ pub async fn dns_server() -> TestDns {
                 .and_then(|m| m.edns.map(|e| e.max_payload() as usize))
                 .unwrap_or(512)
                 .clamp(512, 1232);
-            if let Some(reply) = answer(&buf[..n], limit) {
+            if let Some(reply) = answer(&buf[..n], limit, &udp_extra) {
                 let _ = udp.send_to(&reply, peer).await;
             }
         }
@@ -546,6 +614,7 @@ pub async fn dns_server() -> TestDns {
                 Some(_) = connections.join_next() => continue,
             };
             let counter = counter.clone();
+            let extra = extra.clone();
             connections.spawn(async move {
                 loop {
                     let Ok(len) = stream.read_u16().await else {
@@ -556,7 +625,7 @@ pub async fn dns_server() -> TestDns {
                         return;
                     }
                     counter.fetch_add(1, Ordering::SeqCst);
-                    let Some(reply) = answer(&query, u16::MAX as usize) else {
+                    let Some(reply) = answer(&query, u16::MAX as usize, &extra) else {
                         continue;
                     };
                     let mut framed = (reply.len() as u16).to_be_bytes().to_vec();

@@ -296,6 +296,8 @@ pub struct Scenario {
     pub pki: Pki,
     /// name → IPv4 addresses, answered by dnsmasq.
     records: BTreeMap<String, Vec<Ipv4Addr>>,
+    /// HTTPS records (type 65), in wire format, answered by dnsmasq (`--dns-rr`).
+    https: Vec<(String, Vec<u8>)>,
     pub dns: Option<SocketAddr>,
     procs: Vec<Proc>,
 }
@@ -312,6 +314,7 @@ impl Scenario {
             dir,
             pki,
             records: BTreeMap::new(),
+            https: Vec::new(),
             dns: None,
             procs: Vec::new(),
         }
@@ -341,6 +344,13 @@ impl Scenario {
     /// Adds an A record for `name` (several calls: several A records).
     pub fn record(&mut self, name: &str, addr: Ipv4Addr) {
         self.records.entry(name.to_string()).or_default().push(addr);
+    }
+
+    /// Adds an HTTPS record (RFC 9460), encoded by hickory from `spec`: dnsmasq serves it
+    /// as given, in wire format (`--dns-rr=NAME,65,HEX`).
+    pub fn https_record(&mut self, spec: &coalscope::lab::HttpsSpec) {
+        let wire = spec.wire().expect("HTTPS record encodes");
+        self.https.push((spec.name.clone(), wire));
     }
 
     /// Starts dnsmasq on 127.0.0.1 answering the records added so far, and nothing else.
@@ -377,6 +387,9 @@ impl Scenario {
             for a in addrs {
                 cmd.arg(format!("--host-record={name},{a}"));
             }
+        }
+        for (name, wire) in &self.https {
+            cmd.arg(format!("--dns-rr={name},65,{}", hex::encode(wire)));
         }
         let log = self.path("dnsmasq.log");
         let mut p = Proc::spawn("dnsmasq", cmd, log);

@@ -2,12 +2,13 @@
 //! direct answers) and the findings about it.
 
 use crate::engine::probe::cert;
+use crate::engine::probe::dns::HttpsRecord;
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::tls::TlsInfo;
 use crate::engine::record::{EndpointRecord, HostRecord};
 use crate::engine::snapshot::{
-    CertReport, DirectReport, DnsReport, EndpointReport, Finding, FindingKind, HostReport, Severity,
-    Timestamp,
+    CertReport, DirectReport, DnsReport, EndpointReport, Finding, FindingKind, HostReport, HttpsRecordReport,
+    Severity, Timestamp,
 };
 
 use super::format::{addr_text, count_statuses, first_of, median_ms, most_frequent, summarise_sans};
@@ -71,9 +72,25 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
             error: h.dns.error.clone(),
             overridden: h.dns.overridden,
             elapsed_ms: (h.dns.elapsed.as_secs_f64() * 1e5).round() / 100.0,
+            https: h.dns.https.iter().map(https_report).collect(),
+            https_error: h.dns.https_error.clone(),
         },
         endpoints,
         findings,
+    }
+}
+
+fn https_report(r: &HttpsRecord) -> HttpsRecordReport {
+    HttpsRecordReport {
+        priority: r.priority,
+        target: r.target.clone(),
+        alpn: r.alpn.clone(),
+        no_default_alpn: r.no_default_alpn,
+        port: r.port,
+        ipv4hint: r.ipv4hint.iter().map(ToString::to_string).collect(),
+        ipv6hint: r.ipv6hint.iter().map(ToString::to_string).collect(),
+        ech: r.ech,
+        ttl_s: r.ttl_s,
     }
 }
 
@@ -348,5 +365,28 @@ mod tests {
             assert_eq!(days(na, next - 1), days(na, now), "now {now}");
             assert_ne!(days(na, next), days(na, now), "now {now}");
         }
+    }
+
+    #[test]
+    fn https_records_are_reported_as_answered() {
+        let record = HttpsRecord {
+            priority: 1,
+            target: String::new(),
+            alpn: vec!["h3".into(), "h2".into()],
+            no_default_alpn: true,
+            port: Some(8443),
+            ipv4hint: vec![std::net::Ipv4Addr::new(192, 0, 2, 1)],
+            ipv6hint: vec!["2001:db8::1".parse().expect("v6")],
+            ech: true,
+            ttl_s: 300,
+        };
+        let report = https_report(&record);
+        assert_eq!(report.alpn, ["h3", "h2"]);
+        assert_eq!((report.priority, report.port, report.ttl_s), (1, Some(8443), 300));
+        assert_eq!(
+            (report.ipv4hint, report.ipv6hint),
+            (vec!["192.0.2.1".to_string()], vec!["2001:db8::1".to_string()])
+        );
+        assert!(report.no_default_alpn && report.ech && report.target.is_empty());
     }
 }

@@ -1,5 +1,6 @@
-//! Name resolution with hickory-resolver: A and AAAA, the CNAME chain, TTLs; custom
-//! nameservers (UDP with TCP fallback on truncation) and `--resolve` overrides.
+//! Name resolution with hickory-resolver: A and AAAA, the CNAME chain, TTLs, and the HTTPS
+//! records (RFC 9460) asked at the same time; custom nameservers (UDP with TCP fallback on
+//! truncation) and `--resolve` overrides. AliasMode HTTPS records are kept, not followed.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -8,10 +9,12 @@ use std::time::{Duration, Instant};
 use hickory_resolver::config::{
     ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
 };
+use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_resolver::proto::rr::rdata::svcb::{SvcParamValue, SVCB};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::TokioResolver;
 
 /// A fixed answer for a name, like curl's `--resolve HOST[:PORT]:ADDR[,ADDR…]`.
@@ -281,8 +284,11 @@ impl Dns {
     }
 
     /// Resolve `host` for `port`: an override when one matches (port-specific first), the
-    /// address itself for an IP literal, else A and AAAA queries. Never fails: problems are
-    /// in `DnsAnswer::error`.
+    /// address itself for an IP literal, else A, AAAA and HTTPS queries at once. Never fails:
+    /// problems are in `DnsAnswer::error` (and `https_error`, which never fails the name).
+    ///
+    /// Overrides and IP literals send no query at all, the HTTPS one included: their
+    /// `https` stays empty (a `--resolve` run without a DNS server must not reach one).
     pub async fn resolve(&self, host: &str, port: u16) -> DnsAnswer {
         let mut answer = self.resolve_all(host, port).await;
         if answer.addresses.len() > MAX_ADDRESSES {
@@ -348,9 +354,11 @@ impl Dns {
     }
 
     async fn query(&self, name: Name) -> DnsAnswer {
-        let (v4, v6) = tokio::join!(
+        // The HTTPS query runs beside A and AAAA, so it costs no round trip of its own.
+        let (v4, v6, https) = tokio::join!(
             self.resolver.lookup(name.clone(), RecordType::A),
             self.resolver.lookup(name.clone(), RecordType::AAAA),
+            self.lookup_https(&name),
         );
         let mut addresses = Vec::new();
         let mut cname_targets: HashMap<Name, Name> = HashMap::new();
@@ -405,6 +413,7 @@ impl Dns {
                     .unwrap_or_else(|| "no A/AAAA records".to_string()),
             )
         };
+        let (https, https_error) = self.https_outcome(&name, https, &cname_targets);
         DnsAnswer {
             ttl_s: if addresses.is_empty() { None } else { ttl },
             addresses,
@@ -413,8 +422,35 @@ impl Dns {
             overridden: false,
             elapsed: Duration::ZERO,
             dropped: 0,
-            https: Vec::new(),
-            https_error: None,
+            https,
+            https_error,
+        }
+    }
+
+    /// The HTTPS query, bounded by one `timeout` from the start: hickory alone gives a
+    /// server that drops type 65 queries about 2 × timeout (retransmissions; measured: 1 s
+    /// for 500 ms), which would delay every name's addresses by that much. So the addresses
+    /// wait at most one timeout for it, and never past the bound of A and AAAA themselves.
+    async fn lookup_https(&self, name: &Name) -> Result<Lookup, NetError> {
+        let lookup = self.resolver.lookup(name.clone(), RecordType::HTTPS);
+        match tokio::time::timeout(self.timeout, lookup).await {
+            Ok(result) => result,
+            Err(_) => Err(NetError::Timeout),
+        }
+    }
+
+    /// The HTTPS records of a finished HTTPS query, or why it failed.
+    fn https_outcome(
+        &self,
+        name: &Name,
+        result: Result<Lookup, NetError>,
+        address_cnames: &HashMap<Name, Name>,
+    ) -> (Vec<HttpsRecord>, Option<String>) {
+        match result {
+            Ok(lookup) => (https_records(name, lookup.answers(), address_cnames), None),
+            // NXDOMAIN or NOERROR without data: the name has no HTTPS record, which is normal.
+            Err(NetError::Dns(DnsError::NoRecordsFound(_))) => (Vec::new(), None),
+            Err(e) => (Vec::new(), Some(self.error_text(&e).1)),
         }
     }
 
@@ -457,6 +493,79 @@ impl Dns {
     }
 }
 
+/// Most values kept per list parameter of one HTTPS record (alpn ids, each hint list): a
+/// record may carry hundreds in its 64 KiB; no real one has more than a few.
+pub const MAX_HTTPS_VALUES: usize = 16;
+
+/// The HTTPS records of `answers` that belong to `name`: owned by the name itself or by the
+/// end of its CNAME chain (followed through the CNAMEs of this answer and those the address
+/// queries saw), in priority order, at most `MAX_HTTPS_RECORDS`. AliasMode records are kept
+/// as they are; their target is not followed (a browser would query it in turn).
+fn https_records(name: &Name, answers: &[Record], address_cnames: &HashMap<Name, Name>) -> Vec<HttpsRecord> {
+    let mut targets = address_cnames.clone();
+    for record in answers {
+        if let RData::CNAME(target) = &record.data {
+            targets.insert(lower(&record.name), lower(&target.0));
+        }
+    }
+    let start = lower(name);
+    let mut end = &start;
+    let mut hops = 0;
+    while let Some(next) = targets.get(end) {
+        // A loop ends somewhere on itself: 16 hops, as `cname_chain`.
+        if hops >= 16 {
+            break;
+        }
+        end = next;
+        hops += 1;
+    }
+    let mut records: Vec<HttpsRecord> = answers
+        .iter()
+        .filter(|r| {
+            let owner = lower(&r.name);
+            owner == start || owner == *end
+        })
+        .filter_map(|r| match &r.data {
+            RData::HTTPS(https) => Some(https_record(&https.0, r.ttl)),
+            _ => None,
+        })
+        .collect();
+    // Stable: records of one priority keep the server's order.
+    records.sort_by_key(|r| r.priority);
+    records.truncate(MAX_HTTPS_RECORDS);
+    records
+}
+
+/// One record's fields; unknown and `mandatory` parameters are not kept.
+fn https_record(svcb: &SVCB, ttl: u32) -> HttpsRecord {
+    let target = svcb.target_name.to_ascii();
+    let target = target.strip_suffix('.').unwrap_or(&target).to_string();
+    let mut record = HttpsRecord {
+        priority: svcb.svc_priority,
+        target,
+        ttl_s: ttl,
+        ..HttpsRecord::default()
+    };
+    for (_, value) in &svcb.svc_params {
+        match value {
+            SvcParamValue::Alpn(alpn) => {
+                record.alpn = alpn.0.iter().take(MAX_HTTPS_VALUES).cloned().collect();
+            }
+            SvcParamValue::NoDefaultAlpn => record.no_default_alpn = true,
+            SvcParamValue::Port(port) => record.port = Some(*port),
+            SvcParamValue::Ipv4Hint(hint) => {
+                record.ipv4hint = hint.0.iter().take(MAX_HTTPS_VALUES).map(|a| a.0).collect();
+            }
+            SvcParamValue::Ipv6Hint(hint) => {
+                record.ipv6hint = hint.0.iter().take(MAX_HTTPS_VALUES).map(|a| a.0).collect();
+            }
+            SvcParamValue::EchConfigList(_) => record.ech = true,
+            SvcParamValue::Mandatory(_) | SvcParamValue::Unknown(_) => {}
+        }
+    }
+    record
+}
+
 fn lower(name: &Name) -> Name {
     name.to_lowercase()
 }
@@ -492,7 +601,10 @@ fn sorted(mut addrs: Vec<IpAddr>) -> Vec<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::net::{dns_server, TestDns};
+    use crate::lab::HttpsSpec;
+    use crate::testing::net::{cname_record, dns_server, dns_server_with, https_record, TestDns};
+    use hickory_resolver::proto::rr::rdata::A;
+    use std::net::Ipv6Addr;
     use std::sync::atomic::Ordering;
 
     const T: Duration = Duration::from_millis(500);
@@ -677,8 +789,165 @@ mod tests {
         assert_eq!((literal.overridden, literal.addresses), (true, vec![ip("::1")]));
         let literal = dns.resolve("192.0.2.1", 443).await;
         assert_eq!(literal.addresses, vec![ip("192.0.2.1")]);
+        for answer in [any, specific, literal] {
+            assert!(
+                answer.https.is_empty() && answer.https_error.is_none(),
+                "{answer:?}"
+            );
+        }
+        // Not even the HTTPS query reached the server.
         assert_eq!(server.udp_queries.load(Ordering::SeqCst), 0);
         assert_eq!(server.tcp_queries.load(Ordering::SeqCst), 0);
+    }
+
+    fn v4(text: &str) -> Ipv4Addr {
+        text.parse().expect("ipv4")
+    }
+
+    fn a_record(owner: &str, addr: &str) -> Record {
+        Record::from_rdata(Name::from_ascii(owner).expect("name"), 60, RData::A(A(v4(addr))))
+    }
+
+    #[tokio::test]
+    async fn https_records_beside_the_addresses() {
+        let mut full = HttpsSpec::service("a.test", 1, &["h3", "h2"], Some(8443), &[v4("127.0.0.1")]);
+        full.ipv6hint = vec![Ipv6Addr::LOCALHOST];
+        full.ech = Some(vec![0, 4, 0xfe, 0x0d, 0, 0]);
+        let mut second = HttpsSpec::service("a.test", 2, &["h2"], None, &[]);
+        second.target = "alt.test".to_string();
+        second.no_default_alpn = true;
+        // The server lists the worse record first: the answer is in priority order.
+        let server = dns_server_with(vec![https_record(&second), https_record(&full)]).await;
+        let dns = dns_for(&server, vec![]);
+        let answer = dns.resolve("a.test", 443).await;
+        assert_eq!(
+            (answer.error.as_deref(), answer.https_error.as_deref()),
+            (None, None)
+        );
+        assert_eq!(answer.addresses, vec![ip("127.0.0.1"), ip("::1")]);
+        let expected = vec![
+            HttpsRecord {
+                priority: 1,
+                target: String::new(),
+                alpn: vec!["h3".to_string(), "h2".to_string()],
+                no_default_alpn: false,
+                port: Some(8443),
+                ipv4hint: vec![v4("127.0.0.1")],
+                ipv6hint: vec![Ipv6Addr::LOCALHOST],
+                ech: true,
+                ttl_s: 60,
+            },
+            HttpsRecord {
+                priority: 2,
+                target: "alt.test".to_string(),
+                alpn: vec!["h2".to_string()],
+                no_default_alpn: true,
+                ttl_s: 60,
+                ..HttpsRecord::default()
+            },
+        ];
+        assert_eq!(answer.https, expected);
+        assert!(answer.https[0].is_service() && answer.https[0].offers_h2() && answer.https[0].offers_h3());
+    }
+
+    #[tokio::test]
+    async fn https_record_without_h2() {
+        let h3 = HttpsSpec::service("v4only.test", 1, &["h3"], None, &[]);
+        let server = dns_server_with(vec![https_record(&h3)]).await;
+        let dns = dns_for(&server, vec![]);
+        let answer = dns.resolve("v4only.test", 443).await;
+        assert_eq!(answer.addresses, vec![ip("127.0.0.2")]);
+        assert_eq!(answer.https.len(), 1, "{answer:?}");
+        assert!(answer.https[0].offers_h3() && !answer.https[0].offers_h2());
+        assert_eq!(answer.https_error, None);
+    }
+
+    /// NOERROR without data, NXDOMAIN: no HTTPS record, and nothing failed.
+    #[tokio::test]
+    async fn no_https_records_is_no_error() {
+        let server = dns_server().await;
+        let dns = dns_for(&server, vec![]);
+        for host in ["a.test", "rr.test", "nx.test"] {
+            let answer = dns.resolve(host, 443).await;
+            assert!(answer.https.is_empty(), "{host}: {answer:?}");
+            assert_eq!(answer.https_error, None, "{host}");
+        }
+        // A failing HTTPS query is said, and the name keeps its addresses.
+        let fail = dns_server_with(vec![]).await;
+        let dns = dns_for(&fail, vec![]);
+        let half = dns.resolve("half.test", 443).await;
+        assert_eq!((half.error, half.addresses), (None, vec![ip("127.0.0.3")]));
+        assert_eq!(half.https_error.as_deref(), Some("SERVFAIL"));
+    }
+
+    /// On tokio's paused clock (see `silence_times_out`): the server answers A and AAAA at
+    /// once and drops the HTTPS query, which is given up after one timeout, not the two and
+    /// more a silent name costs.
+    #[tokio::test(start_paused = true)]
+    async fn dropped_https_query_costs_one_timeout() {
+        let server = dns_server().await;
+        let dns = dns_for(&server, vec![]);
+        let started = tokio::time::Instant::now();
+        let answer = dns.resolve("drop65.test", 443).await;
+        let took = started.elapsed();
+        assert_eq!(answer.error, None);
+        assert_eq!(answer.addresses, vec![ip("127.0.0.5")]);
+        assert!(answer.https.is_empty());
+        assert_eq!(answer.https_error.as_deref(), Some("timed out after 500ms"));
+        assert!(took >= T && took < T + T / 2, "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn alias_mode_is_kept_not_followed() {
+        let alias = HttpsSpec::alias("apex.test", "cdn.a.test");
+        let server = dns_server_with(vec![a_record("apex.test.", "127.0.0.7"), https_record(&alias)]).await;
+        let dns = dns_for(&server, vec![]);
+        let before = server.udp_queries.load(Ordering::SeqCst);
+        let answer = dns.resolve("apex.test", 443).await;
+        assert_eq!(answer.addresses, vec![ip("127.0.0.7")]);
+        assert_eq!(answer.https.len(), 1, "{answer:?}");
+        let record = &answer.https[0];
+        assert_eq!((record.priority, record.target.as_str()), (0, "cdn.a.test"));
+        assert!(!record.is_service());
+        // A, AAAA, HTTPS: no query for the alias target.
+        assert_eq!(server.udp_queries.load(Ordering::SeqCst) - before, 3);
+    }
+
+    #[tokio::test]
+    async fn https_record_through_a_cname() {
+        let svc = HttpsSpec::service("a.test", 1, &["h2"], None, &[]);
+        let server = dns_server_with(vec![cname_record("www.test.", "a.test."), https_record(&svc)]).await;
+        let dns = dns_for(&server, vec![]);
+        let answer = dns.resolve("www.test", 443).await;
+        assert_eq!(answer.cnames, vec!["a.test".to_string()]);
+        assert_eq!(answer.addresses, vec![ip("127.0.0.1"), ip("::1")]);
+        assert_eq!(answer.https.len(), 1, "{answer:?}");
+        assert!(answer.https[0].offers_h2());
+    }
+
+    /// Records of names neither the queried one nor the end of its chain are left out; the
+    /// count is bounded.
+    #[test]
+    fn https_records_are_the_names_and_bounded() {
+        let name = Name::from_ascii("www.test.").expect("name");
+        let mut answers = vec![cname_record("www.test.", "a.test.")];
+        for priority in (1..=20u16).rev() {
+            let spec = HttpsSpec::service("a.test", priority, &["h2"], None, &[]);
+            answers.push(spec.record(60).expect("record"));
+        }
+        let stray = HttpsSpec::service("other.test", 1, &["h3"], None, &[]);
+        answers.push(stray.record(60).expect("record"));
+        let records = https_records(&name, &answers, &HashMap::new());
+        let priorities: Vec<u16> = records.iter().map(|r| r.priority).collect();
+        assert_eq!(priorities, (1..=MAX_HTTPS_RECORDS as u16).collect::<Vec<_>>());
+        assert!(records.iter().all(|r| r.offers_h2()));
+        // The chain may also come from the address queries only.
+        let direct = vec![HttpsSpec::service("a.test", 1, &["h3"], None, &[])
+            .record(60)
+            .expect("record")];
+        let chain = HashMap::from([(name.clone(), Name::from_ascii("a.test.").expect("name"))]);
+        assert_eq!(https_records(&name, &direct, &chain).len(), 1);
+        assert!(https_records(&name, &direct, &HashMap::new()).is_empty());
     }
 
     #[tokio::test]

@@ -56,6 +56,35 @@ pub struct DnsReport {
     /// The addresses came from `--resolve` (or the host is an IP literal).
     pub overridden: bool,
     pub elapsed_ms: f64,
+    /// The name's HTTPS records (RFC 9460), in priority order. Left out of the JSON when there
+    /// are none (and always for `--resolve` overrides and IP literals, which ask no DNS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub https: Vec<HttpsRecordReport>,
+    /// Why the HTTPS query failed (a timeout, SERVFAIL, REFUSED); it never fails the name.
+    /// Left out of the JSON when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_error: Option<String>,
+}
+
+/// One HTTPS record (RFC 9460) as the DNS answered it; alpn ids and the target are the
+/// server's text, unsanitised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpsRecordReport {
+    /// SvcPriority: 0 = AliasMode (the target names the service), else ServiceMode.
+    pub priority: u16,
+    /// TargetName; "" when it is "." (the name itself).
+    pub target: String,
+    /// `alpn` ids as listed ("h3", "h2").
+    pub alpn: Vec<String>,
+    /// `no-default-alpn`: the implicit "http/1.1" does not apply.
+    #[serde(default)]
+    pub no_default_alpn: bool,
+    pub port: Option<u16>,
+    pub ipv4hint: Vec<String>,
+    pub ipv6hint: Vec<String>,
+    /// An `ech` parameter is present.
+    pub ech: bool,
+    pub ttl_s: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -91,3 +91,50 @@ async fn dns_answers_over_udp_and_tcp() {
     }
     lab.shutdown().await;
 }
+
+/// The lab DNS serves HTTPS records given as specs, and coalscope's resolver reads them back.
+#[tokio::test]
+async fn dns_serves_https_records() {
+    use crate::engine::probe::dns::{Dns, DnsConfig};
+    use crate::lab::dns::{catalog_with_https, start};
+    use crate::lab::HttpsSpec;
+
+    let ip = Ipv4Addr::new(127, 0, 0, 40);
+    let h3 = HttpsSpec::service("h3.https.test", 1, &["h3"], Some(8443), &[ip]);
+    let alias = HttpsSpec::alias("apex.https.test", "h3.https.test");
+    let names = [("h3.https.test", vec![ip]), ("plain.https.test", vec![ip])];
+    let catalog = catalog_with_https("https.test", &names, &[h3, alias]).expect("catalog");
+    let server = start(catalog, None).await.expect("lab DNS");
+    let dns = Dns::new(DnsConfig {
+        nameservers: vec![server.addr],
+        overrides: vec![],
+        timeout: TIMEOUT,
+    })
+    .expect("resolver");
+
+    let answer = dns.resolve("h3.https.test", 443).await;
+    assert_eq!(answer.addresses, vec![std::net::IpAddr::V4(ip)]);
+    assert_eq!(
+        (answer.https.len(), answer.https_error.as_deref()),
+        (1, None),
+        "{answer:?}"
+    );
+    let record = &answer.https[0];
+    assert_eq!(record.alpn, vec!["h3".to_string()]);
+    assert_eq!((record.priority, record.port, record.ttl_s), (1, Some(8443), 30));
+    assert_eq!(
+        (record.target.as_str(), record.ipv4hint.as_slice()),
+        ("", &[ip][..])
+    );
+
+    let apex = dns.resolve("apex.https.test", 443).await;
+    assert_eq!(apex.https.len(), 1, "{apex:?}");
+    assert_eq!(
+        (apex.https[0].priority, apex.https[0].target.as_str()),
+        (0, "h3.https.test")
+    );
+
+    let plain = dns.resolve("plain.https.test", 443).await;
+    assert!(plain.https.is_empty() && plain.https_error.is_none(), "{plain:?}");
+    server.shutdown().await;
+}
