@@ -133,12 +133,7 @@ impl HttpsSpec {
 }
 
 /// Build the catalog for `zone` with A records `names` (a name with no address is left out,
-/// so it gets NXDOMAIN).
-pub(crate) fn catalog(zone: &str, names: &[(&str, Vec<Ipv4Addr>)]) -> anyhow::Result<Catalog> {
-    catalog_with_https(zone, names, &[])
-}
-
-/// [`catalog`] that also serves the HTTPS records `https` (owners inside `zone`; a name with
+/// so it gets NXDOMAIN); it also serves the HTTPS records `https` (owners inside `zone`; a name with
 /// only an HTTPS record answers A queries with no data).
 pub(crate) fn catalog_with_https(
     zone: &str,

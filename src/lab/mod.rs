@@ -132,13 +132,18 @@ impl Lab {
         let records: Vec<(&str, Vec<Ipv4Addr>)> = all_sites()
             .map(|(_, s)| (s.name, s.octets.iter().map(|o| lab_ip(*o)).collect()))
             .collect();
+        // HTTPS records (RFC 9460) for the sites that have them: ServiceMode, the name itself.
+        let https: Vec<HttpsSpec> = all_sites()
+            .filter(|(_, s)| !s.https_alpn.is_empty())
+            .map(|(_, s)| HttpsSpec::service(s.name, 1, s.https_alpn, Some(port), &[]))
+            .collect();
         let mut lab = Lab::prepare(
             &options,
             port,
             clock,
             &lab_ca,
             ("lab.watch", describe::watchfile(port)),
-            (ZONE, &records),
+            (ZONE, &records, &https),
             None,
         )
         .await?;
@@ -168,7 +173,7 @@ impl Lab {
             clock,
             &lab_ca,
             ("scale.watch", layout.watchfile(port)),
-            (scale::SCALE_ZONE, &records),
+            (scale::SCALE_ZONE, &records, &[]),
             Some(layout),
         )
         .await?;
@@ -180,7 +185,8 @@ impl Lab {
     }
 
     /// The parts every lab shares: its directory with `ca.pem` and the watch-file
-    /// (`name`, `content`), and its DNS server for `zone` answering `records`. Servers are
+    /// (`name`, `content`), and its DNS server for `zone` answering `records` and the HTTPS
+    /// records `https`. Servers are
     /// spawned by the caller; dropping the returned lab on a later error cleans up.
     async fn prepare(
         options: &LabOptions,
@@ -188,7 +194,7 @@ impl Lab {
         clock: Clock,
         ca: &Ca,
         (watch_name, watch_content): (&str, String),
-        (zone, records): (&str, &[(&str, Vec<Ipv4Addr>)]),
+        (zone, records, https): (&str, &[(&str, Vec<Ipv4Addr>)], &[HttpsSpec]),
         scale: Option<scale::ScaleOptions>,
     ) -> anyhow::Result<Lab> {
         let (dir, owns_dir) = make_dir(options.dir.as_deref())?;
@@ -210,7 +216,7 @@ impl Lab {
             .with_context(|| format!("writing {}", lab.ca_file.display()))?;
         std::fs::write(&lab.watchfile, watch_content)
             .with_context(|| format!("writing {}", lab.watchfile.display()))?;
-        let dns = dns::start(dns::catalog(zone, records)?, options.dns_port).await?;
+        let dns = dns::start(dns::catalog_with_https(zone, records, https)?, options.dns_port).await?;
         lab.dns = dns.addr;
         lab.dns_server = Some(dns);
         Ok(lab)

@@ -229,6 +229,7 @@ mod tests {
         live: false,
         prints_sni: false,
         findings: &[],
+        https_alpn: &[],
     };
     static B: Site = Site {
         name: "b.x.test",
@@ -237,6 +238,7 @@ mod tests {
         live: false,
         prints_sni: false,
         findings: &[],
+        https_alpn: &[],
     };
 
     fn status(o: Outcome) -> u16 {

@@ -93,6 +93,9 @@ pub(crate) struct Site {
     pub prints_sni: bool,
     /// Host finding kinds a correct engine reports for this name.
     pub findings: &'static [FindingKind],
+    /// The alpn of an HTTPS record (RFC 9460, ServiceMode, for the name itself) the lab DNS
+    /// serves; empty: no HTTPS record.
+    pub https_alpn: &'static [&'static str],
 }
 
 /// Which CA signs a certificate.
@@ -148,6 +151,7 @@ const fn site(name: &'static str, octets: &'static [u8]) -> Site {
         live: false,
         prints_sni: false,
         findings: &[],
+        https_alpn: &[],
     }
 }
 
@@ -199,6 +203,7 @@ const ECHO: [&str; 2] = ["north.echo.coalscope.test", "south.echo.coalscope.test
 const ECHO_ROUTER: [&str; 2] = ["east.echorouter.coalscope.test", "west.echorouter.coalscope.test"];
 const RENEGO: [&str; 2] = ["www.renego.coalscope.test", "admin.renego.coalscope.test"];
 const ORIGIN: [&str; 2] = ["www.origin.coalscope.test", "api.origin.coalscope.test"];
+const SVCB: [&str; 2] = ["www.svcb.coalscope.test", "img.svcb.coalscope.test"];
 
 /// Both ways of a two-name scenario with the same verdict.
 const fn both(names: &'static [&'static str; 2], verdict: Verdict) -> [Pair; 2] {
@@ -424,6 +429,21 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
         ],
         certs: &[lab_cert(&ORIGIN, &[])],
         expect: &both(&ORIGIN, Verdict::Misdirected),
+    },
+    Scenario {
+        key: "svcb",
+        reproduces: "an HTTPS DNS record offering only h3 for img: Chromium does not pool img onto www's HTTP/2 connection, Firefox does (and is served fine)",
+        sites: &[
+            site(SVCB[0], &[31]),
+            Site {
+                https_alpn: &["h3"],
+                findings: &[FindingKind::HttpsRecordNoH2, FindingKind::H3Advertised],
+                ..site(SVCB[1], &[31])
+            },
+        ],
+        endpoints: &[endpoint(31, Style::ByHost)],
+        certs: &[lab_cert(&SVCB, &[])],
+        expect: &both(&SVCB, Verdict::Ok),
     },
     Scenario {
         key: "ghost",

@@ -753,6 +753,7 @@ struct HostSeries {
     shake_errors: Vec<(Labels, u64)>,
     origin_frame: Vec<(Labels, i64)>,
     alt_svc: Vec<(Labels, i64)>,
+    https: Vec<(Labels, i64)>,
 }
 
 impl HostSeries {
@@ -776,6 +777,16 @@ impl HostSeries {
             }
             for ep in &h.endpoints {
                 s.add_endpoint(st, &host, ep);
+            }
+            for r in &h.dns.https {
+                s.https.push((
+                    vec![
+                        ("host", host.clone()),
+                        ("priority", r.priority.to_string()),
+                        ("alpn", r.alpn.join(",")),
+                    ],
+                    1,
+                ));
             }
         }
         s
@@ -818,6 +829,7 @@ fn encode_hosts(enc: &mut DescriptorEncoder, series: HostSeries) -> fmt::Result 
         shake_errors,
         origin_frame,
         alt_svc,
+        https,
     } = series;
     gauge(
         enc,
@@ -879,6 +891,13 @@ fn encode_hosts(enc: &mut DescriptorEncoder, series: HostSeries) -> fmt::Result 
         "An alternative service advertised on the latest connection (Alt-Svc header or ALTSVC frame), by protocol, port and source.",
         None,
         alt_svc,
+    )?;
+    gauge(
+        enc,
+        "host_https_record",
+        "An HTTPS DNS record (RFC 9460) of the host, by priority (0: AliasMode) and alpn list.",
+        None,
+        https,
     )
 }
 

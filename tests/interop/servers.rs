@@ -9,9 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
-use super::harness::{
-    is_root, Leaf, Scenario, APACHE, APACHE_MODULES, CADDY, HAPROXY, NGHTTPX, NGINX, NODE,
-};
+use super::harness::{is_root, Leaf, Scenario, APACHE, APACHE_MODULES, CADDY, HAPROXY, NGHTTPX, NGINX, NODE};
 
 fn p(path: &Path) -> String {
     path.to_string_lossy().to_string()
@@ -182,7 +180,13 @@ pub fn apache(sc: &mut Scenario, listen: SocketAddr, vhosts: &str) {
 /// Starts Node.js's `http2` server (`origin_server.js`) on `listen` with `leaf`: it sends an
 /// ORIGIN frame listing `origins` (None: no ORIGIN frame), and answers 421 to a request for a
 /// name of `refuse` on a connection opened for another name; `site NAME` otherwise.
-pub fn node_origin(sc: &mut Scenario, listen: &[SocketAddr], leaf: &Leaf, origins: Option<&[String]>, refuse: &[&str]) {
+pub fn node_origin(
+    sc: &mut Scenario,
+    listen: &[SocketAddr],
+    leaf: &Leaf,
+    origins: Option<&[String]>,
+    refuse: &[&str],
+) {
     let conf = serde_json::json!({
         "listen": listen.iter().map(|a| (a.ip().to_string(), a.port())).collect::<Vec<_>>(),
         "cert": leaf.cert,
@@ -201,7 +205,11 @@ pub fn node_origin(sc: &mut Scenario, listen: &[SocketAddr], leaf: &Leaf, origin
 pub fn nghttpx(sc: &mut Scenario, frontend: SocketAddr, backend: SocketAddr, leaf: &Leaf, extra: &[String]) {
     let mut cmd = Command::new(NGHTTPX);
     cmd.arg(format!("--frontend={},{}", frontend.ip(), frontend.port()))
-        .arg(format!("--backend={},{};;proto=http/1.1", backend.ip(), backend.port()))
+        .arg(format!(
+            "--backend={},{};;proto=http/1.1",
+            backend.ip(),
+            backend.port()
+        ))
         .arg("--workers=1")
         .arg("--no-ocsp")
         .arg("--conf=/dev/null")

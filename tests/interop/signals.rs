@@ -21,7 +21,11 @@ fn rules(p: &Value) -> (String, String) {
 fn pair_findings(p: &Value) -> Vec<String> {
     p["findings"]
         .as_array()
-        .map(|fs| fs.iter().filter_map(|f| f["kind"].as_str().map(String::from)).collect())
+        .map(|fs| {
+            fs.iter()
+                .filter_map(|f| f["kind"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -50,7 +54,13 @@ async fn node_origin_frame_decides_firefox_and_a_listed_refused_name_is_an_error
         .iter()
         .map(|n| format!("https://{n}:{port}"))
         .collect();
-    servers::node_origin(&mut sc, &[sa(x, port), sa(y, port)], &leaf, Some(&origins), &[api]);
+    servers::node_origin(
+        &mut sc,
+        &[sa(x, port), sa(y, port)],
+        &leaf,
+        Some(&origins),
+        &[api],
+    );
     let (kw, ka, ko) = (key(www, port), key(api, port), key(other, port));
     let r = sc.check(&[kw.clone(), ka.clone(), ko.clone()], 2).await;
     r.assert_pairs(&[
@@ -64,17 +74,29 @@ async fn node_origin_frame_decides_firefox_and_a_listed_refused_name_is_an_error
         (&ko, &kw, "ok", None),
     ]);
     let p = r.pair(&kw, &ka);
-    assert_eq!(rules(p), ("no-shared-address".into(), "origin-frame".into()), "{p:#}");
+    assert_eq!(
+        rules(p),
+        ("no-shared-address".into(), "origin-frame".into()),
+        "{p:#}"
+    );
     assert_eq!(p["coalesce"]["firefox"], true, "{p:#}");
     assert_eq!(p["coalesce"]["chrome"], false, "{p:#}");
     assert_eq!(pair_findings(p), ["origin-advertised-refused"], "{p:#}");
     assert_eq!(counts_of(p, "127.0.1.50"), harness::map(&[("421", 2)]), "{p:#}");
     let p = r.pair(&kw, &ko);
-    assert_eq!(rules(p), ("ip-match".into(), "origin-frame-excludes".into()), "{p:#}");
+    assert_eq!(
+        rules(p),
+        ("ip-match".into(), "origin-frame-excludes".into()),
+        "{p:#}"
+    );
     assert_eq!(p["coalesce"]["firefox"], false, "{p:#}");
     assert_eq!(pair_findings(p), ["origin-omits-served"], "{p:#}");
     let p = r.pair(&ka, &kw);
-    assert_eq!(rules(p), ("no-shared-address".into(), "origin-frame".into()), "{p:#}");
+    assert_eq!(
+        rules(p),
+        ("no-shared-address".into(), "origin-frame".into()),
+        "{p:#}"
+    );
     assert!(pair_findings(p).is_empty(), "{p:#}");
     // The set as received, on every endpoint; the uncovered entry is a finding.
     for (host, addr) in [(&kw, "127.0.1.50"), (&ka, "127.0.1.51"), (&ko, "127.0.1.50")] {
@@ -135,7 +157,10 @@ async fn nghttpx_altsvc_frames_and_headers_are_read() {
     let (a, b) = ("www.nghttpx.interop.test", "api.nghttpx.interop.test");
     let x = ip(54);
     let port = harness::free_port(&[x]);
-    let backend = sa(std::net::Ipv4Addr::LOCALHOST, harness::free_port(&[std::net::Ipv4Addr::LOCALHOST]));
+    let backend = sa(
+        std::net::Ipv4Addr::LOCALHOST,
+        harness::free_port(&[std::net::Ipv4Addr::LOCALHOST]),
+    );
     sc.record(a, x);
     sc.record(b, x);
     sc.start_dns();
@@ -157,9 +182,17 @@ async fn nghttpx_altsvc_frames_and_headers_are_read() {
         alts.iter()
             .any(|x| x["protocol"] == "h3" && x["source"] == source && x["port"] == port)
     };
-    assert!(has("frame", u64::from(port)), "no ALTSVC frame read: {ep:#}\n{}", sc.logs());
+    assert!(
+        has("frame", u64::from(port)),
+        "no ALTSVC frame read: {ep:#}\n{}",
+        sc.logs()
+    );
     assert!(has("header", 8443), "no Alt-Svc header read: {ep:#}");
-    assert!(r.findings(&ka).contains(&"h3-advertised".to_string()), "{:?}", r.findings(&ka));
+    assert!(
+        r.findings(&ka).contains(&"h3-advertised".to_string()),
+        "{:?}",
+        r.findings(&ka)
+    );
     sc.finish();
 }
 

@@ -224,6 +224,7 @@ pub fn host_lines<'a>(h: &HostReport, t: &Theme) -> Vec<Line<'a>> {
     if let Some(e) = &h.dns.error {
         out.push(error_line("DNS error ", e, t));
     }
+    out.extend(signals::https_lines(h, t));
     for ep in h.endpoints.iter().take(MAX_ITEMS) {
         out.push(endpoint_handshake(ep, t));
         out.push(endpoint_direct(ep, t));

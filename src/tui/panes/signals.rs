@@ -1,9 +1,9 @@
 //! The details pane's lines about what a server signals besides answers: the ORIGIN set and
-//! the Alt-Svc alternatives of an endpoint.
+//! the Alt-Svc alternatives of an endpoint, and the HTTPS records (RFC 9460) of a name.
 
 use ratatui::text::{Line, Span};
 
-use crate::engine::snapshot::{AltSvcReport, EndpointReport};
+use crate::engine::snapshot::{AltSvcReport, EndpointReport, HostReport, HttpsRecordReport};
 use crate::tui::panes::clean;
 use crate::tui::theme::Theme;
 
@@ -52,4 +52,75 @@ fn alt_text(a: &AltSvcReport) -> String {
         a.port,
         clean(&a.source, 10)
     )
+}
+
+/// "HTTPS records …" (one line for all of them) and "HTTPS lookup …" when it failed.
+pub(super) fn https_lines<'a>(h: &HostReport, t: &Theme) -> Vec<Line<'a>> {
+    let mut out = Vec::new();
+    if !h.dns.https.is_empty() {
+        let records: Vec<String> = h
+            .dns
+            .https
+            .iter()
+            .take(MAX_LISTED)
+            .map(https_record_text)
+            .collect();
+        out.push(Line::from(vec![
+            Span::styled("HTTPS records ", t.label),
+            Span::styled(records.join(" | "), t.text),
+        ]));
+    }
+    if let Some(e) = &h.dns.https_error {
+        out.push(Line::from(vec![
+            Span::styled("HTTPS lookup ", t.label),
+            Span::styled(clean(e, 120), t.dim),
+        ]));
+    }
+    out
+}
+
+/// `1 . alpn=h3,h2 port=8443 ipv4hint=… ech` (AliasMode: `0 alias.target.`).
+fn https_record_text(r: &HttpsRecordReport) -> String {
+    let target = if r.target.is_empty() {
+        ".".to_string()
+    } else {
+        clean(&r.target, 80)
+    };
+    let mut text = format!("{} {target}", r.priority);
+    if !r.alpn.is_empty() {
+        let alpn: Vec<String> = r.alpn.iter().map(|a| clean(a, 20)).collect();
+        text.push_str(&format!(" alpn={}", alpn.join(",")));
+    }
+    if r.no_default_alpn {
+        text.push_str(" no-default-alpn");
+    }
+    if let Some(p) = r.port {
+        text.push_str(&format!(" port={p}"));
+    }
+    if !r.ipv4hint.is_empty() {
+        text.push_str(&format!(
+            " ipv4hint={}",
+            r.ipv4hint
+                .iter()
+                .take(4)
+                .map(|a| clean(a, 45))
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+    }
+    if !r.ipv6hint.is_empty() {
+        text.push_str(&format!(
+            " ipv6hint={}",
+            r.ipv6hint
+                .iter()
+                .take(4)
+                .map(|a| clean(a, 45))
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+    }
+    if r.ech {
+        text.push_str(" ech");
+    }
+    text
 }
