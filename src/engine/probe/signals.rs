@@ -32,7 +32,7 @@ impl OriginSet {
     /// The set lists `https://host[:port]` (port 443 is written without it).
     pub fn lists(&self, host: &str, port: u16) -> bool {
         let want = origin_of(host, port);
-        self.origins.iter().any(|o| *o == want)
+        self.origins.contains(&want)
     }
 }
 
