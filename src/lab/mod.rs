@@ -7,6 +7,7 @@
 pub mod ca;
 mod describe;
 mod dns;
+pub mod frames;
 mod idle;
 mod phase;
 mod respond;

@@ -7,6 +7,7 @@ pub mod cert;
 pub mod direct;
 pub mod dns;
 pub mod error;
+pub mod frames;
 pub mod h2;
 pub mod page;
 pub mod rate;
