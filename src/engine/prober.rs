@@ -18,6 +18,7 @@ use crate::engine::probe::dns::Dns;
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::{self, H2Connection, Opened};
 use crate::engine::probe::rate::RateLimiter;
+use crate::engine::probe::signals::ServerSignals;
 use crate::engine::probe::tls::{TlsInfo, TlsSettings};
 use crate::engine::record::{Coalesced, ConnId, ConnTraits, HostRecord, Job, JobResult, Outcome};
 
@@ -179,7 +180,7 @@ impl Prober {
     ) -> JobResult {
         let origin = &hosts[a];
         let sock = SocketAddr::new(addr, origin.entry.port);
-        let result = |handshake, own, coalesced, uncovered, requests| JobResult::Origin {
+        let result = |handshake, own, coalesced, uncovered, requests, signals| JobResult::Origin {
             host: a,
             addr,
             handshake,
@@ -187,11 +188,11 @@ impl Prober {
             coalesced,
             uncovered,
             requests,
-            signals: None,
+            signals,
         };
         let opened = match h2::open(&self.tls, sock, &origin.entry.host).await {
             Ok(o) => o,
-            Err(e) => return result(Err(e), None, Vec::new(), plan.peers(a).to_vec(), 0),
+            Err(e) => return result(Err(e), None, Vec::new(), plan.peers(a).to_vec(), 0, None),
         };
         let handshake = Ok(opened.tls.clone());
         let covered = covered_peers(&opened.tls, a, hosts, plan);
@@ -203,7 +204,7 @@ impl Prober {
             .filter(|b| covered.binary_search(b).is_err())
             .collect();
         let Some(conn) = opened.conn else {
-            return result(handshake, None, Vec::new(), uncovered, 0);
+            return result(handshake, None, Vec::new(), uncovered, 0, None);
         };
         let targets = plan.choose(a, addr, &covered);
         self.rate.acquire().await;
@@ -217,20 +218,30 @@ impl Prober {
             .await;
         let first = Arc::new(ConnTraits::of(&opened.tls, server_of(&own)));
         let via = self.next_conn_id();
-        let (coalesced, requests) = self
+        let (coalesced, requests, signals) = self
             .request_targets((conn, first.clone(), via), sock, origin, &targets, hosts)
             .await;
         let own = Coalesced::on(own, Some(first), via);
-        result(handshake, Some(Box::new(own)), coalesced, uncovered, 1 + requests)
+        let signals = Some(Box::new(signals));
+        result(
+            handshake,
+            Some(Box::new(own)),
+            coalesced,
+            uncovered,
+            1 + requests,
+            signals,
+        )
     }
 
     /// Request `targets` on the origin's connection, a few streams in flight at a time. A server that
     /// closes the connection after refusing one name (GOAWAY after a 421, say) must not turn
     /// the remaining targets into errors: like a browser, go on over a fresh connection opened
     /// for the same origin, a bounded number of times. Returns the answers and the requests
-    /// made, each with the traits of the connection it went on. A reopened connection asks for
-    /// the origin first too, so that its traits are taken the way the first one's were (the
-    /// `Server` header of the origin's answer).
+    /// made, each with the traits of the connection it went on, and what the server signalled
+    /// on the first connection (taken once its requests ended: ORIGIN frames come right after
+    /// SETTINGS, so they are in by then). A reopened connection asks for the origin first
+    /// too, so that its traits are taken the way the first one's were (the `Server` header of
+    /// the origin's answer).
     async fn request_targets(
         &self,
         (mut conn, mut traits, mut via): (H2Connection, Arc<ConnTraits>, ConnId),
@@ -238,7 +249,7 @@ impl Prober {
         origin: &HostRecord,
         targets: &[usize],
         hosts: &[HostRecord],
-    ) -> (Vec<(usize, Coalesced)>, u64) {
+    ) -> (Vec<(usize, Coalesced)>, u64, ServerSignals) {
         let timeout = self.options.timeout;
         let mut coalesced = Vec::with_capacity(targets.len());
         let mut requests = 0;
@@ -249,8 +260,10 @@ impl Prober {
         // The server sent GOAWAY: this connection takes no new streams, whether or not its
         // task has noticed the close yet.
         let mut going_away = false;
+        let mut first_signals = None;
         while !queue.is_empty() {
             if (conn.is_closed() || going_away) && reopened < MAX_REOPEN {
+                first_signals.get_or_insert_with(|| conn.signals());
                 going_away = false;
                 reopened += 1;
                 self.connections.fetch_add(1, Ordering::Relaxed);
@@ -303,7 +316,8 @@ impl Prober {
                 coalesced.push((b, Coalesced::on(outcome, Some(traits.clone()), via)));
             }
         }
-        (coalesced, requests)
+        let signals = first_signals.unwrap_or_else(|| conn.signals());
+        (coalesced, requests, signals)
     }
 }
 
