@@ -75,7 +75,9 @@ pub struct FrameInjector<S> {
 }
 
 /// Wrap the stream a hyper HTTP/2 server serves so that `frames` (whole frames: see
-/// `raw_frame`, `origin_frame`, `altsvc_frame`) follow its SETTINGS frame on the wire.
+/// `raw_frame`, `origin_frame`, `altsvc_frame`) follow its SETTINGS frame on the wire. Only
+/// for a connection that speaks HTTP/2 (ALPN h2): the first bytes of an HTTP/1.1 answer are
+/// no frame header.
 pub fn with_frames_after_settings<S>(stream: S, frames: Vec<Bytes>) -> FrameInjector<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
