@@ -202,12 +202,7 @@ async fn handle(
         .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
         .map_or(authority.as_str(), |(h, _)| h)
         .to_string();
-    let mut builder = hyper::Response::builder()
-        .header(http::header::SERVER, "testsrv/1")
-        .header(http::header::CONTENT_TYPE, "Text/Plain; Charset=UTF-8");
-    if let Some(value) = alt_svc {
-        builder = builder.header(http::header::ALT_SVC, value);
-    }
+    let builder = response_head(alt_svc);
     let response = match path.as_str() {
         "/endless" => {
             let stream =
@@ -249,6 +244,17 @@ async fn handle(
         }
     };
     Ok(response.expect("test response"))
+}
+
+/// The headers every answer of `handle` carries.
+fn response_head(alt_svc: Option<&'static str>) -> http::response::Builder {
+    let builder = hyper::Response::builder()
+        .header(http::header::SERVER, "testsrv/1")
+        .header(http::header::CONTENT_TYPE, "Text/Plain; Charset=UTF-8");
+    match alt_svc {
+        Some(value) => builder.header(http::header::ALT_SVC, value),
+        None => builder,
+    }
 }
 
 /// A TLS server on `bind` (port 0: chosen by the system) with `chain`/`key`.
