@@ -766,3 +766,95 @@ async fn every_probe_closes_its_connections() {
         open(&lab).join("\n")
     );
 }
+
+/// Servers that send ORIGIN frames too big, malformed, on a stream, full of garbage or
+/// without end: the probe's own request ends within its timeout, the frames are read within
+/// their bounds, and each oddity is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_origin_frames_are_bounded_and_named() {
+    use coalscope::engine::probe::frames::{ALTSVC, ORIGIN};
+    use coalscope::engine::probe::signals::{FrameAnomaly, MAX_ORIGINS};
+    let lab = HostileLab::start().await;
+    let settings = settings(&lab);
+    let bound = 3 * T + SLACK;
+    for name in [
+        hostile::ORIGIN_OVERSIZED,
+        hostile::ORIGIN_MALFORMED,
+        hostile::ORIGIN_ON_STREAM,
+        hostile::ORIGIN_GARBAGE,
+        hostile::ORIGIN_FLOOD,
+    ] {
+        let addr = lab.addr(name);
+        let started = Instant::now();
+        let conn = h2::open(&settings, addr, name)
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        let answer = conn.request(name, addr.port(), "/", T).await;
+        let took = started.elapsed();
+        println!("{name}: {took:?} {:?}", answer.as_ref().map(|a| a.status));
+        assert!(took < bound, "{name} took {took:?}");
+        let signals = conn.signals();
+        assert!(signals
+            .origin
+            .as_ref()
+            .is_none_or(|o| o.origins.len() <= MAX_ORIGINS));
+        let set = signals.origin.clone().unwrap_or_default();
+        match name {
+            hostile::ORIGIN_OVERSIZED => {
+                // hyper ends the connection (FRAME_SIZE_ERROR); the reader said why.
+                assert!(answer.is_err(), "{name}: {answer:?}");
+                assert_eq!(
+                    signals.anomalies,
+                    [FrameAnomaly::Oversized {
+                        frame_type: ORIGIN,
+                        length: 24_000
+                    }]
+                );
+            }
+            hostile::ORIGIN_MALFORMED => {
+                assert_eq!(answer.expect(name).status, 200);
+                assert_eq!(set.origins, ["https://b.test"]);
+                assert_eq!(
+                    signals.anomalies,
+                    [
+                        FrameAnomaly::Malformed { frame_type: ORIGIN },
+                        FrameAnomaly::Malformed { frame_type: ALTSVC }
+                    ]
+                );
+            }
+            hostile::ORIGIN_ON_STREAM => {
+                assert_eq!(answer.expect(name).status, 200);
+                assert_eq!(signals.origin, None);
+                assert_eq!(signals.anomalies, [FrameAnomaly::OriginOnStream(3)]);
+            }
+            hostile::ORIGIN_GARBAGE => {
+                assert_eq!(answer.expect(name).status, 200);
+                assert_eq!(set.origins, ["https://ok.hostile.test"]);
+                assert_eq!((set.frames, set.invalid), (2, 5));
+            }
+            _ => {
+                assert_eq!(answer.expect(name).status, 200);
+                // Hold the connection while the flood goes on: the capture stays bounded.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let signals = conn.signals();
+                let sent = lab
+                    .server(name)
+                    .stats
+                    .bytes_sent
+                    .load(std::sync::atomic::Ordering::SeqCst);
+                let set = signals.origin.clone().expect("origin set");
+                println!(
+                    "{name}: {sent} bytes of frames sent, {} ORIGIN frames read",
+                    set.frames
+                );
+                assert!(set.frames > 64, "{set:?}");
+                assert_eq!(set.origins.len(), 64 * 2, "the entries of the first 64 frames");
+                assert!(signals
+                    .anomalies
+                    .contains(&FrameAnomaly::Flood { frame_type: ORIGIN }));
+            }
+        }
+    }
+}

@@ -18,7 +18,7 @@ use crate::engine::probe::dns::Dns;
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::{self, H2Connection, Opened};
 use crate::engine::probe::rate::RateLimiter;
-use crate::engine::probe::signals::OriginSet;
+use crate::engine::probe::signals::{OriginSet, ServerSignals};
 use crate::engine::probe::tls::{TlsInfo, TlsSettings};
 use crate::engine::record::{Coalesced, ConnId, ConnTraits, HostRecord, Job, JobResult, Outcome};
 
@@ -187,7 +187,7 @@ impl Prober {
     ) -> JobResult {
         let origin = &hosts[a];
         let sock = SocketAddr::new(addr, origin.entry.port);
-        let result = |handshake, own, coalesced, uncovered, requests| JobResult::Origin {
+        let result = |handshake, own, coalesced, uncovered, requests, signals| JobResult::Origin {
             host: a,
             addr,
             handshake,
@@ -195,11 +195,11 @@ impl Prober {
             coalesced,
             uncovered,
             requests,
-            signals: None,
+            signals,
         };
         let opened = match h2::open(&self.tls, sock, &origin.entry.host).await {
             Ok(o) => o,
-            Err(e) => return result(Err(e), None, Vec::new(), plan.peers(a).to_vec(), 0),
+            Err(e) => return result(Err(e), None, Vec::new(), plan.peers(a).to_vec(), 0, None),
         };
         let handshake = Ok(opened.tls.clone());
         let covered = covered_peers(&opened.tls, a, hosts, plan);
@@ -211,9 +211,8 @@ impl Prober {
             .filter(|b| covered.binary_search(b).is_err())
             .collect();
         let Some(conn) = opened.conn else {
-            return result(handshake, None, Vec::new(), uncovered, 0);
+            return result(handshake, None, Vec::new(), uncovered, 0, None);
         };
-        let targets = plan.choose(a, addr, &covered);
         self.rate.acquire().await;
         let own = conn
             .request(
@@ -223,22 +222,46 @@ impl Prober {
                 self.options.timeout,
             )
             .await;
+        // An ORIGIN frame arrives right after SETTINGS, so it is in once the first answer is:
+        // the names it lists ride on the connection too (Firefox pools them whatever DNS
+        // says), when the certificate covers them.
+        let mut covered = covered;
+        if let Some(set) = conn.signals().origin {
+            let listed: Vec<usize> = plan
+                .listed(a, &set)
+                .into_iter()
+                .filter(|b| covered.binary_search(b).is_err())
+                .collect();
+            covered.extend(covering(&opened.tls, hosts, &listed));
+            covered.sort_unstable();
+        }
+        let targets = plan.choose(a, addr, &covered);
         let first = Arc::new(ConnTraits::of(&opened.tls, server_of(&own)));
         let via = self.next_conn_id();
-        let (coalesced, requests) = self
+        let (coalesced, requests, signals) = self
             .request_targets((conn, first.clone(), via), sock, origin, &targets, hosts)
             .await;
         let own = Coalesced::on(own, Some(first), via);
-        result(handshake, Some(Box::new(own)), coalesced, uncovered, 1 + requests)
+        let signals = Some(Box::new(signals));
+        result(
+            handshake,
+            Some(Box::new(own)),
+            coalesced,
+            uncovered,
+            1 + requests,
+            signals,
+        )
     }
 
     /// Request `targets` on the origin's connection, a few streams in flight at a time. A server that
     /// closes the connection after refusing one name (GOAWAY after a 421, say) must not turn
     /// the remaining targets into errors: like a browser, go on over a fresh connection opened
     /// for the same origin, a bounded number of times. Returns the answers and the requests
-    /// made, each with the traits of the connection it went on. A reopened connection asks for
-    /// the origin first too, so that its traits are taken the way the first one's were (the
-    /// `Server` header of the origin's answer).
+    /// made, each with the traits of the connection it went on, and what the server signalled
+    /// on the first connection (taken once its requests ended: ORIGIN frames come right after
+    /// SETTINGS, so they are in by then). A reopened connection asks for the origin first
+    /// too, so that its traits are taken the way the first one's were (the `Server` header of
+    /// the origin's answer).
     async fn request_targets(
         &self,
         (mut conn, mut traits, mut via): (H2Connection, Arc<ConnTraits>, ConnId),
@@ -246,7 +269,7 @@ impl Prober {
         origin: &HostRecord,
         targets: &[usize],
         hosts: &[HostRecord],
-    ) -> (Vec<(usize, Coalesced)>, u64) {
+    ) -> (Vec<(usize, Coalesced)>, u64, ServerSignals) {
         let timeout = self.options.timeout;
         let mut coalesced = Vec::with_capacity(targets.len());
         let mut requests = 0;
@@ -257,8 +280,10 @@ impl Prober {
         // The server sent GOAWAY: this connection takes no new streams, whether or not its
         // task has noticed the close yet.
         let mut going_away = false;
+        let mut first_signals = None;
         while !queue.is_empty() {
             if (conn.is_closed() || going_away) && reopened < MAX_REOPEN {
+                first_signals.get_or_insert_with(|| conn.signals());
                 going_away = false;
                 reopened += 1;
                 self.connections.fetch_add(1, Ordering::Relaxed);
@@ -311,7 +336,8 @@ impl Prober {
                 coalesced.push((b, Coalesced::on(outcome, Some(traits.clone()), via)));
             }
         }
-        (coalesced, requests)
+        let signals = first_signals.unwrap_or_else(|| conn.signals());
+        (coalesced, requests, signals)
     }
 }
 
@@ -325,13 +351,19 @@ fn server_of(own: &Outcome) -> Option<&str> {
 /// chain is not trusted: a browser would not coalesce anything onto it, so there is nothing
 /// to prove.
 fn covered_peers(tls: &TlsInfo, a: usize, hosts: &[HostRecord], plan: &dyn TargetPlan) -> Vec<usize> {
-    if tls.chain_error.is_some() {
+    covering(tls, hosts, plan.peers(a))
+}
+
+/// The hosts of `candidates` that the certificate of the handshake `tls` covers, in their
+/// order; none when the chain is not trusted.
+fn covering(tls: &TlsInfo, hosts: &[HostRecord], candidates: &[usize]) -> Vec<usize> {
+    if tls.chain_error.is_some() || candidates.is_empty() {
         return Vec::new();
     }
     let Some(leaf) = tls.chain.first().and_then(|der| cert::parse_leaf(der).ok()) else {
         return Vec::new();
     };
-    plan.peers(a)
+    candidates
         .iter()
         .copied()
         .filter(|&b| cert::covering_san(&leaf, &hosts[b].entry.host).is_some())

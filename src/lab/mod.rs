@@ -8,6 +8,7 @@ pub mod ca;
 mod describe;
 mod dns;
 pub use self::dns::HttpsSpec;
+pub mod frames;
 mod idle;
 mod phase;
 mod respond;

@@ -14,6 +14,9 @@ use tokio::task::JoinSet;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::LazyConfigAcceptor;
 
+use crate::engine::probe::signals::origin_of;
+
+use super::frames;
 use super::idle::IdleTimeout;
 use super::phase::Clock;
 use super::respond::{decide, render, request_host, server_label, LiveCounter, Outcome};
@@ -145,10 +148,32 @@ async fn connection(tcp: TcpStream, conn: u64, rt: Arc<EndpointRuntime>) {
             }
         })
     };
+    // An ORIGIN frame after the server's SETTINGS, on HTTP/2 connections of an endpoint that
+    // sends one (hyper cannot: the writer puts it on the wire).
+    let port = tls.get_ref().0.local_addr().map_or(0, |a| a.port());
+    let origin_frame = match session_is_h2(&tls) {
+        true if !rt.endpoint.origin_frame.is_empty() => {
+            let origins: Vec<String> = rt
+                .endpoint
+                .origin_frame
+                .iter()
+                .map(|name| origin_of(name, port))
+                .collect();
+            let origins: Vec<&str> = origins.iter().map(String::as_str).collect();
+            vec![frames::origin_frame(&origins)]
+        }
+        _ => Vec::new(),
+    };
+    let tls = frames::with_frames_after_settings(tls, origin_frame);
     let io = TokioIo::new(IdleTimeout::new(tls, IDLE_TIMEOUT));
     if let Err(error) = builder.serve_connection(io, service).await {
         tracing::debug!(%error, "lab: connection ended with an error");
     }
+}
+
+/// ALPN chose h2 on this connection.
+fn session_is_h2(tls: &TlsStream<TcpStream>) -> bool {
+    tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice())
 }
 
 /// The TLS handshake, within one HANDSHAKE_TIMEOUT for all of it; None when it fails, times

@@ -171,8 +171,7 @@ static CHUNK: [u8; 16 * 1024] = [b'x'; 16 * 1024];
 /// - otherwise 200 with the body `site=<authority host> sni=<sni> path=<path>`.
 async fn handle(
     request: hyper::Request<Incoming>,
-    sni: Option<String>,
-    connection: usize,
+    (sni, connection, alt_svc): (Option<String>, usize, Option<&'static str>),
     seen: Arc<Mutex<Vec<Seen>>>,
     goaway: Arc<tokio::sync::Notify>,
 ) -> Result<hyper::Response<ResponseBody>, HandlerError> {
@@ -203,9 +202,7 @@ async fn handle(
         .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
         .map_or(authority.as_str(), |(h, _)| h)
         .to_string();
-    let builder = hyper::Response::builder()
-        .header(http::header::SERVER, "testsrv/1")
-        .header(http::header::CONTENT_TYPE, "Text/Plain; Charset=UTF-8");
+    let builder = response_head(alt_svc);
     let response = match path.as_str() {
         "/endless" => {
             let stream =
@@ -249,12 +246,43 @@ async fn handle(
     Ok(response.expect("test response"))
 }
 
+/// The headers every answer of `handle` carries.
+fn response_head(alt_svc: Option<&'static str>) -> http::response::Builder {
+    let builder = hyper::Response::builder()
+        .header(http::header::SERVER, "testsrv/1")
+        .header(http::header::CONTENT_TYPE, "Text/Plain; Charset=UTF-8");
+    match alt_svc {
+        Some(value) => builder.header(http::header::ALT_SVC, value),
+        None => builder,
+    }
+}
+
 /// A TLS server on `bind` (port 0: chosen by the system) with `chain`/`key`.
 pub async fn tls_server(
     bind: SocketAddr,
     chain: Chain,
     key: PrivateKeyDer<'static>,
     options: ServerOptions,
+) -> TestServer {
+    signalling_server(bind, chain, key, options, Signals::default()).await
+}
+
+/// What a `signalling_server` says besides its answers.
+#[derive(Debug, Clone, Default)]
+pub struct Signals {
+    /// Raw HTTP/2 frames sent right after the server's SETTINGS (`lab::frames`).
+    pub frames: Vec<Bytes>,
+    /// An `Alt-Svc` header on every answer.
+    pub alt_svc: Option<&'static str>,
+}
+
+/// `tls_server`, whose HTTP/2 connections also carry `signals`.
+pub async fn signalling_server(
+    bind: SocketAddr,
+    chain: Chain,
+    key: PrivateKeyDer<'static>,
+    options: ServerOptions,
+    signals: Signals,
 ) -> TestServer {
     let provider = crate::engine::probe::tls::provider();
     let versions: &[&rustls::SupportedProtocolVersion] = if options.tls12_only {
@@ -289,15 +317,19 @@ pub async fn tls_server(
             };
             let number = accepted2.fetch_add(1, Ordering::SeqCst) + 1;
             let (acceptor, seen, closed) = (acceptor.clone(), seen2.clone(), closed2.clone());
+            let signals = signals.clone();
             connections.spawn(async move {
                 if let Ok(tls) = acceptor.accept(tcp).await {
                     let sni = tls.get_ref().1.server_name().map(str::to_string);
                     let goaway = Arc::new(tokio::sync::Notify::new());
                     let goaway2 = goaway.clone();
+                    let alt_svc = signals.alt_svc;
                     let service = hyper::service::service_fn(move |request| {
-                        handle(request, sni.clone(), number, seen.clone(), goaway2.clone())
+                        let conn = (sni.clone(), number, alt_svc);
+                        handle(request, conn, seen.clone(), goaway2.clone())
                     });
                     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let tls = crate::lab::frames::with_frames_after_settings(tls, signals.frames);
                     let connection = builder.serve_connection(TokioIo::new(tls), service);
                     tokio::pin!(connection);
                     tokio::select! {

@@ -68,6 +68,11 @@ pub const SANS_HOST: &str = "sans5000.certs.hostile.test";
 pub const ORIGIN_421: &str = "a.421.hostile.test";
 pub const TARGET_421: &str = "b.421.hostile.test";
 pub const NOWHERE: &str = "nowhere.dns.hostile.test";
+pub const ORIGIN_OVERSIZED: &str = "oversized.origin.hostile.test";
+pub const ORIGIN_MALFORMED: &str = "malformed.origin.hostile.test";
+pub const ORIGIN_ON_STREAM: &str = "stream.origin.hostile.test";
+pub const ORIGIN_GARBAGE: &str = "garbage.origin.hostile.test";
+pub const ORIGIN_FLOOD: &str = "flood.origin.hostile.test";
 
 impl HostileLab {
     pub async fn start() -> HostileLab {
@@ -173,6 +178,16 @@ impl HostileLab {
                 vec![expect("http-error", "error", &[])],
             ),
             ("endless.body.hostile.test", 117, Kind::EndlessBody, vec![]),
+            (
+                ORIGIN_OVERSIZED,
+                119,
+                Kind::OriginOversized,
+                vec![expect("http-error", "error", &[])],
+            ),
+            (ORIGIN_MALFORMED, 120, Kind::OriginMalformed, vec![]),
+            (ORIGIN_ON_STREAM, 121, Kind::OriginOnStream, vec![]),
+            (ORIGIN_GARBAGE, 122, Kind::OriginGarbage, vec![]),
+            (ORIGIN_FLOOD, 123, Kind::OriginFlood, vec![]),
         ];
         let mut hosts = Vec::new();
         let mut servers = HashMap::new();

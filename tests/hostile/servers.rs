@@ -24,6 +24,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use coalscope::engine::probe::frames::{ALTSVC, ORIGIN};
+use coalscope::lab::frames::{origin_frame, raw_frame, with_frames_after_settings};
+
 /// What a server does with each connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -59,11 +62,57 @@ pub enum Kind {
     Misdirected421,
     /// A well-behaved server (for the certificate cases): 200 "ok".
     Plain,
+    /// hyper HTTP/2 with an ORIGIN frame longer than the client's SETTINGS_MAX_FRAME_SIZE
+    /// after its SETTINGS.
+    OriginOversized,
+    /// hyper HTTP/2 with ORIGIN and ALTSVC frames whose inner lengths run past their end.
+    OriginMalformed,
+    /// hyper HTTP/2 with an ORIGIN frame on stream 3 (RFC 8336: only stream 0 counts).
+    OriginOnStream,
+    /// hyper HTTP/2 with ORIGIN entries of binary garbage and terminal escapes.
+    OriginGarbage,
+    /// HTTP/2 frame by frame: ORIGIN frames as fast as the socket takes them, for as long as
+    /// the client listens (10 s at most); every request answered 200 "ok".
+    OriginFlood,
 }
 
 impl Kind {
     fn alpn(self) -> Vec<Vec<u8>> {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    }
+
+    /// The raw frames a hyper HTTP/2 server of this kind sends after its SETTINGS.
+    fn extra_frames(self) -> Vec<Bytes> {
+        match self {
+            Kind::OriginOversized => {
+                let entry = b"\x00\x16https://x.hostile.test";
+                vec![raw_frame(ORIGIN, 0, 0, &entry.repeat(1000))]
+            }
+            Kind::OriginMalformed => vec![
+                raw_frame(ORIGIN, 0, 0, b"\x00\x0ehttps://b.test\xff\xffhttps://"),
+                raw_frame(ORIGIN, 0, 0, b"\x07"),
+                raw_frame(ALTSVC, 0, 0, b"\x01\x00https://"),
+            ],
+            Kind::OriginOnStream => vec![raw_frame(ORIGIN, 0, 3, b"\x00\x16https://x.hostile.test")],
+            Kind::OriginGarbage => {
+                let mut payload = Vec::new();
+                for junk in [
+                    &b"https://\x1b[2J\x1b]0;pwned\x07.test"[..],
+                    b"https://\xc2\x9b31m\xe2\x80\xae.test",
+                    b"\x00\x01\x02\x03\xff\xfe",
+                    &[0u8; 300],
+                    b"https://ok.hostile.test",
+                ] {
+                    payload.extend_from_slice(&(junk.len() as u16).to_be_bytes());
+                    payload.extend_from_slice(junk);
+                }
+                vec![
+                    raw_frame(ORIGIN, 0, 0, &payload),
+                    origin_frame(&["https://\u{202e}evil.test"]),
+                ]
+            }
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -183,7 +232,13 @@ async fn serve(mut tcp: TcpStream, kind: Kind, config: Arc<ServerConfig>, name: 
             match kind {
                 Kind::CloseAfterHandshake => drop(tls),
                 Kind::Http1OverH2 => http1_over_h2(tls, &st).await,
-                Kind::EndlessBody | Kind::Misdirected421 | Kind::Plain => {
+                Kind::EndlessBody
+                | Kind::Misdirected421
+                | Kind::Plain
+                | Kind::OriginOversized
+                | Kind::OriginMalformed
+                | Kind::OriginOnStream
+                | Kind::OriginGarbage => {
                     // 421 is for a request whose :authority is not the SNI's name.
                     let sni = tls.get_ref().1.server_name().unwrap_or(name).to_string();
                     hyper_serve(tls, h2, kind, &sni, st).await
@@ -371,12 +426,27 @@ async fn raw_h2<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(tls: S, kind
     if kind == Kind::GoAway {
         let _ = tx.send(Out::Bytes(frame(GOAWAY, 0, 0, &[0, 0, 0, 0, 0, 0, 0, 0])));
     }
-    let flood = kind == Kind::PingFlood;
+    let flood = matches!(kind, Kind::PingFlood | Kind::OriginFlood);
     let writer = async move {
-        let pings: Vec<u8> = (0..100u64)
-            .flat_map(|i| frame(PING, 0, 0, &i.to_be_bytes()))
-            .collect();
+        let pings: Vec<u8> = if kind == Kind::OriginFlood {
+            (0..100u64)
+                .flat_map(|i| {
+                    let names = [
+                        format!("https://n{i}.flood.test"),
+                        format!("https://m{i}.flood.test"),
+                    ];
+                    origin_frame(&[&names[0], &names[1]]).to_vec()
+                })
+                .collect()
+        } else {
+            (0..100u64)
+                .flat_map(|i| frame(PING, 0, 0, &i.to_be_bytes()))
+                .collect()
+        };
+        let started = tokio::time::Instant::now();
         loop {
+            // A flood stops by itself after 10 s.
+            let flood = flood && started.elapsed() < Duration::from_secs(10);
             let next = if flood {
                 match rx.try_recv() {
                     Ok(o) => Some(o),
@@ -449,6 +519,12 @@ async fn raw_h2<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(tls: S, kind
                             Some(Out::Bytes(bytes))
                         }
                         Kind::Endless1xx => Some(Out::Endless1xx(stream)),
+                        Kind::OriginFlood => {
+                            // `:status: 200` (static index 8), then "ok".
+                            let mut bytes = frame(HEADERS, END_HEADERS, stream, &[0x88]);
+                            bytes.extend(frame(DATA, END_STREAM, stream, b"ok"));
+                            Some(Out::Bytes(bytes))
+                        }
                         // GoAway, ZeroStreams, NoHeaders, PingFlood: no answer.
                         _ => None,
                     };
@@ -571,14 +647,14 @@ where
             Ok::<_, Infallible>(response.expect("response"))
         }
     });
-    let io = TokioIo::new(tls);
     if h2 {
+        let io = TokioIo::new(with_frames_after_settings(tls, kind.extra_frames()));
         let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .serve_connection(io, service)
             .await;
     } else {
         let _ = hyper::server::conn::http1::Builder::new()
-            .serve_connection(io, service)
+            .serve_connection(TokioIo::new(tls), service)
             .await;
     }
 }

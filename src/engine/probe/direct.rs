@@ -69,7 +69,7 @@ pub async fn request(
     let (stream, info) = tls::connect(settings, SocketAddr::new(addr, port), host, alpn).await?;
     if info.alpn.as_deref() == Some("h2") {
         // Dropped at the end of this function: the socket closes with it.
-        let conn = h2::handshake(stream, timeout).await?;
+        let conn = h2::handshake(stream, host, port, timeout).await?;
         return conn.request(host, port, path, timeout).await;
     }
     let started = Instant::now();

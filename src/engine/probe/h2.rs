@@ -6,15 +6,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HeaderMap, ACCEPT, CONTENT_TYPE, SERVER, USER_AGENT};
+use http::header::{HeaderMap, ACCEPT, ALT_SVC, CONTENT_TYPE, SERVER, USER_AGENT};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
+use crate::engine::probe::altsvc::parse_alt_svc;
 use crate::engine::probe::error::{within, H2Reason, Phase, ProbeError};
+use crate::engine::probe::frames::{self, FrameReader, SharedCapture};
 use crate::engine::probe::page::{PageSketch, Sketcher};
+use crate::engine::probe::signals::{AltSvcSource, ServerSignals};
 use crate::engine::probe::tls::{self, TlsInfo, TlsSettings};
 
 /// Bytes of a body that are read and digested; the rest is never read.
@@ -27,6 +30,8 @@ const STREAM_WINDOW: u32 = 256 * 1024;
 const CONNECTION_WINDOW: u32 = 1024 * 1024;
 /// Longest `Server` header value kept.
 const SERVER_HEADER_CAP: usize = 256;
+/// `Alt-Svc` header lines read per answer (each bounded by `altsvc::MAX_VALUE`).
+const MAX_ALT_SVC_LINES: usize = 8;
 
 /// One HTTP answer, reduced to what verdicts compare.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -56,6 +61,20 @@ pub struct H2Connection {
     /// Shuts the socket down on drop: hyper runs the socket's I/O in a task of its own,
     /// which aborting `driver` does not always end.
     _closer: tls::SocketCloser,
+    /// What the frame reader under hyper captured (ORIGIN, ALTSVC, anomalies).
+    capture: SharedCapture,
+    /// The connection's own origin: the SNI name (lower-case, no trailing dot) and port.
+    own: (String, u16),
+    /// Alt-Svc headers of answers for the own origin, and whether the connection's first
+    /// request (stream 1) was for the own origin (None before the first request).
+    answers: std::sync::Mutex<AnswerSignals>,
+}
+
+/// What the answers on a connection said besides their bodies.
+#[derive(Default)]
+struct AnswerSignals {
+    first_is_own: Option<bool>,
+    headers: ServerSignals,
 }
 
 impl Drop for H2Connection {
@@ -78,22 +97,30 @@ pub async fn open(settings: &TlsSettings, addr: SocketAddr, sni: &str) -> Result
     if tls.alpn.as_deref() != Some("h2") {
         return Ok(Opened { tls, conn: None });
     }
-    let conn = handshake(stream, settings.timeout).await?;
+    let conn = handshake(stream, sni, addr.port(), settings.timeout).await?;
     Ok(Opened {
         tls,
         conn: Some(conn),
     })
 }
 
-/// The HTTP/2 client handshake over a TLS stream that negotiated h2, bounded by `timeout`.
+/// The HTTP/2 client handshake over a TLS stream to `host:port` (the SNI name) that
+/// negotiated h2, bounded by `timeout`. A `FrameReader` sits between the stream and hyper to
+/// read the frames hyper drops (ORIGIN, ALTSVC).
 pub(crate) async fn handshake(
     stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    host: &str,
+    port: u16,
     timeout: Duration,
 ) -> Result<H2Connection, ProbeError> {
     let closer = tls::SocketCloser::new(&stream);
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    let (stream, capture) = FrameReader::new(stream, &host, port);
     let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
+        // The reader's idea of an oversized frame is the limit the client advertises.
+        .max_frame_size(frames::MAX_FRAME_SIZE)
         .max_header_list_size(MAX_HEADER_LIST_SIZE)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
@@ -117,6 +144,9 @@ pub(crate) async fn handshake(
         sender,
         driver,
         _closer: closer,
+        capture,
+        own: (host, port),
+        answers: Default::default(),
     })
 }
 
@@ -139,9 +169,25 @@ impl H2Connection {
             .map_err(|e| ProbeError::Http(format!("invalid request: {e}")))?;
         let started = Instant::now();
         let mut sender = self.sender.clone();
+        let own = host
+            .strip_suffix('.')
+            .unwrap_or(host)
+            .eq_ignore_ascii_case(&self.own.0)
+            && port == self.own.1;
         let exchange = async {
             sender.ready().await.map_err(|e| http_error(&e))?;
-            let response = sender.send_request(request).await.map_err(|e| http_error(&e))?;
+            let response = {
+                // Held while the request is handed to hyper, which passes requests to h2 in
+                // that order, and h2 numbers streams in the order it opens them: the first
+                // request handed over is stream 1.
+                let mut answers = self.answers();
+                answers.first_is_own.get_or_insert(own);
+                sender.send_request(request)
+            };
+            let response = response.await.map_err(|e| http_error(&e))?;
+            if own {
+                self.note_alt_svc(response.headers());
+            }
             read_answer(response, "HTTP/2", started)
                 .await
                 .map_err(|e| http_error(&e))
@@ -152,6 +198,46 @@ impl H2Connection {
     /// True when the connection can no longer carry requests (GOAWAY, closed, error).
     pub fn is_closed(&self) -> bool {
         self.sender.is_closed() || self.driver.is_finished()
+    }
+
+    /// What the server signalled on this connection so far: its ORIGIN frames, the Alt-Svc
+    /// alternatives for the connection's own origin (ALTSVC frames, then the `Alt-Svc`
+    /// headers of the answers for it) and the anomalies of its frames. A snapshot.
+    pub fn signals(&self) -> ServerSignals {
+        let captured = self.capture.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let answers = self.answers();
+        let mut signals = captured.signals;
+        if answers.first_is_own == Some(true) {
+            for alt in captured.first_stream_alt_svc {
+                signals.add_alt_svc(alt);
+            }
+        }
+        signals.alt_svc_clear |= answers.headers.alt_svc_clear;
+        for alt in &answers.headers.alt_svc {
+            signals.add_alt_svc(alt.clone());
+        }
+        signals
+    }
+
+    fn answers(&self) -> std::sync::MutexGuard<'_, AnswerSignals> {
+        // A poisoned lock only means a holder panicked; the data is whole.
+        self.answers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keep the alternatives of the `Alt-Svc` headers of an answer for the own origin.
+    fn note_alt_svc(&self, headers: &HeaderMap) {
+        let mut values = headers.get_all(ALT_SVC).iter().take(MAX_ALT_SVC_LINES).peekable();
+        if values.peek().is_none() {
+            return;
+        }
+        let mut answers = self.answers();
+        for value in values {
+            let parsed = parse_alt_svc(value.as_bytes(), AltSvcSource::Header);
+            answers.headers.alt_svc_clear |= parsed.clear;
+            for alt in parsed.services {
+                answers.headers.add_alt_svc(alt);
+            }
+        }
     }
 }
 
@@ -354,8 +440,10 @@ fn h2_error(e: &(dyn std::error::Error + 'static)) -> Option<ProbeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::probe::signals::{AltService, FrameAnomaly};
     use crate::testing::net::{
-        local, no_hang, sha256_hex, simple_server, tls_server, Pki, ServerOptions, Validity,
+        local, no_hang, sha256_hex, signalling_server, simple_server, tls_server, Pki, ServerOptions,
+        Signals, Validity,
     };
 
     const T: Duration = Duration::from_secs(2);
@@ -586,6 +674,142 @@ mod tests {
             other => panic!("expected an http error, got {other:?}"),
         }
         assert!(conn.is_closed());
+    }
+
+    /// A free port on 127.0.0.1 (for a server whose frames must name its own origin).
+    fn free_port() -> u16 {
+        let listener = std::net::TcpListener::bind(local(1, 0)).expect("bind");
+        listener.local_addr().expect("addr").port()
+    }
+
+    fn alt(protocol: &str, host: Option<&str>, port: u16, max_age: u32, source: AltSvcSource) -> AltService {
+        AltService {
+            protocol: protocol.into(),
+            host: host.map(str::to_string),
+            port,
+            max_age: Some(max_age),
+            source,
+        }
+    }
+
+    /// A hyper server that sends ORIGIN and ALTSVC frames after its SETTINGS and an Alt-Svc
+    /// header on every answer.
+    async fn server_with_signals(pki: &Pki, port: u16) -> crate::testing::net::TestServer {
+        use crate::lab::frames::{altsvc_frame, origin_frame, raw_frame};
+        let own = format!("https://a.test:{port}");
+        let frames = vec![
+            origin_frame(&["https://b.test", "https://C.test:8443", "ftp://x.test"]),
+            raw_frame(frames::ORIGIN, 0, 3, b"\x00\x0ehttps://d.test"),
+            altsvc_frame(&own, "h2=\"alt.a.test:8443\"; ma=60", 0),
+            altsvc_frame("https://b.test", "h3=\":1\"", 0),
+        ];
+        let signals = Signals {
+            frames,
+            alt_svc: Some("h3=\":443\"; ma=86400"),
+        };
+        let (chain, key) = pki.leaf(&["a.test", "b.test"], Validity::Current);
+        signalling_server(local(1, port), chain, key, ServerOptions::default(), signals).await
+    }
+
+    #[tokio::test]
+    async fn origin_and_altsvc_frames_and_alt_svc_headers_are_read() {
+        let pki = Pki::new("test CA");
+        let port = free_port();
+        let server = server_with_signals(&pki, port).await;
+        let conn = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        // hyper is unbothered by the frames it does not know.
+        let a = conn.request("a.test", port, "/", T).await.expect("a");
+        let b = conn.request("b.test", port, "/", T).await.expect("b");
+        assert_eq!((a.status, b.status), (200, 200));
+        let signals = conn.signals();
+        let set = signals.origin.clone().expect("an origin set");
+        assert_eq!(set.origins, ["https://b.test", "https://c.test:8443"]);
+        assert_eq!((set.frames, set.invalid), (1, 1));
+        assert!(set.lists("b.test", 443));
+        assert_eq!(
+            signals.alt_svc,
+            [
+                alt("h2", Some("alt.a.test"), 8443, 60, AltSvcSource::Frame),
+                alt("h3", None, 443, 86400, AltSvcSource::Header),
+            ],
+            "the frame for b.test and b.test's answer's header are not a.test's"
+        );
+        assert!(signals.offers_h3());
+        assert_eq!(signals.anomalies, [FrameAnomaly::OriginOnStream(3)]);
+    }
+
+    #[tokio::test]
+    async fn a_plain_server_signals_nothing() {
+        let pki = Pki::new("test CA");
+        let server = simple_server(&pki, &["a.test"], Validity::Current).await;
+        let conn = open(&pki.settings(T), server.addr, "a.test")
+            .await
+            .expect("open")
+            .conn
+            .expect("h2");
+        conn.request("a.test", server.addr.port(), "/", T)
+            .await
+            .expect("a");
+        assert_eq!(conn.signals(), ServerSignals::default());
+    }
+
+    #[tokio::test]
+    async fn the_prober_records_the_first_connections_signals() {
+        use crate::engine::live::planner::{address_peers, Plan};
+        use crate::engine::probe::dns::{Dns, DnsConfig, ResolveOverride};
+        use crate::engine::prober::{ProbeOptions, Prober};
+        use crate::engine::record::{Job, Records};
+        use crate::watchlist::Entry;
+
+        let pki = Pki::new("test CA");
+        let port = free_port();
+        let _server = server_with_signals(&pki, port).await;
+        let ip = local(1, 0).ip();
+        let overrides = ["a.test", "b.test"]
+            .map(|host| ResolveOverride {
+                host: host.into(),
+                port: None,
+                addrs: vec![ip],
+            })
+            .to_vec();
+        // Overrides only: no query leaves the machine.
+        let dns = Dns::new(DnsConfig {
+            nameservers: vec![local(1, 9)],
+            overrides,
+            timeout: T,
+        })
+        .expect("dns");
+        let prober = Prober::new(dns, pki.settings(T), ProbeOptions::default());
+        let entries: Vec<Entry> = ["a.test", "b.test"]
+            .iter()
+            .enumerate()
+            .map(|(line, host)| Entry {
+                host: host.to_string(),
+                port,
+                path: None,
+                line,
+            })
+            .collect();
+        let mut records = Records {
+            hosts: crate::engine::oneshot::resolve_all(&prober, &entries).await,
+            ..Default::default()
+        };
+        let plan = Plan {
+            peers: address_peers(&records.hosts),
+            ..Plan::default()
+        };
+        let result = prober.run_job(Job::Origin(0, ip), &records.hosts, &plan).await;
+        records.apply(result);
+        let ep = &records.hosts[0].endpoints[&ip];
+        assert_eq!(ep.own.len(), 1);
+        let signals = ep.signals.as_deref().expect("signals recorded");
+        let set = signals.origin.as_ref().expect("origin set");
+        assert_eq!(set.origins, ["https://b.test", "https://c.test:8443"]);
+        assert_eq!(signals.alt_svc.len(), 2);
     }
 
     #[test]
