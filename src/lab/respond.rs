@@ -225,6 +225,7 @@ mod tests {
     static A: Site = Site {
         name: "a.x.test",
         octets: &[1],
+        also_at: &[],
         status: 200,
         live: false,
         prints_sni: false,
@@ -234,6 +235,7 @@ mod tests {
     static B: Site = Site {
         name: "b.x.test",
         octets: &[1],
+        also_at: &[],
         status: 200,
         live: false,
         prints_sni: false,

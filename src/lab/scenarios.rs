@@ -83,6 +83,9 @@ pub(crate) struct Site {
     pub name: &'static str,
     /// Last octets of the A records (127.0.0.x). Empty: NXDOMAIN.
     pub octets: &'static [u8],
+    /// Further addresses that serve the site without DNS pointing there (one server behind
+    /// several addresses, each name published on one).
+    pub also_at: &'static [u8],
     /// Status of every answer from this site (503 for a broken application).
     pub status: u16,
     /// The body changes on every answer (a counter and a timestamp).
@@ -139,7 +142,9 @@ pub(crate) struct Scenario {
 impl Scenario {
     /// The sites this scenario serves on `octet`.
     pub(crate) fn sites_at(&self, octet: u8) -> impl Iterator<Item = &'static Site> + '_ {
-        self.sites.iter().filter(move |s| s.octets.contains(&octet))
+        self.sites
+            .iter()
+            .filter(move |s| s.octets.contains(&octet) || s.also_at.contains(&octet))
     }
 }
 
@@ -147,6 +152,7 @@ const fn site(name: &'static str, octets: &'static [u8]) -> Site {
     Site {
         name,
         octets,
+        also_at: &[],
         status: 200,
         live: false,
         prints_sni: false,
@@ -415,8 +421,11 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         key: "origin",
-        reproduces: "an ORIGIN frame listing both names on two addresses, behind a strict SNI=Host rule: Firefox pools them whatever DNS says and gets 421 (Chromium keeps them apart)",
-        sites: &[site(ORIGIN[0], &[29]), site(ORIGIN[1], &[30])],
+        reproduces: "one server on two addresses, each name published on one, an ORIGIN frame listing both, a strict SNI=Host rule: Firefox pools them whatever DNS says and gets 421 (Chromium keeps them apart)",
+        sites: &[
+            Site { also_at: &[30], ..site(ORIGIN[0], &[29]) },
+            Site { also_at: &[29], ..site(ORIGIN[1], &[30]) },
+        ],
         endpoints: &[
             Endpoint {
                 origin_frame: &ORIGIN,

@@ -2,9 +2,10 @@
 // underneath) with its `origins` option. Started by the interop suite on loopback.
 //
 // Arguments (JSON in argv[2]): {listen: [[addr, port], ...], cert, key, origins: [..] | null,
-//   refuse: [names]}: a request whose :authority names one of `refuse` on a connection opened
-//   for another name (SNI) gets 421; every other request gets `site NAME` (NAME = :authority
-//   without port).
+//   refuse: [names], altsvc: "h3=..." | null}: a request whose :authority names one of
+//   `refuse` on a connection opened for another name (SNI) gets 421; every other request gets
+//   `site NAME` (NAME = :authority without port). With `altsvc`, every session sends an ALTSVC
+//   frame (RFC 7838 §4) on stream 0 for the connection's own origin (`session.altsvc`).
 'use strict';
 const http2 = require('http2');
 const fs = require('fs');
@@ -35,6 +36,14 @@ function handler(stream, headers) {
 for (const [addr, port] of conf.listen) {
   const server = http2.createSecureServer(options);
   server.on('stream', handler);
+  if (conf.altsvc) {
+    server.on('session', (session) => {
+      const name = session.socket && session.socket.servername;
+      if (name) {
+        session.altsvc(conf.altsvc, `https://${name}:${port}`);
+      }
+    });
+  }
   server.on('error', (e) => {
     console.error(`listen ${addr}:${port}: ${e.message}`);
     process.exit(1);

@@ -177,22 +177,26 @@ pub fn apache(sc: &mut Scenario, listen: SocketAddr, vhosts: &str) {
     );
 }
 
-/// Starts Node.js's `http2` server (`origin_server.js`) on `listen` with `leaf`: it sends an
-/// ORIGIN frame listing `origins` (None: no ORIGIN frame), and answers 421 to a request for a
-/// name of `refuse` on a connection opened for another name; `site NAME` otherwise.
-pub fn node_origin(
-    sc: &mut Scenario,
-    listen: &[SocketAddr],
-    leaf: &Leaf,
-    origins: Option<&[String]>,
-    refuse: &[&str],
-) {
+/// What Node.js's `http2` server (`origin_server.js`) sends and refuses.
+pub struct NodeSignals<'a> {
+    /// The ORIGIN frame's origins (None: no ORIGIN frame).
+    pub origins: Option<&'a [String]>,
+    /// An ALTSVC frame's field value, sent on stream 0 for the connection's own origin.
+    pub altsvc: Option<&'a str>,
+    /// Names answered 421 on a connection opened for another name.
+    pub refuse: &'a [&'a str],
+}
+
+/// Starts Node.js's `http2` server (`origin_server.js`) on `listen` with `leaf`, sending and
+/// refusing what `signals` says; `site NAME` for everything else.
+pub fn node_origin(sc: &mut Scenario, listen: &[SocketAddr], leaf: &Leaf, signals: &NodeSignals<'_>) {
     let conf = serde_json::json!({
         "listen": listen.iter().map(|a| (a.ip().to_string(), a.port())).collect::<Vec<_>>(),
         "cert": leaf.cert,
         "key": leaf.key,
-        "origins": origins,
-        "refuse": refuse,
+        "origins": signals.origins,
+        "refuse": signals.refuse,
+        "altsvc": signals.altsvc,
     });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/origin_server.js");
     let mut cmd = Command::new(NODE);

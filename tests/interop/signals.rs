@@ -1,6 +1,6 @@
 //! What servers signal besides answers, against real servers: Node.js's `http2` (nghttp2) sends
-//! ORIGIN frames (RFC 8336) with its `origins` option; nghttpx sends ALTSVC frames (RFC 7838
-//! §4) with `--http2-altsvc`. The Firefox policy follows the ORIGIN set (listed: pooled
+//! ORIGIN frames (RFC 8336) with its `origins` option and ALTSVC frames (RFC 7838 §4) with
+//! `session.altsvc`; nghttpx's `--http2-altsvc` becomes an `Alt-Svc` header over HTTP/2. The Firefox policy follows the ORIGIN set (listed: pooled
 //! whatever DNS says; left out: not pooled), Chromium's ignores it over HTTP/2.
 
 use serde_json::Value;
@@ -54,13 +54,13 @@ async fn node_origin_frame_decides_firefox_and_a_listed_refused_name_is_an_error
         .iter()
         .map(|n| format!("https://{n}:{port}"))
         .collect();
-    servers::node_origin(
-        &mut sc,
-        &[sa(x, port), sa(y, port)],
-        &leaf,
-        Some(&origins),
-        &[api],
-    );
+    let altsvc = format!("h3=\":{port}\"; ma=60");
+    let signals = servers::NodeSignals {
+        origins: Some(&origins),
+        altsvc: Some(&altsvc),
+        refuse: &[api],
+    };
+    servers::node_origin(&mut sc, &[sa(x, port), sa(y, port)], &leaf, &signals);
     let (kw, ka, ko) = (key(www, port), key(api, port), key(other, port));
     let r = sc.check(&[kw.clone(), ka.clone(), ko.clone()], 2).await;
     r.assert_pairs(&[
@@ -102,6 +102,13 @@ async fn node_origin_frame_decides_firefox_and_a_listed_refused_name_is_an_error
     for (host, addr) in [(&kw, "127.0.1.50"), (&ka, "127.0.1.51"), (&ko, "127.0.1.50")] {
         let ep = endpoint(r.host(host), addr);
         assert_eq!(ep["origin_frame"], serde_json::json!(origins), "{ep:#}");
+        // nghttp2's ALTSVC frame (stream 0, this connection's origin).
+        assert!(has_alt(ep, "frame", port), "no ALTSVC frame read: {ep:#}");
+        assert!(
+            r.findings(host).contains(&"h3-advertised".to_string()),
+            "{:?}",
+            r.findings(host)
+        );
         assert!(
             r.findings(host).contains(&"origin-frame-uncovered".to_string()),
             "{:?}",
@@ -132,7 +139,12 @@ async fn node_without_origin_frame_firefox_pools_by_dns() {
     sc.record(api, y);
     sc.start_dns();
     let leaf = sc.pki.issue("node", &[www, api, other]);
-    servers::node_origin(&mut sc, &[sa(x, port), sa(y, port)], &leaf, None, &[api]);
+    let signals = servers::NodeSignals {
+        origins: None,
+        altsvc: None,
+        refuse: &[api],
+    };
+    servers::node_origin(&mut sc, &[sa(x, port), sa(y, port)], &leaf, &signals);
     let (kw, ka, ko) = (key(www, port), key(api, port), key(other, port));
     let r = sc.check(&[kw.clone(), ka.clone(), ko.clone()], 2).await;
     r.assert_pairs(&[(&kw, &ko, "ok", None), (&ko, &kw, "ok", None)]);
@@ -146,10 +158,12 @@ async fn node_without_origin_frame_firefox_pools_by_dns() {
     sc.finish();
 }
 
-/// nghttpx with `--http2-altsvc=h3,PORT`, in front of a backend whose answers carry an
-/// `Alt-Svc` header: both are read, each with its source, and HTTP/3 is advertised.
+/// nghttpx with `--http2-altsvc=h3,PORT`: over HTTP/2 nghttpx sends it as an `Alt-Svc` header
+/// (when the backend sends none), not as an ALTSVC frame (read from its source,
+/// shrpx_http2_upstream.cc; Node.js's nghttp2 sends the frames, above). The header is read,
+/// and HTTP/3 is advertised.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nghttpx_altsvc_frames_and_headers_are_read() {
+async fn nghttpx_http2_altsvc_header_is_read() {
     if !servers_available("nghttpx-altsvc", &[NGHTTPX, NODE, DNSMASQ]) {
         return;
     }
@@ -157,15 +171,13 @@ async fn nghttpx_altsvc_frames_and_headers_are_read() {
     let (a, b) = ("www.nghttpx.interop.test", "api.nghttpx.interop.test");
     let x = ip(54);
     let port = harness::free_port(&[x]);
-    let backend = sa(
-        std::net::Ipv4Addr::LOCALHOST,
-        harness::free_port(&[std::net::Ipv4Addr::LOCALHOST]),
-    );
+    let local = std::net::Ipv4Addr::LOCALHOST;
+    let backend = sa(local, harness::free_port(&[local]));
     sc.record(a, x);
     sc.record(b, x);
     sc.start_dns();
     let leaf = sc.pki.issue("nghttpx", &[a, b]);
-    servers::node_http1(&mut sc, backend, &[("alt-svc", "h3=\":8443\"; ma=60")]);
+    servers::node_http1(&mut sc, backend, &[]);
     servers::nghttpx(
         &mut sc,
         sa(x, port),
@@ -177,23 +189,26 @@ async fn nghttpx_altsvc_frames_and_headers_are_read() {
     let r = sc.check(&[ka.clone(), kb.clone()], 1).await;
     r.assert_pairs(&[(&ka, &kb, "ok", None), (&kb, &ka, "ok", None)]);
     let ep = endpoint(r.host(&ka), "127.0.1.54");
-    let alts = ep["alt_svc"].as_array().cloned().unwrap_or_default();
-    let has = |source: &str, port: u64| {
-        alts.iter()
-            .any(|x| x["protocol"] == "h3" && x["source"] == source && x["port"] == port)
-    };
     assert!(
-        has("frame", u64::from(port)),
-        "no ALTSVC frame read: {ep:#}\n{}",
+        has_alt(ep, "header", port),
+        "no Alt-Svc header read: {ep:#}\n{}",
         sc.logs()
     );
-    assert!(has("header", 8443), "no Alt-Svc header read: {ep:#}");
+    assert_eq!(ep["alt_svc"][0]["max_age_s"], 3600, "{ep:#}");
     assert!(
         r.findings(&ka).contains(&"h3-advertised".to_string()),
         "{:?}",
         r.findings(&ka)
     );
     sc.finish();
+}
+
+/// The endpoint lists an h3 alternative on `port` read from `source`.
+fn has_alt(ep: &Value, source: &str, port: u16) -> bool {
+    ep["alt_svc"].as_array().is_some_and(|alts| {
+        alts.iter()
+            .any(|x| x["protocol"] == "h3" && x["source"] == source && x["port"] == port)
+    })
 }
 
 fn endpoint<'a>(host: &'a Value, addr: &str) -> &'a Value {

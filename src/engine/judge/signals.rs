@@ -210,11 +210,16 @@ pub(crate) fn pair_findings(a: &str, b: &str, policy: &PairPolicy, verdict: Verd
             } else {
                 ""
             };
+            let answer = match verdict {
+                Verdict::Misrouted => "answers them with another site's page",
+                Verdict::Intermittent => "refuses some of them",
+                _ => "refuses them",
+            };
             vec![finding(
                 FindingKind::OriginAdvertisedRefused,
                 Severity::Error,
                 format!(
-                    "{a}'s server lists {b} in its ORIGIN frame, so Firefox sends requests for {b} on {a}'s connection{only}, and the server answers them {verdict}: remove {b} from the ORIGIN frame, or serve it there"
+                    "{a}'s server lists {b} in its ORIGIN frame, so Firefox sends requests for {b} on {a}'s connection{only}, and the server {answer}: remove {b} from the ORIGIN frame, or serve it there"
                 ),
             )]
         }
