@@ -32,6 +32,9 @@ use tokio::task::JoinSet;
 
 use crate::engine::snapshot::{FindingKind, NotCoalescable, Verdict};
 
+/// A name and its A records, as the lab DNS serves them.
+type ARecords<'a> = (&'a str, Vec<Ipv4Addr>);
+
 use self::ca::{Ca, Validity};
 use self::phase::{Clock, PHASES};
 use self::respond::LiveCounter;
@@ -195,7 +198,7 @@ impl Lab {
         clock: Clock,
         ca: &Ca,
         (watch_name, watch_content): (&str, String),
-        (zone, records, https): (&str, &[(&str, Vec<Ipv4Addr>)], &[HttpsSpec]),
+        (zone, records, https): (&str, &[ARecords<'_>], &[HttpsSpec]),
         scale: Option<scale::ScaleOptions>,
     ) -> anyhow::Result<Lab> {
         let (dir, owns_dir) = make_dir(options.dir.as_deref())?;

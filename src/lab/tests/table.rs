@@ -108,6 +108,8 @@ fn findings_are_the_listed_ones() {
     let mut want = vec![
         ("expired.certs.coalscope.test", FindingKind::CertInvalid),
         ("ghost.coalscope.test", FindingKind::DnsError),
+        ("img.svcb.coalscope.test", FindingKind::HttpsRecordNoH2),
+        ("img.svcb.coalscope.test", FindingKind::H3Advertised),
         ("legacy.h1.coalscope.test", FindingKind::NoH2),
         ("old.h1.coalscope.test", FindingKind::NoH2),
         ("untrusted.certs.coalscope.test", FindingKind::CertInvalid),
