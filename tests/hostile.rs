@@ -28,7 +28,7 @@ use coalscope::engine::probe::dns::{Dns, DnsConfig, MAX_ADDRESSES};
 use coalscope::engine::probe::error::{H2Reason, Phase, ProbeError};
 use coalscope::engine::probe::h2::{self, BODY_CAP};
 use coalscope::engine::probe::tls::{self, TlsSettings};
-use coalscope::engine::snapshot::{NotCoalescable, Verdict};
+use coalscope::engine::snapshot::{FindingKind, NotCoalescable, Verdict};
 use coalscope::lab::{self, Lab, LabOptions};
 use hostile::HostileLab;
 use serde_json::Value;
@@ -257,6 +257,11 @@ async fn check_mixing_hostile_and_healthy_hosts() {
         }
     }
     for (name, kind) in lab::expected_findings() {
+        // The lab's names come from `--resolve` here, which asks DNS nothing else: no HTTPS
+        // records, so none of the findings drawn from them.
+        if matches!(kind, FindingKind::HttpsRecordNoH2 | FindingKind::H3Advertised) {
+            continue;
+        }
         let h = host_json(&doc, name);
         if !h["findings"]
             .as_array()

@@ -198,29 +198,21 @@ fn findings_section(out: &mut String, p: &Painter, s: &Snapshot) {
     }
 }
 
-fn pair_lines(out: &mut String, p: &Painter, pair: &PairReport) {
-    let v = pair.verdict;
-    let label = match pair.reason {
-        Some(r) => format!("{v} ({r})"),
-        None => v.to_string(),
-    };
+/// Who pools the pair ("chrome+firefox"), and when Firefox does by the ORIGIN frame, that.
+fn clients(pair: &PairReport) -> &'static str {
     let by_frame = pair.coalesce.rules.firefox == CoalesceRule::OriginFrame;
-    let clients = match (pair.coalesce.chrome, pair.coalesce.firefox, by_frame) {
+    match (pair.coalesce.chrome, pair.coalesce.firefox, by_frame) {
         (true, true, false) => "chrome+firefox",
         (true, true, true) => "chrome+firefox (ORIGIN frame)",
         (true, false, _) => "chrome",
         (false, true, false) => "firefox",
         (false, true, true) => "firefox (ORIGIN frame)",
         (false, false, _) => "",
-    };
-    let _ = writeln!(
-        out,
-        "  {} {} → {}  {}",
-        p.verdict(v, &format!("{label:<15}")),
-        short(&pair.origin),
-        short(&pair.target),
-        p.paint(DIM, clients)
-    );
+    }
+}
+
+/// The pair's findings, one "note:" line each.
+fn notes(out: &mut String, p: &Painter, pair: &PairReport) {
     for f in &pair.findings {
         let _ = writeln!(
             out,
@@ -230,6 +222,24 @@ fn pair_lines(out: &mut String, p: &Painter, pair: &PairReport) {
             safe(&f.message)
         );
     }
+}
+
+fn pair_lines(out: &mut String, p: &Painter, pair: &PairReport) {
+    let v = pair.verdict;
+    let label = match pair.reason {
+        Some(r) => format!("{v} ({r})"),
+        None => v.to_string(),
+    };
+    let clients = clients(pair);
+    let _ = writeln!(
+        out,
+        "  {} {} → {}  {}",
+        p.verdict(v, &format!("{label:<15}")),
+        short(&pair.origin),
+        short(&pair.target),
+        p.paint(DIM, clients)
+    );
+    notes(out, p, pair);
     if v == Verdict::NotCoalescable {
         return;
     }

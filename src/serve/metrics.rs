@@ -418,6 +418,7 @@ impl Collector for SnapshotCollector {
         let pairs: Vec<&PairReport> = owned.iter().map(|p| &**p).collect();
         encode_pair_counters(&mut enc, &st, &pairs)?;
         encode_pair_states(&mut enc, &pairs)?;
+        encode_pair_signals(&mut enc, &pairs)?;
         encode_hosts(&mut enc, HostSeries::collect(&st))?;
         encode_phases(&mut enc, &shared.phases)
     }
@@ -677,6 +678,38 @@ fn encode_pair_states(enc: &mut DescriptorEncoder, pairs: &[&PairReport]) -> fmt
     )?;
     gauge(
         enc,
+        "pair_cert_covers",
+        "Whether the certificate served for the origin covers the target.",
+        None,
+        pairs
+            .iter()
+            .map(|p| (pair_labels(p), bool_value(p.cert_covers)))
+            .collect(),
+    )?;
+    gauge(
+        enc,
+        "pair_misdirected_ratio",
+        "Share of the pair's coalesced requests within the window answered 421.",
+        None,
+        pairs.iter().map(|p| (pair_labels(p), p.rate_421)).collect(),
+    )?;
+    gauge(
+        enc,
+        "pair_refused_ratio",
+        "Share of the pair's coalesced requests within the window that the server responded to and refused (421, a reset with HTTP_1_1_REQUIRED or REFUSED_STREAM, an unprocessed GOAWAY).",
+        None,
+        pairs
+            .iter()
+            .map(|p| (pair_labels(p), p.refusal_rate.map_or(0.0, |r| r.rate)))
+            .collect(),
+    )
+}
+
+/// The signal-related pair families: the rule that decided each client's policy, and the pair
+/// findings (an ORIGIN frame listing a refused target, or leaving out a served one).
+fn encode_pair_signals(enc: &mut DescriptorEncoder, pairs: &[&PairReport]) -> fmt::Result {
+    gauge(
+        enc,
         "pair_coalesce_rule",
         "The rule that decided the client's policy (1 per client): ip-match, address-overlap, origin-frame, origin-frame-excludes, https-record-no-h2, or the obstacle.",
         None,
@@ -710,33 +743,6 @@ fn encode_pair_states(enc: &mut DescriptorEncoder, pairs: &[&PairReport]) -> fmt
                     (labels, 1i64)
                 })
             })
-            .collect(),
-    )?;
-    gauge(
-        enc,
-        "pair_cert_covers",
-        "Whether the certificate served for the origin covers the target.",
-        None,
-        pairs
-            .iter()
-            .map(|p| (pair_labels(p), bool_value(p.cert_covers)))
-            .collect(),
-    )?;
-    gauge(
-        enc,
-        "pair_misdirected_ratio",
-        "Share of the pair's coalesced requests within the window answered 421.",
-        None,
-        pairs.iter().map(|p| (pair_labels(p), p.rate_421)).collect(),
-    )?;
-    gauge(
-        enc,
-        "pair_refused_ratio",
-        "Share of the pair's coalesced requests within the window that the server responded to and refused (421, a reset with HTTP_1_1_REQUIRED or REFUSED_STREAM, an unprocessed GOAWAY).",
-        None,
-        pairs
-            .iter()
-            .map(|p| (pair_labels(p), p.refusal_rate.map_or(0.0, |r| r.rate)))
             .collect(),
     )
 }
@@ -878,6 +884,16 @@ fn encode_hosts(enc: &mut DescriptorEncoder, series: HostSeries) -> fmt::Result 
         "Of those handshakes, the ones that failed.",
         shake_errors,
     )?;
+    encode_host_signals(enc, origin_frame, alt_svc, https)
+}
+
+/// What the hosts' servers and DNS signal: ORIGIN sets, Alt-Svc alternatives, HTTPS records.
+fn encode_host_signals(
+    enc: &mut DescriptorEncoder,
+    origin_frame: Vec<(Labels, i64)>,
+    alt_svc: Vec<(Labels, i64)>,
+    https: Vec<(Labels, i64)>,
+) -> fmt::Result {
     gauge(
         enc,
         "endpoint_origin_frame_origins",

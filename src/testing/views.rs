@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 
 use crate::engine::judge::verdict::wants_http1_check;
-use crate::engine::live::planner::{address_peers, Plan};
+use crate::engine::live::planner::{address_peers, origin_index, Plan};
 use crate::engine::live::store::Store;
 use crate::engine::oneshot;
 use crate::engine::probe::direct::DirectProtocol;
@@ -120,8 +120,10 @@ async fn probe_lab(lab: &Lab) -> anyhow::Result<LiveView> {
         store.set_dns(&h.key, h.dns);
     }
     let hosts = store.hosts_for_jobs();
+    // As the scheduler plans: the names an ORIGIN frame lists ride on the connection too.
     let plan = Plan {
         peers: address_peers(&hosts),
+        origins: Some(std::sync::Arc::new(origin_index(&hosts))),
         ..Plan::default()
     };
     // Every (host, address): an origin connection and a direct request, each cycle.

@@ -516,14 +516,7 @@ impl Report {
     }
 
     pub fn findings(&self, host: &str) -> Vec<String> {
-        self.host(host)["findings"]
-            .as_array()
-            .map(|fs| {
-                fs.iter()
-                    .filter_map(|f| f["kind"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
+        kinds(&self.host(host)["findings"])
     }
 
     /// Asserts that the report lists exactly `expected` pairs (origin, target, verdict, reason).
@@ -576,6 +569,18 @@ impl Report {
                 )
             })
     }
+}
+
+/// The kinds of a JSON list of findings, in order.
+pub fn kinds(findings: &Value) -> Vec<String> {
+    findings
+        .as_array()
+        .map(|fs| {
+            fs.iter()
+                .filter_map(|f| f["kind"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Status counts as a sorted map, e.g. {"421": 3}.

@@ -19,14 +19,37 @@ fn rules(p: &Value) -> (String, String) {
 }
 
 fn pair_findings(p: &Value) -> Vec<String> {
-    p["findings"]
-        .as_array()
-        .map(|fs| {
-            fs.iter()
-                .filter_map(|f| f["kind"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+    harness::kinds(&p["findings"])
+}
+
+/// A scenario for Node.js's http2 server: names www, api and other under `label`; www and
+/// other at 127.0.1.`x`, api alone at 127.0.1.`y`; one certificate covering the three; DNS
+/// started.
+struct NodeSetup {
+    sc: Scenario,
+    names: [String; 3],
+    port: u16,
+    listen: [std::net::SocketAddr; 2],
+    leaf: harness::Leaf,
+}
+
+fn node_setup(scenario: &str, label: &str, (x, y): (u8, u8)) -> NodeSetup {
+    let mut sc = Scenario::new(scenario);
+    let names = ["www", "api", "other"].map(|n| format!("{n}.{label}.interop.test"));
+    let (x, y) = (ip(x), ip(y));
+    let port = harness::free_port(&[x, y]);
+    sc.record(&names[0], x);
+    sc.record(&names[2], x);
+    sc.record(&names[1], y);
+    sc.start_dns();
+    let leaf = sc.pki.issue("node", &[&names[0], &names[1], &names[2]]);
+    NodeSetup {
+        sc,
+        names,
+        port,
+        listen: [sa(x, port), sa(y, port)],
+        leaf,
+    }
 }
 
 /// www and other share 127.0.1.50, api is alone on 127.0.1.51; one certificate covers the three.
@@ -37,20 +60,14 @@ async fn node_origin_frame_decides_firefox_and_a_listed_refused_name_is_an_error
     if !servers_available("node-origin", &[NODE, DNSMASQ]) {
         return;
     }
-    let mut sc = Scenario::new("node-origin");
-    let (www, api, other) = (
-        "www.node.interop.test",
-        "api.node.interop.test",
-        "other.node.interop.test",
-    );
-    let (x, y) = (ip(50), ip(51));
-    let port = harness::free_port(&[x, y]);
-    sc.record(www, x);
-    sc.record(other, x);
-    sc.record(api, y);
-    sc.start_dns();
-    let leaf = sc.pki.issue("node", &[www, api, other]);
-    let origins: Vec<String> = [www, api, "nocert.node.interop.test"]
+    let NodeSetup {
+        mut sc,
+        names: [www, api, other],
+        port,
+        listen,
+        leaf,
+    } = node_setup("node-origin", "node", (50, 51));
+    let origins: Vec<String> = [www.as_str(), api.as_str(), "nocert.node.interop.test"]
         .iter()
         .map(|n| format!("https://{n}:{port}"))
         .collect();
@@ -58,10 +75,10 @@ async fn node_origin_frame_decides_firefox_and_a_listed_refused_name_is_an_error
     let signals = servers::NodeSignals {
         origins: Some(&origins),
         altsvc: Some(&altsvc),
-        refuse: &[api],
+        refuse: &[&api],
     };
-    servers::node_origin(&mut sc, &[sa(x, port), sa(y, port)], &leaf, &signals);
-    let (kw, ka, ko) = (key(www, port), key(api, port), key(other, port));
+    servers::node_origin(&mut sc, &listen, &leaf, &signals);
+    let (kw, ka, ko) = (key(&www, port), key(&api, port), key(&other, port));
     let r = sc.check(&[kw.clone(), ka.clone(), ko.clone()], 2).await;
     r.assert_pairs(&[
         // Only the ORIGIN frame links www and api (no shared address): Firefox pools, the
@@ -126,26 +143,20 @@ async fn node_without_origin_frame_firefox_pools_by_dns() {
     if !servers_available("node-no-origin", &[NODE, DNSMASQ]) {
         return;
     }
-    let mut sc = Scenario::new("node-no-origin");
-    let (www, api, other) = (
-        "www.node2.interop.test",
-        "api.node2.interop.test",
-        "other.node2.interop.test",
-    );
-    let (x, y) = (ip(52), ip(53));
-    let port = harness::free_port(&[x, y]);
-    sc.record(www, x);
-    sc.record(other, x);
-    sc.record(api, y);
-    sc.start_dns();
-    let leaf = sc.pki.issue("node", &[www, api, other]);
+    let NodeSetup {
+        mut sc,
+        names: [www, api, other],
+        port,
+        listen,
+        leaf,
+    } = node_setup("node-no-origin", "node2", (52, 53));
     let signals = servers::NodeSignals {
         origins: None,
         altsvc: None,
-        refuse: &[api],
+        refuse: &[&api],
     };
-    servers::node_origin(&mut sc, &[sa(x, port), sa(y, port)], &leaf, &signals);
-    let (kw, ka, ko) = (key(www, port), key(api, port), key(other, port));
+    servers::node_origin(&mut sc, &listen, &leaf, &signals);
+    let (kw, ka, ko) = (key(&www, port), key(&api, port), key(&other, port));
     let r = sc.check(&[kw.clone(), ka.clone(), ko.clone()], 2).await;
     r.assert_pairs(&[(&kw, &ko, "ok", None), (&ko, &kw, "ok", None)]);
     let p = r.pair(&kw, &ko);

@@ -92,14 +92,7 @@ pub(super) fn pair_report<'c, 'n>(
         reason,
         shared_addresses: policy.shared.iter().map(addr_text).collect(),
         cert_covers: policy.cert_covers,
-        coalesce: Coalesce {
-            chrome: policy.chrome,
-            firefox: policy.firefox,
-            rules: CoalesceRules {
-                chrome: policy.chrome_rule,
-                firefox: policy.firefox_rule,
-            },
-        },
+        coalesce: coalesce_of(policy),
         probes,
         rate_421: (rate_421 * 1e4).round() / 1e4,
         refusal_rate: confidence::wilson(
@@ -112,6 +105,18 @@ pub(super) fn pair_report<'c, 'n>(
         error,
         impact,
         findings: super::signals::pair_findings(&ha.entry.host, &hb.entry.host, policy, verdict),
+    }
+}
+
+/// Whether each client pools the pair, and by which rule.
+fn coalesce_of(policy: &PairPolicy) -> Coalesce {
+    Coalesce {
+        chrome: policy.chrome,
+        firefox: policy.firefox,
+        rules: CoalesceRules {
+            chrome: policy.chrome_rule,
+            firefox: policy.firefox_rule,
+        },
     }
 }
 

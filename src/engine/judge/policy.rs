@@ -106,64 +106,14 @@ pub fn evaluate(
         .collect();
     shared.sort();
     shared.dedup();
-    let usable = |f: &&EndpointFacts| f.h2 && f.cert_trusted && f.covers_target;
     let listed = origin_endpoints
         .iter()
         .any(|f| f.origin_frame == OriginFrame::Lists);
     // Before any client rule: what keeps both clients away whatever they do.
     let obstacle = why_not(&shared, listed, origin_endpoints);
 
-    // Chromium pools by (IP, port): only an address in B's own answer is reused. It ignores
-    // ORIGIN frames over HTTP/2, and skips B when B's HTTPS records offer no h2.
-    let mut chrome_addrs: Vec<IpAddr> = origin_endpoints
-        .iter()
-        .filter(usable)
-        .map(|f| f.addr)
-        .filter(|a| shared.contains(a))
-        .collect();
-    sorted_unique(&mut chrome_addrs);
-    let chrome_rule = if chrome_addrs.is_empty() {
-        let at_shared: Vec<EndpointFacts> = origin_endpoints
-            .iter()
-            .filter(|f| shared.contains(&f.addr))
-            .copied()
-            .collect();
-        rule_of(why_not(&shared, false, &at_shared))
-    } else if target.https_without_h2 {
-        chrome_addrs.clear();
-        CoalesceRule::HttpsRecordNoH2
-    } else {
-        CoalesceRule::IpMatch
-    };
-
-    // Firefox: an ORIGIN frame on A's connection decides alone (listed and covered: pooled,
-    // DNS not consulted; left out: not pooled). Without one, the answers only need to
-    // overlap; then A's connection at whichever of A's addresses it went to is reused.
-    let mut firefox_addrs = Vec::new();
-    let mut by_frame = false;
-    let mut excluded = false;
-    for f in origin_endpoints.iter().filter(usable) {
-        match f.origin_frame {
-            OriginFrame::Lists => {
-                by_frame = true;
-                firefox_addrs.push(f.addr);
-            }
-            OriginFrame::Excludes => excluded |= !shared.is_empty(),
-            OriginFrame::Absent if !shared.is_empty() => firefox_addrs.push(f.addr),
-            OriginFrame::Absent => {}
-        }
-    }
-    sorted_unique(&mut firefox_addrs);
-    let firefox_rule = if by_frame {
-        CoalesceRule::OriginFrame
-    } else if !firefox_addrs.is_empty() {
-        CoalesceRule::AddressOverlap
-    } else if excluded {
-        CoalesceRule::OriginFrameExcludes
-    } else {
-        rule_of(obstacle)
-    };
-
+    let (chrome_addrs, chrome_rule) = chromium(&shared, origin_endpoints, target);
+    let (firefox_addrs, firefox_rule) = firefox(&shared, origin_endpoints, obstacle);
     let chrome = !chrome_addrs.is_empty();
     let firefox = !firefox_addrs.is_empty();
     let reason = if chrome || firefox {
@@ -184,6 +134,74 @@ pub fn evaluate(
         chrome_addrs,
         firefox_addrs,
     }
+}
+
+/// Chromium pools by (IP, port): only an address in B's own answer is reused. It ignores
+/// ORIGIN frames over HTTP/2, and skips B when B's HTTPS records offer no h2. Its addresses of
+/// A, sorted, and the rule that decided.
+fn chromium(shared: &[IpAddr], facts: &[EndpointFacts], target: TargetFacts) -> (Vec<IpAddr>, CoalesceRule) {
+    let mut addrs: Vec<IpAddr> = facts
+        .iter()
+        .filter(usable)
+        .map(|f| f.addr)
+        .filter(|a| shared.contains(a))
+        .collect();
+    sorted_unique(&mut addrs);
+    let rule = if addrs.is_empty() {
+        let at_shared: Vec<EndpointFacts> = facts
+            .iter()
+            .filter(|f| shared.contains(&f.addr))
+            .copied()
+            .collect();
+        rule_of(why_not(shared, false, &at_shared))
+    } else if target.https_without_h2 {
+        addrs.clear();
+        CoalesceRule::HttpsRecordNoH2
+    } else {
+        CoalesceRule::IpMatch
+    };
+    (addrs, rule)
+}
+
+/// Firefox: an ORIGIN frame on A's connection decides alone (listed and covered: pooled, DNS
+/// not consulted; left out: not pooled). Without one, the answers only need to overlap; then
+/// A's connection at whichever of A's addresses it went to is reused. Its addresses of A,
+/// sorted, and the rule that decided (`obstacle` when nothing pools).
+fn firefox(
+    shared: &[IpAddr],
+    facts: &[EndpointFacts],
+    obstacle: Option<NotCoalescable>,
+) -> (Vec<IpAddr>, CoalesceRule) {
+    let mut addrs = Vec::new();
+    let mut by_frame = false;
+    let mut excluded = false;
+    for f in facts.iter().filter(usable) {
+        match f.origin_frame {
+            OriginFrame::Lists => {
+                by_frame = true;
+                addrs.push(f.addr);
+            }
+            OriginFrame::Excludes => excluded |= !shared.is_empty(),
+            OriginFrame::Absent if !shared.is_empty() => addrs.push(f.addr),
+            OriginFrame::Absent => {}
+        }
+    }
+    sorted_unique(&mut addrs);
+    let rule = if by_frame {
+        CoalesceRule::OriginFrame
+    } else if !addrs.is_empty() {
+        CoalesceRule::AddressOverlap
+    } else if excluded {
+        CoalesceRule::OriginFrameExcludes
+    } else {
+        rule_of(obstacle)
+    };
+    (addrs, rule)
+}
+
+/// A connection a client can put B on: h2, a trusted certificate covering B.
+fn usable(f: &&EndpointFacts) -> bool {
+    f.h2 && f.cert_trusted && f.covers_target
 }
 
 /// What keeps every client away. Precedence, from the most fundamental obstacle to the most
@@ -547,7 +565,8 @@ mod tests {
     }
 
     /// RFC 8336 and RFC 9460 cases: (name, origin, target, facts, B's HTTPS records lack h2,
-    /// Chromium's rule, Firefox's rule, Firefox's addresses, reason).
+    /// Chromium's rule, Firefox's rule, Firefox's addresses, reason). One piece: a table read
+    /// side by side.
     #[allow(clippy::type_complexity)]
     fn signal_cases() -> Vec<(
         &'static str,

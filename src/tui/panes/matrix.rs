@@ -3,7 +3,7 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
-use ratatui::style::Modifier;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 
 use crate::engine::snapshot::{CoalesceRule, LiveView, PairReport, Verdict};
@@ -11,6 +11,7 @@ use crate::tui::app::App;
 use crate::tui::index::short;
 use crate::tui::layout::{matrix_grid, matrix_label_width, scrolled, MATRIX_CELL_W};
 use crate::tui::panes::{clean, frame, pad, percent, row, title};
+use crate::tui::theme::Theme;
 
 pub fn draw(view: &LiveView, app: &App, area: Rect, info: Rect, buf: &mut Buffer) {
     let t = &app.theme;
@@ -64,22 +65,15 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, info: Rect, buf: &mut Buffer
         spans.push(Span::raw(" "));
         for c in c0..n.min(c0 + cols) {
             let target = d.members[c];
-            let mut only_by_frame = false;
-            let (text, mut style) = if r == c {
-                ("╲  ", t.dim)
+            let (mut text, mut style) = if r == c {
+                ("╲  ".to_string(), t.dim)
             } else {
                 let pair = d
                     .cells
                     .get(&(origin, target))
-                    .map(|&p| &view.report.pairs[p as usize]);
-                only_by_frame = pair.is_some_and(|p| linked_only_by_origin_frame(p));
-                t.cell(pair.map(|p| p.verdict))
+                    .map(|&p| &*view.report.pairs[p as usize]);
+                cell(pair, t)
             };
-            let mut text = text.to_string();
-            if only_by_frame {
-                // Linked only by an ORIGIN frame: marked beside the verdict letter.
-                text = text.chars().take(1).chain(std::iter::once('°')).collect();
-            }
             if text.chars().count() < MATRIX_CELL_W as usize {
                 text.push(' ');
             }
@@ -92,6 +86,16 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, info: Rect, buf: &mut Buffer
         row(buf, inner, y as u16 + 1, &Line::from(spans), None);
     }
     draw_info(view, app, info, buf);
+}
+
+/// A pair's cell: its verdict's letter and style, marked `°` when only an ORIGIN frame links
+/// the pair.
+fn cell(pair: Option<&PairReport>, t: &Theme) -> (String, Style) {
+    let (text, style) = t.cell(pair.map(|p| p.verdict));
+    if pair.is_some_and(linked_only_by_origin_frame) {
+        return (text.chars().take(1).chain(std::iter::once('°')).collect(), style);
+    }
+    (text.to_string(), style)
 }
 
 /// No shared address: only the origin's ORIGIN frame makes a client (Firefox) pool the pair.

@@ -80,6 +80,27 @@ pub struct Store {
     evaluations: usize,
 }
 
+/// The ORIGIN sets a host's connections received, as endpoint records carrying nothing else:
+/// the names they list are targets of the host's connections (`planner::address_peers`).
+/// Empty for the hosts whose servers send no ORIGIN frame (nearly all).
+fn origin_sets(h: &LiveHost) -> BTreeMap<std::net::IpAddr, Box<EndpointRecord>> {
+    h.endpoints
+        .iter()
+        .filter_map(|(addr, ep)| {
+            let origin = ep.signals.as_ref()?.origin.clone()?;
+            let signals = ServerSignals {
+                origin: Some(origin),
+                ..ServerSignals::default()
+            };
+            let record = EndpointRecord {
+                signals: Some(Box::new(signals)),
+                ..EndpointRecord::default()
+            };
+            Some((*addr, Box::new(record)))
+        })
+        .collect()
+}
+
 /// A host's samples in the window, shaped as a `check` run's record.
 fn host_record(h: &LiveHost) -> HostRecord {
     HostRecord {
@@ -291,7 +312,7 @@ impl Store {
                 key: h.key.clone(),
                 path: h.path.clone(),
                 dns: h.dns.clone(),
-                endpoints: BTreeMap::new(),
+                endpoints: origin_sets(h),
             })
             .collect()
     }
