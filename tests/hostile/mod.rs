@@ -184,10 +184,43 @@ impl HostileLab {
                 Kind::OriginOversized,
                 vec![expect("http-error", "error", &[])],
             ),
-            (ORIGIN_MALFORMED, 120, Kind::OriginMalformed, vec![]),
-            (ORIGIN_ON_STREAM, 121, Kind::OriginOnStream, vec![]),
-            (ORIGIN_GARBAGE, 122, Kind::OriginGarbage, vec![]),
-            (ORIGIN_FLOOD, 123, Kind::OriginFlood, vec![]),
+            // Handled, and said: a warning naming what was odd.
+            (
+                ORIGIN_MALFORMED,
+                120,
+                Kind::OriginMalformed,
+                vec![expect(
+                    "origin-frame-malformed",
+                    "warning",
+                    &["a malformed ORIGIN frame"],
+                )],
+            ),
+            (
+                ORIGIN_ON_STREAM,
+                121,
+                Kind::OriginOnStream,
+                vec![expect(
+                    "origin-frame-malformed",
+                    "warning",
+                    &["an ORIGIN frame on stream"],
+                )],
+            ),
+            (
+                ORIGIN_GARBAGE,
+                122,
+                Kind::OriginGarbage,
+                vec![expect("origin-frame-malformed", "warning", &["not an origin"])],
+            ),
+            (
+                ORIGIN_FLOOD,
+                123,
+                Kind::OriginFlood,
+                vec![expect(
+                    "origin-frame-malformed",
+                    "warning",
+                    &["too many ORIGIN frames"],
+                )],
+            ),
         ];
         let mut hosts = Vec::new();
         let mut servers = HashMap::new();
