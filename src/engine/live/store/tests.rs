@@ -575,3 +575,62 @@ fn dns_refresh_with_the_same_addresses_leaves_pairs_alone() {
         "no evaluation after the address changed"
     );
 }
+
+/// The names an ORIGIN frame listed on a host's connection become that host's peers for the
+/// planner (whatever DNS says), and only that host's; a later connection without the name
+/// takes it back.
+#[test]
+fn origin_frame_lists_reach_the_planner() {
+    use crate::engine::live::planner::{address_peers, origin_index, Plan};
+    use crate::engine::probe::signals::{OriginSet, ServerSignals};
+    use crate::engine::prober::TargetPlan;
+    let mut store = Store::new(Duration::from_secs(60), "/".into());
+    store.set_entries(&[entry("a.o.test", 1), entry("b.o.test", 2)]);
+    store.set_dns("a.o.test:443", dns("127.0.0.1"));
+    store.set_dns("b.o.test:443", dns("127.0.0.2"));
+    let hosts = store.hosts_for_jobs();
+    assert_eq!(address_peers(&hosts), vec![Vec::<usize>::new(), vec![]]);
+    let framed = |origins: &[&str]| JobResult::Origin {
+        host: 0,
+        addr: "127.0.0.1".parse().unwrap(),
+        handshake: Err(ProbeError::Tls("not needed here".into())),
+        own: None,
+        coalesced: vec![],
+        uncovered: vec![],
+        requests: 1,
+        signals: Some(Box::new(ServerSignals {
+            origin: Some(OriginSet {
+                origins: origins.iter().map(|o| o.to_string()).collect(),
+                frames: 1,
+                ..OriginSet::default()
+            }),
+            ..ServerSignals::default()
+        })),
+    };
+    store.apply(
+        &hosts,
+        framed(&["https://a.o.test", "https://b.o.test"]),
+        Instant::now(),
+    );
+    let hosts = store.hosts_for_jobs();
+    assert_eq!(address_peers(&hosts), vec![vec![1], vec![]]);
+    // The prober's view of the same set, on the connection that received it.
+    let plan = Plan {
+        origins: Some(Arc::new(origin_index(&hosts))),
+        ..Plan::default()
+    };
+    let set = hosts[0]
+        .endpoints
+        .values()
+        .next()
+        .unwrap()
+        .signals
+        .as_ref()
+        .unwrap();
+    assert_eq!(plan.listed(0, set.origin.as_ref().unwrap()), vec![1]);
+    store.apply(&hosts, framed(&["https://a.o.test"]), Instant::now());
+    assert_eq!(
+        address_peers(&store.hosts_for_jobs()),
+        vec![Vec::<usize>::new(), vec![]]
+    );
+}
