@@ -227,9 +227,11 @@ impl Prober {
         // says), when the certificate covers them.
         let mut covered = covered;
         if let Some(set) = conn.signals().origin {
+            // Same port only: pairs across ports are never judged.
             let listed: Vec<usize> = plan
                 .listed(a, &set)
                 .into_iter()
+                .filter(|&b| hosts[b].entry.port == origin.entry.port)
                 .filter(|b| covered.binary_search(b).is_err())
                 .collect();
             covered.extend(covering(&opened.tls, hosts, &listed));

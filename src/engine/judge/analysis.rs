@@ -376,10 +376,10 @@ fn endpoint_facts(origin: &HostRecord, target: &HostRecord) -> Vec<EndpointFacts
         .filter_map(|(addr, ep)| {
             let tls = ep.tls.as_ref()?;
             let leaf = ep.leaf();
-            let origin_frame = match ep.signals.as_ref().and_then(|s| s.origin.as_ref()) {
+            let origin_frame = match ep.signals.as_ref().and_then(|s| s.origin_lists(host, port)) {
                 None => OriginFrame::Absent,
-                Some(set) if set.lists(host, port) => OriginFrame::Lists,
-                Some(_) => OriginFrame::Excludes,
+                Some(true) => OriginFrame::Lists,
+                Some(false) => OriginFrame::Excludes,
             };
             Some(EndpointFacts {
                 addr: *addr,

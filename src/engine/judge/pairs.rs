@@ -85,6 +85,7 @@ pub(super) fn pair_report<'c, 'n>(
         let fix = fix.map(|f| impact::lead_fix(&impact, verdict, f));
         (Arc::from(why), fix.map(Arc::from))
     };
+    let findings = super::signals::pair_findings((&ha.entry.host, hb), policy, verdict, &addresses);
     PairReport {
         origin: ha.key.clone(),
         target: hb.key.clone(),
@@ -104,7 +105,7 @@ pub(super) fn pair_report<'c, 'n>(
         fix,
         error,
         impact,
-        findings: super::signals::pair_findings(&ha.entry.host, &hb.entry.host, policy, verdict),
+        findings,
     }
 }
 

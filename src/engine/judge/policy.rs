@@ -64,6 +64,8 @@ pub struct PairPolicy {
     pub chrome_addrs: Vec<IpAddr>,
     /// Addresses X of A where Firefox would put B on A's connection.
     pub firefox_addrs: Vec<IpAddr>,
+    /// Of those, the ones where it does because the connection's ORIGIN frame lists B.
+    pub origin_frame_addrs: Vec<IpAddr>,
 }
 
 impl PairPolicy {
@@ -113,7 +115,7 @@ pub fn evaluate(
     let obstacle = why_not(&shared, listed, origin_endpoints);
 
     let (chrome_addrs, chrome_rule) = chromium(&shared, origin_endpoints, target);
-    let (firefox_addrs, firefox_rule) = firefox(&shared, origin_endpoints, obstacle);
+    let (firefox_addrs, firefox_rule, origin_frame_addrs) = firefox(&shared, origin_endpoints, obstacle);
     let chrome = !chrome_addrs.is_empty();
     let firefox = !firefox_addrs.is_empty();
     let reason = if chrome || firefox {
@@ -133,6 +135,7 @@ pub fn evaluate(
         reason,
         chrome_addrs,
         firefox_addrs,
+        origin_frame_addrs,
     }
 }
 
@@ -166,19 +169,20 @@ fn chromium(shared: &[IpAddr], facts: &[EndpointFacts], target: TargetFacts) -> 
 /// Firefox: an ORIGIN frame on A's connection decides alone (listed and covered: pooled, DNS
 /// not consulted; left out: not pooled). Without one, the answers only need to overlap; then
 /// A's connection at whichever of A's addresses it went to is reused. Its addresses of A,
-/// sorted, and the rule that decided (`obstacle` when nothing pools).
+/// sorted, the rule that decided (`obstacle` when nothing pools), and the addresses where the
+/// ORIGIN frame made it pool.
 fn firefox(
     shared: &[IpAddr],
     facts: &[EndpointFacts],
     obstacle: Option<NotCoalescable>,
-) -> (Vec<IpAddr>, CoalesceRule) {
+) -> (Vec<IpAddr>, CoalesceRule, Vec<IpAddr>) {
     let mut addrs = Vec::new();
-    let mut by_frame = false;
+    let mut by_frame = Vec::new();
     let mut excluded = false;
     for f in facts.iter().filter(usable) {
         match f.origin_frame {
             OriginFrame::Lists => {
-                by_frame = true;
+                by_frame.push(f.addr);
                 addrs.push(f.addr);
             }
             OriginFrame::Excludes => excluded |= !shared.is_empty(),
@@ -187,7 +191,8 @@ fn firefox(
         }
     }
     sorted_unique(&mut addrs);
-    let rule = if by_frame {
+    sorted_unique(&mut by_frame);
+    let rule = if !by_frame.is_empty() {
         CoalesceRule::OriginFrame
     } else if !addrs.is_empty() {
         CoalesceRule::AddressOverlap
@@ -196,7 +201,7 @@ fn firefox(
     } else {
         rule_of(obstacle)
     };
-    (addrs, rule)
+    (addrs, rule, by_frame)
 }
 
 /// A connection a client can put B on: h2, a trusted certificate covering B.

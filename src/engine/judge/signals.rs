@@ -5,9 +5,11 @@
 
 use crate::engine::judge::policy::PairPolicy;
 use crate::engine::probe::cert;
-use crate::engine::probe::signals::{AltSvcSource, FrameAnomaly, ServerSignals};
+use crate::engine::probe::signals::{origin_of, AltSvcSource, FrameAnomaly, ServerSignals};
 use crate::engine::record::{EndpointRecord, HostRecord};
-use crate::engine::snapshot::{AltSvcReport, CoalesceRule, Finding, FindingKind, Severity, Verdict};
+use crate::engine::snapshot::{
+    AltSvcReport, CoalesceRule, Finding, FindingKind, PairAddressReport, Severity, Verdict,
+};
 
 use super::format::{addr_text, first_of};
 
@@ -202,9 +204,31 @@ pub(crate) fn endpoint_signals(ep: &EndpointRecord) -> (Option<Vec<String>>, Vec
 /// The pair's findings: the ORIGIN frame lists the target and the server refuses or misroutes
 /// it there (Firefox pools it whatever DNS says: its users get the errors); or it leaves out a
 /// target the server answers fine on the origin's connection (Firefox loses the pooling).
-pub(crate) fn pair_findings(a: &str, b: &str, policy: &PairPolicy, verdict: Verdict) -> Vec<Finding> {
+pub(crate) fn pair_findings(
+    (a, b): (&str, &HostRecord),
+    policy: &PairPolicy,
+    verdict: Verdict,
+    addresses: &[PairAddressReport],
+) -> Vec<Finding> {
+    // The worst verdict at the addresses where the ORIGIN frame made Firefox pool: the pair's
+    // verdict may come from an address where only Chromium pools.
+    let framed = addresses
+        .iter()
+        .filter(|x| {
+            policy
+                .origin_frame_addrs
+                .iter()
+                .any(|f| addr_text(f) == x.address)
+        })
+        .map(|x| x.verdict);
+    let framed = Verdict::worst(framed);
+    let b_origin = origin_of(&b.entry.host, b.entry.port);
+    let b = b.entry.host.as_str();
     match policy.firefox_rule {
-        CoalesceRule::OriginFrame if verdict.is_problem() && verdict != Verdict::DirectBroken => {
+        CoalesceRule::OriginFrame
+            if framed.is_some_and(|v| v.is_problem() && v != Verdict::DirectBroken) =>
+        {
+            let verdict = framed.unwrap_or(verdict);
             let only = if policy.shared.is_empty() {
                 " (DNS alone would keep them apart)"
             } else {
@@ -227,7 +251,7 @@ pub(crate) fn pair_findings(a: &str, b: &str, policy: &PairPolicy, verdict: Verd
             FindingKind::OriginOmitsServed,
             Severity::Info,
             format!(
-                "{a}'s server leaves {b} out of its ORIGIN frame although it answers {b} fine on {a}'s connection: Firefox opens a separate connection for {b}; list https://{b} in the ORIGIN frame to let it pool"
+                "{a}'s server leaves {b} out of its ORIGIN frame although it answers {b} fine on {a}'s connection: Firefox opens a separate connection for {b}; list {b_origin} in the ORIGIN frame to let it pool"
             ),
         )],
         _ => Vec::new(),
@@ -244,6 +268,94 @@ mod tests {
         assert_eq!(origin_host("https://b.example:8443"), "b.example");
         assert_eq!(origin_host("https://[2001:db8::1]:8443"), "2001:db8::1");
         assert_eq!(origin_host("https://[2001:db8::1]"), "2001:db8::1");
+    }
+
+    fn at(address: &str, verdict: Verdict) -> PairAddressReport {
+        PairAddressReport {
+            address: address.into(),
+            verdict,
+            probes: 3,
+            statuses: Default::default(),
+            direct_statuses: Default::default(),
+            errors: 0,
+            misrouted: 0,
+            clients: vec![],
+            dynamic: false,
+            content: None,
+            looked_like: None,
+            refusals: Default::default(),
+            refusal_rate: None,
+            backends: vec![],
+        }
+    }
+
+    fn host(name: &str, port: u16) -> HostRecord {
+        HostRecord {
+            entry: crate::watchlist::Entry {
+                host: name.into(),
+                port,
+                path: None,
+                line: 1,
+            },
+            key: format!("{name}:{port}").into(),
+            path: "/".into(),
+            dns: Default::default(),
+            endpoints: Default::default(),
+        }
+    }
+
+    fn kinds(f: &[Finding]) -> Vec<FindingKind> {
+        f.iter().map(|f| f.kind).collect()
+    }
+
+    /// The refusal counts against the ORIGIN frame only where the frame made Firefox pool: A at
+    /// X (frame lists B, B served fine) and Y (frame leaves B out, 421 for Chromium there).
+    #[test]
+    fn an_advertised_name_is_refused_only_where_the_frame_pools_it() {
+        let (x, y) = ("192.0.2.1", "192.0.2.2");
+        let policy = PairPolicy {
+            firefox: true,
+            chrome: true,
+            firefox_rule: CoalesceRule::OriginFrame,
+            chrome_rule: CoalesceRule::IpMatch,
+            origin_frame_addrs: vec![x.parse().unwrap()],
+            ..PairPolicy::default()
+        };
+        let b = host("b.example", 443);
+        let fine_where_framed = [at(x, Verdict::Ok), at(y, Verdict::Misdirected)];
+        let f = pair_findings(
+            ("a.example", &b),
+            &policy,
+            Verdict::Misdirected,
+            &fine_where_framed,
+        );
+        assert!(f.is_empty(), "{f:?}");
+        let refused_where_framed = [at(x, Verdict::Misdirected), at(y, Verdict::Ok)];
+        let f = pair_findings(
+            ("a.example", &b),
+            &policy,
+            Verdict::Misdirected,
+            &refused_where_framed,
+        );
+        assert_eq!(kinds(&f), [FindingKind::OriginAdvertisedRefused]);
+    }
+
+    /// The fix names the origin exactly as the ORIGIN frame must list it, port included.
+    #[test]
+    fn an_omitted_name_is_quoted_as_an_origin() {
+        let policy = PairPolicy {
+            chrome: true,
+            firefox_rule: CoalesceRule::OriginFrameExcludes,
+            ..PairPolicy::default()
+        };
+        let b = host("b.example", 8443);
+        let f = pair_findings(("a.example", &b), &policy, Verdict::Ok, &[]);
+        assert_eq!(kinds(&f), [FindingKind::OriginOmitsServed]);
+        assert!(
+            f[0].message.contains("list https://b.example:8443 in"),
+            "{}",
+            f[0].message
+        );
     }
 
     #[test]

@@ -129,9 +129,10 @@ pub fn address_peers(hosts: &[HostRecord]) -> Vec<Vec<usize>> {
             .endpoints
             .values()
             .filter_map(|ep| ep.signals.as_ref().and_then(|s| s.origin.as_ref()));
+        // Same port only: pairs across ports are never judged (as for DNS-linked peers).
         let mut listed: Vec<usize> = sets
             .flat_map(|set| set.origins.iter().filter_map(|o| index.get(o).copied()))
-            .filter(|&b| b != a)
+            .filter(|&b| b != a && hosts[b].entry.port == h.entry.port)
             .collect();
         if listed.is_empty() {
             continue;

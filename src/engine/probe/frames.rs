@@ -24,7 +24,7 @@ use crate::engine::probe::signals::{
 
 /// HTTP/2 frame types read here.
 pub const ALTSVC: u8 = 0x0a;
-pub const ORIGIN: u8 = 0x0c;
+pub const ORIGIN: u8 = super::signals::ORIGIN_FRAME_TYPE;
 /// The 9-byte frame header (RFC 9113 §4.1).
 pub const FRAME_HEADER_LEN: usize = 9;
 /// SETTINGS_MAX_FRAME_SIZE the client advertises (`h2::handshake` sets it; it is also h2's

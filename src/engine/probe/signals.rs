@@ -3,6 +3,9 @@
 //! frame reader (`probe::frames`) and the Alt-Svc header parser fill it in; the client
 //! policies (`judge::policy`) and the findings read it.
 
+/// The ORIGIN frame's type (RFC 8336 §2).
+pub const ORIGIN_FRAME_TYPE: u8 = 0x0c;
+
 /// Most origins kept from the ORIGIN frames of one connection (the rest are counted).
 pub const MAX_ORIGINS: usize = 256;
 /// Most Alt-Svc alternatives kept per connection (the rest are counted).
@@ -36,12 +39,48 @@ impl OriginSet {
     }
 }
 
-/// `https://host` or `https://host:port` (port != 443), as ORIGIN entries serialise it.
+impl ServerSignals {
+    /// What the ORIGIN frames say about `host:port`: Some(true) listed, Some(false) left out,
+    /// None when no frame came, or when the set was cut short (entries beyond the bound, or
+    /// ORIGIN frames skipped as oversized, malformed or past the flood cutoff): a client that
+    /// read the whole frame may have found the name where this reader stopped.
+    pub fn origin_lists(&self, host: &str, port: u16) -> Option<bool> {
+        let set = self.origin.as_ref()?;
+        if set.lists(host, port) {
+            return Some(true);
+        }
+        let cut_short = set.dropped > 0
+            || self.anomalies_dropped > 0
+            || self.anomalies.iter().any(|a| {
+                matches!(
+                    a,
+                    FrameAnomaly::Oversized {
+                        frame_type: ORIGIN_FRAME_TYPE,
+                        ..
+                    } | FrameAnomaly::Malformed {
+                        frame_type: ORIGIN_FRAME_TYPE
+                    } | FrameAnomaly::Flood {
+                        frame_type: ORIGIN_FRAME_TYPE
+                    }
+                )
+            });
+        (!cut_short).then_some(false)
+    }
+}
+
+/// `https://host` or `https://host:port` (port != 443), as ORIGIN entries serialise it; an
+/// IPv6 literal in brackets whether it is given with them or not.
 pub fn origin_of(host: &str, port: u16) -> String {
-    if port == 443 {
-        format!("https://{}", host.to_ascii_lowercase())
+    let host = host.to_ascii_lowercase();
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
     } else {
-        format!("https://{}:{port}", host.to_ascii_lowercase())
+        host
+    };
+    if port == 443 {
+        format!("https://{host}")
+    } else {
+        format!("https://{host}:{port}")
     }
 }
 
@@ -139,5 +178,43 @@ mod tests {
         assert!(!set.lists("b.example", 8443));
         assert!(set.lists("c.example", 8443));
         assert!(!set.lists("c.example", 443));
+    }
+
+    #[test]
+    fn an_ipv6_literal_is_written_in_brackets() {
+        assert_eq!(origin_of("2001:db8::1", 443), "https://[2001:db8::1]");
+        assert_eq!(origin_of("[2001:DB8::1]", 8443), "https://[2001:db8::1]:8443");
+        let set = OriginSet {
+            origins: vec!["https://[2001:db8::1]".into()],
+            ..OriginSet::default()
+        };
+        assert!(set.lists("2001:db8::1", 443));
+    }
+
+    #[test]
+    fn a_name_missing_from_a_cut_short_set_is_unknown() {
+        let set = |dropped| OriginSet {
+            origins: vec!["https://a.example".into()],
+            frames: 1,
+            dropped,
+            ..OriginSet::default()
+        };
+        let signals = |dropped, anomalies: Vec<FrameAnomaly>| ServerSignals {
+            origin: Some(set(dropped)),
+            anomalies,
+            ..ServerSignals::default()
+        };
+        assert_eq!(signals(0, vec![]).origin_lists("a.example", 443), Some(true));
+        assert_eq!(signals(0, vec![]).origin_lists("b.example", 443), Some(false));
+        assert_eq!(signals(3, vec![]).origin_lists("b.example", 443), None);
+        let flood = FrameAnomaly::Flood { frame_type: 0x0c };
+        assert_eq!(signals(0, vec![flood]).origin_lists("b.example", 443), None);
+        // An odd ALTSVC frame says nothing about the ORIGIN set.
+        let altsvc = FrameAnomaly::Malformed { frame_type: 0x0a };
+        assert_eq!(
+            signals(0, vec![altsvc]).origin_lists("b.example", 443),
+            Some(false)
+        );
+        assert_eq!(ServerSignals::default().origin_lists("a.example", 443), None);
     }
 }

@@ -101,6 +101,22 @@ fn origin_sets(h: &LiveHost) -> BTreeMap<std::net::IpAddr, Box<EndpointRecord>> 
         .collect()
 }
 
+/// Keep what a connection signalled as the endpoint's latest (when the job made an HTTP/2
+/// connection); true when its ORIGIN set links or unlinks other names than before (the
+/// set's counters do not: a flood counts differently on every connection).
+fn take_signals(ep: &mut samples::LiveEndpoint, signals: Option<Box<ServerSignals>>) -> bool {
+    if signals.is_none() {
+        return false;
+    }
+    let origins = |s: &Option<Box<ServerSignals>>| {
+        s.as_ref()
+            .map(|s| s.origin.as_ref().map(|o| (o.origins.clone(), o.dropped > 0)))
+    };
+    let changed = origins(&ep.signals) != origins(&signals);
+    ep.signals = signals;
+    changed
+}
+
 /// A host's samples in the window, shaped as a `check` run's record.
 fn host_record(h: &LiveHost) -> HostRecord {
     HostRecord {
@@ -366,14 +382,7 @@ impl Store {
                 if let Some(o) = own {
                     push(&mut ep.own, at, self.shared.coalesced(*o));
                 }
-                if signals.is_some() {
-                    // A changed ORIGIN set links or unlinks pairs.
-                    let origins = |s: &Option<Box<ServerSignals>>| s.as_ref().map(|s| s.origin.clone());
-                    if origins(&ep.signals) != origins(&signals) {
-                        self.topology_changed = true;
-                    }
-                    ep.signals = signals;
-                }
+                self.topology_changed |= take_signals(ep, signals);
             }
             JobResult::Direct {
                 host,
