@@ -97,30 +97,49 @@ fn https_record_text(r: &HttpsRecordReport) -> String {
     if let Some(p) = r.port {
         text.push_str(&format!(" port={p}"));
     }
-    if !r.ipv4hint.is_empty() {
-        text.push_str(&format!(
-            " ipv4hint={}",
-            r.ipv4hint
-                .iter()
-                .take(4)
-                .map(|a| clean(a, 45))
-                .collect::<Vec<_>>()
-                .join(",")
-        ));
-    }
-    if !r.ipv6hint.is_empty() {
-        text.push_str(&format!(
-            " ipv6hint={}",
-            r.ipv6hint
-                .iter()
-                .take(4)
-                .map(|a| clean(a, 45))
-                .collect::<Vec<_>>()
-                .join(",")
-        ));
+    for (key, hints) in [("ipv4hint", &r.ipv4hint), ("ipv6hint", &r.ipv6hint)] {
+        if !hints.is_empty() {
+            let shown: Vec<String> = hints.iter().take(4).map(|a| clean(a, 45)).collect();
+            text.push_str(&format!(" {key}={}", shown.join(",")));
+        }
     }
     if r.ech {
         text.push_str(" ech");
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_https_record_reads_like_its_zone_file_line() {
+        let r = HttpsRecordReport {
+            priority: 1,
+            target: String::new(),
+            alpn: vec!["h3".into(), "h2".into()],
+            no_default_alpn: false,
+            port: Some(8443),
+            ipv4hint: vec!["192.0.2.1".into(), "192.0.2.2".into()],
+            ipv6hint: vec!["2001:db8::1".into()],
+            ech: true,
+            ttl_s: 300,
+        };
+        assert_eq!(
+            https_record_text(&r),
+            "1 . alpn=h3,h2 port=8443 ipv4hint=192.0.2.1,192.0.2.2 ipv6hint=2001:db8::1 ech"
+        );
+        let alias = HttpsRecordReport {
+            priority: 0,
+            target: "svc.example".into(),
+            alpn: vec![],
+            port: None,
+            ipv4hint: vec![],
+            ipv6hint: vec![],
+            ech: false,
+            ..r
+        };
+        assert_eq!(https_record_text(&alias), "0 svc.example");
+    }
 }
