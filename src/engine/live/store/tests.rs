@@ -634,3 +634,42 @@ fn origin_frame_lists_reach_the_planner() {
         vec![Vec::<usize>::new(), vec![]]
     );
 }
+
+/// A name an ORIGIN frame lists on another port is no peer: pairs across ports are never
+/// judged, so probing it would only take a slot from a target that is.
+#[test]
+fn origin_frame_lists_on_another_port_are_no_peers() {
+    use crate::engine::live::planner::address_peers;
+    use crate::engine::probe::signals::{OriginSet, ServerSignals};
+    let mut store = Store::new(Duration::from_secs(60), "/".into());
+    let other_port = Entry {
+        port: 8443,
+        ..entry("b.p.test", 2)
+    };
+    store.set_entries(&[entry("a.p.test", 1), other_port]);
+    store.set_dns("a.p.test:443", dns("127.0.0.1"));
+    store.set_dns("b.p.test:8443", dns("127.0.0.2"));
+    let hosts = store.hosts_for_jobs();
+    let result = JobResult::Origin {
+        host: 0,
+        addr: "127.0.0.1".parse().unwrap(),
+        handshake: Err(ProbeError::Tls("not needed here".into())),
+        own: None,
+        coalesced: vec![],
+        uncovered: vec![],
+        requests: 1,
+        signals: Some(Box::new(ServerSignals {
+            origin: Some(OriginSet {
+                origins: vec!["https://b.p.test:8443".into()],
+                frames: 1,
+                ..OriginSet::default()
+            }),
+            ..ServerSignals::default()
+        })),
+    };
+    store.apply(&hosts, result, Instant::now());
+    assert_eq!(
+        address_peers(&store.hosts_for_jobs()),
+        vec![Vec::<usize>::new(), vec![]]
+    );
+}
