@@ -40,6 +40,25 @@ pub enum Command {
     Serve(ServeArgs),
     /// Start the embedded lab alone and print its hosts, DNS and CA.
     Lab(LabArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(CompletionsArgs),
+    /// Print a manual page (roff) on stdout: `coalscope man > coalscope.1`, `coalscope man
+    /// check > coalscope-check.1`.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (none: the main page, which lists them).
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell, e.g. `bash` (install: `coalscope completions bash >
+    /// /etc/bash_completion.d/coalscope`).
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Options common to watch, check and serve.

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
             Some(Command::Demo(args)) => commands::demo::demo(args).await,
             Some(Command::Watch(args)) => commands::watch::watch(args).await,
             Some(Command::Serve(args)) => commands::serve::serve(args).await,
+            Some(Command::Completions(args)) => commands::docs::completions(&args),
+            Some(Command::Man(args)) => commands::docs::man(&args),
             None => match cli.watchfile {
                 Some(watchfile) => {
                     commands::watch::watch(coalscope::cli::WatchArgs {

@@ -78,6 +78,61 @@ async fn bad_options_exit_2() {
     }
 }
 
+/// Completion scripts and manual pages come from the clap definitions: every command is in
+/// them, the bash script parses, and the pages render with groff when it is installed.
+#[tokio::test]
+async fn completions_and_manual_pages() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = common::run(&["completions", shell], None).await;
+        assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        for word in ["coalscope", "check", "serve", "max-rps"] {
+            assert!(script.contains(word), "{shell}: {word} missing");
+        }
+    }
+    let out = common::run(&["completions", "bash"], None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("coalscope.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let syntax = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(syntax.status.success(), "bash -n: {syntax:?}");
+
+    let out = common::run(&["man"], None).await;
+    assert_eq!(out.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH coalscope 1"), "{page}");
+    assert!(
+        page.contains("coalscope\\-check"),
+        "the main page lists the commands: {page}"
+    );
+    let out = common::run(&["man", "check"], None).await;
+    assert_eq!(out.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(page.contains(".TH coalscope-check 1"), "{page}");
+    assert!(page.contains("\\-\\-rounds"), "{page}");
+    if std::path::Path::new("/usr/bin/groff").exists() {
+        let path = dir.path().join("coalscope-check.1");
+        std::fs::write(&path, &page).unwrap();
+        let text = std::process::Command::new("groff")
+            .args(["-k", "-man", "-Tutf8", "-ww", "-z"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            text.status.success() && text.stderr.is_empty(),
+            "groff: {}",
+            String::from_utf8_lossy(&text.stderr)
+        );
+    }
+    let out = common::run(&["man", "nope"], None).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no command \"nope\""));
+}
+
 #[tokio::test]
 async fn help_and_version() {
     let out = common::run(&["--help"], None).await;
