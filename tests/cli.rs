@@ -211,3 +211,56 @@ fn the_contract_example_follows_the_schema() {
         "the schema must reject an unknown verdict"
     );
 }
+
+/// The shipped systemd unit verifies (`systemd-analyze verify`, when installed) with its
+/// binary at the test build's path and the manual pages it names on MANPATH.
+#[tokio::test]
+async fn the_systemd_unit_verifies() {
+    let analyze = std::path::Path::new("/usr/bin/systemd-analyze");
+    if !analyze.exists() {
+        println!("skipped: systemd-analyze is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/systemd/coalscope-serve.service"
+    ))
+    .unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/coalscope serve "),
+        "{unit}"
+    );
+    for hardening in [
+        "DynamicUser=yes",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "Restart=on-failure",
+    ] {
+        assert!(unit.contains(hardening), "{hardening} missing");
+    }
+    let unit = unit.replace("/usr/local/bin/coalscope", &common::bin().display().to_string());
+    let path = dir.path().join("coalscope-serve.service");
+    std::fs::write(&path, unit).unwrap();
+    let man1 = dir.path().join("man/man1");
+    std::fs::create_dir_all(&man1).unwrap();
+    for (page, args) in [
+        ("coalscope.1", vec!["man"]),
+        ("coalscope-serve.1", vec!["man", "serve"]),
+    ] {
+        let out = common::run(&args, None).await;
+        assert_eq!(out.status.code(), Some(0));
+        std::fs::write(man1.join(page), &out.stdout).unwrap();
+    }
+    let out = std::process::Command::new(analyze)
+        .arg("verify")
+        .arg(&path)
+        .env("MANPATH", dir.path().join("man"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
