@@ -110,7 +110,13 @@ pub enum Format {
     Json,
 }
 
+/// `check` runs a fixed number of rounds: the live engine's `--interval` and `--window` do
+/// nothing here, so its help leaves them out (they are still accepted, as before).
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("interval", |a| a.hide(true)),
+    mut_arg("window", |a| a.hide(true))
+)]
 pub struct CheckArgs {
     /// The watch-file, or `-` for standard input.
     pub watchfile: PathBuf,

@@ -147,18 +147,33 @@ async fn help_and_version() {
         "--dns",
         "--resolve",
         "--ca-file",
-        "--interval",
         "--timeout",
         "--concurrency",
         "--max-rps",
         "--path",
-        "--window",
         "--rounds",
         "--format",
         "--all-pairs",
     ] {
         assert!(help.contains(opt), "{opt} missing from check --help");
     }
+    // The live engine's options do nothing in `check`: not in its help, still accepted.
+    for opt in ["--interval", "--window", "--theme", "--export-dir", "--listen"] {
+        assert!(!help.contains(opt), "{opt} in check --help");
+    }
+    let out = common::run(
+        &["check", "--interval", "3s", "--window", "1m", "-"],
+        Some(b"bad host name\n"),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("-:1"),
+        "the options parse; the watch-file is what fails: {out:?}"
+    );
+    let out = common::run(&["serve", "--help"], None).await;
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--interval") && help.contains("--window"), "{help}");
 }
 
 #[test]
