@@ -576,21 +576,11 @@ fn dns_refresh_with_the_same_addresses_leaves_pairs_alone() {
     );
 }
 
-/// The names an ORIGIN frame listed on a host's connection become that host's peers for the
-/// planner (whatever DNS says), and only that host's; a later connection without the name
-/// takes it back.
-#[test]
-fn origin_frame_lists_reach_the_planner() {
-    use crate::engine::live::planner::{address_peers, origin_index, Plan};
+/// An origin job of host 0 at 127.0.0.1 whose connection received an ORIGIN frame listing
+/// `origins` (nothing else matters to the planner).
+fn framed_origin_job(origins: &[&str]) -> JobResult {
     use crate::engine::probe::signals::{OriginSet, ServerSignals};
-    use crate::engine::prober::TargetPlan;
-    let mut store = Store::new(Duration::from_secs(60), "/".into());
-    store.set_entries(&[entry("a.o.test", 1), entry("b.o.test", 2)]);
-    store.set_dns("a.o.test:443", dns("127.0.0.1"));
-    store.set_dns("b.o.test:443", dns("127.0.0.2"));
-    let hosts = store.hosts_for_jobs();
-    assert_eq!(address_peers(&hosts), vec![Vec::<usize>::new(), vec![]]);
-    let framed = |origins: &[&str]| JobResult::Origin {
+    JobResult::Origin {
         host: 0,
         addr: "127.0.0.1".parse().unwrap(),
         handshake: Err(ProbeError::Tls("not needed here".into())),
@@ -606,7 +596,23 @@ fn origin_frame_lists_reach_the_planner() {
             }),
             ..ServerSignals::default()
         })),
-    };
+    }
+}
+
+/// The names an ORIGIN frame listed on a host's connection become that host's peers for the
+/// planner (whatever DNS says), and only that host's; a later connection without the name
+/// takes it back.
+#[test]
+fn origin_frame_lists_reach_the_planner() {
+    use crate::engine::live::planner::{address_peers, origin_index, Plan};
+    use crate::engine::prober::TargetPlan;
+    let mut store = Store::new(Duration::from_secs(60), "/".into());
+    store.set_entries(&[entry("a.o.test", 1), entry("b.o.test", 2)]);
+    store.set_dns("a.o.test:443", dns("127.0.0.1"));
+    store.set_dns("b.o.test:443", dns("127.0.0.2"));
+    let hosts = store.hosts_for_jobs();
+    assert_eq!(address_peers(&hosts), vec![Vec::<usize>::new(), vec![]]);
+    let framed = framed_origin_job;
     store.apply(
         &hosts,
         framed(&["https://a.o.test", "https://b.o.test"]),
@@ -640,7 +646,6 @@ fn origin_frame_lists_reach_the_planner() {
 #[test]
 fn origin_frame_lists_on_another_port_are_no_peers() {
     use crate::engine::live::planner::address_peers;
-    use crate::engine::probe::signals::{OriginSet, ServerSignals};
     let mut store = Store::new(Duration::from_secs(60), "/".into());
     let other_port = Entry {
         port: 8443,
@@ -650,23 +655,7 @@ fn origin_frame_lists_on_another_port_are_no_peers() {
     store.set_dns("a.p.test:443", dns("127.0.0.1"));
     store.set_dns("b.p.test:8443", dns("127.0.0.2"));
     let hosts = store.hosts_for_jobs();
-    let result = JobResult::Origin {
-        host: 0,
-        addr: "127.0.0.1".parse().unwrap(),
-        handshake: Err(ProbeError::Tls("not needed here".into())),
-        own: None,
-        coalesced: vec![],
-        uncovered: vec![],
-        requests: 1,
-        signals: Some(Box::new(ServerSignals {
-            origin: Some(OriginSet {
-                origins: vec!["https://b.p.test:8443".into()],
-                frames: 1,
-                ..OriginSet::default()
-            }),
-            ..ServerSignals::default()
-        })),
-    };
+    let result = framed_origin_job(&["https://b.p.test:8443"]);
     store.apply(&hosts, result, Instant::now());
     assert_eq!(
         address_peers(&store.hosts_for_jobs()),
