@@ -21,18 +21,6 @@ fn finding(kind: FindingKind, severity: Severity, message: String) -> Finding {
     }
 }
 
-/// Most names quoted in one finding's message.
-const QUOTED: usize = 3;
-
-/// `names` joined, at most `QUOTED` of them, with how many more there are.
-fn quote(names: &[String]) -> String {
-    let mut text = names.iter().take(QUOTED).cloned().collect::<Vec<_>>().join(", ");
-    if names.len() > QUOTED {
-        text.push_str(&format!(" and {} more", names.len() - QUOTED));
-    }
-    text
-}
-
 /// The host findings about what its servers and its DNS answer signal: ORIGIN entries the
 /// certificate does not cover, odd frames, HTTPS records without h2 for a name serving h2,
 /// HTTP/3 advertised. In address order, then the DNS ones.
@@ -115,7 +103,7 @@ fn origin_findings(findings: &mut Vec<Finding>, a: &str, ep: &EndpointRecord, si
                 Severity::Warning,
                 format!(
                     "the ORIGIN frame at {a} lists {} that the certificate does not cover: clients ignore those entries (RFC 8336 §2.4), so nothing is pooled for them",
-                    quote(&uncovered)
+                    first_of(&uncovered)
                 ),
             ));
         }
@@ -359,9 +347,9 @@ mod tests {
     }
 
     #[test]
-    fn quoting_says_how_many_more() {
-        let names: Vec<String> = (0..5).map(|i| format!("n{i}")).collect();
-        assert_eq!(quote(&names), "n0, n1, n2 and 2 more");
-        assert_eq!(quote(&names[..2]), "n0, n1");
+    fn uncovered_origins_are_quoted_with_how_many_more() {
+        let names: Vec<String> = (0..7).map(|i| format!("n{i}")).collect();
+        assert_eq!(first_of(&names), "n0, n1, n2, n3, n4 and 2 more");
+        assert_eq!(first_of(&names[..2]), "n0, n1");
     }
 }
