@@ -112,7 +112,7 @@ async fn dashboard_in_tmux_follows_the_watchfile_and_quits_cleanly() {
     };
     let script = format!(
         "env -u COALSCOPE_DNS -u COALSCOPE_RESOLVE -u NO_COLOR -u COALSCOPE_LOG_FILE COALSCOPE_LOG=debug,h2=trace {bin} watch {wf} --dns {dns} --ca-file {ca} --interval 1s --export-dir {dir}; \
-         echo EXITED $?; stty -a | tr ' ' '\\n' | grep -x -e '-\\?icanon' -e '-\\?echo' | tr '\\n' ' '; echo; sleep 600",
+         echo EXITED $?; stty -a | tr ' ' '\\n' | grep -x -e '-\\?icanon' -e '-\\?echo' | tr '\\n' ' '; echo STTY-DONE; sleep 600",
         bin = shell_quote(Path::new(env!("CARGO_BIN_EXE_coalscope"))),
         wf = shell_quote(&watchfile),
         dns = lab.dns,
@@ -187,7 +187,8 @@ async fn dashboard_in_tmux_follows_the_watchfile_and_quits_cleanly() {
 
     // q quits; the terminal is back to normal.
     tmux.keys(&["q"]);
-    let screen = tmux.wait_for("the exit", |s| s.contains("EXITED")).await;
+    // Wait for the line after stty's: "EXITED" alone can be captured before stty has printed.
+    let screen = tmux.wait_for("the exit", |s| s.contains("STTY-DONE")).await;
     assert!(screen.contains("EXITED 0"), "{screen}");
     let log = screen
         .lines()
