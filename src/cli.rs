@@ -176,6 +176,11 @@ pub struct ServeArgs {
     /// Name of this vantage point, added as label `vantage` to every exported series.
     #[arg(long, value_name = "NAME", env = "COALSCOPE_VANTAGE", value_parser = parse_vantage)]
     pub vantage: Option<String>,
+    /// Who may read the exporter: TLS, client certificates, basic-auth users (bcrypt) and
+    /// response headers, in the Prometheus exporters' web-config format (exporter-toolkit).
+    /// Read again when it changes; a bad edit keeps the last good one.
+    #[arg(long = "web-config", value_name = "FILE", env = "COALSCOPE_WEB_CONFIG")]
+    pub web_config: Option<PathBuf>,
     /// Pairs exported at most, problem pairs first; the exporter says how many it left out.
     #[arg(long = "max-pairs", value_name = "N", default_value_t = 1000, env = "COALSCOPE_MAX_PAIRS", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_pairs: u32,

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use coalscope::lab::ca::{Issued, Leaf};
 use coalscope::lab::{Lab, LabOptions};
+use coalscope::testing::net::Pki;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -102,7 +104,11 @@ impl Serve {
             while let Some(line) = lines.next_line().await.expect("read stderr") {
                 seen.push_str(&line);
                 seen.push('\n');
-                if let Some(rest) = line.split("listening on http://").nth(1) {
+                let announced = line
+                    .split("listening on http://")
+                    .nth(1)
+                    .or_else(|| line.split("listening on https://").nth(1));
+                if let Some(rest) = announced {
                     let addr = rest.split_whitespace().next().unwrap_or("");
                     return addr.parse::<SocketAddr>().expect("announced address");
                 }
@@ -158,17 +164,33 @@ struct Reply {
 
 /// A minimal HTTP/1.1 GET over loopback (Connection: close).
 async fn http_get(addr: SocketAddr, path: &str, accept: Option<&str>) -> Reply {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
+    exchange(stream, addr, path, &accept)
+        .await
+        .expect("an HTTP answer")
+}
+
+/// One GET with `extra` header lines on `stream` (Connection: close); Err when the connection
+/// ends without an answer (a refused TLS client, say).
+async fn exchange<S>(mut stream: S, addr: SocketAddr, path: &str, extra: &str) -> Result<Reply, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("send: {e}"))?;
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
         .await
-        .expect("response in time")
-        .expect("read");
-    let text = String::from_utf8(raw).expect("utf-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("header end");
+        .map_err(|_| "no answer in time".to_string())?
+        .map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8(raw).map_err(|e| format!("not UTF-8: {e}"))?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP answer: {text:?}"))?;
     let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
     let body = if chunked { dechunk(body) } else { body.to_string() };
     let mut lines = head.lines();
@@ -181,11 +203,11 @@ async fn http_get(addr: SocketAddr, path: &str, accept: Option<&str>) -> Reply {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    Reply {
+    Ok(Reply {
         status,
         headers,
         body,
-    }
+    })
 }
 
 /// The body of a `Transfer-Encoding: chunked` response.
@@ -645,6 +667,24 @@ struct Prometheus {
     addr: SocketAddr,
 }
 
+impl Prometheus {
+    /// Prometheus on a free loopback port with `dir/prometheus.yml`, its data in `dir/data`.
+    fn start(binary: &Path, dir: &Path) -> Prometheus {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start prometheus");
+        Prometheus { child, addr }
+    }
+}
+
 impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
@@ -704,24 +744,7 @@ async fn a_real_prometheus_fires_the_misdirected_alert() {
     }
     assert!(shipped.contains(&serve.addr.to_string()), "{shipped}");
     std::fs::write(dir.path().join("prometheus.yml"), &shipped).unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let child = Command::new(&prometheus)
-        .arg(format!(
-            "--config.file={}",
-            dir.path().join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address={addr}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start prometheus");
-    let prom = Prometheus { child, addr };
+    let prom = Prometheus::start(&prometheus, dir.path());
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut last = String::new();
@@ -777,6 +800,196 @@ async fn a_real_prometheus_fires_the_misdirected_alert() {
                 .is_some_and(|t| t.starts_with(OK.1))
     }));
     drop(prom);
+    drop(serve);
+    lab.shutdown().await;
+}
+
+/// A client's view of the TLS exporter: trusts `ca`, shows `client` when given.
+async fn https_get(
+    addr: SocketAddr,
+    path: &str,
+    login: Option<(&str, &str)>,
+    client: Option<&Issued>,
+    ca: &Pki,
+) -> Result<Reply, String> {
+    use base64::Engine;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.ca_der()).unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client {
+        Some(c) => builder
+            .with_client_auth_cert(c.chain.clone(), c.key_der())
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+    let tls = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
+        .await
+        .map_err(|_| "handshake timed out".to_string())?
+        .map_err(|e| format!("handshake: {e}"))?;
+    let extra = login
+        .map(|(u, p)| {
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            format!("Authorization: Basic {token}\r\n")
+        })
+        .unwrap_or_default();
+    exchange(tls, addr, path, &extra).await
+}
+
+/// Who may read the exporter: `--web-config` in the exporter-toolkit format with TLS, required
+/// client certificates (with allowed SANs), basic auth and a response header. The right scraper
+/// reads it (a real Prometheus too); a wrong password, no password, plain HTTP, a certificate
+/// from another CA, no certificate, and a certificate with another SAN are all refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_config_lets_in_only_the_right_scrapers() {
+    let lab = start_lab().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pki = Pki::new("exporter CA");
+    let server = pki
+        .ca()
+        .issue(&Leaf::for_names(&["127.0.0.1", "localhost"]).unwrap())
+        .unwrap();
+    let client_leaf = |name: &str| Leaf::for_names(&[name]).unwrap().for_clients();
+    let scraper = pki.ca().issue(&client_leaf("prometheus.scraper")).unwrap();
+    let other_san = pki.ca().issue(&client_leaf("someone.else")).unwrap();
+    let stranger_ca = Pki::new("another CA");
+    let stranger = stranger_ca
+        .ca()
+        .issue(&client_leaf("prometheus.scraper"))
+        .unwrap();
+    for (file, text) in [
+        ("server.crt", server.pem.clone()),
+        ("server.key", server.key_pem()),
+        ("ca.crt", pki.ca_pem()),
+        ("client.crt", scraper.pem.clone()),
+        ("client.key", scraper.key_pem()),
+        ("stranger.crt", stranger.pem.clone()),
+        ("stranger.key", stranger.key_pem()),
+    ] {
+        std::fs::write(d.join(file), text).unwrap();
+    }
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let web = format!(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  client_allowed_sans: [prometheus.scraper]\nhttp_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\nbasic_auth_users:\n  prom: {hash}\n"
+    );
+    std::fs::write(d.join("web.yml"), web).unwrap();
+    let web_path = d.join("web.yml").display().to_string();
+    let serve = Serve::start(&lab, &["--web-config", &web_path]).await;
+    let addr = serve.addr;
+
+    let ok = https_get(addr, "/metrics", Some(("prom", "s3cret")), Some(&scraper), &pki)
+        .await
+        .unwrap();
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(ok.body.contains("coalscope_"), "{}", ok.body);
+    assert_eq!(
+        ok.headers.get("x-content-type-options").map(String::as_str),
+        Some("nosniff")
+    );
+
+    for login in [Some(("prom", "wrong")), Some(("nobody", "s3cret")), None] {
+        let r = https_get(addr, "/api/snapshot", login, Some(&scraper), &pki)
+            .await
+            .unwrap();
+        assert_eq!(r.status, 401, "{login:?}: {}", r.body);
+        assert!(r
+            .headers
+            .get("www-authenticate")
+            .is_some_and(|v| v.starts_with("Basic")));
+        assert!(!r.body.contains("coalscope.test"), "{}", r.body);
+    }
+    let plain = http_get(addr, "/metrics", None).await;
+    assert_eq!(plain.status, 400);
+    assert!(
+        plain.body.contains("HTTP request to an HTTPS server"),
+        "{}",
+        plain.body
+    );
+    for (what, client, ca) in [
+        ("a certificate from another CA", Some(&stranger), &pki),
+        ("no certificate", None, &pki),
+        ("a certificate whose SAN is not allowed", Some(&other_san), &pki),
+    ] {
+        let r = https_get(addr, "/metrics", Some(("prom", "s3cret")), client, ca).await;
+        assert!(r.is_err(), "{what} was let in: {:?}", r.map(|r| r.status));
+    }
+
+    // A real Prometheus: the right scraper is up, the wrong ones are down.
+    if let Some(prometheus) = interop_tool("prometheus") {
+        let job = |name: &str, tls: &str, auth: &str| {
+            format!(
+                "  - job_name: {name}\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n{tls}    {auth}\n    static_configs:\n      - targets: ['{addr}']\n",
+                ca = d.join("ca.crt").display(),
+            )
+        };
+        let cert = |c: &str| {
+            format!(
+                "      cert_file: {}\n      key_file: {}\n",
+                d.join(format!("{c}.crt")).display(),
+                d.join(format!("{c}.key")).display()
+            )
+        };
+        let right = "basic_auth: {username: prom, password: s3cret}";
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n{}{}{}{}",
+            job("right", &cert("client"), right),
+            job(
+                "wrong_password",
+                &cert("client"),
+                "basic_auth: {username: prom, password: nope}"
+            ),
+            job("no_client_cert", "", right),
+            job("stranger_cert", &cert("stranger"), right),
+        );
+        std::fs::write(d.join("prometheus.yml"), &config).unwrap();
+        let prom = Prometheus::start(&prometheus, d);
+        let want = [
+            ("right", 1.0),
+            ("wrong_password", 0.0),
+            ("no_client_cert", 0.0),
+            ("stranger_cert", 0.0),
+        ];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut last = String::new();
+        loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Prometheus did not see {want:?} in time; last /api/v1/query?query=up: {last}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if tokio::net::TcpStream::connect(prom.addr).await.is_err() {
+                continue;
+            }
+            let reply = http_get(prom.addr, "/api/v1/query?query=up", None).await;
+            last = reply.body.clone();
+            let Ok(doc) = serde_json::from_str::<Value>(&reply.body) else {
+                continue;
+            };
+            let ups: BTreeMap<String, f64> = doc["data"]["result"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| {
+                    let job = r["metric"]["job"].as_str()?.to_string();
+                    let v = r["value"][1].as_str()?.parse().ok()?;
+                    Some((job, v))
+                })
+                .collect();
+            if want.iter().all(|(job, v)| ups.get(*job) == Some(v)) {
+                break;
+            }
+        }
+        drop(prom);
+    }
     drop(serve);
     lab.shutdown().await;
 }

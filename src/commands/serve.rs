@@ -2,6 +2,7 @@
 //! reload and budgets, exported over HTTP for Prometheus (`/metrics`) and for scripts
 //! (`/api/snapshot`, `/api/status`, `/healthz`). Ends cleanly on SIGTERM or Ctrl-C.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use crate::cli::ServeArgs;
 use crate::engine::live::{self, store::MAX_SAMPLES};
 use crate::serve::http::{self, App};
 use crate::serve::metrics::{Exporter, ExporterOptions};
+use crate::serve::webconfig::WebConfigSource;
 use crate::watchlist::watcher;
 
 use super::{live_options, prober, read_watchlist, UsageError, EXIT_OK};
@@ -27,6 +29,7 @@ const SERVE_PUBLISH_EVERY: Duration = Duration::from_secs(5);
 pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
     let list = read_watchlist(&args.watchfile)?;
     let prober = Arc::new(prober(&args.common)?);
+    let (web, tls) = web_config(&args)?;
     // Bind before anything starts, so a bad address fails at once.
     let listener = TcpListener::bind(args.listen)
         .await
@@ -74,6 +77,7 @@ pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
     let app = Arc::new(App {
         exporter,
         engine_alive: engine.alive(),
+        web,
     });
     let server = tokio::spawn(http::run(listener, app, stop_rx));
     let vantage = args
@@ -82,9 +86,10 @@ pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
         .map(|v| format!(", vantage {v}"))
         .unwrap_or_default();
     eprintln!(
-        "coalscope serve: watching {} ({} hosts{vantage}); listening on http://{local} (/metrics, /api/snapshot, /api/status, /healthz)",
+        "coalscope serve: watching {} ({} hosts{vantage}); listening on {scheme}://{local} (/metrics, /api/snapshot, /api/status, /healthz)",
         args.watchfile.display(),
         list.entries.len(),
+        scheme = if tls { "https" } else { "http" },
     );
 
     let signal = signals.wait().await;
@@ -99,6 +104,46 @@ pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
     drop(file_watch);
     tracing::debug!("watch-file watcher stopped");
     Ok(EXIT_OK)
+}
+
+/// The `--web-config` (read once here: a bad file stops `serve` before it starts) and whether it
+/// turns TLS on; warns when the listener gives the snapshot away.
+fn web_config(args: &ServeArgs) -> Result<(Option<Arc<WebConfigSource>>, bool), UsageError> {
+    let web = match &args.web_config {
+        Some(path) => Some(Arc::new(WebConfigSource::open(path)?)),
+        None => None,
+    };
+    let first = web.as_ref().map(|w| w.current());
+    let tls = first.as_ref().is_some_and(|c| c.tls.is_some());
+    let login = first
+        .as_ref()
+        .is_some_and(|c| c.auth.is_some() || c.tls.as_ref().is_some_and(|t| t.requires_client_certificate));
+    if let Some(risk) = exposure_risk(args.listen.ip(), web.is_some(), tls, login) {
+        eprintln!("warning: {risk}");
+    }
+    Ok((web, tls))
+}
+
+/// What a listener on `ip` gives away, when it does: every watched name, address and
+/// certificate is in `/api/snapshot`. None on loopback, and with TLS and a login (basic-auth
+/// users or required client certificates).
+fn exposure_risk(ip: IpAddr, web_config: bool, tls: bool, login: bool) -> Option<String> {
+    if ip.is_loopback() {
+        return None;
+    }
+    let what = "every watched name, address and certificate (/api/snapshot) and the metrics";
+    match (web_config, tls, login) {
+        (_, true, true) => None,
+        (false, _, _) => Some(format!(
+            "listening on {ip} without --web-config: anyone who can reach this port reads {what}; give a --web-config with tls_server_config and basic_auth_users (the Prometheus exporters' format)"
+        )),
+        (true, false, true) => Some(format!(
+            "listening on {ip} with basic auth but without TLS: passwords and {what} cross the network in clear; add tls_server_config to the --web-config"
+        )),
+        (true, _, false) => Some(format!(
+            "listening on {ip} without basic_auth_users or required client certificates in the --web-config: anyone who can reach this port reads {what}"
+        )),
+    }
 }
 
 /// SIGTERM and Ctrl-C (SIGINT), registered when installed.
@@ -144,5 +189,29 @@ impl Signals {
     async fn wait(self) -> &'static str {
         let _ = tokio::signal::ctrl_c().await;
         "interrupted"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposure_is_said_off_loopback_only() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        let v6: IpAddr = "::".parse().unwrap();
+        assert_eq!(exposure_risk(lo, false, false, false), None);
+        assert_eq!(exposure_risk("::1".parse().unwrap(), false, false, false), None);
+        assert!(exposure_risk(any, false, false, false)
+            .unwrap()
+            .contains("without --web-config"));
+        assert!(exposure_risk(v6, false, false, false).is_some());
+        assert!(exposure_risk(any, true, false, true)
+            .unwrap()
+            .contains("in clear"));
+        assert!(exposure_risk(any, true, true, false).unwrap().contains("anyone"));
+        assert!(exposure_risk(any, true, false, false).unwrap().contains("anyone"));
+        assert_eq!(exposure_risk(any, true, true, true), None);
     }
 }

@@ -94,6 +94,8 @@ pub struct Leaf {
     /// The serial number (None: a random one).
     #[cfg(any(test, feature = "test-support"))]
     pub serial: Option<Vec<u8>>,
+    /// Usable as a TLS client certificate too (extended key usage clientAuth).
+    pub client_auth: bool,
 }
 
 impl Leaf {
@@ -108,6 +110,7 @@ impl Leaf {
             validity: Validity::Current,
             #[cfg(any(test, feature = "test-support"))]
             serial: None,
+            client_auth: false,
         })
     }
 
@@ -119,6 +122,7 @@ impl Leaf {
             sans,
             validity: Validity::Current,
             serial: None,
+            client_auth: false,
         }
     }
 
@@ -130,6 +134,12 @@ impl Leaf {
     #[cfg(any(test, feature = "test-support"))]
     pub fn serial(mut self, serial: &[u8]) -> Leaf {
         self.serial = Some(serial.to_vec());
+        self
+    }
+
+    /// Usable as a TLS client certificate too (clientAuth beside serverAuth).
+    pub fn for_clients(mut self) -> Leaf {
+        self.client_auth = true;
         self
     }
 
@@ -147,6 +157,11 @@ impl Leaf {
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        if self.client_auth {
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
         params.use_authority_key_identifier_extension = true;
         #[cfg(any(test, feature = "test-support"))]
         {

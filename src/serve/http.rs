@@ -8,6 +8,10 @@
 //!
 //! Anything else is 404 (405 for another method on a known path). Shutdown stops accepting,
 //! lets open connections finish their current request, and gives up after a short grace.
+//!
+//! With `--web-config`, each connection takes the web config current when it arrives: TLS (plain
+//! HTTP to the TLS port is answered 400), allowed client-certificate SANs, then per request the
+//! rate limit (429), basic auth (401) and the configured response headers.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,12 +24,14 @@ use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::engine::snapshot::EngineStatus;
 use crate::serve::metrics::{Exporter, Format};
+use crate::serve::webconfig::{TlsServer, WebConfig, WebConfigSource};
 
 /// Connections served at once; more wait in the accept queue.
 const MAX_CONNECTIONS: usize = 256;
@@ -33,12 +39,18 @@ const MAX_CONNECTIONS: usize = 256;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time open connections get to finish after shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// The first byte of a TLS ClientHello (a handshake record).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+/// The answer to plain HTTP on a TLS port.
+const PLAIN_TO_TLS: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
 
 /// What the routes read.
 pub struct App {
     pub exporter: Exporter,
     /// False once the engine task has ended.
     pub engine_alive: Arc<AtomicBool>,
+    /// `--web-config`: TLS, basic auth, headers, rate limit (None: plain HTTP, open).
+    pub web: Option<Arc<WebConfigSource>>,
 }
 
 /// `/api/status`: the engine status, flattened, plus the exporter's facts.
@@ -79,27 +91,16 @@ pub async fn run(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Rece
         };
         tracing::debug!(%peer, "connection");
         let app = app.clone();
-        let mut stop = shutdown.clone();
+        let stop = shutdown.clone();
         connections.spawn(async move {
             let _permit = permit;
-            let service = service_fn(move |req| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(route(&app, &req)) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!("connection ended: {e}");
+            let config = app.web.as_ref().map(|w| w.current()).unwrap_or_default();
+            match config.tls.clone() {
+                None => serve_connection(stream, app, config, stop).await,
+                Some(tls) => {
+                    if let Some(stream) = tls_handshake(stream, &tls).await {
+                        serve_connection(stream, app, config, stop).await;
                     }
-                }
-                _ = stopped(&mut stop) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
                 }
             }
         });
@@ -111,6 +112,138 @@ pub async fn run(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Rece
     if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
         connections.shutdown().await;
     }
+}
+
+/// HTTP/1.1 on one connection (plain or TLS) until it ends or shutdown starts.
+async fn serve_connection<S>(
+    stream: S,
+    app: Arc<App>,
+    config: Arc<WebConfig>,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let app = app.clone();
+        let config = config.clone();
+        async move { Ok::<_, Infallible>(respond(&app, &config, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!("connection ended: {e}");
+            }
+        }
+        _ = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// The TLS handshake of a connection to a TLS port, bounded by the header timeout. Plain HTTP
+/// sent to it gets a 400 that says so (as Go's servers, and so the exporters, answer) instead of
+/// a silent close; a client certificate outside `allowed_sans` ends the connection.
+async fn tls_handshake(
+    stream: TcpStream,
+    tls: &TlsServer,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => {}
+        _ => return None,
+    }
+    if first[0] != TLS_HANDSHAKE_RECORD {
+        let mut stream = stream;
+        let _ = tokio::time::timeout(HEADER_TIMEOUT, stream.write_all(PLAIN_TO_TLS)).await;
+        let _ = stream.shutdown().await;
+        return None;
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+    let stream = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::info!("TLS handshake refused: {e}");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    if !tls.allowed_sans.is_empty() {
+        let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
+        let names = leaf.map(|c| client_sans(c)).unwrap_or_default();
+        if !names.iter().any(|n| tls.allowed_sans.contains(n)) {
+            tracing::info!(
+                ?names,
+                "client certificate refused: no SAN in client_allowed_sans"
+            );
+            return None;
+        }
+    }
+    Some(stream)
+}
+
+/// The DNS, IP, e-mail and URI names of a client certificate, as the toolkit compares them.
+fn client_sans(der: &[u8]) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DNSName(s) | GeneralName::RFC822Name(s) | GeneralName::URI(s) => Some(s.to_string()),
+            GeneralName::IPAddress(b) => match b.len() {
+                4 => <[u8; 4]>::try_from(*b)
+                    .ok()
+                    .map(|a| std::net::IpAddr::from(a).to_string()),
+                16 => <[u8; 16]>::try_from(*b)
+                    .ok()
+                    .map(|a| std::net::IpAddr::from(a).to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// The web config's gates (rate limit, basic auth), then the route, then its headers.
+async fn respond<B>(app: &App, config: &WebConfig, req: Request<B>) -> Response<Full<Bytes>> {
+    if let Some(limit) = &config.rate_limit {
+        if !limit.allow(std::time::Instant::now()) {
+            return text(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
+        }
+    }
+    let mut response = match &config.auth {
+        Some(auth) => {
+            let header = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
+            match auth.check(header).await {
+                Ok(()) => route(app, &req),
+                Err(denied) => {
+                    tracing::debug!(?denied, "basic auth");
+                    let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"coalscope\", charset=\"UTF-8\""),
+                    );
+                    r
+                }
+            }
+        }
+        None => route(app, &req),
+    };
+    for (name, value) in &config.headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
 }
 
 /// Resolves once `rx` says true (or its sender is gone).
@@ -278,6 +411,7 @@ mod tests {
                 window: Duration::from_secs(60),
             }),
             engine_alive: Arc::new(AtomicBool::new(true)),
+            web: None,
         }
     }
 
