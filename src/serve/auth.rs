@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 
 /// Successful logins remembered at most (then the memory starts again).
 const CACHE_MAX: usize = 1024;
+/// bcrypt checks running at once, at most.
+const CHECKS_AT_ONCE: usize = 2;
 /// A header longer than this is not a login.
 const MAX_HEADER: usize = 4096;
 /// The hash an unknown user's password is checked against (bcrypt of a random string, cost 10).
@@ -21,6 +23,8 @@ const DUMMY_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV
 pub struct BasicAuth {
     users: BTreeMap<String, String>,
     cache: Mutex<HashSet<[u8; 32]>>,
+    /// bcrypt checks at once: a flood of wrong logins queues here instead of taking every core.
+    checking: tokio::sync::Semaphore,
 }
 
 /// Why a request was not let in.
@@ -46,6 +50,7 @@ impl BasicAuth {
         Ok(BasicAuth {
             users,
             cache: Mutex::new(HashSet::new()),
+            checking: tokio::sync::Semaphore::new(CHECKS_AT_ONCE),
         })
     }
 
@@ -58,6 +63,9 @@ impl BasicAuth {
         }
         let known = self.users.get(&user).cloned();
         let hash = known.clone().unwrap_or_else(|| DUMMY_HASH.to_string());
+        let Ok(_turn) = self.checking.acquire().await else {
+            return Err(Denied::Wrong);
+        };
         let matched = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
             .await
             .unwrap_or(false);
