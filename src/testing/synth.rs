@@ -30,6 +30,7 @@ pub fn answer(status: u16, body: &str) -> Outcome {
         content_type: Some("text/html".into()),
         body_digest: body.into(),
         body_len: body.len(),
+        body_unbounded: false,
         page: (200..300)
             .contains(&status)
             .then(|| std::sync::Arc::new(crate::engine::probe::page::PageSketch::of(body.as_bytes()))),

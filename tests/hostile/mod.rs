@@ -113,7 +113,13 @@ impl HostileLab {
                 Kind::Plain,
                 vec![expect("cert-invalid", "error", &[])],
             ),
-            (SANS_HOST, 106, Kind::Plain, vec![]),
+            // Handled, and said: thousands of SANs.
+            (
+                SANS_HOST,
+                106,
+                Kind::Plain,
+                vec![expect("cert-many-sans", "warning", &["5001 SANs"])],
+            ),
             (
                 EVIL_HOST,
                 107,
@@ -121,6 +127,12 @@ impl HostileLab {
                 vec![
                     expect("sni-mismatch", "error", &["does not cover"]),
                     expect("cert-invalid", "error", &["unknown issuer"]),
+                    // Handled, and said: what was odd, escaped.
+                    expect(
+                        "cert-odd-names",
+                        "warning",
+                        &["terminal escape sequences, control characters, C1 control characters, bidi controls, names over 1024 characters"],
+                    ),
                 ],
             ),
             (
@@ -177,7 +189,12 @@ impl HostileLab {
                 Kind::PingFlood,
                 vec![expect("http-error", "error", &[])],
             ),
-            ("endless.body.hostile.test", 117, Kind::EndlessBody, vec![]),
+            (
+                "endless.body.hostile.test",
+                117,
+                Kind::EndlessBody,
+                vec![expect("body-unbounded", "info", &["may never end"])],
+            ),
             (
                 ORIGIN_OVERSIZED,
                 119,

@@ -140,6 +140,7 @@ mod tests {
                 content_type: None,
                 body_digest: String::new(),
                 body_len: 0,
+                body_unbounded: false,
                 server: conn.server.clone(),
                 elapsed: Duration::ZERO,
                 page: None,

@@ -349,6 +349,7 @@ mod tests {
                 h.finish()
             }),
             body_len: body.len(),
+            body_unbounded: false,
             page: Some(Arc::new(PageSketch::of(body.as_bytes()))),
             server: None,
             elapsed: Duration::from_millis(1),

@@ -41,10 +41,25 @@ pub(super) fn median_ms(v: &[Duration]) -> Option<f64> {
 
 /// Items shown in one finding message; the rest are counted ("and N more").
 const LISTED: usize = 5;
+/// Characters of one item shown in a message (a hostile certificate's names run to 10,000).
+const ITEM_CHARS: usize = 256;
 
-/// The first `LISTED` items joined, then "and N more".
+/// `s`, cut to `ITEM_CHARS` characters ("…" when cut).
+pub(super) fn bounded(s: &str) -> String {
+    match s.char_indices().nth(ITEM_CHARS) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// The first `LISTED` items joined (each `bounded`), then "and N more".
 pub(super) fn first_of(items: &[String]) -> String {
-    let mut s = items.iter().take(LISTED).cloned().collect::<Vec<_>>().join(", ");
+    let mut s = items
+        .iter()
+        .take(LISTED)
+        .map(|i| bounded(i))
+        .collect::<Vec<_>>()
+        .join(", ");
     if items.len() > LISTED {
         s.push_str(&format!(" and {} more", items.len() - LISTED));
     }

@@ -11,7 +11,7 @@ use crate::engine::snapshot::{
     Severity, Timestamp,
 };
 
-use super::format::{addr_text, count_statuses, first_of, median_ms, most_frequent, summarise_sans};
+use super::format::{addr_text, bounded, count_statuses, first_of, median_ms, most_frequent, summarise_sans};
 
 /// Certificates expiring within this many days get a warning.
 const EXPIRY_WARNING_DAYS: i64 = 14;
@@ -60,6 +60,7 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
     }
     host_findings(&mut findings, h, &refused, &unreachable);
     super::signals::host_findings(&mut findings, h);
+    super::oddities::host_findings(&mut findings, h);
     HostReport {
         host: h.entry.host.clone(),
         port: h.entry.port,
@@ -140,7 +141,7 @@ fn endpoint_findings(
             Severity::Error,
             format!(
                 "the certificate served at {a} is not valid: {e} (issuer {}, not after {})",
-                c.issuer,
+                bounded(&c.issuer),
                 c.not_after.map(|t| t.to_string()).unwrap_or_default()
             ),
         ));

@@ -11,6 +11,7 @@ mod format;
 mod groups;
 mod hosts;
 pub mod impact;
+mod oddities;
 mod pairs;
 pub mod policy;
 mod signals;

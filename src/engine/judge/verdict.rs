@@ -259,6 +259,7 @@ mod tests {
             content_type: Some("text/html".into()),
             body_digest: body.into(),
             body_len: body.len(),
+            body_unbounded: false,
             page: None,
             server: None,
             elapsed: Duration::from_millis(1),

@@ -45,6 +45,9 @@ pub struct HttpAnswer {
     pub body_digest: String,
     /// Number of body bytes read (at most `BODY_CAP`).
     pub body_len: usize,
+    /// Cut at `BODY_CAP` while more was coming, with no declared length: a body that may never
+    /// end (a page over the cap with a Content-Length is only large).
+    pub body_unbounded: bool,
     /// The similarity fingerprint of those bytes, for 2xx answers (the body is not kept).
     pub page: Option<Arc<PageSketch>>,
     /// The `Server` header, if any (untrusted text).
@@ -294,6 +297,11 @@ where
             body_len += take;
         }
     }
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    let body_unbounded = body_len >= BODY_CAP && declared.is_none() && !body.is_end_stream();
     drop(body);
     Ok(HttpAnswer {
         status: parts.status.as_u16(),
@@ -301,6 +309,7 @@ where
         content_type: content_type(&parts.headers),
         body_digest: hex::encode(hasher.finalize()),
         body_len,
+        body_unbounded,
         page: parts.status.is_success().then(|| Arc::new(sketcher.finish())),
         server: server_header(&parts.headers),
         elapsed: started.elapsed(),

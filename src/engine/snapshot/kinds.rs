@@ -186,6 +186,13 @@ pub enum FindingKind {
     /// Pair: the ORIGIN frame leaves out a target the server answers fine on the origin's
     /// connection (Firefox loses the pooling).
     OriginOmitsServed,
+    /// The certificate's names carry escapes, controls, bidi or invisible characters, or run
+    /// to thousands of characters (handled; said, escaped).
+    CertOddNames,
+    /// The certificate has more than a thousand SANs.
+    CertManySans,
+    /// An answer went on past the body cap with no declared length (it may never end).
+    BodyUnbounded,
 }
 
 contract_words!(FindingKind {
@@ -204,6 +211,9 @@ contract_words!(FindingKind {
     H3Advertised => "h3-advertised",
     OriginAdvertisedRefused => "origin-advertised-refused",
     OriginOmitsServed => "origin-omits-served",
+    CertOddNames => "cert-odd-names",
+    CertManySans => "cert-many-sans",
+    BodyUnbounded => "body-unbounded",
 });
 
 /// How bad a host finding is; declaration order is worst first.

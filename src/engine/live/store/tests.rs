@@ -27,6 +27,7 @@ fn answer(status: u16) -> Outcome {
         content_type: Some("text/html".into()),
         body_digest: "d".into(),
         body_len: 1,
+        body_unbounded: false,
         page: None,
         server: None,
         elapsed: Duration::from_millis(1),
