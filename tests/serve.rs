@@ -993,3 +993,78 @@ async fn web_config_lets_in_only_the_right_scrapers() {
     drop(serve);
     lab.shutdown().await;
 }
+
+/// Abuse of the exporter's port: idle connections beyond the per-address cap are closed at
+/// once and the held ones do not starve a scraper from another address; a megabyte of
+/// headers gets 431, another method 405, an unknown path 404, and the exporter goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_port_under_abuse_keeps_serving_scrapers() {
+    use std::io::Read;
+    let lab = start_lab().await;
+    let serve = Serve::start(&lab, &[]).await;
+    let addr = serve.addr;
+
+    // 200 idle connections from 127.0.0.1, none sending a byte.
+    let idle: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+        .collect();
+    let open = |conns: &[std::net::TcpStream]| {
+        conns
+            .iter()
+            .filter(|c| {
+                c.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                let mut b = [0u8; 1];
+                // Open: the read times out; closed by the exporter: end of file (or a reset).
+                matches!((&**c).read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut)
+            })
+            .count()
+    };
+    // Give the exporter a moment to accept them all, then count: 32 held, the rest closed.
+    // (Each count takes 20 ms per held connection, well inside the 10 s the exporter gives a
+    // connection to send its request.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = tokio::task::block_in_place(|| open(&idle));
+    assert_eq!(held, 32, "connections held open from one address");
+
+    // A scraper from another address gets in while those are held.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let stream = socket.connect(addr).await.expect("connect from 127.0.0.2");
+    let r = exchange(stream, addr, "/metrics", "").await.expect("scrape");
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("coalscope_"), "{}", r.body);
+    let still = tokio::task::block_in_place(|| open(&idle));
+    assert_eq!(
+        still, 32,
+        "the idle connections were still held during the scrape"
+    );
+    drop(idle);
+
+    // A megabyte of headers, another method, an unknown path.
+    let big = format!("X-Junk: {}\r\n", "a".repeat(1 << 20));
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let r = exchange(stream, addr, "/metrics", &big).await;
+    match r {
+        Ok(r) => assert_eq!(r.status, 431, "{}", r.body),
+        // The exporter may close before reading the whole megabyte: a reset on our write.
+        Err(e) => assert!(e.contains("send") || e.contains("read"), "{e}"),
+    }
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /metrics HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    assert!(raw.starts_with("HTTP/1.1 405"), "{raw}");
+    assert_eq!(serve.get("/nope", None).await.status, 404);
+    // And the exporter is still there.
+    assert_eq!(serve.get("/healthz", None).await.status, 200);
+    drop(serve);
+    lab.shutdown().await;
+}

@@ -9,6 +9,10 @@
 //! Anything else is 404 (405 for another method on a known path). Shutdown stops accepting,
 //! lets open connections finish their current request, and gives up after a short grace.
 //!
+//! Bounds against abuse of the port: 256 connections at once (more wait in the accept queue),
+//! 32 from one address (more are closed when accepted), 10 s to send a request head (idle and
+//! slowloris connections are closed; so are idle keep-alive ones), 64 KiB of head (431).
+//!
 //! With `--web-config`, each connection takes the web config current when it arrives: TLS (plain
 //! HTTP to the TLS port is answered 400), allowed client-certificate SANs, then per request the
 //! rate limit (429), basic auth (401) and the configured response headers.
@@ -35,6 +39,11 @@ use crate::serve::webconfig::{TlsServer, WebConfig, WebConfigSource};
 
 /// Connections served at once; more wait in the accept queue.
 const MAX_CONNECTIONS: usize = 256;
+/// Connections from one address at once; more are closed when accepted, so that one client
+/// holding idle or slow connections cannot take every slot from the scrapers.
+const MAX_PER_PEER: usize = 32;
+/// Bytes of request head buffered per connection (a larger head is answered 431).
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Time a client gets to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time open connections get to finish after shutdown starts.
@@ -68,6 +77,7 @@ struct Status<'a> {
 /// Serve on `listener` until `shutdown` turns true.
 pub async fn run(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let peers: Peers = Arc::default();
     let mut connections = JoinSet::new();
     loop {
         let permit = tokio::select! {
@@ -89,11 +99,17 @@ pub async fn run(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Rece
             },
             _ = stopped(&mut shutdown) => break,
         };
+        let Some(slot) = PeerSlot::take(&peers, peer.ip()) else {
+            tracing::info!(%peer, "connection closed: {MAX_PER_PEER} already open from this address");
+            drop(stream);
+            continue;
+        };
         tracing::debug!(%peer, "connection");
         let app = app.clone();
         let stop = shutdown.clone();
         connections.spawn(async move {
             let _permit = permit;
+            let _slot = slot;
             let config = app.web.as_ref().map(|w| w.current()).unwrap_or_default();
             match config.tls.clone() {
                 None => serve_connection(stream, app, config, stop).await,
@@ -114,6 +130,44 @@ pub async fn run(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Rece
     }
 }
 
+/// Open connections per client address.
+type Peers = Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
+
+/// One open connection counted against its address; given back on drop.
+struct PeerSlot {
+    peers: Peers,
+    ip: std::net::IpAddr,
+}
+
+impl PeerSlot {
+    /// A slot for `ip`, or None when `MAX_PER_PEER` are open from it.
+    fn take(peers: &Peers, ip: std::net::IpAddr) -> Option<PeerSlot> {
+        let mut map = peers.lock().ok()?;
+        let n = map.entry(ip).or_default();
+        if *n >= MAX_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            peers: peers.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.peers.lock() {
+            if let Some(n) = map.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
 /// HTTP/1.1 on one connection (plain or TLS) until it ends or shutdown starts.
 async fn serve_connection<S>(
     stream: S,
@@ -131,6 +185,7 @@ async fn serve_connection<S>(
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     tokio::select! {
