@@ -113,48 +113,52 @@ fn tell(found: &Discovery, all: bool) {
             s.rows, found.ct.certificates, found.ct.names
         )];
         let counts = [
-            (s.malformed, "malformed rows skipped"),
-            (s.duplicates, "duplicate rows collapsed"),
+            (s.malformed, "malformed row", "skipped"),
+            (s.duplicates, "duplicate row", "collapsed"),
             (
                 s.expired,
-                "expired certificates left out (--include-expired keeps them)",
+                "expired certificate",
+                "left out (--include-expired keeps them)",
             ),
-            (s.unrelated, "certificates naming no asked domain left out"),
-            (s.bad_names, "names that are no host names skipped"),
-            (s.beyond_limit, "rows beyond the limit not read"),
+            (s.unrelated, "certificate| naming no asked domain", "left out"),
+            (s.bad_names, "name| that is no host name", "skipped"),
+            (s.beyond_limit, "row| beyond the limit", "not read"),
         ];
         parts.extend(
             counts
                 .iter()
-                .filter(|(n, _)| *n > 0)
-                .map(|(n, what)| format!("{n} {what}")),
+                .filter(|(n, ..)| *n > 0)
+                .map(|(n, what, done)| format!("{} {done}", count(*n, what))),
         );
         eprintln!("discover: Certificate Transparency: {}", parts.join("; "));
     }
     if found.wildcards > 0 {
         eprintln!(
-            "discover: {} wildcard names stand for no name by themselves: only the names seen are kept",
-            found.wildcards
+            "discover: {} stand for no name by themselves: only the names seen are kept",
+            count(found.wildcards, "wildcard name")
         );
     }
     if found.capped > 0 {
-        eprintln!("discover: {} more names not probed (--max-names)", found.capped);
+        eprintln!(
+            "discover: {} more not probed (--max-names)",
+            count(found.capped, "name")
+        );
     }
     let unresolved: Vec<String> = found
         .unresolved
         .iter()
         .map(|(n, why)| format!("{n} ({why})"))
         .collect();
-    list("names do not resolve, left out", &unresolved);
+    list("not resolving, left out", &unresolved);
     let no_cert: Vec<String> = found
         .no_certificate
         .iter()
         .map(|(n, why)| format!("{n} ({why})"))
         .collect();
-    list("names gave no certificate", &no_cert);
+    list("without a certificate read", &no_cert);
     if !all {
         list(
-            "names share no certificate and address with another, left out (--all lists them)",
+            "sharing no certificate and address with another, left out (--all lists them)",
             &found.alone,
         );
     }
@@ -172,5 +176,17 @@ fn list(what: &str, items: &[String]) {
     if items.len() > LISTED {
         shown.push(format!("and {} more", items.len() - LISTED));
     }
-    eprintln!("discover: {} {what}: {}", items.len(), shown.join(", "));
+    eprintln!(
+        "discover: {} {what}: {}",
+        count(items.len(), "name"),
+        shown.join(", ")
+    );
+}
+
+/// `1 name`, `2 names`; the plural `s` goes before a `|` when there is one (`certificate|
+/// naming …`: `2 certificates naming …`).
+fn count(n: usize, what: &str) -> String {
+    let (noun, rest) = what.split_once('|').unwrap_or((what, ""));
+    let s = if n == 1 { "" } else { "s" };
+    format!("{n} {noun}{s}{rest}")
 }
