@@ -488,6 +488,11 @@ async fn bad_input_is_named() {
             "--ct-domain \"a b\"".into(),
         ),
         (vec!["discover".into()], "NAME".into()),
+        // Resolves, but shares nothing with anything: nothing to print is said, not printed.
+        (
+            vec!["discover".into(), "a.test".into(), "--no-ct".into(), "--timeout".into(), "2s".into()],
+            "no names to print for a.test: none shares a certificate and an address with another name (--all lists every name that resolved)".into(),
+        ),
     ];
     for (args, said) in cases {
         // --resolve pins the name: nothing reaches a resolver even if the check came late.

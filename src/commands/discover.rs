@@ -144,18 +144,11 @@ fn tell(found: &Discovery, all: bool) {
             count(found.capped, "name")
         );
     }
-    let unresolved: Vec<String> = found
-        .unresolved
-        .iter()
-        .map(|(n, why)| format!("{n} ({why})"))
-        .collect();
-    list("not resolving, left out", &unresolved);
-    let no_cert: Vec<String> = found
-        .no_certificate
-        .iter()
-        .map(|(n, why)| format!("{n} ({why})"))
-        .collect();
-    list("without a certificate read", &no_cert);
+    let with_reason = |pairs: &[(String, String)]| -> Vec<String> {
+        pairs.iter().map(|(n, why)| format!("{n} ({why})")).collect()
+    };
+    list("not resolving, left out", &with_reason(&found.unresolved));
+    list("without a certificate read", &with_reason(&found.no_certificate));
     if !all {
         list(
             "sharing no certificate and address with another, left out (--all lists them)",
