@@ -401,19 +401,26 @@ async fn all_names_from_a_saved_answer() {
 #[tokio::test]
 async fn a_failing_ct_api_warns_or_fails_on_demand() {
     let lab = Lab::start(LabOptions::default()).await.unwrap();
-    let server = ct_server(vec![("%.coalscope.test", vec![Reply::Status(503)])], None).await;
+    let down = vec![Reply::Status(503)];
+    let routes = vec![("coalscope.test", down.clone()), ("%.coalscope.test", down)];
+    let server = ct_server(routes, None).await;
     let out = discover(&lab, &["--ct-url", &server.url], &[]).await;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains("warning: Certificate Transparency: http://127.0.0.1:")
             && stderr.contains(
-                "q=%25.coalscope.test&output=json&exclude=expired: HTTP status 503 (after 4 attempts)"
+                "/?q=coalscope.test&output=json&exclude=expired: HTTP status 503 (after 4 attempts)"
             ),
         "{stderr}"
     );
+    // The API is down: the second query is not sent.
     assert!(
-        stdout.contains("1 query FAILED, names from it missing"),
+        stderr.contains("1 more query not sent: the API is down"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("1 query FAILED, names from it missing; 1 not asked after that"),
         "{stdout}"
     );
     // Without CT only the NAMEs' certificates speak: nginx's names both; www.good's wildcard
@@ -422,7 +429,8 @@ async fn a_failing_ct_api_warns_or_fails_on_demand() {
         entries(&stdout),
         vec!["admin.nginx.coalscope.test", "shop.nginx.coalscope.test"]
     );
-    assert_eq!(server.hits("%.coalscope.test"), 4);
+    assert_eq!(server.hits("coalscope.test"), 4);
+    assert_eq!(server.hits("%.coalscope.test"), 0);
 
     let out = discover(&lab, &["--ct-url", &server.url], &["--require-ct"]).await;
     assert_eq!(out.status.code(), Some(2));

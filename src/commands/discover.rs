@@ -61,6 +61,11 @@ pub async fn discover(args: DiscoverArgs) -> Result<u8, UsageError> {
             sanitize::for_display(&failure.to_string())
         );
     }
+    if found.ct.not_asked > 0 {
+        let n = found.ct.not_asked;
+        let queries = if n == 1 { "query" } else { "queries" };
+        eprintln!("warning: Certificate Transparency: {n} more {queries} not sent: the API is down");
+    }
     if args.require_ct {
         if let Some(first) = found.ct.failures.first() {
             return Err(UsageError(format!(

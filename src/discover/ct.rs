@@ -76,6 +76,18 @@ pub enum CtError {
     File { path: String, message: String },
 }
 
+impl CtError {
+    /// Is the API unavailable (server errors, rate limit, timeouts, connection errors, after
+    /// the retries), rather than refusing this one query?
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            CtError::Status { status, .. } => *status >= 500 || *status == 429,
+            CtError::Transport { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 fn plural(n: u32) -> &'static str {
     if n == 1 {
         ""
@@ -294,6 +306,18 @@ mod tests {
         assert!(!Failed::Status(404).retried());
         assert!(Failed::Transport("reset".into()).retried());
         assert!(!Failed::TooBig.retried());
+        let status = |status| CtError::Status {
+            url: "u".into(),
+            status,
+            attempts: 4,
+        };
+        assert!(status(503).is_unavailable() && status(429).is_unavailable());
+        assert!(!status(404).is_unavailable());
+        assert!(!CtError::TooBig {
+            url: "u".into(),
+            limit_mib: 64
+        }
+        .is_unavailable());
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub struct CtReport {
     pub stats: CtStats,
     /// Queries that failed after their retries (their answers are missing).
     pub failures: Vec<CtError>,
+    /// Queries not sent because the API was found down (5xx, timeouts) on an earlier one.
+    pub not_asked: usize,
 }
 
 /// What `discover` found and left out.
@@ -185,6 +187,9 @@ fn ct_line(ct: &CtReport) -> String {
             if ct.failures.len() == 1 { "y" } else { "ies" }
         ));
     }
+    if ct.not_asked > 0 {
+        line.push_str(&format!("; {} not asked after that", ct.not_asked));
+    }
     line
 }
 
@@ -228,15 +233,22 @@ async fn read_ct(options: &DiscoverOptions) -> (Vec<CtCert>, CtReport) {
         CtSource::Api(client) => {
             let mut collector = CtCollector::new(options.now, options.include_expired);
             let queries = ct_queries(domains);
-            // One query at a time: crt.sh is a shared public service.
-            for q in &queries {
+            // One query at a time: crt.sh is a shared public service. Once it is found down
+            // (after a query's retries), the others are not sent: the time CT may take stays
+            // that of one query's attempts.
+            for (n, q) in queries.iter().enumerate() {
                 let url = client.query_url(q);
                 let result = match client.get(&url).await {
                     Ok(body) => collector.add(url.as_str(), &body, domains).map_err(CtError::from),
                     Err(e) => Err(e),
                 };
                 if let Err(e) = result {
+                    let down = e.is_unavailable();
                     report.failures.push(e);
+                    if down {
+                        report.not_asked = queries.len() - n - 1;
+                        break;
+                    }
                 }
             }
             let n = queries.len();
