@@ -195,12 +195,17 @@ async fn https_with_a_trust_anchor_from_the_ca_file() {
         .await
         .unwrap();
     assert!(body.starts_with(b"[{"));
-    // Without the anchor the certificate is refused (and said so), whatever the retries.
+    // Without the anchor the certificate is refused (and said so), at once.
     let ct = client(&server, Duration::from_secs(10), None);
     let e = no_hang("CT query", ct.get(&ct.query_url("example.com")))
         .await
         .unwrap_err();
-    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("invalid peer certificate: UnknownIssuer (after 1 attempt)"),
+        "{text}"
+    );
+    assert_eq!(server.hits("example.com"), 1, "TLS errors are not retried");
 }
 
 // ------------------------------------------------------------------ the binary, on the lab
@@ -393,6 +398,74 @@ async fn all_names_from_a_saved_answer() {
     .unwrap();
     let skip_header = |t: &str| t.lines().skip(4).collect::<Vec<_>>().join("\n");
     assert_eq!(skip_header(&mask(grouped, &lab)), skip_header(want.trim_end()));
+    lab.shutdown().await;
+}
+
+/// The real crt.sh is HTTPS: the binary's CT client trusts the anchors of `--ca-file` (here the
+/// lab's CA and the CT server's, in one file) besides the web roots.
+#[tokio::test]
+async fn the_lab_through_an_https_ct_api_trusted_by_the_ca_file() {
+    let lab = Lab::start(LabOptions::default()).await.unwrap();
+    let pki = Pki::new("coalscope CT test CA");
+    let (chain, key) = pki.leaf(&["127.0.0.1"], Validity::Current);
+    let routes = vec![("%.coalscope.test", vec![Reply::Json(fixture("lab.json"))])];
+    let server = ct_server(routes, Some((chain, key))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let both = dir.path().join("anchors.pem");
+    std::fs::write(&both, format!("{}{}", lab.ca_pem(), pki.ca_pem())).unwrap();
+    let (www, dns, anchors) = (
+        format!("www.good.coalscope.test:{}", lab.port),
+        lab.dns.to_string(),
+        both.display().to_string(),
+    );
+    let args = [
+        "discover",
+        &www,
+        "--dns",
+        &dns,
+        "--ca-file",
+        &anchors,
+        "--timeout",
+        "2s",
+        "--ct-url",
+        &server.url,
+        "--ct-domain",
+        "coalscope.test",
+    ];
+    let out = no_hang("coalscope discover", common::run(&args, None)).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert_eq!(server.hits("%.coalscope.test"), 1);
+    assert!(
+        entries(&stdout).contains(&"cdn.multi.coalscope.test".to_string()),
+        "{stdout}"
+    );
+    // Without the CT server's anchor, its certificate is refused: a warning names the URL.
+    let lab_ca = lab.ca_file.display().to_string();
+    let args = [
+        "discover",
+        &www,
+        "--dns",
+        &dns,
+        "--ca-file",
+        &lab_ca,
+        "--timeout",
+        "2s",
+        "--ct-url",
+        &server.url,
+        "--ct-domain",
+        "coalscope.test",
+        "--require-ct",
+    ];
+    let out = no_hang("coalscope discover", common::run(&args, None)).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}?q=coalscope.test", server.url))
+            && stderr.to_lowercase().contains("certificate"),
+        "{stderr}"
+    );
     lab.shutdown().await;
 }
 

@@ -116,6 +116,8 @@ pub fn parse_url(text: &str) -> Result<Url, CtError> {
 enum Failed {
     Status(u16),
     Transport(String),
+    /// The server's certificate or the TLS handshake was refused: asking again changes nothing.
+    Tls(String),
     TooBig,
 }
 
@@ -124,7 +126,7 @@ impl Failed {
         match self {
             Failed::Status(s) => *s >= 500 || *s == 429,
             Failed::Transport(_) => true,
-            Failed::TooBig => false,
+            Failed::Tls(_) | Failed::TooBig => false,
         }
     }
 }
@@ -201,7 +203,7 @@ impl CtClient {
                 status,
                 attempts,
             },
-            Failed::Transport(detail) => CtError::Transport {
+            Failed::Transport(detail) | Failed::Tls(detail) => CtError::Transport {
                 url,
                 detail,
                 attempts,
@@ -221,6 +223,8 @@ impl CtClient {
                     "no complete answer within {}",
                     humantime::format_duration(timeout)
                 ))
+            } else if is_tls_error(&e) {
+                Failed::Tls(error_chain(&e.without_url()))
             } else {
                 Failed::Transport(error_chain(&e.without_url()))
             }
@@ -251,6 +255,19 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
     let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(10));
     base.saturating_mul(factor)
         .mul_f64(rand::random_range(0.75..1.25))
+}
+
+/// Is a rustls error among the causes? (An I/O error wraps its cause without giving it as its
+/// `source`, so those are opened too.)
+fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    let wrapped = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .is_some_and(|inner| is_tls_error(inner));
+    wrapped || e.source().is_some_and(is_tls_error)
 }
 
 /// An error and its causes, `a: b: c` (hyper's and rustls's reasons are in the causes).
