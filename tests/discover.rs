@@ -213,22 +213,20 @@ async fn https_with_a_trust_anchor_from_the_ca_file() {
 /// `discover` of two lab names against the lab, CT from `ct` (a URL, or a file) for the
 /// domain coalscope.test, and `extra`.
 async fn discover(lab: &Lab, ct: &[&str], extra: &[&str]) -> Output {
-    let (www, shop) = (
-        format!("www.good.coalscope.test:{}", lab.port),
-        format!("shop.nginx.coalscope.test:{}", lab.port),
-    );
-    let (dns, ca) = (lab.dns.to_string(), lab.ca_file.display().to_string());
-    let mut args = vec![
-        "discover",
-        &www,
-        &shop,
-        "--dns",
-        &dns,
-        "--ca-file",
-        &ca,
-        "--timeout",
-        "2s",
-    ];
+    let ca = lab.ca_file.display().to_string();
+    discover_from(lab, &["www.good", "shop.nginx"], &ca, ct, extra).await
+}
+
+/// `discover` of the lab names `names` (without the zone), trusting the anchors of `ca_file`.
+async fn discover_from(lab: &Lab, names: &[&str], ca_file: &str, ct: &[&str], extra: &[&str]) -> Output {
+    let names: Vec<String> = names
+        .iter()
+        .map(|n| format!("{n}.coalscope.test:{}", lab.port))
+        .collect();
+    let dns = lab.dns.to_string();
+    let mut args = vec!["discover"];
+    args.extend(names.iter().map(String::as_str));
+    args.extend(["--dns", &dns, "--ca-file", ca_file, "--timeout", "2s"]);
     args.extend(ct);
     args.extend(["--ct-domain", "coalscope.test"]);
     args.extend(extra);
@@ -413,26 +411,9 @@ async fn the_lab_through_an_https_ct_api_trusted_by_the_ca_file() {
     let dir = tempfile::tempdir().unwrap();
     let both = dir.path().join("anchors.pem");
     std::fs::write(&both, format!("{}{}", lab.ca_pem(), pki.ca_pem())).unwrap();
-    let (www, dns, anchors) = (
-        format!("www.good.coalscope.test:{}", lab.port),
-        lab.dns.to_string(),
-        both.display().to_string(),
-    );
-    let args = [
-        "discover",
-        &www,
-        "--dns",
-        &dns,
-        "--ca-file",
-        &anchors,
-        "--timeout",
-        "2s",
-        "--ct-url",
-        &server.url,
-        "--ct-domain",
-        "coalscope.test",
-    ];
-    let out = no_hang("coalscope discover", common::run(&args, None)).await;
+    let anchors = both.display().to_string();
+    let ct = ["--ct-url", server.url.as_str()];
+    let out = discover_from(&lab, &["www.good"], &anchors, &ct, &[]).await;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("warning"), "{stderr}");
@@ -443,22 +424,7 @@ async fn the_lab_through_an_https_ct_api_trusted_by_the_ca_file() {
     );
     // Without the CT server's anchor, its certificate is refused: a warning names the URL.
     let lab_ca = lab.ca_file.display().to_string();
-    let args = [
-        "discover",
-        &www,
-        "--dns",
-        &dns,
-        "--ca-file",
-        &lab_ca,
-        "--timeout",
-        "2s",
-        "--ct-url",
-        &server.url,
-        "--ct-domain",
-        "coalscope.test",
-        "--require-ct",
-    ];
-    let out = no_hang("coalscope discover", common::run(&args, None)).await;
+    let out = discover_from(&lab, &["www.good"], &lab_ca, &ct, &["--require-ct"]).await;
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
@@ -519,65 +485,28 @@ async fn bad_input_is_named() {
     let garbage = dir.path().join("ct.json");
     std::fs::write(&garbage, "<html>rate limited</html>").unwrap();
     let missing = dir.path().join("missing.json");
-    let cases: Vec<(Vec<String>, String)> = vec![
-        (
-            vec!["discover".into(), "bad name!".into(), "--no-ct".into()],
-            "NAME \"bad name!\"".into(),
-        ),
-        (
-            vec!["discover".into(), "a.test/path".into(), "--no-ct".into()],
-            "a path is not part of a name".into(),
-        ),
-        (
-            vec!["discover".into(), "a.test:0x".into(), "--no-ct".into()],
-            "NAME \"a.test:0x\": port".into(),
-        ),
-        (
-            vec![
-                "discover".into(),
-                "a.test".into(),
-                "--ct-file".into(),
-                missing.display().to_string(),
-            ],
-            format!("{}: cannot read", missing.display()),
-        ),
-        (
-            vec![
-                "discover".into(),
-                "a.test".into(),
-                "--ct-file".into(),
-                garbage.display().to_string(),
-            ],
-            format!("{}: not a crt.sh JSON answer", garbage.display()),
-        ),
-        (
-            vec![
-                "discover".into(),
-                "a.test".into(),
-                "--ct-url".into(),
-                "ftp://ct.test/".into(),
-            ],
-            "\"ftp://ct.test/\"".into(),
-        ),
-        (
-            vec![
-                "discover".into(),
-                "a.test".into(),
-                "--ct-domain".into(),
-                "a b".into(),
-            ],
-            "--ct-domain \"a b\"".into(),
-        ),
-        (vec!["discover".into()], "NAME".into()),
+    let (missing, garbage) = (missing.display().to_string(), garbage.display().to_string());
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["bad name!", "--no-ct"], "NAME \"bad name!\"".into()),
+        (vec!["a.test/path", "--no-ct"], "a path is not part of a name".into()),
+        (vec!["a.test:0x", "--no-ct"], "NAME \"a.test:0x\": port".into()),
+        (vec!["a.test", "--ct-file", &missing], format!("{missing}: cannot read")),
+        (vec!["a.test", "--ct-file", &garbage], format!("{garbage}: not a crt.sh JSON answer")),
+        (vec!["a.test", "--ct-url", "ftp://ct.test/"], "\"ftp://ct.test/\"".into()),
+        (vec!["a.test", "--ct-domain", "a b"], "--ct-domain \"a b\"".into()),
+        (vec![], "NAME".into()),
         // Resolves, but shares nothing with anything: nothing to print is said, not printed.
         (
-            vec!["discover".into(), "a.test".into(), "--no-ct".into(), "--timeout".into(), "2s".into()],
+            vec!["a.test", "--no-ct", "--timeout", "2s"],
             "no names to print for a.test: none shares a certificate and an address with another name (--all lists every name that resolved)".into(),
         ),
     ];
     for (args, said) in cases {
         // --resolve pins the name: nothing reaches a resolver even if the check came late.
-        let mut args = args;
+        let mut args: Vec<String> = std::iter::once("discover")
+            .chain(args)
+            .map(String::from)
+            .collect();
         args.extend([
             "--resolve".into(),
             "a.test:127.0.0.1".into(),
