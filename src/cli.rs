@@ -160,7 +160,8 @@ pub struct DiscoverArgs {
         env = "COALSCOPE_CT_URL"
     )]
     pub ct_url: String,
-    /// A saved crt.sh JSON answer to read instead of asking the API.
+    /// A saved crt.sh JSON answer to read instead of asking the API (every certificate in it
+    /// counts, unless --ct-domain names the domains).
     #[arg(long = "ct-file", value_name = "FILE", env = "COALSCOPE_CT_FILE")]
     pub ct_file: Option<PathBuf>,
     /// Do not use Certificate Transparency: only the certificates the names serve.

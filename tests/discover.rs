@@ -388,6 +388,31 @@ async fn all_names_from_a_saved_answer() {
         stdout.contains(&format!("# Certificate Transparency: file {file}: ")),
         "{stdout}"
     );
+    // Without --ct-domain every certificate of a saved answer counts: www.example.org's too
+    // (it then does not resolve at the lab's DNS).
+    let (www, dns, ca) = (
+        format!("www.good.coalscope.test:{}", lab.port),
+        lab.dns.to_string(),
+        lab.ca_file.display().to_string(),
+    );
+    let args = [
+        "discover",
+        &www,
+        "--dns",
+        &dns,
+        "--ca-file",
+        &ca,
+        "--ct-file",
+        &file,
+    ];
+    let out = no_hang("coalscope discover", common::run(&args, None)).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("naming no asked domain"), "{stderr}");
+    assert!(
+        stderr.contains("5 names not resolving") && stderr.contains("www.example.org (REFUSED)"),
+        "{stderr}"
+    );
     // The grouped part is the same as without --all, whatever the source of the CT answer.
     let grouped = stdout.split("\n# sharing nothing").next().unwrap();
     let want = std::fs::read_to_string(

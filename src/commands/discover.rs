@@ -27,6 +27,13 @@ pub async fn discover(args: DiscoverArgs) -> Result<u8, UsageError> {
         .iter()
         .map(|d| watchlist::normalize_host(d).map_err(|e| UsageError(format!("--ct-domain {d:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
+    // A saved answer is the user's choice: every certificate in it counts, unless
+    // --ct-domain says which domains.
+    let file_filter = if given.is_empty() {
+        Vec::new()
+    } else {
+        given.clone()
+    };
     let ct_domains = discover::ct_domains(&seeds, given);
     let prober = prober(&args.common)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -36,7 +43,7 @@ pub async fn discover(args: DiscoverArgs) -> Result<u8, UsageError> {
         let body = discover::read_ct_file(path)?;
         let name = path.display().to_string();
         let mut collector = CtCollector::new(now, args.include_expired);
-        collector.add(&name, &body, &ct_domains)?;
+        collector.add(&name, &body, &file_filter)?;
         CtSource::File { name, collector }
     } else {
         let options = CtOptions {

@@ -104,7 +104,8 @@ impl CtCollector {
     }
 
     /// Fold in one answer (`source_name` names it in errors: the URL or the file). `domains`:
-    /// the asked domains (normalised); a certificate must name one of them or a name under one.
+    /// the asked domains (normalised); a certificate must name one of them or a name under one
+    /// (none: every certificate counts).
     pub fn add(&mut self, source_name: &str, body: &[u8], domains: &[String]) -> Result<(), NotAnAnswer> {
         let rows: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|e| NotAnAnswer {
             source_name: source_name.to_string(),
@@ -162,7 +163,8 @@ impl CtCollector {
             }
             None => {}
         }
-        let related = names.iter().any(|n| within(n, domains))
+        let related = domains.is_empty()
+            || names.iter().any(|n| within(n, domains))
             || wildcards
                 .iter()
                 .any(|w| within(w.trim_start_matches("*."), domains));
@@ -363,6 +365,12 @@ mod tests {
         assert_eq!(stats.unrelated, 1);
         assert_eq!(certs.len(), 1, "a wildcard under the domain relates it");
         assert_eq!(certs[0].names, vec!["example.org"]);
+        let (certs, stats) = collect(&body, &[], false);
+        assert_eq!(
+            (certs.len(), stats.unrelated),
+            (2, 0),
+            "no domain: every certificate"
+        );
     }
 
     #[test]
