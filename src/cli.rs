@@ -40,6 +40,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Start the embedded lab alone and print its hosts, DNS and CA.
     Lab(LabArgs),
+    /// Print a watch-file of the names that can coalesce with these (their certificates'
+    /// names, Certificate Transparency, shared addresses).
+    Discover(DiscoverArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completions(CompletionsArgs),
     /// Print a manual page (roff) on stdout: `coalscope man > coalscope.1`, `coalscope man
@@ -131,6 +134,65 @@ pub struct CheckArgs {
     /// Also list the pairs linked only by the certificate (no shared address).
     #[arg(long = "all-pairs", env = "COALSCOPE_ALL_PAIRS")]
     pub all_pairs: bool,
+}
+
+/// `discover` reads certificates and asks Certificate Transparency: it sends no HTTP request to
+/// the names, so the live engine's options and `--path`/`--max-rps` do nothing here and its
+/// help leaves them out (they are still accepted).
+#[derive(Debug, Args)]
+#[command(
+    mut_arg("interval", |a| a.hide(true)),
+    mut_arg("window", |a| a.hide(true)),
+    mut_arg("path", |a| a.hide(true)),
+    mut_arg("max_rps", |a| a.hide(true))
+)]
+pub struct DiscoverArgs {
+    /// The names to start from: HOST or HOST:PORT (as in a watch-file).
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Certificate Transparency API in crt.sh's format (`?q=…&output=json`).
+    #[arg(
+        long = "ct-url",
+        value_name = "URL",
+        default_value = "https://crt.sh/",
+        env = "COALSCOPE_CT_URL"
+    )]
+    pub ct_url: String,
+    /// A saved crt.sh JSON answer to read instead of asking the API (every certificate in it
+    /// counts, unless --ct-domain names the domains).
+    #[arg(long = "ct-file", value_name = "FILE", env = "COALSCOPE_CT_FILE")]
+    pub ct_file: Option<PathBuf>,
+    /// Do not use Certificate Transparency: only the certificates the names serve.
+    #[arg(long = "no-ct", env = "COALSCOPE_NO_CT")]
+    pub no_ct: bool,
+    /// Domain to ask Certificate Transparency about, e.g. example.com (repeatable) [the NAMEs].
+    #[arg(
+        long = "ct-domain",
+        value_name = "DOMAIN",
+        env = "COALSCOPE_CT_DOMAIN",
+        value_delimiter = ','
+    )]
+    pub ct_domains: Vec<String>,
+    /// Bound on each Certificate Transparency request (connect, answer and body); 4 attempts
+    /// at most.
+    #[arg(long = "ct-timeout", value_name = "DUR", default_value = "60s", env = "COALSCOPE_CT_TIMEOUT", value_parser = parse_duration)]
+    pub ct_timeout: Duration,
+    /// Fail (exit 2) when Certificate Transparency cannot be read, instead of printing the
+    /// names from the certificates alone with a warning.
+    #[arg(long = "require-ct", env = "COALSCOPE_REQUIRE_CT")]
+    pub require_ct: bool,
+    /// Keep the names of expired certificates found in Certificate Transparency.
+    #[arg(long = "include-expired", env = "COALSCOPE_INCLUDE_EXPIRED")]
+    pub include_expired: bool,
+    /// Also list the names that share nothing (no certificate covering another name at a
+    /// shared address).
+    #[arg(long, env = "COALSCOPE_ALL")]
+    pub all: bool,
+    /// Names probed at most (the NAMEs always are).
+    #[arg(long = "max-names", value_name = "N", default_value_t = 1000, env = "COALSCOPE_MAX_NAMES", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_names: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -343,6 +405,44 @@ mod tests {
             vec!["coalscope", "serve", "f", "--listen", "127.0.0.1"],
             vec!["coalscope", "serve", "f", "--vantage", ""],
             vec!["coalscope", "serve", "f", "--max-pairs", "0"],
+        ] {
+            assert!(Cli::try_parse_from(&args).is_err(), "{args:?} accepted");
+        }
+    }
+
+    #[test]
+    fn parses_discover_options() {
+        let cli = Cli::try_parse_from([
+            "coalscope",
+            "discover",
+            "a.example",
+            "b.example:8443",
+            "--ct-url",
+            "http://127.0.0.1:9/",
+            "--ct-domain",
+            "example.com,example.net",
+            "--ct-timeout",
+            "2s",
+            "--all",
+            "--include-expired",
+            "--require-ct",
+            "--max-names",
+            "10",
+        ])
+        .unwrap();
+        let Some(Command::Discover(d)) = cli.command else {
+            panic!("not discover")
+        };
+        assert_eq!(d.names, vec!["a.example", "b.example:8443"]);
+        assert_eq!(d.ct_url, "http://127.0.0.1:9/");
+        assert_eq!(d.ct_domains, vec!["example.com", "example.net"]);
+        assert_eq!(d.ct_timeout, Duration::from_secs(2));
+        assert!(d.all && d.include_expired && d.require_ct && !d.no_ct);
+        assert_eq!(d.max_names, 10);
+        for args in [
+            vec!["coalscope", "discover"],
+            vec!["coalscope", "discover", "a", "--max-names", "0"],
+            vec!["coalscope", "discover", "a", "--ct-timeout", "0s"],
         ] {
             assert!(Cli::try_parse_from(&args).is_err(), "{args:?} accepted");
         }

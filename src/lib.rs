@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod discover;
 pub mod engine;
 pub mod lab;
 pub mod report;

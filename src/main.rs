@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         match cli.command {
             Some(Command::Check(args)) => commands::check::check(args).await,
             Some(Command::Lab(args)) => commands::lab::lab(args).await,
+            Some(Command::Discover(args)) => commands::discover::discover(args).await,
             Some(Command::Demo(args)) => commands::demo::demo(args).await,
             Some(Command::Watch(args)) => commands::watch::watch(args).await,
             Some(Command::Serve(args)) => commands::serve::serve(args).await,

@@ -86,7 +86,7 @@ async fn completions_and_manual_pages() {
         let out = common::run(&["completions", shell], None).await;
         assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
         let script = String::from_utf8_lossy(&out.stdout);
-        for word in ["coalscope", "check", "serve", "max-rps"] {
+        for word in ["coalscope", "check", "serve", "max-rps", "discover", "ct-url"] {
             assert!(script.contains(word), "{shell}: {word} missing");
         }
     }
@@ -127,6 +127,13 @@ async fn completions_and_manual_pages() {
             "groff: {}",
             String::from_utf8_lossy(&text.stderr)
         );
+    }
+    let out = common::run(&["man", "discover"], None).await;
+    assert_eq!(out.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(page.contains(".TH coalscope-discover 1"), "{page}");
+    for option in ["\\-\\-ct\\-url", "\\-\\-ct\\-file", "\\-\\-no\\-ct", "\\-\\-all"] {
+        assert!(page.contains(option), "{option} missing: {page}");
     }
     let out = common::run(&["man", "nope"], None).await;
     assert_eq!(out.status.code(), Some(2));

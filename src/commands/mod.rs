@@ -8,6 +8,7 @@
 pub mod check;
 mod dashboard;
 pub mod demo;
+pub mod discover;
 pub mod docs;
 pub mod lab;
 pub mod serve;

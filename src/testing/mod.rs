@@ -1,6 +1,7 @@
 //! Test support, compiled only for the tests and benches (`cfg(test)`, or the dev-only
 //! `test-support` feature the crate's own dev-dependency turns on): never in a release build.
 //!
+//! - `ct`: a fake Certificate Transparency API in crt.sh's format (fixtures, retries, bounds);
 //! - `net`: a test PKI (the lab's CA builder, `lab::ca`), loopback TLS/HTTP servers that answer
 //!   by rule, raw misbehaving servers and a scriptable DNS server;
 //! - `lab`: the embedded lab as a fixture: a prober pointed at its DNS server and CA;
@@ -11,6 +12,7 @@
 // Test support: a failed expectation here is a failed test, said where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod ct;
 pub mod lab;
 pub mod net;
 pub mod synth;

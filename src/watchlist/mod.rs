@@ -102,6 +102,28 @@ pub fn normalize_host(raw: &str) -> Result<String, String> {
     host::normalize(raw)
 }
 
+/// One entry given outside a file (a command-line NAME): the syntax of a watch-file entry, as
+/// one token (no whitespace, no `#` comment, no control character). The error says why.
+pub fn parse_one(text: &str) -> Result<Entry, String> {
+    if text.is_empty()
+        || text
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '#')
+    {
+        return Err(
+            "not one entry (HOST, HOST:PORT, https://HOST[:PORT][/PATH]): no spaces, `#` or control characters"
+                .to_string(),
+        );
+    }
+    let p = entry::parse_entry(text)?;
+    Ok(Entry {
+        host: p.host,
+        port: p.port,
+        path: p.path,
+        line: 0,
+    })
+}
+
 /// Parse watch-file bytes; `file` is the label used in diagnostics (a path, or "-").
 /// Invalid UTF-8 is an error naming the line.
 pub fn parse(file: &str, bytes: &[u8]) -> Result<WatchList, WatchError> {

@@ -383,3 +383,27 @@ fn reading_is_bounded() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn one_entry_from_the_command_line() {
+    let e = parse_one("WWW.Bücher.example.:8443").expect("a name");
+    assert_eq!(
+        (e.host.as_str(), e.port, e.path),
+        ("www.xn--bcher-kva.example", 8443, None)
+    );
+    let e = parse_one("https://a.example/x").expect("a URL");
+    assert_eq!(
+        (e.host.as_str(), e.port, e.path.as_deref()),
+        ("a.example", 443, Some("/x"))
+    );
+    for bad in [
+        "",
+        "a.example b.example",
+        "a.example#x",
+        "a.example\nb.example",
+        "a.example:",
+        "a..example",
+    ] {
+        assert!(parse_one(bad).is_err(), "{bad:?} accepted");
+    }
+}
