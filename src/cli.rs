@@ -131,6 +131,9 @@ pub struct CheckArgs {
     /// Also list the pairs linked only by the certificate (no shared address).
     #[arg(long = "all-pairs", env = "COALSCOPE_ALL_PAIRS")]
     pub all_pairs: bool,
+    /// Print no progress on stderr (the estimate, the bar or the phase lines).
+    #[arg(short, long, env = "COALSCOPE_QUIET")]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -296,6 +299,7 @@ mod tests {
             "--timeout",
             "500ms",
             "--all-pairs",
+            "-q",
         ])
         .unwrap();
         let Some(Command::Check(c)) = cli.command else {
@@ -304,6 +308,7 @@ mod tests {
         assert_eq!(c.rounds, 5);
         assert_eq!(c.format, Format::Json);
         assert!(c.all_pairs);
+        assert!(c.quiet);
         assert_eq!(c.common.timeout, Duration::from_millis(500));
         assert_eq!(
             c.common.dns,

@@ -10,6 +10,7 @@ mod dashboard;
 pub mod demo;
 pub mod docs;
 pub mod lab;
+pub mod progress;
 pub mod serve;
 pub mod watch;
 
