@@ -134,6 +134,9 @@ pub struct CheckArgs {
     /// Print no progress on stderr (the estimate, the bar or the phase lines).
     #[arg(short, long, env = "COALSCOPE_QUIET")]
     pub quiet: bool,
+    /// In the table, explain and fix every problem pair on its own instead of once per cause.
+    #[arg(short, long, env = "COALSCOPE_VERBOSE")]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -300,6 +303,7 @@ mod tests {
             "500ms",
             "--all-pairs",
             "-q",
+            "--verbose",
         ])
         .unwrap();
         let Some(Command::Check(c)) = cli.command else {
@@ -308,7 +312,7 @@ mod tests {
         assert_eq!(c.rounds, 5);
         assert_eq!(c.format, Format::Json);
         assert!(c.all_pairs);
-        assert!(c.quiet);
+        assert!(c.quiet && c.verbose);
         assert_eq!(c.common.timeout, Duration::from_millis(500));
         assert_eq!(
             c.common.dns,

@@ -34,6 +34,6 @@ pub async fn check(args: CheckArgs) -> Result<u8, UsageError> {
         }
     };
     drop(view);
-    print_report(&snapshot, args.format);
+    print_report(&snapshot, args.format, args.verbose);
     Ok(exit_for(&snapshot))
 }

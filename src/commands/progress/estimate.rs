@@ -134,29 +134,14 @@ mod tests {
 
     #[test]
     fn the_estimate_reads_as_the_limits_allow() {
+        #[rustfmt::skip]
         let cases = [
             // 1000 names, 10 requests a connection, 3 rounds: 30000 requests at 50/s.
-            (
-                work(1000, 9, 3),
-                50,
-                "≈ 10 min at --max-rps 50; --max-rps 200 would take ≈ 2 min 30 s",
-            ),
-            (
-                work(1000, 9, 1),
-                50,
-                "≈ 3 min 20 s at --max-rps 50; --max-rps 200 would take ≈ 50 s",
-            ),
+            (work(1000, 9, 3), 50, "≈ 10 min at --max-rps 50; --max-rps 200 would take ≈ 2 min 30 s"),
+            (work(1000, 9, 1), 50, "≈ 3 min 20 s at --max-rps 50; --max-rps 200 would take ≈ 50 s"),
             // At 200/s the connections bound it (94 waves of 32).
-            (
-                work(1000, 0, 3),
-                50,
-                "≈ 1 min at --max-rps 50; --max-rps 200 would take ≈ 15 s",
-            ),
-            (
-                work(100, 1, 3),
-                200,
-                "≈ 3.0 s at --max-rps 200; --max-rps 800 would take ≈ 1.5 s",
-            ),
+            (work(1000, 0, 3), 50, "≈ 1 min at --max-rps 50; --max-rps 200 would take ≈ 15 s"),
+            (work(100, 1, 3), 200, "≈ 3.0 s at --max-rps 200; --max-rps 800 would take ≈ 1.5 s"),
             // Few requests: the connections bound the run, no faster rate is worth naming.
             (work(64, 0, 1), 1000, "≈ 0.3 s at --max-rps 1000"),
             // 0 means unlimited: only the connections bound it.

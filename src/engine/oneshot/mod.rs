@@ -326,13 +326,17 @@ mod tests {
         (server, prober, entries)
     }
 
+    fn two_rounds() -> CheckOptions {
+        CheckOptions {
+            rounds: 2,
+            ..CheckOptions::default()
+        }
+    }
+
     #[tokio::test]
     async fn the_per_address_map_only_holds_addresses_in_flight() {
         let (_server, prober, entries) = two_names().await;
-        let options = CheckOptions {
-            rounds: 2,
-            ..CheckOptions::default()
-        };
+        let options = two_rounds();
         let records = probe(&prober, &entries, &options).await;
         assert!(records.connections >= 2 * 4);
         assert_eq!(prober.tracked_addresses(), 0, "every semaphore was released");
@@ -351,10 +355,7 @@ mod tests {
     #[tokio::test]
     async fn progress_says_each_phase_and_every_job() {
         let (_server, prober, entries) = two_names().await;
-        let options = CheckOptions {
-            rounds: 2,
-            ..CheckOptions::default()
-        };
+        let options = two_rounds();
         let recorder = Recorder::default();
         let snapshot = check_with(&prober, &entries, &options, &recorder).await;
         let events = recorder.0.into_inner().unwrap();
