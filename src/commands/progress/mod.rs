@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::engine::oneshot::{CheckPlan, CheckProgress, Phase, ProgressSink};
 
@@ -256,10 +256,18 @@ fn spinner_style() -> ProgressStyle {
 
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "coalscope: {prefix} [{bar:30}] {percent:>3}% · {msg} · {elapsed} elapsed, ETA {eta}",
+        "coalscope: {prefix} [{bar:30}] {percent:>3}% · {msg} · {elapsed} elapsed, ETA {left}",
     )
-    .map(|s| s.progress_chars("=> "))
+    .map(|s| s.progress_chars("=> ").with_key("left", time_left))
     .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// The time left as the estimate says it, once a request has ended to measure the rate by.
+fn time_left(state: &ProgressState, w: &mut dyn std::fmt::Write) {
+    let _ = match state.pos() {
+        0 => w.write_str("…"),
+        _ => write!(w, "≈ {}", estimate::human(state.eta())),
+    };
 }
 
 #[cfg(test)]
