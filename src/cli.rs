@@ -134,6 +134,12 @@ pub struct CheckArgs {
     /// Also list the pairs linked only by the certificate (no shared address).
     #[arg(long = "all-pairs", env = "COALSCOPE_ALL_PAIRS")]
     pub all_pairs: bool,
+    /// Print no progress on stderr (the estimate, the bar or the phase lines).
+    #[arg(short, long, env = "COALSCOPE_QUIET")]
+    pub quiet: bool,
+    /// In the table, explain and fix every problem pair on its own instead of once per cause.
+    #[arg(short, long, env = "COALSCOPE_VERBOSE")]
+    pub verbose: bool,
 }
 
 /// `discover` reads certificates and asks Certificate Transparency: it sends no HTTP request to
@@ -363,6 +369,8 @@ mod tests {
             "--timeout",
             "500ms",
             "--all-pairs",
+            "-q",
+            "--verbose",
         ])
         .unwrap();
         let Some(Command::Check(c)) = cli.command else {
@@ -371,6 +379,7 @@ mod tests {
         assert_eq!(c.rounds, 5);
         assert_eq!(c.format, Format::Json);
         assert!(c.all_pairs);
+        assert!(c.quiet && c.verbose);
         assert_eq!(c.common.timeout, Duration::from_millis(500));
         assert_eq!(
             c.common.dns,

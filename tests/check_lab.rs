@@ -307,6 +307,30 @@ async fn table_report_explains_problems_and_strips_nothing_it_needs() {
         "who is hurt, under why:\n{text}"
     );
     assert!(text.contains("dns-error"), "{text}");
+    // One block per cause, the fix once with role words; -v explains every pair by name.
+    assert!(
+        text.contains("  misdirected     2 pairs of group #3 refused by Apache httpd  chrome+firefox\n"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("make the SSL settings of the origin and the target identical")
+            .count(),
+        1,
+        "{text}"
+    );
+    let verbose = common::check_lab(
+        &lab,
+        &["--rounds", "2", "--timeout", "1500ms", "--max-rps", "0", "-v"],
+    )
+    .await;
+    let verbose = String::from_utf8_lossy(&verbose.stdout);
+    assert!(!verbose.contains("the origin"), "{verbose}");
+    for (a, b) in [("blog", "docs"), ("docs", "blog")] {
+        let fix = format!(
+            "make the SSL settings of {a}.apache.coalscope.test and {b}.apache.coalscope.test identical"
+        );
+        assert_eq!(verbose.matches(&fix).count(), 1, "{fix}:\n{verbose}");
+    }
     lab.shutdown().await;
 }
 

@@ -401,6 +401,11 @@ fn export_writes_contract_json() {
     let b = coalscope::tui::export(&view.report, dir.path()).unwrap();
     assert_ne!(a, b, "a second export in the same second gets its own name");
     let back: Snapshot = serde_json::from_slice(&std::fs::read(&a).unwrap()).unwrap();
-    assert_eq!(back, view.report);
+    // The JSON is the whole report but for the pairs' causes, which the reports derive.
+    let mut report = view.report.clone();
+    for p in &mut report.pairs {
+        std::sync::Arc::make_mut(p).cause = None;
+    }
+    assert_eq!(back, report);
     assert!(a.file_name().unwrap().to_str().unwrap().starts_with("coalscope-"));
 }

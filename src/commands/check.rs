@@ -1,9 +1,14 @@
-//! `coalscope check WATCHFILE`: probe a fixed number of rounds, print a report, exit.
+//! `coalscope check WATCHFILE`: probe a fixed number of rounds, print a report, exit. Progress
+//! goes to stderr (`progress`); Ctrl-C clears it and ends the run.
 
 use crate::cli::CheckArgs;
 use crate::engine::oneshot::{self, CheckOptions};
 
+use super::progress::{estimate::Limits, Mode, ProgressView};
 use super::{exit_for, print_report, prober, read_watchlist, UsageError};
+
+/// The exit status of a run interrupted by Ctrl-C (128 + SIGINT, as the shell reports it).
+const EXIT_INTERRUPTED: u8 = 130;
 
 pub async fn check(args: CheckArgs) -> Result<u8, UsageError> {
     let list = read_watchlist(&args.watchfile)?;
@@ -13,7 +18,22 @@ pub async fn check(args: CheckArgs) -> Result<u8, UsageError> {
         all_pairs: args.all_pairs,
         ..CheckOptions::default()
     };
-    let snapshot = oneshot::check(&prober, &list.entries, &options).await;
-    print_report(&snapshot, args.format);
+    let view = ProgressView::new(
+        Mode::detect(args.quiet),
+        Limits {
+            max_rps: prober.options.max_rps,
+            concurrency: prober.options.concurrency,
+            per_address: prober.options.per_address,
+        },
+    );
+    let snapshot = tokio::select! {
+        snapshot = oneshot::check_with(&prober, &list.entries, &options, &view) => snapshot,
+        _ = tokio::signal::ctrl_c() => {
+            view.interrupted();
+            return Ok(EXIT_INTERRUPTED);
+        }
+    };
+    drop(view);
+    print_report(&snapshot, args.format, args.verbose);
     Ok(exit_for(&snapshot))
 }

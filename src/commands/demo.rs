@@ -46,7 +46,7 @@ pub async fn demo(args: DemoArgs) -> Result<u8, UsageError> {
             ..CheckOptions::default()
         };
         let snapshot = oneshot::check(&prober, &list.entries, &options).await;
-        print_report(&snapshot, Format::Table);
+        print_report(&snapshot, Format::Table, false);
         return Ok(EXIT_OK);
     }
     let mut options = live_options(&common, format!("embedded lab ({})", lab.watchfile.display()));

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod discover;
 pub mod docs;
 pub mod lab;
+pub mod progress;
 pub mod serve;
 pub mod watch;
 
@@ -103,13 +104,19 @@ fn use_colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-fn print_report(snapshot: &Snapshot, format: Format) {
+fn print_report(snapshot: &Snapshot, format: Format, verbose: bool) {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = match format {
         // Streamed: the JSON of a big list is hundreds of megabytes.
         Format::Json => report::json::write_json(snapshot, &mut out).and_then(|()| writeln!(out)),
-        Format::Table => writeln!(out, "{}", report::table::render(snapshot, use_colour())),
+        Format::Table => {
+            let options = report::table::TableOptions {
+                colour: use_colour(),
+                verbose,
+            };
+            writeln!(out, "{}", report::table::render(snapshot, options))
+        }
     };
     let _ = out.flush();
 }

@@ -27,7 +27,7 @@ const MAX_REOPEN: u32 = 2;
 
 /// Requests in flight at once on one origin connection (well under any server's
 /// SETTINGS_MAX_CONCURRENT_STREAMS; hyper waits for the server's limit anyway).
-const STREAMS_PER_CONNECTION: usize = 8;
+pub const STREAMS_PER_CONNECTION: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct ProbeOptions {

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use crate::engine::snapshot::cause::{self, CauseBlock};
 use crate::engine::snapshot::impact;
 use crate::engine::snapshot::{CoalesceRule, NotCoalescable, PairReport, Severity, Snapshot, Verdict};
 use crate::sanitize::for_terminal;
@@ -61,12 +62,23 @@ fn counts(m: &std::collections::BTreeMap<String, u32>) -> String {
         .join(" ")
 }
 
-pub fn render(s: &Snapshot, colour: bool) -> String {
-    let p = Painter { colour };
+/// How the table is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableOptions {
+    /// ANSI colours (a terminal, no NO_COLOR).
+    pub colour: bool,
+    /// Every problem pair with its own explanation and fix, instead of one block per cause.
+    pub verbose: bool,
+}
+
+pub fn render(s: &Snapshot, options: TableOptions) -> String {
+    let p = Painter {
+        colour: options.colour,
+    };
     let mut out = String::new();
     summary_line(&mut out, &p, s);
     groups_section(&mut out, &p, s);
-    pairs_section(&mut out, &p, s);
+    pairs_section(&mut out, &p, s, options.verbose);
     findings_section(&mut out, &p, s);
     out
 }
@@ -112,9 +124,10 @@ fn groups_section(out: &mut String, p: &Painter, s: &Snapshot) {
     }
 }
 
-/// Every pair in report order (problems first), then how many pairs share only a
-/// certificate when they are not listed.
-fn pairs_section(out: &mut String, p: &Painter, s: &Snapshot) {
+/// Every pair in report order (problems first; those of one group with one cause in one
+/// block, unless `verbose`), then how many pairs share only a certificate when they are not
+/// listed.
+fn pairs_section(out: &mut String, p: &Painter, s: &Snapshot, verbose: bool) {
     let _ = writeln!(
         out,
         "\n{}",
@@ -126,8 +139,19 @@ fn pairs_section(out: &mut String, p: &Painter, s: &Snapshot) {
     if s.pairs.is_empty() {
         let _ = writeln!(out, "  (none: no two names share an address)");
     }
-    for pair in &s.pairs {
-        pair_lines(out, p, pair);
+    if verbose {
+        for pair in &s.pairs {
+            pair_lines(out, p, pair);
+        }
+    } else {
+        let groups = cause::group_ids(s);
+        let group = |pair: &PairReport| groups.get(&*pair.origin).copied();
+        for block in cause::by_cause(s.pairs.iter().map(|p| &**p), &group) {
+            match block.pairs[..] {
+                [pair] => pair_lines(out, p, pair),
+                _ => block_lines(out, p, &block),
+            }
+        }
     }
     inconclusive_line(out, p, s);
     let cert_only = s.summary.cert_only_pairs;
@@ -212,11 +236,12 @@ fn clients(pair: &PairReport) -> &'static str {
 }
 
 /// The pair's findings, one "note:" line each.
-fn notes(out: &mut String, p: &Painter, pair: &PairReport) {
+fn notes(out: &mut String, p: &Painter, pair: &PairReport, indent: usize) {
     for f in &pair.findings {
         let _ = writeln!(
             out,
-            "                  {} {}: {}",
+            "{:indent$}{} {}: {}",
+            "",
             p.paint(BOLD, "note:"),
             f.kind,
             safe(&f.message)
@@ -239,17 +264,81 @@ fn pair_lines(out: &mut String, p: &Painter, pair: &PairReport) {
         short(&pair.target),
         p.paint(DIM, clients)
     );
-    notes(out, p, pair);
+    notes(out, p, pair, INDENT);
     if v == Verdict::NotCoalescable {
         return;
     }
+    address_lines(out, p, pair, INDENT);
+    if v.is_problem() || v == Verdict::Error {
+        why_line(out, p, &pair.explanation, INDENT);
+        impact_line(out, p, pair, INDENT);
+        if let Some(fix) = &pair.fix {
+            fix_line(out, p, fix, INDENT);
+        }
+    }
+}
+
+/// Where the lines under a pair's heading start.
+const INDENT: usize = 18;
+
+/// A block of pairs of one group with one verdict and one cause: the cause named once, each
+/// pair on its line with its addresses under it, then why, impact and fix once (with "the
+/// origin" and "the target" for the names) where the pairs say them alike, else per pair
+/// (always for an intermittent pair's why: its counts are its own).
+fn block_lines(out: &mut String, p: &Painter, block: &CauseBlock<'_>) {
+    let v = block.verdict;
+    let _ = writeln!(
+        out,
+        "  {} {}  {}",
+        p.verdict(v, &format!("{:<15}", v.as_str())),
+        cause::block_heading(block, None),
+        p.paint(DIM, block.common(clients).unwrap_or(""))
+    );
+    // Intermittent pairs' counts differ by chance: each says its own.
+    let why = match v {
+        Verdict::Intermittent => None,
+        _ => block.common(|pair| pair.cause.as_ref().map(|c| c.why.clone())),
+    };
+    let impact = block.common(|pair| impact::summary(&pair.impact, v));
+    let inner = INDENT + 2;
+    for pair in &block.pairs {
+        let _ = writeln!(
+            out,
+            "{:INDENT$}{} → {}",
+            "",
+            short(&pair.origin),
+            short(&pair.target)
+        );
+        notes(out, p, pair, inner);
+        address_lines(out, p, pair, inner);
+        if why.is_none() {
+            why_line(out, p, &pair.explanation, inner);
+        }
+        if impact.is_none() {
+            impact_line(out, p, pair, inner);
+        }
+    }
+    if let Some(Some(why)) = &why {
+        why_line(out, p, why, INDENT);
+    }
+    if let (Some(first), Some(_)) = (block.pairs.first(), &impact) {
+        impact_line(out, p, first, INDENT);
+    }
+    if let Some(cause) = block.cause {
+        fix_line(out, p, &cause.fix, INDENT);
+    }
+}
+
+/// One line per address of the pair (and its backends under it).
+fn address_lines(out: &mut String, p: &Painter, pair: &PairReport, indent: usize) {
     for a in &pair.addresses {
         // Refusals without an HTTP answer (resets, GOAWAY) are not among the statuses.
         let mut refusals = a.refusals.clone();
         refusals.remove("421");
         let _ = writeln!(
             out,
-            "                  {:<15} {:<14} coalesced {:<16} direct {}{}{}",
+            "{:indent$}{:<15} {:<14} coalesced {:<16} direct {}{}{}",
+            "",
             safe(&a.address),
             p.verdict(a.verdict, a.verdict.as_str()),
             counts(&a.statuses),
@@ -268,7 +357,8 @@ fn pair_lines(out: &mut String, p: &Painter, pair: &PairReport) {
         for b in &a.backends {
             let _ = writeln!(
                 out,
-                "                    backend cert …{} {} {} {}: {} of {} refused",
+                "{:indent$}  backend cert …{} {} {} {}: {} of {} refused",
+                "",
                 safe(
                     b.cert_sha256
                         .get(b.cert_sha256.len().saturating_sub(8)..)
@@ -282,20 +372,20 @@ fn pair_lines(out: &mut String, p: &Painter, pair: &PairReport) {
             );
         }
     }
-    if v.is_problem() || v == Verdict::Error {
-        let _ = writeln!(
-            out,
-            "                  {} {}",
-            p.paint(BOLD, "why:"),
-            safe(&pair.explanation)
-        );
-        if let Some(line) = impact::summary(&pair.impact, v) {
-            let _ = writeln!(out, "                  {} {line}", p.paint(BOLD, "impact:"));
-        }
-        if let Some(fix) = &pair.fix {
-            let _ = writeln!(out, "                  {} {}", p.paint(BOLD, "fix:"), safe(fix));
-        }
+}
+
+fn why_line(out: &mut String, p: &Painter, why: &str, indent: usize) {
+    let _ = writeln!(out, "{:indent$}{} {}", "", p.paint(BOLD, "why:"), safe(why));
+}
+
+fn impact_line(out: &mut String, p: &Painter, pair: &PairReport, indent: usize) {
+    if let Some(line) = impact::summary(&pair.impact, pair.verdict) {
+        let _ = writeln!(out, "{:indent$}{} {line}", "", p.paint(BOLD, "impact:"));
     }
+}
+
+fn fix_line(out: &mut String, p: &Painter, fix: &str, indent: usize) {
+    let _ = writeln!(out, "{:indent$}{} {}", "", p.paint(BOLD, "fix:"), safe(fix));
 }
 
 #[cfg(test)]
@@ -305,14 +395,90 @@ mod tests {
     #[test]
     fn inconclusive_pairs_are_counted_with_the_rounds_that_settle_them() {
         let mut s = Snapshot::default();
-        assert!(!render(&s, false).contains("too few probes"));
+        assert!(!render(&s, TableOptions::default()).contains("too few probes"));
         s.summary.inconclusive = 3;
         s.summary.settle_rounds = Some(4);
-        let text = render(&s, false);
+        let text = render(&s, TableOptions::default());
         let lines: Vec<&str> = text.lines().filter(|l| l.contains("too few probes")).collect();
         assert_eq!(
             lines,
             ["  3 pairs judged on too few probes to rule out one of two backends answering otherwise: --rounds 4 would settle them"]
         );
+    }
+
+    /// Ten pairs of one group that Apache refuses for one cause, and one nginx pair.
+    fn one_cause_snapshot() -> Snapshot {
+        use crate::engine::snapshot::cause::{problem_pair, ServerKind};
+        use crate::engine::snapshot::GroupReport;
+        const FIX: &str = "make the SSL settings of the origin and the target identical";
+        let hosts = ["a.test:443", "b.test:443", "c.test:443", "d.test:443"];
+        let mut s = Snapshot::default();
+        for o in hosts {
+            for t in hosts.iter().filter(|t| **t != o).take(3) {
+                let cause = Some((ServerKind::Apache, FIX));
+                s.pairs
+                    .push(problem_pair(o, t, Verdict::Misdirected, cause).into());
+            }
+        }
+        s.pairs.truncate(10);
+        let cause = Some((ServerKind::Nginx, "give the target its own IP"));
+        s.pairs
+            .push(problem_pair("x.test:443", "y.test:443", Verdict::Misdirected, cause).into());
+        s.groups = vec![GroupReport {
+            id: 1,
+            members: hosts.iter().map(|h| h.to_string()).collect(),
+            problems: 10,
+        }];
+        s
+    }
+
+    #[test]
+    fn a_cause_is_written_once_with_its_pairs_under_it() {
+        let s = one_cause_snapshot();
+        let text = render(&s, TableOptions::default());
+        let fixes: Vec<&str> = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("fix:"))
+            .collect();
+        assert_eq!(
+            fixes,
+            [
+                "                  fix: make the SSL settings of the origin and the target identical",
+                "                  fix: give y.test:443 its own IP",
+            ],
+            "{text}"
+        );
+        assert!(
+            text.contains("  misdirected     10 pairs of group #1 refused by Apache httpd  chrome+firefox\n"),
+            "{text}"
+        );
+        for pair in &s.pairs[..10] {
+            let line = format!(
+                "\n                  {} → {}\n",
+                short(&pair.origin),
+                short(&pair.target)
+            );
+            assert!(text.contains(&line), "{line} listed: {text}");
+        }
+        // Every address is still there, one line each, under its pair.
+        let inner = format!("\n{:20}192.0.2.1       misdirected", "");
+        assert_eq!(text.matches(&inner).count(), 10, "{text}");
+        assert_eq!(text.matches("why:").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn verbose_explains_every_pair_on_its_own() {
+        let s = one_cause_snapshot();
+        let verbose = TableOptions {
+            verbose: true,
+            ..TableOptions::default()
+        };
+        let text = render(&s, verbose);
+        for pair in &s.pairs {
+            let fix = format!("fix: {}\n", pair.fix.as_deref().unwrap_or_default());
+            assert_eq!(text.matches(&fix).count(), 1, "{fix}: {text}");
+            assert!(text.contains(&format!("why: {}\n", pair.explanation)), "{text}");
+        }
+        assert!(!text.contains("the origin"), "{text}");
     }
 }

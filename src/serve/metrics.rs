@@ -993,6 +993,7 @@ mod tests {
             error: None,
             impact: vec![],
             findings: vec![],
+            cause: None,
         }
     }
 

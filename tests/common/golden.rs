@@ -78,10 +78,12 @@ pub fn mask_table(text: &str, port: u16) -> String {
     let mut in_lb_pair = false;
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
-        // A pair starts with its verdict, two spaces in; its details are indented further.
+        // A pair (or a block of pairs of one cause) starts with its verdict, two spaces in;
+        // its details are indented further, a block's pairs among them.
         let starts_pair = line.starts_with("  ") && !line.starts_with("   ");
-        if starts_pair {
-            in_lb_pair = line.contains(".lb.coalscope.test:PORT →");
+        let lb = line.contains(".lb.coalscope.test:PORT →");
+        if starts_pair || lb {
+            in_lb_pair = lb;
         }
         let line = if in_lb_pair {
             mask_load_balancer_counts(line)

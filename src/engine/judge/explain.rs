@@ -10,32 +10,7 @@ use crate::engine::probe::error::H2Reason;
 use crate::engine::snapshot::NotCoalescable;
 use crate::engine::snapshot::{Content, Verdict};
 
-/// Which server software answered, as far as its `Server` header tells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerKind {
-    Nginx,
-    Apache,
-    Caddy,
-    Envoy,
-    Unknown,
-}
-
-impl ServerKind {
-    pub fn from_header(server: Option<&str>) -> ServerKind {
-        let s = server.unwrap_or("").to_ascii_lowercase();
-        if s.contains("nginx") || s.contains("openresty") {
-            ServerKind::Nginx
-        } else if s.contains("apache") || s.contains("httpd") {
-            ServerKind::Apache
-        } else if s.contains("caddy") {
-            ServerKind::Caddy
-        } else if s.contains("envoy") || s.contains("istio") {
-            ServerKind::Envoy
-        } else {
-            ServerKind::Unknown
-        }
-    }
-}
+pub use crate::engine::snapshot::cause::ServerKind;
 
 /// What the explanation needs to know of a pair.
 #[derive(Debug, Clone)]

@@ -15,7 +15,10 @@ use crate::engine::judge::verdict::{self, AddressEvidence, AddressJudgement, Ref
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::HttpAnswer;
 use crate::engine::record::{Coalesced, HostRecord, Outcome};
-use crate::engine::snapshot::{Client, Coalesce, CoalesceRules, PairAddressReport, PairReport, Verdict};
+use crate::engine::snapshot::cause::{Cause, ORIGIN_ROLE, TARGET_ROLE};
+use crate::engine::snapshot::{
+    Client, Coalesce, CoalesceRules, Impact, PairAddressReport, PairReport, Verdict,
+};
 
 use super::format::{addr_text, count_statuses, most_frequent};
 
@@ -72,8 +75,9 @@ pub(super) fn pair_report<'c, 'n>(
     } else {
         Vec::new()
     };
-    let (explanation, fix) = if verdict == Verdict::Pending {
-        pending_texts()
+    let (explanation, fix, cause) = if verdict == Verdict::Pending {
+        let (why, fix) = pending_texts();
+        (why, fix, None)
     } else {
         let facts = PairFacts {
             verdict,
@@ -83,7 +87,10 @@ pub(super) fn pair_report<'c, 'n>(
         };
         let (why, fix) = explain::explain(&facts);
         let fix = fix.map(|f| impact::lead_fix(&impact, verdict, f));
-        (Arc::from(why), fix.map(Arc::from))
+        let cause = (verdict.is_problem() || verdict == Verdict::Error)
+            .then(|| cause_of(&facts, &impact))
+            .flatten();
+        (Arc::from(why), fix.map(Arc::from), cause)
     };
     let findings = super::signals::pair_findings((&ha.entry.host, hb), policy, verdict, &addresses);
     PairReport {
@@ -106,7 +113,34 @@ pub(super) fn pair_report<'c, 'n>(
         error,
         impact,
         findings,
+        cause,
     }
+}
+
+/// The pair's cause: its explanation and fix said of "the origin" and "the target".
+fn cause_of(facts: &PairFacts<'_>, impact: &[Impact]) -> Option<Arc<Cause>> {
+    // The origin's own page ("looked like the origin's page") is named as the origin is.
+    let looked_like = facts.looked_like.as_ref().map(|site| {
+        let host = site.rsplit_once(':').map_or(site.as_str(), |(host, _)| host);
+        if host == facts.origin {
+            ORIGIN_ROLE.to_string()
+        } else {
+            site.clone()
+        }
+    });
+    let roles = PairFacts {
+        origin: ORIGIN_ROLE,
+        target: TARGET_ROLE,
+        looked_like,
+        ..facts.clone()
+    };
+    let (why, fix) = explain::explain(&roles);
+    let fix = impact::lead_fix(impact, facts.verdict, fix?);
+    Some(Arc::new(Cause {
+        server: facts.server,
+        why: Arc::from(why),
+        fix: Arc::from(fix),
+    }))
 }
 
 /// Whether each client pools the pair, and by which rule.

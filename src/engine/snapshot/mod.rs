@@ -2,6 +2,7 @@
 //! `check --format json` prints, what `/api/snapshot` will serve and what the table and the
 //! dashboard draw. Fields beyond the contract are additions, never replacements.
 
+pub mod cause;
 pub mod impact;
 mod kinds;
 mod live;
@@ -219,6 +220,10 @@ pub struct PairReport {
     /// leaving out one served fine). Left out of the JSON when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// Why it is a problem, shared with the pairs of the same cause (problem and error
+    /// verdicts). Not in the JSON, whose pairs carry their own texts.
+    #[serde(skip)]
+    pub cause: Option<Arc<cause::Cause>>,
 }
 
 /// One client's fate on a pair.

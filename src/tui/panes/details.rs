@@ -8,6 +8,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
+use crate::engine::snapshot::cause::{self, CauseBlock};
 use crate::engine::snapshot::impact;
 use crate::engine::snapshot::{
     CertReport, CoalesceRule, Content, EndpointReport, Finding, HostReport, LiveView, PairAddressReport,
@@ -73,8 +74,7 @@ fn counts(m: &BTreeMap<String, u32>) -> String {
 }
 
 /// A pair: its names, verdict and refusal rate, how it would be coalesced, why, who is hurt and
-/// what to fix, then one line per address. The group details show the first five lines of
-/// this (up to who is hurt).
+/// what to fix, then one line per address.
 pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
     let mut out = vec![pair_heading(p, t), pair_verdict(p, t), pair_coalescing(p, t)];
     out.extend(pair_notes(p, t));
@@ -397,8 +397,45 @@ fn finding<'a>(f: &Finding, t: &Theme) -> Line<'a> {
     ])
 }
 
-/// A group: its hosts, pairs and problems, its pairs by verdict and its worst pair (`pairs`:
-/// every pair of the group, in report order).
+/// Causes the group details name at most.
+const MAX_CAUSES: usize = 4;
+/// Pairs named under a cause at most.
+const PAIRS_PER_CAUSE: usize = 3;
+
+/// One cause of a group's problems: "misdirected 2 of 2 pairs refused by Apache httpd", the
+/// pairs it applies to, and its fix (once, with "the origin" and "the target" for the names).
+fn cause_lines<'a>(block: &CauseBlock<'_>, of: u32, t: &Theme) -> Vec<Line<'a>> {
+    let mut out = vec![Line::from(vec![
+        Span::styled(block.verdict.as_str(), t.verdict(block.verdict)),
+        Span::styled(
+            format!(" {}", cause::block_heading(block, Some(of as usize))),
+            t.text,
+        ),
+    ])];
+    for pair in block.pairs.iter().take(PAIRS_PER_CAUSE) {
+        let mut l = vec![Span::raw("  ")];
+        l.extend(pair_heading(pair, t).spans);
+        out.push(Line::from(l));
+    }
+    if block.pairs.len() > PAIRS_PER_CAUSE {
+        out.push(Line::styled(
+            format!("  + {} more", block.pairs.len() - PAIRS_PER_CAUSE),
+            t.dim,
+        ));
+    }
+    let fix = match (block.cause, &block.pairs[..]) {
+        (_, [pair]) => pair.fix.clone(),
+        (Some(c), _) => Some(c.fix.clone()),
+        (None, _) => None,
+    };
+    if let Some(fix) = fix {
+        out.push(Line::from(kv("  fix", clean(&fix, LONG), t)));
+    }
+    out
+}
+
+/// A group: its hosts, pairs and problems, its pairs by verdict and its problems by cause
+/// (`pairs`: every pair of the group, in report order).
 fn group_lines<'a>(view: &LiveView, g: &GroupEntry, pairs: &[u32], t: &Theme) -> Vec<Line<'a>> {
     // Listed in the order of the verdicts' names.
     let verdicts: BTreeMap<&str, (Verdict, u32)> = Verdict::ALL
@@ -434,15 +471,23 @@ fn group_lines<'a>(view: &LiveView, g: &GroupEntry, pairs: &[u32], t: &Theme) ->
             t.dim,
         ));
     }
-    // The worst pair tells what is wrong with the group.
-    let worst = pairs
+    // What is wrong with the group: its problem pairs by cause, each fix said once.
+    let problems = pairs
         .iter()
-        .map(|&p| &view.report.pairs[p as usize])
-        .filter(|p| p.verdict.is_problem())
-        .min_by_key(|p| p.verdict);
-    if let Some(p) = worst {
-        out.push(Line::styled("worst pair:", t.label));
-        out.extend(pair_lines(p, t).into_iter().take(5));
+        .map(|&p| &*view.report.pairs[p as usize])
+        .filter(|p| p.verdict.is_problem());
+    let blocks = cause::by_cause(problems, &|_| None);
+    for block in blocks.iter().take(MAX_CAUSES) {
+        out.extend(cause_lines(block, g.pairs, t));
+    }
+    if blocks.len() > MAX_CAUSES {
+        out.push(Line::styled(
+            format!(
+                "+ {} more causes: Enter lists the pairs",
+                blocks.len() - MAX_CAUSES
+            ),
+            t.dim,
+        ));
     }
     out.push(Line::styled(
         "Enter: its pairs · m: matrix · r: probe everything now",

@@ -23,6 +23,10 @@ use crate::engine::record::{HostRecord, Job, JobResult, Records};
 use crate::engine::snapshot::Snapshot;
 use crate::watchlist::Entry;
 
+pub mod progress;
+
+pub use progress::{CheckPlan, CheckProgress, Phase, ProgressSink};
+
 /// What a `check` run does beyond probing.
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -46,13 +50,41 @@ impl Default for CheckOptions {
 
 /// Resolve every entry, run the rounds, judge, and return the snapshot.
 pub async fn check(prober: &Prober, entries: &[Entry], options: &CheckOptions) -> Snapshot {
+    check_with(prober, entries, options, &()).await
+}
+
+/// [`check`], telling `progress` what it does.
+pub async fn check_with(
+    prober: &Prober,
+    entries: &[Entry],
+    options: &CheckOptions,
+    progress: &dyn ProgressSink,
+) -> Snapshot {
     let started = Instant::now();
-    let records = probe(prober, entries, options).await;
-    analysis::analyse(&records, options.all_pairs, started.elapsed())
+    let records = probe_with(prober, entries, options, progress).await;
+    progress.event(CheckProgress::Judging);
+    let snapshot = analysis::analyse(&records, options.all_pairs, started.elapsed());
+    progress.event(CheckProgress::Done {
+        elapsed: started.elapsed(),
+        connections: records.connections,
+        requests: records.requests,
+    });
+    snapshot
 }
 
 /// Resolve and probe; the raw records.
 pub async fn probe(prober: &Prober, entries: &[Entry], options: &CheckOptions) -> Records {
+    probe_with(prober, entries, options, &()).await
+}
+
+/// [`probe`], telling `progress` what it does.
+pub async fn probe_with(
+    prober: &Prober,
+    entries: &[Entry],
+    options: &CheckOptions,
+    progress: &dyn ProgressSink,
+) -> Records {
+    progress.event(CheckProgress::Resolving { names: entries.len() });
     let mut records = Records {
         hosts: resolve_all(prober, entries).await,
         ..Default::default()
@@ -63,11 +95,15 @@ pub async fn probe(prober: &Prober, entries: &[Entry], options: &CheckOptions) -
         origins: Some(Arc::new(origin_index(&records.hosts))),
         ..Plan::default()
     };
+    let planned = progress::plan(&records.hosts, &plan.peers, plan.limit, options.rounds);
+    progress.event(CheckProgress::Planned(planned));
     for round in 0..options.rounds {
+        let mut requests = planned.requests;
         if round > 0 {
             // The names ORIGIN frames listed in the rounds so far are peers from now on (the
             // prober adds them on the connection that received the frame too).
             plan.peers = address_peers(&records.hosts);
+            requests = progress::later_round_requests(&records);
         }
         let mut jobs: Vec<Job> = records
             .hosts
@@ -78,15 +114,47 @@ pub async fn probe(prober: &Prober, entries: &[Entry], options: &CheckOptions) -
         // A new random order every round: behind a balancer that alternates backends per
         // connection, a fixed order would land the probe on the same backend every time.
         jobs.shuffle(&mut rand::rng());
-        run_jobs(prober, jobs, &mut records, &plan).await;
+        let phase = Phase::Round {
+            round: round + 1,
+            rounds: options.rounds,
+        };
+        progress.event(CheckProgress::Phase {
+            phase,
+            connections: jobs.len(),
+            requests,
+        });
+        run_jobs(prober, jobs, &mut records, &plan, progress).await;
         records.rounds += 1;
     }
     let missing = missing_directs(&records);
-    run_jobs(prober, missing, &mut records, &plan).await;
+    run_phase(prober, Phase::Directs, missing, &mut records, &plan, progress).await;
     let origins = wanted_origin_references(&records);
-    run_jobs(prober, origins, &mut records, &plan).await;
-    // When the answers of a host on its own connections fail, ask once over HTTP/1.1: it
-    // tells whether only HTTP/2 is affected.
+    run_phase(
+        prober,
+        Phase::OriginReferences,
+        origins,
+        &mut records,
+        &plan,
+        progress,
+    )
+    .await;
+    let fallback = http1_fallbacks(&records);
+    run_phase(
+        prober,
+        Phase::Http1Fallback,
+        fallback,
+        &mut records,
+        &plan,
+        progress,
+    )
+    .await;
+    records.connections = prober.connections();
+    records
+}
+
+/// When the answers of a host on its own connections fail, ask once over HTTP/1.1: it tells
+/// whether only HTTP/2 is affected.
+fn http1_fallbacks(records: &Records) -> Vec<Job> {
     let mut fallback = Vec::new();
     for (i, h) in records.hosts.iter().enumerate() {
         for (&addr, ep) in &h.endpoints {
@@ -96,9 +164,7 @@ pub async fn probe(prober: &Prober, entries: &[Entry], options: &CheckOptions) -
             }
         }
     }
-    run_jobs(prober, fallback, &mut records, &plan).await;
-    records.connections = prober.connections();
-    records
+    fallback
 }
 
 /// A direct request per (host, address) where the host's own connections brought no answer
@@ -158,11 +224,44 @@ pub async fn resolve_all(prober: &Prober, entries: &[Entry]) -> Vec<HostRecord> 
         .await
 }
 
-async fn run_jobs(prober: &Prober, jobs: Vec<Job>, records: &mut Records, plan: &Plan) {
+/// A phase of direct jobs (one request each), said only when it has any.
+async fn run_phase(
+    prober: &Prober,
+    phase: Phase,
+    jobs: Vec<Job>,
+    records: &mut Records,
+    plan: &Plan,
+    progress: &dyn ProgressSink,
+) {
+    if jobs.is_empty() {
+        return;
+    }
+    progress.event(CheckProgress::Phase {
+        phase,
+        connections: jobs.len(),
+        requests: jobs.len() as u64,
+    });
+    run_jobs(prober, jobs, records, plan, progress).await;
+}
+
+async fn run_jobs(
+    prober: &Prober,
+    jobs: Vec<Job>,
+    records: &mut Records,
+    plan: &Plan,
+    progress: &dyn ProgressSink,
+) {
     let hosts = &records.hosts;
     let results: Vec<JobResult> = stream::iter(jobs)
         .map(|job| prober.run_job(job, hosts, plan))
         .buffer_unordered(prober.options.concurrency.max(1))
+        .inspect(|r| {
+            let requests = match r {
+                JobResult::Origin { requests, .. } => *requests,
+                JobResult::Direct { .. } => 1,
+            };
+            progress.event(CheckProgress::JobDone { requests });
+        })
         .collect()
         .await;
     for r in results {
@@ -178,8 +277,8 @@ mod tests {
     use crate::testing::net::{simple_server, Pki, Validity};
     use std::time::Duration;
 
-    #[tokio::test]
-    async fn the_per_address_map_only_holds_addresses_in_flight() {
+    /// a.test at one address, b.test at it and at two where nothing listens (refused at once).
+    async fn two_names() -> (crate::testing::net::TestServer, Prober, Vec<Entry>) {
         let pki = Pki::new("test CA");
         let server = simple_server(&pki, &["a.test", "b.test"], Validity::Current).await;
         let port = server.addr.port();
@@ -224,12 +323,102 @@ mod tests {
                 line: i + 1,
             })
             .collect();
-        let options = CheckOptions {
+        (server, prober, entries)
+    }
+
+    fn two_rounds() -> CheckOptions {
+        CheckOptions {
             rounds: 2,
             ..CheckOptions::default()
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn the_per_address_map_only_holds_addresses_in_flight() {
+        let (_server, prober, entries) = two_names().await;
+        let options = two_rounds();
         let records = probe(&prober, &entries, &options).await;
         assert!(records.connections >= 2 * 4);
         assert_eq!(prober.tracked_addresses(), 0, "every semaphore was released");
+    }
+
+    /// Keeps every event it is sent.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<CheckProgress>>);
+
+    impl ProgressSink for Recorder {
+        fn event(&self, event: CheckProgress) {
+            self.0.lock().unwrap().push(event);
+        }
+    }
+
+    #[tokio::test]
+    async fn progress_says_each_phase_and_every_job() {
+        let (_server, prober, entries) = two_names().await;
+        let options = two_rounds();
+        let recorder = Recorder::default();
+        let snapshot = check_with(&prober, &entries, &options, &recorder).await;
+        let events = recorder.0.into_inner().unwrap();
+        let done: Vec<u64> = events
+            .iter()
+            .filter_map(|e| match e {
+                CheckProgress::JobDone { requests } => Some(*requests),
+                _ => None,
+            })
+            .collect();
+        let steps: Vec<&CheckProgress> = events
+            .iter()
+            .filter(|e| !matches!(e, CheckProgress::JobDone { .. }))
+            .collect();
+        let round = |round, requests| CheckProgress::Phase {
+            phase: Phase::Round { round, rounds: 2 },
+            connections: 4,
+            requests,
+        };
+        // Per round 4 connections: a at its address, b at three. Planned before any
+        // certificate is seen: each carries its peer too (8); once seen, only where the
+        // handshake worked (6). The two dead addresses get a direct request, then HTTP/1.1.
+        let expected = [
+            CheckProgress::Resolving { names: 2 },
+            CheckProgress::Planned(CheckPlan {
+                names: 2,
+                unresolved: 0,
+                addresses: 3,
+                connections: 4,
+                requests: 8,
+                rounds: 2,
+            }),
+            round(1, 8),
+            round(2, 6),
+            CheckProgress::Phase {
+                phase: Phase::Directs,
+                connections: 2,
+                requests: 2,
+            },
+            CheckProgress::Phase {
+                phase: Phase::Http1Fallback,
+                connections: 2,
+                requests: 2,
+            },
+            CheckProgress::Judging,
+        ];
+        assert_eq!(
+            steps[..expected.len()],
+            expected.iter().collect::<Vec<_>>()[..],
+            "{steps:#?}"
+        );
+        let Some(CheckProgress::Done {
+            connections,
+            requests,
+            ..
+        }) = steps.last()
+        else {
+            panic!("no Done last: {steps:#?}");
+        };
+        assert_eq!(steps.len(), expected.len() + 1);
+        assert_eq!(done.len(), 4 + 4 + 2 + 2, "a JobDone per job");
+        assert_eq!(done.iter().sum::<u64>(), *requests);
+        assert_eq!(*requests, snapshot.summary.requests);
+        assert_eq!(*connections, snapshot.summary.connections);
     }
 }
