@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod lab;
+pub mod remote;
 pub mod report;
 pub mod sanitize;
 pub mod serve;

@@ -430,6 +430,8 @@ async fn serve_exports_the_lab_and_stops_on_sigterm() {
     let doc: Value = serde_json::from_str(&snap.body).expect("snapshot JSON");
     common::assert_valid(&doc);
     assert!(doc["pairs"].as_array().is_some_and(|p| p.len() >= 2));
+    // `--vantage` names the snapshot too (remote dashboards show it under that name).
+    assert_eq!(doc["vantage"], "lab-east");
     let status = serve.get("/api/status", None).await;
     let status: Value = serde_json::from_str(&status.body).expect("status JSON");
     assert_eq!(status["vantage"], "lab-east");

@@ -1,0 +1,244 @@
+//! One fetcher task per `--from`: asks a `serve` instance for `/api/snapshot` every interval
+//! (with the timeout, a bounded body, back-off while it fails), reads the JSON into the
+//! contract type `Snapshot`, caps what it accepts, and publishes what it knows on a
+//! `tokio::sync::watch`. Never blocks anyone: the merge step reads the latest state.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, Url};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::engine::snapshot::{Snapshot, VantageData, SCHEMA};
+use crate::remote::health::{next_delay, Attempts};
+use crate::remote::RemoteSource;
+
+/// Largest `/api/snapshot` body read (a 10,000-name report is far below).
+pub const MAX_BODY: usize = 64 << 20;
+/// Pairs accepted per vantage; the rest are left out, and the header says so.
+pub const MAX_PAIRS: usize = 200_000;
+/// Hosts accepted per vantage.
+pub const MAX_HOSTS: usize = 20_000;
+/// Longest error text kept.
+const MAX_ERROR: usize = 300;
+
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub max_body: usize,
+    pub max_pairs: usize,
+    pub max_hosts: usize,
+}
+
+/// What a fetcher publishes.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub attempts: Attempts,
+    /// The name the instance gives itself (its snapshot's `vantage`, else its status's).
+    pub name: Option<String>,
+    /// Its last answer (an empty report until the first).
+    pub data: Arc<VantageData>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0}")]
+    Request(String),
+    #[error("HTTP status {0}")]
+    Status(u16),
+    #[error("answer over {0} bytes")]
+    TooBig(usize),
+    #[error("not a coalscope snapshot: {0}")]
+    Json(String),
+    #[error("schema {0:?}, expected {SCHEMA}")]
+    Schema(String),
+}
+
+impl From<reqwest::Error> for FetchError {
+    fn from(e: reqwest::Error) -> Self {
+        // reqwest says "error sending request for url (…)"; the cause is in its sources.
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        FetchError::Request(crate::sanitize::for_terminal(&text, MAX_ERROR))
+    }
+}
+
+/// `base` + `path` (the base's own path kept, e.g. behind a reverse proxy).
+pub fn endpoint(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    url.set_path(&format!("{}{path}", base.path().trim_end_matches('/')));
+    url.set_query(None);
+    url
+}
+
+/// GET `url`, the body read up to `max` bytes.
+async fn get_bounded(
+    client: &Client,
+    url: Url,
+    timeout: Duration,
+    max: usize,
+) -> Result<Vec<u8>, FetchError> {
+    let mut response = client.get(url).timeout(timeout).send().await?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(FetchError::Status(status.as_u16()));
+    }
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(FetchError::TooBig(max));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > max {
+            return Err(FetchError::TooBig(max));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The snapshot in `body`, capped to `max_pairs` pairs and `max_hosts` hosts (a note says
+/// what was left out).
+pub fn parse(body: &[u8], max_pairs: usize, max_hosts: usize) -> Result<VantageData, FetchError> {
+    let mut snapshot: Snapshot = serde_json::from_slice(body).map_err(|e| FetchError::Json(e.to_string()))?;
+    if snapshot.schema != SCHEMA {
+        return Err(FetchError::Schema(crate::sanitize::for_terminal(
+            &snapshot.schema,
+            40,
+        )));
+    }
+    let mut notes = Vec::new();
+    if snapshot.pairs.len() > max_pairs {
+        notes.push(format!("kept {max_pairs} of {} pairs", snapshot.pairs.len()));
+        snapshot.pairs.truncate(max_pairs);
+    }
+    if snapshot.hosts.len() > max_hosts {
+        notes.push(format!("kept {max_hosts} of {} hosts", snapshot.hosts.len()));
+        snapshot.hosts.truncate(max_hosts);
+    }
+    let note = (!notes.is_empty()).then(|| notes.join(", "));
+    Ok(VantageData::new(Arc::new(snapshot), note))
+}
+
+/// `/api/status`'s `vantage`, for instances whose snapshot does not name itself.
+async fn status_name(client: &Client, base: &Url, timeout: Duration) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        vantage: Option<String>,
+    }
+    let body = get_bounded(client, endpoint(base, "/api/status"), timeout, 64 << 10)
+        .await
+        .ok()?;
+    serde_json::from_slice::<Status>(&body).ok()?.vantage
+}
+
+/// One request for the snapshot, read and parsed off the runtime's threads.
+async fn fetch_once(
+    client: &Client,
+    source: &RemoteSource,
+    options: &FetchOptions,
+) -> Result<VantageData, FetchError> {
+    let url = endpoint(&source.url, "/api/snapshot");
+    let body = get_bounded(client, url, options.timeout, options.max_body).await?;
+    let (max_pairs, max_hosts) = (options.max_pairs, options.max_hosts);
+    tokio::task::spawn_blocking(move || parse(&body, max_pairs, max_hosts))
+        .await
+        .map_err(|e| FetchError::Request(format!("parser stopped: {e}")))?
+}
+
+/// Start the fetcher of `source`; it ends when every receiver is gone (or when aborted).
+pub fn spawn(
+    client: Client,
+    source: RemoteSource,
+    options: FetchOptions,
+) -> (watch::Receiver<Arc<Fetched>>, JoinHandle<()>) {
+    let start = Fetched {
+        attempts: Attempts::new(Instant::now()),
+        name: None,
+        data: Arc::default(),
+    };
+    let (tx, rx) = watch::channel(Arc::new(start.clone()));
+    let task = tokio::spawn(async move {
+        let mut state = start;
+        let mut asked_status = false;
+        loop {
+            match fetch_once(&client, &source, &options).await {
+                Ok(data) => {
+                    state.attempts.answered(Instant::now());
+                    state.name = data.report.vantage.clone();
+                    if state.name.is_none() && source.name.is_none() && !asked_status {
+                        asked_status = true;
+                        state.name = status_name(&client, &source.url, options.timeout).await;
+                    }
+                    state.data = Arc::new(data);
+                }
+                Err(e) => {
+                    tracing::debug!(url = %source.url, "fetch failed: {e}");
+                    state
+                        .attempts
+                        .failed(crate::sanitize::for_terminal(&e.to_string(), MAX_ERROR));
+                }
+            }
+            if tx.send(Arc::new(state.clone())).is_err() {
+                break;
+            }
+            tokio::time::sleep(next_delay(options.interval, state.attempts.failures)).await;
+        }
+    });
+    (rx, task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_keep_the_base_path() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert_eq!(
+            endpoint(&u("http://127.0.0.1:9421"), "/api/snapshot").as_str(),
+            "http://127.0.0.1:9421/api/snapshot"
+        );
+        assert_eq!(
+            endpoint(&u("https://h.test/coalscope/?x=1"), "/api/status").as_str(),
+            "https://h.test/coalscope/api/status"
+        );
+    }
+
+    #[test]
+    fn bad_bodies_are_named_and_big_ones_capped() {
+        assert!(matches!(parse(b"<html>", 10, 10), Err(FetchError::Json(_))));
+        let other = br#"{"schema":"other/9","generated_at":"2026-01-01T00:00:00Z","hosts":[],"pairs":[],"groups":[],
+            "summary":{"hosts":0,"pairs":0,"problems":0,"cert_only_pairs":0,"connections":0,"requests":0,"rounds":0,
+            "duration_s":0,"verdicts":{},"host_errors":0,"coverage":1}}"#;
+        let e = parse(other, 10, 10).unwrap_err();
+        assert_eq!(e.to_string(), "schema \"other/9\", expected coalscope/1");
+        let view = crate::testing::views::lab_view();
+        let json = crate::report::json::view_to_json(&view);
+        let all = parse(json.as_bytes(), usize::MAX, usize::MAX).unwrap();
+        assert_eq!(all.note, None);
+        let capped = parse(json.as_bytes(), 2, 3).unwrap();
+        assert_eq!(capped.report.pairs.len(), 2);
+        assert_eq!(capped.report.hosts.len(), 3);
+        assert_eq!(
+            capped.note.as_deref(),
+            Some(
+                format!(
+                    "kept 2 of {} pairs, kept 3 of {} hosts",
+                    all.report.pairs.len(),
+                    all.report.hosts.len()
+                )
+                .as_str()
+            )
+        );
+        assert!(capped
+            .pair(&capped.report.pairs[1].origin, &capped.report.pairs[1].target)
+            .is_some());
+    }
+}
