@@ -295,3 +295,29 @@ fn render_to_buffer_matches_the_terminal() {
     assert!(text(&buf).contains("Groups (15)"), "{}", text(&buf));
     assert_eq!(stranger.focus, Focus::Groups);
 }
+
+fn two_vantages(iad1_stale: bool) -> Arc<LiveView> {
+    Arc::new(coalscope::testing::vantages::two_vantage_view(iad1_stale))
+}
+
+#[test]
+fn two_vantages_main_and_pair_details() {
+    // The merged view of `watch --from fra1 --from iad1`: the vantages in the header, a
+    // vantage column, and a pair's verdict from each vantage in its details.
+    check("vantages_main", &two_vantages(false), &[Action::NextPane]);
+    check(
+        "vantages_pair_details",
+        &two_vantages(false),
+        &[Action::NextPane, Action::Enter],
+    );
+}
+
+#[test]
+fn a_stale_vantage_is_marked_and_the_filter_shows_one() {
+    check("vantages_stale", &two_vantages(true), &[Action::NextPane]);
+    check(
+        "vantages_filtered",
+        &two_vantages(true),
+        &[Action::CycleVantage, Action::CycleVantage, Action::NextPane],
+    );
+}

@@ -14,4 +14,5 @@
 pub mod lab;
 pub mod net;
 pub mod synth;
+pub mod vantages;
 pub mod views;

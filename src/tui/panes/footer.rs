@@ -27,7 +27,28 @@ pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
         ));
         spans.push(Span::styled("│", t.dim));
     }
+    if app.message.is_none() {
+        if let Some(name) = app.vantage_name() {
+            spans.push(Span::styled(format!(" vantage: {} ", clean(name, 24)), t.message));
+            spans.push(Span::styled("│", t.dim));
+        }
+    }
+    let merged = app.vantages().is_some();
     let keys: &[(&str, &str)] = match app.screen {
+        Screen::Main if merged => &[
+            ("q", "quit"),
+            ("↑↓", "move"),
+            ("Tab", "pane"),
+            ("⏎", "open"),
+            ("/", "filter"),
+            ("v", "vantage"),
+            ("s", "sort"),
+            ("m", "matrix"),
+            ("p", "pause"),
+            ("r", "probe"),
+            ("e", "export"),
+            ("?", "help"),
+        ],
         Screen::Main => &[
             ("q", "quit"),
             ("↑↓", "move"),
