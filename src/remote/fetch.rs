@@ -58,14 +58,22 @@ pub enum FetchError {
 
 impl From<reqwest::Error> for FetchError {
     fn from(e: reqwest::Error) -> Self {
-        // reqwest says "error sending request for url (…)"; the cause is in its sources.
-        let mut text = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            text.push_str(": ");
-            text.push_str(&s.to_string());
-            source = s.source();
-        }
+        // reqwest says "error sending request for url (…)"; what happened is its last source
+        // ("Connection refused (os error 111)").
+        let root = std::iter::successors(std::error::Error::source(&e), |s| s.source()).last();
+        let what = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "cannot connect"
+        } else if e.is_body() || e.is_decode() {
+            "reading the answer"
+        } else {
+            "request failed"
+        };
+        let text = match root {
+            Some(root) => format!("{what}: {root}"),
+            None => format!("{what}: {e}"),
+        };
         FetchError::Request(crate::sanitize::for_terminal(&text, MAX_ERROR))
     }
 }
@@ -240,5 +248,84 @@ mod tests {
         assert!(capped
             .pair(&capped.report.pairs[1].origin, &capped.report.pairs[1].target)
             .is_some());
+    }
+}
+
+#[cfg(test)]
+mod http_tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::testing::net::TaskGuard;
+
+    /// A loopback HTTP/1.1 server answering every request with `response`.
+    async fn answering(response: Vec<u8>, guard: &mut TaskGuard) -> Url {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        guard.push(tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(&response).await;
+                let _ = s.shutdown().await;
+            }
+        }));
+        Url::parse(&format!("http://{addr}/")).unwrap()
+    }
+
+    fn options(max_body: usize) -> FetchOptions {
+        FetchOptions {
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_secs(5),
+            max_body,
+            max_pairs: MAX_PAIRS,
+            max_hosts: MAX_HOSTS,
+        }
+    }
+
+    fn source(url: Url) -> RemoteSource {
+        RemoteSource { name: None, url }
+    }
+
+    #[tokio::test]
+    async fn answers_refusals_and_oversized_bodies_over_real_http() {
+        let client = crate::remote::client(None, Duration::from_secs(5)).unwrap();
+        let mut guard = TaskGuard::default();
+        let json =
+            crate::report::json::vantage_view_to_json(&crate::testing::views::lab_view(), Some("fra1"));
+        let ok = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}",
+            json.len()
+        );
+        let url = answering(ok.into_bytes(), &mut guard).await;
+        let data = fetch_once(&client, &source(url.clone()), &options(MAX_BODY))
+            .await
+            .unwrap();
+        assert_eq!(data.report.vantage.as_deref(), Some("fra1"));
+        let small = fetch_once(&client, &source(url), &options(1000))
+            .await
+            .unwrap_err();
+        assert!(matches!(small, FetchError::TooBig(1000)), "{small}");
+
+        let busy =
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec();
+        let url = answering(busy, &mut guard).await;
+        let e = fetch_once(&client, &source(url), &options(MAX_BODY))
+            .await
+            .unwrap_err();
+        assert_eq!(e.to_string(), "HTTP status 503");
+
+        // Nobody listening: said plainly, and the fetcher publishes it.
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", closed.local_addr().unwrap())).unwrap();
+        drop(closed);
+        let (mut rx, task) = spawn(client, source(url), options(MAX_BODY));
+        rx.changed().await.unwrap();
+        let state = rx.borrow().clone();
+        task.abort();
+        let error = state.attempts.error.clone().unwrap_or_default();
+        assert!(error.starts_with("cannot connect: "), "{error}");
+        assert_eq!((state.attempts.failures, state.attempts.last_ok), (1, None));
     }
 }

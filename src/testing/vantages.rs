@@ -74,7 +74,7 @@ pub fn two_vantage_view(iad1_stale: bool) -> LiveView {
         Health {
             age: Duration::from_secs(34),
             answered: true,
-            error: Some("error sending request for url (http://iad1.test:9421/api/snapshot): client error (Connect): tcp connect error: Connection refused (os error 111)".into()),
+            error: Some("cannot connect: Connection refused (os error 111)".into()),
             stale: true,
         }
     } else {

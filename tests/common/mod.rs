@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod golden;
+pub mod tmux;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -92,7 +92,7 @@ pub fn news<'a>(view: &LiveView, vantages: &Vantages, t: &Theme, w: usize) -> Li
                 t.error,
             ),
             Span::styled(clean(error, w.saturating_sub(30).max(20)), t.error),
-            Span::styled(format!("{more}; its last data stays, marked ~"), t.dim),
+            Span::styled(format!("{more} · its rows: ~"), t.dim),
         ]);
     }
     if let Some((v, note)) = vantages

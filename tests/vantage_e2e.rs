@@ -1,0 +1,243 @@
+//! The acceptance test of issue 18, part 2: one dashboard, two vantage points. Two real
+//! `coalscope serve` processes watch the same two lab names, each through its own DNS server
+//! on loopback: `fra1`'s gives both names the lab's strict address (the pair is coalesced
+//! and refused: misdirected), `iad1`'s the address that routes by Host (ok). The real
+//! `coalscope watch --from … --from …` in tmux shows both vantages, the pair's verdict from
+//! each in its details, filters by vantage with `v`, and marks `iad1` stale once its serve
+//! process is killed while `fra1`'s data goes on updating.
+
+// Test code: a failed expectation is a failed test, said where it happened.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use coalscope::lab::{Lab, LabOptions};
+use coalscope::testing::net::{a_record, dns_server_with, TestDns};
+use common::tmux::{shell_quote, tmux_available, Tmux};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const MEDIA: &str = "media.multi.coalscope.test";
+const CDN: &str = "cdn.multi.coalscope.test";
+/// The lab's "multi" scenario serves both names on .17 (routes by Host) and .18 (strict: 421
+/// for a name other than the connection's).
+const BY_HOST: &str = "127.0.0.17";
+const STRICT: &str = "127.0.0.18";
+
+/// A `coalscope serve` this test started; killed (by its own handle) on drop.
+struct Serve {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Serve {
+    async fn start(lab: &Lab, watchfile: &Path, dns: &TestDns, vantage: &str) -> Serve {
+        let mut child = Command::new(common::bin())
+            .arg("serve")
+            .arg(watchfile)
+            .args(["--dns", &dns.addr.to_string(), "--ca-file"])
+            .arg(&lab.ca_file)
+            .args(["--vantage", vantage, "--listen", "127.0.0.1:0"])
+            .args([
+                "--interval",
+                "1s",
+                "--window",
+                "60s",
+                "--timeout",
+                "2s",
+                "--max-rps",
+                "0",
+            ])
+            .env_remove("COALSCOPE_DNS")
+            .env_remove("COALSCOPE_RESOLVE")
+            .env_remove("COALSCOPE_VANTAGE")
+            .env_remove("COALSCOPE_LISTEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn coalscope serve");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = lines.next_line().await.expect("read stderr") {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("");
+                    return addr.parse::<SocketAddr>().expect("announced address");
+                }
+            }
+            panic!("serve --vantage {vantage} exited before listening");
+        })
+        .await
+        .expect("serve announces its address");
+        // Keep reading stderr so that the process never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Serve { child, addr }
+    }
+
+    /// Stop it the hard way (SIGKILL to the process this test started), and reap it.
+    async fn kill(&mut self) {
+        self.child.start_kill().expect("kill serve");
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+/// The pair table's rows for the pair (either direction).
+fn pair_rows(screen: &str) -> Vec<&str> {
+    screen
+        .lines()
+        .filter(|l| l.contains("media → cdn") || l.contains("cdn → media"))
+        .collect()
+}
+
+/// A row of the pairs table (focused: thick border) with this verdict.
+fn says(row: &str, verdict: &str) -> bool {
+    row.contains(&format!("┃{verdict} ")) || row.contains(&format!("│{verdict} "))
+}
+
+/// "iad1 stale 34s" in the header: 34.
+fn stale_secs(screen: &str, vantage: &str) -> Option<u64> {
+    let rest = screen.split(&format!("{vantage} stale ")).nth(1)?;
+    rest.split('s').next()?.parse().ok()
+}
+
+/// "fra1 fresh 2s" in the header: 2.
+fn fresh_secs(screen: &str, vantage: &str) -> Option<u64> {
+    let rest = screen.split(&format!("{vantage} fresh ")).nth(1)?;
+    rest.split('s').next()?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_vantages_in_one_dashboard_and_a_stale_one_marked() {
+    let missing: &[&str] = if tmux_available() { &[] } else { &["tmux"] };
+    if !common::interop_available(
+        "vantage_e2e",
+        missing,
+        "apt-get install -y --no-install-recommends tmux",
+    ) {
+        return;
+    }
+    let lab = Lab::start(LabOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let watchfile = dir.path().join("multi.watch");
+    std::fs::write(&watchfile, format!("{MEDIA}:{p}\n{CDN}:{p}\n", p = lab.port)).unwrap();
+    let name = |n: &str| format!("{n}.");
+    let fra_dns = dns_server_with(vec![a_record(&name(MEDIA), STRICT), a_record(&name(CDN), STRICT)]).await;
+    let iad_dns = dns_server_with(vec![
+        a_record(&name(MEDIA), BY_HOST),
+        a_record(&name(CDN), BY_HOST),
+    ])
+    .await;
+    let fra = Serve::start(&lab, &watchfile, &fra_dns, "fra1").await;
+    let mut iad = Serve::start(&lab, &watchfile, &iad_dns, "iad1").await;
+
+    let tmux = Tmux {
+        socket: format!("coalscope-vantage-{}", std::process::id()),
+        path: None,
+    };
+    let script = format!(
+        "env -u COALSCOPE_INTERVAL -u COALSCOPE_TIMEOUT -u NO_COLOR {bin} watch --from http://{fra} --from http://{iad} --timeout 2s; echo EXITED $?; sleep 600",
+        bin = shell_quote(Path::new(env!("CARGO_BIN_EXE_coalscope"))),
+        fra = fra.addr,
+        iad = iad.addr,
+    );
+    let out = tmux.cmd(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(out.status.success(), "tmux new-session: {out:?}");
+    let mut tmux = tmux;
+    tmux.path = Some(tmux.query("#{socket_path}").into());
+
+    // Both vantages answer: the header names them, the vantage column shows both, and (the
+    // pairs pane focused, its first row — a problem first — in the details) the pair's verdict
+    // from each vantage.
+    tmux.wait_for("both vantages fresh", |s| {
+        s.contains("fra1 fresh") && s.contains("iad1 fresh")
+    })
+    .await;
+    tmux.keys(&["Tab"]);
+    let screen = tmux
+        .wait_for("the pair seen from both vantages", |s| {
+            let rows = pair_rows(s);
+            rows.iter().any(|r| says(r, "misdirected") && r.contains("fra1"))
+                && rows.iter().any(|r| says(r, "ok") && r.contains("iad1"))
+                && s.contains("fra1: misdirected")
+                && s.contains("iad1: ok")
+        })
+        .await;
+    println!("the two-vantage dashboard:\n{screen}");
+    assert!(screen.contains("Details · pair from fra1"), "{screen}");
+
+    // `v`: fra1 only, then iad1 only, then all again.
+    tmux.keys(&["v"]);
+    let screen = tmux
+        .wait_for("fra1 only", |s| s.contains("showing vantage fra1"))
+        .await;
+    let rows = pair_rows(&screen);
+    assert!(
+        !rows.is_empty() && rows.iter().all(|r| r.contains("fra1")),
+        "{screen}"
+    );
+    tmux.keys(&["v"]);
+    let screen = tmux
+        .wait_for("iad1 only", |s| s.contains("showing vantage iad1"))
+        .await;
+    let rows = pair_rows(&screen);
+    assert!(
+        !rows.is_empty() && rows.iter().all(|r| r.contains("iad1") && says(r, "ok")),
+        "{screen}"
+    );
+    tmux.keys(&["v"]);
+    tmux.wait_for("all vantages", |s| s.contains("showing all vantages"))
+        .await;
+
+    // iad1's serve process dies: iad1 is marked stale with its error, its last data stays
+    // (marked "~"), and fra1's goes on updating: long after iad1's last answer, fra1's is
+    // within the stale bound (3 fetch intervals: 6 s).
+    iad.kill().await;
+    let screen = tmux
+        .wait_for("iad1 stale for 12 s, fra1 fresh", |s| {
+            stale_secs(s, "iad1").is_some_and(|n| n >= 12) && fresh_secs(s, "fra1").is_some_and(|n| n <= 6)
+        })
+        .await;
+    println!("iad1 stopped:\n{screen}");
+    assert!(
+        screen.contains("onnection refused") || screen.contains("error sending request"),
+        "the last error is shown:\n{screen}"
+    );
+    assert!(
+        pair_rows(&screen).iter().any(|r| r.contains("~iad1")),
+        "iad1's last data stays, marked:\n{screen}"
+    );
+    assert!(screen.contains("iad1 (stale"), "{screen}");
+
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the exit", |s| s.contains("EXITED")).await;
+    assert!(screen.contains("EXITED 0"), "{screen}");
+    drop(tmux);
+    drop(fra);
+    drop(iad);
+    lab.shutdown().await;
+}
