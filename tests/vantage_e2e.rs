@@ -42,12 +42,16 @@ struct Serve {
 
 impl Serve {
     async fn start(lab: &Lab, watchfile: &Path, dns: &TestDns, vantage: &str) -> Serve {
+        Serve::start_on(lab, watchfile, dns, vantage, "127.0.0.1:0").await
+    }
+
+    async fn start_on(lab: &Lab, watchfile: &Path, dns: &TestDns, vantage: &str, listen: &str) -> Serve {
         let mut child = Command::new(common::bin())
             .arg("serve")
             .arg(watchfile)
             .args(["--dns", &dns.addr.to_string(), "--ca-file"])
             .arg(&lab.ca_file)
-            .args(["--vantage", vantage, "--listen", "127.0.0.1:0"])
+            .args(["--vantage", vantage, "--listen", listen])
             .args([
                 "--interval",
                 "1s",
@@ -117,16 +121,10 @@ fn fresh_secs(screen: &str, vantage: &str) -> Option<u64> {
     rest.split('s').next()?.parse().ok()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_vantages_in_one_dashboard_and_a_stale_one_marked() {
-    let missing: &[&str] = if tmux_available() { &[] } else { &["tmux"] };
-    if !common::interop_available(
-        "vantage_e2e",
-        missing,
-        "apt-get install -y --no-install-recommends tmux",
-    ) {
-        return;
-    }
+/// The lab, a directory with the watch-file of the two names (`multi.watch`), and the DNS
+/// servers of `fra1` (both names on the strict address) and `iad1` (both on the one that
+/// routes by Host).
+async fn setup() -> (Lab, tempfile::TempDir, TestDns, TestDns) {
     let lab = Lab::start(LabOptions::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let watchfile = dir.path().join("multi.watch");
@@ -138,19 +136,12 @@ async fn two_vantages_in_one_dashboard_and_a_stale_one_marked() {
         a_record(&name(CDN), BY_HOST),
     ])
     .await;
-    let fra = Serve::start(&lab, &watchfile, &fra_dns, "fra1").await;
-    let mut iad = Serve::start(&lab, &watchfile, &iad_dns, "iad1").await;
+    (lab, dir, fra_dns, iad_dns)
+}
 
-    let tmux = Tmux {
-        socket: format!("coalscope-vantage-{}", std::process::id()),
-        path: None,
-    };
-    let script = format!(
-        "env -u COALSCOPE_INTERVAL -u COALSCOPE_TIMEOUT -u NO_COLOR {bin} watch --from http://{fra} --from http://{iad} --timeout 2s; echo EXITED $?; sleep 600",
-        bin = shell_quote(Path::new(env!("CARGO_BIN_EXE_coalscope"))),
-        fra = fra.addr,
-        iad = iad.addr,
-    );
+/// A tmux session of 120×40 running `script`.
+fn session(socket: String, script: &str) -> Tmux {
+    let mut tmux = Tmux { socket, path: None };
     let out = tmux.cmd(&[
         "-f",
         "/dev/null",
@@ -164,11 +155,35 @@ async fn two_vantages_in_one_dashboard_and_a_stale_one_marked() {
         "40",
         "sh",
         "-c",
-        &script,
+        script,
     ]);
     assert!(out.status.success(), "tmux new-session: {out:?}");
-    let mut tmux = tmux;
     tmux.path = Some(tmux.query("#{socket_path}").into());
+    tmux
+}
+
+fn tmux_or_skip(what: &str) -> bool {
+    let missing: &[&str] = if tmux_available() { &[] } else { &["tmux"] };
+    common::interop_available(what, missing, "apt-get install -y --no-install-recommends tmux")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_vantages_in_one_dashboard_and_a_stale_one_marked() {
+    if !tmux_or_skip("vantage_e2e") {
+        return;
+    }
+    let (lab, dir, fra_dns, iad_dns) = setup().await;
+    let watchfile = dir.path().join("multi.watch");
+    let fra = Serve::start(&lab, &watchfile, &fra_dns, "fra1").await;
+    let mut iad = Serve::start(&lab, &watchfile, &iad_dns, "iad1").await;
+
+    let script = format!(
+        "env -u COALSCOPE_INTERVAL -u COALSCOPE_TIMEOUT -u NO_COLOR {bin} watch --from http://{fra} --from http://{iad} --timeout 2s; echo EXITED $?; sleep 600",
+        bin = shell_quote(Path::new(env!("CARGO_BIN_EXE_coalscope"))),
+        fra = fra.addr,
+        iad = iad.addr,
+    );
+    let tmux = session(format!("coalscope-vantage-{}", std::process::id()), &script);
 
     // Both vantages answer: the header names them, the vantage column shows both, and (the
     // pairs pane focused, its first row — a problem first — in the details) the pair's verdict
@@ -233,11 +248,57 @@ async fn two_vantages_in_one_dashboard_and_a_stale_one_marked() {
     );
     assert!(screen.contains("iad1 (stale"), "{screen}");
 
+    // A serve answering at iad1's address again: iad1 returns (fresh, its rows unmarked).
+    let again = Serve::start_on(&lab, &watchfile, &iad_dns, "iad1", &iad.addr.to_string()).await;
+    let screen = tmux
+        .wait_for("iad1 back", |s| {
+            s.contains("iad1 fresh") && !pair_rows(s).iter().any(|r| r.contains("~iad1"))
+        })
+        .await;
+    assert!(screen.contains("fra1 fresh"), "{screen}");
+
     tmux.keys(&["q"]);
     let screen = tmux.wait_for("the exit", |s| s.contains("EXITED")).await;
     assert!(screen.contains("EXITED 0"), "{screen}");
     drop(tmux);
-    drop(fra);
+    drop((fra, iad, again));
+    lab.shutdown().await;
+}
+
+/// Local probing and a remote vantage mixed: `watch WATCHFILE --from URL` probes here (as
+/// `local`, through fra1's DNS) and shows iad1's serve beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_probing_and_a_remote_vantage_mixed() {
+    if !tmux_or_skip("vantage_e2e (mixed)") {
+        return;
+    }
+    let (lab, dir, fra_dns, iad_dns) = setup().await;
+    let watchfile = dir.path().join("multi.watch");
+    let iad = Serve::start(&lab, &watchfile, &iad_dns, "iad1").await;
+    let script = format!(
+        "env -u COALSCOPE_DNS -u COALSCOPE_RESOLVE -u COALSCOPE_INTERVAL -u NO_COLOR {bin} watch {wf} --dns {dns} --ca-file {ca} --interval 1s --timeout 2s --max-rps 0 --from http://{iad}; echo EXITED $?; sleep 600",
+        bin = shell_quote(Path::new(env!("CARGO_BIN_EXE_coalscope"))),
+        wf = shell_quote(&watchfile),
+        dns = fra_dns.addr,
+        ca = shell_quote(&lab.ca_file),
+        iad = iad.addr,
+    );
+    let tmux = session(format!("coalscope-mixed-{}", std::process::id()), &script);
+    tmux.keys(&["Tab"]);
+    let screen = tmux
+        .wait_for("local and iad1 side by side", |s| {
+            let rows = pair_rows(s);
+            s.contains("vantages local probing · iad1 fresh")
+                && rows.iter().any(|r| says(r, "misdirected") && r.contains("local"))
+                && rows.iter().any(|r| says(r, "ok") && r.contains("iad1"))
+                && s.contains("local: misdirected, iad1: ok")
+        })
+        .await;
+    println!("local probing beside iad1:\n{screen}");
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the exit", |s| s.contains("EXITED")).await;
+    assert!(screen.contains("EXITED 0"), "{screen}");
+    drop(tmux);
     drop(iad);
     lab.shutdown().await;
 }

@@ -22,11 +22,11 @@ pub fn age(d: std::time::Duration) -> String {
 }
 
 /// How a vantage is doing, in a word and an age: "fresh 2s", "waiting 3s", "stale 34s";
-/// the local engine is "local".
+/// the local engine is "probing" (here).
 pub fn state(v: &Vantage) -> String {
     let h = &v.health;
     if v.local {
-        "local".into()
+        "probing".into()
     } else if h.stale {
         format!("stale {}", age(h.age))
     } else if !h.answered {
