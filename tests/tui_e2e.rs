@@ -35,10 +35,6 @@ async fn dashboard_in_tmux_follows_the_watchfile_and_quits_cleanly() {
     let original = std::fs::read_to_string(&lab.watchfile).unwrap();
     std::fs::write(&watchfile, &original).unwrap();
 
-    let mut tmux = Tmux {
-        socket: format!("coalscope-test-{}", std::process::id()),
-        path: None,
-    };
     let script = format!(
         "env -u COALSCOPE_DNS -u COALSCOPE_RESOLVE -u NO_COLOR -u COALSCOPE_LOG_FILE COALSCOPE_LOG=debug,h2=trace {bin} watch {wf} --dns {dns} --ca-file {ca} --interval 1s --export-dir {dir}; \
          echo EXITED $?; stty -a | tr ' ' '\\n' | grep -x -e '-\\?icanon' -e '-\\?echo' | tr '\\n' ' '; echo STTY-DONE; sleep 600",
@@ -48,23 +44,7 @@ async fn dashboard_in_tmux_follows_the_watchfile_and_quits_cleanly() {
         ca = shell_quote(&lab.ca_file),
         dir = shell_quote(dir.path()),
     );
-    let out = tmux.cmd(&[
-        "-f",
-        "/dev/null",
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "sh",
-        "-c",
-        &script,
-    ]);
-    assert!(out.status.success(), "tmux new-session: {out:?}");
-    tmux.path = Some(tmux.query("#{socket_path}").into());
+    let tmux = Tmux::start(format!("coalscope-test-{}", std::process::id()), &script);
 
     // The dashboard owns the alternate screen and shows the lab's problems.
     let screen = tmux

@@ -18,14 +18,11 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use coalscope::lab::{Lab, LabOptions};
 use coalscope::testing::net::{a_record, dns_server_with, TestDns};
 use common::tmux::{shell_quote, tmux_available, Tmux};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 const MEDIA: &str = "media.multi.coalscope.test";
 const CDN: &str = "cdn.multi.coalscope.test";
@@ -36,7 +33,7 @@ const STRICT: &str = "127.0.0.18";
 
 /// A `coalscope serve` this test started; killed (by its own handle) on drop.
 struct Serve {
-    child: Child,
+    process: common::serve::ServeProcess,
     addr: SocketAddr,
 }
 
@@ -46,53 +43,41 @@ impl Serve {
     }
 
     async fn start_on(lab: &Lab, watchfile: &Path, dns: &TestDns, vantage: &str, listen: &str) -> Serve {
-        let mut child = Command::new(common::bin())
-            .arg("serve")
-            .arg(watchfile)
-            .args(["--dns", &dns.addr.to_string(), "--ca-file"])
-            .arg(&lab.ca_file)
-            .args(["--vantage", vantage, "--listen", listen])
-            .args([
-                "--interval",
-                "1s",
-                "--window",
-                "60s",
-                "--timeout",
-                "2s",
-                "--max-rps",
-                "0",
-            ])
-            .env_remove("COALSCOPE_DNS")
-            .env_remove("COALSCOPE_RESOLVE")
-            .env_remove("COALSCOPE_VANTAGE")
-            .env_remove("COALSCOPE_LISTEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn coalscope serve");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(line) = lines.next_line().await.expect("read stderr") {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or("");
-                    return addr.parse::<SocketAddr>().expect("announced address");
-                }
-            }
-            panic!("serve --vantage {vantage} exited before listening");
-        })
-        .await
-        .expect("serve announces its address");
-        // Keep reading stderr so that the process never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Serve { child, addr }
+        let args: Vec<String> = [
+            &watchfile.display().to_string(),
+            "--dns",
+            &dns.addr.to_string(),
+            "--ca-file",
+            &lab.ca_file.display().to_string(),
+            "--vantage",
+            vantage,
+            "--listen",
+            listen,
+        ]
+        .iter()
+        .chain(&[
+            "--interval",
+            "1s",
+            "--window",
+            "60s",
+            "--timeout",
+            "2s",
+            "--max-rps",
+            "0",
+        ])
+        .map(|a| a.to_string())
+        .collect();
+        let process = common::serve::spawn(&args).await;
+        Serve {
+            addr: process.addr,
+            process,
+        }
     }
 
     /// Stop it the hard way (SIGKILL to the process this test started), and reap it.
     async fn kill(&mut self) {
-        self.child.start_kill().expect("kill serve");
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        self.process.child.start_kill().expect("kill serve");
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.process.child.wait()).await;
     }
 }
 
@@ -139,29 +124,6 @@ async fn setup() -> (Lab, tempfile::TempDir, TestDns, TestDns) {
     (lab, dir, fra_dns, iad_dns)
 }
 
-/// A tmux session of 120×40 running `script`.
-fn session(socket: String, script: &str) -> Tmux {
-    let mut tmux = Tmux { socket, path: None };
-    let out = tmux.cmd(&[
-        "-f",
-        "/dev/null",
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "sh",
-        "-c",
-        script,
-    ]);
-    assert!(out.status.success(), "tmux new-session: {out:?}");
-    tmux.path = Some(tmux.query("#{socket_path}").into());
-    tmux
-}
-
 fn tmux_or_skip(what: &str) -> bool {
     let missing: &[&str] = if tmux_available() { &[] } else { &["tmux"] };
     common::interop_available(what, missing, "apt-get install -y --no-install-recommends tmux")
@@ -183,7 +145,7 @@ async fn two_vantages_in_one_dashboard_and_a_stale_one_marked() {
         fra = fra.addr,
         iad = iad.addr,
     );
-    let tmux = session(format!("coalscope-vantage-{}", std::process::id()), &script);
+    let tmux = Tmux::start(format!("coalscope-vantage-{}", std::process::id()), &script);
 
     // Both vantages answer: the header names them, the vantage column shows both, and (the
     // pairs pane focused, its first row — a problem first — in the details) the pair's verdict
@@ -283,7 +245,7 @@ async fn local_probing_and_a_remote_vantage_mixed() {
         ca = shell_quote(&lab.ca_file),
         iad = iad.addr,
     );
-    let tmux = session(format!("coalscope-mixed-{}", std::process::id()), &script);
+    let tmux = Tmux::start(format!("coalscope-mixed-{}", std::process::id()), &script);
     tmux.keys(&["Tab"]);
     let screen = tmux
         .wait_for("local and iad1 side by side", |s| {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod golden;
+pub mod serve;
 pub mod tmux;
 
 use std::path::{Path, PathBuf};

@@ -14,6 +14,30 @@ pub struct Tmux {
 }
 
 impl Tmux {
+    /// A new server on the private socket `socket`, with one session "t" of 120×40 running
+    /// `script` (`sh -c`).
+    pub fn start(socket: String, script: &str) -> Tmux {
+        let mut tmux = Tmux { socket, path: None };
+        let out = tmux.cmd(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "sh",
+            "-c",
+            script,
+        ]);
+        assert!(out.status.success(), "tmux new-session: {out:?}");
+        tmux.path = Some(tmux.query("#{socket_path}").into());
+        tmux
+    }
+
     pub fn cmd(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
             .arg("-L")
