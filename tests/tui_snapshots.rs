@@ -321,3 +321,32 @@ fn a_stale_vantage_is_marked_and_the_filter_shows_one() {
         &[Action::CycleVantage, Action::CycleVantage, Action::NextPane],
     );
 }
+
+#[test]
+fn hostile_remote_vantages_are_defanged_and_help_lists_the_vantage_key() {
+    // What a remote serve controls: the name it gives itself, and (through its failure) the
+    // error text; both are drawn clean.
+    use coalscope::engine::snapshot::Vantages;
+    let mut v = coalscope::testing::vantages::two_vantage_view(true);
+    let vantages = v.vantages.take().unwrap();
+    let mut list: Vec<_> = vantages.list.to_vec();
+    list[0].name = "fra1\u{1b}[2J\u{202e}evil".into();
+    list[1].health.error = Some("refused \u{1b}[31mRED\u{7} \u{9b}2J".into());
+    v.vantages = Some(Vantages::new(list));
+    let view = Arc::new(v);
+    let app = app_for(&view, 120, 40, &[Action::NextPane, Action::Enter]);
+    let s = text(screen(&view, &app, 120, 40).backend().buffer());
+    assert!(s.contains("evil") && s.contains("RED"), "{s}");
+    assert!(
+        !s.chars()
+            .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}' || c == '\u{9b}'),
+        "{s:?}"
+    );
+    // The help lists `v` for merged views only.
+    let help = |view: &Arc<LiveView>| {
+        let app = app_for(view, 120, 40, &[Action::ToggleHelp]);
+        text(screen(view, &app, 120, 40).backend().buffer())
+    };
+    assert!(help(&two_vantages(false)).contains("vantage: all, then each in turn"));
+    assert!(!help(&lab()).contains("vantage"));
+}
