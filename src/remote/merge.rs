@@ -228,6 +228,33 @@ mod tests {
         assert!(!view_to_json(&view).contains("\"vantage\""));
     }
 
+    /// `serve`'s views list pending pairs by index: its JSON writes them in their place, and
+    /// they come back as ordinary `pending` reports.
+    #[test]
+    fn pending_pairs_listed_by_index_come_back_as_reports() {
+        use crate::engine::snapshot::EngineStatus;
+        let synth = crate::testing::synth::Synth::new(30, 5);
+        let mut store = synth.store(Duration::from_secs(60));
+        store.list_pending_by_index(true);
+        let view = store.publish(std::time::Instant::now(), EngineStatus::default(), false);
+        assert!(!view.pending.is_empty(), "the view lists pending pairs by index");
+        let json = vantage_view_to_json(&view, Some("lab"));
+        let back: Snapshot = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back.pairs.len(), view.listed_len());
+        let pending = back
+            .pairs
+            .iter()
+            .filter(|p| p.verdict == Verdict::Pending)
+            .count();
+        assert!(pending >= view.pending.len(), "{pending}");
+        let listed: Vec<Arc<PairReport>> = view
+            .listed_pairs()
+            .filter_map(|p| view.listed_report(p))
+            .collect();
+        assert_eq!(back.pairs, listed);
+        assert_eq!(back.vantage.as_deref(), Some("lab"));
+    }
+
     #[test]
     fn two_vantages_merge_into_rows_per_vantage_and_a_union_of_hosts_and_groups() {
         let fra = served(Some("fra1"));
