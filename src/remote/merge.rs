@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::engine::snapshot::{
     EngineStatus, GroupReport, History, HostReport, LiveView, PairReport, Snapshot, Summary, Timestamp,
-    Vantage, Vantages, SCHEMA,
+    Vantage, Vantages, VerdictEvent, SCHEMA,
 };
 
 /// Merge `list` (the local vantage first, when `local` is its view) into one view made at
@@ -58,6 +58,18 @@ pub fn merge(local: Option<&LiveView>, mut list: Vec<Vantage>, generated_at: Tim
         pending: Default::default(),
         vantages: Some(Vantages::new(list)),
     }
+}
+
+/// The local engine's events (if any) and the remote vantages' (`events::Changes`), oldest
+/// first, the newest `events::MAX_EVENTS` of them.
+pub fn events(local: Option<&LiveView>, remote: Vec<VerdictEvent>) -> Vec<VerdictEvent> {
+    let mut all: Vec<VerdictEvent> = local.map(|v| v.events.to_vec()).unwrap_or_default();
+    all.extend(remote);
+    // Stable: events of the same second keep the order they were seen in.
+    all.sort_by_key(|e| e.at);
+    let extra = all.len().saturating_sub(super::events::MAX_EVENTS);
+    all.drain(..extra);
+    all
 }
 
 fn unique_names(list: &mut [Vantage]) {
@@ -359,6 +371,29 @@ mod tests {
             .map(|v| v.name.as_str())
             .collect();
         assert_eq!(names, vec!["v", "v#2"]);
+    }
+
+    #[test]
+    fn remote_events_join_the_local_ones_in_time_order_within_the_bound() {
+        let event = |at: i64, origin: &str| VerdictEvent {
+            at: Timestamp::from_unix(at),
+            origin: origin.into(),
+            target: "t".into(),
+            from: None,
+            to: Verdict::Ok,
+            message: String::new(),
+        };
+        let local = LiveView {
+            events: Arc::new(vec![event(10, "local-a"), event(30, "local-b")]),
+            ..LiveView::default()
+        };
+        let merged = events(Some(&local), vec![event(20, "fra1"), event(30, "fra1-late")]);
+        let order: Vec<&str> = merged.iter().map(|e| e.origin.as_str()).collect();
+        assert_eq!(order, vec!["local-a", "fra1", "local-b", "fra1-late"]);
+        let many: Vec<VerdictEvent> = (0..600).map(|i| event(i, "r")).collect();
+        let kept = events(None, many);
+        assert_eq!(kept.len(), crate::remote::events::MAX_EVENTS);
+        assert_eq!(kept[0].at, Timestamp::from_unix(100), "the oldest go first");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! draws of the local engine's view (when there is one) and the remote snapshots; `spawn`
 //! runs them and publishes merged views as the engine publishes its own.
 
+pub mod events;
 pub mod fetch;
 pub mod health;
 pub mod merge;
