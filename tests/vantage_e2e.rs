@@ -156,7 +156,7 @@ async fn two_vantages_in_one_dashboard_and_a_stale_one_marked() {
     .await;
     tmux.keys(&["Tab"]);
     let screen = tmux
-        .wait_for("the pair seen from both vantages", |s| {
+        .wait_steady("the pair seen from both vantages", |s| {
             let rows = pair_rows(s);
             rows.iter().any(|r| says(r, "misdirected") && r.contains("fra1"))
                 && rows.iter().any(|r| says(r, "ok") && r.contains("iad1"))
@@ -195,7 +195,7 @@ async fn two_vantages_in_one_dashboard_and_a_stale_one_marked() {
     // within the stale bound (3 fetch intervals: 6 s).
     iad.kill().await;
     let screen = tmux
-        .wait_for("iad1 stale for 12 s, fra1 fresh", |s| {
+        .wait_steady("iad1 stale for 12 s, fra1 fresh", |s| {
             stale_secs(s, "iad1").is_some_and(|n| n >= 12) && fresh_secs(s, "fra1").is_some_and(|n| n <= 6)
         })
         .await;
@@ -248,7 +248,7 @@ async fn local_probing_and_a_remote_vantage_mixed() {
     let tmux = Tmux::start(format!("coalscope-mixed-{}", std::process::id()), &script);
     tmux.keys(&["Tab"]);
     let screen = tmux
-        .wait_for("local and iad1 side by side", |s| {
+        .wait_steady("local and iad1 side by side", |s| {
             let rows = pair_rows(s);
             s.contains("vantages local probing · iad1 fresh")
                 && rows.iter().any(|r| says(r, "misdirected") && r.contains("local"))

@@ -65,12 +65,25 @@ impl Tmux {
 
     /// Poll the screen (bounded) until `ok` holds.
     pub async fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        self.wait(what, ok, false).await
+    }
+
+    /// [`wait_for`](Self::wait_for) a screen that also stays the same over two captures 200 ms
+    /// apart: one the dashboard finished drawing (a capture can land in the middle of a
+    /// frame's writes), for assertions on whole lines and for printing.
+    pub async fn wait_steady(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        self.wait(what, ok, true).await
+    }
+
+    async fn wait(&self, what: &str, ok: impl Fn(&str) -> bool, steady: bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = String::new();
         loop {
             let screen = self.capture();
-            if ok(&screen) {
+            if ok(&screen) && (!steady || screen == last) {
                 return screen;
             }
+            last = screen.clone();
             if Instant::now() > deadline {
                 panic!("timed out waiting for {what}; the screen:\n{screen}");
             }
