@@ -157,8 +157,15 @@ pub struct WatchArgs {
     pub watchfile: Option<PathBuf>,
     /// A running `coalscope serve` to show beside (or instead of) local probing:
     /// [NAME=]URL, e.g. fra1=http://10.0.0.1:9421 (repeatable). Its /api/snapshot is fetched
-    /// every 2s (or every --interval when given), each request bounded by --timeout.
-    #[arg(long = "from", value_name = "[NAME=]URL", value_parser = crate::remote::parse_source)]
+    /// every 2s (or every --interval when given), each request bounded by --timeout (in
+    /// COALSCOPE_FROM separate entries with spaces).
+    #[arg(
+        long = "from",
+        value_name = "[NAME=]URL",
+        env = "COALSCOPE_FROM",
+        value_delimiter = ' ',
+        value_parser = crate::remote::parse_source
+    )]
     pub from: Vec<crate::remote::RemoteSource>,
     /// Set when --interval was given explicitly (the fetch interval of `--from` then follows
     /// it); filled in from the parsed matches, not an option.

@@ -71,7 +71,7 @@ async fn bad_options_exit_2() {
         // is named.
         (vec!["watch"], "<WATCHFILE>"),
         (vec!["watch", "--from", "ftp://h.test/"], "ftp://h.test/"),
-        (vec!["watch", "--from", "fra1=not a url"], "not a url"),
+        (vec!["watch", "--from", "fra1=not-a-url"], "not-a-url"),
         (
             vec!["watch", "--from", "fra1=http://127.0.0.1:9/"],
             "needs a terminal",

@@ -36,7 +36,7 @@ async fn dashboard_in_tmux_follows_the_watchfile_and_quits_cleanly() {
     std::fs::write(&watchfile, &original).unwrap();
 
     let script = format!(
-        "env -u COALSCOPE_DNS -u COALSCOPE_RESOLVE -u NO_COLOR -u COALSCOPE_LOG_FILE COALSCOPE_LOG=debug,h2=trace {bin} watch {wf} --dns {dns} --ca-file {ca} --interval 1s --export-dir {dir}; \
+        "env -u COALSCOPE_DNS -u COALSCOPE_RESOLVE -u COALSCOPE_FROM -u NO_COLOR -u COALSCOPE_LOG_FILE COALSCOPE_LOG=debug,h2=trace {bin} watch {wf} --dns {dns} --ca-file {ca} --interval 1s --export-dir {dir}; \
          echo EXITED $?; stty -a | tr ' ' '\\n' | grep -x -e '-\\?icanon' -e '-\\?echo' | tr '\\n' ' '; echo STTY-DONE; sleep 600",
         bin = shell_quote(Path::new(env!("CARGO_BIN_EXE_coalscope"))),
         wf = shell_quote(&watchfile),

@@ -140,7 +140,7 @@ async fn two_vantages_in_one_dashboard_and_a_stale_one_marked() {
     let mut iad = Serve::start(&lab, &watchfile, &iad_dns, "iad1").await;
 
     let script = format!(
-        "env -u COALSCOPE_INTERVAL -u COALSCOPE_TIMEOUT -u NO_COLOR {bin} watch --from http://{fra} --from http://{iad} --timeout 2s; echo EXITED $?; sleep 600",
+        "env -u COALSCOPE_INTERVAL -u COALSCOPE_TIMEOUT -u COALSCOPE_FROM -u NO_COLOR {bin} watch --from http://{fra} --from http://{iad} --timeout 2s; echo EXITED $?; sleep 600",
         bin = shell_quote(Path::new(env!("CARGO_BIN_EXE_coalscope"))),
         fra = fra.addr,
         iad = iad.addr,
@@ -238,7 +238,7 @@ async fn local_probing_and_a_remote_vantage_mixed() {
     let watchfile = dir.path().join("multi.watch");
     let iad = Serve::start(&lab, &watchfile, &iad_dns, "iad1").await;
     let script = format!(
-        "env -u COALSCOPE_DNS -u COALSCOPE_RESOLVE -u COALSCOPE_INTERVAL -u NO_COLOR {bin} watch {wf} --dns {dns} --ca-file {ca} --interval 1s --timeout 2s --max-rps 0 --from http://{iad}; echo EXITED $?; sleep 600",
+        "env -u COALSCOPE_DNS -u COALSCOPE_RESOLVE -u COALSCOPE_INTERVAL -u COALSCOPE_FROM -u NO_COLOR {bin} watch {wf} --dns {dns} --ca-file {ca} --interval 1s --timeout 2s --max-rps 0 --from http://{iad}; echo EXITED $?; sleep 600",
         bin = shell_quote(Path::new(env!("CARGO_BIN_EXE_coalscope"))),
         wf = shell_quote(&watchfile),
         dns = fra_dns.addr,
