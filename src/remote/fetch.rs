@@ -261,17 +261,57 @@ mod http_tests {
 
     /// A loopback HTTP/1.1 server answering every request with `response`.
     async fn answering(response: Vec<u8>, guard: &mut TaskGuard) -> Url {
+        routing(response.clone(), response, guard).await
+    }
+
+    /// A loopback HTTP/1.1 server answering `/api/status` with `status`, the rest with
+    /// `response`.
+    async fn routing(response: Vec<u8>, status: Vec<u8>, guard: &mut TaskGuard) -> Url {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         guard.push(tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
                 let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let _ = s.write_all(&response).await;
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let asked = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let body = if asked.starts_with("GET /api/status ") {
+                    &status
+                } else {
+                    &response
+                };
+                let _ = s.write_all(body).await;
                 let _ = s.shutdown().await;
             }
         }));
         Url::parse(&format!("http://{addr}/")).unwrap()
+    }
+
+    fn ok_json(json: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}",
+            json.len()
+        )
+        .into_bytes()
+    }
+
+    /// A snapshot without `vantage` (an older serve): the name comes from `/api/status`.
+    #[tokio::test]
+    async fn an_unnamed_snapshot_takes_its_name_from_the_status() {
+        let client = crate::remote::client(None, Duration::from_secs(5)).unwrap();
+        let mut guard = TaskGuard::default();
+        let json = crate::report::json::view_to_json(&crate::testing::views::lab_view());
+        let url = routing(
+            ok_json(&json),
+            ok_json(r#"{"vantage": "ams1", "hosts": 3}"#),
+            &mut guard,
+        )
+        .await;
+        let (mut rx, task) = spawn(client, source(url), options(MAX_BODY));
+        rx.changed().await.unwrap();
+        let state = rx.borrow().clone();
+        task.abort();
+        assert_eq!(state.name.as_deref(), Some("ams1"));
+        assert!(state.attempts.last_ok.is_some() && state.data.report.vantage.is_none());
     }
 
     fn options(max_body: usize) -> FetchOptions {
@@ -294,11 +334,7 @@ mod http_tests {
         let mut guard = TaskGuard::default();
         let json =
             crate::report::json::vantage_view_to_json(&crate::testing::views::lab_view(), Some("fra1"));
-        let ok = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}",
-            json.len()
-        );
-        let url = answering(ok.into_bytes(), &mut guard).await;
+        let url = answering(ok_json(&json), &mut guard).await;
         let data = fetch_once(&client, &source(url.clone()), &options(MAX_BODY))
             .await
             .unwrap();
