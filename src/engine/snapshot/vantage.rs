@@ -8,54 +8,59 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::{HostReport, LiveView, PairReport, Snapshot, Verdict};
 
-/// One vantage's last data, indexed once when it arrives (not per view).
+/// (origin, target) → index into a report's pairs.
+type PairIndex = HashMap<(Arc<str>, Arc<str>), u32>;
+
+/// One vantage's last data, indexed by pair and host when first looked up (once per answer,
+/// not per view; the local engine's data, remade per view, is indexed only when the details
+/// ask: merging a view of 490,000 pairs must not build a map of them 4 times a second).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VantageData {
     pub report: Arc<Snapshot>,
     /// What the caps on accepted pairs and hosts left out, when they did.
     pub note: Option<String>,
     /// (origin, target) → index into `report.pairs`.
-    pair_at: HashMap<(Arc<str>, Arc<str>), u32>,
+    pair_at: OnceLock<PairIndex>,
     /// "host:port" → index into `report.hosts`.
-    host_at: HashMap<String, u32>,
+    host_at: OnceLock<HashMap<String, u32>>,
 }
 
 impl VantageData {
     pub fn new(report: Arc<Snapshot>, note: Option<String>) -> VantageData {
-        let pair_at = report
-            .pairs
-            .iter()
-            .enumerate()
-            .map(|(i, p)| ((p.origin.clone(), p.target.clone()), i as u32))
-            .collect();
-        let host_at = report
-            .hosts
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (format!("{}:{}", h.host, h.port), i as u32))
-            .collect();
         VantageData {
             report,
             note,
-            pair_at,
-            host_at,
+            pair_at: OnceLock::new(),
+            host_at: OnceLock::new(),
         }
     }
 
     /// This vantage's report of the pair `origin → target`.
     pub fn pair(&self, origin: &Arc<str>, target: &Arc<str>) -> Option<&Arc<PairReport>> {
-        let i = *self.pair_at.get(&(origin.clone(), target.clone()))?;
+        let pair_at = self.pair_at.get_or_init(|| {
+            let pairs = self.report.pairs.iter().enumerate();
+            pairs
+                .map(|(i, p)| ((p.origin.clone(), p.target.clone()), i as u32))
+                .collect()
+        });
+        let i = *pair_at.get(&(origin.clone(), target.clone()))?;
         self.report.pairs.get(i as usize)
     }
 
     /// This vantage's report of the host "host:port".
     pub fn host(&self, key: &str) -> Option<&Arc<HostReport>> {
-        let i = *self.host_at.get(key)?;
+        let host_at = self.host_at.get_or_init(|| {
+            let hosts = self.report.hosts.iter().enumerate();
+            hosts
+                .map(|(i, h)| (format!("{}:{}", h.host, h.port), i as u32))
+                .collect()
+        });
+        let i = *host_at.get(key)?;
         self.report.hosts.get(i as usize)
     }
 }
