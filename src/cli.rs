@@ -220,7 +220,25 @@ pub struct DashboardArgs {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    pub watchfile: PathBuf,
+    /// The watch-file probed here (may be left out when `--from` gives remote vantages).
+    #[arg(required_unless_present = "from")]
+    pub watchfile: Option<PathBuf>,
+    /// A running `coalscope serve` to show beside (or instead of) local probing:
+    /// [NAME=]URL, e.g. fra1=http://10.0.0.1:9421 (repeatable). Its /api/snapshot is fetched
+    /// every 2s (or every --interval when given), each request bounded by --timeout (in
+    /// COALSCOPE_FROM separate entries with spaces).
+    #[arg(
+        long = "from",
+        value_name = "[NAME=]URL",
+        env = "COALSCOPE_FROM",
+        value_delimiter = ' ',
+        value_parser = crate::remote::parse_source
+    )]
+    pub from: Vec<crate::remote::RemoteSource>,
+    /// Set when --interval was given explicitly (the fetch interval of `--from` then follows
+    /// it); filled in from the parsed matches, not an option.
+    #[arg(skip)]
+    pub interval_given: bool,
     #[command(flatten)]
     pub common: CommonArgs,
     #[command(flatten)]

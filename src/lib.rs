@@ -10,6 +10,7 @@ pub mod commands;
 pub mod discover;
 pub mod engine;
 pub mod lab;
+pub mod remote;
 pub mod report;
 pub mod sanitize;
 pub mod serve;

@@ -5,12 +5,21 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 use coalscope::cli::{Cli, Command};
 use coalscope::commands;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some(Command::Watch(args)) = &mut cli.command {
+        // `watch --from` fetches every 2 s unless --interval (or its variable) says otherwise.
+        args.interval_given = matches
+            .subcommand_matches("watch")
+            .and_then(|m| m.value_source("interval"))
+            .is_some_and(|s| s != ValueSource::DefaultValue);
+    }
     let dashboard = matches!(cli.command, Some(Command::Demo(_)) | Some(Command::Watch(_)))
         || (cli.command.is_none() && cli.watchfile.is_some());
     let log_file = init_logging(dashboard);
@@ -33,7 +42,9 @@ fn main() -> ExitCode {
             None => match cli.watchfile {
                 Some(watchfile) => {
                     commands::watch::watch(coalscope::cli::WatchArgs {
-                        watchfile,
+                        watchfile: Some(watchfile),
+                        from: vec![],
+                        interval_given: false,
                         common: cli.common,
                         dashboard: cli.dashboard,
                     })

@@ -67,6 +67,15 @@ async fn bad_options_exit_2() {
         // `coalscope WORD` is the short form of `coalscope watch WORD` (not an unknown
         // subcommand): without a terminal, that is the usage error given.
         (vec!["frobnicate"], "needs a terminal"),
+        // `watch` needs a watch-file unless `--from` gives remote vantages; a bad `--from`
+        // is named.
+        (vec!["watch"], "<WATCHFILE>"),
+        (vec!["watch", "--from", "ftp://h.test/"], "ftp://h.test/"),
+        (vec!["watch", "--from", "fra1=not-a-url"], "not-a-url"),
+        (
+            vec!["watch", "--from", "fra1=http://127.0.0.1:9/"],
+            "needs a terminal",
+        ),
     ] {
         let out = common::run(&args, Some(b"a.test\n")).await;
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -25,7 +25,7 @@ use coalscope::lab::ca::{Issued, Leaf};
 use coalscope::lab::{Lab, LabOptions};
 use coalscope::testing::net::Pki;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 const MISDIRECTED: (&str, &str) = ("shop.nginx.coalscope.test", "admin.nginx.coalscope.test");
@@ -68,6 +68,8 @@ impl Serve {
 
     async fn start_on(lab: &Lab, watchfile: &Path, extra: &[&str]) -> Serve {
         let mut args = common::lab_args("serve", lab, watchfile);
+        // `common::serve::spawn` says `serve` itself.
+        args.remove(0);
         args.extend(
             [
                 "--interval",
@@ -85,47 +87,7 @@ impl Serve {
             .chain(extra)
             .map(|a| a.to_string()),
         );
-        let mut child = Command::new(common::bin())
-            .args(&args)
-            .env_remove("COALSCOPE_DNS")
-            .env_remove("COALSCOPE_RESOLVE")
-            .env_remove("COALSCOPE_VANTAGE")
-            .env_remove("COALSCOPE_MAX_PAIRS")
-            .env_remove("COALSCOPE_LISTEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn coalscope serve");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let mut seen = String::new();
-        let addr = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(line) = lines.next_line().await.expect("read stderr") {
-                seen.push_str(&line);
-                seen.push('\n');
-                let announced = line
-                    .split("listening on http://")
-                    .nth(1)
-                    .or_else(|| line.split("listening on https://").nth(1));
-                if let Some(rest) = announced {
-                    let addr = rest.split_whitespace().next().unwrap_or("");
-                    return addr.parse::<SocketAddr>().expect("announced address");
-                }
-            }
-            panic!("serve exited before listening:\n{seen}");
-        })
-        .await
-        .expect("serve announces its address");
-        // Keep draining stderr (and keep it for the shutdown message).
-        let stderr = tokio::spawn(async move {
-            let mut rest = seen;
-            while let Ok(Some(line)) = lines.next_line().await {
-                rest.push_str(&line);
-                rest.push('\n');
-            }
-            rest
-        });
+        let common::serve::ServeProcess { child, addr, stderr } = common::serve::spawn(&args).await;
         Serve { child, addr, stderr }
     }
 
@@ -452,6 +414,8 @@ async fn serve_exports_the_lab_and_stops_on_sigterm() {
     let doc: Value = serde_json::from_str(&snap.body).expect("snapshot JSON");
     common::assert_valid(&doc);
     assert!(doc["pairs"].as_array().is_some_and(|p| p.len() >= 2));
+    // `--vantage` names the snapshot too (remote dashboards show it under that name).
+    assert_eq!(doc["vantage"], "lab-east");
     let status = serve.get("/api/status", None).await;
     let status: Value = serde_json::from_str(&status.body).expect("status JSON");
     assert_eq!(status["vantage"], "lab-east");

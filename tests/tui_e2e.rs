@@ -13,82 +13,11 @@
 
 mod common;
 
+use common::tmux::{shell_quote, tmux_available, Tmux};
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use coalscope::lab::{Lab, LabOptions};
-
-/// The private tmux server; killed on drop, also when the test fails.
-struct Tmux {
-    socket: String,
-    /// The server's socket file, removed on drop (tmux leaves it behind).
-    path: Option<std::path::PathBuf>,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("run tmux")
-    }
-
-    fn capture(&self) -> String {
-        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
-    }
-
-    fn query(&self, format: &str) -> String {
-        let out = self.cmd(&["display-message", "-p", "-t", "t", format]);
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "t"];
-        args.extend_from_slice(keys);
-        let out = self.cmd(&args);
-        assert!(out.status.success(), "send-keys: {out:?}");
-    }
-
-    /// Poll the screen (bounded) until `ok` holds.
-    async fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let screen = self.capture();
-            if ok(&screen) {
-                return screen;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; the screen:\n{screen}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-        if let Some(path) = &self.path {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-fn tmux_available() -> bool {
-    Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn shell_quote(p: &Path) -> String {
-    format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_in_tmux_follows_the_watchfile_and_quits_cleanly() {
@@ -106,12 +35,8 @@ async fn dashboard_in_tmux_follows_the_watchfile_and_quits_cleanly() {
     let original = std::fs::read_to_string(&lab.watchfile).unwrap();
     std::fs::write(&watchfile, &original).unwrap();
 
-    let mut tmux = Tmux {
-        socket: format!("coalscope-test-{}", std::process::id()),
-        path: None,
-    };
     let script = format!(
-        "env -u COALSCOPE_DNS -u COALSCOPE_RESOLVE -u NO_COLOR -u COALSCOPE_LOG_FILE COALSCOPE_LOG=debug,h2=trace {bin} watch {wf} --dns {dns} --ca-file {ca} --interval 1s --export-dir {dir}; \
+        "env -u COALSCOPE_DNS -u COALSCOPE_RESOLVE -u COALSCOPE_FROM -u NO_COLOR -u COALSCOPE_LOG_FILE COALSCOPE_LOG=debug,h2=trace {bin} watch {wf} --dns {dns} --ca-file {ca} --interval 1s --export-dir {dir}; \
          echo EXITED $?; stty -a | tr ' ' '\\n' | grep -x -e '-\\?icanon' -e '-\\?echo' | tr '\\n' ' '; echo STTY-DONE; sleep 600",
         bin = shell_quote(Path::new(env!("CARGO_BIN_EXE_coalscope"))),
         wf = shell_quote(&watchfile),
@@ -119,23 +44,7 @@ async fn dashboard_in_tmux_follows_the_watchfile_and_quits_cleanly() {
         ca = shell_quote(&lab.ca_file),
         dir = shell_quote(dir.path()),
     );
-    let out = tmux.cmd(&[
-        "-f",
-        "/dev/null",
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "sh",
-        "-c",
-        &script,
-    ]);
-    assert!(out.status.success(), "tmux new-session: {out:?}");
-    tmux.path = Some(tmux.query("#{socket_path}").into());
+    let tmux = Tmux::start(format!("coalscope-test-{}", std::process::id()), &script);
 
     // The dashboard owns the alternate screen and shows the lab's problems.
     let screen = tmux

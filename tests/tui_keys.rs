@@ -409,3 +409,87 @@ fn export_writes_contract_json() {
     assert_eq!(back, report);
     assert!(a.file_name().unwrap().to_str().unwrap().starts_with("coalscope-"));
 }
+
+fn merged(iad1_stale: bool) -> (App, Arc<LiveView>) {
+    let view = Arc::new(coalscope::testing::vantages::two_vantage_view(iad1_stale));
+    let mut app = App::new(Theme::dark());
+    app.apply(Action::Resize(120, 40));
+    app.set_view(view.clone());
+    (app, view)
+}
+
+/// The vantage of every listed pair of the selected group, as the app shows them.
+fn listed_vantages(app: &App) -> Vec<String> {
+    let shown = app.view().expect("a view");
+    let vantages = shown.vantages.as_ref().expect("a merged view");
+    app.derived
+        .pairs
+        .iter()
+        .map(|&p| vantages.list[vantages.of_pair(p as usize)].name.clone())
+        .collect()
+}
+
+#[test]
+fn v_cycles_the_vantage_filter_all_then_each() {
+    let (mut app, view) = merged(false);
+    assert_eq!(
+        keymap::action(&key(KeyCode::Char('v')), false),
+        Some(Action::CycleVantage)
+    );
+    // While the name filter is typed, `v` is text.
+    assert_eq!(
+        keymap::action(&key(KeyCode::Char('v')), true),
+        Some(Action::FilterChar('v'))
+    );
+    press(&mut app, &[key(KeyCode::Tab)]);
+    let all = listed_vantages(&app);
+    assert!(
+        all.contains(&"fra1".into()) && all.contains(&"iad1".into()),
+        "{all:?}"
+    );
+    assert_eq!(app.vantage_name(), None);
+    let before = selected_pair(&app, app.view().unwrap());
+
+    press(&mut app, &[key(KeyCode::Char('v'))]);
+    assert_eq!(app.vantage_name(), Some("fra1"));
+    assert_eq!(app.message.as_deref(), Some("showing vantage fra1"));
+    let fra = listed_vantages(&app);
+    assert!(!fra.is_empty() && fra.iter().all(|v| v == "fra1"), "{fra:?}");
+    // The same pair stays selected (now fra1's row of it).
+    assert_eq!(selected_pair(&app, app.view().unwrap()), before);
+
+    press(&mut app, &[key(KeyCode::Char('v'))]);
+    assert_eq!(app.vantage_name(), Some("iad1"));
+    let iad = listed_vantages(&app);
+    assert!(!iad.is_empty() && iad.iter().all(|v| v == "iad1"), "{iad:?}");
+    assert_eq!(app.view().unwrap().report.summary.problems, 0);
+
+    press(&mut app, &[key(KeyCode::Char('v'))]);
+    assert_eq!(app.vantage_name(), None);
+    assert_eq!(app.message.as_deref(), Some("showing all vantages"));
+    assert_eq!(listed_vantages(&app), all);
+
+    // A new merged view keeps the filter.
+    press(&mut app, &[key(KeyCode::Char('v'))]);
+    let next = Arc::new((*view).clone());
+    app.set_view(next.clone());
+    assert_eq!(app.vantage_name(), Some("fra1"));
+    assert!(app.is_current(&next));
+}
+
+#[test]
+fn v_on_a_single_engine_says_there_is_one_vantage() {
+    let (mut app, _) = app();
+    let effects = press(&mut app, &[key(KeyCode::Char('v'))]);
+    assert!(effects.is_empty());
+    assert!(app.message.as_deref().unwrap().contains("one vantage only"));
+    assert_eq!(app.vantage_name(), None);
+}
+
+#[test]
+fn remote_vantages_only_cannot_be_paused_or_probed_from_here() {
+    let (mut app, _) = merged(true);
+    let effects = press(&mut app, &[key(KeyCode::Char('p')), key(KeyCode::Char('r'))]);
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(app.message.as_deref().unwrap().contains("remote vantages only"));
+}

@@ -295,3 +295,58 @@ fn render_to_buffer_matches_the_terminal() {
     assert!(text(&buf).contains("Groups (15)"), "{}", text(&buf));
     assert_eq!(stranger.focus, Focus::Groups);
 }
+
+fn two_vantages(iad1_stale: bool) -> Arc<LiveView> {
+    Arc::new(coalscope::testing::vantages::two_vantage_view(iad1_stale))
+}
+
+#[test]
+fn two_vantages_main_and_pair_details() {
+    // The merged view of `watch --from fra1 --from iad1`: the vantages in the header, a
+    // vantage column, and a pair's verdict from each vantage in its details.
+    check("vantages_main", &two_vantages(false), &[Action::NextPane]);
+    check(
+        "vantages_pair_details",
+        &two_vantages(false),
+        &[Action::NextPane, Action::Enter],
+    );
+}
+
+#[test]
+fn a_stale_vantage_is_marked_and_the_filter_shows_one() {
+    check("vantages_stale", &two_vantages(true), &[Action::NextPane]);
+    check(
+        "vantages_filtered",
+        &two_vantages(true),
+        &[Action::CycleVantage, Action::CycleVantage, Action::NextPane],
+    );
+}
+
+#[test]
+fn hostile_remote_vantages_are_defanged_and_help_lists_the_vantage_key() {
+    // What a remote serve controls: the name it gives itself, and (through its failure) the
+    // error text; both are drawn clean.
+    use coalscope::engine::snapshot::Vantages;
+    let mut v = coalscope::testing::vantages::two_vantage_view(true);
+    let vantages = v.vantages.take().unwrap();
+    let mut list: Vec<_> = vantages.list.to_vec();
+    list[0].name = "fra1\u{1b}[2J\u{202e}evil".into();
+    list[1].health.error = Some("refused \u{1b}[31mRED\u{7} \u{9b}2J".into());
+    v.vantages = Some(Vantages::new(list));
+    let view = Arc::new(v);
+    let app = app_for(&view, 120, 40, &[Action::NextPane, Action::Enter]);
+    let s = text(screen(&view, &app, 120, 40).backend().buffer());
+    assert!(s.contains("evil") && s.contains("RED"), "{s}");
+    assert!(
+        !s.chars()
+            .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}' || c == '\u{9b}'),
+        "{s:?}"
+    );
+    // The help lists `v` for merged views only.
+    let help = |view: &Arc<LiveView>| {
+        let app = app_for(view, 120, 40, &[Action::ToggleHelp]);
+        text(screen(view, &app, 120, 40).backend().buffer())
+    };
+    assert!(help(&two_vantages(false)).contains("vantage: all, then each in turn"));
+    assert!(!help(&lab()).contains("vantage"));
+}

@@ -9,7 +9,7 @@ use crate::engine::live::LabPhase;
 use crate::engine::oneshot::{self, CheckOptions};
 use crate::lab::{Lab, LabOptions};
 
-use super::dashboard::dashboard;
+use super::dashboard::{dashboard, Local};
 use super::{live_options, print_report, prober, read_watchlist, require_terminal, UsageError, EXIT_OK};
 
 /// Rounds of `demo --once`: enough for the load balancer to show both backends.
@@ -52,5 +52,11 @@ pub async fn demo(args: DemoArgs) -> Result<u8, UsageError> {
     let mut options = live_options(&common, format!("embedded lab ({})", lab.watchfile.display()));
     let phase_lab = lab.clone();
     options.lab_phase = Some(LabPhase(Arc::new(move || phase_lab.phase_description())));
-    dashboard(Arc::new(prober), &list, options, &lab.watchfile, &args.dashboard).await
+    let local = Local {
+        prober: Arc::new(prober),
+        list,
+        options,
+        watchfile: lab.watchfile.clone(),
+    };
+    dashboard(Some(local), None, &args.dashboard).await
 }

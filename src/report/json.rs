@@ -28,12 +28,25 @@ pub fn to_json(snapshot: &Snapshot) -> String {
 /// and written in their place (exactly what the view's report would be with every pair in
 /// `report.pairs`).
 pub fn write_view_json(view: &LiveView, w: impl io::Write) -> io::Result<()> {
+    write_vantage_view_json(view, None, w)
+}
+
+/// `write_view_json`, with a top-level `vantage` field (after `generated_at`) when `vantage`
+/// is given (`serve --vantage NAME`): the name remote dashboards show the view under.
+pub fn write_vantage_view_json(view: &LiveView, vantage: Option<&str>, w: impl io::Write) -> io::Result<()> {
     let mut ser = serde_json::Serializer::with_formatter(w, Escaping(PrettyFormatter::new()));
-    ViewReport(view).serialize(&mut ser).map_err(io::Error::from)
+    ViewReport { view, vantage }
+        .serialize(&mut ser)
+        .map_err(io::Error::from)
 }
 
 pub fn view_to_json(view: &LiveView) -> String {
     into_string(|out| write_view_json(view, out))
+}
+
+/// `view_to_json` with the vantage's name (see `write_vantage_view_json`).
+pub fn vantage_view_to_json(view: &LiveView, vantage: Option<&str>) -> String {
+    into_string(|out| write_vantage_view_json(view, vantage, out))
 }
 
 fn into_string(write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
@@ -46,20 +59,27 @@ fn into_string(write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
 }
 
 /// A live view's report as `Snapshot` writes it (the same fields in the same order), its
-/// `pairs` from `LiveView::listed_pairs`.
-struct ViewReport<'a>(&'a LiveView);
+/// `pairs` from `LiveView::listed_pairs`, its `vantage` the one given (else the report's).
+struct ViewReport<'a> {
+    view: &'a LiveView,
+    vantage: Option<&'a str>,
+}
 
 impl Serialize for ViewReport<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let view = self.0;
+        let view = self.view;
         let r = &view.report;
-        if view.pending.runs().is_empty() {
+        if view.pending.runs().is_empty() && self.vantage.is_none() {
             return r.serialize(s);
         }
+        let vantage = self.vantage.or(r.vantage.as_deref());
         let pairs = ListedReports(view);
-        let mut st = s.serialize_struct("Snapshot", 6)?;
+        let mut st = s.serialize_struct("Snapshot", 7)?;
         st.serialize_field("schema", &r.schema)?;
         st.serialize_field("generated_at", &r.generated_at)?;
+        if let Some(v) = vantage {
+            st.serialize_field("vantage", v)?;
+        }
         st.serialize_field("hosts", &r.hosts)?;
         st.serialize_field("pairs", &pairs)?;
         st.serialize_field("groups", &r.groups)?;

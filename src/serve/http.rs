@@ -335,7 +335,7 @@ fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
             Some(view) => with_type(
                 StatusCode::OK,
                 "application/json",
-                crate::report::json::view_to_json(&view),
+                crate::report::json::vantage_view_to_json(&view, app.exporter.vantage()),
             ),
             None => {
                 let mut r = with_type(

@@ -16,4 +16,5 @@ pub mod ct;
 pub mod lab;
 pub mod net;
 pub mod synth;
+pub mod vantages;
 pub mod views;

@@ -431,6 +431,11 @@ pub fn https_record(spec: &crate::lab::HttpsSpec) -> Record {
     spec.record(60).expect("test HTTPS record")
 }
 
+/// An A record to serve from [`dns_server_with`] (TTL 60; names with the trailing dot).
+pub fn a_record(owner: &str, addr: &str) -> Record {
+    record(owner, 60, RData::A(A(addr.parse().expect("an IPv4 address"))))
+}
+
 /// A CNAME to serve from [`dns_server_with`] (TTL 60; names with the trailing dot).
 pub fn cname_record(owner: &str, target: &str) -> Record {
     record(owner, 60, RData::CNAME(CNAME(name(target))))

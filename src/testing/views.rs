@@ -391,6 +391,7 @@ impl Session {
         };
         let mut texts = HashMap::new();
         let report = Snapshot {
+            vantage: None,
             generated_at: Timestamp::from_unix(self.shown_now),
             hosts: view.report.hosts.iter().map(|h| masker.host(h)).collect(),
             pairs: view

@@ -90,6 +90,8 @@ pub enum Action {
     ProbeSelection,
     Export,
     ToggleHelp,
+    /// Merged views (`watch --from`): show all vantages, then each in turn.
+    CycleVantage,
     Click(u16, u16),
     ScrollUp(u16, u16),
     ScrollDown(u16, u16),
@@ -150,9 +152,15 @@ pub struct App {
     pub matrix_offset: (usize, usize),
     /// Paused as last requested (the engine's status confirms it).
     pub paused: bool,
+    /// The vantage shown of a merged view (index into its vantages); None: all of them.
+    pub vantage: Option<usize>,
     anchor_host: Option<String>,
-    anchor_pair: Option<(Arc<str>, Arc<str>)>,
+    /// The selected pair: origin, target and, in a merged view, the vantage of its row.
+    anchor_pair: Option<(Arc<str>, Arc<str>, Option<usize>)>,
+    /// The view shown: the view received, or its vantage `vantage` (`LiveView::for_vantage`).
     current: Option<Arc<LiveView>>,
+    /// The view received (the same as `current` unless narrowed to a vantage).
+    full: Option<Arc<LiveView>>,
     pub derived: Derived,
 }
 
@@ -180,9 +188,11 @@ impl App {
             pairs_offset: 0,
             matrix_offset: (0, 0),
             paused: false,
+            vantage: None,
             anchor_host: None,
             anchor_pair: None,
             current: None,
+            full: None,
             derived: Derived::default(),
         }
     }
@@ -192,11 +202,22 @@ impl App {
         self.current.as_ref()
     }
 
-    /// True when `view` is the one this state was derived from.
+    /// True when `view` is the one this state was derived from (the view received, or the
+    /// vantage of it shown).
     pub fn is_current(&self, view: &LiveView) -> bool {
-        self.current
-            .as_ref()
-            .is_some_and(|c| std::ptr::eq(Arc::as_ptr(c), view))
+        let is = |v: &Option<Arc<LiveView>>| v.as_ref().is_some_and(|c| std::ptr::eq(Arc::as_ptr(c), view));
+        is(&self.current) || is(&self.full)
+    }
+
+    /// The vantage list of the view received (merged views only).
+    pub fn vantages(&self) -> Option<&crate::engine::snapshot::Vantages> {
+        self.full.as_ref()?.vantages.as_ref()
+    }
+
+    /// The name of the vantage shown (None: all, or not a merged view).
+    pub fn vantage_name(&self) -> Option<&str> {
+        let v = self.vantage?;
+        self.vantages()?.list.get(v).map(|v| v.name.as_str())
     }
 
     /// A new generation from the engine: fold it into the indexes (only what changed since
@@ -210,6 +231,32 @@ impl App {
         if self.is_current(&view) {
             return None;
         }
+        let previous = self.full.replace(view.clone());
+        let shown = self.narrow(&view);
+        let narrowed = self.show(shown);
+        // The narrowed view replaced is a copy of a vantage's lists: dropped here.
+        if previous.is_some() {
+            previous
+        } else {
+            narrowed
+        }
+    }
+
+    /// `view`, or the vantage of it the filter picks.
+    fn narrow(&mut self, view: &Arc<LiveView>) -> Arc<LiveView> {
+        match self.vantage.map(|v| view.for_vantage(v)) {
+            Some(Some(narrowed)) => Arc::new(narrowed),
+            Some(None) => {
+                // The vantage is gone (or this is no merged view): show everything.
+                self.vantage = None;
+                view.clone()
+            }
+            None => view.clone(),
+        }
+    }
+
+    /// Derive the state for the view shown.
+    fn show(&mut self, view: Arc<LiveView>) -> Option<Arc<LiveView>> {
         self.paused = view.status.paused;
         let previous = self.current.take();
         match &previous {
@@ -333,10 +380,11 @@ impl App {
             Action::FilterChar(_) | Action::FilterBackspace | Action::FilterDone => {}
             Action::CycleSort => self.cycle_sort(),
             Action::ToggleMatrix => self.toggle_matrix(),
-            Action::TogglePause => return Some(self.toggle_pause()),
-            Action::ProbeSelection => return Some(self.probe_selection()),
+            Action::TogglePause => return self.toggle_pause(),
+            Action::ProbeSelection => return self.probe_selection(),
             Action::Export => return Some(Effect::Export),
             Action::ToggleHelp => self.help = true,
+            Action::CycleVantage => self.cycle_vantage(),
             Action::Click(x, y) => self.click(x, y),
             Action::ScrollUp(x, y) => self.wheel(x, y, -3),
             Action::ScrollDown(x, y) => self.wheel(x, y, 3),
@@ -363,6 +411,35 @@ impl App {
         self.set_message(format!("sorted by {}", self.sort.label()));
     }
 
+    /// All vantages, then each in turn; the selection stays on the same group, host and pair
+    /// where the vantage shown has them.
+    fn cycle_vantage(&mut self) {
+        let Some(full) = self.full.clone() else { return };
+        let n = full.vantages.as_ref().map_or(0, |v| v.list.len());
+        if n == 0 {
+            self.set_message("one vantage only: `watch --from URL` shows several");
+            return;
+        }
+        self.vantage = match self.vantage {
+            None => Some(0),
+            Some(v) if v + 1 < n => Some(v + 1),
+            Some(_) => None,
+        };
+        self.store_anchors();
+        let shown = self.narrow(&full);
+        self.show(shown);
+        let label = match self.vantage_name() {
+            Some(name) => format!("vantage {}", crate::sanitize::for_terminal(name, 40)),
+            None => "all vantages".to_string(),
+        };
+        self.set_message(format!("showing {label}"));
+    }
+
+    /// True when nothing here probes: every vantage of the merged view is remote.
+    fn remote_only(&self) -> bool {
+        self.vantages().is_some_and(|v| !v.list.iter().any(|v| v.local))
+    }
+
     fn toggle_matrix(&mut self) {
         self.screen = match self.screen {
             Screen::Main => {
@@ -377,24 +454,32 @@ impl App {
     }
 
     /// Ask the engine to pause or resume (its status confirms it in a later view).
-    fn toggle_pause(&mut self) -> Effect {
+    fn toggle_pause(&mut self) -> Option<Effect> {
+        if self.remote_only() {
+            self.set_message("remote vantages only: their own serve instances probe");
+            return None;
+        }
         self.paused = !self.paused;
         self.set_message(if self.paused {
             "pausing probes"
         } else {
             "resuming probes"
         });
-        Effect::Control(Control::SetPaused(self.paused))
+        Some(Effect::Control(Control::SetPaused(self.paused)))
     }
 
     /// Ask the engine to probe the selected host (or pair's origin) now, or everything.
-    fn probe_selection(&mut self) -> Effect {
+    fn probe_selection(&mut self) -> Option<Effect> {
+        if self.remote_only() {
+            self.set_message("remote vantages only: their own serve instances probe");
+            return None;
+        }
         let key = self.probe_key();
         self.set_message(match &key {
             Some(k) => format!("probing {} now", crate::sanitize::for_terminal(k, 80)),
             None => "probing every host now".to_string(),
         });
-        Effect::Control(Control::ProbeNow(key))
+        Some(Effect::Control(Control::ProbeNow(key)))
     }
 
     fn page(&self) -> usize {
@@ -773,9 +858,11 @@ impl App {
                 .and_then(|&g| d.index.groups[g as usize].hosts.first())
                 .map(|&h| host_key(h)),
         };
+        let vantages = view.vantages.as_ref();
         self.anchor_pair = d.pairs.get(self.pair).map(|&p| {
+            let vantage = vantages.map(|v| v.of_pair(p as usize));
             let p = &view.report.pairs[p as usize];
-            (p.origin.clone(), p.target.clone())
+            (p.origin.clone(), p.target.clone(), vantage)
         });
     }
 
@@ -800,11 +887,21 @@ impl App {
                 .and_then(|h| self.derived.members.iter().position(|&x| x == h))
                 .or(Some(m).filter(|&m| m < self.derived.members.len()));
         }
-        if let Some((o, t)) = &self.anchor_pair {
-            if let Some(pos) = self.derived.pairs.iter().position(|&p| {
-                let p = &view.report.pairs[p as usize];
-                &p.origin == o && &p.target == t
-            }) {
+        if let Some((o, t, vantage)) = &self.anchor_pair {
+            let vantages = view.vantages.as_ref();
+            let is = |p: u32, same_vantage: bool| {
+                let r = &view.report.pairs[p as usize];
+                &r.origin == o
+                    && &r.target == t
+                    && (!same_vantage || vantages.map(|v| v.of_pair(p as usize)) == *vantage)
+            };
+            // The same row (pair and vantage), else the pair from another vantage.
+            let pairs = &self.derived.pairs;
+            if let Some(pos) = pairs
+                .iter()
+                .position(|&p| is(p, true))
+                .or_else(|| pairs.iter().position(|&p| is(p, false)))
+            {
                 self.pair = pos;
             }
         }
@@ -916,6 +1013,7 @@ impl App {
     pub fn derive_for(&self, view: &Arc<LiveView>) -> App {
         let mut app = self.clone();
         app.current = None;
+        app.full = None;
         app.set_view(view.clone());
         app
     }

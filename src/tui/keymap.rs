@@ -58,6 +58,7 @@ pub fn key_action(key: &KeyEvent, filtering: bool) -> Option<Action> {
         KeyCode::Char('r') => Action::ProbeSelection,
         KeyCode::Char('e') => Action::Export,
         KeyCode::Char('?') => Action::ToggleHelp,
+        KeyCode::Char('v') => Action::CycleVantage,
         _ => return None,
     })
 }

@@ -19,9 +19,17 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
         // State derived from another view: derive it for this one (slow path, not per frame
         // in the dashboard, which calls `App::set_view` once per generation).
         let fresh = app.derive_for(&Arc::new(view.clone()));
-        return draw_current(view, &fresh, area, buf);
+        return draw_shown(view, &fresh, area, buf);
     }
-    draw_current(view, app, area, buf)
+    draw_shown(view, app, area, buf)
+}
+
+/// Draw what `app` shows of `view`: the view itself, or the vantage of it the filter picks.
+fn draw_shown(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
+    match app.view() {
+        Some(shown) if !std::ptr::eq(Arc::as_ptr(shown), view) => draw_current(shown, app, area, buf),
+        _ => draw_current(view, app, area, buf),
+    }
 }
 
 fn draw_current(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {

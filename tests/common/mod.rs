@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod golden;
+pub mod serve;
+pub mod tmux;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -89,6 +89,7 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
     Snapshot {
         schema: SCHEMA.into(),
         generated_at: Timestamp::from_unix(now),
+        vantage: None,
         hosts,
         pairs,
         groups,

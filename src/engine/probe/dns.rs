@@ -602,8 +602,7 @@ fn sorted(mut addrs: Vec<IpAddr>) -> Vec<IpAddr> {
 mod tests {
     use super::*;
     use crate::lab::HttpsSpec;
-    use crate::testing::net::{cname_record, dns_server, dns_server_with, https_record, TestDns};
-    use hickory_resolver::proto::rr::rdata::A;
+    use crate::testing::net::{a_record, cname_record, dns_server, dns_server_with, https_record, TestDns};
     use std::net::Ipv6Addr;
     use std::sync::atomic::Ordering;
 
@@ -802,10 +801,6 @@ mod tests {
 
     fn v4(text: &str) -> Ipv4Addr {
         text.parse().expect("ipv4")
-    }
-
-    fn a_record(owner: &str, addr: &str) -> Record {
-        Record::from_rdata(Name::from_ascii(owner).expect("name"), 60, RData::A(A(v4(addr))))
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{PendingPairs, Snapshot, Timestamp, Verdict};
+use super::{PendingPairs, Snapshot, Timestamp, Vantages, Verdict};
 
 /// What the live dashboard draws: the contract snapshot (rates over the window) plus the
 /// live state around it. Published as `Arc<LiveView>` on a `tokio::sync::watch` channel; the
@@ -27,6 +27,8 @@ pub struct LiveView {
     /// The pending pairs listed by index, not in `report.pairs` (views for `serve`; empty in
     /// the dashboard's). `listed_pairs` lists both in the contract's order.
     pub pending: PendingPairs,
+    /// The vantage points of a merged view (`watch --from URL`); None in a single engine's.
+    pub vantages: Option<Vantages>,
 }
 
 /// Publish sequence numbers of a view and of its parts: a reader that has folded in the view

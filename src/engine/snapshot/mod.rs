@@ -8,6 +8,7 @@ mod kinds;
 mod live;
 mod pending;
 mod time;
+mod vantage;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub use self::kinds::{
 pub use self::live::{EngineStatus, History, LiveView, VerdictEvent, ViewChanges, HISTORY_BUCKETS};
 pub use self::pending::{ListedPair, ListedPairs, PairSource, PendingPairs, PendingRun};
 pub use self::time::Timestamp;
+pub use self::vantage::{Health, Vantage, VantageData, Vantages};
 
 pub const SCHEMA: &str = "coalscope/1";
 
@@ -28,6 +30,10 @@ pub const SCHEMA: &str = "coalscope/1";
 pub struct Snapshot {
     pub schema: String,
     pub generated_at: Timestamp,
+    /// The vantage point that made the report (`serve --vantage NAME`); left out of the JSON
+    /// when there is none (`check`, `serve` without `--vantage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vantage: Option<String>,
     /// Shared between successive live views while unchanged (serialised as plain objects).
     pub hosts: Vec<Arc<HostReport>>,
     pub pairs: Vec<Arc<PairReport>>,
@@ -350,6 +356,7 @@ impl Default for Snapshot {
         Snapshot {
             schema: SCHEMA.into(),
             generated_at: Timestamp::default(),
+            vantage: None,
             hosts: vec![],
             pairs: vec![],
             groups: vec![],

@@ -16,7 +16,7 @@ use crate::engine::snapshot::{
 };
 use crate::tui::app::{App, DetailTarget, Focus};
 use crate::tui::index::GroupEntry;
-use crate::tui::panes::{clean, frame, percent, signals, title};
+use crate::tui::panes::{clean, frame, percent, signals, title, vantage};
 use crate::tui::theme::Theme;
 
 /// Long strings (explanations, fixes, errors) are bounded before wrapping: room for the longest
@@ -29,11 +29,34 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
     let t = &app.theme;
     let target = app.detail_target();
     let (heading, lines) = match target {
-        DetailTarget::Pair(p) => (
-            "Details · pair (Enter: its hosts)".to_string(),
-            pair_lines(&view.report.pairs[p], t),
-        ),
-        DetailTarget::Host(h) => ("Details · host".to_string(), host_lines(&view.report.hosts[h], t)),
+        DetailTarget::Pair(p) => {
+            let pair = &view.report.pairs[p];
+            let mut lines = pair_lines(pair, t);
+            if let Some(vantages) = &view.vantages {
+                // Right under the verdict: what every vantage says of the pair.
+                lines.insert(2, vantage::pair_verdicts(vantages, pair, t));
+            }
+            let heading = match &view.vantages {
+                Some(vantages) => match vantages.list.get(vantages.of_pair(p)) {
+                    Some(v) => format!("Details · pair from {} (Enter: its hosts)", vantage::label(v)),
+                    None => "Details · pair (Enter: its hosts)".to_string(),
+                },
+                None => "Details · pair (Enter: its hosts)".to_string(),
+            };
+            (heading, lines)
+        }
+        DetailTarget::Host(h) => {
+            let host = &view.report.hosts[h];
+            let mut lines = host_lines(host, t);
+            if let Some(line) = view
+                .vantages
+                .as_ref()
+                .and_then(|v| vantage::host_addresses(v, host, t))
+            {
+                lines.insert(2, line);
+            }
+            ("Details · host".to_string(), lines)
+        }
         DetailTarget::Group(g) => (
             "Details · group".to_string(),
             group_lines(view, &app.derived.index.groups[g], &app.derived.group_pairs, t),

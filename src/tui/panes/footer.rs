@@ -27,8 +27,14 @@ pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
         ));
         spans.push(Span::styled("│", t.dim));
     }
-    let keys: &[(&str, &str)] = match app.screen {
-        Screen::Main => &[
+    if app.message.is_none() {
+        if let Some(name) = app.vantage_name() {
+            spans.push(Span::styled(format!(" vantage: {} ", clean(name, 24)), t.message));
+            spans.push(Span::styled("│", t.dim));
+        }
+    }
+    let mut keys: Vec<(&str, &str)> = match app.screen {
+        Screen::Main => vec![
             ("q", "quit"),
             ("↑↓", "move"),
             ("Tab", "pane"),
@@ -41,7 +47,7 @@ pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
             ("e", "export"),
             ("?", "help"),
         ],
-        Screen::Matrix => &[
+        Screen::Matrix => vec![
             ("q", "quit"),
             ("←↑↓→", "cell"),
             ("⏎", "pair"),
@@ -51,9 +57,13 @@ pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
             ("?", "help"),
         ],
     };
+    // Merged views (`watch --from`): the vantage filter, after the name filter.
+    if app.screen == Screen::Main && app.vantages().is_some() {
+        keys.insert(5, ("v", "vantage"));
+    }
     // Narrow terminals: the navigation keys go without words.
     let narrow = area.width < 100;
-    for (k, what) in keys {
+    for (k, what) in &keys {
         spans.push(Span::styled(format!(" {k}"), t.key));
         if !(narrow && matches!(*what, "move" | "pane" | "open" | "cell")) {
             spans.push(Span::styled(format!(" {what}"), t.dim));

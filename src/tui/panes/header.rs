@@ -6,12 +6,18 @@ use ratatui::text::{Line, Span};
 
 use crate::engine::snapshot::LiveView;
 use crate::tui::app::App;
+use crate::tui::panes::vantage;
 use crate::tui::panes::{clean, clock, percent, row};
 use crate::tui::theme::Theme;
 
 pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
     let w = area.width as usize;
     row(buf, area, 0, &watched(view, &app.theme, w), None);
+    if let Some(vantages) = &view.vantages {
+        row(buf, area, 1, &vantage::states(vantages, &app.theme), None);
+        row(buf, area, 2, &vantage::news(view, vantages, &app.theme, w), None);
+        return;
+    }
     row(buf, area, 1, &progress(view, app, w), None);
     row(buf, area, 2, &last_reload(view, &app.theme, w), None);
 }

@@ -25,10 +25,17 @@ pub const KEYS: &[(&str, &str)] = &[
     ("?", "this help (any key closes it)"),
 ];
 
+/// The key of merged views (`watch --from`), listed only there.
+pub const VANTAGE_KEY: (&str, &str) = ("v", "vantage: all, then each in turn");
+
 pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
     let t = &app.theme;
+    let mut keys: Vec<(&str, &str)> = KEYS.to_vec();
+    if app.vantages().is_some() {
+        keys.insert(keys.len() - 2, VANTAGE_KEY);
+    }
     let w = area.width.min(64);
-    let h = area.height.min(KEYS.len() as u16 + 4);
+    let h = area.height.min(keys.len() as u16 + 4);
     let popup = Rect::new(
         area.x + (area.width - w) / 2,
         area.y + (area.height - h) / 2,
@@ -37,12 +44,12 @@ pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
     );
     Clear.render(popup, buf);
     let inner = frame(popup, buf, title("Keys".into(), t), true, t);
-    let lines: Vec<Line> = KEYS
+    let lines: Vec<Line> = keys
         .iter()
         .map(|(k, what)| {
             Line::from(vec![
                 Span::styled(format!("{k:>19}  "), t.key),
-                Span::styled(*what, t.text),
+                Span::styled(what.to_string(), t.text),
             ])
         })
         .chain(std::iter::once(Line::styled(

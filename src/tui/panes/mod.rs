@@ -10,6 +10,7 @@ pub mod help;
 pub mod matrix;
 pub mod pairs;
 mod signals;
+pub mod vantage;
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;

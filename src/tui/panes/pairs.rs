@@ -11,11 +11,13 @@ use crate::engine::snapshot::{LiveView, PairReport, Verdict};
 use crate::tui::app::{App, Focus};
 use crate::tui::index::short;
 use crate::tui::layout::scrolled;
-use crate::tui::panes::{clean, frame, pad, percent, row, sparkline, title};
+use crate::tui::panes::{clean, frame, pad, percent, row, sparkline, title, vantage};
 use crate::tui::theme::Theme;
 
 /// Which columns fit in a width.
 struct Columns {
+    /// The row's vantage (merged views only; 0: no column).
+    vantage: usize,
     names: usize,
     shared: usize,
     cert: bool,
@@ -28,8 +30,9 @@ const VERDICT_W: usize = 15;
 const RATE_W: usize = 4;
 
 impl Columns {
-    fn for_width(w: usize) -> Columns {
+    fn for_width(w: usize, vantage: usize) -> Columns {
         let mut c = Columns {
+            vantage,
             names: 0,
             shared: if w >= 84 { 15 } else { 0 },
             cert: w >= 80,
@@ -39,6 +42,7 @@ impl Columns {
         };
         let fixed = VERDICT_W
             + 1
+            + if c.vantage > 0 { c.vantage + 1 } else { 0 }
             + if c.shared > 0 { c.shared + 1 } else { 0 }
             + if c.cert { 5 } else { 0 }
             + if c.clients { 4 } else { 0 }
@@ -71,12 +75,17 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
         return;
     }
     let w = inner.width as usize;
-    let c = Columns::for_width(w);
-    let mut head = format!(
-        "{} {}",
-        pad("verdict", VERDICT_W),
-        pad("origin → target", c.names)
-    );
+    // Merged views: the vantage of each row, as wide as the longest name (within bounds).
+    let vantage_w = view.vantages.as_ref().map_or(0, |v| {
+        let longest = v.list.iter().map(|x| vantage::label(x).chars().count()).max();
+        longest.unwrap_or(0).clamp(7, 12)
+    });
+    let c = Columns::for_width(w, vantage_w);
+    let mut head = pad("verdict", VERDICT_W);
+    if c.vantage > 0 {
+        head.push_str(&format!(" {}", pad("vantage", c.vantage)));
+    }
+    head.push_str(&format!(" {}", pad("origin → target", c.names)));
     if c.shared > 0 {
         head.push_str(&format!(" {}", pad("shared", c.shared)));
     }
@@ -107,7 +116,12 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
         let p = d.pairs[i] as usize;
         let pair = &view.report.pairs[p];
         let history = view.histories.get(p).map(|h| h.points()).unwrap_or_default();
-        let line = pair_line(pair, &history, suffix, &c, t);
+        let mut line = pair_line(pair, &history, suffix, &c, t);
+        if let Some(v) = view.vantages.as_ref().and_then(|v| v.list.get(v.of_pair(p))) {
+            let style = if v.health.stale { t.error } else { t.text };
+            let cell = format!("{} ", pad(&vantage::label(v), c.vantage));
+            line.spans.insert(2, Span::styled(cell, style));
+        }
         let selected = (i == app.pair).then_some(t.selected);
         row(buf, inner, y as u16 + 1, &line, selected);
     }

@@ -97,6 +97,7 @@ impl Store {
             events: self.events_view.clone(),
             status,
             pending,
+            vantages: None,
         }
     }
 
@@ -401,6 +402,7 @@ impl Store {
         let report = Snapshot {
             schema: SCHEMA.into(),
             generated_at: Timestamp::from_unix(unix),
+            vantage: None,
             hosts: self.cache.hosts.clone(),
             pairs,
             groups: self.cache.groups.clone(),
