@@ -17,11 +17,14 @@ const CACHE_MAX: usize = 1024;
 const CHECKS_AT_ONCE: usize = 2;
 /// A header longer than this is not a login.
 const MAX_HEADER: usize = 4096;
-/// The hash an unknown user's password is checked against (bcrypt of a random string, cost 10).
+/// The hash an unknown user's password is checked against when no user's cost can be read.
 const DUMMY_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
 
 pub struct BasicAuth {
     users: BTreeMap<String, String>,
+    /// What an unknown user's password is checked against: a hash of the users' highest cost,
+    /// so that the time taken does not tell whether a user exists.
+    dummy: String,
     cache: Mutex<HashSet<[u8; 32]>>,
     /// bcrypt checks at once: a flood of wrong logins queues here instead of taking every core.
     checking: tokio::sync::Semaphore,
@@ -47,8 +50,17 @@ impl BasicAuth {
                 ));
             }
         }
+        let cost = users
+            .values()
+            .filter_map(|h| h.parse::<bcrypt::HashParts>().ok())
+            .map(|p| p.get_cost())
+            .max();
+        let dummy = cost
+            .and_then(|c| bcrypt::hash("coalscope: no such user", c).ok())
+            .unwrap_or_else(|| DUMMY_HASH.to_string());
         Ok(BasicAuth {
             users,
+            dummy,
             cache: Mutex::new(HashSet::new()),
             checking: tokio::sync::Semaphore::new(CHECKS_AT_ONCE),
         })
@@ -62,7 +74,7 @@ impl BasicAuth {
             return Ok(());
         }
         let known = self.users.get(&user).cloned();
-        let hash = known.clone().unwrap_or_else(|| DUMMY_HASH.to_string());
+        let hash = known.clone().unwrap_or_else(|| self.dummy.clone());
         let Ok(_turn) = self.checking.acquire().await else {
             return Err(Denied::Wrong);
         };
@@ -159,5 +171,8 @@ mod tests {
         )]))
         .unwrap();
         assert!(DUMMY_HASH.parse::<bcrypt::HashParts>().is_ok());
+        // An unknown user costs what a known one does.
+        let a = auth();
+        assert_eq!(a.dummy.parse::<bcrypt::HashParts>().unwrap().get_cost(), 4);
     }
 }

@@ -10,7 +10,7 @@
 //! lets open connections finish their current request, and gives up after a short grace.
 //!
 //! Bounds against abuse of the port: 256 connections at once (more wait in the accept queue),
-//! 32 from one address (more are closed when accepted), 10 s to send a request head (idle and
+//! 32 from one address (an IPv6 /64 counts as one; more are closed when accepted), 10 s to send a request head (idle and
 //! slowloris connections are closed; so are idle keep-alive ones), 64 KiB of head (431).
 //!
 //! With `--web-config`, each connection takes the web config current when it arrives: TLS (plain
@@ -99,7 +99,7 @@ pub async fn run(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Rece
             },
             _ = stopped(&mut shutdown) => break,
         };
-        let Some(slot) = PeerSlot::take(&peers, peer.ip()) else {
+        let Some(slot) = PeerSlot::take(&peers, peer_key(peer.ip())) else {
             tracing::info!(%peer, "connection closed: {MAX_PER_PEER} already open from this address");
             drop(stream);
             continue;
@@ -132,6 +132,22 @@ pub async fn run(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Rece
 
 /// Open connections per client address.
 type Peers = Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
+
+/// The address a connection counts against: IPv4 as is (IPv4-mapped IPv6 too), IPv6 by its
+/// /64, the block one host or customer usually holds.
+fn peer_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.into(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.into(),
+            None => {
+                let mut s = v6.segments();
+                s[4..].fill(0);
+                std::net::Ipv6Addr::from(s).into()
+            }
+        },
+    }
+}
 
 /// One open connection counted against its address; given back on drop.
 struct PeerSlot {
@@ -472,6 +488,16 @@ mod tests {
 
     fn get(app: &App, path: &str) -> Response<Full<Bytes>> {
         route(app, &Request::get(path).body(()).unwrap())
+    }
+
+    #[test]
+    fn peers_count_by_ipv4_address_and_ipv6_slash_64() {
+        let key = |s: &str| peer_key(s.parse().unwrap()).to_string();
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2:ffff:1:2:3"), key("2001:db8:1:2::9"));
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
     }
 
     #[test]

@@ -145,9 +145,7 @@ impl RateLimit {
 
     /// Take a token; false when none is left.
     pub fn allow(&self, now: Instant) -> bool {
-        let Ok(mut s) = self.state.lock() else {
-            return true;
-        };
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (tokens, last) = *s;
         let refill = now.saturating_duration_since(last).as_secs_f64() / self.interval.as_secs_f64();
         let tokens = (tokens + refill).min(f64::from(self.burst));
@@ -168,9 +166,27 @@ pub struct WebConfig {
     pub auth: Option<Arc<BasicAuth>>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub rate_limit: Option<Arc<RateLimit>>,
+    /// The files it read besides itself (certificate, key, client CA): a change to any of
+    /// them reloads it, so that a renewed certificate is served without a restart.
+    pub files: Vec<PathBuf>,
 }
 
 impl WebConfig {
+    /// What `self` would take away that `old` has (TLS, a required client certificate, basic
+    /// auth): a reload may not, since a file caught half-written must not open the port.
+    fn drops_from(&self, old: &WebConfig) -> Option<&'static str> {
+        let required = |c: &WebConfig| c.tls.as_ref().is_some_and(|t| t.requires_client_certificate);
+        if old.tls.is_some() && self.tls.is_none() {
+            Some("TLS")
+        } else if required(old) && !required(self) {
+            Some("required client certificates")
+        } else if old.auth.is_some() && self.auth.is_none() {
+            Some("basic auth")
+        } else {
+            None
+        }
+    }
+
     /// Read and check `path`.
     pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
         let file = path.display().to_string();
@@ -197,8 +213,9 @@ impl WebConfig {
         } else {
             serde_yaml_ng::from_str(text).map_err(|e| (String::new(), e.to_string()))?
         };
+        let mut files = Vec::new();
         let tls = match file.tls_server_config {
-            Some(t) => tls_server(t, base)?,
+            Some(t) => tls_server(t, base, &mut files)?,
             None => None,
         };
         let auth = match file.basic_auth_users {
@@ -220,6 +237,7 @@ impl WebConfig {
             auth,
             headers,
             rate_limit,
+            files,
         })
     }
 }
@@ -234,6 +252,7 @@ fn pem_source(
     file: Option<String>,
     field: &str,
     base: &Path,
+    files: &mut Vec<PathBuf>,
 ) -> Result<Option<Vec<u8>>, (String, String)> {
     match (inline, file) {
         (Some(_), Some(_)) => Err(field_err(
@@ -243,6 +262,7 @@ fn pem_source(
         (Some(pem), None) => Ok(Some(pem.into_bytes())),
         (None, Some(name)) => {
             let path: PathBuf = base.join(&name);
+            files.push(path.clone());
             std::fs::read(&path).map(Some).map_err(|e| {
                 field_err(
                     &format!("tls_server_config.{field}_file"),
@@ -266,9 +286,13 @@ fn certificates(pem: &[u8], field: &str) -> Result<Vec<CertificateDer<'static>>,
 
 /// The TLS server configuration; None when neither a certificate nor a key is given (the
 /// toolkit then serves plain HTTP too).
-fn tls_server(t: TlsFile, base: &Path) -> Result<Option<TlsServer>, (String, String)> {
-    let cert = pem_source(t.cert, t.cert_file, "cert", base)?;
-    let key = pem_source(t.key, t.key_file, "key", base)?;
+fn tls_server(
+    t: TlsFile,
+    base: &Path,
+    files: &mut Vec<PathBuf>,
+) -> Result<Option<TlsServer>, (String, String)> {
+    let cert = pem_source(t.cert, t.cert_file, "cert", base, files)?;
+    let key = pem_source(t.key, t.key_file, "key", base, files)?;
     let (cert, key) = match (cert, key) {
         (None, None) => return Ok(None),
         (Some(c), Some(k)) => (c, k),
@@ -295,7 +319,7 @@ fn tls_server(t: TlsFile, base: &Path) -> Result<Option<TlsServer>, (String, Str
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| field_err("tls_server_config", e.to_string()))?;
-    let client_ca = pem_source(t.client_ca, t.client_ca_file, "client_ca", base)?;
+    let client_ca = pem_source(t.client_ca, t.client_ca_file, "client_ca", base, files)?;
     let policy = t.client_auth_type.unwrap_or(ClientAuthType::NoClientCert);
     let builder = match client_verifier(policy, client_ca, provider)? {
         Some(verifier) => builder.with_client_cert_verifier(verifier),
@@ -486,8 +510,11 @@ fn rate_limit(r: &RateLimitFile) -> Result<Option<Arc<RateLimit>>, (String, Stri
     Ok(Some(Arc::new(RateLimit::new(interval, r.burst))))
 }
 
-/// The web configuration of a running exporter: read again when the file changes (looked for
-/// at most once a second), the last good one kept when the new one does not load.
+/// The web configuration of a running exporter: read again when the file, or a file it names
+/// (certificate, key, client CA), changes (looked for at most once a second). The last good
+/// configuration stays when the new one does not load, and when it would drop TLS, required
+/// client certificates or basic auth (that takes a restart: a file caught half-written by an
+/// editor must never open the port).
 pub struct WebConfigSource {
     path: PathBuf,
     state: Mutex<SourceState>,
@@ -495,25 +522,30 @@ pub struct WebConfigSource {
 
 struct SourceState {
     config: Arc<WebConfig>,
-    stamp: Option<(SystemTime, u64)>,
+    stamp: Vec<Option<(SystemTime, u64)>>,
     checked: Instant,
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+/// Modification time and size of the file and of those it names.
+fn stamp(path: &Path, files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
+    std::iter::once(path)
+        .chain(files.iter().map(PathBuf::as_path))
+        .map(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        })
+        .collect()
 }
 
 impl WebConfigSource {
     /// Load `path` once; an error here stops `serve` from starting.
     pub fn open(path: &Path) -> Result<WebConfigSource, WebConfigError> {
-        let stamp = stamp(path);
         let config = WebConfig::load(path)?;
         Ok(WebConfigSource {
             path: path.to_path_buf(),
             state: Mutex::new(SourceState {
+                stamp: stamp(path, &config.files),
                 config: Arc::new(config),
-                stamp,
                 checked: Instant::now(),
             }),
         })
@@ -521,23 +553,32 @@ impl WebConfigSource {
 
     /// The configuration for a new connection.
     pub fn current(&self) -> Arc<WebConfig> {
-        let Ok(mut s) = self.state.lock() else {
-            return Arc::new(WebConfig::default());
-        };
+        // A panic elsewhere while the lock was held leaves the state as it was: use it (never
+        // fall back to an open default).
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        if now.duration_since(s.checked) >= RECHECK_EVERY {
-            s.checked = now;
-            let new_stamp = stamp(&self.path);
-            if new_stamp != s.stamp {
-                s.stamp = new_stamp;
-                match WebConfig::load(&self.path) {
-                    Ok(c) => {
-                        tracing::info!(file = %self.path.display(), "web config reloaded");
-                        s.config = Arc::new(c);
-                    }
-                    Err(e) => tracing::warn!("{e}; keeping the last good web config"),
+        if now.duration_since(s.checked) < RECHECK_EVERY {
+            return s.config.clone();
+        }
+        s.checked = now;
+        let new_stamp = stamp(&self.path, &s.config.files);
+        if new_stamp == s.stamp {
+            return s.config.clone();
+        }
+        s.stamp = new_stamp;
+        match WebConfig::load(&self.path) {
+            Ok(c) => match c.drops_from(&s.config) {
+                Some(what) => tracing::warn!(
+                    file = %self.path.display(),
+                    "the new web config drops {what}: keeping the last good one (restart serve to drop it)"
+                ),
+                None => {
+                    tracing::info!(file = %self.path.display(), "web config reloaded");
+                    s.stamp = stamp(&self.path, &c.files);
+                    s.config = Arc::new(c);
                 }
-            }
+            },
+            Err(e) => tracing::warn!("{e}; keeping the last good web config"),
         }
         s.config.clone()
     }

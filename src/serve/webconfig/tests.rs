@@ -169,32 +169,52 @@ fn the_rate_limit_is_a_token_bucket() {
 
 #[test]
 fn a_bad_edit_keeps_the_last_good_config() {
-    let (dir, _pki) = dir_with_pki();
+    let (dir, pki) = dir_with_pki();
     let path = dir.path().join("web.yml");
-    std::fs::write(
-        &path,
-        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
-    )
-    .unwrap();
+    let tls = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
+    let alice = "basic_auth_users:\n  alice: $2y$10$mDwo.lAisC94iLAyP81MCesa29IzH37oigHC/42V2pdJlUprsJPze\n";
+    std::fs::write(&path, tls).unwrap();
     let source = WebConfigSource::open(&path).unwrap();
-    assert!(source.current().tls.is_some());
+    let first = source.current();
+    assert!(first.tls.is_some());
+    let recheck = || source.state.lock().unwrap().checked -= RECHECK_EVERY;
     // A broken edit: the TLS config stays.
-    std::fs::write(
-        &path,
-        "tls_server_config:\n  cert_file: missing.crt\n  key_file: server.key\n  # longer\n",
-    )
-    .unwrap();
-    source.state.lock().unwrap().checked -= RECHECK_EVERY;
-    assert!(source.current().tls.is_some());
-    // A good edit is taken.
-    std::fs::write(
-        &path,
-        "basic_auth_users:\n  alice: $2y$10$mDwo.lAisC94iLAyP81MCesa29IzH37oigHC/42V2pdJlUprsJPze\n",
-    )
-    .unwrap();
-    source.state.lock().unwrap().checked -= RECHECK_EVERY;
-    let c = source.current();
-    assert!(c.tls.is_none() && c.auth.is_some());
+    std::fs::write(&path, format!("{tls}  # longer\nbogus: 1\n")).unwrap();
+    recheck();
+    assert!(Arc::ptr_eq(&source.current(), &first));
+    // Edits that would drop TLS or basic auth (an empty file caught mid-save, a file without
+    // the section) are refused: that takes a restart.
+    for text in ["", alice] {
+        std::fs::write(&path, text).unwrap();
+        recheck();
+        assert!(Arc::ptr_eq(&source.current(), &first), "{text:?} was taken");
+    }
+    // An edit that adds users is taken; one that then drops them is not.
+    std::fs::write(&path, format!("{tls}{alice}")).unwrap();
+    recheck();
+    let with_users = source.current();
+    assert!(with_users.tls.is_some() && with_users.auth.is_some());
+    std::fs::write(&path, format!("{tls}# no users any more\n")).unwrap();
+    recheck();
+    assert!(source.current().auth.is_some());
+    // A renewed certificate (the web config itself unchanged) is picked up.
+    let renewed = pki
+        .ca()
+        .issue(&Leaf::for_names(&["localhost", "renewed.test"]).unwrap())
+        .unwrap();
+    std::fs::write(dir.path().join("server.crt"), &renewed.pem).unwrap();
+    std::fs::write(dir.path().join("server.key"), renewed.key_pem()).unwrap();
+    std::fs::write(&path, format!("{tls}{alice}")).unwrap();
+    recheck();
+    let before = source.current();
+    std::fs::write(dir.path().join("server.crt"), format!("{}\n", renewed.pem)).unwrap();
+    recheck();
+    let after = source.current();
+    assert!(
+        !Arc::ptr_eq(&before, &after),
+        "a changed certificate file reloads"
+    );
+    assert!(after.tls.is_some() && after.auth.is_some());
     // At start, a bad file is an error naming it.
     std::fs::write(&path, "nope: 1\n").unwrap();
     let e = WebConfigSource::open(&path).err().unwrap().to_string();
