@@ -111,6 +111,9 @@ async fn get_bounded(
     Ok(body)
 }
 
+/// Addresses kept per name and per pair (as many as the engine probes per name).
+const MAX_ADDRESSES: usize = 64;
+
 /// The snapshot in `body`, capped to `max_pairs` pairs and `max_hosts` hosts (a note says
 /// what was left out).
 pub fn parse(body: &[u8], max_pairs: usize, max_hosts: usize) -> Result<VantageData, FetchError> {
@@ -130,12 +133,36 @@ pub fn parse(body: &[u8], max_pairs: usize, max_hosts: usize) -> Result<VantageD
         notes.push(format!("kept {max_hosts} of {} hosts", snapshot.hosts.len()));
         snapshot.hosts.truncate(max_hosts);
     }
+    if snapshot.groups.len() > max_hosts {
+        notes.push(format!("kept {max_hosts} of {} groups", snapshot.groups.len()));
+        snapshot.groups.truncate(max_hosts);
+    }
+    // The lists inside: no group larger than the hosts kept, no more addresses per name or
+    // pair than the engine probes.
+    for g in &mut snapshot.groups {
+        g.members.truncate(max_hosts);
+    }
+    for p in &mut snapshot.pairs {
+        if p.addresses.len() > MAX_ADDRESSES || p.shared_addresses.len() > MAX_ADDRESSES {
+            let p = Arc::make_mut(p);
+            p.addresses.truncate(MAX_ADDRESSES);
+            p.shared_addresses.truncate(MAX_ADDRESSES);
+        }
+    }
+    for h in &mut snapshot.hosts {
+        if h.addresses.len() > MAX_ADDRESSES || h.endpoints.len() > MAX_ADDRESSES {
+            let h = Arc::make_mut(h);
+            h.addresses.truncate(MAX_ADDRESSES);
+            h.endpoints.truncate(MAX_ADDRESSES);
+        }
+    }
     let note = (!notes.is_empty()).then(|| notes.join(", "));
     Ok(VantageData::new(Arc::new(snapshot), note))
 }
 
-/// `/api/status`'s `vantage`, for instances whose snapshot does not name itself.
-async fn status_name(client: &Client, base: &Url, timeout: Duration) -> Option<String> {
+/// `/api/status`'s `vantage`, for instances whose snapshot does not name itself: None when
+/// the status could not be read, Some(None) when it names no vantage.
+async fn status_name(client: &Client, base: &Url, timeout: Duration) -> Option<Option<String>> {
     #[derive(serde::Deserialize)]
     struct Status {
         vantage: Option<String>,
@@ -143,7 +170,7 @@ async fn status_name(client: &Client, base: &Url, timeout: Duration) -> Option<S
     let body = get_bounded(client, endpoint(base, "/api/status"), timeout, 64 << 10)
         .await
         .ok()?;
-    serde_json::from_slice::<Status>(&body).ok()?.vantage
+    Some(serde_json::from_slice::<Status>(&body).ok()?.vantage)
 }
 
 /// One request for the snapshot, read and parsed off the runtime's threads.
@@ -174,20 +201,21 @@ pub fn spawn(
     let (tx, rx) = watch::channel(Arc::new(start.clone()));
     let task = tokio::spawn(async move {
         let mut state = start;
-        let mut asked_status = false;
+        // What /api/status said of the instance's name (None: not known yet; asked until it
+        // answers, then kept), for an instance whose snapshot does not name itself.
+        let mut status: Option<Option<String>> = None;
         loop {
             match fetch_once(&client, &source, &options).await {
                 Ok(data) => {
                     state.attempts.answered(Instant::now());
-                    state.name = data.report.vantage.clone();
-                    if state.name.is_none() && source.name.is_none() && !asked_status {
-                        asked_status = true;
-                        state.name = status_name(&client, &source.url, options.timeout).await;
+                    if data.report.vantage.is_none() && source.name.is_none() && status.is_none() {
+                        status = status_name(&client, &source.url, options.timeout).await;
                     }
+                    state.name = data.report.vantage.clone().or_else(|| status.clone().flatten());
                     state.data = Arc::new(data);
                 }
                 Err(e) => {
-                    tracing::debug!(url = %source.url, "fetch failed: {e}");
+                    tracing::debug!(url = %source.shown(), "fetch failed: {e}");
                     state
                         .attempts
                         .failed(crate::sanitize::for_terminal(&e.to_string(), MAX_ERROR));
@@ -238,13 +266,26 @@ mod tests {
             capped.note.as_deref(),
             Some(
                 format!(
-                    "kept 2 of {} pairs, kept 3 of {} hosts",
+                    "kept 2 of {} pairs, kept 3 of {} hosts, kept 3 of {} groups",
                     all.report.pairs.len(),
-                    all.report.hosts.len()
+                    all.report.hosts.len(),
+                    all.report.groups.len()
                 )
                 .as_str()
             )
         );
+        assert_eq!(capped.report.groups.len(), 3);
+        // The lists inside are bounded too: a group's members, a pair's addresses.
+        let mut doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let many: Vec<serde_json::Value> = (0..1000).map(|i| format!("h{i}.test:443").into()).collect();
+        doc["groups"][0]["members"] = many.into();
+        let addrs: Vec<serde_json::Value> = (0..1000)
+            .map(|i| format!("10.0.{}.{}", i / 250, i % 250).into())
+            .collect();
+        doc["pairs"][0]["shared_addresses"] = addrs.into();
+        let inner = parse(doc.to_string().as_bytes(), usize::MAX, 50).unwrap();
+        assert_eq!(inner.report.groups[0].members.len(), 50);
+        assert_eq!(inner.report.pairs[0].shared_addresses.len(), MAX_ADDRESSES);
         assert!(capped
             .pair(&capped.report.pairs[1].origin, &capped.report.pairs[1].target)
             .is_some());

@@ -164,20 +164,22 @@ fn sum(reports: &[&Snapshot], hosts: u32) -> Summary {
     s.hosts = hosts;
     for r in reports {
         let x = &r.summary;
-        s.pairs += x.pairs;
-        s.problems += x.problems;
-        s.cert_only_pairs += x.cert_only_pairs;
-        s.connections += x.connections;
-        s.requests += x.requests;
+        // Counts from the network: saturating, never a panic or a wrap.
+        s.pairs = s.pairs.saturating_add(x.pairs);
+        s.problems = s.problems.saturating_add(x.problems);
+        s.cert_only_pairs = s.cert_only_pairs.saturating_add(x.cert_only_pairs);
+        s.connections = s.connections.saturating_add(x.connections);
+        s.requests = s.requests.saturating_add(x.requests);
         s.rounds = s.rounds.max(x.rounds);
         s.duration_s = s.duration_s.max(x.duration_s);
         for (v, n) in &x.verdicts {
-            *s.verdicts.entry(*v).or_default() += n;
+            let c = s.verdicts.entry(*v).or_default();
+            *c = c.saturating_add(*n);
         }
-        s.host_errors += x.host_errors;
+        s.host_errors = s.host_errors.saturating_add(x.host_errors);
         s.coverage = s.coverage.min(x.coverage);
         s.target_coverage = s.target_coverage.min(x.target_coverage);
-        s.inconclusive += x.inconclusive;
+        s.inconclusive = s.inconclusive.saturating_add(x.inconclusive);
         s.settle_rounds = s.settle_rounds.max(x.settle_rounds);
     }
     s

@@ -35,6 +35,14 @@ pub struct RemoteSource {
 }
 
 impl RemoteSource {
+    /// The URL as shown and logged: without a password it may carry (`https://user:pw@…`,
+    /// sent as basic auth).
+    pub fn shown(&self) -> String {
+        let mut url = self.url.clone();
+        let _ = url.set_password(None);
+        url.to_string()
+    }
+
     /// "host:port" of the URL: the name of last resort.
     pub fn host_port(&self) -> String {
         let host = self.url.host_str().unwrap_or("?");
@@ -162,7 +170,7 @@ fn remote_vantage(r: &Remote, now: Instant, stale_after: Duration) -> Vantage {
             .clone()
             .or_else(|| f.name.clone())
             .unwrap_or_else(|| r.source.host_port()),
-        source: r.source.url.to_string(),
+        source: r.source.shown(),
         local: false,
         health: health::health(&f.attempts, now, stale_after),
         data: f.data.clone(),
@@ -180,6 +188,28 @@ fn local_vantage(view: &LiveView) -> Vantage {
             ..Health::default()
         },
         data: Arc::new(VantageData::new(Arc::new(view.report.clone()), None)),
+    }
+}
+
+/// Turns the local view (if any) and the remotes' latest answers into merged views, and logs
+/// the verdict changes between two answers of a remote vantage beside the local engine's.
+#[derive(Default)]
+struct Merger {
+    changes: events::Changes,
+}
+
+impl Merger {
+    fn make(&mut self, local: Option<&LiveView>, remote: Vec<Vantage>) -> Arc<LiveView> {
+        let mut list: Vec<Vantage> = local.map(local_vantage).into_iter().collect();
+        for (i, v) in remote.into_iter().enumerate() {
+            self.changes.observe(i, &v.name, &v.data);
+            list.push(v);
+        }
+        let mut view = merge::merge(local, list, Timestamp::now());
+        if !self.changes.is_empty() {
+            view.events = Arc::new(merge::events(local, self.changes.events()));
+        }
+        Arc::new(view)
     }
 }
 
@@ -205,15 +235,14 @@ pub fn spawn(
         tasks.push(task);
         remotes.push(Remote { source, rx });
     }
-    let make = move |local: Option<&LiveView>, remotes: &[Remote]| {
+    let mut merger = Merger::default();
+    let mut make = move |local: Option<&LiveView>, remotes: &[Remote]| {
         let now = Instant::now();
-        let mut list: Vec<Vantage> = local.map(local_vantage).into_iter().collect();
-        list.extend(
-            remotes
-                .iter()
-                .map(|r| remote_vantage(r, now, options.stale_after)),
-        );
-        Arc::new(merge::merge(local, list, Timestamp::now()))
+        let remote = remotes
+            .iter()
+            .map(|r| remote_vantage(r, now, options.stale_after))
+            .collect();
+        merger.make(local, remote)
     };
     let first = make(local.as_ref().map(|l| l.borrow().clone()).as_deref(), &remotes);
     let (tx, views) = watch::channel(first);
@@ -275,9 +304,48 @@ mod tests {
             (None, "127.0.0.1:9421".to_string())
         );
         assert_eq!(parse_source("https://[::1]").unwrap().host_port(), "[::1]:443");
+        let s = parse_source("http://scraper:s3cret@127.0.0.1:9421").unwrap();
+        assert_eq!(s.shown(), "http://scraper@127.0.0.1:9421/");
         for bad in ["127.0.0.1:9421", "ftp://h/", "=http://h/", "x=", "http://"] {
             let e = parse_source(bad).unwrap_err();
             assert!(e.contains("--from") || e.contains("vantage name"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn remote_verdict_changes_reach_the_event_log() {
+        use crate::engine::snapshot::{Snapshot, Verdict};
+        let report = crate::testing::views::lab_view().report;
+        let vantage = |report: Snapshot| Vantage {
+            name: "fra1".into(),
+            source: "http://fra1.test:9421/".into(),
+            local: false,
+            health: Health {
+                answered: true,
+                ..Health::default()
+            },
+            data: Arc::new(VantageData::new(Arc::new(report), None)),
+        };
+        let mut merger = Merger::default();
+        // The first answer makes no event.
+        assert!(merger.make(None, vec![vantage(report.clone())]).events.is_empty());
+        let mut changed = report.clone();
+        let i = changed
+            .pairs
+            .iter()
+            .position(|p| p.verdict != Verdict::Ok)
+            .unwrap();
+        Arc::make_mut(&mut changed.pairs[i]).verdict = Verdict::Ok;
+        let view = merger.make(None, vec![vantage(changed)]);
+        assert_eq!(view.events.len(), 1, "{:?}", view.events);
+        assert_eq!(view.events[0].to, Verdict::Ok);
+        assert!(
+            view.events[0].message.starts_with("fra1: "),
+            "{}",
+            view.events[0].message
+        );
+        // Kept on the next views while nothing changes.
+        let again = merger.make(None, vec![vantage(report)]);
+        assert_eq!(again.events.len(), 2);
     }
 }
