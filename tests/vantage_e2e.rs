@@ -83,8 +83,11 @@ impl Serve {
 
 /// The pair table's rows for the pair (either direction).
 fn pair_rows(screen: &str) -> Vec<&str> {
+    // Above the details and the event log, whose lines name pairs too ("cdn → media new → ok
+    // iad1: …").
     screen
         .lines()
+        .take_while(|l| !l.contains("Verdict changes"))
         .filter(|l| l.contains("media → cdn") || l.contains("cdn → media"))
         .collect()
 }
