@@ -408,6 +408,23 @@ fn export_writes_contract_json() {
     }
     assert_eq!(back, report);
     assert!(a.file_name().unwrap().to_str().unwrap().starts_with("coalscope-"));
+    // Only the two exports: no temporary file is left beside them.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    // A directory that cannot take it (missing, or a file): an error naming it, nothing written.
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    for bad in [dir.path().join("missing"), file.clone()] {
+        let e = coalscope::tui::export(&view.report, &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&bad.display().to_string()), "{e}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
 }
 
 fn merged(iad1_stale: bool) -> (App, Arc<LiveView>) {

@@ -123,14 +123,39 @@ fn release(view: Option<Arc<LiveView>>) {
     }
 }
 
-/// Write the report as contract JSON to a new file in `dir`; returns its path.
+/// Write the report as contract JSON to a new file in `dir`; returns its path. The JSON goes
+/// to a temporary file first and takes its name only once whole, so a full or failing disk
+/// leaves no half-written export (and no temporary file); an error names the directory.
 pub fn export(report: &Snapshot, dir: &Path) -> io::Result<PathBuf> {
+    let in_dir = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", dir.display()));
     let stamp = time::OffsetDateTime::now_utc()
         .format(time::macros::format_description!(
             "[year][month][day]T[hour][minute][second]Z"
         ))
         .map_err(io::Error::other)?;
-    let json = serde_json::to_vec_pretty(report).map_err(io::Error::other)?;
+    let mut json = serde_json::to_vec_pretty(report).map_err(io::Error::other)?;
+    json.push(b'\n');
+    let tmp = dir.join(format!(".coalscope-export-{}-{stamp}.tmp", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(&json)?;
+            f.sync_all()
+        });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(in_dir(e));
+    }
+    let named = name_export(&tmp, dir, &stamp);
+    let _ = std::fs::remove_file(&tmp);
+    named.map_err(in_dir)
+}
+
+/// Give the whole temporary file `tmp` the first free export name of `stamp` (a hard link
+/// never replaces an existing export).
+fn name_export(tmp: &Path, dir: &Path, stamp: &str) -> io::Result<PathBuf> {
     for n in 1..1000 {
         let name = if n == 1 {
             format!("coalscope-{stamp}.json")
@@ -138,17 +163,14 @@ pub fn export(report: &Snapshot, dir: &Path) -> io::Result<PathBuf> {
             format!("coalscope-{stamp}-{n}.json")
         };
         let path = dir.join(name);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(mut f) => {
-                f.write_all(&json)?;
-                f.write_all(b"\n")?;
+        match std::fs::hard_link(tmp, &path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            // A filesystem without hard links: rename, where the name is still free.
+            Err(_) if !path.exists() => {
+                std::fs::rename(tmp, &path)?;
                 return Ok(path);
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
         }
     }
