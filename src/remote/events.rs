@@ -15,6 +15,8 @@ pub struct Changes {
     /// Per vantage (its position among the `--from`s): the answer last compared.
     seen: HashMap<usize, Arc<VantageData>>,
     events: VecDeque<VerdictEvent>,
+    /// Events logged so far (dropped ones included): what changed since a reader last looked.
+    logged: u64,
 }
 
 impl Changes {
@@ -33,6 +35,7 @@ impl Changes {
                     if self.events.len() == MAX_EVENTS {
                         self.events.pop_front();
                     }
+                    self.logged += 1;
                     self.events.push_back(VerdictEvent {
                         at: data.report.generated_at,
                         origin: p.origin.to_string(),
@@ -51,6 +54,11 @@ impl Changes {
     /// The events so far, oldest first.
     pub fn events(&self) -> Vec<VerdictEvent> {
         self.events.iter().cloned().collect()
+    }
+
+    /// Events logged so far, dropped ones included (grows with every new event).
+    pub fn logged(&self) -> u64 {
+        self.logged
     }
 
     pub fn is_empty(&self) -> bool {

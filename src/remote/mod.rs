@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::engine::probe::tls::TlsSettings;
-use crate::engine::snapshot::{Health, LiveView, Timestamp, Vantage, VantageData};
+use crate::engine::snapshot::{Health, LiveView, Timestamp, Vantage, VantageData, VerdictEvent};
 use fetch::{FetchOptions, Fetched};
 
 /// The name of the local engine among vantages.
@@ -196,7 +196,13 @@ fn local_vantage(view: &LiveView) -> Vantage {
 #[derive(Default)]
 struct Merger {
     changes: events::Changes,
+    /// The merged event log last made, with what it was made from (the local log, and how
+    /// many remote events had been logged): made again only when either changed, not on
+    /// every view (several a second).
+    log: Option<(Option<EventLog>, u64, EventLog)>,
 }
+
+type EventLog = Arc<Vec<VerdictEvent>>;
 
 impl Merger {
     fn make(&mut self, local: Option<&LiveView>, remote: Vec<Vantage>) -> Arc<LiveView> {
@@ -207,9 +213,28 @@ impl Merger {
         }
         let mut view = merge::merge(local, list, Timestamp::now());
         if !self.changes.is_empty() {
-            view.events = Arc::new(merge::events(local, self.changes.events()));
+            view.events = self.log(local);
         }
         Arc::new(view)
+    }
+
+    /// The local engine's events and the remote ones, merged.
+    fn log(&mut self, local: Option<&LiveView>) -> EventLog {
+        let local_log = local.map(|v| v.events.clone());
+        let logged = self.changes.logged();
+        if let Some((l, n, merged)) = &self.log {
+            let same_local = match (l, &local_log) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if same_local && *n == logged {
+                return merged.clone();
+            }
+        }
+        let merged = Arc::new(merge::events(local, self.changes.events()));
+        self.log = Some((local_log, logged, merged.clone()));
+        merged
     }
 }
 
@@ -336,7 +361,7 @@ mod tests {
             .position(|p| p.verdict != Verdict::Ok)
             .unwrap();
         Arc::make_mut(&mut changed.pairs[i]).verdict = Verdict::Ok;
-        let view = merger.make(None, vec![vantage(changed)]);
+        let view = merger.make(None, vec![vantage(changed.clone())]);
         assert_eq!(view.events.len(), 1, "{:?}", view.events);
         assert_eq!(view.events[0].to, Verdict::Ok);
         assert!(
@@ -344,7 +369,9 @@ mod tests {
             "{}",
             view.events[0].message
         );
-        // Kept on the next views while nothing changes.
+        // The same log (the same allocation) while nothing changes; a new change adds to it.
+        let same = merger.make(None, vec![vantage(changed)]);
+        assert!(Arc::ptr_eq(&same.events, &view.events));
         let again = merger.make(None, vec![vantage(report)]);
         assert_eq!(again.events.len(), 2);
     }
