@@ -105,6 +105,10 @@ pub struct CommonArgs {
     /// The time window that rates are computed over.
     #[arg(long, value_name = "DUR", default_value = "5m", env = "COALSCOPE_WINDOW", value_parser = parse_duration)]
     pub window: Duration,
+    /// How long after its TTL a last good DNS answer is still used while lookups fail
+    /// (timeouts, SERVFAIL, REFUSED, no answer; not NXDOMAIN); then the name is a dns-error.
+    #[arg(long = "dns-grace", value_name = "DUR", default_value = "5m", env = "COALSCOPE_DNS_GRACE", value_parser = parse_grace)]
+    pub dns_grace: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,7 +122,8 @@ pub enum Format {
 #[derive(Debug, Args)]
 #[command(
     mut_arg("interval", |a| a.hide(true)),
-    mut_arg("window", |a| a.hide(true))
+    mut_arg("window", |a| a.hide(true)),
+    mut_arg("dns_grace", |a| a.hide(true))
 )]
 pub struct CheckArgs {
     /// The watch-file, or `-` for standard input.
@@ -149,6 +154,7 @@ pub struct CheckArgs {
 #[command(
     mut_arg("interval", |a| a.hide(true)),
     mut_arg("window", |a| a.hide(true)),
+    mut_arg("dns_grace", |a| a.hide(true)),
     mut_arg("path", |a| a.hide(true)),
     mut_arg("max_rps", |a| a.hide(true))
 )]
@@ -320,6 +326,9 @@ pub struct DemoArgs {
     /// The time window that rates are computed over.
     #[arg(long, value_name = "DUR", default_value = "2m", value_parser = parse_duration)]
     pub window: Duration,
+    /// How long after its TTL a last good DNS answer is still used while lookups fail.
+    #[arg(long = "dns-grace", value_name = "DUR", default_value = "5m", value_parser = parse_grace)]
+    pub dns_grace: Duration,
     /// Print one report of the lab instead of opening the dashboard (for a terminal-less run).
     #[arg(long)]
     pub once: bool,
@@ -333,6 +342,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration {s:?}: {e} (try 30s, 500ms, 5m)"))?;
     if d.is_zero() {
         return Err(format!("invalid duration {s:?}: must be more than zero"));
+    }
+    Ok(d)
+}
+
+/// Longest `--dns-grace`: a day (an answer kept longer is not a grace but a stale list).
+pub const MAX_DNS_GRACE: Duration = Duration::from_secs(86_400);
+
+/// `--dns-grace`: a duration from zero (no grace: the failure counts once the TTL is over)
+/// to a day.
+pub fn parse_grace(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid --dns-grace {s:?}: {e} (try 0s, 30s, 5m)"))?;
+    if d > MAX_DNS_GRACE {
+        return Err(format!("invalid --dns-grace {s:?}: at most 24h"));
     }
     Ok(d)
 }

@@ -88,6 +88,7 @@ async fn live_engine_probes_reloads_and_quits() {
         publish_every: live::PUBLISH_EVERY,
         lab_phase: None,
         pending_by_index: false,
+        dns_grace: live::store::DEFAULT_DNS_GRACE,
     };
     let engine = live::spawn(prober, &list, options);
     let (tx, mut view_rx) = (engine.commands.clone(), engine.views.clone());
@@ -145,6 +146,7 @@ async fn live_engine_probes_reloads_and_quits() {
     assert!(
         view.events
             .iter()
+            .filter_map(|e| e.as_verdict())
             .any(|e| e.to == Verdict::Misdirected && e.at.unix() > 0),
         "{:?}",
         view.events
@@ -189,6 +191,7 @@ async fn a_tight_budget_covers_the_list_over_cycles() {
         publish_every: live::PUBLISH_EVERY,
         lab_phase: None,
         pending_by_index: false,
+        dns_grace: live::store::DEFAULT_DNS_GRACE,
     };
     let engine = live::spawn(prober, &list, options);
     let mut view_rx = engine.views.clone();

@@ -87,7 +87,7 @@ fn pair_rows(screen: &str) -> Vec<&str> {
     // iad1: …").
     screen
         .lines()
-        .take_while(|l| !l.contains("Verdict changes"))
+        .take_while(|l| !l.contains("Events ("))
         .filter(|l| l.contains("media → cdn") || l.contains("cdn → media"))
         .collect()
 }

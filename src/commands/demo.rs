@@ -38,6 +38,7 @@ pub async fn demo(args: DemoArgs) -> Result<u8, UsageError> {
         max_rps: 0,
         path: "/".into(),
         window: args.window,
+        dns_grace: args.dns_grace,
     };
     let prober = prober(&common)?;
     if args.once {

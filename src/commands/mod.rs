@@ -90,6 +90,7 @@ pub fn live_options(common: &CommonArgs, source: String) -> LiveOptions {
     LiveOptions {
         interval: common.interval,
         window: common.window,
+        dns_grace: common.dns_grace,
         jitter: 0.8,
         concurrency: common.concurrency as usize,
         source,

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::engine::snapshot::{
-    EngineStatus, GroupReport, History, HostReport, LiveView, PairReport, Snapshot, Summary, Timestamp,
-    Vantage, Vantages, VerdictEvent, SCHEMA,
+    EngineStatus, Event, GroupReport, History, HostReport, LiveView, PairReport, Snapshot, Summary,
+    Timestamp, Vantage, Vantages, VerdictEvent, SCHEMA,
 };
 
 /// Merge `list` (the local vantage first, when `local` is its view) into one view made at
@@ -53,6 +53,7 @@ pub fn merge(local: Option<&LiveView>, mut list: Vec<Vantage>, generated_at: Tim
         },
         histories,
         events: local.map(|v| v.events.clone()).unwrap_or_default(),
+        event_totals: local.map(|v| v.event_totals).unwrap_or_default(),
         status,
         changes: Default::default(),
         pending: Default::default(),
@@ -60,13 +61,14 @@ pub fn merge(local: Option<&LiveView>, mut list: Vec<Vantage>, generated_at: Tim
     }
 }
 
-/// The local engine's events (if any) and the remote vantages' (`events::Changes`), oldest
-/// first, the newest `events::MAX_EVENTS` of them.
-pub fn events(local: Option<&LiveView>, remote: Vec<VerdictEvent>) -> Vec<VerdictEvent> {
-    let mut all: Vec<VerdictEvent> = local.map(|v| v.events.to_vec()).unwrap_or_default();
-    all.extend(remote);
+/// The local engine's events (if any: verdict changes and host events) and the remote
+/// vantages' verdict changes (`events::Changes`), oldest first, the newest
+/// `events::MAX_EVENTS` of them.
+pub fn events(local: Option<&LiveView>, remote: Vec<VerdictEvent>) -> Vec<Event> {
+    let mut all: Vec<Event> = local.map(|v| v.events.to_vec()).unwrap_or_default();
+    all.extend(remote.into_iter().map(Event::Verdict));
     // Stable: events of the same second keep the order they were seen in.
-    all.sort_by_key(|e| e.at);
+    all.sort_by_key(Event::at);
     let extra = all.len().saturating_sub(super::events::MAX_EVENTS);
     all.drain(..extra);
     all
@@ -190,7 +192,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::engine::snapshot::{Health, VantageData, Verdict};
+    use crate::engine::snapshot::{Health, HostChange, HostEvent, VantageData, Verdict};
     use crate::report::json::{vantage_view_to_json, view_to_json};
     use crate::testing::views::lab_view;
 
@@ -390,16 +392,34 @@ mod tests {
             message: String::new(),
         };
         let local = LiveView {
-            events: Arc::new(vec![event(10, "local-a"), event(30, "local-b")]),
+            events: Arc::new(vec![
+                Event::Verdict(event(10, "local-a")),
+                Event::Host(HostEvent {
+                    at: Timestamp::from_unix(25),
+                    host: "local-host".into(),
+                    address: None,
+                    change: HostChange::DnsRecovered,
+                }),
+                Event::Verdict(event(30, "local-b")),
+            ]),
             ..LiveView::default()
         };
         let merged = events(Some(&local), vec![event(20, "fra1"), event(30, "fra1-late")]);
-        let order: Vec<&str> = merged.iter().map(|e| e.origin.as_str()).collect();
-        assert_eq!(order, vec!["local-a", "fra1", "local-b", "fra1-late"]);
-        let many: Vec<VerdictEvent> = (0..600).map(|i| event(i, "r")).collect();
+        let order: Vec<&str> = merged
+            .iter()
+            .map(|e| match e {
+                Event::Verdict(v) => v.origin.as_str(),
+                Event::Host(h) => h.host.as_str(),
+            })
+            .collect();
+        assert_eq!(
+            order,
+            vec!["local-a", "fra1", "local-host", "local-b", "fra1-late"]
+        );
+        let many: Vec<VerdictEvent> = (0..1100).map(|i| event(i, "r")).collect();
         let kept = events(None, many);
         assert_eq!(kept.len(), crate::remote::events::MAX_EVENTS);
-        assert_eq!(kept[0].at, Timestamp::from_unix(100), "the oldest go first");
+        assert_eq!(kept[0].at(), Timestamp::from_unix(100), "the oldest go first");
     }
 
     #[test]

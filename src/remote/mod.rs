@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::engine::probe::tls::TlsSettings;
-use crate::engine::snapshot::{Health, LiveView, Timestamp, Vantage, VantageData, VerdictEvent};
+use crate::engine::snapshot::{Event, Health, LiveView, Timestamp, Vantage, VantageData};
 use fetch::{FetchOptions, Fetched};
 
 /// The name of the local engine among vantages.
@@ -202,7 +202,7 @@ struct Merger {
     log: Option<(Option<EventLog>, u64, EventLog)>,
 }
 
-type EventLog = Arc<Vec<VerdictEvent>>;
+type EventLog = Arc<Vec<Event>>;
 
 impl Merger {
     fn make(&mut self, local: Option<&LiveView>, remote: Vec<Vantage>) -> Arc<LiveView> {
@@ -363,12 +363,9 @@ mod tests {
         Arc::make_mut(&mut changed.pairs[i]).verdict = Verdict::Ok;
         let view = merger.make(None, vec![vantage(changed.clone())]);
         assert_eq!(view.events.len(), 1, "{:?}", view.events);
-        assert_eq!(view.events[0].to, Verdict::Ok);
-        assert!(
-            view.events[0].message.starts_with("fra1: "),
-            "{}",
-            view.events[0].message
-        );
+        let event = view.events[0].as_verdict().unwrap();
+        assert_eq!(event.to, Verdict::Ok);
+        assert!(event.message.starts_with("fra1: "), "{}", event.message);
         // The same log (the same allocation) while nothing changes; a new change adds to it.
         let same = merger.make(None, vec![vantage(changed)]);
         assert!(Arc::ptr_eq(&same.events, &view.events));

@@ -1,9 +1,11 @@
-//! The HTTP side of `serve`: a small hyper 1 server (HTTP/1.1) with four read-only routes.
+//! The HTTP side of `serve`: a small hyper 1 server (HTTP/1.1) with five read-only routes.
 //!
 //! - `GET /metrics`: Prometheus text format 0.0.4, or OpenMetrics 1.0.0 when `Accept` prefers
 //!   `application/openmetrics-text` (as Prometheus itself asks).
 //! - `GET /api/snapshot`: the contract JSON (`coalscope/1`) of the latest view.
 //! - `GET /api/status`: the engine status (plus the exporter's own facts) as JSON.
+//! - `GET /api/events`: the engine's event log (verdict changes, certificate and address
+//!   changes, DNS trouble), oldest first, at most the last 1,000.
 //! - `GET /healthz`: 200 while the engine runs.
 //!
 //! Anything else is 404 (405 for another method on a known path). Shutdown stops accepting,
@@ -326,12 +328,12 @@ fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let known = matches!(
         path,
-        "/metrics" | "/api/snapshot" | "/api/status" | "/healthz" | "/"
+        "/metrics" | "/api/snapshot" | "/api/status" | "/api/events" | "/healthz" | "/"
     );
     if !known {
         return text(
             StatusCode::NOT_FOUND,
-            "not found: try /metrics, /api/snapshot, /api/status or /healthz\n",
+            "not found: try /metrics, /api/snapshot, /api/status, /api/events or /healthz\n",
         );
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -364,6 +366,11 @@ fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
                 r
             }
         },
+        "/api/events" => {
+            let events = app.exporter.view().map(|v| v.events.clone()).unwrap_or_default();
+            let body = crate::report::json::events_to_json(&events);
+            with_type(StatusCode::OK, "application/json", body)
+        }
         "/api/status" => {
             let view = app.exporter.view();
             let default = EngineStatus::default();
@@ -389,7 +396,7 @@ fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
         }
         _ => text(
             StatusCode::OK,
-            "coalscope serve: /metrics, /api/snapshot, /api/status, /healthz\n",
+            "coalscope serve: /metrics, /api/snapshot, /api/status, /api/events, /healthz\n",
         ),
     };
     if req.method() == Method::HEAD {
@@ -508,7 +515,14 @@ mod tests {
         assert_eq!(get(&app, "/metrics?x=1").status(), StatusCode::OK);
         assert_eq!(get(&app, "/healthz").status(), StatusCode::OK);
         assert_eq!(get(&app, "/api/status").status(), StatusCode::OK);
-        // No view yet.
+        // No view yet: no events either.
+        let events = get(&app, "/api/events");
+        assert_eq!(events.status(), StatusCode::OK);
+        let body = futures::executor::block_on(http_body_util::BodyExt::collect(events.into_body()))
+            .unwrap()
+            .to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json, serde_json::json!({"schema": "coalscope/1", "events": []}));
         assert_eq!(
             get(&app, "/api/snapshot").status(),
             StatusCode::SERVICE_UNAVAILABLE

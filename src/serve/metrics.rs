@@ -25,7 +25,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::engine::snapshot::{
-    EndpointReport, EngineStatus, ListedPair, LiveView, PairReport, Snapshot, Timestamp, Verdict,
+    EndpointReport, EngineStatus, EventKind, EventTotals, ListedPair, LiveView, PairReport, Snapshot,
+    Timestamp, Verdict,
 };
 use crate::serve::reconcile::Reconciler;
 
@@ -88,6 +89,8 @@ struct State {
     connections: u64,
     requests: u64,
     cycles: u64,
+    /// Events recorded since the engine started, per kind (monotonic guard).
+    events: EventTotals,
     /// Last DNS lookup time seen per host (a new value means a new lookup).
     dns_seen: HashMap<String, f64>,
     /// The exported pairs (of `view.listed_pairs`), in export order.
@@ -130,6 +133,7 @@ impl Exporter {
                 connections: 0,
                 requests: 0,
                 cycles: 0,
+                events: EventTotals::default(),
                 dns_seen: HashMap::new(),
                 exported: Vec::new(),
                 dropped: 0,
@@ -171,6 +175,7 @@ impl Exporter {
         st.connections = st.connections.max(report.summary.connections);
         st.requests = st.requests.max(report.summary.requests);
         st.cycles = st.cycles.max(view.status.cycles);
+        st.events.keep_max(&view.event_totals);
         if pairs_changed {
             st.exported = export_order(&view, self.shared.options.max_pairs);
         }
@@ -486,6 +491,15 @@ fn encode_engine(enc: &mut DescriptorEncoder, st: &State) -> fmt::Result {
         one(st.connections),
     )?;
     counter(enc, "requests", "Requests sent by the engine.", one(st.requests))?;
+    counter(
+        enc,
+        "events",
+        "Events the engine recorded (verdict changes, certificate and address changes, DNS trouble), by kind.",
+        EventKind::ALL
+            .iter()
+            .map(|k| (vec![("kind", k.to_string())], st.events.get(*k)))
+            .collect(),
+    )?;
     gauge(
         enc,
         "snapshot_timestamp",
@@ -760,6 +774,7 @@ struct HostSeries {
     origin_frame: Vec<(Labels, i64)>,
     alt_svc: Vec<(Labels, i64)>,
     https: Vec<(Labels, i64)>,
+    dns_stale: Vec<(Labels, i64)>,
 }
 
 impl HostSeries {
@@ -771,6 +786,8 @@ impl HostSeries {
             let host = format!("{}:{}", h.host, h.port);
             s.addresses
                 .push((vec![("host", host.clone())], h.addresses.len() as i64));
+            s.dns_stale
+                .push((vec![("host", host.clone())], bool_value(h.dns.stale.is_some())));
             for f in &h.findings {
                 s.findings.push((
                     vec![
@@ -836,6 +853,7 @@ fn encode_hosts(enc: &mut DescriptorEncoder, series: HostSeries) -> fmt::Result 
         origin_frame,
         alt_svc,
         https,
+        dns_stale,
     } = series;
     gauge(
         enc,
@@ -843,6 +861,13 @@ fn encode_hosts(enc: &mut DescriptorEncoder, series: HostSeries) -> fmt::Result 
         "Addresses the host's name resolves to.",
         None,
         addresses,
+    )?;
+    gauge(
+        enc,
+        "dns_stale",
+        "Whether the host's addresses are a last good DNS answer kept while lookups fail (until TTL + --dns-grace).",
+        None,
+        dns_stale,
     )?;
     gauge(
         enc,
@@ -1012,6 +1037,7 @@ mod tests {
                 elapsed_ms: 1.5,
                 https: vec![],
                 https_error: None,
+                stale: None,
             },
             endpoints: vec![EndpointReport {
                 address: "127.0.0.1".into(),
@@ -1145,6 +1171,64 @@ mod tests {
         );
         assert!(text.contains(r#"coalscope_probe_phase_duration_seconds_count{phase="dns"} 2"#));
         assert!(text.contains("# TYPE coalscope_pair_probes_total counter"));
+    }
+
+    /// Events count per kind over the process life (every kind from 0, never down); a host
+    /// whose answer is stale is 1 in `coalscope_dns_stale`, the others 0.
+    #[test]
+    fn events_and_stale_dns_are_exported() {
+        let e = exporter(10, None);
+        e.update(view(vec![]), Instant::now());
+        let text = e.encode(Format::Prometheus);
+        for kind in EventKind::ALL {
+            let line = format!("coalscope_events_total{{kind=\"{kind}\"}} 0");
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        assert!(
+            text.contains(r#"coalscope_dns_stale{host="a.example:443"} 0"#),
+            "{text}"
+        );
+        let mut v = (*view(vec![])).clone();
+        let mut stale = host("a.example");
+        stale.dns.stale = Some(crate::engine::snapshot::DnsStaleReport {
+            since: Timestamp::from_unix(0),
+            until: Timestamp::from_unix(60),
+            error: "SERVFAIL".into(),
+        });
+        v.report.hosts[0] = Arc::new(stale);
+        v.event_totals.add(EventKind::DnsStale);
+        v.event_totals.add(EventKind::Verdict);
+        v.event_totals.add(EventKind::Verdict);
+        e.update(Arc::new(v), Instant::now());
+        // A view with lower totals (a restarted store) does not take the counter down.
+        e.update(view(vec![]), Instant::now());
+        let text = e.encode(Format::Prometheus);
+        assert!(
+            text.contains(r#"coalscope_events_total{kind="verdict"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"coalscope_events_total{kind="dns-stale"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"coalscope_dns_stale{host="a.example:443"} 0"#),
+            "{text}"
+        );
+        let mut v = (*view(vec![])).clone();
+        let mut stale = host("b.example");
+        stale.dns.stale = Some(crate::engine::snapshot::DnsStaleReport {
+            since: Timestamp::from_unix(0),
+            until: Timestamp::from_unix(60),
+            error: "SERVFAIL".into(),
+        });
+        v.report.hosts[1] = Arc::new(stale);
+        e.update(Arc::new(v), Instant::now());
+        let text = e.encode(Format::Prometheus);
+        assert!(
+            text.contains(r#"coalscope_dns_stale{host="b.example:443"} 1"#),
+            "{text}"
+        );
     }
 
     #[test]

@@ -31,8 +31,8 @@ use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::prober::{ProbeOptions, Prober};
 use crate::engine::record::{HostRecord, Job, JobResult};
 use crate::engine::snapshot::{
-    EngineStatus, FindingKind, GroupReport, HostReport, LiveView, PairReport, Snapshot, Summary, Timestamp,
-    Verdict, VerdictEvent,
+    EngineStatus, Event, FindingKind, GroupReport, HostEvent, HostReport, LiveView, PairReport, Snapshot,
+    Summary, Timestamp, Verdict, VerdictEvent,
 };
 use crate::lab::{self, Lab, LabOptions};
 use crate::testing::synth::Synth;
@@ -341,7 +341,7 @@ struct Session {
     /// The shown time (unix s) of the last publish, and of each event of its view.
     shown_now: i64,
     event_times: Vec<i64>,
-    events: Arc<Vec<VerdictEvent>>,
+    events: Arc<Vec<Event>>,
 }
 
 impl Session {
@@ -419,13 +419,20 @@ impl Session {
             .events
             .iter()
             .zip(&self.event_times)
-            .map(|(e, &at)| VerdictEvent {
-                at: Timestamp::from_unix(at),
-                origin: masker.text(&e.origin).into_owned(),
-                target: masker.text(&e.target).into_owned(),
-                from: e.from,
-                to: e.to,
-                message: masker.text(&e.message).into_owned(),
+            .map(|(e, &at)| match e {
+                Event::Verdict(e) => Event::Verdict(VerdictEvent {
+                    at: Timestamp::from_unix(at),
+                    origin: masker.text(&e.origin).into_owned(),
+                    target: masker.text(&e.target).into_owned(),
+                    from: e.from,
+                    to: e.to,
+                    message: masker.text(&e.message).into_owned(),
+                }),
+                Event::Host(e) => Event::Host(HostEvent {
+                    at: Timestamp::from_unix(at),
+                    host: masker.text(&e.host).into_owned(),
+                    ..e.clone()
+                }),
             })
             .collect::<Vec<_>>();
         LiveView {

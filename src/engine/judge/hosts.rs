@@ -7,8 +7,8 @@ use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::tls::TlsInfo;
 use crate::engine::record::{EndpointRecord, HostRecord};
 use crate::engine::snapshot::{
-    CertReport, DirectReport, DnsReport, EndpointReport, Finding, FindingKind, HostReport, HttpsRecordReport,
-    Severity, Timestamp,
+    CertReport, DirectReport, DnsReport, DnsStaleReport, EndpointReport, Finding, FindingKind, HostReport,
+    HttpsRecordReport, Severity, Timestamp,
 };
 
 use super::format::{addr_text, bounded, count_statuses, first_of, median_ms, most_frequent, summarise_sans};
@@ -34,6 +34,18 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
             FindingKind::DnsError,
             Severity::Error,
             format!("DNS lookup of {} failed: {e}", h.entry.host),
+        ));
+    }
+    if let Some(stale) = &h.dns.stale {
+        findings.push(finding(
+            FindingKind::DnsStale,
+            Severity::Warning,
+            format!(
+                "DNS lookups of {} fail ({}): the last good answer is used until {}",
+                h.entry.host,
+                stale.error,
+                Timestamp::from_unix(stale.until)
+            ),
         ));
     }
     let mut endpoints = Vec::with_capacity(h.endpoints.len());
@@ -75,6 +87,11 @@ pub(crate) fn host_report(h: &HostRecord, now: i64) -> HostReport {
             elapsed_ms: (h.dns.elapsed.as_secs_f64() * 1e5).round() / 100.0,
             https: h.dns.https.iter().map(https_report).collect(),
             https_error: h.dns.https_error.clone(),
+            stale: h.dns.stale.as_ref().map(|s| DnsStaleReport {
+                since: Timestamp::from_unix(s.since),
+                until: Timestamp::from_unix(s.until),
+                error: s.error.clone(),
+            }),
         },
         endpoints,
         findings,

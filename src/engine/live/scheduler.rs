@@ -24,7 +24,7 @@ use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
 use crate::engine::prober::Prober;
 use crate::engine::record::{HostRecord, Job, JobResult};
-use crate::engine::snapshot::{EngineStatus, LiveView, PairReport, Timestamp, Verdict};
+use crate::engine::snapshot::{EngineStatus, Event, LiveView, PairReport, Timestamp, Verdict};
 use crate::watchlist::watcher::{Reload, ReloadError};
 use crate::watchlist::{Entry, WatchList};
 
@@ -57,6 +57,8 @@ impl From<Reload> for EngineCommand {
 pub struct LiveOptions {
     pub interval: Duration,
     pub window: Duration,
+    /// How long after its TTL a last good DNS answer is used while lookups fail.
+    pub dns_grace: Duration,
     /// Share of the interval over which a cycle's jobs are spread at random (0..1).
     pub jitter: f64,
     /// Connections in flight at once, across all hosts.
@@ -147,6 +149,7 @@ pub struct Scheduler {
 impl Scheduler {
     pub fn new(prober: Arc<Prober>, list: &WatchList, options: LiveOptions) -> Scheduler {
         let mut store = Store::new(options.window, prober.options.default_path.clone());
+        store.set_dns_grace(options.dns_grace);
         store.list_pending_by_index(options.pending_by_index);
         store.set_entries(&list.entries);
         let status = EngineStatus {
@@ -261,6 +264,7 @@ impl Scheduler {
             .iter()
             .rev()
             .take(64)
+            .filter_map(Event::as_verdict)
             .map(|e| (e.origin.as_str(), e.target.as_str()))
             .filter(|(o, t)| self.store.is_listed(o, t));
         for (o, t) in problems.chain(recent) {

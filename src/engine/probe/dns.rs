@@ -136,6 +136,11 @@ pub struct DnsAnswer {
     pub ttl_s: Option<u32>,
     /// "NXDOMAIN", "SERVFAIL", "timed out after 5s", "no A/AAAA records", ...; None on success.
     pub error: Option<String>,
+    /// What kind of failure `error` says (None on success).
+    pub failure: Option<DnsFailure>,
+    /// The lookups of this name fail for now and this is the last good answer, still used
+    /// until its TTL plus the grace (the live engine's store sets it; never a resolver).
+    pub stale: Option<StaleDns>,
     /// The answer came from a `--resolve` override (or the host is an IP literal).
     pub overridden: bool,
     /// Time the lookup took.
@@ -148,6 +153,56 @@ pub struct DnsAnswer {
     /// Why the HTTPS query failed (a timeout, SERVFAIL); None when it answered, with records
     /// or without. Never makes the name fail: browsers go on with A/AAAA.
     pub https_error: Option<String>,
+}
+
+/// Why a lookup gave no address, as far as a cached answer is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsFailure {
+    /// The name does not exist: an authoritative answer, so a cached answer (whose TTL has
+    /// run out when the engine asks again) is not kept beyond it.
+    NxDomain,
+    /// NOERROR without an A/AAAA record.
+    NoData,
+    ServFail,
+    /// Another response code (REFUSED, …).
+    Refused,
+    Timeout,
+    /// No nameserver reachable, an I/O error.
+    Network,
+    /// A CNAME loop or an invalid name: wrong by construction.
+    Invalid,
+}
+
+impl DnsFailure {
+    /// Does a browser go on using its last good answer (until TTL + grace) after this? Yes
+    /// for the failures an outage gives (no answer, SERVFAIL, REFUSED, timeouts, network);
+    /// no for a definitive NXDOMAIN or a broken name.
+    pub fn keeps_last_answer(self) -> bool {
+        !matches!(self, DnsFailure::NxDomain | DnsFailure::Invalid)
+    }
+
+    /// The most telling first, when A and AAAA fail differently.
+    fn rank(self) -> u8 {
+        match self {
+            DnsFailure::NxDomain | DnsFailure::Invalid => 0,
+            DnsFailure::ServFail => 1,
+            DnsFailure::Refused => 2,
+            DnsFailure::Timeout => 3,
+            DnsFailure::Network => 4,
+            DnsFailure::NoData => 5,
+        }
+    }
+}
+
+/// A last good answer kept while the lookups fail (unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleDns {
+    /// The first failed lookup.
+    pub since: i64,
+    /// TTL + grace after the good answer: then the failure counts (`dns-error`).
+    pub until: i64,
+    /// The latest lookup's error.
+    pub error: String,
 }
 
 /// Most HTTPS records kept per name.
@@ -336,12 +391,14 @@ impl Dns {
                     Ok(answer) => answer,
                     Err(_) => DnsAnswer {
                         error: Some(self.timeout_text()),
+                        failure: Some(DnsFailure::Timeout),
                         ..DnsAnswer::default()
                     },
                 }
             }
             Err(e) => DnsAnswer {
                 error: Some(format!("invalid name: {e}")),
+                failure: Some(DnsFailure::Invalid),
                 ..DnsAnswer::default()
             },
         };
@@ -385,7 +442,9 @@ impl Dns {
         let no_data = addresses.is_empty()
             && cname_targets.is_empty()
             && !failures.is_empty()
-            && failures.iter().all(|e| self.error_text(e).0 == 5);
+            && failures
+                .iter()
+                .all(|e| self.error_text(e).0 == DnsFailure::NoData);
         if no_data {
             // The resolver drops the CNAMEs of a chain that leads nowhere (a loop, a dangling
             // target): follow them one query at a time to say which.
@@ -393,25 +452,24 @@ impl Dns {
         }
         let (cnames, looped) = cname_chain(&lower(&name), &cname_targets);
         let addresses = sorted(addresses);
-        let error = if !addresses.is_empty() {
+        let (failure, error) = if !addresses.is_empty() {
             // One family failing while the other answers is not an error.
-            None
+            (None, None)
         } else if looped {
             let start = lower(&name).to_ascii();
-            Some(format!(
+            let text = format!(
                 "CNAME loop: {} → {}",
                 start.strip_suffix('.').unwrap_or(&start),
                 cnames.join(" → ")
-            ))
+            );
+            (Some(DnsFailure::Invalid), Some(text))
         } else {
-            Some(
-                failures
-                    .iter()
-                    .map(|e| self.error_text(e))
-                    .min_by_key(|(rank, _)| *rank)
-                    .map(|(_, text)| text)
-                    .unwrap_or_else(|| "no A/AAAA records".to_string()),
-            )
+            let (kind, text) = failures
+                .iter()
+                .map(|e| self.error_text(e))
+                .min_by_key(|(kind, _)| kind.rank())
+                .unwrap_or_else(|| (DnsFailure::NoData, "no A/AAAA records".to_string()));
+            (Some(kind), Some(text))
         };
         let (https, https_error) = self.https_outcome(&name, https, &cname_targets);
         DnsAnswer {
@@ -419,6 +477,8 @@ impl Dns {
             addresses,
             cnames,
             error,
+            failure,
+            stale: None,
             overridden: false,
             elapsed: Duration::ZERO,
             dropped: 0,
@@ -475,20 +535,28 @@ impl Dns {
         }
     }
 
-    /// A short text for a failed query, ranked: the most telling first.
-    fn error_text(&self, e: &NetError) -> (u8, String) {
+    /// A failed query: its kind and a short text.
+    fn error_text(&self, e: &NetError) -> (DnsFailure, String) {
         match e {
             NetError::Dns(DnsError::NoRecordsFound(no)) if no.response_code == ResponseCode::NXDomain => {
-                (0, "NXDOMAIN".to_string())
+                (DnsFailure::NxDomain, "NXDOMAIN".to_string())
             }
-            NetError::Dns(DnsError::NoRecordsFound(_)) => (5, "no A/AAAA records".to_string()),
-            NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => (1, "SERVFAIL".to_string()),
-            NetError::Dns(DnsError::ResponseCode(code)) => (2, format!("{code:?}").to_ascii_uppercase()),
-            NetError::Timeout => (3, self.timeout_text()),
-            NetError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => (3, self.timeout_text()),
-            NetError::Io(io) => (4, crate::engine::probe::tls::io_message(io)),
-            NetError::NoConnections => (4, "no nameserver reachable".to_string()),
-            other => (4, other.to_string()),
+            NetError::Dns(DnsError::NoRecordsFound(_)) => {
+                (DnsFailure::NoData, "no A/AAAA records".to_string())
+            }
+            NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => {
+                (DnsFailure::ServFail, "SERVFAIL".to_string())
+            }
+            NetError::Dns(DnsError::ResponseCode(code)) => {
+                (DnsFailure::Refused, format!("{code:?}").to_ascii_uppercase())
+            }
+            NetError::Timeout => (DnsFailure::Timeout, self.timeout_text()),
+            NetError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                (DnsFailure::Timeout, self.timeout_text())
+            }
+            NetError::Io(io) => (DnsFailure::Network, crate::engine::probe::tls::io_message(io)),
+            NetError::NoConnections => (DnsFailure::Network, "no nameserver reachable".to_string()),
+            other => (DnsFailure::Network, other.to_string()),
         }
     }
 }
@@ -730,10 +798,14 @@ mod tests {
         let dns = dns_for(&server, vec![]);
         let nx = dns.resolve("nx.test", 443).await;
         assert_eq!(nx.error.as_deref(), Some("NXDOMAIN"));
+        assert_eq!(nx.failure, Some(DnsFailure::NxDomain));
+        assert!(!DnsFailure::NxDomain.keeps_last_answer());
         assert!(nx.addresses.is_empty());
         assert_eq!(nx.ttl_s, None);
         let fail = dns.resolve("fail.test", 443).await;
         assert_eq!(fail.error.as_deref(), Some("SERVFAIL"));
+        assert_eq!(fail.failure, Some(DnsFailure::ServFail));
+        assert!(DnsFailure::ServFail.keeps_last_answer());
         let dangling = dns.resolve("cnameonly.test", 443).await;
         assert!(dangling.error.is_some(), "{dangling:?}");
         assert!(dangling.addresses.is_empty());

@@ -155,6 +155,8 @@ impl From<NotCoalescable> for CoalesceRule {
 pub enum FindingKind {
     /// The DNS lookup failed.
     DnsError,
+    /// The lookups fail for now: the last good answer is used until its TTL plus the grace.
+    DnsStale,
     /// No TLS connection at some (warning) or every (error) address.
     Unreachable,
     /// The certificate served for the name does not cover it.
@@ -197,6 +199,7 @@ pub enum FindingKind {
 
 contract_words!(FindingKind {
     DnsError => "dns-error",
+    DnsStale => "dns-stale",
     Unreachable => "unreachable",
     SniMismatch => "sni-mismatch",
     CertInvalid => "cert-invalid",
@@ -423,3 +426,30 @@ mod tests {
         assert!(Severity::Error < Severity::Warning && Severity::Warning < Severity::Info);
     }
 }
+
+/// What an event of the live engine's log says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A pair's verdict changed.
+    Verdict,
+    /// The certificate served for a host at an address changed.
+    CertChanged,
+    /// A name's DNS addresses changed.
+    AddressesChanged,
+    /// A lookup failed; the last good answer is used until its TTL plus the grace.
+    DnsStale,
+    /// The grace ran out (or the failure is definitive): `dns-error`.
+    DnsFailed,
+    /// A good answer again after `dns-stale` or `dns-failed`.
+    DnsRecovered,
+}
+
+contract_words!(EventKind {
+    Verdict => "verdict",
+    CertChanged => "cert-changed",
+    AddressesChanged => "addresses-changed",
+    DnsStale => "dns-stale",
+    DnsFailed => "dns-failed",
+    DnsRecovered => "dns-recovered",
+});

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{PendingPairs, Snapshot, Timestamp, Vantages, Verdict};
+use super::{Event, EventTotals, PendingPairs, Snapshot, Timestamp, Vantages};
 
 /// What the live dashboard draws: the contract snapshot (rates over the window) plus the
 /// live state around it. Published as `Arc<LiveView>` on a `tokio::sync::watch` channel; the
@@ -18,8 +18,12 @@ pub struct LiveView {
     /// Per pair, aligned with `report.pairs`: the refusal rate (421s, resets) per time bucket over the window,
     /// oldest first (see `History::points`).
     pub histories: Vec<History>,
-    /// Verdict changes, oldest first, bounded (shared between views while unchanged).
-    pub events: Arc<Vec<VerdictEvent>>,
+    /// Verdict changes and host events (certificates, addresses, DNS trouble), oldest first,
+    /// bounded (shared between views while unchanged).
+    pub events: Arc<Vec<Event>>,
+    /// Events recorded since the engine started, per kind (the log above keeps the last
+    /// ones only).
+    pub event_totals: EventTotals,
     pub status: EngineStatus,
     /// What changed since earlier views, for readers that fold views in incrementally (the
     /// exporter). All zero (and empty) in views not made by the engine's store.
@@ -123,19 +127,6 @@ impl PartialEq for History {
     fn eq(&self, other: &Self) -> bool {
         self.points() == other.points()
     }
-}
-
-/// A pair whose verdict changed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VerdictEvent {
-    pub at: Timestamp,
-    pub origin: String,
-    pub target: String,
-    /// Verdict before (None when the pair is new).
-    pub from: Option<Verdict>,
-    pub to: Verdict,
-    /// The pair's explanation at the time of the change.
-    pub message: String,
 }
 
 /// The engine's own state, for the header.

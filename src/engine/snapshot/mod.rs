@@ -3,6 +3,7 @@
 //! dashboard draw. Fields beyond the contract are additions, never replacements.
 
 pub mod cause;
+mod event;
 pub mod impact;
 mod kinds;
 mod live;
@@ -15,11 +16,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::event::{CertId, Event, EventRow, EventTotals, HostChange, HostEvent, VerdictEvent};
 pub use self::kinds::{
-    Client, CoalesceRule, Content, FindingKind, ImpactClient, ImpactOutcome, NotCoalescable, Severity,
-    Verdict,
+    Client, CoalesceRule, Content, EventKind, FindingKind, ImpactClient, ImpactOutcome, NotCoalescable,
+    Severity, Verdict,
 };
-pub use self::live::{EngineStatus, History, LiveView, VerdictEvent, ViewChanges, HISTORY_BUCKETS};
+pub use self::live::{EngineStatus, History, LiveView, ViewChanges, HISTORY_BUCKETS};
 pub use self::pending::{ListedPair, ListedPairs, PairSource, PendingPairs, PendingRun};
 pub use self::time::Timestamp;
 pub use self::vantage::{Health, Vantage, VantageData, Vantages};
@@ -71,6 +73,21 @@ pub struct DnsReport {
     /// Left out of the JSON when it answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https_error: Option<String>,
+    /// The lookups fail for now and the addresses are the last good answer's, used until
+    /// `until` (its TTL plus `--dns-grace`). Left out of the JSON when the answer is fresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<DnsStaleReport>,
+}
+
+/// A last good DNS answer kept while the lookups fail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsStaleReport {
+    /// The first failed lookup.
+    pub since: Timestamp,
+    /// Then the failure counts (`dns-error`) unless a good answer came.
+    pub until: Timestamp,
+    /// The latest lookup's error.
+    pub error: String,
 }
 
 /// One HTTPS record (RFC 9460) as the DNS answered it; alpn ids and the target are the

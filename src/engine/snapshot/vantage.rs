@@ -155,6 +155,7 @@ impl LiveView {
             report: (*vantage.data.report).clone(),
             histories,
             events: self.events.clone(),
+            event_totals: self.event_totals,
             status: self.status.clone(),
             changes: Default::default(),
             pending: Default::default(),

@@ -4,6 +4,7 @@
 //! through the same judgement as `check`, incrementally (`publish`).
 
 mod cache;
+mod dns;
 mod intern;
 mod publish;
 mod samples;
@@ -23,7 +24,7 @@ use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
 use crate::engine::probe::signals::ServerSignals;
 use crate::engine::record::{EndpointRecord, HostRecord, JobResult};
-use crate::engine::snapshot::{Verdict, VerdictEvent};
+use crate::engine::snapshot::{CertId, Event, EventTotals, HostChange, HostEvent, Timestamp, Verdict};
 use crate::watchlist::Entry;
 
 use self::cache::Cache;
@@ -32,8 +33,11 @@ use self::samples::{oldest, prune, push, recent, schedule, Expiry, LiveHost, Pai
 pub use crate::engine::snapshot::HISTORY_BUCKETS;
 
 pub use self::samples::MAX_SAMPLES;
-/// Verdict-change events kept.
-pub const MAX_EVENTS: usize = 500;
+/// `--dns-grace`'s default: how long after its TTL a last good DNS answer is used while
+/// lookups fail (`dns.rs`).
+pub const DEFAULT_DNS_GRACE: std::time::Duration = std::time::Duration::from_secs(300);
+/// Events kept (verdict changes and host events): `/api/events` serves them all.
+pub const MAX_EVENTS: usize = 1000;
 
 pub struct Store {
     window: Duration,
@@ -50,9 +54,15 @@ pub struct Store {
     /// When samples leave the window, so that pruning visits only the places that have some
     /// to drop.
     expiry: Expiry,
-    events: VecDeque<VerdictEvent>,
+    events: VecDeque<Event>,
     /// `events` as the last view showed them (made again when they change).
-    events_view: Arc<Vec<VerdictEvent>>,
+    events_view: Arc<Vec<Event>>,
+    /// Host events came since the last publish (`events_view` is made again).
+    events_dirty: bool,
+    /// Events recorded since the start, per kind.
+    event_totals: EventTotals,
+    /// How long after its TTL a last good DNS answer is used while lookups fail.
+    dns_grace: std::time::Duration,
     last_verdicts: HashMap<(Arc<str>, Arc<str>), Verdict>,
     connections: u64,
     requests: u64,
@@ -117,6 +127,32 @@ fn take_signals(ep: &mut samples::LiveEndpoint, signals: Option<Box<ServerSignal
     changed
 }
 
+/// The certificate at an address changed from `old` to `new` (both parsed: an unparsable one
+/// is said by the host's findings, not as a rotation).
+fn cert_change(
+    old: Option<&Result<cert::CertSummary, cert::CertError>>,
+    new: Option<&Result<cert::CertSummary, cert::CertError>>,
+) -> Option<HostChange> {
+    let (Some(Ok(old)), Some(Ok(new))) = (old, new) else {
+        return None;
+    };
+    if old.sha256 == new.sha256 {
+        return None;
+    }
+    let missing =
+        |a: &[String], b: &[String]| a.iter().filter(|n| !b.contains(n)).cloned().collect::<Vec<_>>();
+    let id = |c: &cert::CertSummary| CertId {
+        sha256: c.sha256.clone(),
+        not_after: Timestamp::from_unix(c.not_after),
+    };
+    Some(HostChange::CertChanged {
+        old: id(old),
+        new: id(new),
+        sans_added: missing(&new.dns_sans, &old.dns_sans),
+        sans_removed: missing(&old.dns_sans, &new.dns_sans),
+    })
+}
+
 /// A host's samples in the window, shaped as a `check` run's record.
 fn host_record(h: &LiveHost) -> HostRecord {
     HostRecord {
@@ -169,6 +205,9 @@ impl Store {
             expiry: Expiry::new(),
             events: VecDeque::new(),
             events_view: Arc::default(),
+            events_dirty: false,
+            event_totals: EventTotals::default(),
+            dns_grace: DEFAULT_DNS_GRACE,
             last_verdicts: HashMap::new(),
             connections: 0,
             requests: 0,
@@ -229,6 +268,8 @@ impl Store {
                         path,
                         dns: DnsAnswer::default(),
                         dns_at: None,
+                        good_addresses: None,
+                        dns_lost: false,
                         endpoints: BTreeMap::new(),
                         due: None,
                         gen,
@@ -278,45 +319,6 @@ impl Store {
 
     pub fn entries(&self) -> Vec<Entry> {
         self.hosts.iter().map(|h| h.entry.clone()).collect()
-    }
-
-    /// A new DNS answer for a host: addresses it no longer has are forgotten.
-    pub fn set_dns(&mut self, key: &str, answer: DnsAnswer) {
-        let gen = self.tick();
-        let Some(h) = self.index.get(key).and_then(|&i| self.hosts.get_mut(i)) else {
-            return;
-        };
-        let moved = h.dns.addresses != answer.addresses;
-        if moved {
-            self.topology_changed = true;
-        }
-        let before = h.endpoints.len();
-        h.endpoints.retain(|a, _| answer.addresses.contains(a));
-        self.sweep_due |= h.endpoints.len() != before;
-        for a in &answer.addresses {
-            h.endpoints.entry(*a).or_default();
-        }
-        h.dns = answer;
-        h.dns_at = Some(Instant::now());
-        h.gen = gen;
-        if moved {
-            h.pair_gen = gen;
-        }
-    }
-
-    /// Is the DNS answer of `key` still good at `now`? Answers are reused within their TTL
-    /// (overrides and IP literals forever); failures are retried every time.
-    pub fn dns_fresh(&self, key: &str, now: Instant) -> bool {
-        let Some(h) = self.index.get(key).and_then(|&i| self.hosts.get(i)) else {
-            return false;
-        };
-        match (h.dns_at, &h.dns.error) {
-            (Some(at), None) => match h.dns.ttl_s {
-                Some(ttl) => now.saturating_duration_since(at) < Duration::from_secs(u64::from(ttl)),
-                None => h.dns.overridden,
-            },
-            _ => false,
-        }
     }
 
     /// The hosts as the scheduler needs them (entry, path, DNS), indexed for jobs.
@@ -370,11 +372,14 @@ impl Store {
                 h.gen = gen;
                 h.pair_gen = gen;
                 schedule(&mut self.expiry, &mut h.due, at, Place::Host(origin));
+                let mut rotated = None;
                 match handshake {
                     Ok(tls) => {
                         let times = self.shared.handshake(Ok((tls.connect_time, tls.handshake_time)));
                         push(&mut ep.handshakes, at, times);
-                        ep.cert = tls.chain.first().map(|der| cert::parse_leaf(der));
+                        let cert = tls.chain.first().map(|der| cert::parse_leaf(der));
+                        rotated = cert_change(ep.cert.as_ref(), cert.as_ref());
+                        ep.cert = cert;
                         ep.tls = Some(tls);
                     }
                     Err(e) => push(&mut ep.handshakes, at, self.shared.handshake(Err(e))),
@@ -383,6 +388,9 @@ impl Store {
                     push(&mut ep.own, at, self.shared.coalesced(*o));
                 }
                 self.topology_changed |= take_signals(ep, signals);
+                if let Some(change) = rotated {
+                    self.host_event(origin, Some(addr), change, Timestamp::now());
+                }
             }
             JobResult::Direct {
                 host,
@@ -406,6 +414,34 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Record a host event (bounded log, totals per kind).
+    fn host_event(
+        &mut self,
+        host: usize,
+        address: Option<std::net::IpAddr>,
+        change: HostChange,
+        at: Timestamp,
+    ) {
+        let Some(h) = self.hosts.get(host) else { return };
+        let event = Event::Host(HostEvent {
+            at,
+            host: h.key.to_string(),
+            address: address.map(|a| a.to_string()),
+            change,
+        });
+        self.push_event(event);
+        self.events_dirty = true;
+    }
+
+    /// Add to the bounded log, counting it.
+    fn push_event(&mut self, event: Event) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.event_totals.add(event.kind());
+        self.events.push_back(event);
     }
 
     /// Drop every sample older than the window (visiting only the places that have some),

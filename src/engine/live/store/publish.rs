@@ -26,13 +26,13 @@ use crate::engine::judge::analysis::{self, PairEval, PairIndex, Tally};
 use crate::engine::judge::verdict::Refusal;
 use crate::engine::record::{Coalesced, HostRecord};
 use crate::engine::snapshot::{
-    EngineStatus, History, LiveView, PairReport, PairSource, PendingPairs, PendingRun, Snapshot, Timestamp,
-    Verdict, VerdictEvent, ViewChanges, HISTORY_BUCKETS, SCHEMA,
+    EngineStatus, Event, History, LiveView, PairReport, PairSource, PendingPairs, PendingRun, Snapshot,
+    Timestamp, Verdict, VerdictEvent, ViewChanges, HISTORY_BUCKETS, SCHEMA,
 };
 
 use super::cache::{Cache, Kind, Listed, Slot};
 use super::samples::{no_samples, PairSamples};
-use super::{host_record, Store, MAX_EVENTS};
+use super::{host_record, Store};
 
 /// Capacity kept by the set of pairs evaluated between two event checks.
 const UNCHECKED_KEPT: usize = 4096;
@@ -82,7 +82,7 @@ impl Store {
         let gathered = self.evaluate_pairs(now, &mut changed);
         let (report, histories, pair_seqs, pending) = self.assemble(gathered, &changed, &status, unix, now);
         let new_events = record_events && self.record_events(&report);
-        if new_events {
+        if new_events || std::mem::take(&mut self.events_dirty) {
             self.events_view = Arc::new(self.events.iter().cloned().collect());
         }
         LiveView {
@@ -95,6 +95,7 @@ impl Store {
             report,
             histories,
             events: self.events_view.clone(),
+            event_totals: self.event_totals,
             status,
             pending,
             vantages: None,
@@ -454,18 +455,15 @@ impl Store {
                 continue;
             }
             if previous.is_some() || p.verdict.is_problem() {
-                if self.events.len() >= MAX_EVENTS {
-                    self.events.pop_front();
-                }
                 new_events = true;
-                self.events.push_back(VerdictEvent {
+                self.push_event(Event::Verdict(VerdictEvent {
                     at: report.generated_at,
                     origin: p.origin.to_string(),
                     target: p.target.to_string(),
                     from: previous,
                     to: p.verdict,
                     message: p.explanation.to_string(),
-                });
+                }));
             }
             self.last_verdicts.insert(key, p.verdict);
         }

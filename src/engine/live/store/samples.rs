@@ -210,8 +210,12 @@ pub(super) struct LiveHost {
     pub(super) key: Arc<str>,
     pub(super) path: String,
     pub(super) dns: DnsAnswer,
-    /// When `dns` was received (None: never resolved).
+    /// When `dns` was received (None: never resolved); a stale answer keeps its time.
     pub(super) dns_at: Option<Instant>,
+    /// The addresses of the last good answer (None: none yet), to say what a new one changed.
+    pub(super) good_addresses: Option<Vec<IpAddr>>,
+    /// A good answer was lost to a failure (`dns-failed`): the next good one is a recovery.
+    pub(super) dns_lost: bool,
     pub(super) endpoints: BTreeMap<IpAddr, Box<LiveEndpoint>>,
     /// The oldest sample time of the endpoints (scheduled in `Store::expiry`).
     pub(super) due: Option<Instant>,

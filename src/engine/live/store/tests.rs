@@ -5,11 +5,15 @@ use std::net::IpAddr;
 
 use super::*;
 use crate::engine::judge::analysis;
+use crate::engine::probe::dns::DnsFailure;
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::HttpAnswer;
 use crate::engine::probe::tls::TlsInfo;
 use crate::engine::record::{Coalesced, Outcome};
-use crate::engine::snapshot::{EngineStatus, History, LiveView, PairReport, Timestamp, ViewChanges};
+use crate::engine::snapshot::{
+    EngineStatus, Event, EventKind, FindingKind, History, HostChange, LiveView, PairReport, Severity,
+    Timestamp, ViewChanges,
+};
 
 fn entry(host: &str, line: usize) -> Entry {
     Entry {
@@ -281,7 +285,10 @@ fn assert_lists_the_same(full: &LiveView, by_index: &LiveView, context: &str) {
 fn comparable(mut v: LiveView) -> LiveView {
     v.report.generated_at = Timestamp::default();
     for e in Arc::make_mut(&mut v.events) {
-        e.at = Timestamp::default();
+        match e {
+            Event::Verdict(v) => v.at = Timestamp::default(),
+            Event::Host(h) => h.at = Timestamp::default(),
+        }
     }
     v.changes = ViewChanges::default();
     v
@@ -460,7 +467,7 @@ fn incremental_publish_equals_full_recomputation() {
                 let listed: HashSet<(&str, &str)> =
                     a.report.pairs.iter().map(|p| (&*p.origin, &*p.target)).collect();
                 assert!(listed.iter().all(|(o, t)| inc.is_listed(o, t)));
-                for e in a.events.iter() {
+                for e in a.events.iter().filter_map(Event::as_verdict) {
                     let expected = listed.contains(&(e.origin.as_str(), e.target.as_str()));
                     assert_eq!(inc.is_listed(&e.origin, &e.target), expected);
                 }
@@ -662,4 +669,237 @@ fn origin_frame_lists_on_another_port_are_no_peers() {
         address_peers(&store.hosts_for_jobs()),
         vec![Vec::<usize>::new(), vec![]]
     );
+}
+
+/// A host event's change, for the DNS tests.
+fn host_changes(view: &LiveView) -> Vec<HostChange> {
+    view.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Host(h) => Some(h.change.clone()),
+            Event::Verdict(_) => None,
+        })
+        .collect()
+}
+
+fn good(addr: &str, ttl: u32) -> DnsAnswer {
+    DnsAnswer {
+        ttl_s: Some(ttl),
+        ..dns(addr)
+    }
+}
+
+fn failed(error: &str, failure: DnsFailure) -> DnsAnswer {
+    DnsAnswer {
+        error: Some(error.into()),
+        failure: Some(failure),
+        ..Default::default()
+    }
+}
+
+/// A failed lookup keeps the last good answer until TTL + grace (stale: JSON field, finding,
+/// event), then the failure counts (dns-error, event); a good answer recovers (event), with
+/// the address change said. The clock is injected. One piece: the states follow each other
+/// on one store and one clock, and each step checks the last one's outcome.
+#[test]
+fn failed_lookups_keep_the_last_good_answer_until_ttl_plus_grace() {
+    let mut store = Store::new(Duration::from_secs(600), "/".into());
+    store.set_dns_grace(Duration::from_secs(60));
+    store.set_entries(&[entry("a.test", 1)]);
+    let (t0, u0) = (Instant::now(), Timestamp::from_unix(1_000_000));
+    let at = |s: u64| {
+        (
+            t0 + Duration::from_secs(s),
+            Timestamp::from_unix(u0.unix() + s as i64),
+        )
+    };
+    let key = "a.test:443";
+    store.set_dns_at(key, good("127.0.0.1", 10), t0, u0);
+    let view = store.publish(t0, EngineStatus::default(), true);
+    assert!(host_changes(&view).is_empty(), "the first answer is no change");
+    assert!(store.dns_fresh(key, t0));
+
+    // Past the TTL, the lookup times out: stale until 10 s + 60 s after the answer.
+    let (t, u) = at(20);
+    store.set_dns_at(key, failed("timed out after 5s", DnsFailure::Timeout), t, u);
+    assert!(!store.dns_fresh(key, t), "stale answers are retried every cycle");
+    let view = store.publish(t, EngineStatus::default(), true);
+    let host = &view.report.hosts[0];
+    assert_eq!(host.addresses, vec!["127.0.0.1"]);
+    assert_eq!(host.dns.error, None);
+    let stale = host.dns.stale.as_ref().expect("stale");
+    assert_eq!(
+        (stale.since, stale.until),
+        (u, Timestamp::from_unix(u0.unix() + 70))
+    );
+    assert_eq!(stale.error, "timed out after 5s");
+    let finding = host
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::DnsStale)
+        .unwrap();
+    assert_eq!(finding.severity, Severity::Warning);
+    assert!(
+        finding.message.contains("timed out after 5s"),
+        "{}",
+        finding.message
+    );
+    assert!(
+        finding.message.contains("1970-01-12T13:47:50Z"),
+        "{}",
+        finding.message
+    );
+    let json = serde_json::to_value(&**host).unwrap();
+    assert_eq!(json["dns"]["stale"]["until"], "1970-01-12T13:47:50Z");
+    assert_eq!(
+        host_changes(&view),
+        vec![HostChange::DnsStale {
+            error: "timed out after 5s".into(),
+            until: stale.until
+        }]
+    );
+    assert_eq!(view.event_totals.get(EventKind::DnsStale), 1);
+
+    // Still within the grace: SERVFAIL now; stale, the same since, no second event.
+    let (t, u) = at(50);
+    store.set_dns_at(key, failed("SERVFAIL", DnsFailure::ServFail), t, u);
+    let view = store.publish(t, EngineStatus::default(), true);
+    let stale = view.report.hosts[0].dns.stale.clone().unwrap();
+    assert_eq!((stale.since, stale.error.as_str()), (at(20).1, "SERVFAIL"));
+    assert_eq!(host_changes(&view).len(), 1);
+
+    // The grace is over: dns-error, the addresses gone.
+    let (t, u) = at(71);
+    store.set_dns_at(key, failed("SERVFAIL", DnsFailure::ServFail), t, u);
+    let view = store.publish(t, EngineStatus::default(), true);
+    let host = &view.report.hosts[0];
+    assert_eq!(
+        (host.dns.error.as_deref(), host.dns.stale.as_ref()),
+        (Some("SERVFAIL"), None)
+    );
+    assert!(host.addresses.is_empty());
+    assert!(host.findings.iter().any(|f| f.kind == FindingKind::DnsError));
+    assert!(!host.findings.iter().any(|f| f.kind == FindingKind::DnsStale));
+    assert_eq!(
+        host_changes(&view)[1..],
+        [HostChange::DnsFailed {
+            error: "SERVFAIL".into()
+        }]
+    );
+
+    // A good answer, at another address: recovered, and the change said.
+    let (t, u) = at(90);
+    store.set_dns_at(key, good("127.0.0.2", 10), t, u);
+    let view = store.publish(t, EngineStatus::default(), true);
+    assert_eq!(view.report.hosts[0].addresses, vec!["127.0.0.2"]);
+    assert_eq!(
+        host_changes(&view)[2..],
+        [
+            HostChange::DnsRecovered,
+            HostChange::AddressesChanged {
+                added: vec!["127.0.0.2".into()],
+                removed: vec!["127.0.0.1".into()],
+            }
+        ]
+    );
+    let totals = EventKind::ALL.map(|k| view.event_totals.get(k));
+    assert_eq!(totals, [0, 0, 1, 1, 1, 1]);
+}
+
+/// NXDOMAIN is definitive: the last answer is not kept (dns-failed at once); the grace is
+/// only for outages.
+#[test]
+fn nxdomain_is_not_an_outage() {
+    let mut store = Store::new(Duration::from_secs(600), "/".into());
+    store.set_entries(&[entry("a.test", 1)]);
+    let t0 = Instant::now();
+    store.set_dns_at("a.test:443", good("127.0.0.1", 10), t0, Timestamp::from_unix(0));
+    let t = t0 + Duration::from_secs(11);
+    store.set_dns_at(
+        "a.test:443",
+        failed("NXDOMAIN", DnsFailure::NxDomain),
+        t,
+        Timestamp::from_unix(11),
+    );
+    let view = store.publish(t, EngineStatus::default(), true);
+    assert_eq!(view.report.hosts[0].dns.error.as_deref(), Some("NXDOMAIN"));
+    assert!(view.report.hosts[0].dns.stale.is_none());
+    assert_eq!(
+        host_changes(&view),
+        vec![HostChange::DnsFailed {
+            error: "NXDOMAIN".into()
+        }]
+    );
+    // A name that never answered has no answer to lose: no event for its failures.
+    store.set_entries(&[entry("a.test", 1), entry("b.test", 2)]);
+    store.set_dns_at(
+        "b.test:443",
+        failed("SERVFAIL", DnsFailure::ServFail),
+        t,
+        Timestamp::from_unix(11),
+    );
+    let view = store.publish(t, EngineStatus::default(), true);
+    assert_eq!(host_changes(&view).len(), 1);
+    assert!(view.report.hosts[1].dns.stale.is_none());
+}
+
+/// A rotated certificate at an address is a `cert-changed` event with both fingerprints,
+/// expiries and the SANs added and removed; the same certificate again is none.
+#[test]
+fn a_new_certificate_is_an_event() {
+    let pki = crate::testing::net::Pki::new("rotation CA");
+    let mut store = Store::new(Duration::from_secs(600), "/".into());
+    store.set_entries(&[entry("a.test", 1)]);
+    store.set_dns("a.test:443", dns("127.0.0.1"));
+    let hosts = store.hosts_for_jobs();
+    let addr: IpAddr = "127.0.0.1".parse().unwrap();
+    let mut handshake = |names: &[&str]| {
+        let (chain, _) = pki.leaf(names, crate::testing::net::Validity::Current);
+        let result = JobResult::Origin {
+            host: 0,
+            addr,
+            handshake: Ok(TlsInfo {
+                alpn: Some("h2".into()),
+                version: "TLSv1.3".into(),
+                cipher: None,
+                chain,
+                chain_error: None,
+                connect_time: Duration::from_millis(1),
+                handshake_time: Duration::from_millis(1),
+            }),
+            own: None,
+            coalesced: vec![],
+            uncovered: vec![],
+            requests: 1,
+            signals: None,
+        };
+        store.apply(&hosts, result, Instant::now());
+        store.publish(Instant::now(), EngineStatus::default(), true)
+    };
+    handshake(&["a.test", "b.test"]);
+    let view = handshake(&["a.test", "c.test"]);
+    let changes = host_changes(&view);
+    let [HostChange::CertChanged {
+        old,
+        new,
+        sans_added,
+        sans_removed,
+    }] = &changes[..]
+    else {
+        panic!("{changes:?}");
+    };
+    assert_ne!(old.sha256, new.sha256);
+    assert_eq!(old.sha256.len(), 64);
+    assert_eq!(
+        (sans_added.clone(), sans_removed.clone()),
+        (vec!["c.test".to_string()], vec!["b.test".to_string()])
+    );
+    let Event::Host(e) = view.events.last().unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        (e.host.as_str(), e.address.as_deref()),
+        ("a.test:443", Some("127.0.0.1"))
+    );
+    assert_eq!(view.event_totals.get(EventKind::CertChanged), 1);
 }
