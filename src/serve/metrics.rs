@@ -1173,6 +1173,17 @@ mod tests {
         assert!(text.contains("# TYPE coalscope_pair_probes_total counter"));
     }
 
+    /// `host(name)` whose DNS answer is a stale one.
+    fn stale_host(name: &str) -> HostReport {
+        let mut h = host(name);
+        h.dns.stale = Some(crate::engine::snapshot::DnsStaleReport {
+            since: Timestamp::from_unix(0),
+            until: Timestamp::from_unix(60),
+            error: "SERVFAIL".into(),
+        });
+        h
+    }
+
     /// Events count per kind over the process life (every kind from 0, never down); a host
     /// whose answer is stale is 1 in `coalscope_dns_stale`, the others 0.
     #[test]
@@ -1189,13 +1200,7 @@ mod tests {
             "{text}"
         );
         let mut v = (*view(vec![])).clone();
-        let mut stale = host("a.example");
-        stale.dns.stale = Some(crate::engine::snapshot::DnsStaleReport {
-            since: Timestamp::from_unix(0),
-            until: Timestamp::from_unix(60),
-            error: "SERVFAIL".into(),
-        });
-        v.report.hosts[0] = Arc::new(stale);
+        v.report.hosts[0] = Arc::new(stale_host("a.example"));
         v.event_totals.add(EventKind::DnsStale);
         v.event_totals.add(EventKind::Verdict);
         v.event_totals.add(EventKind::Verdict);
@@ -1216,13 +1221,7 @@ mod tests {
             "{text}"
         );
         let mut v = (*view(vec![])).clone();
-        let mut stale = host("b.example");
-        stale.dns.stale = Some(crate::engine::snapshot::DnsStaleReport {
-            since: Timestamp::from_unix(0),
-            until: Timestamp::from_unix(60),
-            error: "SERVFAIL".into(),
-        });
-        v.report.hosts[1] = Arc::new(stale);
+        v.report.hosts[1] = Arc::new(stale_host("b.example"));
         e.update(Arc::new(v), Instant::now());
         let text = e.encode(Format::Prometheus);
         assert!(

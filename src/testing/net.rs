@@ -123,7 +123,42 @@ pub struct TestServer {
     pub seen: Arc<Mutex<Vec<Seen>>>,
     pub accepted: Arc<AtomicUsize>,
     pub closed: Arc<AtomicUsize>,
+    /// The certificate it serves, swappable while it runs (`CertSwitch::set`): the next
+    /// handshake gets the new one.
+    pub cert: Arc<CertSwitch>,
     _guard: TaskGuard,
+}
+
+/// The certificate a test server serves, which a test may swap while the server runs.
+#[derive(Debug)]
+pub struct CertSwitch(Mutex<Arc<rustls::sign::CertifiedKey>>);
+
+fn certified(chain: Chain, key: PrivateKeyDer<'static>) -> rustls::sign::CertifiedKey {
+    let provider = crate::engine::probe::tls::provider();
+    let signing = provider.key_provider.load_private_key(key).expect("test key");
+    rustls::sign::CertifiedKey::new(chain, signing)
+}
+
+impl CertSwitch {
+    fn new(chain: Chain, key: PrivateKeyDer<'static>) -> CertSwitch {
+        CertSwitch(Mutex::new(Arc::new(certified(chain, key))))
+    }
+
+    /// Serve `chain` (leaf first) with `key` from the next handshake on.
+    pub fn set(&self, chain: Chain, key: PrivateKeyDer<'static>) {
+        let new = Arc::new(certified(chain, key));
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = new;
+    }
+}
+
+/// The server's resolver: the test's switch, shared.
+#[derive(Debug)]
+struct CertSwitchRef(Arc<CertSwitch>);
+
+impl rustls::server::ResolvesServerCert for CertSwitchRef {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0 .0.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
 }
 
 impl TestServer {
@@ -285,6 +320,7 @@ pub async fn signalling_server(
     signals: Signals,
 ) -> TestServer {
     let provider = crate::engine::probe::tls::provider();
+    let cert = Arc::new(CertSwitch::new(chain, key));
     let versions: &[&rustls::SupportedProtocolVersion] = if options.tls12_only {
         &[&rustls::version::TLS12]
     } else {
@@ -294,8 +330,7 @@ pub async fn signalling_server(
         .with_protocol_versions(versions)
         .expect("versions")
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("server cert");
+        .with_cert_resolver(Arc::new(CertSwitchRef(cert.clone())));
     config.alpn_protocols = options.alpn;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind(bind).await.expect("bind test server");
@@ -351,6 +386,7 @@ pub async fn signalling_server(
         seen,
         accepted,
         closed,
+        cert,
         _guard: guard,
     }
 }
@@ -453,12 +489,69 @@ pub fn cname_record(owner: &str, target: &str) -> Record {
 /// - `drop65.test`: A 127.0.0.5; HTTPS (type 65) queries are never answered, like a server
 ///   or middlebox that drops the types it does not know
 ///
-/// [`dns_server_with`] serves more records (HTTPS records, CNAMEs) beside this zone.
+/// [`dns_server_with`] serves more records (HTTPS records, CNAMEs) beside this zone; a
+/// test may replace them (`set_records`) and make the server go silent or answer SERVFAIL to
+/// everything (`set_mode`) while it runs.
 pub struct TestDns {
     pub addr: SocketAddr,
     pub udp_queries: Arc<AtomicUsize>,
     pub tcp_queries: Arc<AtomicUsize>,
+    live: Arc<Mutex<LiveZone>>,
     _guard: TaskGuard,
+}
+
+/// How a [`TestDns`] answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DnsMode {
+    /// From its zone (the default).
+    #[default]
+    Answer,
+    /// Never: every query times out.
+    Silent,
+    /// SERVFAIL to every query.
+    ServFail,
+}
+
+/// What a running [`TestDns`] answers from (changed by the test).
+#[derive(Debug, Default)]
+struct LiveZone {
+    mode: DnsMode,
+    extra: Vec<Record>,
+}
+
+impl TestDns {
+    pub fn set_mode(&self, mode: DnsMode) {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).mode = mode;
+    }
+
+    /// Serve `records` instead of the ones given at the start (beside the fixed zone).
+    pub fn set_records(&self, records: Vec<Record>) {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).extra = records;
+    }
+}
+
+/// The answer to `query` as the zone stands now.
+fn live_answer(live: &Mutex<LiveZone>, query: &[u8], limit: usize) -> Option<Vec<u8>> {
+    let zone = live.lock().unwrap_or_else(|e| e.into_inner());
+    match zone.mode {
+        DnsMode::Answer => answer(query, limit, &zone.extra),
+        DnsMode::Silent => None,
+        DnsMode::ServFail => {
+            let request = Message::from_vec(query).ok()?;
+            let mut response = Message::response(request.metadata.id, OpCode::Query);
+            response.metadata.message_type = MessageType::Response;
+            response.metadata.response_code = ResponseCode::ServFail;
+            if let Some(q) = request.queries.first() {
+                response.add_query(q.clone());
+            }
+            response.to_vec().ok()
+        }
+    }
+}
+
+/// An A record with its TTL (names with the trailing dot).
+pub fn a_record_ttl(owner: &str, addr: &str, ttl: u32) -> Record {
+    record(owner, ttl, RData::A(A(addr.parse().expect("an IPv4 address"))))
 }
 
 fn name(text: &str) -> Name {
@@ -608,7 +701,11 @@ pub async fn dns_server() -> TestDns {
 /// records in `extra` is answered from them (and from the fixed zone at the end of its
 /// CNAME chain) instead of by the fixed zone alone.
 pub async fn dns_server_with(extra: Vec<Record>) -> TestDns {
-    let extra = Arc::new(extra);
+    let extra = Arc::new(Mutex::new(LiveZone {
+        mode: DnsMode::Answer,
+        extra,
+    }));
+    let live = extra.clone();
     // UDP and TCP on the same port: try a few ports until both binds succeed.
     let (udp, tcp) = loop {
         let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
@@ -633,7 +730,7 @@ pub async fn dns_server_with(extra: Vec<Record>) -> TestDns {
                 .and_then(|m| m.edns.map(|e| e.max_payload() as usize))
                 .unwrap_or(512)
                 .clamp(512, 1232);
-            if let Some(reply) = answer(&buf[..n], limit, &udp_extra) {
+            if let Some(reply) = live_answer(&udp_extra, &buf[..n], limit) {
                 let _ = udp.send_to(&reply, peer).await;
             }
         }
@@ -662,7 +759,7 @@ pub async fn dns_server_with(extra: Vec<Record>) -> TestDns {
                         return;
                     }
                     counter.fetch_add(1, Ordering::SeqCst);
-                    let Some(reply) = answer(&query, u16::MAX as usize, &extra) else {
+                    let Some(reply) = live_answer(&extra, &query, u16::MAX as usize) else {
                         continue;
                     };
                     let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
@@ -679,6 +776,7 @@ pub async fn dns_server_with(extra: Vec<Record>) -> TestDns {
         addr,
         udp_queries,
         tcp_queries,
+        live,
         _guard: guard,
     }
 }

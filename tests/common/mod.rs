@@ -14,6 +14,28 @@ use std::process::Output;
 use coalscope::lab::Lab;
 use serde_json::Value;
 
+/// Wait (bounded: a hang detector, not a time assertion) for a view of the live engine that
+/// satisfies `ok`; a panic naming `what` and the last view's hosts and events otherwise.
+pub async fn wait_for_view(
+    rx: &mut tokio::sync::watch::Receiver<std::sync::Arc<coalscope::engine::snapshot::LiveView>>,
+    what: &str,
+    mut ok: impl FnMut(&coalscope::engine::snapshot::LiveView) -> bool,
+) -> std::sync::Arc<coalscope::engine::snapshot::LiveView> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let view = rx.borrow_and_update().clone();
+        if ok(&view) {
+            return view;
+        }
+        if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+            panic!(
+                "timed out waiting for {what}; summary: {:#?}\nhosts: {:#?}\nevents: {:#?}",
+                view.report.summary, view.report.hosts, view.events
+            );
+        }
+    }
+}
+
 /// The `coalscope` binary Cargo built for this test or bench.
 pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_coalscope"))
