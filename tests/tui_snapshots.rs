@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use coalscope::engine::snapshot::{LiveView, Verdict};
 use coalscope::testing::views;
-use coalscope::tui::app::{Action, App, Focus};
+use coalscope::tui::app::{Action, App, DetailTarget, Focus};
 use coalscope::tui::render::draw;
 use coalscope::tui::theme::Theme;
 use coalscope::watchlist::{self, watcher::ReloadError};
@@ -349,4 +349,77 @@ fn hostile_remote_vantages_are_defanged_and_help_lists_the_vantage_key() {
     };
     assert!(help(&two_vantages(false)).contains("vantage: all, then each in turn"));
     assert!(!help(&lab()).contains("vantage"));
+}
+
+/// The lab view with what changes under hosts planted where the engine puts it: host events
+/// in the event log (a certificate rotated, with a hostile SAN; addresses moved; DNS stale,
+/// failed, recovered) and a stale DNS answer on the host the details show.
+fn lab_with_host_events() -> Arc<LiveView> {
+    use coalscope::engine::snapshot::{CertId, DnsStaleReport, Event, HostChange, HostEvent, Timestamp};
+    let mut v = views::lab_view();
+    let at = v.report.generated_at;
+    let shown = app_for(&Arc::new(v.clone()), 120, 40, &[Action::Down, Action::Enter]);
+    let DetailTarget::Host(i) = shown.detail_target() else {
+        panic!("the details show a host: {:?}", shown.detail_target());
+    };
+    let host = Arc::make_mut(&mut v.report.hosts[i]);
+    let key = format!("{}:{}", host.host, host.port);
+    host.dns.stale = Some(DnsStaleReport {
+        since: Timestamp::from_unix(at.unix() - 30),
+        until: Timestamp::from_unix(at.unix() + 270),
+        error: "SERVFAIL".into(),
+    });
+    let event = |change| {
+        Event::Host(HostEvent {
+            at,
+            host: key.clone(),
+            address: None,
+            change,
+        })
+    };
+    let cert = |sha: &str, days: i64| CertId {
+        sha256: sha.repeat(64),
+        not_after: Timestamp::from_unix(at.unix() + days * 86_400),
+    };
+    let events = Arc::make_mut(&mut v.events);
+    events.push(Event::Host(HostEvent {
+        address: Some("127.0.0.10".into()),
+        ..match event(HostChange::CertChanged {
+            old: cert("a", 90),
+            new: cert("b", 30),
+            sans_added: vec!["evil\u{1b}[2J\u{202e}.test".into()],
+            sans_removed: vec!["www.good.coalscope.test".into()],
+        }) {
+            Event::Host(h) => h,
+            Event::Verdict(_) => unreachable!(),
+        }
+    }));
+    events.push(event(HostChange::AddressesChanged {
+        added: vec!["127.0.0.11".into()],
+        removed: vec!["127.0.0.10".into()],
+    }));
+    events.push(event(HostChange::DnsStale {
+        error: "SERVFAIL".into(),
+        until: Timestamp::from_unix(at.unix() + 270),
+    }));
+    events.push(event(HostChange::DnsFailed {
+        error: "SERVFAIL".into(),
+    }));
+    events.push(event(HostChange::DnsRecovered));
+    Arc::new(v)
+}
+
+#[test]
+fn host_events_and_stale_dns() {
+    let view = lab_with_host_events();
+    check("host_events", &view, &[Action::PrevPane]);
+    check("stale_dns_details", &view, &[Action::Down, Action::Enter]);
+    let app = app_for(&view, 120, 40, &[Action::PrevPane]);
+    let s = text(screen(&view, &app, 120, 40).backend().buffer());
+    assert!(s.contains("cert-changed"), "{s}");
+    assert!(!s.chars().any(|c| c.is_control() && c != '\n'), "{s:?}");
+    assert!(!s.contains('\u{202e}'));
+    let app = app_for(&view, 120, 40, &[Action::Down, Action::Enter]);
+    let s = text(screen(&view, &app, 120, 40).backend().buffer());
+    assert!(s.contains("DNS stale"), "{s}");
 }

@@ -247,6 +247,15 @@ pub fn host_lines<'a>(h: &HostReport, t: &Theme) -> Vec<Line<'a>> {
     if let Some(e) = &h.dns.error {
         out.push(error_line("DNS error ", e, t));
     }
+    if let Some(stale) = &h.dns.stale {
+        let text = format!(
+            "lookups fail since {} ({}): the last good answer is used until {}",
+            stale.since,
+            clean(&stale.error, LONG),
+            stale.until
+        );
+        out.push(error_line("DNS stale ", &text, t));
+    }
     out.extend(signals::https_lines(h, t));
     for ep in h.endpoints.iter().take(MAX_ITEMS) {
         out.push(endpoint_handshake(ep, t));

@@ -64,14 +64,14 @@ fn verdict_spans<'a>(spans: &mut Vec<Span<'a>>, e: &'a VerdictEvent, suffix: &st
     spans.push(Span::styled(format!("  {}", clean(&e.message, w)), t.dim));
 }
 
-/// "host [address] kind  what changed".
+/// "kind host [at address]  what changed" (the kind first: the pane is narrow).
 fn host_spans(spans: &mut Vec<Span<'_>>, e: &HostEvent, suffix: &str, w: usize, t: &Theme) {
+    spans.push(Span::styled(format!("{} ", e.change.kind().as_str()), t.label));
     let mut place = clean(short(&e.host, suffix), w / 3);
     if let Some(a) = &e.address {
         place.push_str(&format!(" at {}", clean(a, w / 4)));
     }
-    spans.push(Span::styled(format!("{place} "), t.text));
-    spans.push(Span::styled(e.change.kind().as_str(), t.dim));
+    spans.push(Span::styled(place, t.text));
     spans.push(Span::styled(
         format!("  {}", clean(&e.change.message(), w)),
         t.dim,
