@@ -63,6 +63,9 @@ async fn bad_options_exit_2() {
             ],
             "/nonexistent/ca.pem",
         ),
+        (vec!["serve", "-", "--dns-grace", "2d"], "at most 24h"),
+        (vec!["serve", "-", "--dns-grace", "soon"], "--dns-grace"),
+        (vec!["demo", "--dns-grace=1 fortnight"], "--dns-grace"),
         (vec!["--frobnicate"], "--frobnicate"),
         // `coalscope WORD` is the short form of `coalscope watch WORD` (not an unknown
         // subcommand): without a terminal, that is the usage error given.
@@ -174,7 +177,14 @@ async fn help_and_version() {
         assert!(help.contains(opt), "{opt} missing from check --help");
     }
     // The live engine's options do nothing in `check`: not in its help, still accepted.
-    for opt in ["--interval", "--window", "--theme", "--export-dir", "--listen"] {
+    for opt in [
+        "--interval",
+        "--window",
+        "--dns-grace",
+        "--theme",
+        "--export-dir",
+        "--listen",
+    ] {
         assert!(!help.contains(opt), "{opt} in check --help");
     }
     let out = common::run(
@@ -190,6 +200,14 @@ async fn help_and_version() {
     let out = common::run(&["serve", "--help"], None).await;
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("--interval") && help.contains("--window"), "{help}");
+    for sub in ["serve", "watch", "demo"] {
+        let out = common::run(&[sub, "--help"], None).await;
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("--dns-grace") && help.contains("[default: 5m]"),
+            "{sub}: {help}"
+        );
+    }
 }
 
 #[test]

@@ -424,6 +424,45 @@ async fn serve_exports_the_lab_and_stops_on_sigterm() {
     assert_eq!(serve.get("/healthz", None).await.status, 200);
     assert_eq!(serve.get("/nope", None).await.status, 404);
 
+    // The event log: the contract's rows, oldest first; the lab's problem pairs are verdict
+    // events once the first cycle is done. The counters per kind and the stale gauge per host.
+    let events = serve.get("/api/events", None).await;
+    assert_eq!(events.status, 200);
+    assert!(events.headers["content-type"].starts_with("application/json"));
+    let events: Value = serde_json::from_str(&events.body).expect("events JSON");
+    assert_eq!(events["schema"], "coalscope/1");
+    let rows = events["events"].as_array().expect("an events array");
+    assert!(rows.len() <= 1000);
+    let keys = [
+        "at", "kind", "host", "address", "origin", "target", "from", "to", "message",
+    ];
+    for row in rows {
+        assert!(keys.iter().all(|k| row.get(*k).is_some()), "{row}");
+        if row["kind"] == "verdict" {
+            assert!(row["origin"].is_string() && row["to"].is_string(), "{row}");
+        }
+    }
+    let times: Vec<&str> = rows.iter().map(|r| r["at"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first: {times:?}");
+    let text = serve.metrics().await;
+    let e = Exposition::parse(&text);
+    let kinds: BTreeSet<String> = e
+        .series("coalscope_events_total")
+        .map(|(labels, _)| labels["kind"].clone())
+        .collect();
+    let all = [
+        "addresses-changed",
+        "cert-changed",
+        "dns-failed",
+        "dns-recovered",
+        "dns-stale",
+        "verdict",
+    ];
+    assert_eq!(kinds, all.iter().map(|k| k.to_string()).collect(), "{text}");
+    let stale: Vec<f64> = e.series("coalscope_dns_stale").map(|(_, v)| v).collect();
+    assert_eq!(stale.len(), doc["hosts"].as_array().unwrap().len());
+    assert!(stale.iter().all(|v| *v == 0.0), "the lab's DNS answers");
+
     // --max-pairs 3: three pairs exported, problem pairs only, and the exporter says so.
     let e = capped
         .metrics_until("the capped exporter to see every pair", |e| {
