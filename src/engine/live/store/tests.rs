@@ -843,6 +843,20 @@ fn nxdomain_is_not_an_outage() {
     assert!(view.report.hosts[1].dns.stale.is_none());
 }
 
+/// A successful h2 handshake that served a leaf of `pki` for `names`.
+fn h2_handshake(pki: &crate::testing::net::Pki, names: &[&str]) -> TlsInfo {
+    let (chain, _) = pki.leaf(names, crate::testing::net::Validity::Current);
+    TlsInfo {
+        alpn: Some("h2".into()),
+        version: "TLSv1.3".into(),
+        cipher: None,
+        chain,
+        chain_error: None,
+        connect_time: Duration::from_millis(1),
+        handshake_time: Duration::from_millis(1),
+    }
+}
+
 /// A rotated certificate at an address is a `cert-changed` event with both fingerprints,
 /// expiries and the SANs added and removed; the same certificate again is none.
 #[test]
@@ -854,19 +868,10 @@ fn a_new_certificate_is_an_event() {
     let hosts = store.hosts_for_jobs();
     let addr: IpAddr = "127.0.0.1".parse().unwrap();
     let mut handshake = |names: &[&str]| {
-        let (chain, _) = pki.leaf(names, crate::testing::net::Validity::Current);
         let result = JobResult::Origin {
             host: 0,
             addr,
-            handshake: Ok(TlsInfo {
-                alpn: Some("h2".into()),
-                version: "TLSv1.3".into(),
-                cipher: None,
-                chain,
-                chain_error: None,
-                connect_time: Duration::from_millis(1),
-                handshake_time: Duration::from_millis(1),
-            }),
+            handshake: Ok(h2_handshake(&pki, names)),
             own: None,
             coalesced: vec![],
             uncovered: vec![],
@@ -902,4 +907,82 @@ fn a_new_certificate_is_an_event() {
         ("a.test:443", Some("127.0.0.1"))
     );
     assert_eq!(view.event_totals.get(EventKind::CertChanged), 1);
+}
+
+/// After a name moves, its pairs are judged at the new addresses only: what the origin's
+/// connections got at the old address no longer counts in the verdict (clients no longer go
+/// there), but the sparkline keeps showing it until it leaves the window.
+#[test]
+fn samples_at_a_forgotten_address_leave_the_verdict_not_the_history() {
+    let mut store = Store::new(Duration::from_secs(600), "/".into());
+    store.set_entries(&[entry("a.test", 1), entry("b.test", 2)]);
+    store.set_dns("a.test:443", dns("127.0.0.1"));
+    store.set_dns("b.test:443", dns("127.0.0.1"));
+    let hosts = store.hosts_for_jobs();
+    let now = Instant::now();
+    let old: IpAddr = "127.0.0.1".parse().unwrap();
+    store.apply(
+        &hosts,
+        JobResult::Origin {
+            host: 0,
+            addr: old,
+            handshake: Ok(h2_handshake(
+                &crate::testing::net::Pki::new("move CA"),
+                &["a.test", "b.test"],
+            )),
+            own: None,
+            coalesced: vec![(1, Coalesced::new(answer(421), None))],
+            uncovered: vec![],
+            requests: 1,
+            signals: None,
+        },
+        now,
+    );
+    store.apply(
+        &hosts,
+        JobResult::Direct {
+            host: 1,
+            addr: old,
+            protocol: DirectProtocol::Negotiate,
+            outcome: answer(200),
+        },
+        now,
+    );
+    let pair_of = |v: &LiveView| {
+        let i = v
+            .report
+            .pairs
+            .iter()
+            .position(|p| &*p.origin == "a.test:443" && &*p.target == "b.test:443")
+            .unwrap();
+        (v.report.pairs[i].clone(), v.histories[i].points())
+    };
+    let view = store.publish(now, EngineStatus::default(), true);
+    let (before, history) = pair_of(&view);
+    assert_eq!(before.addresses.len(), 1);
+    assert_eq!(
+        (before.addresses[0].address.as_str(), before.addresses[0].probes),
+        ("127.0.0.1", 1)
+    );
+    assert!(history.iter().any(Option::is_some));
+
+    store.set_dns("a.test:443", dns("127.0.0.2"));
+    store.set_dns("b.test:443", dns("127.0.0.2"));
+    let view = store.publish(now, EngineStatus::default(), true);
+    let (after, history) = pair_of(&view);
+    // Nothing is known at the new address yet (no handshake there): no address is judged,
+    // and the 421 the old one gave is no longer a verdict.
+    assert!(
+        after.addresses.iter().all(|a| a.address != "127.0.0.1"),
+        "{after:?}"
+    );
+    assert!(before.verdict.is_problem(), "{before:?}");
+    assert!(!after.verdict.is_problem(), "{after:?}");
+    assert_eq!(
+        history.iter().flatten().count(),
+        1,
+        "the old sample stays in the sparkline"
+    );
+    let moved = host_changes(&view);
+    assert_eq!(moved.len(), 2, "{moved:?}");
 }
