@@ -38,6 +38,30 @@ fn answer(status: u16) -> Outcome {
     })
 }
 
+/// Host 0's connection at 127.0.0.1 (its handshake `handshake`) got a 421 for host 1, which
+/// answers 200 on its own connection there.
+fn refused_at_127_0_0_1(handshake: Result<TlsInfo, ProbeError>) -> [JobResult; 2] {
+    let addr: IpAddr = "127.0.0.1".parse().unwrap();
+    [
+        JobResult::Origin {
+            host: 0,
+            addr,
+            handshake,
+            own: None,
+            coalesced: vec![(1, Coalesced::new(answer(421), None))],
+            uncovered: vec![],
+            requests: 1,
+            signals: None,
+        },
+        JobResult::Direct {
+            host: 1,
+            addr,
+            protocol: DirectProtocol::Negotiate,
+            outcome: answer(200),
+        },
+    ]
+}
+
 fn dns(addr: &str) -> DnsAnswer {
     DnsAnswer {
         addresses: vec![addr.parse().unwrap()],
@@ -56,30 +80,9 @@ fn reload_keeps_unchanged_history_and_drops_removed_names() {
     store.set_dns("b.test:443", dns("127.0.0.1"));
     let hosts = store.hosts_for_jobs();
     let now = Instant::now();
-    store.apply(
-        &hosts,
-        JobResult::Origin {
-            host: 0,
-            addr: "127.0.0.1".parse().unwrap(),
-            handshake: Err(ProbeError::Tls("boom".into())),
-            own: None,
-            coalesced: vec![(1, Coalesced::new(answer(421), None))],
-            uncovered: vec![],
-            requests: 1,
-            signals: None,
-        },
-        now,
-    );
-    store.apply(
-        &hosts,
-        JobResult::Direct {
-            host: 1,
-            addr: "127.0.0.1".parse().unwrap(),
-            protocol: DirectProtocol::Negotiate,
-            outcome: answer(200),
-        },
-        now,
-    );
+    for job in refused_at_127_0_0_1(Err(ProbeError::Tls("boom".into()))) {
+        store.apply(&hosts, job, now);
+    }
     // c is new, a and b stay: their samples survive the reload.
     let added = store.set_entries(&[entry("b.test", 1), entry("a.test", 2), entry("c.test", 3)]);
     assert_eq!(added, vec!["c.test:443"]);
@@ -920,34 +923,10 @@ fn samples_at_a_forgotten_address_leave_the_verdict_not_the_history() {
     store.set_dns("b.test:443", dns("127.0.0.1"));
     let hosts = store.hosts_for_jobs();
     let now = Instant::now();
-    let old: IpAddr = "127.0.0.1".parse().unwrap();
-    store.apply(
-        &hosts,
-        JobResult::Origin {
-            host: 0,
-            addr: old,
-            handshake: Ok(h2_handshake(
-                &crate::testing::net::Pki::new("move CA"),
-                &["a.test", "b.test"],
-            )),
-            own: None,
-            coalesced: vec![(1, Coalesced::new(answer(421), None))],
-            uncovered: vec![],
-            requests: 1,
-            signals: None,
-        },
-        now,
-    );
-    store.apply(
-        &hosts,
-        JobResult::Direct {
-            host: 1,
-            addr: old,
-            protocol: DirectProtocol::Negotiate,
-            outcome: answer(200),
-        },
-        now,
-    );
+    let pki = crate::testing::net::Pki::new("move CA");
+    for job in refused_at_127_0_0_1(Ok(h2_handshake(&pki, &["a.test", "b.test"]))) {
+        store.apply(&hosts, job, now);
+    }
     let pair_of = |v: &LiveView| {
         let i = v
             .report
