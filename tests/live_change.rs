@@ -195,7 +195,7 @@ async fn a_dns_outage_is_stale_then_an_error_then_recovers() {
         running,
         mut rx,
         view: _view,
-    } = start(&["127.0.0.61"], 1, Duration::from_secs(6)).await;
+    } = start(&["127.0.0.61"], 1, Duration::from_secs(10)).await;
 
     dns.set_mode(DnsMode::Silent);
     let view = wait_for(&mut rx, "alpha.test stale", |v| {
@@ -227,6 +227,23 @@ async fn a_dns_outage_is_stale_then_an_error_then_recovers() {
         view.events
     );
     assert!(view.event_totals.get(EventKind::DnsStale) >= 1);
+    // Probes go on against the kept address while it is stale.
+    let shakes = |v: &LiveView| {
+        host(v, "alpha.test")
+            .endpoints
+            .first()
+            .map_or(0, |e| e.handshakes)
+    };
+    let stale_shakes = shakes(&view);
+    let view = wait_for(&mut rx, "alpha.test stale and probed", |v| {
+        host(v, "alpha.test").dns.stale.is_none() || shakes(v) > stale_shakes
+    })
+    .await;
+    assert!(
+        host(&view, "alpha.test").dns.stale.is_some(),
+        "a handshake at the kept address while stale: {:?}",
+        host(&view, "alpha.test")
+    );
 
     let view = wait_for(&mut rx, "alpha.test dns-error", |v| {
         host(v, "alpha.test").dns.error.is_some()
