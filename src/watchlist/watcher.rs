@@ -109,18 +109,30 @@ where
 }
 
 /// The file's bytes (bounded by `watchlist::MAX_BYTES`), or why they could not be read.
+/// Only a regular file (or a link to one) is opened: a FIFO put in its place would block the
+/// open until a writer came, and a directory is said to be one.
 fn read(path: &Path, label: &str) -> Result<Vec<u8>, ReloadError> {
+    let unusable = |message: String| {
+        ReloadError::Unusable(WatchError::Io {
+            file: label.into(),
+            message,
+        })
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => return Err(unusable("a directory, not a file".into())),
+        Ok(meta) if !meta.is_file() => return Err(unusable("not a regular file".into())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ReloadError::Gone { file: label.into() })
+        }
+        Err(e) => return Err(unusable(e.to_string())),
+    }
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ReloadError::Gone { file: label.into() })
         }
-        Err(e) => {
-            return Err(ReloadError::Unusable(WatchError::Io {
-                file: label.into(),
-                message: e.to_string(),
-            }))
-        }
+        Err(e) => return Err(unusable(e.to_string())),
     };
     watchlist::read_bounded(label, file).map_err(ReloadError::Unusable)
 }
@@ -170,5 +182,67 @@ mod tests {
         assert!(next(&mut rx).await.unwrap_err().contains("gone"));
         std::fs::write(&file, "d.test\n").unwrap();
         assert_eq!(next(&mut rx).await.unwrap(), ["d.test"]);
+    }
+
+    /// What takes the file's place and is no file: a directory, a FIFO (whose open would block
+    /// the watcher until a writer came), a link loop (unreadable even for root). Each is said,
+    /// naming the file, and the watcher goes on to pick up the file when it is back.
+    #[tokio::test]
+    async fn a_directory_fifo_or_link_loop_in_its_place_is_said_and_the_file_picked_up_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hosts.watch");
+        std::fs::write(&file, "a.test\n").unwrap();
+        let (tx, mut rx) = mpsc::channel(8);
+        let _w = spawn(&file, tx).unwrap();
+
+        std::fs::remove_file(&file).unwrap();
+        std::fs::create_dir(&file).unwrap();
+        let err = next_error_other_than_gone(&mut rx).await;
+        assert!(
+            err.contains("hosts.watch") && err.contains("a directory"),
+            "{err}"
+        );
+        std::fs::remove_dir(&file).unwrap();
+        std::fs::write(&file, "b.test\n").unwrap();
+        assert_eq!(next_list(&mut rx).await, ["b.test"]);
+
+        std::fs::remove_file(&file).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&file).status();
+        if made.is_ok_and(|s| s.success()) {
+            let err = next_error_other_than_gone(&mut rx).await;
+            assert!(err.contains("not a regular file"), "{err}");
+            std::fs::remove_file(&file).unwrap();
+        }
+        std::os::unix::fs::symlink(&file, &file).unwrap();
+        let err = next_error_other_than_gone(&mut rx).await;
+        assert!(
+            err.contains("hosts.watch") && err.contains("last good list"),
+            "{err}"
+        );
+        std::fs::remove_file(&file).unwrap();
+        std::fs::write(&file, "c.test\n").unwrap();
+        assert_eq!(next_list(&mut rx).await, ["c.test"]);
+    }
+
+    /// The next error that is not "gone" (a removal and a creation may be read apart).
+    async fn next_error_other_than_gone(rx: &mut mpsc::Receiver<Reload>) -> String {
+        loop {
+            match next(rx).await {
+                Err(e) if e.contains("gone") => continue,
+                Err(e) => return e,
+                Ok(list) => panic!("expected an error, got {list:?}"),
+            }
+        }
+    }
+
+    /// The next list, past any "gone" read between a removal and a creation.
+    async fn next_list(rx: &mut mpsc::Receiver<Reload>) -> Vec<String> {
+        loop {
+            match next(rx).await {
+                Err(e) if e.contains("gone") => continue,
+                Err(e) => panic!("expected a list, got {e}"),
+                Ok(list) => return list,
+            }
+        }
     }
 }
