@@ -155,6 +155,15 @@ fn nonzero_series(metrics: &str, parts: &[&str]) -> usize {
         .count()
 }
 
+/// The sum of the series of `metrics` whose line contains every one of `parts`.
+fn sum_series(metrics: &str, parts: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && parts.iter().all(|p| l.contains(p)))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
 /// Events after the `skip` first of kind `kind` whose host, origin or message contains `needle`.
 fn events_of(seen: &Seen, skip: usize, kind: &str, needle: &str) -> Option<usize> {
     let events = seen.events.as_ref()?["events"].as_array()?;
@@ -184,12 +193,18 @@ fn visible(fault: Fault, base: &Seen, now: &Seen) -> (bool, Option<bool>) {
     let skip = event_count(base);
     match fault {
         Fault::Restart { group, .. } => {
+            // The group's failed handshakes grew, or a pair of it is judged `error`.
             let g = format!(".g{group:03}.");
+            let failed = ["coalscope_endpoint_handshake_errors_total{", g.as_str()];
             let errors = nonzero_series(
                 &now.metrics,
                 &["coalscope_pair_verdict{", &g, "verdict=\"error\""],
             );
-            (errors > 0, events_of(now, skip, "verdict", &g).map(|n| n > 0))
+            let grew = sum_series(&now.metrics, &failed) > sum_series(&base.metrics, &failed);
+            (
+                grew || errors > 0,
+                events_of(now, skip, "verdict", &g).map(|n| n > 0),
+            )
         }
         Fault::DnsOutage => {
             let key = "coalscope_events_total{kind=\"dns-stale\"}";

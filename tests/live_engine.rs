@@ -21,26 +21,9 @@ use coalscope::testing;
 use coalscope::watchlist::{self, watcher::ReloadError};
 use tokio::sync::watch;
 
-/// Wait (bounded) for a view that satisfies `ok`.
-async fn wait_for(
-    rx: &mut watch::Receiver<Arc<LiveView>>,
-    what: &str,
-    mut ok: impl FnMut(&LiveView) -> bool,
-) -> Arc<LiveView> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let view = rx.borrow_and_update().clone();
-        if ok(&view) {
-            return view;
-        }
-        if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
-            panic!(
-                "timed out waiting for {what}; last view: {:#?}",
-                view.report.summary
-            );
-        }
-    }
-}
+mod common;
+
+use common::live::wait_for;
 
 /// Quit ends the engine task: the handle sees it return, and the view channel closes.
 async fn assert_stops_on_quit(engine: live::EngineHandle, mut views: watch::Receiver<Arc<LiveView>>) {

@@ -34,31 +34,15 @@ use coalscope::testing;
 use coalscope::watchlist::{self, watcher};
 use tokio::sync::{watch, Mutex};
 
+mod common;
+
+use common::is_root;
+use common::live::wait_for;
+
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
 /// The engine's interval in these tests.
 const INTERVAL: Duration = Duration::from_secs(1);
-
-/// Wait (bounded) for a view that satisfies `ok`.
-async fn wait_for(
-    rx: &mut watch::Receiver<Arc<LiveView>>,
-    what: &str,
-    mut ok: impl FnMut(&LiveView) -> bool,
-) -> Arc<LiveView> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let view = rx.borrow_and_update().clone();
-        if ok(&view) {
-            return view;
-        }
-        if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
-            panic!(
-                "timed out waiting for {what}; last view: {:#?} {:#?}",
-                view.status, view.report.summary
-            );
-        }
-    }
-}
 
 /// Open file descriptors of this process.
 fn open_fds() -> usize {
@@ -267,18 +251,6 @@ async fn a_server_stopped_and_started_again_shows_the_outage_and_recovers() {
         fds_end <= fds_at_start,
         "fds {fds_at_start} before the lab, {fds_end} after (running {fds_running}, outage {fds_outage})"
     );
-}
-
-/// Whether this process's effective user is root (`Uid:` real, effective, … in its status).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
 }
 
 /// The reload error once it names `what`, with the list it kept.

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod golden;
+pub mod live;
 pub mod serve;
 pub mod tmux;
 
@@ -142,4 +143,17 @@ pub fn interop_available_or(what: &str, missing: &[&str], install: &str, require
         "!!! SKIPPED {what}: {missing} not installed; install with: {install} (and set {REQUIRE_INTEROP}=1 to make this a failure)"
     );
     false
+}
+
+/// Whether this process's effective user is root (the `Uid:` line of its status: real,
+/// effective, …). Root reads through chmod 000, and servers it starts need a user to drop to.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
 }
