@@ -29,56 +29,14 @@ mod common;
 #[path = "../tests/hostile/mod.rs"]
 #[allow(dead_code)]
 mod hostile;
+#[path = "common/serve_child.rs"]
+mod serve_child;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use coalscope::lab::{Lab, LabOptions};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// VmRSS in KiB and the number of open descriptors of `pid`.
-fn sample(pid: u32) -> Option<(u64, usize)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())?;
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
-    Some((rss, fds))
-}
-
-/// GET `path` over a plain HTTP/1.0 connection: (status line, body, time).
-fn get(addr: SocketAddr, path: &str) -> Result<(String, String, Duration), String> {
-    let started = Instant::now();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    s.take(16 * 1024 * 1024)
-        .read_to_string(&mut text)
-        .map_err(|e| e.to_string())?;
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    Ok((
-        head.lines().next().unwrap_or("").to_string(),
-        body.to_string(),
-        started.elapsed(),
-    ))
-}
-
-fn json_number(body: &str, key: &str) -> Option<f64> {
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    v[key].as_f64()
-}
+use serve_child::{env_u64, get, json_number, sample};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

@@ -21,6 +21,8 @@ mod common;
 
 #[path = "interop/harness.rs"]
 mod harness;
+#[path = "interop/reload.rs"]
+mod reload;
 #[path = "interop/servers.rs"]
 mod servers;
 #[path = "interop/signals.rs"]

@@ -31,7 +31,7 @@ use coalscope::testing::net::{
 use coalscope::watchlist;
 use tokio::sync::watch;
 
-use common::wait_for_view as wait_for;
+use common::live::wait_for;
 
 fn host<'a>(view: &'a LiveView, name: &str) -> &'a HostReport {
     view.report.hosts.iter().find(|h| h.host == name).unwrap()

@@ -23,7 +23,7 @@ use coalscope::testing;
 use coalscope::watchlist::{self, watcher::ReloadError};
 use tokio::sync::watch;
 
-use common::wait_for_view as wait_for;
+use common::live::wait_for;
 
 /// Quit ends the engine task: the handle sees it return, and the view channel closes.
 async fn assert_stops_on_quit(engine: live::EngineHandle, mut views: watch::Receiver<Arc<LiveView>>) {

@@ -41,6 +41,8 @@ pub enum Validity {
     Current,
     /// Ended yesterday (after 89 days).
     Expired,
+    /// From yesterday for `.0` days (a rotated certificate: a new expiry).
+    Days(i64),
     /// Starts tomorrow.
     #[cfg(any(test, feature = "test-support"))]
     NotYetValid,
@@ -56,6 +58,7 @@ impl Validity {
         let (from, until) = match self {
             Validity::Current => (now - day, now + Duration::days(LEAF_DAYS)),
             Validity::Expired => (now - Duration::days(LEAF_DAYS), now - day),
+            Validity::Days(days) => (now - day, now + Duration::days(days)),
             #[cfg(any(test, feature = "test-support"))]
             Validity::NotYetValid => (now + day, now + Duration::days(LEAF_DAYS)),
             #[cfg(any(test, feature = "test-support"))]

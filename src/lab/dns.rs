@@ -3,14 +3,18 @@
 //! outside it REFUSED (the catalog has no zone for them).
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata};
 use hickory_proto::rr::rdata::svcb::{Alpn, EchConfigList, IpHint, SvcParamKey, SvcParamValue, SVCB};
 use hickory_proto::rr::rdata::{A, AAAA, HTTPS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record};
 use hickory_proto::serialize::binary::BinEncodable;
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
 use hickory_server::Server;
@@ -23,8 +27,40 @@ const TCP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running lab DNS server; dropping it stops it.
 pub(crate) struct DnsServer {
-    server: Server<Catalog>,
+    server: Server<Silenceable>,
     pub addr: SocketAddr,
+}
+
+/// The catalog, unless the server has been made silent: then a query gets no answer at all
+/// (over UDP the client waits out its timeout; over TCP the connection stays quiet).
+pub(crate) struct Silenceable {
+    catalog: Catalog,
+    silent: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Silenceable {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        if self.silent.load(Ordering::Relaxed) {
+            // Nothing is sent; the header only tells the server's log what happened.
+            let metadata = Metadata::new(
+                request.metadata.id,
+                MessageType::Response,
+                request.metadata.op_code,
+            );
+            return ResponseInfo::from(Header {
+                metadata,
+                counts: HeaderCounts::default(),
+            });
+        }
+        self.catalog
+            .handle_request::<R, T>(request, response_handle)
+            .await
+    }
 }
 
 impl DnsServer {
@@ -177,11 +213,16 @@ pub(crate) fn catalog_with_https(
     Ok(catalog)
 }
 
-/// Serve `catalog` on 127.0.0.1, UDP and TCP on the same port (`port`, or a free one).
-pub(crate) async fn start(catalog: Catalog, port: Option<u16>) -> anyhow::Result<DnsServer> {
+/// Serve `catalog` on 127.0.0.1, UDP and TCP on the same port (`port`, or a free one); while
+/// `silent` is set, queries are read and dropped unanswered (a fault: `lab::faults`).
+pub(crate) async fn start(
+    catalog: Catalog,
+    port: Option<u16>,
+    silent: Arc<AtomicBool>,
+) -> anyhow::Result<DnsServer> {
     let (udp, tcp) = bind(port).await?;
     let addr = udp.local_addr().context("lab DNS address")?;
-    let mut server = Server::new(catalog);
+    let mut server = Server::new(Silenceable { catalog, silent });
     server.register_socket(udp);
     server.register_listener(tcp, TCP_TIMEOUT, 64);
     Ok(DnsServer { server, addr })

@@ -8,6 +8,7 @@ pub mod ca;
 mod describe;
 mod dns;
 pub use self::dns::HttpsSpec;
+pub mod faults;
 pub mod frames;
 mod idle;
 mod phase;
@@ -28,7 +29,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 
 use crate::engine::snapshot::{FindingKind, NotCoalescable, Verdict};
 
@@ -83,7 +83,8 @@ pub struct Lab {
     owns_dir: bool,
     clock: Clock,
     ca_pem: String,
-    tasks: JoinSet<()>,
+    /// The servers (one task per address, restartable) and the fault switches.
+    faults: faults::Faults,
     dns_server: Option<dns::DnsServer>,
     /// Set for the scale lab.
     scale: Option<scale::ScaleOptions>,
@@ -141,18 +142,20 @@ impl Lab {
             .filter(|(_, s)| !s.https_alpn.is_empty())
             .map(|(_, s)| HttpsSpec::service(s.name, 1, s.https_alpn, Some(port), &[]))
             .collect();
-        let mut lab = Lab::prepare(
+        let lab = Lab::prepare(
             &options,
             port,
             clock,
             &lab_ca,
             ("lab.watch", describe::watchfile(port)),
             (ZONE, &records, &https),
-            None,
+            (None, None),
         )
         .await?;
-        for (rt, listener) in runtimes.into_iter().zip(listeners) {
-            lab.tasks.spawn(server::run(listener, rt));
+        for (rt, (addr, listener)) in runtimes.into_iter().zip(listeners) {
+            let make: faults::MakeServer =
+                Arc::new(move |listener| Box::pin(server::run(listener, rt.clone())));
+            lab.faults.serve(addr, listener, make);
         }
         tracing::info!(port, dns = %lab.dns, dir = %lab.dir.display(), "lab started");
         Ok(lab)
@@ -165,24 +168,33 @@ impl Lab {
         clock: Clock,
     ) -> anyhow::Result<Lab> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let lab_ca = Ca::new("coalscope lab CA")?;
-        let config = scale::server_config(&layout, &lab_ca, provider)?;
+        let lab_ca = Arc::new(Ca::new("coalscope lab CA")?);
+        let (config, resolver) = scale::server_config(&layout, &lab_ca, provider.clone())?;
+        let rotation = faults::Rotation {
+            ca: lab_ca.clone(),
+            provider,
+            resolver,
+            layout,
+        };
         let (port, listeners) = scale::bind_all(&layout, options.port).await?;
         let owned = layout.records();
         let records: Vec<(&str, Vec<Ipv4Addr>)> =
             owned.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
-        let mut lab = Lab::prepare(
+        let lab = Lab::prepare(
             options,
             port,
             clock,
             &lab_ca,
             ("scale.watch", layout.watchfile(port)),
             (scale::SCALE_ZONE, &records, &[]),
-            Some(layout),
+            (Some(layout), Some(rotation)),
         )
         .await?;
-        for listener in listeners {
-            lab.tasks.spawn(scale::run(listener, config.clone(), layout));
+        for (addr, listener) in listeners {
+            let config = config.clone();
+            let make: faults::MakeServer =
+                Arc::new(move |listener| Box::pin(scale::run(listener, config.clone(), layout)));
+            lab.faults.serve(addr, listener, make);
         }
         tracing::info!(port, dns = %lab.dns, names = layout.names, "scale lab started");
         Ok(lab)
@@ -190,7 +202,7 @@ impl Lab {
 
     /// The parts every lab shares: its directory with `ca.pem` and the watch-file
     /// (`name`, `content`), and its DNS server for `zone` answering `records` and the HTTPS
-    /// records `https`. Servers are
+    /// records `https`; the scale layout and what rotating its certificates needs. Servers are
     /// spawned by the caller; dropping the returned lab on a later error cleans up.
     async fn prepare(
         options: &LabOptions,
@@ -199,7 +211,7 @@ impl Lab {
         ca: &Ca,
         (watch_name, watch_content): (&str, String),
         (zone, records, https): (&str, &[ARecords<'_>], &[HttpsSpec]),
-        scale: Option<scale::ScaleOptions>,
+        (scale, rotation): (Option<scale::ScaleOptions>, Option<faults::Rotation>),
     ) -> anyhow::Result<Lab> {
         let (dir, owns_dir) = make_dir(options.dir.as_deref())?;
         let mut lab = Lab {
@@ -211,7 +223,7 @@ impl Lab {
             owns_dir,
             clock,
             ca_pem: ca.pem.clone(),
-            tasks: JoinSet::new(),
+            faults: faults::Faults::new(rotation),
             dns_server: None,
             scale,
         };
@@ -220,7 +232,8 @@ impl Lab {
             .with_context(|| format!("writing {}", lab.ca_file.display()))?;
         std::fs::write(&lab.watchfile, watch_content)
             .with_context(|| format!("writing {}", lab.watchfile.display()))?;
-        let dns = dns::start(dns::catalog_with_https(zone, records, https)?, options.dns_port).await?;
+        let catalog = dns::catalog_with_https(zone, records, https)?;
+        let dns = dns::start(catalog, options.dns_port, lab.faults.dns_switch()).await?;
         lab.dns = dns.addr;
         lab.dns_server = Some(dns);
         Ok(lab)
@@ -231,9 +244,15 @@ impl Lab {
         self.scale
     }
 
+    /// The fault switches of this lab (stop and start a server, silence the DNS, rotate a
+    /// certificate); a clone stays usable while the lab runs.
+    pub fn faults(&self) -> faults::Faults {
+        self.faults.clone()
+    }
+
     /// Stop every server and wait until their sockets are closed.
     pub async fn shutdown(mut self) {
-        self.tasks.shutdown().await;
+        self.faults.stop_all().await;
         if let Some(dns) = self.dns_server.take() {
             dns.shutdown().await;
         }
@@ -309,7 +328,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        self.tasks.abort_all();
+        self.faults.abort_all();
         self.dns_server.take();
         if self.owns_dir {
             let _ = std::fs::remove_dir_all(&self.dir);
@@ -380,7 +399,7 @@ fn certificates(
 }
 
 /// Bind every listener on one common port: `port`, or a random free one.
-async fn bind_all(port: Option<u16>) -> anyhow::Result<(u16, Vec<TcpListener>)> {
+async fn bind_all(port: Option<u16>) -> anyhow::Result<(u16, Vec<(SocketAddr, TcpListener)>)> {
     if let Some(port) = port {
         return Ok((port, bind_on(port).await?));
     }
@@ -397,7 +416,7 @@ async fn bind_all(port: Option<u16>) -> anyhow::Result<(u16, Vec<TcpListener>)> 
         .context("no port free on every lab address"))
 }
 
-async fn bind_on(port: u16) -> anyhow::Result<Vec<TcpListener>> {
+async fn bind_on(port: u16) -> anyhow::Result<Vec<(SocketAddr, TcpListener)>> {
     let mut listeners = Vec::new();
     for (_, ep) in all_endpoints() {
         let addr = SocketAddr::from((lab_ip(ep.octet), port));
@@ -409,7 +428,7 @@ async fn bind_on(port: u16) -> anyhow::Result<Vec<TcpListener>> {
             };
             anyhow::anyhow!("binding the lab server {addr}: {e}{hint}")
         })?;
-        listeners.push(listener);
+        listeners.push((addr, listener));
     }
     Ok(listeners)
 }

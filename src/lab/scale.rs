@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -151,22 +151,33 @@ impl ScaleOptions {
     }
 }
 
-/// Certificates by group: the SNI `tNNNNN.gGGG.zone` picks the wildcard `*.gGGG.zone`.
+/// Certificates by group: the SNI `tNNNNN.gGGG.zone` picks the wildcard `*.gGGG.zone`. A
+/// group's certificate can be replaced while serving (`faults::Faults::rotate_group`).
 #[derive(Debug)]
-struct GroupResolver {
-    by_group: HashMap<String, Arc<CertifiedKey>>,
+pub(crate) struct GroupResolver {
+    by_group: RwLock<HashMap<String, Arc<CertifiedKey>>>,
     default: Arc<CertifiedKey>,
 }
 
 impl GroupResolver {
     fn pick(&self, sni: Option<&str>) -> Arc<CertifiedKey> {
+        // A panic while the lock was held left the map whole (entries are replaced whole).
+        let by_group = self
+            .by_group
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         sni.and_then(|name| name.split_once('.'))
-            .and_then(|(_, parent)| {
-                self.by_group
-                    .get(parent.trim_end_matches('.').to_ascii_lowercase().as_str())
-            })
+            .and_then(|(_, parent)| by_group.get(parent.trim_end_matches('.').to_ascii_lowercase().as_str()))
             .unwrap_or(&self.default)
             .clone()
+    }
+
+    /// Serve `cert` for the group whose parent name is `parent` from the next handshake on.
+    pub(crate) fn replace(&self, parent: &str, cert: Arc<CertifiedKey>) {
+        self.by_group
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(parent.to_ascii_lowercase(), cert);
     }
 }
 
@@ -176,12 +187,13 @@ impl ResolvesServerCert for GroupResolver {
     }
 }
 
-/// Issue one wildcard certificate per group and build the server configuration.
+/// Issue one wildcard certificate per group and build the server configuration (and the
+/// resolver in it, for rotations).
 pub(crate) fn server_config(
     options: &ScaleOptions,
     ca: &Ca,
     provider: Arc<rustls::crypto::CryptoProvider>,
-) -> anyhow::Result<Arc<ServerConfig>> {
+) -> anyhow::Result<(Arc<ServerConfig>, Arc<GroupResolver>)> {
     let mut by_group = HashMap::with_capacity(options.groups());
     let mut default = None;
     for g in 0..options.groups() {
@@ -194,23 +206,23 @@ pub(crate) fn server_config(
         by_group.insert(parent, cert);
     }
     let resolver = Arc::new(GroupResolver {
-        by_group,
+        by_group: RwLock::new(by_group),
         default: default.context("no group")?,
     });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_no_client_auth()
-        .with_cert_resolver(resolver);
+        .with_cert_resolver(resolver.clone());
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), resolver))
 }
 
 /// Bind a listener on every address in use, all on one port (`port`, or a random free one).
 pub(crate) async fn bind_all(
     options: &ScaleOptions,
     port: Option<u16>,
-) -> anyhow::Result<(u16, Vec<TcpListener>)> {
+) -> anyhow::Result<(u16, Vec<(SocketAddr, TcpListener)>)> {
     let addrs: Vec<Ipv4Addr> = (0..options.addresses()).map(|g| options.address(g)).collect();
     if let Some(port) = port {
         return Ok((port, bind_on(&addrs, port).await?));
@@ -228,7 +240,7 @@ pub(crate) async fn bind_all(
         .context("no port free on every scale lab address"))
 }
 
-async fn bind_on(addrs: &[Ipv4Addr], port: u16) -> anyhow::Result<Vec<TcpListener>> {
+async fn bind_on(addrs: &[Ipv4Addr], port: u16) -> anyhow::Result<Vec<(SocketAddr, TcpListener)>> {
     let mut listeners = Vec::with_capacity(addrs.len());
     for a in addrs {
         let addr = SocketAddr::from((*a, port));
@@ -240,7 +252,7 @@ async fn bind_on(addrs: &[Ipv4Addr], port: u16) -> anyhow::Result<Vec<TcpListene
             };
             anyhow::anyhow!("binding the scale lab server {addr}: {e}{hint}")
         })?;
-        listeners.push(listener);
+        listeners.push((addr, listener));
     }
     Ok(listeners)
 }

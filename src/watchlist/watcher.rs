@@ -109,18 +109,30 @@ where
 }
 
 /// The file's bytes (bounded by `watchlist::MAX_BYTES`), or why they could not be read.
+/// Only a regular file (or a link to one) is opened: a FIFO put in its place would block the
+/// open until a writer came, and a directory is said to be one.
 fn read(path: &Path, label: &str) -> Result<Vec<u8>, ReloadError> {
+    let unusable = |message: String| {
+        ReloadError::Unusable(WatchError::Io {
+            file: label.into(),
+            message,
+        })
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => return Err(unusable("a directory, not a file".into())),
+        Ok(meta) if !meta.is_file() => return Err(unusable("not a regular file".into())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ReloadError::Gone { file: label.into() })
+        }
+        Err(e) => return Err(unusable(e.to_string())),
+    }
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ReloadError::Gone { file: label.into() })
         }
-        Err(e) => {
-            return Err(ReloadError::Unusable(WatchError::Io {
-                file: label.into(),
-                message: e.to_string(),
-            }))
-        }
+        Err(e) => return Err(unusable(e.to_string())),
     };
     watchlist::read_bounded(label, file).map_err(ReloadError::Unusable)
 }
@@ -170,5 +182,58 @@ mod tests {
         assert!(next(&mut rx).await.unwrap_err().contains("gone"));
         std::fs::write(&file, "d.test\n").unwrap();
         assert_eq!(next(&mut rx).await.unwrap(), ["d.test"]);
+    }
+
+    /// What takes the file's place and is no file: a directory, a FIFO (whose open would block
+    /// the watcher until a writer came), a link loop (unreadable even for root). Each is said,
+    /// naming the file, and the watcher goes on to pick up the file when it is back.
+    #[tokio::test]
+    async fn a_directory_fifo_or_link_loop_in_its_place_is_said_and_the_file_picked_up_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hosts.watch");
+        std::fs::write(&file, "a.test\n").unwrap();
+        let (tx, mut rx) = mpsc::channel(8);
+        let _w = spawn(&file, tx).unwrap();
+
+        // (what is put in the file's place, what the error says, how it is taken away).
+        type Put = fn(&Path) -> std::io::Result<()>;
+        let fifo: Put = |p| match std::process::Command::new("mkfifo").arg(p).status() {
+            Ok(s) if s.success() => Ok(()),
+            _ => Err(std::io::Error::other("no mkfifo")),
+        };
+        let cases: [(&str, Put, &str); 3] = [
+            ("a directory", |p| std::fs::create_dir(p), "a directory"),
+            ("a FIFO", fifo, "not a regular file"),
+            (
+                "a link loop",
+                |p| std::os::unix::fs::symlink(p, p),
+                "symbolic links",
+            ),
+        ];
+        for (i, (what, put, says)) in cases.into_iter().enumerate() {
+            std::fs::remove_file(&file).unwrap();
+            if put(&file).is_err() {
+                // Only a missing mkfifo tool may skip a case.
+                assert_eq!(what, "a FIFO", "{what} could not be made");
+            } else {
+                let err = next_past_gone(&mut rx).await.unwrap_err();
+                assert!(err.contains("hosts.watch") && err.contains(says), "{what}: {err}");
+                let _ = std::fs::remove_dir(&file);
+                let _ = std::fs::remove_file(&file);
+            }
+            let host = format!("back{i}.test");
+            std::fs::write(&file, format!("{host}\n")).unwrap();
+            assert_eq!(next_past_gone(&mut rx).await.unwrap(), [host], "after {what}");
+        }
+    }
+
+    /// The next reload past any "gone" read between a removal and a creation.
+    async fn next_past_gone(rx: &mut mpsc::Receiver<Reload>) -> Result<Vec<String>, String> {
+        loop {
+            match next(rx).await {
+                Err(e) if e.contains("gone") => continue,
+                other => return other,
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod golden;
+pub mod live;
 pub mod serve;
 pub mod tmux;
 
@@ -13,28 +14,6 @@ use std::process::Output;
 
 use coalscope::lab::Lab;
 use serde_json::Value;
-
-/// Wait (bounded: a hang detector, not a time assertion) for a view of the live engine that
-/// satisfies `ok`; a panic naming `what` and the last view's hosts and events otherwise.
-pub async fn wait_for_view(
-    rx: &mut tokio::sync::watch::Receiver<std::sync::Arc<coalscope::engine::snapshot::LiveView>>,
-    what: &str,
-    mut ok: impl FnMut(&coalscope::engine::snapshot::LiveView) -> bool,
-) -> std::sync::Arc<coalscope::engine::snapshot::LiveView> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
-    loop {
-        let view = rx.borrow_and_update().clone();
-        if ok(&view) {
-            return view;
-        }
-        if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
-            panic!(
-                "timed out waiting for {what}; summary: {:#?}\nhosts: {:#?}\nevents: {:#?}",
-                view.report.summary, view.report.hosts, view.events
-            );
-        }
-    }
-}
 
 /// The `coalscope` binary Cargo built for this test or bench.
 pub fn bin() -> &'static Path {
@@ -164,4 +143,17 @@ pub fn interop_available_or(what: &str, missing: &[&str], install: &str, require
         "!!! SKIPPED {what}: {missing} not installed; install with: {install} (and set {REQUIRE_INTEROP}=1 to make this a failure)"
     );
     false
+}
+
+/// Whether this process's effective user is root (the `Uid:` line of its status: real,
+/// effective, …). Root reads through chmod 000, and servers it starts need a user to drop to.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
 }

@@ -54,16 +54,7 @@ pub fn servers_available_or(scenario: &str, binaries: &[&str], required: bool) -
 
 /// Whether this process runs as root (servers then need a `user` to drop to, and files they
 /// read after dropping privileges must be world-readable).
-pub fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}
+pub use crate::common::is_root;
 
 /// A throwaway certificate authority (the lab's builder, `coalscope::lab::ca`); its
 /// certificate is written to `ca.pem`.

@@ -27,6 +27,8 @@ pub(super) struct Reply {
     pub headers: http::HeaderMap,
     pub body: String,
     pub alpn: Option<Vec<u8>>,
+    /// The leaf certificate the server sent, DER.
+    pub leaf: Option<Vec<u8>>,
 }
 
 impl Reply {
@@ -88,7 +90,13 @@ pub(super) async fn fetch_alpn(
     host: &str,
     alpn: &[&[u8]],
 ) -> anyhow::Result<Reply> {
-    fetch_with(lab, octet, sni, host, connector(lab, alpn)?).await
+    let ip = Ipv4Addr::new(127, 0, 0, octet);
+    fetch_with(lab, ip, sni, host, connector(lab, alpn)?).await
+}
+
+/// One request for `host` on a fresh connection to `ip` (any lab address) with SNI `sni`.
+pub(super) async fn fetch_ip(lab: &Lab, ip: Ipv4Addr, sni: &str, host: &str) -> anyhow::Result<Reply> {
+    fetch_with(lab, ip, sni, host, connector(lab, &[b"h2", b"http/1.1"])?).await
 }
 
 /// One request for `host` on a connection that sends no SNI (the certificate is still
@@ -96,18 +104,19 @@ pub(super) async fn fetch_alpn(
 pub(super) async fn fetch_no_sni(lab: &Lab, octet: u8, host: &str) -> anyhow::Result<Reply> {
     let mut config = client_config(lab, &[b"h2"], None)?;
     config.enable_sni = false;
-    fetch_with(lab, octet, host, host, TlsConnector::from(Arc::new(config))).await
+    let ip = Ipv4Addr::new(127, 0, 0, octet);
+    fetch_with(lab, ip, host, host, TlsConnector::from(Arc::new(config))).await
 }
 
 async fn fetch_with(
     lab: &Lab,
-    octet: u8,
+    ip: Ipv4Addr,
     sni: &str,
     host: &str,
     connector: TlsConnector,
 ) -> anyhow::Result<Reply> {
     let name = ServerName::try_from(sni.to_string())?;
-    let addr = SocketAddr::from((Ipv4Addr::new(127, 0, 0, octet), lab.port));
+    let addr = SocketAddr::from((ip, lab.port));
     let tcp = tokio::time::timeout(STEP_TIMEOUT, TcpStream::connect(addr))
         .await
         .context("connect timed out")??;
@@ -115,6 +124,12 @@ async fn fetch_with(
         .await
         .context("TLS handshake timed out")??;
     let negotiated = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    let leaf = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|c| c.to_vec());
     let io = TokioIo::new(tls);
     let work = async {
         let response = if negotiated.as_deref() == Some(b"h2".as_slice()) {
@@ -139,6 +154,7 @@ async fn fetch_with(
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
             alpn: negotiated.clone(),
+            leaf: leaf.clone(),
         })
     };
     tokio::time::timeout(STEP_TIMEOUT, work)

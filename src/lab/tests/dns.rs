@@ -22,7 +22,7 @@ fn query(name: &str) -> Message {
     msg
 }
 
-async fn ask_udp(server: SocketAddr, name: &str) -> anyhow::Result<Message> {
+pub(super) async fn ask_udp(server: SocketAddr, name: &str) -> anyhow::Result<Message> {
     let q = query(name);
     let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
     sock.send_to(&q.to_vec()?, server).await?;
@@ -104,7 +104,7 @@ async fn dns_serves_https_records() {
     let alias = HttpsSpec::alias("apex.https.test", "h3.https.test");
     let names = [("h3.https.test", vec![ip]), ("plain.https.test", vec![ip])];
     let catalog = catalog_with_https("https.test", &names, &[h3, alias]).expect("catalog");
-    let server = start(catalog, None).await.expect("lab DNS");
+    let server = start(catalog, None, Default::default()).await.expect("lab DNS");
     let dns = Dns::new(DnsConfig {
         nameservers: vec![server.addr],
         overrides: vec![],

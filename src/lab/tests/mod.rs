@@ -4,5 +4,6 @@
 
 mod client;
 mod dns;
+mod faults;
 mod servers;
 mod table;
