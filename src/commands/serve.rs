@@ -78,6 +78,7 @@ pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
         exporter,
         engine_alive: engine.alive(),
         web,
+        max_connections: args.max_connections as usize,
     });
     let server = tokio::spawn(http::run(listener, app, stop_rx));
     let vantage = args

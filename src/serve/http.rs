@@ -9,8 +9,9 @@
 //! Anything else is 404 (405 for another method on a known path). Shutdown stops accepting,
 //! lets open connections finish their current request, and gives up after a short grace.
 //!
-//! Bounds against abuse of the port: 256 connections at once (more wait in the accept queue),
-//! 32 from one address (an IPv6 /64 counts as one; more are closed when accepted), 10 s to send a request head (idle and
+//! Bounds against abuse of the port: `--max-connections` at once (256; when full, the connection
+//! idle longest is closed to admit a new one, see `conns`), 32 from one address (an IPv6 /64
+//! counts as one; more are closed when accepted), 10 s to send a request head (idle and
 //! slowloris connections are closed; so are idle keep-alive ones), 64 KiB of head (431).
 //!
 //! With `--web-config`, each connection takes the web config current when it arrives: TLS (plain
@@ -30,15 +31,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::engine::snapshot::EngineStatus;
+use crate::serve::conns::{Admitted, BusyHandle, Connections, Tracked};
 use crate::serve::metrics::{Exporter, Format};
 use crate::serve::webconfig::{TlsServer, WebConfig, WebConfigSource};
 
-/// Connections served at once; more wait in the accept queue.
-const MAX_CONNECTIONS: usize = 256;
 /// Connections from one address at once; more are closed when accepted, so that one client
 /// holding idle or slow connections cannot take every slot from the scrapers.
 const MAX_PER_PEER: usize = 32;
@@ -60,6 +60,8 @@ pub struct App {
     pub engine_alive: Arc<AtomicBool>,
     /// `--web-config`: TLS, basic auth, headers, rate limit (None: plain HTTP, open).
     pub web: Option<Arc<WebConfigSource>>,
+    /// `--max-connections`: connections open at once (the idlest makes room for a new one).
+    pub max_connections: usize,
 }
 
 /// `/api/status`: the engine status, flattened, plus the exporter's facts.
@@ -76,17 +78,10 @@ struct Status<'a> {
 
 /// Serve on `listener` until `shutdown` turns true.
 pub async fn run(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let open = Connections::new(app.max_connections);
     let peers: Peers = Arc::default();
     let mut connections = JoinSet::new();
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = stopped(&mut shutdown) => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -104,20 +99,21 @@ pub async fn run(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Rece
             drop(stream);
             continue;
         };
+        // Room under the global cap: the idlest connection closes, or (all busy) we wait.
+        let admitted = tokio::select! {
+            a = open.admit() => a,
+            _ = stopped(&mut shutdown) => break,
+        };
         tracing::debug!(%peer, "connection");
         let app = app.clone();
         let stop = shutdown.clone();
         connections.spawn(async move {
-            let _permit = permit;
             let _slot = slot;
-            let config = app.web.as_ref().map(|w| w.current()).unwrap_or_default();
-            match config.tls.clone() {
-                None => serve_connection(stream, app, config, stop).await,
-                Some(tls) => {
-                    if let Some(stream) = tls_handshake(stream, &tls).await {
-                        serve_connection(stream, app, config, stop).await;
-                    }
+            tokio::select! {
+                _ = admitted.evicted() => {
+                    tracing::debug!(%peer, "connection closed: the idlest when the connection cap was full");
                 }
+                _ = connection(stream, &admitted, app, stop) => {}
             }
         });
         // Reap finished connections so the set stays small.
@@ -184,11 +180,28 @@ impl Drop for PeerSlot {
     }
 }
 
-/// HTTP/1.1 on one connection (plain or TLS) until it ends or shutdown starts.
+/// One accepted connection: its TLS handshake if the web config asks for one, then HTTP/1.1.
+async fn connection(stream: TcpStream, admitted: &Admitted, app: Arc<App>, stop: watch::Receiver<bool>) {
+    let config = app.web.as_ref().map(|w| w.current()).unwrap_or_default();
+    let stream = admitted.track(stream);
+    let busy = admitted.handle();
+    match config.tls.clone() {
+        None => serve_connection(stream, app, config, busy, stop).await,
+        Some(tls) => {
+            if let Some(stream) = tls_handshake(stream, &tls).await {
+                serve_connection(stream, app, config, busy, stop).await;
+            }
+        }
+    }
+}
+
+/// HTTP/1.1 on one connection (plain or TLS) until it ends or shutdown starts; each request
+/// marks the connection busy (not to be closed for room) until it is answered.
 async fn serve_connection<S>(
     stream: S,
     app: Arc<App>,
     config: Arc<WebConfig>,
+    busy: BusyHandle,
     mut stop: watch::Receiver<bool>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -196,7 +209,12 @@ async fn serve_connection<S>(
     let service = service_fn(move |req| {
         let app = app.clone();
         let config = config.clone();
-        async move { Ok::<_, Infallible>(respond(&app, &config, req).await) }
+        let busy = busy.busy();
+        async move {
+            let response = respond(&app, &config, req).await;
+            drop(busy);
+            Ok::<_, Infallible>(response)
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -221,11 +239,11 @@ async fn serve_connection<S>(
 /// sent to it gets a 400 that says so (as Go's servers, and so the exporters, answer) instead of
 /// a silent close; a client certificate outside `allowed_sans` ends the connection.
 async fn tls_handshake(
-    stream: TcpStream,
+    stream: Tracked<TcpStream>,
     tls: &TlsServer,
-) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+) -> Option<tokio_rustls::server::TlsStream<Tracked<TcpStream>>> {
     let mut first = [0u8; 1];
-    match tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await {
+    match tokio::time::timeout(HEADER_TIMEOUT, stream.get_ref().peek(&mut first)).await {
         Ok(Ok(1)) => {}
         _ => return None,
     }
@@ -483,6 +501,7 @@ mod tests {
             }),
             engine_alive: Arc::new(AtomicBool::new(true)),
             web: None,
+            max_connections: 4,
         }
     }
 

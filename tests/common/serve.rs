@@ -29,6 +29,7 @@ pub async fn spawn(args: &[String]) -> ServeProcess {
         .env_remove("COALSCOPE_MAX_PAIRS")
         .env_remove("COALSCOPE_LISTEN")
         .env_remove("COALSCOPE_WEB_CONFIG")
+        .env_remove("COALSCOPE_MAX_CONNECTIONS")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
