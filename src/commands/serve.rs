@@ -79,6 +79,7 @@ pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
         engine_alive: engine.alive(),
         web,
         max_connections: args.max_connections as usize,
+        encoded: Default::default(),
     });
     let server = tokio::spawn(http::run(listener, app, stop_rx));
     let vantage = args

@@ -36,6 +36,7 @@ use tokio::task::JoinSet;
 
 use crate::engine::snapshot::EngineStatus;
 use crate::serve::conns::{Admitted, BusyHandle, Connections, Tracked};
+use crate::serve::encoded::Encoded;
 use crate::serve::metrics::{Exporter, Format};
 use crate::serve::webconfig::{TlsServer, WebConfig, WebConfigSource};
 
@@ -62,6 +63,8 @@ pub struct App {
     pub web: Option<Arc<WebConfigSource>>,
     /// `--max-connections`: connections open at once (the idlest makes room for a new one).
     pub max_connections: usize,
+    /// `/metrics` and `/api/snapshot` encoded once per view, shared by the scrapers.
+    pub encoded: Encoded,
 }
 
 /// `/api/status`: the engine status, flattened, plus the exporter's facts.
@@ -315,7 +318,7 @@ async fn respond<B>(app: &App, config: &WebConfig, req: Request<B>) -> Response<
         Some(auth) => {
             let header = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
             match auth.check(header).await {
-                Ok(()) => route(app, &req),
+                Ok(()) => route(app, &req).await,
                 Err(denied) => {
                     tracing::debug!(?denied, "basic auth");
                     let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
@@ -327,7 +330,7 @@ async fn respond<B>(app: &App, config: &WebConfig, req: Request<B>) -> Response<
                 }
             }
         }
-        None => route(app, &req),
+        None => route(app, &req).await,
     };
     for (name, value) in &config.headers {
         response.headers_mut().insert(name.clone(), value.clone());
@@ -340,7 +343,7 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
+async fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let known = matches!(
         path,
@@ -362,20 +365,20 @@ fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
         "/metrics" => {
             let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
             let format = negotiate(accept);
-            let body = app.exporter.encode(format);
+            let body = app.encoded.metrics(&app.exporter, format).await;
             with_type(StatusCode::OK, format.content_type(), body)
         }
         "/api/snapshot" => match app.exporter.view() {
             Some(view) => with_type(
                 StatusCode::OK,
                 "application/json",
-                crate::report::json::vantage_view_to_json(&view, app.exporter.vantage()),
+                app.encoded.snapshot(&app.exporter, view).await,
             ),
             None => {
                 let mut r = with_type(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "application/json",
-                    "{\"error\": \"no snapshot yet: the engine is starting\"}".to_string(),
+                    Bytes::from_static(b"{\"error\": \"no snapshot yet: the engine is starting\"}"),
                 );
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -396,7 +399,7 @@ fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
             };
             let body =
                 serde_json::to_string_pretty(&status).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-            with_type(StatusCode::OK, "application/json", body)
+            with_type(StatusCode::OK, "application/json", Bytes::from(body))
         }
         "/healthz" => {
             if app.engine_alive.load(Ordering::Relaxed) {
@@ -417,11 +420,15 @@ fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    with_type(status, "text/plain; charset=utf-8", body.to_string())
+    with_type(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
 }
 
-fn with_type(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+fn with_type(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -502,11 +509,12 @@ mod tests {
             engine_alive: Arc::new(AtomicBool::new(true)),
             web: None,
             max_connections: 4,
+            encoded: Encoded::default(),
         }
     }
 
-    fn get(app: &App, path: &str) -> Response<Full<Bytes>> {
-        route(app, &Request::get(path).body(()).unwrap())
+    async fn get(app: &App, path: &str) -> Response<Full<Bytes>> {
+        route(app, &Request::get(path).body(()).unwrap()).await
     }
 
     #[test]
@@ -519,22 +527,25 @@ mod tests {
         assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
     }
 
-    #[test]
-    fn routes() {
+    #[tokio::test]
+    async fn routes() {
         let app = app();
-        assert_eq!(get(&app, "/nope").status(), StatusCode::NOT_FOUND);
-        assert_eq!(get(&app, "/metrics").status(), StatusCode::OK);
-        assert_eq!(get(&app, "/metrics?x=1").status(), StatusCode::OK);
-        assert_eq!(get(&app, "/healthz").status(), StatusCode::OK);
-        assert_eq!(get(&app, "/api/status").status(), StatusCode::OK);
+        assert_eq!(get(&app, "/nope").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(get(&app, "/metrics").await.status(), StatusCode::OK);
+        assert_eq!(get(&app, "/metrics?x=1").await.status(), StatusCode::OK);
+        assert_eq!(get(&app, "/healthz").await.status(), StatusCode::OK);
+        assert_eq!(get(&app, "/api/status").await.status(), StatusCode::OK);
         // No view yet.
         assert_eq!(
-            get(&app, "/api/snapshot").status(),
+            get(&app, "/api/snapshot").await.status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
-        let post = route(&app, &Request::post("/metrics").body(()).unwrap());
+        let post = route(&app, &Request::post("/metrics").body(()).unwrap()).await;
         assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
         app.engine_alive.store(false, Ordering::Relaxed);
-        assert_eq!(get(&app, "/healthz").status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            get(&app, "/healthz").await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }
