@@ -286,24 +286,39 @@ mod tests {
         drop(third);
     }
 
-    #[tokio::test]
-    async fn a_connection_with_a_request_in_hand_is_never_closed_for_room() {
+    /// A cap of one, full with a connection that has a request in hand, and a second
+    /// connection waiting for room (checked to wait).
+    async fn full_and_busy() -> (
+        Arc<Connections>,
+        Admitted,
+        Busy,
+        tokio::task::JoinHandle<Admitted>,
+    ) {
         let conns = Connections::new(1);
         let first = conns.admit().await;
         let busy = first.handle().busy();
-        // Full and nothing idle: the next one waits.
         let waiting = tokio::spawn({
             let conns = conns.clone();
             async move { conns.admit().await }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiting.is_finished(), "admitted while every slot was busy");
+        (conns, first, busy, waiting)
+    }
+
+    async fn admitted(waiting: tokio::task::JoinHandle<Admitted>, when: &str) -> Admitted {
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap_or_else(|_| panic!("not admitted {when}"))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_connection_with_a_request_in_hand_is_never_closed_for_room() {
+        let (conns, first, busy, waiting) = full_and_busy().await;
         // The request is answered: the connection is idle, and makes room.
         drop(busy);
-        let second = tokio::time::timeout(Duration::from_secs(5), waiting)
-            .await
-            .expect("admitted once the slot went idle")
-            .unwrap();
+        let second = admitted(waiting, "once the slot went idle").await;
         tokio::time::timeout(Duration::from_secs(5), first.evicted())
             .await
             .expect("the idle one closes");
@@ -313,19 +328,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_connection_frees_its_slot() {
-        let conns = Connections::new(1);
-        let first = conns.admit().await;
-        let busy = first.handle().busy();
-        let waiting = tokio::spawn({
-            let conns = conns.clone();
-            async move { conns.admit().await }
-        });
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (conns, first, busy, waiting) = full_and_busy().await;
         drop(first);
-        let _second = tokio::time::timeout(Duration::from_secs(5), waiting)
-            .await
-            .expect("admitted once the connection ended")
-            .unwrap();
+        let _second = admitted(waiting, "once the connection ended").await;
         drop(busy);
         assert_eq!(conns.len(), 1);
     }
