@@ -14,8 +14,9 @@
 //! `COALSCOPE_BIN` (default target/release/coalscope).
 //!
 //! The lab runs in this process; `serve WATCHFILE --dns … --ca-file … --listen 127.0.0.1:PORT
-//! LOAD_ARGS` runs as a child. Warm-up: until `coalscope_pair_coverage_ratio` is 1 and one
-//! `--window` more has passed (the store is full: steady state). Then three phases of
+//! LOAD_ARGS` runs as a child. Warm-up (the store full, steady state): two windows
+//! (`LOAD_WINDOW_SECS`, 60, the window given in `LOAD_ARGS`) and `coalscope_pair_coverage_ratio`
+//! within 0.02 of its value a window before. Then three phases of
 //! `LOAD_PHASE_SECS` each: unscraped, scraped, unscraped. The probing rate of a phase is
 //! `coalscope_requests_total` (and `_connections_total`) at its end minus at its start, over
 //! its length (whole phases, from serve's own counters; two reads per phase). serve's CPU is
@@ -304,36 +305,38 @@ fn start_serve(lab: &Lab, listen: SocketAddr, dir: &std::path::Path) -> Serve {
     Serve(cmd.spawn().expect("spawn coalscope serve"))
 }
 
-/// Wait until coverage is 1 and one window more has passed (or the warm-up cap).
+/// Wait for the steady state: two windows have passed and pair coverage has not moved by more
+/// than 0.02 over the last window (it is 1, or the window's budget holds it below), or the
+/// warm-up cap.
 fn warm_up(listen: SocketAddr, window: u64) {
     let started = Instant::now();
     let cap = Duration::from_secs(env_u64("LOAD_WARMUP_MAX_SECS", 900));
-    let mut full_at = None;
+    let window = Duration::from_secs(window);
+    // (time, coverage) every 5 s: bounded by the cap.
+    let mut seen: Vec<(Duration, f64)> = Vec::new();
     while started.elapsed() < cap {
         std::thread::sleep(Duration::from_secs(5));
         let Ok(text) = exporter::http_get(listen, "/metrics") else {
             continue;
         };
+        let now = started.elapsed();
         let coverage = exporter::metric(&text, "coalscope_pair_coverage_ratio").unwrap_or(0.0);
-        if coverage >= 1.0 && full_at.is_none() {
-            println!(
-                "warm-up: coverage 1 after {:.0} s; one window ({window} s) more",
-                started.elapsed().as_secs_f64()
-            );
-            full_at = Some(Instant::now());
-        }
-        if full_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(window)) {
-            println!(
-                "warm-up: steady state after {:.0} s",
-                started.elapsed().as_secs_f64()
-            );
-            return;
+        seen.push((now, coverage));
+        let before = seen.iter().rev().find(|(t, _)| now.saturating_sub(*t) >= window);
+        if let Some((_, then)) = before {
+            if now >= 2 * window && (coverage - then).abs() <= 0.02 {
+                println!(
+                    "warm-up: steady after {:.0} s (pair coverage {coverage:.3}, {then:.3} a window before)",
+                    now.as_secs_f64()
+                );
+                return;
+            }
         }
     }
     println!(
-        "warm-up: cap of {} s reached (coverage reached 1: {})",
+        "warm-up: cap of {} s reached; coverage {:?}",
         cap.as_secs(),
-        full_at.is_some()
+        seen.last()
     );
 }
 

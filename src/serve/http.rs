@@ -67,6 +67,24 @@ pub struct App {
     pub encoded: Encoded,
 }
 
+impl App {
+    /// The routes' state; no answer encoded yet.
+    pub fn new(
+        exporter: Exporter,
+        engine_alive: Arc<AtomicBool>,
+        web: Option<Arc<WebConfigSource>>,
+        max_connections: usize,
+    ) -> App {
+        App {
+            exporter,
+            engine_alive,
+            web,
+            max_connections,
+            encoded: Encoded::default(),
+        }
+    }
+}
+
 /// `/api/status`: the engine status, flattened, plus the exporter's facts.
 #[derive(Serialize)]
 struct Status<'a> {
