@@ -126,7 +126,7 @@ async fn cycles(addr: SocketAddr) -> u64 {
     v["cycles"].as_u64().expect("cycles")
 }
 
-async fn start_serve(lab: &Lab) -> common::serve::ServeProcess {
+async fn start_serve(lab: &Lab, env: &[(&str, &str)]) -> common::serve::ServeProcess {
     let mut args = common::lab_args("serve", lab, &lab.watchfile);
     args.remove(0);
     args.extend(
@@ -142,7 +142,7 @@ async fn start_serve(lab: &Lab) -> common::serve::ServeProcess {
         ]
         .map(String::from),
     );
-    common::serve::spawn(&args).await
+    common::serve::spawn_with_env(&args, env).await
 }
 
 /// 10,000 idle connections from 320 addresses: each address stays under the per-address cap,
@@ -158,7 +158,15 @@ async fn ten_thousand_idle_connections_leave_the_exporter_bounded_and_serving() 
         return;
     }
     let lab = Lab::start(LabOptions::default()).await.expect("lab starts");
-    let serve = start_serve(&lab).await;
+    // serve's log says which connections it closed to make room.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("serve.log");
+    let log_env = log.display().to_string();
+    let env = [
+        ("COALSCOPE_LOG", "coalscope::serve::http=debug"),
+        ("COALSCOPE_LOG_FILE", log_env.as_str()),
+    ];
+    let serve = start_serve(&lab, &env).await;
     let pid = serve.child.id().expect("serve pid");
     let addr = serve.addr;
     let idle_fds = open_fds(pid);
@@ -202,6 +210,18 @@ async fn ten_thousand_idle_connections_leave_the_exporter_bounded_and_serving() 
         rss_kib(pid)
     );
     assert!(fds_now <= CAP + FD_MARGIN, "{fds_now} descriptors");
+    // Room was made by closing the idlest connections (not by waiting for the header
+    // timeout to end idle ones, which would keep a scraper waiting behind the flood).
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    let evicted = logged
+        .matches("the idlest when the connection cap was full")
+        .count();
+    println!("serve closed {evicted} idle connections to make room");
+    assert!(
+        evicted >= FLOOD / 4,
+        "serve closed only {evicted} idle connections for room; its log:\n{}",
+        logged.lines().take(20).collect::<Vec<_>>().join("\n")
+    );
 
     // The engine keeps probing: its cycles go on (bounded wait).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -227,7 +247,7 @@ async fn ten_thousand_idle_connections_leave_the_exporter_bounded_and_serving() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slowloris_head_is_cut_by_the_header_timeout() {
     let lab = Lab::start(LabOptions::default()).await.expect("lab starts");
-    let serve = start_serve(&lab).await;
+    let serve = start_serve(&lab, &[]).await;
     let addr = serve.addr;
     let mut s = TcpStream::connect(addr).await.expect("connect");
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
