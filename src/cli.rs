@@ -276,6 +276,11 @@ pub struct ServeArgs {
     /// Pairs exported at most, problem pairs first; the exporter says how many it left out.
     #[arg(long = "max-pairs", value_name = "N", default_value_t = 1000, env = "COALSCOPE_MAX_PAIRS", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_pairs: u32,
+    /// Connections the exporter keeps open at once (from all clients; 32 from one address).
+    /// When full, the connection idle longest is closed to let a new one in, so idle or slow
+    /// connections cannot keep scrapers out. Each takes a file descriptor.
+    #[arg(long = "max-connections", value_name = "N", default_value_t = 256, env = "COALSCOPE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
 }
 
 /// `IP:PORT` (IPv6 as `[::1]:9421`) for `serve --listen`.

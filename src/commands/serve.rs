@@ -74,11 +74,8 @@ pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
     // is a clean shutdown too.
     let signals = Signals::install();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let app = Arc::new(App {
-        exporter,
-        engine_alive: engine.alive(),
-        web,
-    });
+    let max_connections = args.max_connections as usize;
+    let app = Arc::new(App::new(exporter, engine.alive(), web, max_connections));
     let server = tokio::spawn(http::run(listener, app, stop_rx));
     let vantage = args
         .vantage

@@ -11,8 +11,9 @@
 //! Anything else is 404 (405 for another method on a known path). Shutdown stops accepting,
 //! lets open connections finish their current request, and gives up after a short grace.
 //!
-//! Bounds against abuse of the port: 256 connections at once (more wait in the accept queue),
-//! 32 from one address (an IPv6 /64 counts as one; more are closed when accepted), 10 s to send a request head (idle and
+//! Bounds against abuse of the port: `--max-connections` at once (256; when full, the connection
+//! idle longest is closed to admit a new one, see `conns`), 32 from one address (an IPv6 /64
+//! counts as one; more are closed when accepted), 10 s to send a request head (idle and
 //! slowloris connections are closed; so are idle keep-alive ones), 64 KiB of head (431).
 //!
 //! With `--web-config`, each connection takes the web config current when it arrives: TLS (plain
@@ -32,15 +33,15 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::engine::snapshot::EngineStatus;
+use crate::serve::conns::{Admitted, BusyHandle, Connections, Tracked};
+use crate::serve::encoded::Encoded;
 use crate::serve::metrics::{Exporter, Format};
 use crate::serve::webconfig::{TlsServer, WebConfig, WebConfigSource};
 
-/// Connections served at once; more wait in the accept queue.
-const MAX_CONNECTIONS: usize = 256;
 /// Connections from one address at once; more are closed when accepted, so that one client
 /// holding idle or slow connections cannot take every slot from the scrapers.
 const MAX_PER_PEER: usize = 32;
@@ -62,6 +63,28 @@ pub struct App {
     pub engine_alive: Arc<AtomicBool>,
     /// `--web-config`: TLS, basic auth, headers, rate limit (None: plain HTTP, open).
     pub web: Option<Arc<WebConfigSource>>,
+    /// `--max-connections`: connections open at once (the idlest makes room for a new one).
+    pub max_connections: usize,
+    /// `/metrics` and `/api/snapshot` encoded once per view, shared by the scrapers.
+    pub encoded: Encoded,
+}
+
+impl App {
+    /// The routes' state; no answer encoded yet.
+    pub fn new(
+        exporter: Exporter,
+        engine_alive: Arc<AtomicBool>,
+        web: Option<Arc<WebConfigSource>>,
+        max_connections: usize,
+    ) -> App {
+        App {
+            exporter,
+            engine_alive,
+            web,
+            max_connections,
+            encoded: Encoded::default(),
+        }
+    }
 }
 
 /// `/api/status`: the engine status, flattened, plus the exporter's facts.
@@ -78,17 +101,10 @@ struct Status<'a> {
 
 /// Serve on `listener` until `shutdown` turns true.
 pub async fn run(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let open = Connections::new(app.max_connections);
     let peers: Peers = Arc::default();
     let mut connections = JoinSet::new();
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = stopped(&mut shutdown) => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -106,20 +122,21 @@ pub async fn run(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Rece
             drop(stream);
             continue;
         };
+        // Room under the global cap: the idlest connection closes, or (all busy) we wait.
+        let admitted = tokio::select! {
+            a = open.admit() => a,
+            _ = stopped(&mut shutdown) => break,
+        };
         tracing::debug!(%peer, "connection");
         let app = app.clone();
         let stop = shutdown.clone();
         connections.spawn(async move {
-            let _permit = permit;
             let _slot = slot;
-            let config = app.web.as_ref().map(|w| w.current()).unwrap_or_default();
-            match config.tls.clone() {
-                None => serve_connection(stream, app, config, stop).await,
-                Some(tls) => {
-                    if let Some(stream) = tls_handshake(stream, &tls).await {
-                        serve_connection(stream, app, config, stop).await;
-                    }
+            tokio::select! {
+                _ = admitted.evicted() => {
+                    tracing::debug!(%peer, "connection closed: the idlest when the connection cap was full");
                 }
+                _ = connection(stream, &admitted, app, stop) => {}
             }
         });
         // Reap finished connections so the set stays small.
@@ -186,11 +203,28 @@ impl Drop for PeerSlot {
     }
 }
 
-/// HTTP/1.1 on one connection (plain or TLS) until it ends or shutdown starts.
+/// One accepted connection: its TLS handshake if the web config asks for one, then HTTP/1.1.
+async fn connection(stream: TcpStream, admitted: &Admitted, app: Arc<App>, stop: watch::Receiver<bool>) {
+    let config = app.web.as_ref().map(|w| w.current()).unwrap_or_default();
+    let stream = admitted.track(stream);
+    let busy = admitted.handle();
+    match config.tls.clone() {
+        None => serve_connection(stream, app, config, busy, stop).await,
+        Some(tls) => {
+            if let Some(stream) = tls_handshake(stream, &tls).await {
+                serve_connection(stream, app, config, busy, stop).await;
+            }
+        }
+    }
+}
+
+/// HTTP/1.1 on one connection (plain or TLS) until it ends or shutdown starts; each request
+/// marks the connection busy (not to be closed for room) until it is answered.
 async fn serve_connection<S>(
     stream: S,
     app: Arc<App>,
     config: Arc<WebConfig>,
+    busy: BusyHandle,
     mut stop: watch::Receiver<bool>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -198,7 +232,12 @@ async fn serve_connection<S>(
     let service = service_fn(move |req| {
         let app = app.clone();
         let config = config.clone();
-        async move { Ok::<_, Infallible>(respond(&app, &config, req).await) }
+        let busy = busy.busy();
+        async move {
+            let response = respond(&app, &config, req).await;
+            drop(busy);
+            Ok::<_, Infallible>(response)
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -223,11 +262,11 @@ async fn serve_connection<S>(
 /// sent to it gets a 400 that says so (as Go's servers, and so the exporters, answer) instead of
 /// a silent close; a client certificate outside `allowed_sans` ends the connection.
 async fn tls_handshake(
-    stream: TcpStream,
+    stream: Tracked<TcpStream>,
     tls: &TlsServer,
-) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+) -> Option<tokio_rustls::server::TlsStream<Tracked<TcpStream>>> {
     let mut first = [0u8; 1];
-    match tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await {
+    match tokio::time::timeout(HEADER_TIMEOUT, stream.get_ref().peek(&mut first)).await {
         Ok(Ok(1)) => {}
         _ => return None,
     }
@@ -299,7 +338,7 @@ async fn respond<B>(app: &App, config: &WebConfig, req: Request<B>) -> Response<
         Some(auth) => {
             let header = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
             match auth.check(header).await {
-                Ok(()) => route(app, &req),
+                Ok(()) => route(app, &req).await,
                 Err(denied) => {
                     tracing::debug!(?denied, "basic auth");
                     let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
@@ -311,7 +350,7 @@ async fn respond<B>(app: &App, config: &WebConfig, req: Request<B>) -> Response<
                 }
             }
         }
-        None => route(app, &req),
+        None => route(app, &req).await,
     };
     for (name, value) in &config.headers {
         response.headers_mut().insert(name.clone(), value.clone());
@@ -324,7 +363,7 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
+async fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let known = matches!(
         path,
@@ -346,20 +385,20 @@ fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
         "/metrics" => {
             let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
             let format = negotiate(accept);
-            let body = app.exporter.encode(format);
+            let body = app.encoded.metrics(&app.exporter, format).await;
             with_type(StatusCode::OK, format.content_type(), body)
         }
         "/api/snapshot" => match app.exporter.view() {
             Some(view) => with_type(
                 StatusCode::OK,
                 "application/json",
-                crate::report::json::vantage_view_to_json(&view, app.exporter.vantage()),
+                app.encoded.snapshot(&app.exporter, view).await,
             ),
             None => {
                 let mut r = with_type(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "application/json",
-                    "{\"error\": \"no snapshot yet: the engine is starting\"}".to_string(),
+                    Bytes::from_static(b"{\"error\": \"no snapshot yet: the engine is starting\"}"),
                 );
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -369,7 +408,7 @@ fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
         "/api/events" => {
             let events = app.exporter.view().map(|v| v.events.clone()).unwrap_or_default();
             let body = crate::report::json::events_to_json(&events);
-            with_type(StatusCode::OK, "application/json", body)
+            with_type(StatusCode::OK, "application/json", Bytes::from(body))
         }
         "/api/status" => {
             let view = app.exporter.view();
@@ -385,7 +424,7 @@ fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
             };
             let body =
                 serde_json::to_string_pretty(&status).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-            with_type(StatusCode::OK, "application/json", body)
+            with_type(StatusCode::OK, "application/json", Bytes::from(body))
         }
         "/healthz" => {
             if app.engine_alive.load(Ordering::Relaxed) {
@@ -406,11 +445,15 @@ fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    with_type(status, "text/plain; charset=utf-8", body.to_string())
+    with_type(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
 }
 
-fn with_type(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+fn with_type(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -490,11 +533,13 @@ mod tests {
             }),
             engine_alive: Arc::new(AtomicBool::new(true)),
             web: None,
+            max_connections: 4,
+            encoded: Encoded::default(),
         }
     }
 
-    fn get(app: &App, path: &str) -> Response<Full<Bytes>> {
-        route(app, &Request::get(path).body(()).unwrap())
+    async fn get(app: &App, path: &str) -> Response<Full<Bytes>> {
+        route(app, &Request::get(path).body(()).unwrap()).await
     }
 
     #[test]
@@ -507,29 +552,33 @@ mod tests {
         assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
     }
 
-    #[test]
-    fn routes() {
+    #[tokio::test]
+    async fn routes() {
         let app = app();
-        assert_eq!(get(&app, "/nope").status(), StatusCode::NOT_FOUND);
-        assert_eq!(get(&app, "/metrics").status(), StatusCode::OK);
-        assert_eq!(get(&app, "/metrics?x=1").status(), StatusCode::OK);
-        assert_eq!(get(&app, "/healthz").status(), StatusCode::OK);
-        assert_eq!(get(&app, "/api/status").status(), StatusCode::OK);
+        assert_eq!(get(&app, "/nope").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(get(&app, "/metrics").await.status(), StatusCode::OK);
+        assert_eq!(get(&app, "/metrics?x=1").await.status(), StatusCode::OK);
+        assert_eq!(get(&app, "/healthz").await.status(), StatusCode::OK);
+        assert_eq!(get(&app, "/api/status").await.status(), StatusCode::OK);
         // No view yet: no events either.
-        let events = get(&app, "/api/events");
+        let events = get(&app, "/api/events").await;
         assert_eq!(events.status(), StatusCode::OK);
-        let body = futures::executor::block_on(http_body_util::BodyExt::collect(events.into_body()))
+        let body = http_body_util::BodyExt::collect(events.into_body())
+            .await
             .unwrap()
             .to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json, serde_json::json!({"schema": "coalscope/1", "events": []}));
         assert_eq!(
-            get(&app, "/api/snapshot").status(),
+            get(&app, "/api/snapshot").await.status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
-        let post = route(&app, &Request::post("/metrics").body(()).unwrap());
+        let post = route(&app, &Request::post("/metrics").body(()).unwrap()).await;
         assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
         app.engine_alive.store(false, Ordering::Relaxed);
-        assert_eq!(get(&app, "/healthz").status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            get(&app, "/healthz").await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }

@@ -106,6 +106,8 @@ struct State {
 struct Shared {
     options: ExporterOptions,
     state: Mutex<State>,
+    /// Views folded in so far: what an encoding of the state is current for.
+    updates: std::sync::atomic::AtomicU64,
     /// dns, connect, tls (as in `PHASES`).
     phases: [Histogram; 3],
 }
@@ -140,6 +142,7 @@ impl Exporter {
                 seq: 0,
                 last_update: None,
             }),
+            updates: std::sync::atomic::AtomicU64::new(0),
             phases: std::array::from_fn(|_| Histogram::new(PHASE_BUCKETS)),
             options,
         });
@@ -184,6 +187,14 @@ impl Exporter {
         st.last_update = Some(now);
         st.view = view.clone();
         st.have_view = true;
+        self.shared
+            .updates
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Views folded in so far: the exposition changes only when this does.
+    pub fn updates(&self) -> u64 {
+        self.shared.updates.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Fold in the hosts changed after view `changed_after` (every host when None): their

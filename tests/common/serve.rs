@@ -20,8 +20,14 @@ pub struct ServeProcess {
 
 /// Start `coalscope serve` with `args` (after `serve`); waits (bounded) for its address.
 pub async fn spawn(args: &[String]) -> ServeProcess {
+    spawn_with_env(args, &[]).await
+}
+
+/// [`spawn`] with environment variables set (e.g. `COALSCOPE_LOG` to read what it did).
+pub async fn spawn_with_env(args: &[String], env: &[(&str, &str)]) -> ServeProcess {
     let mut child = Command::new(super::bin())
         .arg("serve")
+        .envs(env.iter().copied())
         .args(args)
         .env_remove("COALSCOPE_DNS")
         .env_remove("COALSCOPE_RESOLVE")
@@ -29,6 +35,7 @@ pub async fn spawn(args: &[String]) -> ServeProcess {
         .env_remove("COALSCOPE_MAX_PAIRS")
         .env_remove("COALSCOPE_LISTEN")
         .env_remove("COALSCOPE_WEB_CONFIG")
+        .env_remove("COALSCOPE_MAX_CONNECTIONS")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -1,0 +1,169 @@
+//! The answers of `/metrics` and `/api/snapshot`, encoded once per view and shared: the
+//! exposition changes only when the exporter folds a view in, the JSON only when the engine
+//! publishes one (every 5 s under `serve`), while scrapers may ask many times a second. An
+//! encoding runs on the blocking pool (off the async threads that run the engine and the
+//! connections), one at a time per answer: scrapers asking meanwhile wait for it (without
+//! holding a thread) and share its bytes. What is kept is one encoding per answer.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::Mutex;
+
+use crate::engine::snapshot::LiveView;
+use crate::serve::metrics::{Exporter, Format};
+
+/// One answer's latest encoding and what it was made from.
+struct Slot<K> {
+    latest: Mutex<Option<(K, Bytes)>>,
+}
+
+impl<K: PartialEq + Clone> Slot<K> {
+    fn new() -> Slot<K> {
+        Slot {
+            latest: Mutex::new(None),
+        }
+    }
+
+    /// The encoding for `key`: the kept one when current, else made by `encode` on the
+    /// blocking pool (single flight: the lock is held while it runs).
+    async fn get(&self, key: K, encode: impl FnOnce() -> String + Send + 'static) -> Bytes {
+        let mut latest = self.latest.lock().await;
+        if let Some((k, bytes)) = latest.as_ref() {
+            if *k == key {
+                return bytes.clone();
+            }
+        }
+        let bytes = match tokio::task::spawn_blocking(encode).await {
+            Ok(text) => Bytes::from(text),
+            Err(e) => {
+                tracing::error!("encoding an answer failed: {e}");
+                return Bytes::from_static(b"");
+            }
+        };
+        *latest = Some((key, bytes.clone()));
+        bytes
+    }
+}
+
+/// The view a JSON encoding was made from, compared by identity.
+#[derive(Clone)]
+struct ViewKey(Arc<LiveView>);
+
+impl PartialEq for ViewKey {
+    fn eq(&self, other: &ViewKey) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// The shared encodings of one exporter.
+pub struct Encoded {
+    prometheus: Slot<u64>,
+    openmetrics: Slot<u64>,
+    snapshot: Slot<ViewKey>,
+}
+
+impl Default for Encoded {
+    fn default() -> Encoded {
+        Encoded {
+            prometheus: Slot::new(),
+            openmetrics: Slot::new(),
+            snapshot: Slot::new(),
+        }
+    }
+}
+
+impl Encoded {
+    /// The exposition in `format`, current for the views folded in so far.
+    pub async fn metrics(&self, exporter: &Exporter, format: Format) -> Bytes {
+        let slot = match format {
+            Format::Prometheus => &self.prometheus,
+            Format::OpenMetrics => &self.openmetrics,
+        };
+        let exporter = exporter.clone();
+        slot.get(exporter.updates(), move || exporter.encode(format))
+            .await
+    }
+
+    /// The contract JSON of `view` (with the exporter's vantage).
+    pub async fn snapshot(&self, exporter: &Exporter, view: Arc<LiveView>) -> Bytes {
+        let vantage = exporter.vantage().map(str::to_string);
+        let key = ViewKey(view.clone());
+        self.snapshot
+            .get(key, move || {
+                crate::report::json::vantage_view_to_json(&view, vantage.as_deref())
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    fn exporter() -> Exporter {
+        Exporter::new(crate::serve::metrics::ExporterOptions {
+            vantage: None,
+            max_pairs: 10,
+            window: Duration::from_secs(60),
+        })
+    }
+
+    #[tokio::test]
+    async fn one_encoding_per_key_shared_by_every_reader() {
+        let slot = Arc::new(Slot::<u64>::new());
+        let made = Arc::new(AtomicUsize::new(0));
+        let mut readers = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let (slot, made) = (slot.clone(), made.clone());
+            readers.spawn(async move {
+                slot.get(1, move || {
+                    made.fetch_add(1, Ordering::SeqCst);
+                    "one".to_string()
+                })
+                .await
+            });
+        }
+        while let Some(r) = readers.join_next().await {
+            assert_eq!(r.unwrap(), Bytes::from_static(b"one"));
+        }
+        assert_eq!(made.load(Ordering::SeqCst), 1, "twenty readers, one encoding");
+        let again = slot.get(2, || "two".to_string()).await;
+        assert_eq!(again, Bytes::from_static(b"two"), "a new key encodes again");
+    }
+
+    #[tokio::test]
+    async fn the_exposition_follows_the_views_folded_in() {
+        let exporter = exporter();
+        let encoded = Encoded::default();
+        let before = encoded.metrics(&exporter, Format::Prometheus).await;
+        assert_eq!(before, encoded.metrics(&exporter, Format::Prometheus).await);
+        let mut view = LiveView::default();
+        view.status.cycles = 7;
+        exporter.update(Arc::new(view), Instant::now());
+        let after = encoded.metrics(&exporter, Format::Prometheus).await;
+        let text = String::from_utf8_lossy(&after);
+        assert!(
+            text.contains("coalscope_engine_cycles_total 7"),
+            "a folded-in view shows: {text}"
+        );
+        let om = encoded.metrics(&exporter, Format::OpenMetrics).await;
+        assert!(String::from_utf8_lossy(&om).ends_with("# EOF\n"));
+    }
+
+    #[tokio::test]
+    async fn the_json_is_made_again_for_a_new_view_only() {
+        let exporter = exporter();
+        let encoded = Encoded::default();
+        let first = Arc::new(LiveView::default());
+        let a = encoded.snapshot(&exporter, first.clone()).await;
+        let b = encoded.snapshot(&exporter, first.clone()).await;
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the same view shares its bytes");
+        let mut second = LiveView::default();
+        second.status.cycles = 3;
+        let c = encoded.snapshot(&exporter, Arc::new(second)).await;
+        assert_ne!(a.as_ptr(), c.as_ptr(), "a new view is encoded anew");
+    }
+}
