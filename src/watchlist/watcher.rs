@@ -109,8 +109,9 @@ where
 }
 
 /// The file's bytes (bounded by `watchlist::MAX_BYTES`), or why they could not be read.
-/// Only a regular file (or a link to one) is opened: a FIFO put in its place would block the
-/// open until a writer came, and a directory is said to be one.
+/// Only a regular file (or a link to one) is read: the open does not wait (a FIFO put in its
+/// place would block it until a writer came), and what was opened is checked, not the path
+/// before (it may be replaced in between); a directory is said to be one.
 fn read(path: &Path, label: &str) -> Result<Vec<u8>, ReloadError> {
     let unusable = |message: String| {
         ReloadError::Unusable(WatchError::Io {
@@ -118,22 +119,23 @@ fn read(path: &Path, label: &str) -> Result<Vec<u8>, ReloadError> {
             message,
         })
     };
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => return Err(unusable("a directory, not a file".into())),
-        Ok(meta) if !meta.is_file() => return Err(unusable("not a regular file".into())),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ReloadError::Gone { file: label.into() })
-        }
-        Err(e) => return Err(unusable(e.to_string())),
-    }
-    let file = match std::fs::File::open(path) {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = match options.open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ReloadError::Gone { file: label.into() })
         }
         Err(e) => return Err(unusable(e.to_string())),
     };
+    match file.metadata() {
+        Ok(meta) if meta.is_dir() => return Err(unusable("a directory, not a file".into())),
+        Ok(meta) if !meta.is_file() => return Err(unusable("not a regular file".into())),
+        Ok(_) => {}
+        Err(e) => return Err(unusable(e.to_string())),
+    }
     watchlist::read_bounded(label, file).map_err(ReloadError::Unusable)
 }
 
