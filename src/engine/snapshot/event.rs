@@ -110,11 +110,11 @@ fn short(sha: &str) -> &str {
     sha.get(..SHORT_SHA).unwrap_or(sha)
 }
 
-fn names(sign: char, list: &[String]) -> String {
-    list.iter()
-        .map(|n| format!("{sign}{n}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+/// "+a +b -c": what was added, then what was removed.
+fn added_removed(added: &[String], removed: &[String]) -> String {
+    let added = added.iter().map(|n| format!("+{n}"));
+    let removed = removed.iter().map(|n| format!("-{n}"));
+    added.chain(removed).collect::<Vec<_>>().join(" ")
 }
 
 impl HostChange {
@@ -145,24 +145,12 @@ impl HostChange {
                     new.not_after
                 );
                 if !sans_added.is_empty() || !sans_removed.is_empty() {
-                    let both = [names('+', sans_added), names('-', sans_removed)];
-                    let both: Vec<&str> = both
-                        .iter()
-                        .map(String::as_str)
-                        .filter(|s| !s.is_empty())
-                        .collect();
-                    text.push_str(&format!("; SANs {}", both.join(" ")));
+                    text.push_str(&format!("; SANs {}", added_removed(sans_added, sans_removed)));
                 }
                 text
             }
             HostChange::AddressesChanged { added, removed } => {
-                let both = [names('+', added), names('-', removed)];
-                let both: Vec<&str> = both
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                format!("addresses changed: {}", both.join(" "))
+                format!("addresses changed: {}", added_removed(added, removed))
             }
             HostChange::DnsStale { error, until } => {
                 format!("DNS lookup failed ({error}): the last good answer is used until {until}")
