@@ -96,8 +96,9 @@ impl Store {
                             error: error.clone(),
                         });
                         // The host's report changes (a finding), its pairs do not.
-                        h.gen = self.clock + 1;
+                        // (`tick`, which cannot be called while `h` is borrowed)
                         self.clock += 1;
+                        h.gen = self.clock;
                     }
                     None => {
                         if h.dns.error.is_none() && h.dns_at.is_some() && !h.dns.overridden {
