@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::ca::{Ca, Validity};
-use super::scale::{GroupResolver, ScaleOptions, SCALE_ZONE};
+use super::scale::{listen_on, GroupResolver, ScaleOptions, SCALE_ZONE};
 
 /// What serves one address, given its listener (called again on each restart).
 pub(crate) type MakeServer =
@@ -149,7 +149,7 @@ impl Faults {
         if self.is_running(addr) {
             return Ok(());
         }
-        let listener = rebind(addr).map_err(|source| FaultError::Bind { addr, source })?;
+        let listener = listen_on(addr).map_err(|source| FaultError::Bind { addr, source })?;
         let mut servers = self.servers();
         let slot = servers.get_mut(&addr).ok_or(FaultError::UnknownAddress(addr))?;
         slot.task = Some(tokio::spawn((slot.make)(listener)));
@@ -217,16 +217,4 @@ impl Faults {
         rotation.resolver.replace(&parent, key);
         Ok(Rotated { group: parent, der })
     }
-}
-
-/// A listener on `addr` again. SO_REUSEADDR: the connections just closed linger in TIME_WAIT
-/// on this very port, and without it the bind would fail until they are gone.
-fn rebind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
 }

@@ -259,9 +259,13 @@ async fn bind_on(addrs: &[Ipv4Addr], port: u16) -> anyhow::Result<Vec<(SocketAdd
 
 /// A listener on `addr` whose accept queue holds `MAX_CONNECTIONS` (`TcpListener::bind` gives
 /// 128: a client opening hundreds of connections at once to one address overflowed it, and
-/// each dropped handshake waited out a one-second retransmission).
-fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = tokio::net::TcpSocket::new_v4()?;
+/// each dropped handshake waited out a one-second retransmission). SO_REUSEADDR: a restarted
+/// server (`faults`) binds the port its closed connections still hold in TIME_WAIT.
+pub(crate) fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(MAX_CONNECTIONS as u32)
