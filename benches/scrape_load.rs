@@ -44,9 +44,9 @@ mod common;
 #[path = "idle/exporter.rs"]
 #[allow(dead_code)]
 mod exporter;
-#[path = "idle/procfs.rs"]
+#[path = "common/serve_child.rs"]
 #[allow(dead_code)]
-mod procfs;
+mod serve_child;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
@@ -57,17 +57,11 @@ use std::time::{Duration, Instant};
 
 use coalscope::lab::scale::ScaleOptions;
 use coalscope::lab::{Lab, LabOptions};
+use serve_child::{env_u64, procfs};
 
 /// Latencies kept per scraper (a bound; a minute back to back is far below it).
 const MAX_SAMPLES: usize = 2_000_000;
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The serve child: killed and reaped on drop.
 struct Serve(Child);

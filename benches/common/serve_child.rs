@@ -1,6 +1,7 @@
 //! What the soak benchmarks read of a `coalscope serve` child: its memory, descriptors and CPU
 //! time from /proc, and its HTTP answers over a plain HTTP/1.0 connection (bounded). Included
-//! with `#[path]` by `soak.rs` and `soak_faults.rs`.
+//! with `#[path]` by `soak.rs`, `soak_faults.rs` and `scrape_load.rs`; /proc is read by
+//! `idle/procfs.rs`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -13,29 +14,21 @@ pub fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+#[path = "../idle/procfs.rs"]
+#[allow(dead_code, unsafe_code)]
+pub mod procfs;
+
 /// VmRSS in KiB and the number of open descriptors of `pid`.
 pub fn sample(pid: u32) -> Option<(u64, usize)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())?;
+    let (rss, _peak) = procfs::proc_mem(pid)?;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
     Some((rss, fds))
 }
 
-/// utime + stime of `pid` in clock ticks (fields 14 and 15 of /proc/PID/stat, counted after
-/// the command name, which may hold spaces and parentheses).
+/// utime + stime of `pid` in clock ticks.
 #[allow(dead_code)]
 pub fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // after_name starts at field 3 (state): utime is field 14, stime 15.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    procfs::proc_stat(pid).map(|s| s.cpu_ticks)
 }
 
 /// GET `path` over a plain HTTP/1.0 connection: (status line, body, time).
