@@ -1,14 +1,12 @@
 //! Faults in flight (issue 19): the live engine, in process, against real lab servers on
 //! loopback while they change under it. (a) A watched server stopped and started again: its
-//! hosts show the outage (connections refused, failed handshakes), cycles go on completing,
-//! handshakes come back within two cycles of the restart, history from before the outage is
-//! kept, and no socket is left over. What the engine does not do yet: a pair keeps the verdict
-//! of the window's earlier samples through an outage shorter than the window (no `error`
-//! verdict, no verdict event); that belongs to the engine (issue 19's engine branch), and this
-//! test asserts what is shown today. (c) The watch-file
-//! deleted, replaced by a directory, by a link loop (unreadable even for root), made
-//! unreadable (only when not root: root reads through chmod 000): the last good list is
-//! kept, the status says why, and the file is picked up when it is back.
+//! hosts show the outage (connections refused, failed handshakes) and its pairs are judged
+//! `error` (the address is down now) with a verdict event each, cycles go on completing, the
+//! verdicts and handshakes come back within two cycles of the restart, history from before
+//! the outage is kept, and no socket is left over. (c) The watch-file deleted, replaced by a
+//! directory, by a link loop (unreadable even for root), made unreadable (only when not root:
+//! root reads through chmod 000): the last good list is kept, the status says why, and the
+//! file is picked up when it is back.
 //!
 //! The tests of this file run one at a time (`SERIAL`): (a) counts the process's open file
 //! descriptors, which a test running beside it would change.
@@ -21,13 +19,14 @@
     clippy::print_stderr
 )]
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use coalscope::engine::live::{self, LiveOptions};
 use coalscope::engine::prober::ProbeOptions;
-use coalscope::engine::snapshot::{LiveView, Verdict};
+use coalscope::engine::snapshot::{Event, LiveView, Verdict};
 use coalscope::lab::scale::ScaleOptions;
 use coalscope::lab::{Lab, LabOptions};
 use coalscope::testing;
@@ -164,16 +163,43 @@ async fn a_server_stopped_and_started_again_shows_the_outage_and_recovers() {
     faults.stop(addr).await.unwrap();
     let stopped_at = before.status.cycles;
     // The outage shows where the engine sees it now: each host of the group has its
-    // connections refused (the endpoint's direct error, its failed handshakes counted).
-    let during = wait_for(&mut views, "group 0's hosts refused", |v| {
+    // connections refused (the endpoint's direct error, its failed handshakes counted), and
+    // each of its pairs is an `error` saying so, whatever the window's earlier samples said.
+    let during = wait_for(&mut views, "group 0's hosts refused and its pairs errors", |v| {
         let failing = group_hosts(v, ".g000.");
-        failing.len() == 5 && failing.iter().all(|h| h.refused && h.failed > 0)
+        failing.len() == 5
+            && failing.iter().all(|h| h.refused && h.failed > 0)
+            && group_verdicts(v, ".g000.")
+                .iter()
+                .all(|(_, _, v)| *v == Verdict::Error)
     })
     .await;
     assert!(
         group_hosts(&during, ".g001.").iter().all(|h| !h.refused),
         "the other group's hosts are served"
     );
+    for p in during.report.pairs.iter().filter(|p| p.origin.contains(".g000.")) {
+        let error = p.error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains("connection refused") && error.starts_with(&layout.address(0).to_string()),
+            "{} → {}: {error:?}",
+            p.origin,
+            p.target
+        );
+        assert!(p.probes > 0, "the samples from before the outage are kept");
+    }
+    // Each pair's move is an event (the log keeps far more than these 20).
+    let moved: HashSet<(String, String)> = during
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Verdict(v) if v.to == Verdict::Error && v.origin.contains(".g000.") => {
+                Some((v.origin.clone(), v.target.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moved.len(), healthy.len(), "{moved:?}");
     // No probe task stuck: cycles go on completing during the outage, and the other group
     // is judged as before.
     let until = stopped_at + outage_cycles();
@@ -194,9 +220,11 @@ async fn a_server_stopped_and_started_again_shows_the_outage_and_recovers() {
     // before, and its pairs carry their samples from before the outage.
     faults.start(addr).await.unwrap();
     let restarted_at = late.status.cycles;
-    let after = wait_for(&mut views, "group 0's hosts completing handshakes again", |v| {
+    let after = wait_for(&mut views, "group 0's hosts and verdicts back", |v| {
         let hosts = group_hosts(v, ".g000.");
-        hosts.len() == 5 && hosts.iter().zip(&completed_during).all(|(h, d)| h.completed > *d)
+        hosts.len() == 5
+            && hosts.iter().zip(&completed_during).all(|(h, d)| h.completed > *d)
+            && group_verdicts(v, ".g000.") == healthy
     })
     .await;
     // One interval: the cycle running at the restart may have probed the address before it

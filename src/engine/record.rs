@@ -168,6 +168,11 @@ pub struct EndpointRecord {
     pub cert: Option<Result<CertSummary, CertError>>,
     pub handshakes: u32,
     pub handshake_errors: Vec<ProbeError>,
+    /// The live engine's latest handshake here failed: the address is down now. The samples
+    /// judged at it are from before, so a pair coalescing here is judged `error` with this
+    /// error until a handshake succeeds again (its samples stay as history). None while the
+    /// address is up, and in `check` runs (judged on their rounds as a whole).
+    pub down: Option<ProbeError>,
     pub connect_times: Vec<Duration>,
     pub tls_times: Vec<Duration>,
     /// The host requested on its own HTTP/2 connection (the first request of each origin

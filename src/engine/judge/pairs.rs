@@ -31,6 +31,8 @@ struct Judged<'a> {
     direct: Vec<&'a Outcome>,
     /// Some backends at the address refuse, others do not.
     blame: Option<Blame>,
+    /// "ADDRESS: error" when the origin is down there now (`EndpointRecord::down`).
+    down: Option<String>,
 }
 
 /// The report of `origin → target`; `coalesced(addr)` are the requests for the target on the
@@ -191,12 +193,19 @@ fn judge_addresses<'a, 'c: 'a, 'n: 'a>(
             content,
             looked_like,
         } = content::address_content(&samples, &direct, ha, hb, addr, neighbours);
-        let j = verdict::judge_address(AddressEvidence {
+        let mut j = verdict::judge_address(AddressEvidence {
             coalesced: &coalesced,
             direct: &direct,
             dynamic,
             content: &per_answer,
         });
+        // The origin is down here now: what the window's samples say is history, and no
+        // client gets a connection to coalesce on (`EndpointRecord::down`).
+        let down = ha.endpoints.get(&addr).and_then(|ep| ep.down.as_ref());
+        if let Some(e) = down.filter(|_| j.verdict != Verdict::Pending) {
+            j.verdict = Verdict::Error;
+            j.first_error = Some(e.clone());
+        }
         let mut clients = Vec::new();
         if policy.chrome_addrs.contains(&addr) {
             clients.push(Client::Chrome);
@@ -221,6 +230,7 @@ fn judge_addresses<'a, 'c: 'a, 'n: 'a>(
             backends: backends.iter().map(backends::report).collect(),
         });
         judged.push(Judged {
+            down: down.map(|e| format!("{}: {e}", addr_text(&addr))),
             judgement: j,
             coalesced,
             direct,
@@ -257,9 +267,15 @@ fn pair_verdict(
     }
     let v = Verdict::worst(judged.iter().map(|j| j.judgement.verdict)).unwrap_or(Verdict::Error);
     match v {
+        // An origin down now is what the pair shows first: the window's other errors are
+        // older.
         Verdict::Error => (
             v,
-            coalesced_error.map(ProbeError::to_string).or_else(origin_error),
+            judged
+                .iter()
+                .find_map(|j| j.down.clone())
+                .or_else(|| coalesced_error.map(ProbeError::to_string))
+                .or_else(origin_error),
         ),
         // Nothing requested at an address because the origin's handshake failed there is an
         // error, not a wait.

@@ -179,6 +179,11 @@ fn host_record(h: &LiveHost) -> HostRecord {
                         .iter()
                         .filter_map(|(_, r)| r.as_ref().err().map(|e| (**e).clone()))
                         .collect(),
+                    down: ep
+                        .handshakes
+                        .back()
+                        .and_then(|(_, r)| r.as_ref().err())
+                        .map(|e| (**e).clone()),
                     connect_times: ok.iter().map(|x| x.0).collect(),
                     tls_times: ok.iter().map(|x| x.1).collect(),
                     own: ep.own.iter().map(|(_, c)| c.coalesced()).collect(),

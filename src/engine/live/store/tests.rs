@@ -965,3 +965,92 @@ fn samples_at_a_forgotten_address_leave_the_verdict_not_the_history() {
     let moved = host_changes(&view);
     assert_eq!(moved.len(), 2, "{moved:?}");
 }
+
+/// An origin that stops answering: its pair is judged `error` at once (the address is down
+/// now, whatever the window's older samples said), which is a verdict event; the samples stay
+/// in the sparkline; the first good handshake after it judges the pair from the window again.
+#[test]
+fn an_origin_down_now_is_an_error_until_it_is_back() {
+    let mut store = Store::new(Duration::from_secs(600), "/".into());
+    store.set_entries(&[entry("a.test", 1), entry("b.test", 2)]);
+    store.set_dns("a.test:443", dns("127.0.0.1"));
+    store.set_dns("b.test:443", dns("127.0.0.1"));
+    let hosts = store.hosts_for_jobs();
+    let addr: IpAddr = "127.0.0.1".parse().unwrap();
+    let pki = crate::testing::net::Pki::new("outage CA");
+    let up = |store: &mut Store, at: Instant| {
+        let origin = JobResult::Origin {
+            host: 0,
+            addr,
+            handshake: Ok(h2_handshake(&pki, &["a.test", "b.test"])),
+            own: None,
+            coalesced: vec![(1, Coalesced::new(answer(200), None))],
+            uncovered: vec![],
+            requests: 1,
+            signals: None,
+        };
+        let direct = JobResult::Direct {
+            host: 1,
+            addr,
+            protocol: DirectProtocol::Negotiate,
+            outcome: answer(200),
+        };
+        store.apply(&hosts, origin, at);
+        store.apply(&hosts, direct, at);
+    };
+    let pair_of = |v: &LiveView| {
+        let i = v
+            .report
+            .pairs
+            .iter()
+            .position(|p| &*p.origin == "a.test:443" && &*p.target == "b.test:443")
+            .unwrap();
+        (v.report.pairs[i].clone(), v.histories[i].points())
+    };
+    let t0 = Instant::now();
+    up(&mut store, t0);
+    up(&mut store, t0 + Duration::from_secs(10));
+    let view = store.publish(t0 + Duration::from_secs(10), EngineStatus::default(), true);
+    assert_eq!(pair_of(&view).0.verdict, Verdict::Ok);
+
+    let refused = JobResult::Origin {
+        host: 0,
+        addr,
+        handshake: Err(ProbeError::Connect("connection refused".into())),
+        own: None,
+        coalesced: vec![],
+        uncovered: vec![],
+        requests: 0,
+        signals: None,
+    };
+    store.apply(&hosts, refused, t0 + Duration::from_secs(20));
+    let view = store.publish(t0 + Duration::from_secs(20), EngineStatus::default(), true);
+    let (down, history) = pair_of(&view);
+    assert_eq!(down.verdict, Verdict::Error, "{down:?}");
+    assert_eq!(down.addresses[0].verdict, Verdict::Error);
+    assert_eq!(
+        down.error.as_deref(),
+        Some("127.0.0.1: connect: connection refused")
+    );
+    assert!(
+        down.explanation.contains("connection refused"),
+        "{}",
+        down.explanation
+    );
+    assert_eq!(down.addresses[0].probes, 2, "the window's samples are kept");
+    assert_eq!(history.iter().flatten().count(), 2, "and stay in the sparkline");
+    assert!(
+        view.events.iter().any(|e| matches!(
+            e,
+            Event::Verdict(v) if v.from == Some(Verdict::Ok) && v.to == Verdict::Error
+        )),
+        "{:?}",
+        view.events
+    );
+
+    up(&mut store, t0 + Duration::from_secs(30));
+    let view = store.publish(t0 + Duration::from_secs(30), EngineStatus::default(), true);
+    let (back, _) = pair_of(&view);
+    assert_eq!(back.verdict, Verdict::Ok, "{back:?}");
+    assert_eq!(back.addresses[0].probes, 3);
+}
