@@ -35,6 +35,58 @@ pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 const PUBLISH_COST_SHARE: u32 = 20;
 /// ... and at least this often while results arrive.
 const PUBLISH_MAX_GAP: Duration = Duration::from_secs(5);
+/// How often the publish gap is looked at: a gap is kept to within this, not to within a
+/// whole tick of `publish_every` (a view then came up to twice the gap late).
+const PUBLISH_TICK: Duration = Duration::from_millis(250);
+
+/// When the next view goes out: at most once per `gap` while results arrive (the gap grows
+/// with the view's own cost, between `every` and PUBLISH_MAX_GAP), and as soon as a cycle's
+/// probes are all in (at most once per PUBLISH_COST_SHARE times the cost), so that what a
+/// cycle found shows within the interval that found it.
+struct Cadence {
+    every: Duration,
+    gap: Duration,
+    cost: Duration,
+    last: std::time::Instant,
+    /// Something changed since the last view.
+    dirty: bool,
+    /// The cycle whose end was published already.
+    ended: u64,
+}
+
+impl Cadence {
+    fn new(every: Duration) -> Cadence {
+        Cadence {
+            every,
+            gap: every,
+            cost: Duration::ZERO,
+            last: std::time::Instant::now()
+                .checked_sub(PUBLISH_MAX_GAP)
+                .unwrap_or_else(std::time::Instant::now),
+            dirty: true,
+            ended: 0,
+        }
+    }
+
+    /// A view is due: the gap has passed, or `cycle_ended` (a cycle's last result) and the
+    /// view's cost allows it.
+    fn due(&self, cycle_ended: Option<u64>) -> bool {
+        let elapsed = self.last.elapsed();
+        let at_end =
+            cycle_ended.is_some_and(|c| c != self.ended) && elapsed >= self.cost * PUBLISH_COST_SHARE;
+        self.dirty && (elapsed >= self.gap || at_end)
+    }
+
+    fn published(&mut self, cost: Duration, cycle_ended: Option<u64>) {
+        self.dirty = false;
+        self.cost = cost;
+        self.last = std::time::Instant::now();
+        self.gap = (cost * PUBLISH_COST_SHARE).clamp(self.every, PUBLISH_MAX_GAP);
+        if let Some(c) = cycle_ended {
+            self.ended = c;
+        }
+    }
+}
 
 /// What the engine is asked to do.
 #[derive(Debug)]
@@ -194,14 +246,11 @@ impl Scheduler {
             .options
             .publish_every
             .clamp(Duration::from_millis(10), PUBLISH_MAX_GAP);
-        let mut publish = tokio::time::interval(publish_every);
+        let mut publish = tokio::time::interval(publish_every.min(PUBLISH_TICK));
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut dirty = true;
-        let mut last_publish = std::time::Instant::now()
-            .checked_sub(PUBLISH_MAX_GAP)
-            .unwrap_or_else(std::time::Instant::now);
-        let mut publish_gap = publish_every;
+        let mut cadence = Cadence::new(publish_every);
         loop {
+            let mut ended = None;
             tokio::select! {
                 _ = tokio::time::sleep_until(next_cycle), if !self.status.paused => {
                     self.start_cycle();
@@ -209,33 +258,41 @@ impl Scheduler {
                 }
                 Some(done) = self.pending.next(), if !self.pending.is_empty() => {
                     self.finish(done);
-                    dirty = true;
+                    cadence.dirty = true;
+                    ended = self.cycle_ended();
+                    if !cadence.due(ended) {
+                        continue;
+                    }
                 }
                 command = commands.recv() => {
                     match command {
                         None | Some(EngineCommand::Quit) => break,
                         Some(c) => self.command(c),
                     }
-                    dirty = true;
+                    cadence.dirty = true;
+                    continue;
                 }
-                _ = publish.tick() => {
-                    // Publishing analyses the whole window: at thousands of names it costs
-                    // tens of milliseconds, so the gap between views grows with that cost
-                    // (at most 1/PUBLISH_COST_SHARE of the time), bounded by PUBLISH_MAX_GAP.
-                    if dirty && last_publish.elapsed() >= publish_gap {
-                        dirty = false;
-                        let started = std::time::Instant::now();
-                        let view = self.view();
-                        let cost = started.elapsed();
-                        last_publish = std::time::Instant::now();
-                        publish_gap = (cost * PUBLISH_COST_SHARE).clamp(publish_every, PUBLISH_MAX_GAP);
-                        if views.send(Arc::new(view)).is_err() {
-                            break;
-                        }
-                    }
+                _ = publish.tick() => {}
+            }
+            // Publishing analyses the whole window: at thousands of names it costs tens of
+            // milliseconds, so the gap between views grows with that cost (`Cadence`).
+            if cadence.due(ended) {
+                let started = std::time::Instant::now();
+                let view = self.view();
+                cadence.published(started.elapsed(), ended);
+                if views.send(Arc::new(view)).is_err() {
+                    break;
                 }
             }
         }
+    }
+
+    /// The current cycle, when its last planned result just came in (nothing left in flight
+    /// for it, no lookup pending).
+    fn cycle_ended(&self) -> Option<u64> {
+        let s = &self.status;
+        (s.cycle_total > 0 && s.cycle_done >= s.cycle_total && !self.resolving && self.urgent.is_empty())
+            .then_some(self.cycle_id)
     }
 
     fn view(&mut self) -> LiveView {
