@@ -10,8 +10,10 @@
 //! Knobs (environment, printed at the start): `LOAD_NAMES` (1000), `LOAD_GROUP` (names per
 //! group, 10), `LOAD_SCRAPERS` (50: half `/metrics`, half `/api/snapshot`), `LOAD_PHASE_SECS`
 //! (60), `LOAD_WARMUP_MAX_SECS` (900), `LOAD_ARGS` (extra arguments of `serve`, split on
-//! spaces; default `--window 60s`, so that the store is full a minute after coverage is), and
-//! `COALSCOPE_BIN` (default target/release/coalscope).
+//! spaces; default `--window 60s`, so that the store is full a minute after coverage is),
+//! `LOAD_GZIP` (1: the scrapers send `Accept-Encoding: gzip`, as Prometheus does, and the
+//! bytes counted are the compressed ones; 0: they do not), and `COALSCOPE_BIN` (default
+//! target/release/coalscope).
 //!
 //! The lab runs in this process; `serve WATCHFILE --dns … --ca-file … --listen 127.0.0.1:PORT
 //! LOAD_ARGS` runs as a child. Warm-up (the store full, steady state): two windows
@@ -82,10 +84,19 @@ struct Scraped {
     last_error: Option<String>,
 }
 
-/// One GET over a keep-alive connection: the body length.
-fn scrape_once(conn: &mut BufReader<TcpStream>, addr: SocketAddr, path: &str) -> Result<u64, String> {
-    write!(conn.get_mut(), "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n")
-        .map_err(|e| format!("send: {e}"))?;
+/// One GET over a keep-alive connection (asking for gzip when `gzip`): the body length.
+fn scrape_once(
+    conn: &mut BufReader<TcpStream>,
+    addr: SocketAddr,
+    path: &str,
+    gzip: bool,
+) -> Result<u64, String> {
+    let coding = if gzip { "Accept-Encoding: gzip\r\n" } else { "" };
+    write!(
+        conn.get_mut(),
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{coding}\r\n"
+    )
+    .map_err(|e| format!("send: {e}"))?;
     let mut status = String::new();
     conn.read_line(&mut status).map_err(|e| format!("status: {e}"))?;
     if status.split_whitespace().nth(1) != Some("200") {
@@ -144,7 +155,7 @@ fn connect(from: IpAddr, addr: SocketAddr) -> Result<BufReader<TcpStream>, Strin
 }
 
 /// Scrape `path` back to back from `from` until `stop`.
-fn scraper(from: IpAddr, addr: SocketAddr, path: &'static str, stop: Arc<AtomicBool>) -> Scraped {
+fn scraper(from: IpAddr, addr: SocketAddr, path: &'static str, gzip: bool, stop: Arc<AtomicBool>) -> Scraped {
     let mut out = Scraped::default();
     let mut conn = None;
     while !stop.load(Ordering::Relaxed) {
@@ -161,7 +172,7 @@ fn scraper(from: IpAddr, addr: SocketAddr, path: &'static str, stop: Arc<AtomicB
         }
         let Some(c) = conn.as_mut() else { continue };
         let started = Instant::now();
-        match scrape_once(c, addr, path) {
+        match scrape_once(c, addr, path, gzip) {
             Ok(n) => {
                 out.bytes += n;
                 if out.micros.len() < MAX_SAMPLES {
@@ -204,6 +215,7 @@ fn phase(
     pid: u32,
     secs: u64,
     scrapers: usize,
+    gzip: bool,
 ) -> (Phase, Vec<(&'static str, Scraped)>) {
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..scrapers)
@@ -213,7 +225,7 @@ fn phase(
             let stop = stop.clone();
             (
                 path,
-                std::thread::spawn(move || scraper(from, listen, path, stop)),
+                std::thread::spawn(move || scraper(from, listen, path, gzip, stop)),
             )
         })
         .collect();
@@ -342,9 +354,10 @@ fn main() {
     let names = env_u64("LOAD_NAMES", 1000) as usize;
     let group = env_u64("LOAD_GROUP", 10) as usize;
     let scrapers = env_u64("LOAD_SCRAPERS", 50).clamp(1, 250) as usize;
+    let gzip = env_u64("LOAD_GZIP", 1) != 0;
     let secs = env_u64("LOAD_PHASE_SECS", 60);
     let window = env_u64("LOAD_WINDOW_SECS", 60);
-    println!("scrape_load: {names} names in groups of {group}, {scrapers} scrapers, phases of {secs} s; load average {}", procfs::loadavg());
+    println!("scrape_load: {names} names in groups of {group}, {scrapers} scrapers (Accept-Encoding: gzip {}), phases of {secs} s; load average {}", if gzip { "sent" } else { "not sent" }, procfs::loadavg());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -365,7 +378,7 @@ fn main() {
 
     let mut phases = Vec::new();
     for (name, n) in [("unscraped", 0), ("scraped", scrapers), ("unscraped again", 0)] {
-        let (facts, scraped) = phase(name, listen, pid, secs, n);
+        let (facts, scraped) = phase(name, listen, pid, secs, n, gzip);
         if n > 0 {
             print_latencies(scraped, facts.secs);
         }

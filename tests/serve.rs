@@ -172,6 +172,36 @@ where
     })
 }
 
+/// GET `path` asking for gzip, as Prometheus does: (Content-Encoding, Vary, the body
+/// decompressed, its size on the wire).
+async fn gzip_get(addr: SocketAddr, path: &str) -> (String, String, String, usize) {
+    use std::io::Read;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let body = &raw[split + 4..];
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
+            .unwrap_or_default()
+    };
+    let mut text = String::new();
+    if header("content-encoding") == "gzip" {
+        flate2::read::GzDecoder::new(body)
+            .read_to_string(&mut text)
+            .expect("a gzip body");
+    }
+    (header("content-encoding"), header("vary"), text, body.len())
+}
+
 /// The body of a `Transfer-Encoding: chunked` response.
 fn dechunk(mut rest: &str) -> String {
     let mut out = String::new();
@@ -319,6 +349,19 @@ async fn serve_exports_the_lab_and_stops_on_sigterm() {
         "the ok pair got 421s"
     );
     assert!(later.pair_sum("coalscope_pair_probes_total", OK).unwrap() > 0.0);
+    // A scraper that takes gzip (Prometheus does) gets the same exposition, compressed; one
+    // that does not gets it as it is.
+    let (coding, vary, text, wire) = gzip_get(serve.addr, "/metrics").await;
+    assert_eq!((coding.as_str(), vary.as_str()), ("gzip", "accept-encoding"));
+    let unzipped = Exposition::parse(&text);
+    assert!(unzipped.pair_sum("coalscope_pair_probes_total", OK).unwrap() > 0.0);
+    assert!(wire < text.len() / 3, "{wire} bytes for {}", text.len());
+    let (coding, _, json, _) = gzip_get(serve.addr, "/api/snapshot").await;
+    assert_eq!(coding, "gzip");
+    let snapshot: serde_json::Value = serde_json::from_str(&json).expect("the snapshot, unzipped");
+    assert!(snapshot["pairs"].as_array().is_some_and(|p| !p.is_empty()));
+    let plain = serve.get("/metrics", None).await;
+    assert_eq!(plain.headers.get("content-encoding"), None);
     // Refusals of every kind: here all 421s, so at least the 421s of the same scrape.
     assert!(
         later

@@ -38,7 +38,7 @@ use tokio::task::JoinSet;
 
 use crate::engine::snapshot::EngineStatus;
 use crate::serve::conns::{Admitted, BusyHandle, Connections, Tracked};
-use crate::serve::encoded::Encoded;
+use crate::serve::encoded::{Coding, Encoded};
 use crate::serve::metrics::{Exporter, Format};
 use crate::serve::webconfig::{TlsServer, WebConfig, WebConfigSource};
 
@@ -385,15 +385,16 @@ async fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
         "/metrics" => {
             let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
             let format = negotiate(accept);
-            let body = app.encoded.metrics(&app.exporter, format).await;
-            with_type(StatusCode::OK, format.content_type(), body)
+            let coding = coding_of(req);
+            let body = app.encoded.metrics(&app.exporter, format, coding).await;
+            encoded(with_type(StatusCode::OK, format.content_type(), body), coding)
         }
         "/api/snapshot" => match app.exporter.view() {
-            Some(view) => with_type(
-                StatusCode::OK,
-                "application/json",
-                app.encoded.snapshot(&app.exporter, view).await,
-            ),
+            Some(view) => {
+                let coding = coding_of(req);
+                let body = app.encoded.snapshot(&app.exporter, view, coding).await;
+                encoded(with_type(StatusCode::OK, "application/json", body), coding)
+            }
             None => {
                 let mut r = with_type(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -462,6 +463,47 @@ fn with_type(status: StatusCode, content_type: &'static str, body: Bytes) -> Res
     r
 }
 
+/// The coding of a large answer: gzip when the request's `Accept-Encoding` takes it (RFC 9110
+/// §12.5.3: `gzip`, `x-gzip` or `*`, with a q-value above 0), identity otherwise.
+fn coding_of<B>(req: &Request<B>) -> Coding {
+    let accept = req
+        .headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let mut q_gzip: Option<f32> = None;
+    let mut q_any: Option<f32> = None;
+    for item in accept.flat_map(|v| v.split(',')) {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(1.0, |(_, v)| v.trim().parse::<f32>().unwrap_or(0.0));
+        match coding.as_str() {
+            "gzip" | "x-gzip" => q_gzip = Some(q_gzip.unwrap_or(0.0).max(q)),
+            "*" => q_any = Some(q_any.unwrap_or(0.0).max(q)),
+            _ => {}
+        }
+    }
+    // A named coding's q-value counts before the wildcard's.
+    if q_gzip.or(q_any).is_some_and(|q| q > 0.0) {
+        Coding::Gzip
+    } else {
+        Coding::Identity
+    }
+}
+
+/// `r` with the headers of its coding: the answer varies with `Accept-Encoding`.
+fn encoded(mut r: Response<Full<Bytes>>, coding: Coding) -> Response<Full<Bytes>> {
+    let headers = r.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if coding == Coding::Gzip {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    r
+}
+
 /// OpenMetrics when the `Accept` header prefers `application/openmetrics-text` (by q-value,
 /// at least as much as the Prometheus text format); the Prometheus text format otherwise.
 pub fn negotiate(accept: Option<&str>) -> Format {
@@ -497,6 +539,32 @@ pub fn negotiate(accept: Option<&str>) -> Format {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_encoding_negotiation() {
+        let coding = |values: &[&str]| {
+            let mut req = Request::builder().uri("/metrics");
+            for v in values {
+                req = req.header(header::ACCEPT_ENCODING, *v);
+            }
+            coding_of(&req.body(()).unwrap())
+        };
+        assert_eq!(coding(&[]), Coding::Identity);
+        // What Prometheus sends.
+        assert_eq!(coding(&["gzip"]), Coding::Gzip);
+        assert_eq!(coding(&["gzip, deflate, br"]), Coding::Gzip);
+        assert_eq!(coding(&["br;q=1.0, GZIP;q=0.5"]), Coding::Gzip);
+        assert_eq!(coding(&["identity"]), Coding::Identity);
+        assert_eq!(coding(&["deflate", "x-gzip"]), Coding::Gzip);
+        assert_eq!(coding(&["*"]), Coding::Gzip);
+        assert_eq!(coding(&["gzip;q=0"]), Coding::Identity);
+        assert_eq!(
+            coding(&["gzip;q=0, *"]),
+            Coding::Identity,
+            "the named coding counts first"
+        );
+        assert_eq!(coding(&["gzip;q=zero"]), Coding::Identity);
+    }
 
     #[test]
     fn accept_negotiation() {
