@@ -223,6 +223,26 @@ async fn ten_thousand_idle_connections_leave_the_exporter_bounded_and_serving() 
         logged.lines().take(20).collect::<Vec<_>>().join("\n")
     );
 
+    // And its metrics count them (the exposition is made again with the next view: bounded
+    // wait for one).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let counted = loop {
+        let (_, body) = get_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), addr, "/metrics")
+            .await
+            .expect("a scrape");
+        let counted = body
+            .lines()
+            .find_map(|l| l.strip_prefix("coalscope_serve_connections_closed_for_room_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if counted >= (FLOOD / 4) as f64 || tokio::time::Instant::now() > deadline {
+            break counted;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    println!("coalscope_serve_connections_closed_for_room_total {counted}");
+    assert!(counted >= (FLOOD / 4) as f64, "{counted} in the metrics");
+
     // The engine keeps probing: its cycles go on (bounded wait).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {

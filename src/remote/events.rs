@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use crate::engine::snapshot::{VantageData, VerdictEvent};
 
-/// Events kept, oldest dropped first (as many as the engine keeps).
-pub const MAX_EVENTS: usize = 1000;
+pub use crate::engine::snapshot::MAX_EVENTS;
 
 #[derive(Debug, Default)]
 pub struct Changes {

@@ -10,7 +10,7 @@ use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 use serde_json::ser::{Formatter, PrettyFormatter};
 
-use crate::engine::snapshot::{Event, EventRow, LiveView, Snapshot, SCHEMA};
+use crate::engine::snapshot::{Event, EventRow, LiveView, Snapshot, MAX_EVENTS, SCHEMA};
 use crate::sanitize::is_unsafe;
 
 /// Write the report to `w` as it is serialised, without holding all of it in memory (a
@@ -49,18 +49,15 @@ pub fn vantage_view_to_json(view: &LiveView, vantage: Option<&str>) -> String {
     into_string(|out| write_vantage_view_json(view, vantage, out))
 }
 
-/// Most events `/api/events` lists (the newest).
-pub const MAX_API_EVENTS: usize = 1000;
-
 /// `/api/events`: `{"schema": "coalscope/1", "events": [...]}`, oldest first, the newest
-/// `MAX_API_EVENTS` of `events` (escaped as the reports are).
+/// `MAX_EVENTS` of `events` (escaped as the reports are).
 pub fn events_to_json(events: &[Event]) -> String {
     #[derive(Serialize)]
     struct Events<'a> {
         schema: &'a str,
         events: Vec<EventRow>,
     }
-    let skip = events.len().saturating_sub(MAX_API_EVENTS);
+    let skip = events.len().saturating_sub(MAX_EVENTS);
     let body = Events {
         schema: SCHEMA,
         events: events[skip..].iter().map(Event::row).collect(),

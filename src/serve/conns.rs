@@ -16,9 +16,30 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
+/// What the exporter's metrics say of its connections (`coalscope_serve_connections`,
+/// `coalscope_serve_connections_closed_for_room_total`).
+#[derive(Debug, Default)]
+pub struct ConnStats {
+    open: AtomicU64,
+    closed_for_room: AtomicU64,
+}
+
+impl ConnStats {
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Idle connections closed so far to admit a new one.
+    pub fn closed_for_room(&self) -> u64 {
+        self.closed_for_room.load(Ordering::Relaxed)
+    }
+}
+
 /// The open connections, under one cap.
 pub struct Connections {
     cap: usize,
+    stats: Arc<ConnStats>,
     epoch: Instant,
     open: Mutex<HashMap<u64, Arc<ConnState>>>,
     next_id: AtomicU64,
@@ -44,10 +65,11 @@ pub struct Admitted {
 }
 
 impl Connections {
-    /// A registry of at most `cap` connections (at least 1).
-    pub fn new(cap: usize) -> Arc<Connections> {
+    /// A registry of at most `cap` connections (at least 1), counted in `stats`.
+    pub fn new(cap: usize, stats: Arc<ConnStats>) -> Arc<Connections> {
         Arc::new(Connections {
             cap: cap.max(1),
+            stats,
             epoch: Instant::now(),
             open: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
@@ -91,6 +113,7 @@ impl Connections {
                 .map(|(id, _)| *id)?;
             if let Some(state) = open.remove(&idlest) {
                 state.evict.notify_one();
+                self.stats.closed_for_room.fetch_add(1, Ordering::Relaxed);
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -100,6 +123,7 @@ impl Connections {
             evict: Notify::new(),
         });
         open.insert(id, state.clone());
+        self.stats.open.store(open.len() as u64, Ordering::Relaxed);
         Some(Admitted {
             conns: self.clone(),
             id,
@@ -136,6 +160,7 @@ impl Drop for Admitted {
     fn drop(&mut self) {
         if let Ok(mut open) = self.conns.open.lock() {
             open.remove(&self.id);
+            self.conns.stats.open.store(open.len() as u64, Ordering::Relaxed);
         }
         self.conns.freed.notify_one();
     }
@@ -254,7 +279,7 @@ mod tests {
 
     #[tokio::test]
     async fn below_the_cap_every_connection_is_admitted() {
-        let conns = Connections::new(3);
+        let conns = Connections::new(3, Arc::default());
         let a = conns.admit().await;
         let b = conns.admit().await;
         assert_eq!(conns.len(), 2);
@@ -265,7 +290,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_cap_closes_the_connection_idle_longest() {
-        let conns = Connections::new(2);
+        let stats = Arc::new(ConnStats::default());
+        let conns = Connections::new(2, stats.clone());
         let old = conns.admit().await;
         tokio::time::sleep(Duration::from_millis(5)).await;
         let newer = conns.admit().await;
@@ -283,7 +309,9 @@ mod tests {
                 .is_err(),
             "the recently active one stays"
         );
+        assert_eq!((stats.open(), stats.closed_for_room()), (2, 1));
         drop(third);
+        assert_eq!((stats.open(), stats.closed_for_room()), (1, 1));
     }
 
     /// A cap of one, full with a connection that has a request in hand, and a second
@@ -294,7 +322,7 @@ mod tests {
         Busy,
         tokio::task::JoinHandle<Admitted>,
     ) {
-        let conns = Connections::new(1);
+        let conns = Connections::new(1, Arc::default());
         let first = conns.admit().await;
         let busy = first.handle().busy();
         let waiting = tokio::spawn({

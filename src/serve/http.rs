@@ -101,7 +101,7 @@ struct Status<'a> {
 
 /// Serve on `listener` until `shutdown` turns true.
 pub async fn run(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let open = Connections::new(app.max_connections);
+    let open = Connections::new(app.max_connections, app.exporter.conn_stats());
     let peers: Peers = Arc::default();
     let mut connections = JoinSet::new();
     loop {

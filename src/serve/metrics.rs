@@ -28,6 +28,7 @@ use crate::engine::snapshot::{
     EndpointReport, EngineStatus, EventKind, EventTotals, ListedPair, LiveView, PairReport, Snapshot,
     Timestamp, Verdict,
 };
+use crate::serve::conns::ConnStats;
 use crate::serve::reconcile::Reconciler;
 
 /// Content type of the Prometheus text format (0.0.4).
@@ -110,6 +111,8 @@ struct Shared {
     updates: std::sync::atomic::AtomicU64,
     /// dns, connect, tls (as in `PHASES`).
     phases: [Histogram; 3],
+    /// The exporter's own connections (kept by `serve::conns`).
+    conns: Arc<ConnStats>,
 }
 
 /// Exporter state plus the registry that encodes it.
@@ -144,6 +147,7 @@ impl Exporter {
             }),
             updates: std::sync::atomic::AtomicU64::new(0),
             phases: std::array::from_fn(|_| Histogram::new(PHASE_BUCKETS)),
+            conns: Arc::default(),
             options,
         });
         let mut registry = Registry::with_prefix_and_labels("coalscope", labels.into_iter());
@@ -276,6 +280,11 @@ impl Exporter {
     pub fn pair_counts(&self) -> (usize, usize) {
         let st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         (st.exported.len(), st.dropped)
+    }
+
+    /// Where the exporter's HTTP server counts its connections.
+    pub fn conn_stats(&self) -> Arc<ConnStats> {
+        self.shared.conns.clone()
     }
 
     pub fn vantage(&self) -> Option<&str> {
@@ -428,6 +437,7 @@ impl Collector for SnapshotCollector {
         encode_build(&mut enc)?;
         encode_watchfile(&mut enc, &st.view.status)?;
         encode_engine(&mut enc, &st)?;
+        encode_exporter(&mut enc, &shared.conns)?;
         encode_summary(&mut enc, &st.view.report)?;
         encode_export_cap(&mut enc, &st, shared.options.max_pairs)?;
         let owned = exported_pairs(&st);
@@ -517,6 +527,24 @@ fn encode_engine(enc: &mut DescriptorEncoder, st: &State) -> fmt::Result {
         "When the exported snapshot was computed.",
         Some(&SECONDS),
         one(st.view.report.generated_at.unix() as f64),
+    )
+}
+
+/// The exporter's own connections (as of the encoding: the exposition is made again with each
+/// view folded in).
+fn encode_exporter(enc: &mut DescriptorEncoder, conns: &ConnStats) -> fmt::Result {
+    gauge(
+        enc,
+        "serve_connections",
+        "Connections open to this exporter (at most --max-connections).",
+        None,
+        one(conns.open() as f64),
+    )?;
+    counter(
+        enc,
+        "serve_connections_closed_for_room",
+        "Idle connections this exporter closed to admit a new one (--max-connections was full).",
+        one(conns.closed_for_room()),
     )
 }
 

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{EventKind, Timestamp, Verdict};
 
+/// Events kept, oldest dropped first: by the live engine's store, by a remote vantage's
+/// merged log, and in `/api/events` (which serves them all).
+pub const MAX_EVENTS: usize = 1000;
+
 /// A pair whose verdict changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerdictEvent {

@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::event::{CertId, Event, EventRow, EventTotals, HostChange, HostEvent, VerdictEvent};
+pub use self::event::{
+    CertId, Event, EventRow, EventTotals, HostChange, HostEvent, VerdictEvent, MAX_EVENTS,
+};
 pub use self::kinds::{
     Client, CoalesceRule, Content, EventKind, FindingKind, ImpactClient, ImpactOutcome, NotCoalescable,
     Severity, Verdict,

@@ -36,8 +36,7 @@ pub use self::samples::MAX_SAMPLES;
 /// `--dns-grace`'s default: how long after its TTL a last good DNS answer is used while
 /// lookups fail (`dns.rs`).
 pub const DEFAULT_DNS_GRACE: std::time::Duration = std::time::Duration::from_secs(300);
-/// Events kept (verdict changes and host events): `/api/events` serves them all.
-pub const MAX_EVENTS: usize = 1000;
+pub use crate::engine::snapshot::MAX_EVENTS;
 
 pub struct Store {
     window: Duration,
