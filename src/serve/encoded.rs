@@ -1,10 +1,11 @@
-//! The answers of `/metrics` and `/api/snapshot`, encoded once per view and shared: the
-//! exposition changes only when the exporter folds a view in, the JSON only when the engine
-//! publishes one (every 5 s under `serve`), while scrapers may ask many times a second. An
-//! encoding runs on the blocking pool (off the async threads that run the engine and the
-//! connections), one at a time per answer: scrapers asking meanwhile wait for it (without
-//! holding a thread) and share its bytes. What is kept is one encoding per answer, and its
-//! gzip form once a client asked for it (Prometheus does: a tenth of the bytes to send).
+//! The answers of `/metrics`, `/api/snapshot` and `/api/events`, encoded once per view and
+//! shared: the exposition changes only when the exporter folds a view in, the JSON only when
+//! the engine publishes one (every 5 s under `serve`, and at each cycle's end), while
+//! scrapers may ask many times a second. An encoding runs on the blocking pool (off the async
+//! threads that run the engine and the connections), one at a time per answer: scrapers
+//! asking meanwhile wait for it (without holding a thread) and share its bytes. What is kept
+//! is one encoding per answer, and its gzip form once a client asked for it (Prometheus
+//! does: a tenth of the bytes to send).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -103,6 +104,7 @@ pub struct Encoded {
     prometheus: Slot<u64>,
     openmetrics: Slot<u64>,
     snapshot: Slot<ViewKey>,
+    events: Slot<ViewKey>,
 }
 
 impl Default for Encoded {
@@ -111,6 +113,7 @@ impl Default for Encoded {
             prometheus: Slot::new(),
             openmetrics: Slot::new(),
             snapshot: Slot::new(),
+            events: Slot::new(),
         }
     }
 }
@@ -134,6 +137,16 @@ impl Encoded {
         self.snapshot
             .get(key, coding, move || {
                 crate::report::json::vantage_view_to_json(&view, vantage.as_deref())
+            })
+            .await
+    }
+
+    /// `/api/events` of `view` (at most `MAX_EVENTS` rows: never worth compressing).
+    pub async fn events(&self, view: Arc<LiveView>) -> Bytes {
+        let key = ViewKey(view.clone());
+        self.events
+            .get(key, Coding::Identity, move || {
+                crate::report::json::events_to_json(&view.events)
             })
             .await
     }

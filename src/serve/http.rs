@@ -407,9 +407,8 @@ async fn route<B>(app: &App, req: &Request<B>) -> Response<Full<Bytes>> {
             }
         },
         "/api/events" => {
-            let events = app.exporter.view().map(|v| v.events.clone()).unwrap_or_default();
-            let body = crate::report::json::events_to_json(&events);
-            with_type(StatusCode::OK, "application/json", Bytes::from(body))
+            let view = app.exporter.view().unwrap_or_default();
+            with_type(StatusCode::OK, "application/json", app.encoded.events(view).await)
         }
         "/api/status" => {
             let view = app.exporter.view();
