@@ -474,6 +474,7 @@ async fn serve_exports_the_lab_and_stops_on_sigterm() {
     assert!(events.headers["content-type"].starts_with("application/json"));
     let events: Value = serde_json::from_str(&events.body).expect("events JSON");
     assert_eq!(events["schema"], "coalscope/1");
+    common::assert_valid_against("assets/coalscope-events-1.schema.json", &events);
     let rows = events["events"].as_array().expect("an events array");
     assert!(rows.len() <= 1000);
     let keys = [

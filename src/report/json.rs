@@ -168,7 +168,105 @@ impl Formatter for Escaping {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::snapshot::{Finding, FindingKind, HostReport, Severity};
+    use crate::engine::snapshot::{
+        CertId, EventKind, Finding, FindingKind, HostChange, HostEvent, HostReport, Severity, Timestamp,
+        Verdict, VerdictEvent,
+    };
+
+    /// `/api/events` follows its schema (assets/coalscope-events-1.schema.json), for every
+    /// kind, a new pair (no `from`) and a hostile name; more than MAX_EVENTS keep the newest.
+    #[test]
+    fn the_event_log_follows_its_schema() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../assets/coalscope-events-1.schema.json"))
+                .expect("schema");
+        let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+        let at = Timestamp::from_unix(1_700_000_000);
+        let host = |change: HostChange| {
+            Event::Host(HostEvent {
+                at,
+                host: "a\u{1b}[2J.test:443".into(),
+                address: Some("127.0.0.1".into()),
+                change,
+            })
+        };
+        let cert = |sha: &str| CertId {
+            sha256: sha.into(),
+            not_after: at,
+        };
+        let mut events = vec![
+            Event::Verdict(VerdictEvent {
+                at,
+                origin: "a.test:443".into(),
+                target: "b.test:443".into(),
+                from: None,
+                to: Verdict::Pending,
+                message: "new".into(),
+            }),
+            Event::Verdict(VerdictEvent {
+                at,
+                origin: "a.test:443".into(),
+                target: "b.test:443".into(),
+                from: Some(Verdict::Ok),
+                to: Verdict::Error,
+                message: "127.0.0.1: connect: connection refused".into(),
+            }),
+            host(HostChange::CertChanged {
+                old: cert("aa"),
+                new: cert("bb"),
+                sans_added: vec!["c.test".into()],
+                sans_removed: vec![],
+            }),
+            host(HostChange::AddressesChanged {
+                added: vec!["127.0.0.2".into()],
+                removed: vec!["127.0.0.1".into()],
+            }),
+            host(HostChange::DnsStale {
+                error: "timed out".into(),
+                until: at,
+            }),
+            host(HostChange::DnsFailed {
+                error: "SERVFAIL".into(),
+            }),
+            host(HostChange::DnsRecovered),
+        ];
+        let words = |def: &str| -> std::collections::BTreeSet<String> {
+            schema["$defs"][def]["enum"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|w| w.as_str().map(String::from))
+                .collect()
+        };
+        assert_eq!(
+            words("kind"),
+            EventKind::ALL.iter().map(|k| k.to_string()).collect()
+        );
+        assert_eq!(
+            words("verdict"),
+            Verdict::ALL.iter().map(|v| v.to_string()).collect()
+        );
+        let kinds: std::collections::BTreeSet<EventKind> = events.iter().map(Event::kind).collect();
+        assert_eq!(kinds.len(), EventKind::ALL.len(), "every kind is tried");
+        let check = |events: &[Event]| {
+            let doc: serde_json::Value = serde_json::from_str(&events_to_json(events)).expect("JSON");
+            let errors: Vec<String> = validator
+                .iter_errors(&doc)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{}", errors.join("\n"));
+            doc
+        };
+        check(&events);
+        let first = events[0].clone();
+        events.resize(MAX_EVENTS + 5, first);
+        let doc = check(&events);
+        assert_eq!(doc["events"].as_array().map(Vec::len), Some(MAX_EVENTS));
+        // A row the schema refuses: it can fail.
+        let mut bad = doc.clone();
+        bad["events"][0]["kind"] = "restarted".into();
+        assert!(!validator.is_valid(&bad));
+    }
 
     #[test]
     fn unsafe_characters_are_escaped_and_read_back_exactly() {

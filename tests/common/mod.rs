@@ -78,13 +78,23 @@ pub async fn check_lab(lab: &Lab, extra: &[&str]) -> Output {
 }
 
 pub fn schema() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/coalscope-1.schema.json");
+    schema_at("assets/coalscope-1.schema.json")
+}
+
+fn schema_at(file: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     serde_json::from_str(&std::fs::read_to_string(path).expect("schema file")).expect("schema JSON")
 }
 
 /// Panics with every schema violation when `doc` does not follow the contract's schema.
 pub fn assert_valid(doc: &Value) {
-    let schema = schema();
+    assert_valid_against("assets/coalscope-1.schema.json", doc);
+}
+
+/// Panics with every schema violation when `doc` does not follow the schema in `file` (a path
+/// in the repository).
+pub fn assert_valid_against(file: &str, doc: &Value) {
+    let schema = schema_at(file);
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
     let errors: Vec<String> = validator
         .iter_errors(doc)
@@ -92,7 +102,7 @@ pub fn assert_valid(doc: &Value) {
         .collect();
     assert!(
         errors.is_empty(),
-        "JSON does not follow assets/coalscope-1.schema.json:\n{}",
+        "JSON does not follow {file}:\n{}",
         errors.join("\n")
     );
 }
