@@ -148,7 +148,12 @@ async fn a_server_stopped_and_started_again_shows_the_outage_and_recovers() {
     let mut views = engine.views.clone();
     let (pairs, _) = layout.expected_pairs();
 
-    let before = wait_for(&mut views, "every pair judged", |v| judged(v, pairs)).await;
+    // After the first cycle: its verdicts are the baseline events are recorded against (the
+    // first cycle's own are not events).
+    let before = wait_for(&mut views, "every pair judged", |v| {
+        judged(v, pairs) && v.status.cycles >= 1
+    })
+    .await;
     let healthy = group_verdicts(&before, ".g000.");
     let other = group_verdicts(&before, ".g001.");
     assert_eq!(healthy.len(), 20);

@@ -12,7 +12,7 @@
 //! starved by an unlucky ordering and sampling never becomes systematic.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -263,6 +263,10 @@ pub enum Slot {
         /// How many of its pairs have an unsettled problem or changed recently (probed again
         /// first, those alone).
         urgent: usize,
+        /// Where the connection goes (the address and the host's port).
+        place: SocketAddr,
+        /// When a connection of any origin last went to `place` (None: never).
+        place_last: Option<Instant>,
     },
     /// A direct request for a host at one address.
     Direct {
@@ -312,6 +316,14 @@ pub struct CyclePlan {
 /// Tiers 3, 4 and 6 take up to `MAX_TARGETS_PER_CONNECTION` targets per connection, or what is
 /// left of the budget.
 ///
+/// 7. **Every address each cycle**: an eighth of the budget is kept back from steps 2–6 for
+///    the places (address and port) none of their connections goes to, least recently
+///    reached first, each the connection of its origin slot whose last full connection is
+///    oldest, sharing that eighth evenly (at least its own request each). A server that stops
+///    answering is then seen within an interval, not only when its names' turn comes (at
+///    1,000 names, minutes later); with more places than that eighth has requests, they take
+///    turns.
+///
 /// The requests planned never exceed the budget. Every target is tried within
 /// ⌈(Σ its cheapest connection) / (budget left by the directs)⌉ cycles, and every
 /// origin is reached since the oldest go first once the targets are covered.
@@ -347,18 +359,37 @@ pub fn select_cycle(
         return everything();
     }
     let mut chosen = vec![None; slots.len()];
-    let mut assigned = vec![Vec::new(); slots.len()];
+    let assigned = vec![Vec::new(); slots.len()];
     let half = budget / 2;
     // 1. Direct requests that are due, oldest first, within half the budget.
     let directs = due_directs(slots, now, reuse);
     for &i in directs.iter().take(half) {
         chosen[i] = Some(0);
     }
-    let mut left = budget - directs.len().min(half);
-    // 2. Targets not tried within the window.
-    cover_targets(slots, untried, &mut chosen, &mut assigned, &mut left);
+    let left = budget - directs.len().min(half);
     let tiers = origin_tiers(slots, now, reuse, budget / 4, half);
-    fill_tiers(&tiers, urgent, &mut chosen, &mut assigned, &mut left);
+    // Steps 2–6 from `left` requests: 2. targets not tried within the window, then the tiers.
+    let plan_rest = |mut left: usize| {
+        let (mut chosen, mut assigned) = (chosen.clone(), assigned.clone());
+        cover_targets(slots, untried, &mut chosen, &mut assigned, &mut left);
+        fill_tiers(&tiers, urgent, &mut chosen, &mut assigned, &mut left);
+        (chosen, assigned, left)
+    };
+    // 7. is planned last, from what is kept back for it: as much as the places steps 2–6
+    // leave unreached need, up to an eighth of the budget. Keeping some back can leave one
+    // more place out: a few rounds settle it (what is kept only grows).
+    let most = (budget / 8).min(left);
+    let mut kept = 0;
+    let (mut chosen, assigned, mut left) = loop {
+        let (chosen, assigned, rest) = plan_rest(left - kept);
+        let need = unreached_places(slots, &chosen).len().min(most);
+        if need <= kept {
+            break (chosen, assigned, rest);
+        }
+        kept = need;
+    };
+    left += kept;
+    reach_every_place(slots, &mut chosen, &mut left, kept);
     CyclePlan {
         chosen,
         assigned,
@@ -449,6 +480,63 @@ fn cover_targets(
     }
 }
 
+/// The places (address and port) no chosen connection goes to, each as its origin slot whose
+/// last full connection is oldest (never first) and when the place was last reached, least
+/// recently reached first.
+fn unreached_places(slots: &[Slot], chosen: &[Option<usize>]) -> Vec<usize> {
+    // Per place: None once reached, else (slot, its last full connection, place reached).
+    type Best = Option<(usize, Option<Instant>, Option<Instant>)>;
+    let mut best: HashMap<SocketAddr, Best> = HashMap::new();
+    for (i, s) in slots.iter().enumerate() {
+        let Slot::Origin {
+            last,
+            place,
+            place_last,
+            ..
+        } = *s
+        else {
+            continue;
+        };
+        let entry = best.entry(place).or_insert(Some((i, last, place_last)));
+        match (chosen[i], entry.as_ref()) {
+            (Some(_), _) => *entry = None,
+            (None, Some(&(_, l, _))) if last < l => *entry = Some((i, last, place_last)),
+            _ => {}
+        }
+    }
+    let mut unreached: Vec<(usize, Option<Instant>)> = best
+        .into_values()
+        .flatten()
+        .map(|(i, _, place_last)| (i, place_last))
+        .collect();
+    unreached.sort_by_key(|&(i, place_last)| (place_last, i));
+    unreached.into_iter().map(|(i, _)| i).collect()
+}
+
+/// Step 7 of `select_cycle`: a connection to each unreached place, least recently reached
+/// first, within `share` requests (or what is left, if less), shared evenly.
+fn reach_every_place(slots: &[Slot], chosen: &mut [Option<usize>], left: &mut usize, share: usize) {
+    let unreached = unreached_places(slots, chosen);
+    let share = share.min(*left);
+    let each = (share / unreached.len().max(1)).max(1);
+    let mut spent = 0;
+    for i in unreached {
+        if spent >= share {
+            break;
+        }
+        let Slot::Origin { demand, .. } = slots[i] else {
+            continue;
+        };
+        let targets = demand
+            .min(MAX_TARGETS_PER_CONNECTION)
+            .min(each - 1)
+            .min(share - spent - 1);
+        chosen[i] = Some(targets);
+        *left -= 1 + targets;
+        spent += 1 + targets;
+    }
+}
+
 /// The direct slots whose last healthy answer is older than `reuse` (or missing), oldest
 /// first.
 fn due_directs(slots: &[Slot], now: Instant, reuse: std::time::Duration) -> Vec<usize> {
@@ -485,7 +573,9 @@ fn origin_tiers(slots: &[Slot], now: Instant, reuse: Duration, urgent_share: usi
         .iter()
         .enumerate()
         .filter_map(|(i, s)| match *s {
-            Slot::Origin { demand, last, urgent } => Some((i, demand, last, urgent.min(demand))),
+            Slot::Origin {
+                demand, last, urgent, ..
+            } => Some((i, demand, last, urgent.min(demand))),
             Slot::Direct { .. } => None,
         })
         .collect();
@@ -631,11 +721,18 @@ mod tests {
         assert!(seen.len() > 20, "{}", seen.len());
     }
 
+    /// The one place the tests' origin slots go to, unless they say otherwise.
+    fn here() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 443))
+    }
+
     fn origin(demand: usize) -> Slot {
         Slot::Origin {
             demand,
             last: None,
             urgent: 0,
+            place: here(),
+            place_last: None,
         }
     }
 
@@ -667,6 +764,8 @@ mod tests {
                 demand: 19,
                 last: (i >= 50).then_some(old),
                 urgent: 0,
+                place: here(),
+                place_last: None,
             });
             slots.push(Slot::Direct {
                 last_ok: (i % 2 == 0).then_some(now),
@@ -687,6 +786,63 @@ mod tests {
         assert!(origins.iter().all(|&(i, _)| i < 50));
         assert_eq!(origins.iter().filter(|&&(_, t)| t == 19).count(), 22);
         assert_eq!(plan.requests, 500);
+    }
+
+    /// Under a tight budget every place (address and port) gets a connection each cycle,
+    /// from an eighth of the budget kept back for the places the other steps leave out; with
+    /// more places than that eighth has requests, the least recently reached go first.
+    #[test]
+    fn every_address_is_reached_each_cycle_within_an_eighth_of_the_budget() {
+        let now = Instant::now();
+        let old = now - Duration::from_secs(100);
+        let place = |p: u32| SocketAddr::from((std::net::Ipv4Addr::from(0x7f00_0000 + p), 443));
+        // 50 places with 20 origins each wanting 19 targets: 20,000 requests.
+        let slots: Vec<Slot> = (0..1000u32)
+            .map(|i| Slot::Origin {
+                demand: 19,
+                last: Some(old),
+                urgent: 0,
+                place: place(i % 50),
+                place_last: Some(old),
+            })
+            .collect();
+        let plan = select_cycle(&slots, &[], &[], Some(480), now, Duration::from_secs(60));
+        assert!(plan.tight && plan.requests <= 480, "{}", plan.requests);
+        let reached: HashSet<SocketAddr> = (0..1000)
+            .filter(|&i| plan.chosen[i].is_some())
+            .map(|i| match slots[i] {
+                Slot::Origin { place, .. } => place,
+                Slot::Direct { .. } => unreachable!(),
+            })
+            .collect();
+        assert_eq!(reached.len(), 50, "every place, every cycle");
+        // Most of the budget still goes to full connections.
+        let full = plan.chosen.iter().filter(|c| **c == Some(19)).count();
+        assert!(full >= 20, "{full} full connections");
+
+        // 400 places, 480 requests: the 60 kept back reach 60 of the places the others leave,
+        // the least recently reached first.
+        let slots: Vec<Slot> = (0..400u32)
+            .map(|i| Slot::Origin {
+                demand: 19,
+                last: Some(old),
+                urgent: 0,
+                place: place(i),
+                place_last: Some(now - Duration::from_secs(u64::from(400 - i))),
+            })
+            .collect();
+        let plan = select_cycle(&slots, &[], &[], Some(480), now, Duration::from_secs(60));
+        assert!(plan.requests <= 480);
+        let bare: Vec<usize> = (0..400).filter(|&i| plan.chosen[i] == Some(0)).collect();
+        assert_eq!(bare.len(), 60, "{bare:?}");
+        let full: Vec<usize> = (0..400).filter(|&i| plan.chosen[i] == Some(19)).collect();
+        let oldest_left = (0..400).find(|i| !full.contains(i)).unwrap();
+        assert_eq!(bare, (oldest_left..oldest_left + 60).collect::<Vec<_>>());
+
+        // A single place reached by the other steps needs nothing kept back.
+        let slots: Vec<Slot> = (0..100).map(|_| origin(19)).collect();
+        let plan = select_cycle(&slots, &[], &[], Some(480), now, Duration::from_secs(60));
+        assert_eq!(plan.requests, 480);
     }
 
     proptest::proptest! {
@@ -722,7 +878,13 @@ mod tests {
                         Slot::Direct { last_ok: at }
                     } else {
                         untried.push(open);
-                        Slot::Origin { demand, last: at, urgent }
+                        Slot::Origin {
+                            demand,
+                            last: at,
+                            urgent,
+                            place: here(),
+                            place_last: None,
+                        }
                     }
                 })
                 .collect();
@@ -812,6 +974,8 @@ mod tests {
                     demand: peers[i].len(),
                     last: last_origin[i],
                     urgent: again[i].len(),
+                    place: here(),
+                    place_last: None,
                 })
                 .collect();
             let untried: Vec<Vec<usize>> = (0..n)

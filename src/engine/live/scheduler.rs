@@ -6,7 +6,7 @@
 //! channel. Started through `live::spawn`.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -196,6 +196,9 @@ pub struct Scheduler {
     budget_left: Option<usize>,
     /// The current cycle's number: results of jobs planned earlier are not counted in it.
     cycle_id: u64,
+    /// When an origin connection last went to each place (address and port): the planner
+    /// reaches the least recently reached first (`planner::select_cycle`, step 7).
+    last_place: HashMap<SocketAddr, Instant>,
 }
 
 impl Scheduler {
@@ -233,6 +236,7 @@ impl Scheduler {
             target_last: HashMap::new(),
             budget_left: None,
             cycle_id: 0,
+            last_place: HashMap::new(),
         }
     }
 
@@ -382,6 +386,8 @@ impl Scheduler {
         self.last_direct_ok
             .retain(|_, at| now.saturating_duration_since(*at) < horizon);
         self.target_last
+            .retain(|_, at| now.saturating_duration_since(*at) < horizon);
+        self.last_place
             .retain(|_, at| now.saturating_duration_since(*at) < horizon);
         let recent = |at: Option<Instant>| at.is_some_and(|at| now.saturating_duration_since(at) < horizon);
         self.pair_states
@@ -635,10 +641,13 @@ impl Scheduler {
             }
             for &addr in &h.dns.addresses {
                 jobs.push(Job::Origin(i, addr));
+                let place = SocketAddr::new(addr, h.entry.port);
                 slots.push(Slot::Origin {
                     demand: peers[i].len(),
                     last: self.last_origin.get(&(ids[i], addr)).copied(),
                     urgent: again.len(),
+                    place,
+                    place_last: self.last_place.get(&place).copied(),
                 });
                 untried.push(open.clone());
                 urgent.push(again.clone());
@@ -700,6 +709,12 @@ impl Scheduler {
             return;
         }
         self.status.cycle_total += 1;
+        if let Job::Origin(i, addr) = job {
+            if let Some(h) = hosts.get(i) {
+                self.last_place
+                    .insert(SocketAddr::new(addr, h.entry.port), Instant::now());
+            }
+        }
         let cycle = self.cycle_id;
         let prober = self.prober.clone();
         let permits = self.permits.clone();
