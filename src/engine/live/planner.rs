@@ -4,7 +4,9 @@
 //! lists probe every pair every cycle); otherwise fewer connections carrying more targets each,
 //! with direct answers reused for a while, origins with problem pairs first, small groups
 //! next, then the origins whose last full connection is oldest — so that a handshake, the
-//! expensive part of a probe, buys as many pair probes as possible.
+//! expensive part of a probe, buys as many pair probes as possible — and, from an eighth of
+//! the budget, a connection to every address the others leave out, so that an outage shows
+//! within an interval.
 //!
 //! `select` chooses the targets one origin connection carries: all of them when it may, else
 //! pairs with a problem or a recent change first (at most half of the slots), then
@@ -859,6 +861,7 @@ mod tests {
                     0usize..5,
                     proptest::bool::ANY,
                     proptest::collection::vec(0usize..300, 0..40),
+                    0u32..12,
                 ),
                 0..200,
             ),
@@ -868,7 +871,7 @@ mod tests {
             let mut untried: Vec<Vec<usize>> = Vec::new();
             let slots: Vec<Slot> = slots
                 .into_iter()
-                .map(|(demand, age, urgent, direct, mut open)| {
+                .map(|(demand, age, urgent, direct, mut open, place)| {
                     let at = age.map(|s| now - Duration::from_secs(s));
                     open.sort_unstable();
                     open.dedup();
@@ -882,13 +885,34 @@ mod tests {
                             demand,
                             last: at,
                             urgent,
-                            place: here(),
-                            place_last: None,
+                            place: SocketAddr::from((std::net::Ipv4Addr::from(0x7f00_0000 + place), 443)),
+                            place_last: at,
                         }
                     }
                 })
                 .collect();
             let plan = select_cycle(&slots, &untried, &[], budget, now, Duration::from_secs(240));
+            // With no more places than an eighth of the budget, every one is reached.
+            let places: std::collections::HashSet<SocketAddr> = slots
+                .iter()
+                .filter_map(|s| match s {
+                    Slot::Origin { place, .. } => Some(*place),
+                    Slot::Direct { .. } => None,
+                })
+                .collect();
+            if let Some(b) = budget {
+                if places.len() <= b / 8 {
+                    let reached: std::collections::HashSet<SocketAddr> = slots
+                        .iter()
+                        .zip(&plan.chosen)
+                        .filter_map(|(s, c)| match (s, c) {
+                            (Slot::Origin { place, .. }, Some(_)) => Some(*place),
+                            _ => None,
+                        })
+                        .collect();
+                    proptest::prop_assert_eq!(reached.len(), places.len());
+                }
+            }
             let mut counted = 0;
             let mut assigned_once = std::collections::HashSet::new();
             for (i, (slot, chosen)) in slots.iter().zip(&plan.chosen).enumerate() {
