@@ -108,6 +108,8 @@ enum Fault {
 
 /// What serve shows of the run so far.
 struct Seen {
+    /// When it was looked at (RFC 3339, seconds: as the events' `at`).
+    at: String,
     metrics: String,
     /// None: no event log endpoint (404) or no answer.
     events: Option<serde_json::Value>,
@@ -115,6 +117,10 @@ struct Seen {
 }
 
 async fn look(listen: SocketAddr) -> Seen {
+    let at = serde_json::to_value(coalscope::engine::snapshot::Timestamp::now())
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
     let metrics = tokio::task::spawn_blocking(move || get(listen, "/metrics"))
         .await
         .ok()
@@ -131,6 +137,7 @@ async fn look(listen: SocketAddr) -> Seen {
         None => ("no answer".into(), None),
     };
     Seen {
+        at,
         metrics,
         events,
         events_status,
@@ -164,13 +171,15 @@ fn sum_series(metrics: &str, parts: &[&str]) -> f64 {
         .sum()
 }
 
-/// Events after the `skip` first of kind `kind` whose host, origin or message contains `needle`.
-fn events_of(seen: &Seen, skip: usize, kind: &str, needle: &str) -> Option<usize> {
+/// Events at or after `since` (RFC 3339) of kind `kind` whose host, origin or message
+/// contains `needle`. By time, not by position: the log is bounded, and once full it keeps its
+/// length while new events push old ones out.
+fn events_of(seen: &Seen, since: &str, kind: &str, needle: &str) -> Option<usize> {
     let events = seen.events.as_ref()?["events"].as_array()?;
     Some(
         events
             .iter()
-            .skip(skip)
+            .filter(|e| e["at"].as_str().is_some_and(|at| at >= since))
             .filter(|e| e["kind"] == kind)
             .filter(|e| {
                 ["host", "origin", "target", "message"]
@@ -181,16 +190,9 @@ fn events_of(seen: &Seen, skip: usize, kind: &str, needle: &str) -> Option<usize
     )
 }
 
-fn event_count(seen: &Seen) -> usize {
-    seen.events
-        .as_ref()
-        .and_then(|v| v["events"].as_array().map(Vec::len))
-        .unwrap_or(0)
-}
-
 /// Whether the fault shows: (in the metrics, in the event log), from what serve shows now.
 fn visible(fault: Fault, base: &Seen, now: &Seen) -> (bool, Option<bool>) {
-    let skip = event_count(base);
+    let since = base.at.as_str();
     match fault {
         Fault::Restart { group, .. } => {
             // The group's failed handshakes grew, or a pair of it is judged `error`.
@@ -203,7 +205,7 @@ fn visible(fault: Fault, base: &Seen, now: &Seen) -> (bool, Option<bool>) {
             let grew = sum_series(&now.metrics, &failed) > sum_series(&base.metrics, &failed);
             (
                 grew || errors > 0,
-                events_of(now, skip, "verdict", &g).map(|n| n > 0),
+                events_of(now, since, "verdict", &g).map(|n| n > 0),
             )
         }
         Fault::DnsOutage => {
@@ -212,7 +214,10 @@ fn visible(fault: Fault, base: &Seen, now: &Seen) -> (bool, Option<bool>) {
                 (Some(a), Some(b)) => b > a,
                 _ => nonzero_series(&now.metrics, &["coalscope_dns_stale{"]) > 0,
             };
-            (grew, events_of(now, skip, "dns-stale", SCALE_ZONE).map(|n| n > 0))
+            (
+                grew,
+                events_of(now, since, "dns-stale", SCALE_ZONE).map(|n| n > 0),
+            )
         }
         Fault::Rotate { group } => {
             let g = format!(".g{group:03}.");
@@ -231,7 +236,7 @@ fn visible(fault: Fault, base: &Seen, now: &Seen) -> (bool, Option<bool>) {
                     expiry(&base.metrics) != expiry(&now.metrics)
                 }
             };
-            (grew, events_of(now, skip, "cert-changed", &g).map(|n| n > 0))
+            (grew, events_of(now, since, "cert-changed", &g).map(|n| n > 0))
         }
     }
 }
