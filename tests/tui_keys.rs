@@ -9,6 +9,8 @@
     clippy::print_stderr
 )]
 
+mod common;
+
 use std::sync::Arc;
 
 use coalscope::engine::snapshot::{LiveView, Snapshot};
@@ -425,6 +427,22 @@ fn export_writes_contract_json() {
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
+    // A directory it may not write to: the same, and nothing half-written in it. Root writes
+    // through the mode bits, so only checked when not root.
+    if common::is_root() {
+        println!("running as root: the read-only export directory is skipped");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
+    let e = coalscope::tui::export(&view.report, &locked)
+        .unwrap_err()
+        .to_string();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert!(e.contains(&locked.display().to_string()), "{e}");
+    assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
 }
 
 fn merged(iad1_stale: bool) -> (App, Arc<LiveView>) {
