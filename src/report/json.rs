@@ -175,6 +175,7 @@ mod tests {
 
     /// `/api/events` follows its schema (assets/coalscope-events-1.schema.json), for every
     /// kind, a new pair (no `from`) and a hostile name; more than MAX_EVENTS keep the newest.
+    /// One piece: one log, built once, held to the schema and its words checked.
     #[test]
     fn the_event_log_follows_its_schema() {
         let schema: serde_json::Value =

@@ -851,7 +851,8 @@ mod tests {
         /// Whatever the slots and untried targets, the requests a cycle plans never exceed its
         /// budget, the count it reports is the real one, no connection carries more targets
         /// than it wants or than the per-connection cap, and the targets assigned to a
-        /// connection are untried ones of its own, each assigned once.
+        /// connection are untried ones of its own, each assigned once. One piece: one generated
+        /// case, its plan and every property checked against it.
         #[test]
         fn the_request_budget_is_never_exceeded(
             slots in proptest::collection::vec(

@@ -969,6 +969,7 @@ fn samples_at_a_forgotten_address_leave_the_verdict_not_the_history() {
 /// An origin that stops answering: its pair is judged `error` at once (the address is down
 /// now, whatever the window's older samples said), which is a verdict event; the samples stay
 /// in the sparkline; the first good handshake after it judges the pair from the window again.
+/// One piece: the outage is one story, before, during and after, on one store.
 #[test]
 fn an_origin_down_now_is_an_error_until_it_is_back() {
     let mut store = Store::new(Duration::from_secs(600), "/".into());
