@@ -5,9 +5,9 @@
 //! one certificate rotation (a group's wildcard newly issued, a day longer). Every window it
 //! prints a markdown row: the child's RSS, open descriptors and CPU (utime + stime from
 //! /proc/PID/stat, as % of one core over the window), cycles done; after each fault, whether
-//! and when it became visible in `/metrics` and in `GET /api/events` ("no event log
-//! endpoint" when that route answers 404: then the metrics alone). Prints numbers, asserts
-//! nothing.
+//! and when it became visible in `/metrics` and in `GET /api/events`, and how many events of it
+//! the log held within 90 s of it ("no event log endpoint" when that route answers 404: then
+//! the metrics alone). Prints numbers, asserts nothing.
 //!
 //! ```text
 //! cargo bench --bench soak_faults                                   # the hour (the lead runs it)
@@ -190,8 +190,9 @@ fn events_of(seen: &Seen, since: &str, kind: &str, needle: &str) -> Option<usize
     )
 }
 
-/// Whether the fault shows: (in the metrics, in the event log), from what serve shows now.
-fn visible(fault: Fault, base: &Seen, now: &Seen) -> (bool, Option<bool>) {
+/// Whether the fault shows: (in the metrics, how many events of it the log holds), from what
+/// serve shows now.
+fn visible(fault: Fault, base: &Seen, now: &Seen) -> (bool, Option<usize>) {
     let since = base.at.as_str();
     match fault {
         Fault::Restart { group, .. } => {
@@ -203,10 +204,7 @@ fn visible(fault: Fault, base: &Seen, now: &Seen) -> (bool, Option<bool>) {
                 &["coalscope_pair_verdict{", &g, "verdict=\"error\""],
             );
             let grew = sum_series(&now.metrics, &failed) > sum_series(&base.metrics, &failed);
-            (
-                grew || errors > 0,
-                events_of(now, since, "verdict", &g).map(|n| n > 0),
-            )
+            (grew || errors > 0, events_of(now, since, "verdict", &g))
         }
         Fault::DnsOutage => {
             let key = "coalscope_events_total{kind=\"dns-stale\"}";
@@ -214,10 +212,7 @@ fn visible(fault: Fault, base: &Seen, now: &Seen) -> (bool, Option<bool>) {
                 (Some(a), Some(b)) => b > a,
                 _ => nonzero_series(&now.metrics, &["coalscope_dns_stale{"]) > 0,
             };
-            (
-                grew,
-                events_of(now, since, "dns-stale", SCALE_ZONE).map(|n| n > 0),
-            )
+            (grew, events_of(now, since, "dns-stale", SCALE_ZONE))
         }
         Fault::Rotate { group } => {
             let g = format!(".g{group:03}.");
@@ -236,7 +231,7 @@ fn visible(fault: Fault, base: &Seen, now: &Seen) -> (bool, Option<bool>) {
                     expiry(&base.metrics) != expiry(&now.metrics)
                 }
             };
-            (grew, events_of(now, since, "cert-changed", &g).map(|n| n > 0))
+            (grew, events_of(now, since, "cert-changed", &g))
         }
     }
 }
@@ -272,13 +267,15 @@ async fn apply(fault: Fault, faults: &Faults, layout: &ScaleOptions, port: u16) 
     }
 }
 
-/// Look for `fault` for up to LOOK_FOR and print when it showed (runs beside the sampling).
+/// Look for `fault` for LOOK_FOR and print when it showed and how many events of it the log
+/// held at the end (runs beside the sampling).
 async fn report_visibility(fault: Fault, what: String, listen: SocketAddr, base: Seen) {
     let started = Instant::now();
     let mut in_metrics = None;
     let mut in_events = None;
+    let mut count = 0;
     let mut endpoint = true;
-    while started.elapsed() < LOOK_FOR && (in_metrics.is_none() || (endpoint && in_events.is_none())) {
+    while started.elapsed() < LOOK_FOR {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let now = look(listen).await;
         let (m, e) = visible(fault, &base, &now);
@@ -286,8 +283,9 @@ async fn report_visibility(fault: Fault, what: String, listen: SocketAddr, base:
         if m && in_metrics.is_none() {
             in_metrics = Some(started.elapsed().as_secs());
         }
-        if e == Some(true) && in_events.is_none() {
-            in_events = Some(started.elapsed().as_secs());
+        if let Some(n) = e.filter(|n| *n > 0) {
+            in_events.get_or_insert(started.elapsed().as_secs());
+            count = count.max(n);
         }
     }
     let say = |v: Option<u64>| {
@@ -297,7 +295,11 @@ async fn report_visibility(fault: Fault, what: String, listen: SocketAddr, base:
         )
     };
     let events = if endpoint {
-        say(in_events)
+        format!(
+            "{} ({count} events of it within {} s)",
+            say(in_events),
+            LOOK_FOR.as_secs()
+        )
     } else {
         "no event log endpoint".to_string()
     };
