@@ -29,6 +29,10 @@ mod servers;
 mod signals;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use coalscope::engine::probe::h3;
+use coalscope::engine::probe::tls::TlsSettings;
 
 use harness::{counts, map, servers_available, Scenario, APACHE, CADDY, DNSMASQ, HAPROXY, NGINX};
 use servers::{nginx, NginxSite};
@@ -44,6 +48,34 @@ fn sa(addr: Ipv4Addr, port: u16) -> SocketAddr {
 /// `name:port`, as the report spells hosts.
 fn key(name: &str, port: u16) -> String {
     format!("{name}:{port}")
+}
+
+/// HTTP/3 to a server's UDP port `at` (Caddy serves it beside its TCP one): one fresh QUIC
+/// connection opened for `origin` asks for each of `names` in turn; their statuses. Caddy's UDP
+/// listener may come up a moment after its TCP one: the handshake is retried for a bounded time.
+async fn h3_statuses(sc: &Scenario, at: SocketAddr, origin: &str, names: &[&str]) -> Vec<u16> {
+    let timeout = Duration::from_secs(2);
+    let settings = TlsSettings::new(Some(&sc.pki.ca_file), timeout).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let opened = loop {
+        match h3::open(&settings, at, origin).await {
+            Ok(opened) => break opened,
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) => panic!("HTTP/3 to {at} for {origin}: {e}"),
+        }
+    };
+    assert_eq!(opened.tls.alpn.as_deref(), Some(h3::ALPN_H3));
+    assert_eq!(opened.tls.chain_error, None, "{origin} at {at} over QUIC");
+    let mut statuses = Vec::new();
+    for name in names {
+        let answer = opened.conn.request(name, at.port(), "/", timeout).await;
+        statuses.push(
+            answer
+                .unwrap_or_else(|e| panic!("HTTP/3 {name} on {origin}'s connection: {e}"))
+                .status,
+        );
+    }
+    statuses
 }
 
 fn site<'a>(name: &str, listen: SocketAddr, leaf: &'a harness::Leaf) -> NginxSite<'a> {
@@ -597,6 +629,9 @@ async fn caddy_strict_sni_host_refuses_both_ways() {
     let fix = r.pair(&ka, &kb)["fix"].to_string();
     assert!(fix.contains("strict_sni_host"), "Caddy fix hint: {fix}");
     assert_eq!(r.exit, Some(1), "{}", r.stderr);
+    // Over HTTP/3 on the same port (UDP), the same refusal both ways.
+    assert_eq!(h3_statuses(&sc, sa(addr, port), a, &[a, b]).await, [200, 421]);
+    assert_eq!(h3_statuses(&sc, sa(addr, port), b, &[b, a]).await, [200, 421]);
     sc.finish();
 }
 
@@ -939,6 +974,12 @@ async fn caddy_default_and_client_auth() {
     }
     let fix = r.pair(&kc, &kd)["fix"].as_str().unwrap();
     assert!(fix.contains("client_auth"), "{fix}");
+    // Over HTTP/3 (UDP, same ports): the clean pair is served both ways, the client_auth
+    // server refuses coalesced requests both ways, as over HTTP/2.
+    assert_eq!(h3_statuses(&sc, sa(x, px), a, &[a, b]).await, [200, 200]);
+    assert_eq!(h3_statuses(&sc, sa(x, px), b, &[b, a]).await, [200, 200]);
+    assert_eq!(h3_statuses(&sc, sa(y, py), c, &[c, d]).await, [200, 421]);
+    assert_eq!(h3_statuses(&sc, sa(y, py), d, &[d, c]).await, [200, 421]);
     sc.finish();
 }
 

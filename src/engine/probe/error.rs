@@ -70,6 +70,60 @@ impl fmt::Display for H2Reason {
     }
 }
 
+/// An HTTP/3 error code (RFC 9114 §8.1, RFC 9204 §6), e.g. in a stream reset or a
+/// CONNECTION_CLOSE of the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct H3Code(pub u64);
+
+impl H3Code {
+    pub const NO_ERROR: H3Code = H3Code(0x100);
+    pub const REQUEST_REJECTED: H3Code = H3Code(0x10b);
+    pub const REQUEST_CANCELLED: H3Code = H3Code(0x10c);
+    /// The HTTP/3 twin of HTTP/2's HTTP_1_1_REQUIRED: retry over HTTP/1.1 or HTTP/2.
+    pub const VERSION_FALLBACK: H3Code = H3Code(0x110);
+
+    /// The names of 0x100..=0x110 (RFC 9114 §8.1), indexed by code - 0x100.
+    const NAMES: [&'static str; 17] = [
+        "H3_NO_ERROR",
+        "H3_GENERAL_PROTOCOL_ERROR",
+        "H3_INTERNAL_ERROR",
+        "H3_STREAM_CREATION_ERROR",
+        "H3_CLOSED_CRITICAL_STREAM",
+        "H3_FRAME_UNEXPECTED",
+        "H3_FRAME_ERROR",
+        "H3_EXCESSIVE_LOAD",
+        "H3_ID_ERROR",
+        "H3_SETTINGS_ERROR",
+        "H3_MISSING_SETTINGS",
+        "H3_REQUEST_REJECTED",
+        "H3_REQUEST_CANCELLED",
+        "H3_REQUEST_INCOMPLETE",
+        "H3_MESSAGE_ERROR",
+        "H3_CONNECT_ERROR",
+        "H3_VERSION_FALLBACK",
+    ];
+    /// 0x200..=0x202 (RFC 9204 §6).
+    const QPACK_NAMES: [&'static str; 3] = [
+        "QPACK_DECOMPRESSION_FAILED",
+        "QPACK_ENCODER_STREAM_ERROR",
+        "QPACK_DECODER_STREAM_ERROR",
+    ];
+}
+
+impl fmt::Display for H3Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.0 {
+            c @ 0x100..=0x110 => H3Code::NAMES.get((c - 0x100) as usize),
+            c @ 0x200..=0x202 => H3Code::QPACK_NAMES.get((c - 0x200) as usize),
+            _ => None,
+        };
+        match name {
+            Some(name) => f.write_str(name),
+            None => write!(f, "0x{:x}", self.0),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum ProbeError {
     /// The phase did not finish within the configured timeout.
@@ -89,6 +143,14 @@ pub enum ProbeError {
     /// side.
     #[error("http: {}", goaway_detail(*.reason, *.by_client))]
     GoAway { reason: H2Reason, by_client: bool },
+    /// The request's HTTP/3 stream was reset (or its reading stopped), by the server or
+    /// (`by_client`) by our side.
+    #[error("http: {}", h3_reset_detail(*.code, *.by_client))]
+    H3Reset { code: H3Code, by_client: bool },
+    /// The HTTP/3 connection was closed with an application error code, by the server or
+    /// (`by_client`) by our side.
+    #[error("http: {}", h3_close_detail(*.code, *.by_client))]
+    H3Closed { code: H3Code, by_client: bool },
     /// The HTTP exchange failed otherwise (protocol error, GOAWAY, closed, oversized headers, ...).
     #[error("http: {0}")]
     Http(String),
@@ -112,7 +174,11 @@ impl ProbeError {
             ProbeError::Timeout { phase, .. } => *phase,
             ProbeError::Connect(_) => Phase::Connect,
             ProbeError::Tls(_) => Phase::Tls,
-            ProbeError::Reset { .. } | ProbeError::GoAway { .. } | ProbeError::Http(_) => Phase::Request,
+            ProbeError::Reset { .. }
+            | ProbeError::GoAway { .. }
+            | ProbeError::H3Reset { .. }
+            | ProbeError::H3Closed { .. }
+            | ProbeError::Http(_) => Phase::Request,
         }
     }
 
@@ -122,6 +188,8 @@ impl ProbeError {
             ProbeError::Connect(t) | ProbeError::Tls(t) | ProbeError::Http(t) => t.clone(),
             ProbeError::Reset { reason, by_client } => reset_detail(*reason, *by_client),
             ProbeError::GoAway { reason, by_client } => goaway_detail(*reason, *by_client),
+            ProbeError::H3Reset { code, by_client } => h3_reset_detail(*code, *by_client),
+            ProbeError::H3Closed { code, by_client } => h3_close_detail(*code, *by_client),
             ProbeError::Timeout { .. } => self.to_string(),
         }
     }
@@ -140,6 +208,18 @@ fn goaway_detail(reason: H2Reason, by_client: bool) -> String {
         H2Reason(0) => format!("connection closed{by} (GOAWAY)"),
         reason => format!("connection closed{by} (GOAWAY {reason})"),
     }
+}
+
+/// "stream reset: H3_REQUEST_REJECTED", "stream reset by client: H3_REQUEST_CANCELLED".
+fn h3_reset_detail(code: H3Code, by_client: bool) -> String {
+    let by = if by_client { " by client" } else { "" };
+    format!("stream reset{by}: {code}")
+}
+
+/// "connection closed (H3_NO_ERROR)", "connection closed by client (H3_FRAME_ERROR)".
+fn h3_close_detail(code: H3Code, by_client: bool) -> String {
+    let by = if by_client { " by client" } else { "" };
+    format!("connection closed{by} ({code})")
 }
 
 #[cfg(test)]
@@ -183,5 +263,24 @@ mod tests {
             ProbeError::Connect("connection refused".into()).detail(),
             "connection refused"
         );
+    }
+
+    #[test]
+    fn http3_codes_have_their_rfc_names() {
+        let reset = ProbeError::H3Reset {
+            code: H3Code::REQUEST_REJECTED,
+            by_client: false,
+        };
+        assert_eq!(reset.to_string(), "http: stream reset: H3_REQUEST_REJECTED");
+        assert_eq!(reset.phase(), Phase::Request);
+        let closed = ProbeError::H3Closed {
+            code: H3Code(0x106),
+            by_client: true,
+        };
+        assert_eq!(closed.detail(), "connection closed by client (H3_FRAME_ERROR)");
+        assert_eq!(H3Code::VERSION_FALLBACK.to_string(), "H3_VERSION_FALLBACK");
+        assert_eq!(H3Code(0x202).to_string(), "QPACK_DECODER_STREAM_ERROR");
+        assert_eq!(H3Code(0x21).to_string(), "0x21");
+        assert_eq!(H3Code(0x111).to_string(), "0x111");
     }
 }

@@ -283,37 +283,77 @@ where
     B: hyper::body::Body<Data = Bytes> + Unpin,
 {
     let (parts, mut body) = response.into_parts();
-    let mut hasher = Sha256::new();
-    let mut sketcher = Sketcher::new();
-    let mut body_len = 0usize;
-    while body_len < BODY_CAP {
+    let mut capped = CappedBody::default();
+    while !capped.is_full() {
         let Some(frame) = body.frame().await else {
             break;
         };
         if let Ok(data) = frame?.into_data() {
-            let take = data.len().min(BODY_CAP - body_len);
-            hasher.update(&data[..take]);
-            sketcher.update(&data[..take]);
-            body_len += take;
+            capped.feed(&data);
         }
     }
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
-    let body_unbounded = body_len >= BODY_CAP && declared.is_none() && !body.is_end_stream();
+    let more = !body.is_end_stream();
     drop(body);
-    Ok(HttpAnswer {
-        status: parts.status.as_u16(),
-        version: version.to_string(),
-        content_type: content_type(&parts.headers),
-        body_digest: hex::encode(hasher.finalize()),
-        body_len,
-        body_unbounded,
-        page: parts.status.is_success().then(|| Arc::new(sketcher.finish())),
-        server: server_header(&parts.headers),
-        elapsed: started.elapsed(),
-    })
+    Ok(capped.answer(parts.status, &parts.headers, version, more, started))
+}
+
+/// A body as it is read, up to `BODY_CAP` bytes: their digest, page sketch and count. Shared by
+/// every protocol's probe so that their answers compare byte for byte.
+pub(crate) struct CappedBody {
+    hasher: Sha256,
+    sketcher: Sketcher,
+    len: usize,
+}
+
+impl Default for CappedBody {
+    fn default() -> Self {
+        CappedBody {
+            hasher: Sha256::new(),
+            sketcher: Sketcher::new(),
+            len: 0,
+        }
+    }
+}
+
+impl CappedBody {
+    /// True once `BODY_CAP` bytes were read: the rest is not read.
+    pub(crate) fn is_full(&self) -> bool {
+        self.len >= BODY_CAP
+    }
+
+    /// Take as much of `data` as the cap leaves room for.
+    pub(crate) fn feed(&mut self, data: &[u8]) {
+        let take = data.len().min(BODY_CAP - self.len);
+        self.hasher.update(&data[..take]);
+        self.sketcher.update(&data[..take]);
+        self.len += take;
+    }
+
+    /// The answer: `more` says whether the body had not ended where reading stopped.
+    pub(crate) fn answer(
+        self,
+        status: http::StatusCode,
+        headers: &HeaderMap,
+        version: &str,
+        more: bool,
+        started: Instant,
+    ) -> HttpAnswer {
+        let declared = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+        let body_unbounded = self.is_full() && declared.is_none() && more;
+        HttpAnswer {
+            status: status.as_u16(),
+            version: version.to_string(),
+            content_type: content_type(headers),
+            body_digest: hex::encode(self.hasher.finalize()),
+            body_len: self.len,
+            body_unbounded,
+            page: status.is_success().then(|| Arc::new(self.sketcher.finish())),
+            server: server_header(headers),
+            elapsed: started.elapsed(),
+        }
+    }
 }
 
 /// "Text/HTML; charset=utf-8" → "text/html".

@@ -9,6 +9,7 @@ pub mod dns;
 pub mod error;
 pub mod frames;
 pub mod h2;
+pub mod h3;
 pub mod page;
 pub mod rate;
 pub mod signals;

@@ -155,17 +155,33 @@ pub fn client_config(alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
         .clone()
 }
 
+/// The rustls config of the QUIC handshakes (HTTP/3): TLS 1.3 only (RFC 9001), ALPN h3,
+/// the same record-only verification, no resumption and no early data.
+pub fn quic_client_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| Arc::new(build_config(vec![b"h3".to_vec()], &[&rustls::version::TLS13])))
+        .clone()
+}
+
+fn build_client_config(alpn: Vec<Vec<u8>>) -> rustls::ClientConfig {
+    build_config(alpn, &[&rustls::version::TLS13, &rustls::version::TLS12])
+}
+
 #[allow(
     clippy::expect_used,
     reason = "the protocol versions asked for are the ring provider's own: a failure is a build error"
 )]
-fn build_client_config(alpn: Vec<Vec<u8>>) -> rustls::ClientConfig {
+fn build_config(
+    alpn: Vec<Vec<u8>>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
     let provider = provider();
     let verifier = Arc::new(RecordOnlyVerifier {
         algorithms: provider.signature_verification_algorithms,
     });
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_protocol_versions(versions)
         .expect("the ring provider supports TLS 1.2 and 1.3")
         .dangerous()
         .with_custom_certificate_verifier(verifier)
@@ -262,6 +278,21 @@ impl Drop for SocketCloser {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
     }
+}
+
+/// The server name to present as text (brackets and a trailing dot removed), checked as
+/// `server_name` checks it: for clients that take a `&str` (quinn).
+pub(crate) fn server_name_text(sni: &str) -> Result<String, ProbeError> {
+    Ok(match server_name(sni)? {
+        ServerName::DnsName(d) => d.as_ref().to_string(),
+        ServerName::IpAddress(ip) => std::net::IpAddr::from(ip).to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
+/// The name of a TLS alert (RFC 8446 §6), as the handshake's errors say it: "handshake_failure".
+pub(crate) fn alert_name(code: u8) -> String {
+    snake_case(&format!("{:?}", rustls::AlertDescription::from(code)))
 }
 
 /// The server name to present: a DNS name (sent as SNI) or an IP address (no SNI).

@@ -1,0 +1,173 @@
+//! An HTTP/3 server on loopback for the tests: quinn and h3 with a certificate of the test PKI.
+//! Each request is answered by a rule from (SNI, `:authority`), and what it saw is recorded.
+//! Its tasks are owned by a guard that aborts them on drop; dropping it closes the endpoint.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use rustls_pki_types::PrivateKeyDer;
+
+use crate::testing::net::{Chain, TaskGuard};
+
+/// What the server does with one request.
+#[derive(Debug, Clone)]
+pub enum H3Reply {
+    /// This status and body (text/plain).
+    Answer(u16, String),
+    /// Reset the request stream with this HTTP/3 code, no answer.
+    Reset(u64),
+    /// 200, then a body that never ends.
+    Endless,
+}
+
+/// The rule: (SNI, `:authority`) → the reply.
+pub type H3Rule = Arc<dyn Fn(Option<&str>, &str) -> H3Reply + Send + Sync>;
+
+/// What the server saw for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct H3Seen {
+    pub sni: Option<String>,
+    pub authority: String,
+    /// Which QUIC connection (in accept order, from 1) carried it.
+    pub connection: usize,
+}
+
+/// An HTTP/3 server on a loopback UDP port.
+pub struct H3Server {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<H3Seen>>>,
+    endpoint: quinn::Endpoint,
+    _guard: TaskGuard,
+}
+
+impl H3Server {
+    pub fn seen(&self) -> Vec<H3Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for H3Server {
+    fn drop(&mut self) {
+        self.endpoint.close(quinn::VarInt::from_u32(0x100), b"");
+    }
+}
+
+/// The rustls config of a QUIC server: TLS 1.3, `chain` and `key`, ALPN `alpn`.
+pub fn quic_server_config(chain: Chain, key: PrivateKeyDer<'static>, alpn: &[&[u8]]) -> quinn::ServerConfig {
+    let mut tls = rustls::ServerConfig::builder_with_provider(crate::engine::probe::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tls.max_early_data_size = 0;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
+    quinn::ServerConfig::with_crypto(Arc::new(crypto))
+}
+
+/// An HTTP/3 server on `bind` (a loopback address, port 0 for any) serving `chain`, answering
+/// by `rule`.
+pub async fn h3_server(
+    bind: SocketAddr,
+    chain: Chain,
+    key: PrivateKeyDer<'static>,
+    rule: H3Rule,
+) -> H3Server {
+    h3_server_with_alpn(bind, chain, key, rule, &[b"h3"]).await
+}
+
+/// As `h3_server`, offering `alpn` (a server that offers no h3 refuses the handshake).
+pub async fn h3_server_with_alpn(
+    bind: SocketAddr,
+    chain: Chain,
+    key: PrivateKeyDer<'static>,
+    rule: H3Rule,
+    alpn: &[&[u8]],
+) -> H3Server {
+    let endpoint = quinn::Endpoint::server(quic_server_config(chain, key, alpn), bind).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    let seen: Arc<Mutex<Vec<H3Seen>>> = Arc::default();
+    let mut guard = TaskGuard::default();
+    let accepting = endpoint.clone();
+    let log = seen.clone();
+    guard.push(tokio::spawn(async move {
+        let mut number = 0;
+        let mut connections = tokio::task::JoinSet::new();
+        while let Some(incoming) = accepting.accept().await {
+            number += 1;
+            connections.spawn(serve_connection(incoming, number, rule.clone(), log.clone()));
+        }
+    }));
+    H3Server {
+        addr,
+        seen,
+        endpoint,
+        _guard: guard,
+    }
+}
+
+async fn serve_connection(
+    incoming: quinn::Incoming,
+    number: usize,
+    rule: H3Rule,
+    seen: Arc<Mutex<Vec<H3Seen>>>,
+) {
+    let Ok(connection) = incoming.await else {
+        return;
+    };
+    let sni = connection
+        .handshake_data()
+        .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|d| d.server_name);
+    let Ok(mut h3) = h3::server::builder()
+        .build::<_, Bytes>(h3_quinn::Connection::new(connection))
+        .await
+    else {
+        return;
+    };
+    let mut requests = tokio::task::JoinSet::new();
+    while let Ok(Some(resolver)) = h3.accept().await {
+        let (rule, seen, sni) = (rule.clone(), seen.clone(), sni.clone());
+        requests.spawn(async move {
+            let Ok((request, mut stream)) = resolver.resolve_request().await else {
+                return;
+            };
+            let authority = request
+                .uri()
+                .authority()
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_default();
+            seen.lock().unwrap().push(H3Seen {
+                sni: sni.clone(),
+                authority: authority.clone(),
+                connection: number,
+            });
+            match rule(sni.as_deref(), &authority) {
+                H3Reply::Answer(status, body) => {
+                    let response = http::Response::builder()
+                        .status(status)
+                        .header("content-type", "text/plain")
+                        .header("content-length", body.len())
+                        .body(())
+                        .unwrap();
+                    if stream.send_response(response).await.is_ok()
+                        && stream.send_data(Bytes::from(body)).await.is_ok()
+                    {
+                        let _ = stream.finish().await;
+                    }
+                }
+                H3Reply::Reset(code) => stream.stop_stream(h3::error::Code::from(code)),
+                H3Reply::Endless => {
+                    let response = http::Response::builder().status(200).body(()).unwrap();
+                    if stream.send_response(response).await.is_ok() {
+                        let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
+                        while stream.send_data(chunk.clone()).await.is_ok() {}
+                    }
+                }
+            }
+        });
+    }
+    requests.shutdown().await;
+}
