@@ -78,6 +78,15 @@ async fn h3_statuses(sc: &Scenario, at: SocketAddr, origin: &str, names: &[&str]
     statuses
 }
 
+/// Whether this Caddy refuses every HTTP/3 request on a server with `strict_sni_host` (direct
+/// ones too): 2.6.2 does here; caddyserver/caddy#5078 ("HTTP3 Client Certificate 421", 2.6.1,
+/// labelled upstream) reports the same 421 on every HTTP/3 request. Later versions: unknown.
+fn caddy_refuses_all_h3_when_strict() -> bool {
+    let out = std::process::Command::new(CADDY).arg("version").output().unwrap();
+    let version = String::from_utf8_lossy(&out.stdout);
+    version.trim_start_matches('v').starts_with("2.6.")
+}
+
 fn site<'a>(name: &str, listen: SocketAddr, leaf: &'a harness::Leaf) -> NginxSite<'a> {
     NginxSite {
         names: vec![name.to_string()],
@@ -629,9 +638,15 @@ async fn caddy_strict_sni_host_refuses_both_ways() {
     let fix = r.pair(&ka, &kb)["fix"].to_string();
     assert!(fix.contains("strict_sni_host"), "Caddy fix hint: {fix}");
     assert_eq!(r.exit, Some(1), "{}", r.stderr);
-    // Over HTTP/3 on the same port (UDP), the same refusal both ways.
-    assert_eq!(h3_statuses(&sc, sa(addr, port), a, &[a, b]).await, [200, 421]);
-    assert_eq!(h3_statuses(&sc, sa(addr, port), b, &[b, a]).await, [200, 421]);
+    // Over HTTP/3 on the same port (UDP): the coalesced request is refused both ways, and
+    // Caddy 2.6 refuses the direct one too (see `caddy_refuses_all_h3_when_strict`).
+    let direct = if caddy_refuses_all_h3_when_strict() {
+        421
+    } else {
+        200
+    };
+    assert_eq!(h3_statuses(&sc, sa(addr, port), a, &[a, b]).await, [direct, 421]);
+    assert_eq!(h3_statuses(&sc, sa(addr, port), b, &[b, a]).await, [direct, 421]);
     sc.finish();
 }
 
@@ -974,12 +989,18 @@ async fn caddy_default_and_client_auth() {
     }
     let fix = r.pair(&kc, &kd)["fix"].as_str().unwrap();
     assert!(fix.contains("client_auth"), "{fix}");
-    // Over HTTP/3 (UDP, same ports): the clean pair is served both ways, the client_auth
-    // server refuses coalesced requests both ways, as over HTTP/2.
+    // Over HTTP/3 (UDP, same ports): the clean pair is served both ways; the client_auth
+    // server refuses coalesced requests both ways as over HTTP/2, and Caddy 2.6 its direct
+    // requests too: a site clean over HTTP/2 is broken for every client that moves to HTTP/3.
     assert_eq!(h3_statuses(&sc, sa(x, px), a, &[a, b]).await, [200, 200]);
     assert_eq!(h3_statuses(&sc, sa(x, px), b, &[b, a]).await, [200, 200]);
-    assert_eq!(h3_statuses(&sc, sa(y, py), c, &[c, d]).await, [200, 421]);
-    assert_eq!(h3_statuses(&sc, sa(y, py), d, &[d, c]).await, [200, 421]);
+    let direct = if caddy_refuses_all_h3_when_strict() {
+        421
+    } else {
+        200
+    };
+    assert_eq!(h3_statuses(&sc, sa(y, py), c, &[c, d]).await, [direct, 421]);
+    assert_eq!(h3_statuses(&sc, sa(y, py), d, &[d, c]).await, [direct, 421]);
     sc.finish();
 }
 
