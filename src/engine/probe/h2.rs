@@ -164,12 +164,7 @@ impl H2Connection {
         path: &str,
         timeout: Duration,
     ) -> Result<HttpAnswer, ProbeError> {
-        let uri = format!("https://{}{}", authority(host, port), normalize_path(path));
-        let request = http::Request::get(uri)
-            .header(USER_AGENT, user_agent())
-            .header(ACCEPT, "*/*")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| ProbeError::Http(format!("invalid request: {e}")))?;
+        let request = get_request(host, port, path, Empty::<Bytes>::new())?;
         let started = Instant::now();
         let mut sender = self.sender.clone();
         let own = host
@@ -264,6 +259,22 @@ pub(crate) fn normalize_path(path: &str) -> String {
     } else {
         format!("/{path}")
     }
+}
+
+/// The probe's GET of `path` for `host:port` (any protocol's request carries the same
+/// headers), with `body` (an empty one of the protocol's type).
+pub(crate) fn get_request<B>(
+    host: &str,
+    port: u16,
+    path: &str,
+    body: B,
+) -> Result<http::Request<B>, ProbeError> {
+    let uri = format!("https://{}{}", authority(host, port), normalize_path(path));
+    http::Request::get(uri)
+        .header(USER_AGENT, user_agent())
+        .header(ACCEPT, "*/*")
+        .body(body)
+        .map_err(|e| ProbeError::Http(format!("invalid request: {e}")))
 }
 
 pub(crate) fn user_agent() -> &'static str {

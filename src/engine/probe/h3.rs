@@ -14,12 +14,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use futures::FutureExt;
-use http::header::{ACCEPT, USER_AGENT};
 use rustls_pki_types::CertificateDer;
 use tokio::task::JoinHandle;
 
 use crate::engine::probe::error::{within, H3Code, Phase, ProbeError};
-use crate::engine::probe::h2::{authority, normalize_path, user_agent, CappedBody, HttpAnswer};
+use crate::engine::probe::h2::{get_request, CappedBody, HttpAnswer};
 use crate::engine::probe::tls::{self, TlsInfo, TlsSettings};
 
 /// The ALPN protocol of HTTP/3.
@@ -137,12 +136,7 @@ impl H3Connection {
         path: &str,
         timeout: Duration,
     ) -> Result<HttpAnswer, ProbeError> {
-        let uri = format!("https://{}{}", authority(host, port), normalize_path(path));
-        let request = http::Request::get(uri)
-            .header(USER_AGENT, user_agent())
-            .header(ACCEPT, "*/*")
-            .body(())
-            .map_err(|e| ProbeError::Http(format!("invalid request: {e}")))?;
+        let request = get_request(host, port, path, ())?;
         let started = Instant::now();
         let mut sender = self.sender.clone();
         let exchange = async {
