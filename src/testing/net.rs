@@ -350,9 +350,7 @@ pub async fn signalling_server(
                 },
                 Some(_) = connections.join_next() => continue,
             };
-            // As real servers do (nginx, Caddy): without it, small answers wait for the
-            // client's delayed ACK (about 40 ms a request on loopback).
-            let _ = tcp.set_nodelay(true);
+            let _ = tcp.set_nodelay(true); // as nginx and Caddy: no wait for delayed ACKs
             let number = accepted2.fetch_add(1, Ordering::SeqCst) + 1;
             let (acceptor, seen, closed) = (acceptor.clone(), seen2.clone(), closed2.clone());
             let signals = signals.clone();
