@@ -62,6 +62,17 @@ fn refused_at_127_0_0_1(handshake: Result<TlsInfo, ProbeError>) -> [JobResult; 2
     ]
 }
 
+/// The pair a.test:443 → b.test:443 of `v` and its sparkline's points.
+fn ab_pair(v: &LiveView) -> (Arc<PairReport>, Vec<Option<f32>>) {
+    let i = v
+        .report
+        .pairs
+        .iter()
+        .position(|p| &*p.origin == "a.test:443" && &*p.target == "b.test:443")
+        .unwrap();
+    (v.report.pairs[i].clone(), v.histories[i].points())
+}
+
 fn dns(addr: &str) -> DnsAnswer {
     DnsAnswer {
         addresses: vec![addr.parse().unwrap()],
@@ -927,17 +938,8 @@ fn samples_at_a_forgotten_address_leave_the_verdict_not_the_history() {
     for job in refused_at_127_0_0_1(Ok(h2_handshake(&pki, &["a.test", "b.test"]))) {
         store.apply(&hosts, job, now);
     }
-    let pair_of = |v: &LiveView| {
-        let i = v
-            .report
-            .pairs
-            .iter()
-            .position(|p| &*p.origin == "a.test:443" && &*p.target == "b.test:443")
-            .unwrap();
-        (v.report.pairs[i].clone(), v.histories[i].points())
-    };
     let view = store.publish(now, EngineStatus::default(), true);
-    let (before, history) = pair_of(&view);
+    let (before, history) = ab_pair(&view);
     assert_eq!(before.addresses.len(), 1);
     assert_eq!(
         (before.addresses[0].address.as_str(), before.addresses[0].probes),
@@ -948,7 +950,7 @@ fn samples_at_a_forgotten_address_leave_the_verdict_not_the_history() {
     store.set_dns("a.test:443", dns("127.0.0.2"));
     store.set_dns("b.test:443", dns("127.0.0.2"));
     let view = store.publish(now, EngineStatus::default(), true);
-    let (after, history) = pair_of(&view);
+    let (after, history) = ab_pair(&view);
     // Nothing is known at the new address yet (no handshake there): no address is judged,
     // and the 421 the old one gave is no longer a verdict.
     assert!(
@@ -999,20 +1001,11 @@ fn an_origin_down_now_is_an_error_until_it_is_back() {
         store.apply(&hosts, origin, at);
         store.apply(&hosts, direct, at);
     };
-    let pair_of = |v: &LiveView| {
-        let i = v
-            .report
-            .pairs
-            .iter()
-            .position(|p| &*p.origin == "a.test:443" && &*p.target == "b.test:443")
-            .unwrap();
-        (v.report.pairs[i].clone(), v.histories[i].points())
-    };
     let t0 = Instant::now();
     up(&mut store, t0);
     up(&mut store, t0 + Duration::from_secs(10));
     let view = store.publish(t0 + Duration::from_secs(10), EngineStatus::default(), true);
-    assert_eq!(pair_of(&view).0.verdict, Verdict::Ok);
+    assert_eq!(ab_pair(&view).0.verdict, Verdict::Ok);
 
     let refused = JobResult::Origin {
         host: 0,
@@ -1026,7 +1019,7 @@ fn an_origin_down_now_is_an_error_until_it_is_back() {
     };
     store.apply(&hosts, refused, t0 + Duration::from_secs(20));
     let view = store.publish(t0 + Duration::from_secs(20), EngineStatus::default(), true);
-    let (down, history) = pair_of(&view);
+    let (down, history) = ab_pair(&view);
     assert_eq!(down.verdict, Verdict::Error, "{down:?}");
     assert_eq!(down.addresses[0].verdict, Verdict::Error);
     assert_eq!(
@@ -1051,7 +1044,7 @@ fn an_origin_down_now_is_an_error_until_it_is_back() {
 
     up(&mut store, t0 + Duration::from_secs(30));
     let view = store.publish(t0 + Duration::from_secs(30), EngineStatus::default(), true);
-    let (back, _) = pair_of(&view);
+    let (back, _) = ab_pair(&view);
     assert_eq!(back.verdict, Verdict::Ok, "{back:?}");
     assert_eq!(back.addresses[0].probes, 3);
 }
