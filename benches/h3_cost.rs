@@ -14,6 +14,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+#[path = "common/serve_child.rs"]
+#[allow(dead_code)]
+mod serve_child;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,29 +25,16 @@ use std::time::{Duration, Instant};
 use coalscope::engine::probe::{h2, h3};
 use coalscope::testing::h3::{h3_server, H3Reply, H3Rule};
 use coalscope::testing::net::{simple_server, Pki, Validity};
+use serve_child::{cpu_ticks, env_u64, procfs};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 const WWW: &str = "www.cost.test";
 const API: &str = "api.cost.test";
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// utime + stime of this process so far.
+/// utime + stime of this process so far (from /proc, as the soak benches read a child's).
 fn cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes one rusage into the memory given; it is zeroed and ours.
-    #[allow(unsafe_code)]
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    let ticks = cpu_ticks(std::process::id()).expect("/proc/self/stat");
+    Duration::from_secs_f64(ticks as f64 / procfs::clock_ticks())
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -94,8 +85,8 @@ async fn main() {
         println!("h3_cost: run with `cargo bench --bench h3_cost`");
         return;
     }
-    let probes = env("H3_COST_PROBES", 200).max(1);
-    let rounds = env("H3_COST_ROUNDS", 4).max(1);
+    let probes = env_u64("H3_COST_PROBES", 200).max(1) as usize;
+    let rounds = env_u64("H3_COST_ROUNDS", 4).max(1) as usize;
     let pki = Pki::new("h3 cost");
     let settings = pki.settings(TIMEOUT);
     let h2_server = simple_server(&pki, &[WWW, API], Validity::Current).await;

@@ -54,7 +54,7 @@ impl Drop for H3Server {
 }
 
 /// The rustls config of a QUIC server: TLS 1.3, `chain` and `key`, ALPN `alpn`.
-pub fn quic_server_config(chain: Chain, key: PrivateKeyDer<'static>, alpn: &[&[u8]]) -> quinn::ServerConfig {
+fn quic_server_config(chain: Chain, key: PrivateKeyDer<'static>, alpn: &[&[u8]]) -> quinn::ServerConfig {
     let mut tls = rustls::ServerConfig::builder_with_provider(crate::engine::probe::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()

@@ -176,11 +176,6 @@ impl H3Connection {
     pub fn is_closed(&self) -> bool {
         self.connection.close_reason().is_some() || self.driver.is_finished()
     }
-
-    /// The QUIC connection's peer address (the server's UDP address).
-    pub fn remote(&self) -> SocketAddr {
-        self.connection.remote_address()
-    }
 }
 
 /// quinn's client configuration: the QUIC rustls config, windows and stream limits, and an
