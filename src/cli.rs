@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::engine::probe::dns::ResolveOverride;
+use crate::engine::snapshot::Protocol;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -139,12 +140,24 @@ pub struct CheckArgs {
     /// Also list the pairs linked only by the certificate (no shared address).
     #[arg(long = "all-pairs", env = "COALSCOPE_ALL_PAIRS")]
     pub all_pairs: bool,
+    /// Protocols to probe coalescing over: HTTP/2 always; HTTP/3 where a host advertises it
+    /// (Alt-Svc, or an HTTPS record's alpn). `--protocols h2` turns HTTP/3 off.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "h2,h3", env = "COALSCOPE_PROTOCOLS", value_parser = parse_protocol)]
+    pub protocols: Vec<Protocol>,
     /// Print no progress on stderr (the estimate, the bar or the phase lines).
     #[arg(short, long, env = "COALSCOPE_QUIET")]
     pub quiet: bool,
     /// In the table, explain and fix every problem pair on its own instead of once per cause.
     #[arg(short, long, env = "COALSCOPE_VERBOSE")]
     pub verbose: bool,
+}
+
+/// One of `--protocols`: "h2" or "h3".
+fn parse_protocol(s: &str) -> Result<Protocol, String> {
+    Protocol::ALL
+        .into_iter()
+        .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
+        .ok_or_else(|| format!("unknown protocol {s:?}: expected h2 or h3"))
 }
 
 /// `discover` reads certificates and asks Certificate Transparency: it sends no HTTP request to

@@ -648,7 +648,39 @@ async fn caddy_strict_sni_host_refuses_both_ways() {
     let direct = caddy_strict_h3_direct_status();
     assert_eq!(h3_statuses(&sc, sa(addr, port), a, &[a, b]).await, [direct, 421]);
     assert_eq!(h3_statuses(&sc, sa(addr, port), b, &[b, a]).await, [direct, 421]);
+    // `check` read Caddy's Alt-Svc and judged each pair over both protocols.
+    for (o, t) in [(&ka, &kb), (&kb, &ka)] {
+        let p = r.pair(o, t);
+        assert_eq!(
+            protocol_verdicts(p),
+            [("h2", "misdirected", 3), ("h3", "misdirected", 3)],
+            "{p}"
+        );
+        assert_eq!(
+            counts(&p["protocols"][1]["addresses"][0]["statuses"]),
+            map(&[("421", 3)]),
+            "{p}"
+        );
+    }
     sc.finish();
+}
+
+/// (protocol, verdict, probes) of each row of a pair's `protocols`.
+fn protocol_verdicts(p: &serde_json::Value) -> Vec<(&str, &str, u64)> {
+    p["protocols"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    (
+                        r["protocol"].as_str().unwrap_or("?"),
+                        r["verdict"].as_str().unwrap_or("?"),
+                        r["probes"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 struct ApacheRun {
@@ -998,6 +1030,20 @@ async fn caddy_default_and_client_auth() {
     let direct = caddy_strict_h3_direct_status();
     assert_eq!(h3_statuses(&sc, sa(y, py), c, &[c, d]).await, [direct, 421]);
     assert_eq!(h3_statuses(&sc, sa(y, py), d, &[d, c]).await, [direct, 421]);
+    // `check` judged the same pairs over both protocols (Caddy advertises HTTP/3 in Alt-Svc).
+    for (o, t, verdict) in [
+        (&ka, &kb, "ok"),
+        (&kb, &ka, "ok"),
+        (&kc, &kd, "misdirected"),
+        (&kd, &kc, "misdirected"),
+    ] {
+        let p = r.pair(o, t);
+        assert_eq!(
+            protocol_verdicts(p),
+            [("h2", verdict, 3), ("h3", verdict, 3)],
+            "{p}"
+        );
+    }
     sc.finish();
 }
 

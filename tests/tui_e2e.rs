@@ -49,7 +49,7 @@ async fn dashboard_in_tmux_follows_the_watchfile_and_quits_cleanly() {
     // The dashboard owns the alternate screen and shows the lab's problems.
     let screen = tmux
         .wait_for("a misdirected pair", |s| {
-            s.contains("misdirected") && s.contains("39 hosts")
+            s.contains("misdirected") && s.contains("41 hosts")
         })
         .await;
     assert!(screen.contains("Groups ("), "{screen}");

@@ -213,7 +213,7 @@ fn filter_narrows_groups_and_pairs() {
     assert_eq!(app.member, Some(0));
     press(&mut app, &[key(KeyCode::Esc)]);
     assert!(app.filter.is_empty());
-    assert_eq!(app.derived.groups.len(), 15);
+    assert_eq!(app.derived.groups.len(), 16);
     // Esc while typing clears too; nothing matches → empty lists, no panic.
     press(&mut app, &chars("/zzz"));
     assert!(app.derived.groups.is_empty() && app.derived.pairs.is_empty());

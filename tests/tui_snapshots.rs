@@ -292,7 +292,7 @@ fn render_to_buffer_matches_the_terminal() {
     // An App that never saw this view derives its state on the fly.
     let stranger = App::new(Theme::dark());
     let buf = coalscope::tui::render_to_buffer(&view, &stranger, 120, 40);
-    assert!(text(&buf).contains("Groups (15)"), "{}", text(&buf));
+    assert!(text(&buf).contains("Groups (16)"), "{}", text(&buf));
     assert_eq!(stranger.focus, Focus::Groups);
 }
 

@@ -17,10 +17,11 @@ use crate::engine::probe::direct;
 use crate::engine::probe::dns::Dns;
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::{self, H2Connection, Opened};
+use crate::engine::probe::h3;
 use crate::engine::probe::rate::RateLimiter;
 use crate::engine::probe::signals::{OriginSet, ServerSignals};
 use crate::engine::probe::tls::{TlsInfo, TlsSettings};
-use crate::engine::record::{Coalesced, ConnId, ConnTraits, HostRecord, Job, JobResult, Outcome};
+use crate::engine::record::{Coalesced, ConnId, ConnTraits, H3Result, HostRecord, Job, JobResult, Outcome};
 
 /// Fresh connections an origin probe may open when the server closes the one it had.
 const MAX_REOPEN: u32 = 2;
@@ -160,6 +161,7 @@ impl Prober {
         self.connections.fetch_add(1, Ordering::Relaxed);
         match job {
             Job::Origin(host, addr) => self.origin_probe(host, addr, hosts, plan).await,
+            Job::OriginH3(host, addr, port) => self.origin_probe_h3(host, addr, port, hosts, plan).await,
             Job::Direct(host, addr, protocol) => {
                 let h = &hosts[host];
                 self.rate.acquire().await;
@@ -255,6 +257,61 @@ impl Prober {
         )
     }
 
+    /// `origin_probe` over HTTP/3: a fresh QUIC connection for `hosts[a]` at `addr`, UDP
+    /// `port`, SNI = the origin; the origin requested first, then the targets the plan chooses
+    /// among the peers the certificate covers, a few streams at a time. A connection the
+    /// server closes is not reopened (as over HTTP/2 it would be): the requests left end in
+    /// its error.
+    async fn origin_probe_h3(
+        &self,
+        a: usize,
+        addr: IpAddr,
+        port: u16,
+        hosts: &[HostRecord],
+        plan: &dyn TargetPlan,
+    ) -> JobResult {
+        let opened = match h3::open(&self.tls, SocketAddr::new(addr, port), &hosts[a].entry.host).await {
+            Ok(o) => o,
+            Err(e) => return JobResult::OriginH3(Box::new(H3Result::failed(a, addr, port, e))),
+        };
+        let covered = covered_peers(&opened.tls, a, hosts, plan);
+        let targets = plan.choose(a, addr, &covered);
+        let conn = &opened.conn;
+        let (_, own) = self.request_on(conn, a, hosts).await;
+        let traits = Arc::new(ConnTraits::of(&opened.tls, server_of(&own)));
+        let via = self.next_conn_id();
+        let coalesced: Vec<(usize, Coalesced)> = futures::stream::iter(targets)
+            .map(|b| self.request_on(conn, b, hosts))
+            .buffer_unordered(STREAMS_PER_CONNECTION)
+            .map(|(b, outcome)| (b, Coalesced::on(outcome, Some(traits.clone()), via)))
+            .collect()
+            .await;
+        JobResult::OriginH3(Box::new(H3Result {
+            host: a,
+            addr,
+            port,
+            handshake: Ok(opened.tls.clone()),
+            own: Some(Box::new(Coalesced::on(own, Some(traits), via))),
+            requests: 1 + coalesced.len() as u64,
+            coalesced,
+        }))
+    }
+
+    /// Request `hosts[b]` on `conn`, within the rate limit and the probe's timeout.
+    async fn request_on(&self, conn: &impl Carries, b: usize, hosts: &[HostRecord]) -> (usize, Outcome) {
+        let target = &hosts[b];
+        self.rate.acquire().await;
+        let outcome = conn
+            .request(
+                &target.entry.host,
+                target.entry.port,
+                &target.path,
+                self.options.timeout,
+            )
+            .await;
+        (b, outcome)
+    }
+
     /// Request `targets` on the origin's connection, a few streams in flight at a time. A server that
     /// closes the connection after refusing one name (GOAWAY after a 421, say) must not turn
     /// the remaining targets into errors: like a browser, go on over a fresh connection opened
@@ -305,14 +362,7 @@ impl Prober {
             // h2load -m does), until the queue is empty or the server goes away (then the
             // ones in flight end, and the loop above reopens).
             let conn = &conn;
-            let request = |b: usize| async move {
-                let target = &hosts[b];
-                self.rate.acquire().await;
-                let outcome = conn
-                    .request(&target.entry.host, target.entry.port, &target.path, timeout)
-                    .await;
-                (b, outcome)
-            };
+            let request = |b: usize| self.request_on(conn, b, hosts);
             let mut in_flight = futures::stream::FuturesUnordered::new();
             loop {
                 while in_flight.len() < STREAMS_PER_CONNECTION && !(going_away && reopened < MAX_REOPEN) {
@@ -340,6 +390,41 @@ impl Prober {
         }
         let signals = first_signals.unwrap_or_else(|| conn.signals());
         (coalesced, requests, signals)
+    }
+}
+
+/// A connection that carries requests for any authority: HTTP/2 or HTTP/3.
+trait Carries: Sync {
+    fn request(
+        &self,
+        host: &str,
+        port: u16,
+        path: &str,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Outcome> + Send;
+}
+
+impl Carries for H2Connection {
+    fn request(
+        &self,
+        host: &str,
+        port: u16,
+        path: &str,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Outcome> + Send {
+        H2Connection::request(self, host, port, path, timeout)
+    }
+}
+
+impl Carries for h3::H3Connection {
+    fn request(
+        &self,
+        host: &str,
+        port: u16,
+        path: &str,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Outcome> + Send {
+        h3::H3Connection::request(self, host, port, path, timeout)
     }
 }
 

@@ -97,13 +97,16 @@ pub enum Job {
     Origin(usize, IpAddr),
     /// A direct request for host `0` at the address.
     Direct(usize, IpAddr, DirectProtocol),
+    /// A fresh HTTP/3 connection (QUIC) for host `0` at the address, on the UDP port its
+    /// advertisement names (`H3Advert`).
+    OriginH3(usize, IpAddr, u16),
 }
 
 impl Job {
     /// The address the job connects to.
     pub fn addr(&self) -> IpAddr {
         match *self {
-            Job::Origin(_, a) | Job::Direct(_, a, _) => a,
+            Job::Origin(_, a) | Job::Direct(_, a, _) | Job::OriginH3(_, a, _) => a,
         }
     }
 }
@@ -132,6 +135,35 @@ pub enum JobResult {
         protocol: DirectProtocol,
         outcome: Outcome,
     },
+    OriginH3(Box<H3Result>),
+}
+
+/// What an HTTP/3 origin job brought back: as `JobResult::Origin`, over QUIC (no signals: the
+/// HTTP/3 control stream is not read yet).
+pub struct H3Result {
+    pub host: usize,
+    pub addr: IpAddr,
+    /// The UDP port probed.
+    pub port: u16,
+    pub handshake: Result<TlsInfo, ProbeError>,
+    pub own: Option<Box<Coalesced>>,
+    pub coalesced: Vec<(usize, Coalesced)>,
+    pub requests: u64,
+}
+
+impl H3Result {
+    /// A job whose QUIC connection could not be opened.
+    pub fn failed(host: usize, addr: IpAddr, port: u16, error: ProbeError) -> H3Result {
+        H3Result {
+            host,
+            addr,
+            port,
+            handshake: Err(error),
+            own: None,
+            coalesced: Vec::new(),
+            requests: 0,
+        }
+    }
 }
 
 /// Most samples kept per list in the records (a `check` with many rounds stays bounded).
@@ -189,6 +221,45 @@ pub struct EndpointRecord {
     /// What the server sent besides answers on the latest HTTP/2 connection for this host
     /// here (ORIGIN set, Alt-Svc). None before the first one.
     pub signals: Option<Box<ServerSignals>>,
+    /// What HTTP/3 connections for this host here brought; None when none was opened (not
+    /// advertised, or HTTP/3 turned off).
+    pub h3: Option<Box<H3Record>>,
+}
+
+/// The HTTP/3 side of an endpoint: the UDP port probed, its handshakes and the host's own
+/// answers over it. The coalesced ones are in `Records::coalesced_h3`.
+#[derive(Debug, Clone, Default)]
+pub struct H3Record {
+    pub port: u16,
+    pub handshakes: u32,
+    pub handshake_errors: Vec<ProbeError>,
+    pub own: Vec<Coalesced>,
+}
+
+/// Where a host says it serves HTTP/3 at one of its addresses: an Alt-Svc alternative for the
+/// same host (header or ALTSVC frame, on its latest HTTP/2 connection there), else an HTTPS
+/// record of the name itself whose `alpn` lists h3. The UDP port to probe, or None.
+pub fn h3_advert(host: &HostRecord, ep: &EndpointRecord) -> Option<u16> {
+    let same_host = |h: &Option<String>| {
+        h.as_deref()
+            .is_none_or(|h| h.is_empty() || h.eq_ignore_ascii_case(&host.entry.host))
+    };
+    let alt = ep.signals.as_ref().filter(|s| !s.alt_svc_clear).and_then(|s| {
+        s.alt_svc
+            .iter()
+            .find(|a| a.protocol == "h3" && same_host(&a.host))
+            .map(|a| a.port)
+    });
+    alt.or_else(|| {
+        host.dns
+            .https
+            .iter()
+            .filter(|r| {
+                r.is_service() && (r.target.is_empty() || r.target.eq_ignore_ascii_case(&host.entry.host))
+            })
+            .find(|r| r.alpn.iter().any(|p| p == "h3"))
+            .map(|r| r.port.unwrap_or(host.entry.port))
+    })
 }
 
 impl EndpointRecord {
@@ -211,6 +282,8 @@ pub struct Records {
     /// (origin index, target index, origin address) → requests for the target on connections
     /// opened for the origin at that address.
     pub coalesced: HashMap<(usize, usize, IpAddr), Vec<Coalesced>>,
+    /// The same over HTTP/3 (connections opened for the origin over QUIC).
+    pub coalesced_h3: HashMap<(usize, usize, IpAddr), Vec<Coalesced>>,
     pub connections: u64,
     pub requests: u64,
     pub rounds: u32,
@@ -318,6 +391,30 @@ impl Records {
                     DirectProtocol::Http1Only => push_bounded(&mut ep.direct_http1, outcome),
                 }
             }
+            JobResult::OriginH3(h3) => records.apply_h3(*h3),
+        }
+    }
+
+    /// `apply` for an HTTP/3 origin job.
+    fn apply_h3(&mut self, r: H3Result) {
+        self.requests += r.requests;
+        let Some(ep) = self.hosts[r.host].endpoints.get_mut(&r.addr) else {
+            return;
+        };
+        let h3 = ep.h3.get_or_insert_with(Box::default);
+        h3.port = r.port;
+        h3.handshakes += 1;
+        if let Err(e) = r.handshake {
+            push_bounded(&mut h3.handshake_errors, e);
+        }
+        if let Some(mut o) = r.own {
+            self.pages.share(&mut o.outcome);
+            push_bounded(&mut h3.own, *o);
+        }
+        for (target, mut sample) in r.coalesced {
+            self.pages.share(&mut sample.outcome);
+            let samples = self.coalesced_h3.entry((r.host, target, r.addr)).or_default();
+            push_bounded(samples, sample);
         }
     }
 }
@@ -334,6 +431,78 @@ mod tests {
             a.body_digest = digest.repeat(4);
         }
         o
+    }
+
+    fn host(
+        name: &str,
+        alt_svc: &[(&str, Option<&str>, u16)],
+        https_alpn: &[&str],
+    ) -> (HostRecord, EndpointRecord) {
+        use crate::engine::probe::dns::HttpsRecord;
+        use crate::engine::probe::signals::{AltService, AltSvcSource};
+        let entry = Entry {
+            host: name.into(),
+            port: 8443,
+            path: None,
+            line: 1,
+        };
+        let mut dns = DnsAnswer::default();
+        if !https_alpn.is_empty() {
+            dns.https.push(HttpsRecord {
+                priority: 1,
+                target: String::new(),
+                alpn: https_alpn.iter().map(|s| s.to_string()).collect(),
+                no_default_alpn: false,
+                port: None,
+                ipv4hint: vec![],
+                ipv6hint: vec![],
+                ech: false,
+                ttl_s: 60,
+            });
+        }
+        let mut signals = ServerSignals::default();
+        for (protocol, host, port) in alt_svc {
+            signals.add_alt_svc(AltService {
+                protocol: protocol.to_string(),
+                host: host.map(str::to_string),
+                port: *port,
+                max_age: None,
+                source: AltSvcSource::Header,
+            });
+        }
+        let ep = EndpointRecord {
+            signals: Some(Box::new(signals)),
+            ..EndpointRecord::default()
+        };
+        let h = HostRecord {
+            key: entry.key().into(),
+            path: "/".into(),
+            entry,
+            dns,
+            endpoints: BTreeMap::new(),
+        };
+        (h, ep)
+    }
+
+    #[test]
+    fn http3_is_probed_where_the_host_itself_advertises_it() {
+        let at = |alt: &[(&str, Option<&str>, u16)], https: &[&str]| {
+            let (h, ep) = host("www.test", alt, https);
+            h3_advert(&h, &ep)
+        };
+        // Alt-Svc for the same host (no host, or its own name): that UDP port.
+        assert_eq!(at(&[("h3", None, 443)], &[]), Some(443));
+        assert_eq!(
+            at(&[("h2", None, 8443), ("h3", Some("WWW.test"), 9443)], &[]),
+            Some(9443)
+        );
+        // Another host, a draft version, nothing: not probed (over Alt-Svc).
+        assert_eq!(at(&[("h3", Some("cdn.test"), 443)], &[]), None);
+        assert_eq!(at(&[("h3-29", None, 443)], &[]), None);
+        assert_eq!(at(&[], &[]), None);
+        // An HTTPS record of the name offering h3: its port, else the host's.
+        assert_eq!(at(&[], &["h2", "h3"]), Some(8443));
+        assert_eq!(at(&[], &["h2"]), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod faults;
 pub mod frames;
 mod idle;
 mod phase;
+pub(crate) mod quic;
 mod respond;
 pub mod scale;
 mod scenarios;
@@ -88,6 +89,8 @@ pub struct Lab {
     dns_server: Option<dns::DnsServer>,
     /// Set for the scale lab.
     scale: Option<scale::ScaleOptions>,
+    /// The HTTP/3 listeners (UDP) of the endpoints that serve HTTP/3.
+    quic: Vec<quic::QuicListener>,
 }
 
 /// Attempts at finding a port free on every lab address.
@@ -142,7 +145,7 @@ impl Lab {
             .filter(|(_, s)| !s.https_alpn.is_empty())
             .map(|(_, s)| HttpsSpec::service(s.name, 1, s.https_alpn, Some(port), &[]))
             .collect();
-        let lab = Lab::prepare(
+        let mut lab = Lab::prepare(
             &options,
             port,
             clock,
@@ -153,6 +156,9 @@ impl Lab {
         )
         .await?;
         for (rt, (addr, listener)) in runtimes.into_iter().zip(listeners) {
+            if let Some(style) = rt.endpoint.h3 {
+                lab.quic.push(quic::listen(addr, rt.clone(), style)?);
+            }
             let make: faults::MakeServer =
                 Arc::new(move |listener| Box::pin(server::run(listener, rt.clone())));
             lab.faults.serve(addr, listener, make);
@@ -226,6 +232,7 @@ impl Lab {
             faults: faults::Faults::new(rotation),
             dns_server: None,
             scale,
+            quic: Vec::new(),
         };
         // From here on, dropping `lab` on an error cleans up what was started.
         std::fs::write(&lab.ca_file, &lab.ca_pem)
@@ -252,6 +259,7 @@ impl Lab {
 
     /// Stop every server and wait until their sockets are closed.
     pub async fn shutdown(mut self) {
+        self.quic.clear();
         self.faults.stop_all().await;
         if let Some(dns) = self.dns_server.take() {
             dns.shutdown().await;
@@ -328,6 +336,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        self.quic.clear();
         self.faults.abort_all();
         self.dns_server.take();
         if self.owns_dir {

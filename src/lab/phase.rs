@@ -116,6 +116,7 @@ mod tests {
             alpn: Alpn::H2AndH1,
             dynamic: &[(2, Style::ByHost)],
             origin_frame: &[],
+            h3: None,
         };
         assert_eq!(style_in_phase(&ep, 0), Style::LoadBalancer);
         assert_eq!(style_in_phase(&ep, 1), Style::LoadBalancer);

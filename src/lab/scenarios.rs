@@ -75,6 +75,9 @@ pub(crate) struct Endpoint {
     /// Names an ORIGIN frame (RFC 8336) lists on every HTTP/2 connection, sent right after
     /// the server's SETTINGS (as Node.js's `origins` option does). Empty: no ORIGIN frame.
     pub origin_frame: &'static [&'static str],
+    /// Serves HTTP/3 too, on UDP at the same address and port, answering as this style
+    /// (which may differ from `style`, as Caddy's HTTP/3 listener may). None: TCP only.
+    pub h3: Option<Style>,
 }
 
 /// One virtual host (one watch-file name).
@@ -176,6 +179,7 @@ const fn endpoint(octet: u8, style: Style) -> Endpoint {
         alpn: Alpn::H2AndH1,
         dynamic: &[],
         origin_frame: &[],
+        h3: None,
     }
 }
 
@@ -210,6 +214,7 @@ const ECHO_ROUTER: [&str; 2] = ["east.echorouter.coalscope.test", "west.echorout
 const RENEGO: [&str; 2] = ["www.renego.coalscope.test", "admin.renego.coalscope.test"];
 const ORIGIN: [&str; 2] = ["www.origin.coalscope.test", "api.origin.coalscope.test"];
 const SVCB: [&str; 2] = ["www.svcb.coalscope.test", "img.svcb.coalscope.test"];
+const QUIC: [&str; 2] = ["www.quic.coalscope.test", "api.quic.coalscope.test"];
 
 /// Both ways of a two-name scenario with the same verdict.
 const fn both(names: &'static [&'static str; 2], verdict: Verdict) -> [Pair; 2] {
@@ -441,18 +446,47 @@ pub(crate) static SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         key: "svcb",
-        reproduces: "an HTTPS DNS record offering only h3 for img: Chromium does not pool img onto www's HTTP/2 connection, Firefox does (and is served fine)",
+        reproduces: "an HTTPS DNS record offering only h3 for img: Chromium does not pool img onto www's HTTP/2 connection, Firefox does (and is served fine); the server serves HTTP/3 too (Alt-Svc), clean",
         sites: &[
-            site(SVCB[0], &[31]),
+            // Its server says it serves HTTP/3 too (Alt-Svc), and does.
+            Site {
+                findings: &[FindingKind::H3Advertised],
+                ..site(SVCB[0], &[31])
+            },
             Site {
                 https_alpn: &["h3"],
                 findings: &[FindingKind::HttpsRecordNoH2, FindingKind::H3Advertised],
                 ..site(SVCB[1], &[31])
             },
         ],
-        endpoints: &[endpoint(31, Style::ByHost)],
+        endpoints: &[Endpoint {
+            h3: Some(Style::ByHost),
+            ..endpoint(31, Style::ByHost)
+        }],
         certs: &[lab_cert(&SVCB, &[])],
         expect: &both(&SVCB, Verdict::Ok),
+    },
+    Scenario {
+        key: "quic",
+        reproduces: "HTTP/3 advertised (HTTPS records, alpn h2,h3) by a server that routes by Host over HTTP/2 but whose HTTP/3 listener refuses Host != SNI with 421 (Caddy over QUIC with strict_sni_host): clean over HTTP/2, misdirected over HTTP/3, where browsers go",
+        sites: &[
+            Site {
+                https_alpn: &["h2", "h3"],
+                findings: &[FindingKind::H3Advertised],
+                ..site(QUIC[0], &[32])
+            },
+            Site {
+                https_alpn: &["h2", "h3"],
+                findings: &[FindingKind::H3Advertised],
+                ..site(QUIC[1], &[32])
+            },
+        ],
+        endpoints: &[Endpoint {
+            h3: Some(Style::CaddyStrict),
+            ..endpoint(32, Style::ByHost)
+        }],
+        certs: &[lab_cert(&QUIC, &[])],
+        expect: &both(&QUIC, Verdict::Misdirected),
     },
     Scenario {
         key: "ghost",

@@ -44,12 +44,12 @@ pub(crate) struct EndpointRuntime {
 
 impl EndpointRuntime {
     /// The address's default site (for an absent or unknown SNI).
-    fn default_site(&self) -> Option<&'static Site> {
+    pub(super) fn default_site(&self) -> Option<&'static Site> {
         self.scenario.sites_at(self.endpoint.octet).next()
     }
 
     /// The site served here under `name`.
-    fn site(&self, name: &str) -> Option<&'static Site> {
+    pub(super) fn site(&self, name: &str) -> Option<&'static Site> {
         self.scenario
             .sites_at(self.endpoint.octet)
             .find(|s| s.name.eq_ignore_ascii_case(name))
@@ -129,11 +129,18 @@ async fn connection(tcp: TcpStream, conn: u64, rt: Arc<EndpointRuntime>) {
     let builder = http_server(rt.endpoint.alpn, session.alpn_protocol());
 
     let info = Arc::new(ConnInfo { sni_site, conn });
+    let port = tls.get_ref().0.local_addr().map_or(0, |a| a.port());
+    // An endpoint that serves HTTP/3 says so on every answer, as Caddy does.
+    let alt_svc = rt
+        .endpoint
+        .h3
+        .and_then(|_| http::HeaderValue::from_str(&format!("h3=\":{port}\"; ma=3600")).ok());
     let service = {
         let rt = rt.clone();
         service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let rt = rt.clone();
             let info = info.clone();
+            let alt_svc = alt_svc.clone();
             async move {
                 let style = rt.clock.style_of(rt.endpoint);
                 let host = request_host(&req).and_then(|h| rt.site(&h));
@@ -144,13 +151,16 @@ async fn connection(tcp: TcpStream, conn: u64, rt: Arc<EndpointRuntime>) {
                     return Err(h2::Error::from(h2::Reason::HTTP_1_1_REQUIRED));
                 }
                 let label = server_label(style, info.conn);
-                Ok(render(outcome, &label, info.sni_site.name, &rt.live))
+                let mut response = render(outcome, &label, info.sni_site.name, &rt.live);
+                if let Some(v) = alt_svc {
+                    response.headers_mut().insert(http::header::ALT_SVC, v);
+                }
+                Ok(response)
             }
         })
     };
     // An ORIGIN frame after the server's SETTINGS, on HTTP/2 connections of an endpoint that
     // sends one (hyper cannot: the writer puts it on the wire).
-    let port = tls.get_ref().0.local_addr().map_or(0, |a| a.port());
     let origin_frame = match session_is_h2(&tls) {
         true if !rt.endpoint.origin_frame.is_empty() => {
             let origins: Vec<String> = rt

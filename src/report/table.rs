@@ -6,7 +6,9 @@ use std::fmt::Write;
 
 use crate::engine::snapshot::cause::{self, CauseBlock};
 use crate::engine::snapshot::impact;
-use crate::engine::snapshot::{CoalesceRule, NotCoalescable, PairReport, Severity, Snapshot, Verdict};
+use crate::engine::snapshot::{
+    CoalesceRule, NotCoalescable, PairAddressReport, PairReport, Severity, Snapshot, Verdict,
+};
 use crate::sanitize::for_terminal;
 
 const RED: &str = "31";
@@ -329,9 +331,26 @@ fn block_lines(out: &mut String, p: &Painter, block: &CauseBlock<'_>) {
     }
 }
 
-/// One line per address of the pair (and its backends under it).
+/// One line per address of the pair (and its backends under it); per protocol, under a line
+/// naming it, when the pair was probed over HTTP/3 too.
 fn address_lines(out: &mut String, p: &Painter, pair: &PairReport, indent: usize) {
-    for a in &pair.addresses {
+    if pair.protocols.is_empty() {
+        protocol_address_lines(out, p, &pair.addresses, indent);
+    }
+    for row in &pair.protocols {
+        let _ = writeln!(
+            out,
+            "{:indent$}over {}: {}",
+            "",
+            row.protocol.label(),
+            p.verdict(row.verdict, row.verdict.as_str())
+        );
+        protocol_address_lines(out, p, &row.addresses, indent + 2);
+    }
+}
+
+fn protocol_address_lines(out: &mut String, p: &Painter, addresses: &[PairAddressReport], indent: usize) {
+    for a in addresses {
         // Refusals without an HTTP answer (resets, GOAWAY) are not among the statuses.
         let mut refusals = a.refusals.clone();
         refusals.remove("421");

@@ -1057,6 +1057,7 @@ mod tests {
             error: None,
             impact: vec![],
             findings: vec![],
+            protocols: vec![],
             cause: None,
         }
     }

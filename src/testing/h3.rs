@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use rustls_pki_types::PrivateKeyDer;
 
+use crate::lab::quic::H3Stream;
 use crate::testing::net::{Chain, TaskGuard};
 
 /// What the server does with one request.
@@ -114,60 +115,52 @@ async fn serve_connection(
     rule: H3Rule,
     seen: Arc<Mutex<Vec<H3Seen>>>,
 ) {
-    let Ok(connection) = incoming.await else {
-        return;
-    };
-    let sni = connection
-        .handshake_data()
-        .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
-        .and_then(|d| d.server_name);
-    let Ok(mut h3) = h3::server::builder()
-        .build::<_, Bytes>(h3_quinn::Connection::new(connection))
-        .await
-    else {
-        return;
-    };
-    let mut requests = tokio::task::JoinSet::new();
-    while let Ok(Some(resolver)) = h3.accept().await {
-        let (rule, seen, sni) = (rule.clone(), seen.clone(), sni.clone());
-        requests.spawn(async move {
-            let Ok((request, mut stream)) = resolver.resolve_request().await else {
-                return;
-            };
-            let authority = request
-                .uri()
-                .authority()
-                .map(|a| a.as_str().to_string())
-                .unwrap_or_default();
-            seen.lock().unwrap().push(H3Seen {
-                sni: sni.clone(),
-                authority: authority.clone(),
-                connection: number,
-            });
-            match rule(sni.as_deref(), &authority) {
-                H3Reply::Answer(status, body) => {
-                    let response = http::Response::builder()
-                        .status(status)
-                        .header("content-type", "text/plain")
-                        .header("content-length", body.len())
-                        .body(())
-                        .unwrap();
-                    if stream.send_response(response).await.is_ok()
-                        && stream.send_data(Bytes::from(body)).await.is_ok()
-                    {
-                        let _ = stream.finish().await;
-                    }
-                }
-                H3Reply::Reset(code) => stream.stop_stream(h3::error::Code::from(code)),
-                H3Reply::Endless => {
-                    let response = http::Response::builder().status(200).body(()).unwrap();
-                    if stream.send_response(response).await.is_ok() {
-                        let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
-                        while stream.send_data(chunk.clone()).await.is_ok() {}
-                    }
-                }
+    crate::lab::quic::serve_requests(incoming, move |sni, request, stream| {
+        answer(number, (rule.clone(), seen.clone()), sni, request, stream)
+    })
+    .await;
+}
+
+/// One request: recorded, then answered as `rule` says.
+async fn answer(
+    number: usize,
+    (rule, seen): (H3Rule, Arc<Mutex<Vec<H3Seen>>>),
+    sni: Option<Arc<str>>,
+    request: http::Request<()>,
+    mut stream: H3Stream,
+) {
+    let sni = sni.map(|s| s.to_string());
+    let authority = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_default();
+    seen.lock().unwrap().push(H3Seen {
+        sni: sni.clone(),
+        authority: authority.clone(),
+        connection: number,
+    });
+    match rule(sni.as_deref(), &authority) {
+        H3Reply::Answer(status, body) => {
+            let response = http::Response::builder()
+                .status(status)
+                .header("content-type", "text/plain")
+                .header("content-length", body.len())
+                .body(())
+                .unwrap();
+            if stream.send_response(response).await.is_ok()
+                && stream.send_data(Bytes::from(body)).await.is_ok()
+            {
+                let _ = stream.finish().await;
             }
-        });
+        }
+        H3Reply::Reset(code) => stream.stop_stream(h3::error::Code::from(code)),
+        H3Reply::Endless => {
+            let response = http::Response::builder().status(200).body(()).unwrap();
+            if stream.send_response(response).await.is_ok() {
+                let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
+                while stream.send_data(chunk.clone()).await.is_ok() {}
+            }
+        }
     }
-    requests.shutdown().await;
 }

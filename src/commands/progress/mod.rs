@@ -221,6 +221,7 @@ fn phase_name(phase: Phase) -> String {
         Phase::Directs => "direct requests".into(),
         Phase::OriginReferences => "origin references".into(),
         Phase::Http1Fallback => "HTTP/1.1 checks".into(),
+        Phase::Http3 { round, rounds } => format!("HTTP/3 round {round}/{rounds}"),
     }
 }
 

@@ -20,6 +20,7 @@ use crate::engine::snapshot::{
 pub(crate) use super::groups::groups;
 pub(crate) use super::hosts::{host_report, host_report_valid_until};
 use super::pairs::pair_report;
+use super::protocols;
 
 pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapshot {
     let now = unix_now();
@@ -38,18 +39,14 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
             if a == b {
                 continue;
             }
-            let coalesced = |addr: IpAddr| {
-                records
-                    .coalesced
-                    .get(&(a, b, addr))
-                    .map(|v| v.iter().collect())
-                    .unwrap_or_default()
-            };
+            let coalesced = |addr: IpAddr| requests_at(&records.coalesced, (a, b, addr));
+            let coalesced_h3 = |addr: IpAddr| requests_at(&records.coalesced_h3, (a, b, addr));
             let neighbours = |addr: IpAddr| index.hosts_at(&records.hosts, addr, records.hosts[a].entry.port);
+            let over_h3 = records.hosts[a].endpoints.values().any(|ep| ep.h3.is_some());
             match evaluate_pair(
                 &records.hosts[a],
                 &records.hosts[b],
-                &coalesced,
+                (&coalesced, over_h3.then_some(&coalesced_h3 as _)),
                 &neighbours,
                 all_pairs,
             ) {
@@ -97,6 +94,17 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
     }
 }
 
+/// The requests for a pair's target at each address of the origin (over one protocol).
+pub(crate) type Requests<'f, 'c> = &'f dyn Fn(IpAddr) -> Vec<&'c Coalesced>;
+
+/// The requests of `map` for (origin, target, address).
+fn requests_at(
+    map: &HashMap<(usize, usize, IpAddr), Vec<Coalesced>>,
+    key: (usize, usize, IpAddr),
+) -> Vec<&Coalesced> {
+    map.get(&key).map(|v| v.iter().collect()).unwrap_or_default()
+}
+
 /// What one ordered pair (origin ≠ target) contributes to a snapshot.
 pub(crate) enum PairEval {
     /// Not a pair: no shared address and no certificate of the origin naming the target.
@@ -114,12 +122,13 @@ pub(crate) enum PairEval {
 }
 
 /// Evaluate the pair `origin → target`; `coalesced(addr)` are the requests for the target on
-/// the origin's connections at `addr`; `neighbours(addr)` the watched hosts at `addr` (see
+/// the origin's HTTP/2 connections at `addr`, `coalesced_h3(addr)` on its HTTP/3 ones (None:
+/// the origin was not probed over HTTP/3); `neighbours(addr)` the watched hosts at `addr` (see
 /// `PairIndex::hosts_at`), whose pages a coalesced answer is compared with.
 pub(crate) fn evaluate_pair<'c, 'n>(
     ha: &'n HostRecord,
     hb: &'n HostRecord,
-    coalesced: &dyn Fn(IpAddr) -> Vec<&'c Coalesced>,
+    (coalesced, coalesced_h3): (Requests<'_, 'c>, Option<Requests<'_, 'c>>),
     neighbours: &dyn Fn(IpAddr) -> Vec<&'n HostRecord>,
     all_pairs: bool,
 ) -> PairEval {
@@ -143,7 +152,13 @@ pub(crate) fn evaluate_pair<'c, 'n>(
         }
         cert_only = true;
     }
-    let report = Box::new(pair_report(ha, hb, coalesced, neighbours, &policy));
+    let mut report = Box::new(pair_report(ha, hb, coalesced, neighbours, &policy));
+    if let Some(coalesced_h3) = coalesced_h3 {
+        let over_h3 = pair_report(ha, hb, coalesced_h3, neighbours, &policy);
+        if over_h3.probes > 0 {
+            protocols::combine(&mut report, over_h3);
+        }
+    }
     PairEval::Listed {
         verdict: report.verdict,
         link: policy.chrome || policy.firefox,

@@ -45,7 +45,7 @@
 use std::collections::BTreeMap;
 
 use crate::engine::judge::verdict;
-use crate::engine::probe::error::H2Reason;
+use crate::engine::probe::error::{H2Reason, H3Code};
 use crate::engine::snapshot::{Impact, ImpactClient, ImpactOutcome, Verdict};
 
 /// How the server refused requests for the target on the origin's connection.
@@ -66,8 +66,11 @@ impl Refusal {
         match r {
             verdict::Refusal::Status421 => Refusal::Status421,
             verdict::Refusal::Reset(H2Reason::HTTP_1_1_REQUIRED)
-            | verdict::Refusal::GoAway(H2Reason::HTTP_1_1_REQUIRED) => Refusal::Http1Required,
-            verdict::Refusal::Reset(_) | verdict::Refusal::GoAway(_) => Refusal::Reset,
+            | verdict::Refusal::GoAway(H2Reason::HTTP_1_1_REQUIRED)
+            | verdict::Refusal::H3Reset(H3Code::VERSION_FALLBACK) => Refusal::Http1Required,
+            verdict::Refusal::Reset(_) | verdict::Refusal::GoAway(_) | verdict::Refusal::H3Reset(_) => {
+                Refusal::Reset
+            }
         }
     }
 

@@ -14,5 +14,6 @@ pub mod impact;
 mod oddities;
 mod pairs;
 pub mod policy;
+mod protocols;
 mod signals;
 pub mod verdict;

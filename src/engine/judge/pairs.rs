@@ -35,6 +35,17 @@ struct Judged<'a> {
     down: Option<String>,
 }
 
+/// The share of 421s among the HTTP answers at every address (0 when none answered).
+fn rate_421(judged: &[Judged<'_>]) -> f64 {
+    let answered: usize = judged.iter().map(|j| j.judgement.answered).sum();
+    let misdirected: usize = judged.iter().map(|j| j.judgement.misdirected).sum();
+    if answered == 0 {
+        0.0
+    } else {
+        misdirected as f64 / answered as f64
+    }
+}
+
 /// The report of `origin → target`; `coalesced(addr)` are the requests for the target on the
 /// origin's connections at `addr`, `neighbours(addr)` the watched hosts there (whose pages a
 /// coalesced answer may turn out to be).
@@ -56,13 +67,7 @@ pub(super) fn pair_report<'c, 'n>(
     let coalesced_error = judged.iter().find_map(|j| j.judgement.first_error.as_ref());
     let (verdict, error) = pair_verdict(ha, policy, &judged, coalesced_error);
     let probes: u32 = addresses.iter().map(|x| x.probes).sum();
-    let answered: usize = judged.iter().map(|j| j.judgement.answered).sum();
-    let misdirected: usize = judged.iter().map(|j| j.judgement.misdirected).sum();
-    let rate_421 = if answered == 0 {
-        0.0
-    } else {
-        misdirected as f64 / answered as f64
-    };
+    let rate_421 = rate_421(&judged);
     let reason = if verdict == Verdict::NotCoalescable {
         policy.reason
     } else {
@@ -115,6 +120,7 @@ pub(super) fn pair_report<'c, 'n>(
         error,
         impact,
         findings,
+        protocols: Vec::new(),
         cause,
     }
 }

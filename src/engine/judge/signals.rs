@@ -3,10 +3,12 @@
 //! own records, pair findings from a pair's policy and verdict, and the endpoint report's
 //! fields.
 
+use std::net::SocketAddr;
+
 use crate::engine::judge::policy::PairPolicy;
 use crate::engine::probe::cert;
 use crate::engine::probe::signals::{origin_of, AltSvcSource, FrameAnomaly, ServerSignals};
-use crate::engine::record::{EndpointRecord, HostRecord};
+use crate::engine::record::{EndpointRecord, H3Record, HostRecord};
 use crate::engine::snapshot::{
     AltSvcReport, CoalesceRule, Finding, FindingKind, PairAddressReport, Severity, Verdict,
 };
@@ -73,16 +75,60 @@ pub(crate) fn host_findings(findings: &mut Vec<Finding>, h: &HostRecord) {
         h3_sources.push("HTTPS DNS record".to_string());
     }
     if !h3_sources.is_empty() {
+        let (severity, probed) = h3_probed(h);
         findings.push(finding(
             FindingKind::H3Advertised,
-            Severity::Info,
+            severity,
             format!(
-                "{} advertises HTTP/3 ({}): browsers move there, where coalescing follows the same certificate rules and a server may refuse coalesced requests differently; this check covers HTTP/2 only",
+                "{} advertises HTTP/3 ({}): browsers move there, where coalescing follows the same certificate rules and a server may refuse coalesced requests differently; {probed}",
                 h.entry.host,
                 first_of(&h3_sources)
             ),
         ));
     }
+}
+
+/// What the HTTP/3 probes of `h` found, said after its advertisement: a warning when QUIC
+/// handshakes failed (browsers that try HTTP/3 there wait, then fall back).
+fn h3_probed(h: &HostRecord) -> (Severity, String) {
+    let probed: Vec<(String, &H3Record)> = h
+        .endpoints
+        .iter()
+        .filter_map(|(&addr, ep)| {
+            ep.h3
+                .as_deref()
+                .map(|r| (SocketAddr::new(addr, r.port).to_string(), r))
+        })
+        .collect();
+    if probed.is_empty() {
+        return (Severity::Info, "this run probed HTTP/2 only".to_string());
+    }
+    let failed: Vec<String> = probed
+        .iter()
+        .filter_map(|(at, r)| {
+            r.handshake_errors.first().map(|e| {
+                format!(
+                    "{at}: {} of {} QUIC handshakes failed ({e})",
+                    r.handshake_errors.len(),
+                    r.handshakes
+                )
+            })
+        })
+        .collect();
+    if failed.is_empty() {
+        let at: Vec<String> = probed.into_iter().map(|(at, _)| at).collect();
+        return (
+            Severity::Info,
+            format!("probed over HTTP/3 at {} (UDP)", first_of(&at)),
+        );
+    }
+    (
+        Severity::Warning,
+        format!(
+            "over HTTP/3, {}: browsers that try it wait for the handshake, then fall back to HTTP/2",
+            first_of(&failed)
+        ),
+    )
 }
 
 /// ORIGIN entries the certificate at `a` does not cover, and frames that were odd.

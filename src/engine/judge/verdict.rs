@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::engine::probe::error::{H2Reason, ProbeError};
+use crate::engine::probe::error::{H2Reason, H3Code, ProbeError};
 use crate::engine::probe::h2::HttpAnswer;
 use crate::engine::record::Outcome;
 use crate::engine::snapshot::{Content, Verdict};
@@ -39,6 +39,9 @@ pub enum Refusal {
     /// processed. A stream at or below it that the server then drops ends in an I/O error,
     /// which is no refusal.
     GoAway(H2Reason),
+    /// Over HTTP/3, the server reset the request's stream with `H3_REQUEST_REJECTED` (not
+    /// processed, retry) or `H3_VERSION_FALLBACK` (retry over HTTP/1.1), RFC 9114 §8.1.
+    H3Reset(H3Code),
 }
 
 impl Refusal {
@@ -57,6 +60,12 @@ impl Refusal {
                 reason,
                 by_client: false,
             }) => Some(Refusal::GoAway(*reason)),
+            Err(ProbeError::H3Reset {
+                code,
+                by_client: false,
+            }) if [H3Code::REQUEST_REJECTED, H3Code::VERSION_FALLBACK].contains(code) => {
+                Some(Refusal::H3Reset(*code))
+            }
             Err(_) => None,
         }
     }
@@ -69,6 +78,7 @@ impl fmt::Display for Refusal {
             Refusal::Status421 => f.write_str("421"),
             Refusal::Reset(r) => write!(f, "reset {r}"),
             Refusal::GoAway(r) => write!(f, "goaway {r}"),
+            Refusal::H3Reset(c) => write!(f, "reset {c}"),
         }
     }
 }

@@ -155,6 +155,7 @@ fn job_key(hosts: &[HostRecord], job: &Job) -> JobKey {
         Job::Origin(h, a) => (hosts[h].entry.key(), a, 0),
         Job::Direct(h, a, DirectProtocol::Negotiate) => (hosts[h].entry.key(), a, 1),
         Job::Direct(h, a, DirectProtocol::Http1Only) => (hosts[h].entry.key(), a, 2),
+        Job::OriginH3(h, a, _) => (hosts[h].entry.key(), a, 3),
     }
 }
 
@@ -539,7 +540,7 @@ impl Scheduler {
                     self.last_direct_ok.remove(&id);
                 }
             }
-            JobResult::Direct { .. } => {}
+            JobResult::Direct { .. } | JobResult::OriginH3(_) => {}
         }
     }
 

@@ -19,7 +19,7 @@ use crate::engine::judge::{analysis, content};
 use crate::engine::live::planner::{address_peers, origin_index, Plan};
 use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::prober::Prober;
-use crate::engine::record::{HostRecord, Job, JobResult, Records};
+use crate::engine::record::{h3_advert, HostRecord, Job, JobResult, Records};
 use crate::engine::snapshot::Snapshot;
 use crate::watchlist::Entry;
 
@@ -36,6 +36,8 @@ pub struct CheckOptions {
     pub all_pairs: bool,
     /// Targets per origin connection at most (None: every covered target, every round).
     pub max_targets: Option<usize>,
+    /// Probe over HTTP/3 too where a host advertises it (`--protocols`).
+    pub h3: bool,
 }
 
 impl Default for CheckOptions {
@@ -44,6 +46,7 @@ impl Default for CheckOptions {
             rounds: 3,
             all_pairs: false,
             max_targets: None,
+            h3: true,
         }
     }
 }
@@ -126,6 +129,9 @@ pub async fn probe_with(
         run_jobs(prober, jobs, &mut records, &plan, progress).await;
         records.rounds += 1;
     }
+    if options.h3 {
+        run_h3_rounds(prober, options.rounds, &mut records, &plan, progress).await;
+    }
     let missing = missing_directs(&records);
     run_phase(prober, Phase::Directs, missing, &mut records, &plan, progress).await;
     let origins = wanted_origin_references(&records);
@@ -150,6 +156,39 @@ pub async fn probe_with(
     .await;
     records.connections = prober.connections();
     records
+}
+
+/// `rounds` rounds of HTTP/3 origin jobs (`h3_jobs`), each in a new random order.
+async fn run_h3_rounds(
+    prober: &Prober,
+    rounds: u32,
+    records: &mut Records,
+    plan: &Plan,
+    progress: &dyn ProgressSink,
+) {
+    for round in 0..rounds {
+        let mut jobs = h3_jobs(records);
+        jobs.shuffle(&mut rand::rng());
+        let phase = Phase::Http3 {
+            round: round + 1,
+            rounds,
+        };
+        run_phase(prober, phase, jobs, records, plan, progress).await;
+    }
+}
+
+/// An HTTP/3 origin job per (host, address) that advertises HTTP/3 (`h3_advert`): as an
+/// HTTP/2 round's, over QUIC.
+fn h3_jobs(records: &Records) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for (i, h) in records.hosts.iter().enumerate() {
+        for (&addr, ep) in &h.endpoints {
+            if let Some(port) = h3_advert(h, ep) {
+                jobs.push(Job::OriginH3(i, addr, port));
+            }
+        }
+    }
+    jobs
 }
 
 /// When the answers of a host on its own connections fail, ask once over HTTP/1.1: it tells
@@ -258,6 +297,7 @@ async fn run_jobs(
         .inspect(|r| {
             let requests = match r {
                 JobResult::Origin { requests, .. } => *requests,
+                JobResult::OriginH3(r) => r.requests,
                 JobResult::Direct { .. } => 1,
             };
             progress.event(CheckProgress::JobDone { requests });

@@ -45,6 +45,9 @@ pub enum Phase {
     OriginReferences,
     /// HTTP/1.1 requests where the HTTP/2 answers failed.
     Http1Fallback,
+    /// Round `round` of `rounds` over HTTP/3: a fresh QUIC connection per (origin, address)
+    /// that advertises it.
+    Http3 { round: u32, rounds: u32 },
 }
 
 /// The work planned once DNS has answered. The targets a connection carries are known only

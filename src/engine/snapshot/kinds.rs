@@ -248,6 +248,30 @@ contract_words!(Client {
     Firefox => "firefox",
 });
 
+/// The HTTP version a coalesced request went over: HTTP/2 over TLS, or HTTP/3 over QUIC
+/// (probed where the origin advertises it: Alt-Svc, or an HTTPS record's `alpn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    H2,
+    H3,
+}
+
+contract_words!(Protocol {
+    H2 => "h2",
+    H3 => "h3",
+});
+
+impl Protocol {
+    /// How people write it: "HTTP/2", "HTTP/3".
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::H2 => "HTTP/2",
+            Protocol::H3 => "HTTP/3",
+        }
+    }
+}
+
 /// How a coalesced answer's page compares with the target's own page (per address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -21,7 +21,7 @@ pub use self::event::{
 };
 pub use self::kinds::{
     Client, CoalesceRule, Content, EventKind, FindingKind, ImpactClient, ImpactOutcome, NotCoalescable,
-    Severity, Verdict,
+    Protocol, Severity, Verdict,
 };
 pub use self::live::{EngineStatus, History, LiveView, ViewChanges, HISTORY_BUCKETS};
 pub use self::pending::{ListedPair, ListedPairs, PairSource, PendingPairs, PendingRun};
@@ -245,10 +245,29 @@ pub struct PairReport {
     /// leaving out one served fine). Left out of the JSON when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// The pair judged over each protocol, when it was probed over HTTP/3 too (HTTP/2 first);
+    /// `verdict` is then the worst of them. The pair's other counts (`probes`, `rate_421`,
+    /// `refusal_rate`, `addresses`) stay HTTP/2's. Left out of the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protocols: Vec<ProtocolReport>,
     /// Why it is a problem, shared with the pairs of the same cause (problem and error
     /// verdicts). Not in the JSON, whose pairs carry their own texts.
     #[serde(skip)]
     pub cause: Option<Arc<cause::Cause>>,
+}
+
+/// A pair judged over one protocol: requests for the target on connections opened for the
+/// origin over that protocol only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProtocolReport {
+    pub protocol: Protocol,
+    pub verdict: Verdict,
+    pub probes: u32,
+    pub rate_421: f64,
+    pub refusal_rate: Option<RateInterval>,
+    pub explanation: Arc<str>,
+    pub error: Option<String>,
+    pub addresses: Vec<PairAddressReport>,
 }
 
 /// One client's fate on a pair.

@@ -114,6 +114,9 @@ fn findings_are_the_listed_ones() {
         ("old.h1.coalscope.test", FindingKind::NoH2),
         ("untrusted.certs.coalscope.test", FindingKind::CertInvalid),
         ("void.blackhole.coalscope.test", FindingKind::Unreachable),
+        ("www.quic.coalscope.test", FindingKind::H3Advertised),
+        ("www.svcb.coalscope.test", FindingKind::H3Advertised),
+        ("api.quic.coalscope.test", FindingKind::H3Advertised),
     ];
     want.sort();
     assert_eq!(got, want);

@@ -100,6 +100,7 @@ fn counts(m: &BTreeMap<String, u32>) -> String {
 /// what to fix, then one line per address.
 pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
     let mut out = vec![pair_heading(p, t), pair_verdict(p, t), pair_coalescing(p, t)];
+    out.extend(pair_protocols(p, t));
     out.extend(pair_notes(p, t));
     out.extend(p.addresses.iter().take(MAX_ITEMS).map(|a| pair_address(a, t)));
     out
@@ -133,6 +134,33 @@ fn pair_verdict<'a>(p: &PairReport, t: &Theme) -> Line<'a> {
     };
     l.extend(kv("  refused", refused, t));
     Line::from(l)
+}
+
+/// Each protocol's verdict, when the pair was probed over HTTP/3 too:
+/// "over HTTP/2 ok 0% refused of 3 probes · over HTTP/3 misdirected 100% refused of 3 probes".
+fn pair_protocols<'a>(p: &PairReport, t: &Theme) -> Option<Line<'a>> {
+    if p.protocols.is_empty() {
+        return None;
+    }
+    let mut l = Vec::new();
+    for (i, row) in p.protocols.iter().enumerate() {
+        let label = format!(
+            "{}over {} ",
+            if i == 0 { "" } else { " · " },
+            row.protocol.label()
+        );
+        l.push(Span::styled(label, t.label));
+        l.push(Span::styled(row.verdict.as_str(), t.verdict(row.verdict)));
+        let refused = match row.refusal_rate {
+            Some(r) if r.n > 0 => percent(r.rate),
+            _ => "-".to_string(),
+        };
+        l.push(Span::styled(
+            format!(" {refused} refused of {} probes", row.probes),
+            t.dim,
+        ));
+    }
+    Some(Line::from(l))
 }
 
 /// Which clients would coalesce, whether the certificate allows it, the shared addresses.
@@ -526,4 +554,53 @@ fn group_lines<'a>(view: &LiveView, g: &GroupEntry, pairs: &[u32], t: &Theme) ->
         t.dim,
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::snapshot::cause::problem_pair;
+    use crate::engine::snapshot::{Protocol, ProtocolReport, RateInterval, Verdict};
+
+    fn row(protocol: Protocol, verdict: Verdict, refused: f64) -> ProtocolReport {
+        ProtocolReport {
+            protocol,
+            verdict,
+            probes: 3,
+            rate_421: refused,
+            refusal_rate: Some(RateInterval {
+                rate: refused,
+                low: 0.0,
+                high: 1.0,
+                n: 3,
+            }),
+            explanation: "".into(),
+            error: None,
+            addresses: vec![],
+        }
+    }
+
+    #[test]
+    fn a_pair_probed_over_both_protocols_shows_both_verdicts() {
+        let t = Theme::new(false, true);
+        let mut p = problem_pair("a.test:443", "b.test:443", Verdict::Misdirected, None);
+        let text =
+            |p: &PairReport| -> Vec<String> { pair_lines(p, &t).iter().map(|l| l.to_string()).collect() };
+        assert!(
+            !text(&p).iter().any(|l| l.contains("over HTTP/")),
+            "HTTP/2 only: no line"
+        );
+        p.protocols = vec![
+            row(Protocol::H2, Verdict::Ok, 0.0),
+            row(Protocol::H3, Verdict::Misdirected, 1.0),
+        ];
+        let lines = text(&p);
+        assert!(
+            lines.contains(
+                &"over HTTP/2 ok 0% refused of 3 probes · over HTTP/3 misdirected 100% refused of 3 probes"
+                    .to_string()
+            ),
+            "{lines:#?}"
+        );
+    }
 }

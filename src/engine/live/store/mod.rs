@@ -189,6 +189,8 @@ fn host_record(h: &LiveHost) -> HostRecord {
                     direct: recent(&ep.direct),
                     direct_http1: recent(&ep.direct_http1),
                     signals: ep.signals.clone(),
+                    // The live engine plans no HTTP/3 jobs yet (`check` does).
+                    h3: None,
                 };
                 (*a, Box::new(record))
             })
@@ -339,7 +341,8 @@ impl Store {
             .collect()
     }
 
-    /// Fold a job result in; `hosts` is the list the job's indices refer to.
+    /// Fold a job result in; `hosts` is the list the job's indices refer to. HTTP/3 results
+    /// are counted, not kept: the live planner makes no HTTP/3 jobs yet.
     pub fn apply(&mut self, hosts: &[HostRecord], result: JobResult, at: Instant) {
         self.connections += 1;
         let gen = self.tick();
@@ -417,6 +420,7 @@ impl Store {
                     DirectProtocol::Http1Only => push(&mut ep.direct_http1, at, sample),
                 }
             }
+            JobResult::OriginH3(r) => self.requests += r.requests,
         }
     }
 
@@ -535,6 +539,7 @@ impl Store {
             requests: self.requests,
             rounds: cycles.min(u32::MAX as u64) as u32,
             pages: Default::default(),
+            coalesced_h3: HashMap::new(),
         }
     }
 

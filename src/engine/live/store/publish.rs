@@ -350,7 +350,7 @@ impl Store {
         let (records, index) = (&self.cache.records, self.cache.index.as_ref());
         let port = records[a].entry.port;
         let neighbours = |addr: IpAddr| index.map(|i| i.hosts_at(records, addr, port)).unwrap_or_default();
-        analysis::evaluate_pair(&records[a], &records[b], &lookup, &neighbours, false)
+        analysis::evaluate_pair(&records[a], &records[b], (&lookup, None), &neighbours, false)
     }
 
     /// Groups (when they changed), the summary and the contract report, with the sparklines
@@ -553,7 +553,7 @@ impl PairSource for PendingSource {
         let b = self.records.get(target as usize)?;
         let none = |_: IpAddr| -> Vec<&Coalesced> { Vec::new() };
         let nobody = |_: IpAddr| -> Vec<&HostRecord> { Vec::new() };
-        match analysis::evaluate_pair(a, b, &none, &nobody, false) {
+        match analysis::evaluate_pair(a, b, (&none, None), &nobody, false) {
             PairEval::Listed { report, .. } => Some(*report),
             PairEval::Skip | PairEval::CertOnly => None,
         }

@@ -1,0 +1,189 @@
+//! `check` over HTTP/3 (issue 17, step 2): a host whose HTTP/2 answers advertise HTTP/3
+//! (`Alt-Svc: h3=":PORT"`) is probed over QUIC too, and each pair gets both verdicts. Real
+//! servers on loopback: the test HTTP/2 server (clean: it answers every name on every
+//! connection) and the test HTTP/3 server (strict like Caddy's `strict_sni_host`, or clean),
+//! at the same address; `check` runs as a child process with `--resolve` and the test CA.
+
+// Test code: a failed expectation is a failed test, said where it happened.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use coalscope::testing::h3::{h3_server, H3Reply, H3Rule, H3Server};
+use coalscope::testing::net::{signalling_server, Pki, ServerOptions, Signals, TestServer, Validity};
+use serde_json::Value;
+
+/// The test HTTP/3 server's rule: the page the HTTP/2 test server answers for the name
+/// (`site=HOST sni=SNI path=/`), or 421 when `strict` and the name is not the SNI.
+fn rule(strict: bool) -> H3Rule {
+    Arc::new(move |sni, authority| {
+        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+        if strict && sni != Some(host) {
+            return H3Reply::Answer(421, String::new());
+        }
+        H3Reply::Answer(200, format!("site={host} sni={} path=/", sni.unwrap_or("-")))
+    })
+}
+
+/// A site at `ip`: HTTP/2 on TCP, clean, advertising HTTP/3 on the UDP port of an HTTP/3
+/// server beside it (strict or not).
+struct Site {
+    h2: TestServer,
+    h3: H3Server,
+}
+
+async fn site(pki: &Pki, ip: [u8; 4], names: &[&str], strict: bool) -> Site {
+    let (chain, key) = pki.leaf(names, Validity::Current);
+    let h3 = h3_server(
+        SocketAddr::from((ip, 0)),
+        chain.clone(),
+        key.clone_key(),
+        rule(strict),
+    )
+    .await;
+    let alt_svc: &'static str = Box::leak(format!("h3=\":{}\"; ma=60", h3.addr.port()).into_boxed_str());
+    let signals = Signals {
+        alt_svc: Some(alt_svc),
+        ..Signals::default()
+    };
+    let h2 = signalling_server(
+        SocketAddr::from((ip, 0)),
+        chain,
+        key,
+        ServerOptions::default(),
+        signals,
+    )
+    .await;
+    Site { h2, h3 }
+}
+
+/// `check` of `names` at `site` (two rounds, JSON), with `extra` options.
+async fn check(pki: &Pki, site: &Site, names: &[&str], extra: &[&str]) -> (Option<i32>, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, pki.ca_pem()).unwrap();
+    let port = site.h2.addr.port();
+    let watch: String = names.iter().map(|n| format!("{n}:{port}\n")).collect();
+    let ip = site.h2.addr.ip().to_string();
+    let resolves: Vec<String> = names.iter().map(|n| format!("{n}:{ip}")).collect();
+    let mut args = vec![
+        "check",
+        "-",
+        "--format",
+        "json",
+        "--rounds",
+        "2",
+        "--timeout",
+        "2s",
+    ];
+    args.extend(["--ca-file", ca.to_str().unwrap()]);
+    for r in &resolves {
+        args.extend(["--resolve", r]);
+    }
+    args.extend(extra);
+    let out = common::run(&args, Some(watch.as_bytes())).await;
+    let doc = common::stdout_json(&out);
+    common::assert_valid(&doc);
+    (out.status.code(), doc)
+}
+
+fn pair<'a>(doc: &'a Value, origin: &str, target: &str) -> &'a Value {
+    doc["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["origin"].as_str().unwrap().starts_with(origin)
+                && p["target"].as_str().unwrap().starts_with(target)
+        })
+        .unwrap_or_else(|| panic!("no pair {origin} → {target}: {doc:#}"))
+}
+
+/// (protocol, verdict, probes) of each row of a pair's `protocols`.
+fn rows(p: &Value) -> Vec<(String, String, u64)> {
+    p["protocols"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    (
+                        r["protocol"].as_str().unwrap().to_string(),
+                        r["verdict"].as_str().unwrap().to_string(),
+                        r["probes"].as_u64().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_clean_over_http2_but_refused_over_http3_is_misdirected_and_says_so() {
+    let pki = Pki::new("h3 check");
+    let names = ["www.h3c.test", "api.h3c.test"];
+    let s = site(&pki, [127, 0, 18, 1], &names, true).await;
+    let (code, doc) = check(&pki, &s, &names, &[]).await;
+    let p = pair(&doc, "www.h3c.test", "api.h3c.test");
+    assert_eq!(p["verdict"], "misdirected", "{p:#}");
+    let h = |s: &str| s.to_string();
+    // Two rounds: over each protocol, one connection per origin per round carries the target.
+    assert_eq!(
+        rows(p),
+        [(h("h2"), h("ok"), 2), (h("h3"), h("misdirected"), 2)],
+        "{p:#}"
+    );
+    let explanation = p["explanation"].as_str().unwrap();
+    assert!(
+        explanation.starts_with("over HTTP/3 (misdirected; over HTTP/2: ok)"),
+        "{explanation}"
+    );
+    // The pair's own counts stay HTTP/2's; the HTTP/3 row has its 421s.
+    assert_eq!(
+        (p["probes"].as_u64(), p["rate_421"].as_f64()),
+        (Some(2), Some(0.0))
+    );
+    assert_eq!(p["protocols"][1]["rate_421"], 1.0, "{p:#}");
+    assert_eq!(p["protocols"][1]["addresses"][0]["statuses"]["421"], 2, "{p:#}");
+    assert_eq!(code, Some(1), "a problem: exit 1");
+    // The HTTP/3 server saw each coalesced request on a connection whose SNI was the origin.
+    let seen = s.h3.seen();
+    assert!(
+        seen.iter()
+            .any(|r| r.sni.as_deref() == Some("www.h3c.test") && r.authority.starts_with("api.h3c.test")),
+        "{seen:?}"
+    );
+    // `--protocols h2`: no QUIC at all, the pair is judged over HTTP/2 alone.
+    let before = s.h3.seen().len();
+    let (code, doc) = check(&pki, &s, &names, &["--protocols", "h2"]).await;
+    let p = pair(&doc, "www.h3c.test", "api.h3c.test");
+    assert_eq!((p["verdict"].as_str(), rows(p).len()), (Some("ok"), 0), "{p:#}");
+    assert_eq!(s.h3.seen().len(), before, "no HTTP/3 request with --protocols h2");
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_clean_over_both_protocols_is_ok_with_both_verdicts() {
+    let pki = Pki::new("h3 check clean");
+    let names = ["www.h3ok.test", "api.h3ok.test"];
+    let s = site(&pki, [127, 0, 18, 2], &names, false).await;
+    let (code, doc) = check(&pki, &s, &names, &[]).await;
+    for (a, b) in [(names[0], names[1]), (names[1], names[0])] {
+        let p = pair(&doc, a, b);
+        assert_eq!(p["verdict"], "ok", "{p:#}");
+        let h = |s: &str| s.to_string();
+        assert_eq!(rows(p), [(h("h2"), h("ok"), 2), (h("h3"), h("ok"), 2)], "{p:#}");
+        assert!(
+            !p["explanation"].as_str().unwrap().starts_with("over HTTP"),
+            "{p:#}"
+        );
+    }
+    assert_eq!(code, Some(0), "{doc:#}");
+}
