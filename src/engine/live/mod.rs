@@ -8,6 +8,7 @@
 pub mod planner;
 pub mod scheduler;
 pub mod store;
+mod trim;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

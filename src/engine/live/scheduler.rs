@@ -254,6 +254,7 @@ impl Scheduler {
         let mut publish = tokio::time::interval(publish_every.min(PUBLISH_TICK));
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut cadence = Cadence::new(publish_every);
+        let mut trim = super::trim::Trim::new();
         loop {
             let mut ended = None;
             tokio::select! {
@@ -287,6 +288,10 @@ impl Scheduler {
                 cadence.published(started.elapsed(), ended);
                 if views.send(Arc::new(view)).is_err() {
                     break;
+                }
+                // The view before this one is gone now (unless a reader holds it).
+                if ended.is_some() {
+                    trim.after_publish(Instant::now());
                 }
             }
         }
