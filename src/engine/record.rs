@@ -98,7 +98,7 @@ pub enum Job {
     /// A direct request for host `0` at the address.
     Direct(usize, IpAddr, DirectProtocol),
     /// A fresh HTTP/3 connection (QUIC) for host `0` at the address, on the UDP port its
-    /// advertisement names (`H3Advert`).
+    /// advertisement names (`h3_advert`).
     OriginH3(usize, IpAddr, u16),
 }
 
