@@ -107,24 +107,6 @@ fn pair<'a>(doc: &'a Value, origin: &str, target: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no pair {origin} → {target}: {doc:#}"))
 }
 
-/// (protocol, verdict, probes) of each row of a pair's `protocols`.
-fn rows(p: &Value) -> Vec<(String, String, u64)> {
-    p["protocols"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .map(|r| {
-                    (
-                        r["protocol"].as_str().unwrap().to_string(),
-                        r["verdict"].as_str().unwrap().to_string(),
-                        r["probes"].as_u64().unwrap(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pair_clean_over_http2_but_refused_over_http3_is_misdirected_and_says_so() {
     let pki = Pki::new("h3 check");
@@ -133,11 +115,10 @@ async fn a_pair_clean_over_http2_but_refused_over_http3_is_misdirected_and_says_
     let (code, doc) = check(&pki, &s, &names, &[]).await;
     let p = pair(&doc, "www.h3c.test", "api.h3c.test");
     assert_eq!(p["verdict"], "misdirected", "{p:#}");
-    let h = |s: &str| s.to_string();
     // Two rounds: over each protocol, one connection per origin per round carries the target.
     assert_eq!(
-        rows(p),
-        [(h("h2"), h("ok"), 2), (h("h3"), h("misdirected"), 2)],
+        common::protocol_rows(p),
+        [("h2", "ok", 2), ("h3", "misdirected", 2)],
         "{p:#}"
     );
     let explanation = p["explanation"].as_str().unwrap();
@@ -164,7 +145,11 @@ async fn a_pair_clean_over_http2_but_refused_over_http3_is_misdirected_and_says_
     let before = s.h3.seen().len();
     let (code, doc) = check(&pki, &s, &names, &["--protocols", "h2"]).await;
     let p = pair(&doc, "www.h3c.test", "api.h3c.test");
-    assert_eq!((p["verdict"].as_str(), rows(p).len()), (Some("ok"), 0), "{p:#}");
+    assert_eq!(
+        (p["verdict"].as_str(), common::protocol_rows(p).len()),
+        (Some("ok"), 0),
+        "{p:#}"
+    );
     assert_eq!(s.h3.seen().len(), before, "no HTTP/3 request with --protocols h2");
     assert_eq!(code, Some(0));
 }
@@ -178,8 +163,11 @@ async fn a_pair_clean_over_both_protocols_is_ok_with_both_verdicts() {
     for (a, b) in [(names[0], names[1]), (names[1], names[0])] {
         let p = pair(&doc, a, b);
         assert_eq!(p["verdict"], "ok", "{p:#}");
-        let h = |s: &str| s.to_string();
-        assert_eq!(rows(p), [(h("h2"), h("ok"), 2), (h("h3"), h("ok"), 2)], "{p:#}");
+        assert_eq!(
+            common::protocol_rows(p),
+            [("h2", "ok", 2), ("h3", "ok", 2)],
+            "{p:#}"
+        );
         assert!(
             !p["explanation"].as_str().unwrap().starts_with("over HTTP"),
             "{p:#}"

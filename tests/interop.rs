@@ -652,7 +652,7 @@ async fn caddy_strict_sni_host_refuses_both_ways() {
     for (o, t) in [(&ka, &kb), (&kb, &ka)] {
         let p = r.pair(o, t);
         assert_eq!(
-            protocol_verdicts(p),
+            common::protocol_rows(p),
             [("h2", "misdirected", 3), ("h3", "misdirected", 3)],
             "{p}"
         );
@@ -663,24 +663,6 @@ async fn caddy_strict_sni_host_refuses_both_ways() {
         );
     }
     sc.finish();
-}
-
-/// (protocol, verdict, probes) of each row of a pair's `protocols`.
-fn protocol_verdicts(p: &serde_json::Value) -> Vec<(&str, &str, u64)> {
-    p["protocols"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .map(|r| {
-                    (
-                        r["protocol"].as_str().unwrap_or("?"),
-                        r["verdict"].as_str().unwrap_or("?"),
-                        r["probes"].as_u64().unwrap_or(0),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 struct ApacheRun {
@@ -1039,7 +1021,7 @@ async fn caddy_default_and_client_auth() {
     ] {
         let p = r.pair(o, t);
         assert_eq!(
-            protocol_verdicts(p),
+            common::protocol_rows(p),
             [("h2", verdict, 3), ("h3", verdict, 3)],
             "{p}"
         );

@@ -107,6 +107,24 @@ pub fn assert_valid_against(file: &str, doc: &Value) {
     );
 }
 
+/// (protocol, verdict, probes) of each row of a pair's `protocols`.
+pub fn protocol_rows(p: &Value) -> Vec<(&str, &str, u64)> {
+    p["protocols"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    (
+                        r["protocol"].as_str().unwrap_or("?"),
+                        r["verdict"].as_str().unwrap_or("?"),
+                        r["probes"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn stdout_json(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(&text).unwrap_or_else(|e| {
