@@ -35,6 +35,8 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
     let mut problem_origins: Vec<usize> = Vec::new();
     let index = PairIndex::new(&records.hosts);
     for a in 0..records.hosts.len() {
+        // Probed over HTTP/3 at some address: its pairs are judged over both protocols.
+        let over_h3 = records.hosts[a].endpoints.values().any(|ep| ep.h3.is_some());
         for b in index.linked_targets(&records.hosts, a) {
             if a == b {
                 continue;
@@ -42,7 +44,6 @@ pub fn analyse(records: &Records, all_pairs: bool, elapsed: Duration) -> Snapsho
             let coalesced = |addr: IpAddr| requests_at(&records.coalesced, (a, b, addr));
             let coalesced_h3 = |addr: IpAddr| requests_at(&records.coalesced_h3, (a, b, addr));
             let neighbours = |addr: IpAddr| index.hosts_at(&records.hosts, addr, records.hosts[a].entry.port);
-            let over_h3 = records.hosts[a].endpoints.values().any(|ep| ep.h3.is_some());
             match evaluate_pair(
                 &records.hosts[a],
                 &records.hosts[b],
