@@ -755,6 +755,53 @@ fn encode_pair_states(enc: &mut DescriptorEncoder, pairs: &[&PairReport]) -> fmt
             .iter()
             .map(|p| (pair_labels(p), p.refusal_rate.map_or(0.0, |r| r.rate)))
             .collect(),
+    )?;
+    encode_pair_protocols(enc, pairs)
+}
+
+/// The exported pairs probed over both HTTP/2 and HTTP/3 (the origin advertises HTTP/3): each
+/// protocol's verdict, requests and refusal share, by a `protocol` label. The pair's own
+/// series above are its worst protocol's.
+fn encode_pair_protocols(enc: &mut DescriptorEncoder, pairs: &[&PairReport]) -> fmt::Result {
+    let rows = || {
+        pairs.iter().flat_map(|p| {
+            p.protocols.iter().map(move |r| {
+                let mut labels = pair_labels(p);
+                labels.push(("protocol", r.protocol.as_str().to_string()));
+                (labels, r)
+            })
+        })
+    };
+    gauge(
+        enc,
+        "pair_protocol_verdict",
+        "The pair's verdict over one protocol (h2, h3), for the pairs probed over both, as a state set: 1 for the protocol's current verdict, 0 for the others. coalscope_pair_verdict is the worse of the two.",
+        None,
+        rows()
+            .flat_map(|(labels, r)| {
+                Verdict::ALL.iter().map(move |v| {
+                    let mut labels = labels.clone();
+                    labels.push(("verdict", v.as_str().to_string()));
+                    (labels, bool_value(r.verdict == *v))
+                })
+            })
+            .collect(),
+    )?;
+    gauge(
+        enc,
+        "pair_protocol_probes",
+        "Requests for the target on connections opened for the origin over one protocol (h2, h3), within the window, for the pairs probed over both.",
+        None,
+        rows().map(|(labels, r)| (labels, i64::from(r.probes))).collect(),
+    )?;
+    gauge(
+        enc,
+        "pair_protocol_refused_ratio",
+        "Share of the pair's coalesced requests over one protocol (h2, h3) within the window that the server refused, for the pairs probed over both.",
+        None,
+        rows()
+            .map(|(labels, r)| (labels, r.refusal_rate.map_or(0.0, |x| x.rate)))
+            .collect(),
     )
 }
 
@@ -1139,6 +1186,66 @@ mod tests {
             .find(|l| l.starts_with(prefix))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
+    }
+
+    /// A pair probed over HTTP/2 and HTTP/3 has each protocol's verdict, requests and refusal
+    /// share under a `protocol` label; a pair probed over HTTP/2 only has none of them.
+    #[test]
+    fn pairs_probed_over_both_protocols_have_series_per_protocol() {
+        use crate::engine::snapshot::{Protocol, ProtocolReport};
+        let row = |protocol, r: &PairReport| ProtocolReport {
+            protocol,
+            verdict: r.verdict,
+            probes: r.probes,
+            rate_421: r.rate_421,
+            refusal_rate: r.refusal_rate,
+            explanation: r.explanation.clone(),
+            error: None,
+            addresses: r.addresses.clone(),
+        };
+        let h2 = pair("a.example:443", "b.example:443", Verdict::Ok, 4, 0);
+        let h3 = pair("a.example:443", "b.example:443", Verdict::Misdirected, 2, 2);
+        let mut both = PairReport {
+            verdict: Verdict::Misdirected,
+            ..h2.clone()
+        };
+        both.protocols = vec![row(Protocol::H2, &h2), row(Protocol::H3, &h3)];
+        let h2_only = pair("b.example:443", "a.example:443", Verdict::Ok, 4, 0);
+        let e = exporter(10, None);
+        e.update(view(vec![both, h2_only]), Instant::now());
+        let text = e.encode(Format::Prometheus);
+        let key = |protocol: &str| {
+            format!(r#"{{origin="a.example:443",target="b.example:443",protocol="{protocol}""#)
+        };
+        for (protocol, verdict) in [("h2", "ok"), ("h3", "misdirected")] {
+            let series = format!(
+                "coalscope_pair_protocol_verdict{},verdict=\"{verdict}\"}} 1",
+                key(protocol)
+            );
+            assert!(text.contains(&series), "{series} in {text}");
+        }
+        assert_eq!(
+            sample(&text, &format!("coalscope_pair_protocol_probes{}}}", key("h3"))),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!("coalscope_pair_protocol_refused_ratio{}}}", key("h3"))
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &format!("coalscope_pair_protocol_refused_ratio{}}}", key("h2"))
+            ),
+            Some(0.0)
+        );
+        assert!(
+            !text.contains(r#"coalscope_pair_protocol_verdict{origin="b.example:443""#),
+            "{text}"
+        );
     }
 
     #[test]
