@@ -110,6 +110,10 @@ pub struct CommonArgs {
     /// (timeouts, SERVFAIL, REFUSED, no answer; not NXDOMAIN); then the name is a dns-error.
     #[arg(long = "dns-grace", value_name = "DUR", default_value = "5m", env = "COALSCOPE_DNS_GRACE", value_parser = parse_grace)]
     pub dns_grace: Duration,
+    /// Protocols to probe coalescing over: HTTP/2 always; HTTP/3 where a host advertises it
+    /// (Alt-Svc, or an HTTPS record's alpn). `--protocols h2` turns HTTP/3 off.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "h2,h3", env = "COALSCOPE_PROTOCOLS", value_parser = parse_protocol)]
+    pub protocols: Vec<Protocol>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -140,10 +144,6 @@ pub struct CheckArgs {
     /// Also list the pairs linked only by the certificate (no shared address).
     #[arg(long = "all-pairs", env = "COALSCOPE_ALL_PAIRS")]
     pub all_pairs: bool,
-    /// Protocols to probe coalescing over: HTTP/2 always; HTTP/3 where a host advertises it
-    /// (Alt-Svc, or an HTTPS record's alpn). `--protocols h2` turns HTTP/3 off.
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "h2,h3", env = "COALSCOPE_PROTOCOLS", value_parser = parse_protocol)]
-    pub protocols: Vec<Protocol>,
     /// Print no progress on stderr (the estimate, the bar or the phase lines).
     #[arg(short, long, env = "COALSCOPE_QUIET")]
     pub quiet: bool,
@@ -169,7 +169,8 @@ fn parse_protocol(s: &str) -> Result<Protocol, String> {
     mut_arg("window", |a| a.hide(true)),
     mut_arg("dns_grace", |a| a.hide(true)),
     mut_arg("path", |a| a.hide(true)),
-    mut_arg("max_rps", |a| a.hide(true))
+    mut_arg("max_rps", |a| a.hide(true)),
+    mut_arg("protocols", |a| a.hide(true))
 )]
 pub struct DiscoverArgs {
     /// The names to start from: HOST or HOST:PORT (as in a watch-file).

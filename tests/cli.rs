@@ -66,6 +66,16 @@ async fn bad_options_exit_2() {
         (vec!["serve", "-", "--dns-grace", "2d"], "at most 24h"),
         (vec!["serve", "-", "--dns-grace", "soon"], "--dns-grace"),
         (vec!["demo", "--dns-grace=1 fortnight"], "--dns-grace"),
+        // HTTP/3 is probed beside HTTP/2, never instead: said before anything starts.
+        (
+            vec!["check", "-", "--protocols", "h3", "--dns", "127.0.0.1:9"],
+            "h2 cannot be left out",
+        ),
+        (
+            vec!["serve", "-", "--protocols", "h3", "--dns", "127.0.0.1:9"],
+            "h2 cannot be left out",
+        ),
+        (vec!["serve", "-", "--protocols", "h2,h4"], "h4"),
         (vec!["--frobnicate"], "--frobnicate"),
         // `coalscope WORD` is the short form of `coalscope watch WORD` (not an unknown
         // subcommand): without a terminal, that is the usage error given.

@@ -121,6 +121,7 @@ fn engine(
         publish_every: live::PUBLISH_EVERY,
         lab_phase: None,
         pending_by_index: false,
+        h3: true,
     };
     let engine = live::spawn(prober, &list, options);
     let views = engine.views.clone();

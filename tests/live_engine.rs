@@ -49,31 +49,45 @@ fn verdict(view: &LiveView, origin: &str, target: &str) -> Option<Verdict> {
         .map(|p| p.verdict)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn live_engine_probes_reloads_and_quits() {
-    let lab = Lab::start(LabOptions::default()).await.unwrap();
-    let text = std::fs::read_to_string(&lab.watchfile).unwrap();
-    let list = watchlist::parse("lab.watch", text.as_bytes()).unwrap();
-    let prober = Arc::new(testing::lab::prober(
-        &lab,
+/// A prober for the lab: its DNS and CA, a 1 s timeout, no request budget.
+fn lab_prober(lab: &Lab) -> Arc<coalscope::engine::prober::Prober> {
+    Arc::new(testing::lab::prober(
+        lab,
         Duration::from_secs(1),
         ProbeOptions {
             max_rps: 0,
             ..ProbeOptions::default()
         },
-    ));
-    let options = LiveOptions {
-        interval: Duration::from_millis(700),
+    ))
+}
+
+/// Fast cycles (every 500 ms) over a minute's window, HTTP/3 probed where advertised.
+fn lab_options(source: &str) -> LiveOptions {
+    LiveOptions {
+        interval: Duration::from_millis(500),
         window: Duration::from_secs(60),
         jitter: 0.5,
-        concurrency: 32,
-        source: "lab.watch".into(),
+        concurrency: 8,
+        source: source.into(),
         publish_every: live::PUBLISH_EVERY,
         lab_phase: None,
         pending_by_index: false,
+        h3: true,
         dns_grace: live::store::DEFAULT_DNS_GRACE,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_engine_probes_reloads_and_quits() {
+    let lab = Lab::start(LabOptions::default()).await.unwrap();
+    let text = std::fs::read_to_string(&lab.watchfile).unwrap();
+    let list = watchlist::parse("lab.watch", text.as_bytes()).unwrap();
+    let options = LiveOptions {
+        interval: Duration::from_millis(700),
+        concurrency: 32,
+        ..lab_options("lab.watch")
     };
-    let engine = live::spawn(prober, &list, options);
+    let engine = live::spawn(lab_prober(&lab), &list, options);
     let (tx, mut view_rx) = (engine.commands.clone(), engine.views.clone());
 
     let view = wait_for(&mut view_rx, "shop → admin misdirected", |v| {
@@ -139,6 +153,68 @@ async fn live_engine_probes_reloads_and_quits() {
     lab.shutdown().await;
 }
 
+/// The live engine probes HTTP/3 where a host advertises it (the lab's `quic` scenario: clean
+/// over HTTP/2, Alt-Svc h3 on its answers, 421 for coalesced requests over HTTP/3): the pair is
+/// misdirected with both protocols' rows; with HTTP/3 turned off (`--protocols h2`) the same
+/// pair is ok and has no HTTP/3 row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_engine_judges_pairs_over_http3_where_advertised() {
+    use coalscope::engine::snapshot::Protocol;
+    let lab = Lab::start(LabOptions::default()).await.unwrap();
+    let text = std::fs::read_to_string(&lab.watchfile).unwrap();
+    let kept: Vec<&str> = text.lines().filter(|l| l.contains(".quic.")).collect();
+    assert_eq!(kept.len(), 2, "the lab's quic scenario: {kept:?}");
+    let list = watchlist::parse("quic.watch", kept.join("\n").as_bytes()).unwrap();
+    for h3 in [true, false] {
+        let options = LiveOptions {
+            h3,
+            ..lab_options("quic.watch")
+        };
+        let engine = live::spawn(lab_prober(&lab), &list, options);
+        let mut view_rx = engine.views.clone();
+        let rows = |v: &LiveView| -> Vec<(Protocol, Verdict)> {
+            v.report
+                .pairs
+                .iter()
+                .find(|p| p.origin.starts_with("www.quic") && p.target.starts_with("api.quic"))
+                .map(|p| p.protocols.iter().map(|r| (r.protocol, r.verdict)).collect())
+                .unwrap_or_default()
+        };
+        let view = if h3 {
+            wait_for(&mut view_rx, "www → api misdirected over HTTP/3 only", |v| {
+                rows(v) == [(Protocol::H2, Verdict::Ok), (Protocol::H3, Verdict::Misdirected)]
+            })
+            .await
+        } else {
+            // A few cycles in, with every pair probed over HTTP/2 a few times.
+            wait_for(&mut view_rx, "www → api ok over HTTP/2", |v| {
+                v.status.cycles >= 3 && verdict(v, "www.quic", "api.quic") == Some(Verdict::Ok)
+            })
+            .await
+        };
+        let pair = view
+            .report
+            .pairs
+            .iter()
+            .find(|p| p.origin.starts_with("www.quic") && p.target.starts_with("api.quic"))
+            .unwrap();
+        if h3 {
+            assert_eq!(pair.verdict, Verdict::Misdirected);
+            assert!(
+                pair.explanation
+                    .starts_with("over HTTP/3 (misdirected; over HTTP/2: ok)"),
+                "{}",
+                pair.explanation
+            );
+            assert!(pair.protocols[1].probes >= 1);
+        } else {
+            assert!(rows(&view).is_empty(), "{:?}", rows(&view));
+        }
+        assert_stops_on_quit(engine, view_rx).await;
+    }
+    lab.shutdown().await;
+}
+
 /// A request budget far below the list's needs (60 names in wildcard groups of 20: 1,140
 /// pairs, 1,200 requests for a full cycle, 200 allowed): each cycle probes part of the pairs
 /// on few connections, unprobed pairs are `pending` (never `error` or `direct-broken`), the
@@ -174,6 +250,7 @@ async fn a_tight_budget_covers_the_list_over_cycles() {
         publish_every: live::PUBLISH_EVERY,
         lab_phase: None,
         pending_by_index: false,
+        h3: true,
         dns_grace: live::store::DEFAULT_DNS_GRACE,
     };
     let engine = live::spawn(prober, &list, options);

@@ -104,6 +104,7 @@ fn engine_for(lab: &Lab, list: &watchlist::WatchList, source: &str) -> live::Eng
         publish_every: live::PUBLISH_EVERY,
         lab_phase: None,
         pending_by_index: false,
+        h3: true,
         dns_grace: live::store::DEFAULT_DNS_GRACE,
     };
     live::spawn(prober, list, options)

@@ -129,6 +129,29 @@ fn a_pair_refused_by_stream_resets_shows_its_refusal_rate() {
 }
 
 #[test]
+fn a_pair_refused_over_http3_only_shows_both_protocols() {
+    // The lab's quic pair: clean over HTTP/2, 421 over HTTP/3. The pairs pane has a protocol
+    // column (this group was probed over HTTP/3), the details both verdicts.
+    let mut actions = vec![Action::StartFilter];
+    actions.extend(chars("quic"));
+    actions.extend([Action::FilterDone, Action::NextPane, Action::Enter]);
+    check("quic_pair_details", &lab(), &actions);
+    let view = lab();
+    let app = app_for(&view, 120, 40, &actions);
+    let shown = text(screen(&view, &app, 120, 40).backend().buffer());
+    assert!(shown.contains("proto"), "{shown}");
+    let row = shown
+        .lines()
+        .find(|l| l.contains("→ www") || l.contains("→ api"))
+        .unwrap_or_else(|| panic!("no quic row:\n{shown}"));
+    assert!(row.contains("misdirected") && row.contains("h2 h3"), "{row}");
+    assert!(
+        shown.contains("over HTTP/3 (misdirected; over HTTP/2: ok)"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn pair_origin_details() {
     check(
         "pair_origin",

@@ -3,26 +3,21 @@
 
 use crate::cli::CheckArgs;
 use crate::engine::oneshot::{self, CheckOptions};
-use crate::engine::snapshot::Protocol;
 
 use super::progress::{estimate::Limits, Mode, ProgressView};
-use super::{exit_for, print_report, prober, read_watchlist, UsageError};
+use super::{exit_for, print_report, prober, read_watchlist, wants_h3, UsageError};
 
 /// The exit status of a run interrupted by Ctrl-C (128 + SIGINT, as the shell reports it).
 const EXIT_INTERRUPTED: u8 = 130;
 
 pub async fn check(args: CheckArgs) -> Result<u8, UsageError> {
-    if !args.protocols.contains(&Protocol::H2) {
-        return Err(UsageError(
-            "--protocols: h2 cannot be left out (HTTP/3 is probed beside it, where the HTTP/2 answers advertise it)".into(),
-        ));
-    }
+    let h3 = wants_h3(&args.common)?;
     let list = read_watchlist(&args.watchfile)?;
     let prober = prober(&args.common)?;
     let options = CheckOptions {
         rounds: args.rounds,
         all_pairs: args.all_pairs,
-        h3: args.protocols.contains(&Protocol::H3),
+        h3,
         ..CheckOptions::default()
     };
     let view = ProgressView::new(

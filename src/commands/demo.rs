@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::cli::{CommonArgs, DemoArgs, Format};
 use crate::engine::live::LabPhase;
 use crate::engine::oneshot::{self, CheckOptions};
+use crate::engine::snapshot::Protocol;
 use crate::lab::{Lab, LabOptions};
 
 use super::dashboard::{dashboard, Local};
@@ -39,6 +40,7 @@ pub async fn demo(args: DemoArgs) -> Result<u8, UsageError> {
         path: "/".into(),
         window: args.window,
         dns_grace: args.dns_grace,
+        protocols: Protocol::ALL.to_vec(),
     };
     let prober = prober(&common)?;
     if args.once {
@@ -50,7 +52,7 @@ pub async fn demo(args: DemoArgs) -> Result<u8, UsageError> {
         print_report(&snapshot, Format::Table, false);
         return Ok(EXIT_OK);
     }
-    let mut options = live_options(&common, format!("embedded lab ({})", lab.watchfile.display()));
+    let mut options = live_options(&common, format!("embedded lab ({})", lab.watchfile.display()))?;
     let phase_lab = lab.clone();
     options.lab_phase = Some(LabPhase(Arc::new(move || phase_lab.phase_description())));
     let local = Local {

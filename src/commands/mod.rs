@@ -24,7 +24,7 @@ use crate::engine::live::{LiveOptions, PUBLISH_EVERY};
 use crate::engine::probe::dns::{Dns, DnsConfig};
 use crate::engine::probe::tls::TlsSettings;
 use crate::engine::prober::{ProbeOptions, Prober};
-use crate::engine::snapshot::Snapshot;
+use crate::engine::snapshot::{Protocol, Snapshot};
 use crate::report;
 use crate::watchlist::{self, WatchList};
 
@@ -85,9 +85,20 @@ pub fn prober(common: &CommonArgs) -> Result<Prober, UsageError> {
     Ok(Prober::new(dns, tls, options))
 }
 
+/// Whether `--protocols` asks for HTTP/3 beside HTTP/2 (which cannot be left out: HTTP/3 is
+/// probed where the HTTP/2 answers advertise it).
+pub fn wants_h3(common: &CommonArgs) -> Result<bool, UsageError> {
+    if !common.protocols.contains(&Protocol::H2) {
+        return Err(UsageError(
+            "--protocols: h2 cannot be left out (HTTP/3 is probed beside it, where the HTTP/2 answers advertise it)".into(),
+        ));
+    }
+    Ok(common.protocols.contains(&Protocol::H3))
+}
+
 /// The live engine's options for the common options (the dashboard's publishing rate).
-pub fn live_options(common: &CommonArgs, source: String) -> LiveOptions {
-    LiveOptions {
+pub fn live_options(common: &CommonArgs, source: String) -> Result<LiveOptions, UsageError> {
+    Ok(LiveOptions {
         interval: common.interval,
         window: common.window,
         dns_grace: common.dns_grace,
@@ -97,7 +108,8 @@ pub fn live_options(common: &CommonArgs, source: String) -> LiveOptions {
         publish_every: PUBLISH_EVERY,
         lab_phase: None,
         pending_by_index: false,
-    }
+        h3: wants_h3(common)?,
+    })
 }
 
 /// Colour in the table when stdout is a terminal and NO_COLOR is not set.

@@ -29,6 +29,7 @@ const SERVE_PUBLISH_EVERY: Duration = Duration::from_secs(5);
 pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
     let list = read_watchlist(&args.watchfile)?;
     let prober = Arc::new(prober(&args.common)?);
+    let mut options = live_options(&args.common, args.watchfile.display().to_string())?;
     let (web, tls) = web_config(&args)?;
     // Bind before anything starts, so a bad address fails at once.
     let listener = TcpListener::bind(args.listen)
@@ -42,7 +43,6 @@ pub async fn serve(args: ServeArgs) -> Result<u8, UsageError> {
             "warning: --window / --interval = {per_window:.0} probes per pair and window, above the {MAX_SAMPLES} samples the engine keeps: the counters will lag; shorten --window or lengthen --interval"
         );
     }
-    let mut options = live_options(&args.common, args.watchfile.display().to_string());
     // Scrapers poll every 15 s or more, and API readers every few seconds at most: a view
     // every 5 s is fresh enough and costs a twentieth of the dashboard's analysis.
     options.publish_every = SERVE_PUBLISH_EVERY;

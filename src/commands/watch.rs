@@ -35,7 +35,7 @@ pub async fn watch(args: WatchArgs) -> Result<u8, UsageError> {
         Some(watchfile) => {
             let list = read_watchlist(watchfile)?;
             let prober = Arc::new(prober(&args.common)?);
-            let options = live_options(&args.common, watchfile.display().to_string());
+            let options = live_options(&args.common, watchfile.display().to_string())?;
             Some(Local {
                 prober,
                 list,

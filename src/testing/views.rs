@@ -29,7 +29,7 @@ use crate::engine::live::store::Store;
 use crate::engine::oneshot;
 use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::prober::{ProbeOptions, Prober};
-use crate::engine::record::{HostRecord, Job, JobResult};
+use crate::engine::record::{h3_advert, EndpointRecord, HostRecord, Job, JobResult};
 use crate::engine::snapshot::{
     EngineStatus, Event, FindingKind, GroupReport, HostEvent, HostReport, LiveView, PairReport, Snapshot,
     Summary, Timestamp, Verdict, VerdictEvent,
@@ -126,15 +126,20 @@ async fn probe_lab(lab: &Lab) -> anyhow::Result<LiveView> {
         origins: Some(std::sync::Arc::new(origin_index(&hosts))),
         ..Plan::default()
     };
-    // Every (host, address): an origin connection and a direct request, each cycle.
+    // Every (host, address): an origin connection and a direct request, each cycle, and an
+    // HTTP/3 origin connection where the name's HTTPS record advertises h3 (the scheduler's
+    // twin of the HTTP/2 one).
+    let no_signals = EndpointRecord::default();
     let cycle: Vec<Job> = hosts
         .iter()
         .enumerate()
         .flat_map(|(i, h)| {
-            h.dns
-                .addresses
-                .iter()
-                .flat_map(move |&a| [Job::Origin(i, a), Job::Direct(i, a, DirectProtocol::Negotiate)])
+            let h3 = h3_advert(h, &no_signals);
+            h.dns.addresses.iter().flat_map(move |&a| {
+                [Job::Origin(i, a), Job::Direct(i, a, DirectProtocol::Negotiate)]
+                    .into_iter()
+                    .chain(h3.map(|port| Job::OriginH3(i, a, port)))
+            })
         })
         .collect();
     let lanes = Lanes::of(&hosts, &cycle)?;

@@ -290,6 +290,29 @@ pub struct CyclePlan {
     pub tight: bool,
 }
 
+/// The share of `budget` kept for the HTTP/3 connections beside the HTTP/2 origin ones
+/// (`h3[i]`: slot `i` has one): none without a budget (None) or when everything fits (Some(0)
+/// then too: every HTTP/3 connection goes), else the HTTP/3 connections' part of what
+/// everything would cost, so that both protocols are sampled alike.
+pub fn h3_reserve(slots: &[Slot], h3: &[Option<u16>], budget: Option<usize>) -> Option<usize> {
+    let budget = budget?;
+    let cost = |s: &Slot| match *s {
+        Slot::Origin { demand, .. } => 1 + demand,
+        Slot::Direct { .. } => 1,
+    };
+    let full: usize = slots.iter().map(cost).sum();
+    let twins: usize = slots
+        .iter()
+        .zip(h3)
+        .filter(|(_, p)| p.is_some())
+        .map(|(s, _)| cost(s))
+        .sum();
+    if full + twins <= budget {
+        return Some(twins);
+    }
+    Some((budget as u128 * twins as u128 / (full + twins).max(1) as u128) as usize)
+}
+
 /// Choose a cycle's connections within `budget` requests (None: no budget). `untried[i]` are
 /// the targets origin slot `i` could carry that no connection tried within the window (empty
 /// for the others).
@@ -753,6 +776,23 @@ mod tests {
         let plan = select_cycle(&slots, &[], &[], Some(5), now, reuse);
         assert!(plan.tight);
         assert_eq!(plan.chosen, vec![Some(3), None, Some(0)]);
+    }
+
+    /// HTTP/3 connections are kept their part of the budget: all of what they cost when
+    /// everything fits, a share proportional to their cost when not, nothing to keep without
+    /// a budget.
+    #[test]
+    fn http3_connections_get_their_share_of_the_budget() {
+        let slots = [origin(3), Slot::Direct { last_ok: None }, origin(1)];
+        // Origin 0 (4 requests) advertises HTTP/3; the rest cost 1 + 2 requests.
+        let h3 = [Some(443), None, None];
+        assert_eq!(h3_reserve(&slots, &h3, None), None);
+        assert_eq!(h3_reserve(&slots, &h3, Some(11)), Some(4));
+        assert_eq!(h3_reserve(&slots, &h3, Some(100)), Some(4));
+        // 7 for HTTP/2 and 4 for HTTP/3 do not fit in 10: 4/11 of it (3.6) for HTTP/3.
+        assert_eq!(h3_reserve(&slots, &h3, Some(10)), Some(3));
+        assert_eq!(h3_reserve(&slots, &h3, Some(0)), Some(0));
+        assert_eq!(h3_reserve(&slots, &[None; 3], Some(5)), Some(0));
     }
 
     #[test]

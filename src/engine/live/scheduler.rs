@@ -23,7 +23,7 @@ use crate::engine::live::store::Store;
 use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
 use crate::engine::prober::Prober;
-use crate::engine::record::{HostRecord, Job, JobResult};
+use crate::engine::record::{h3_advert, EndpointRecord, HostRecord, Job, JobResult};
 use crate::engine::snapshot::{EngineStatus, Event, LiveView, PairReport, Timestamp, Verdict};
 use crate::watchlist::watcher::{Reload, ReloadError};
 use crate::watchlist::{Entry, WatchList};
@@ -127,6 +127,9 @@ pub struct LiveOptions {
     /// readers that list pairs through `LiveView::listed_pairs` (`serve`); the dashboard's
     /// views have every pair in `report.pairs`.
     pub pending_by_index: bool,
+    /// Probe HTTP/3 too where a host advertises it (`--protocols`): an HTTP/3 connection
+    /// beside each HTTP/2 origin connection the planner chooses there.
+    pub h3: bool,
 }
 
 /// Tells what the demo lab is doing right now (asked at every publish).
@@ -200,6 +203,9 @@ pub struct Scheduler {
     /// When an origin connection last went to each place (address and port): the planner
     /// reaches the least recently reached first (`planner::select_cycle`, step 7).
     last_place: HashMap<SocketAddr, Instant>,
+    /// When an HTTP/3 connection for (host id, address) last went out: under a tight budget
+    /// the oldest go first (`h3_twins`).
+    last_h3: HashMap<(u64, IpAddr), Instant>,
 }
 
 impl Scheduler {
@@ -238,6 +244,7 @@ impl Scheduler {
             budget_left: None,
             cycle_id: 0,
             last_place: HashMap::new(),
+            last_h3: HashMap::new(),
         }
     }
 
@@ -395,6 +402,8 @@ impl Scheduler {
             .retain(|_, at| now.saturating_duration_since(*at) < horizon);
         self.last_place
             .retain(|_, at| now.saturating_duration_since(*at) < horizon);
+        self.last_h3
+            .retain(|_, at| now.saturating_duration_since(*at) < horizon);
         let recent = |at: Option<Instant>| at.is_some_and(|at| now.saturating_duration_since(at) < horizon);
         self.pair_states
             .retain(|_, s| s.urgent || recent(s.last_probe) || recent(s.uncovered));
@@ -545,7 +554,11 @@ impl Scheduler {
                     self.last_direct_ok.remove(&id);
                 }
             }
-            JobResult::Direct { .. } | JobResult::OriginH3(_) => {}
+            JobResult::OriginH3(r) => {
+                self.last_h3
+                    .insert((key_id(&hosts[r.host].entry.key()), r.addr), now);
+            }
+            JobResult::Direct { .. } => {}
         }
     }
 
@@ -568,6 +581,7 @@ impl Scheduler {
             slots,
             untried,
             urgent,
+            h3,
         } = self.jobs_of(&hosts, keys, &peers, &ids);
         let budget = if spread_out { self.budget_left } else { None };
         if spread_out {
@@ -580,17 +594,20 @@ impl Scheduler {
                 .sum();
             self.status.full_rps = full as f64 / self.options.interval.as_secs_f64().max(0.001);
         }
+        // HTTP/3 connections go beside the HTTP/2 ones chosen, from a share of the budget.
+        let h3_reserve = planner::h3_reserve(&slots, &h3, budget);
         let cycle = planner::select_cycle(
             &slots,
             &untried,
             &urgent,
-            budget,
+            budget.map(|b| b - h3_reserve.unwrap_or(0)),
             Instant::now(),
             self.direct_reuse(),
         );
+        let twins = self.h3_twins(&jobs, &cycle, &h3, h3_reserve, &ids);
         if spread_out {
             if let Some(left) = self.budget_left.as_mut() {
-                *left = left.saturating_sub(cycle.requests);
+                *left = left.saturating_sub(cycle.requests + twins.1);
             }
         }
         let mut plan = Plan {
@@ -604,12 +621,49 @@ impl Scheduler {
         let plan = Arc::new(plan);
         let mut rng = rand::rng();
         // A probe asked for now goes out now; a cycle's probes are spread.
-        for (job, chosen) in jobs.into_iter().zip(cycle.chosen) {
-            if chosen.is_some() {
-                let delay = spread.mul_f64(rng.random::<f64>());
-                self.spawn(hosts.clone(), plan.clone(), job, delay);
+        let chosen = jobs.into_iter().zip(cycle.chosen).filter(|(_, c)| c.is_some());
+        for job in chosen.map(|(job, _)| job).chain(twins.0) {
+            let delay = spread.mul_f64(rng.random::<f64>());
+            self.spawn(hosts.clone(), plan.clone(), job, delay);
+        }
+    }
+
+    /// The HTTP/3 connections of a cycle: one beside each chosen HTTP/2 origin connection
+    /// whose host advertises HTTP/3 there (`h3[i]`: the UDP port of job `i`), carrying as many
+    /// targets; with a reserve (a tight budget), the ones whose last HTTP/3 connection is
+    /// oldest first, while it lasts. Returns the jobs and the requests they make at most.
+    fn h3_twins(
+        &self,
+        jobs: &[Job],
+        cycle: &CyclePlan,
+        h3: &[Option<u16>],
+        reserve: Option<usize>,
+        ids: &[u64],
+    ) -> (Vec<Job>, usize) {
+        let mut twins: Vec<(Option<Instant>, Job, usize)> = jobs
+            .iter()
+            .zip(&cycle.chosen)
+            .zip(h3)
+            .filter_map(|((job, chosen), port)| match (job, chosen, port) {
+                (Job::Origin(i, addr), Some(targets), Some(port)) => {
+                    let last = self.last_h3.get(&(ids[*i], *addr)).copied();
+                    Some((last, Job::OriginH3(*i, *addr, *port), 1 + targets))
+                }
+                _ => None,
+            })
+            .collect();
+        twins.sort_by_key(|t| t.0);
+        let mut left = reserve.unwrap_or(usize::MAX);
+        let mut spent = 0;
+        let mut out = Vec::new();
+        for (_, job, cost) in twins {
+            if cost <= left {
+                left -= cost;
+                spent += cost;
+                out.push(job);
             }
         }
+        (out, spent)
     }
 
     /// The jobs for the hosts of `keys` (an origin job per address, and a direct one where the
@@ -630,6 +684,14 @@ impl Scheduler {
         let mut slots = Vec::new();
         let mut untried = Vec::new();
         let mut urgent = Vec::new();
+        let mut h3 = Vec::new();
+        // Where the host serves HTTP/3 at `addr` (an Alt-Svc seen there, else its HTTPS
+        // record), when HTTP/3 is probed.
+        let no_signals = EndpointRecord::default();
+        let h3_port = |h: &HostRecord, addr: &IpAddr| {
+            let ep = h.endpoints.get(addr).map_or(&no_signals, |ep| ep);
+            self.options.h3.then(|| h3_advert(h, ep)).flatten()
+        };
         for (i, h) in hosts.iter().enumerate() {
             if !keys.contains(&h.entry.key()) {
                 continue;
@@ -657,6 +719,7 @@ impl Scheduler {
                 });
                 untried.push(open.clone());
                 urgent.push(again.clone());
+                h3.push(h3_port(h, &addr));
                 if self.needs_direct.contains(&(ids[i], addr)) {
                     jobs.push(Job::Direct(i, addr, DirectProtocol::Negotiate));
                     slots.push(Slot::Direct {
@@ -664,6 +727,7 @@ impl Scheduler {
                     });
                     untried.push(Vec::new());
                     urgent.push(Vec::new());
+                    h3.push(None);
                 }
             }
         }
@@ -672,6 +736,7 @@ impl Scheduler {
             slots,
             untried,
             urgent,
+            h3,
         }
     }
 
@@ -741,6 +806,9 @@ struct CycleJobs {
     slots: Vec<Slot>,
     untried: Vec<Vec<usize>>,
     urgent: Vec<Vec<usize>>,
+    /// Per job: the UDP port of the HTTP/3 connection to open beside it (origin jobs of hosts
+    /// that advertise HTTP/3 there), else None.
+    h3: Vec<Option<u16>>,
 }
 
 /// A problem pair whose verdict more probes may still change: intermittent (its rate is

@@ -256,6 +256,15 @@ pub struct PairReport {
     pub cause: Option<Arc<cause::Cause>>,
 }
 
+impl PairReport {
+    /// The protocol row whose verdict is the pair's, when it was probed over both (HTTP/2's
+    /// when both agree): whose counts explain the verdict to a reader (the pair's own counts
+    /// are HTTP/2's).
+    pub fn deciding_protocol(&self) -> Option<&ProtocolReport> {
+        self.protocols.iter().find(|r| r.verdict == self.verdict)
+    }
+}
+
 /// A pair judged over one protocol: requests for the target on connections opened for the
 /// origin over that protocol only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use crate::engine::snapshot::cause::{self, CauseBlock};
 use crate::engine::snapshot::impact;
 use crate::engine::snapshot::{
     CertReport, CoalesceRule, Content, EndpointReport, Finding, HostReport, LiveView, PairAddressReport,
-    PairReport, Severity, Verdict,
+    PairReport, Protocol, Severity, Verdict,
 };
 use crate::tui::app::{App, DetailTarget, Focus};
 use crate::tui::index::GroupEntry;
@@ -102,7 +102,13 @@ pub fn pair_lines<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
     let mut out = vec![pair_heading(p, t), pair_verdict(p, t), pair_coalescing(p, t)];
     out.extend(pair_protocols(p, t));
     out.extend(pair_notes(p, t));
-    out.extend(p.addresses.iter().take(MAX_ITEMS).map(|a| pair_address(a, t)));
+    // Probed over both protocols: the addresses as the protocol that decided the verdict saw
+    // them.
+    let (addresses, over) = match p.deciding_protocol() {
+        Some(r) => (&r.addresses, Some(r.protocol)),
+        None => (&p.addresses, None),
+    };
+    out.extend(addresses.iter().take(MAX_ITEMS).map(|a| pair_address(a, over, t)));
     out
 }
 
@@ -122,15 +128,18 @@ fn pair_verdict<'a>(p: &PairReport, t: &Theme) -> Line<'a> {
     if let Some(r) = p.reason {
         l.push(Span::styled(format!(" ({r})"), t.dim));
     }
-    let refused = match p.refusal_rate {
+    // Probed over both protocols: the counts of the one that decided the verdict, said.
+    let deciding = p.deciding_protocol();
+    let (refusal_rate, probes) = deciding.map_or((p.refusal_rate, p.probes), |r| (r.refusal_rate, r.probes));
+    let over = deciding.map_or(String::new(), |r| format!(" over {}", r.protocol.label()));
+    let refused = match refusal_rate {
         Some(r) if r.n > 0 => format!(
-            "{} of {} probes (95%: {}–{})",
+            "{} of {probes} probes{over} (95%: {}–{})",
             percent(r.rate),
-            p.probes,
             percent(r.low),
             percent(r.high)
         ),
-        _ => format!("- of {} probes", p.probes),
+        _ => format!("- of {probes} probes{over}"),
     };
     l.extend(kv("  refused", refused, t));
     Line::from(l)
@@ -231,9 +240,10 @@ fn pair_notes<'a>(p: &PairReport, t: &Theme) -> Vec<Line<'a>> {
 }
 
 /// What was seen at one shared address.
-fn pair_address<'a>(a: &PairAddressReport, t: &Theme) -> Line<'a> {
+fn pair_address<'a>(a: &PairAddressReport, over: Option<Protocol>, t: &Theme) -> Line<'a> {
+    let over = over.map_or(String::new(), |p| format!("over {} ", p.label()));
     let mut l = vec![
-        Span::styled(format!("@ {} ", clean(&a.address, 45)), t.label),
+        Span::styled(format!("@ {} {over}", clean(&a.address, 45)), t.label),
         Span::styled(a.verdict.as_str(), t.verdict(a.verdict)),
     ];
     l.push(Span::styled(
@@ -560,7 +570,7 @@ fn group_lines<'a>(view: &LiveView, g: &GroupEntry, pairs: &[u32], t: &Theme) ->
 mod tests {
     use super::*;
     use crate::engine::snapshot::cause::problem_pair;
-    use crate::engine::snapshot::{Protocol, ProtocolReport, RateInterval, Verdict};
+    use crate::engine::snapshot::{ProtocolReport, RateInterval};
 
     fn row(protocol: Protocol, verdict: Verdict, refused: f64) -> ProtocolReport {
         ProtocolReport {

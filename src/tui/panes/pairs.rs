@@ -7,7 +7,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::engine::snapshot::{LiveView, PairReport, Verdict};
+use crate::engine::snapshot::{LiveView, PairAddressReport, PairReport, Verdict};
 use crate::tui::app::{App, Focus};
 use crate::tui::index::short;
 use crate::tui::layout::scrolled;
@@ -23,14 +23,19 @@ struct Columns {
     cert: bool,
     clients: bool,
     statuses: bool,
+    /// The protocols each pair was judged over (shown when some pair of the group was
+    /// probed over HTTP/3).
+    protocols: bool,
     spark: usize,
 }
 
 const VERDICT_W: usize = 15;
 const RATE_W: usize = 4;
+/// "h2 h3".
+const PROTOCOLS_W: usize = 5;
 
 impl Columns {
-    fn for_width(w: usize, vantage: usize) -> Columns {
+    fn for_width(w: usize, vantage: usize, over_h3: bool) -> Columns {
         let mut c = Columns {
             vantage,
             names: 0,
@@ -38,6 +43,7 @@ impl Columns {
             cert: w >= 80,
             clients: w >= 80,
             statuses: w >= 64,
+            protocols: over_h3 && w >= 72,
             spark: if w >= 80 { 12 } else { 8 },
         };
         let fixed = VERDICT_W
@@ -47,6 +53,7 @@ impl Columns {
             + if c.cert { 5 } else { 0 }
             + if c.clients { 4 } else { 0 }
             + if c.statuses { 8 } else { 0 }
+            + if c.protocols { PROTOCOLS_W + 1 } else { 0 }
             + RATE_W
             + 1
             + c.spark;
@@ -80,7 +87,13 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
         let longest = v.list.iter().map(|x| vantage::label(x).chars().count()).max();
         longest.unwrap_or(0).clamp(7, 12)
     });
-    let c = Columns::for_width(w, vantage_w);
+    let over_h3 = d.pairs.iter().any(|&p| {
+        view.report
+            .pairs
+            .get(p as usize)
+            .is_some_and(|p| !p.protocols.is_empty())
+    });
+    let c = Columns::for_width(w, vantage_w, over_h3);
     let mut head = pad("verdict", VERDICT_W);
     if c.vantage > 0 {
         head.push_str(&format!(" {}", pad("vantage", c.vantage)));
@@ -97,6 +110,9 @@ pub fn draw(view: &LiveView, app: &App, area: Rect, buf: &mut Buffer) {
     }
     if c.statuses {
         head.push_str(" coa/dir");
+    }
+    if c.protocols {
+        head.push_str(&format!(" {}", pad("proto", PROTOCOLS_W)));
     }
     head.push_str(&format!(" {:>4} {}", "ref", pad("history", c.spark)));
     row(buf, inner, 0, &Line::styled(head, t.label), None);
@@ -172,32 +188,20 @@ fn pair_line<'a>(
             t.text,
         ));
     }
+    // Probed over both protocols: the counts of the one that decided the verdict.
+    let deciding = pair.deciding_protocol();
+    let addresses = deciding.map_or(&pair.addresses, |r| &r.addresses);
     if c.statuses {
-        // No HTTP answer but refusals: the server reset the streams (or sent GOAWAY).
-        let coalesced = most_frequent(pair.addresses.iter().map(|a| &a.statuses)).or_else(|| {
-            pair.addresses
-                .iter()
-                .any(|a| !a.refusals.is_empty())
-                .then(|| "RST".to_string())
-        });
-        let direct = most_frequent(pair.addresses.iter().map(|a| &a.direct_statuses));
-        let cstyle = if matches!(coalesced.as_deref(), Some("421" | "RST")) {
-            t.verdict(Verdict::Misdirected)
-        } else {
-            t.text
-        };
-        spans.push(Span::styled(
-            format!("{:>3}", clean(coalesced.as_deref().unwrap_or("-"), 3)),
-            cstyle,
-        ));
-        spans.push(Span::styled(
-            format!("/{:<3} ", clean(direct.as_deref().unwrap_or("-"), 3)),
-            t.dim,
-        ));
+        spans.extend(status_cells(addresses, t));
     }
-    let refused = pair.refusal_rate.map_or(0.0, |r| r.rate);
+    if c.protocols {
+        spans.extend(protocol_cells(pair, t));
+    }
+    let (refusal_rate, probes) =
+        deciding.map_or((pair.refusal_rate, pair.probes), |r| (r.refusal_rate, r.probes));
+    let refused = refusal_rate.map_or(0.0, |r| r.rate);
     let rate_style = if refused > 0.0 { vstyle } else { t.dim };
-    let rate = if pair.probes == 0 {
+    let rate = if probes == 0 {
         "-".to_string()
     } else {
         percent(refused)
@@ -206,6 +210,52 @@ fn pair_line<'a>(
     let spark_style = if pair.verdict.is_problem() { vstyle } else { t.dim };
     spans.push(Span::styled(sparkline(history, c.spark), spark_style));
     Line::from(spans)
+}
+
+/// The most frequent coalesced and direct statuses over `addresses` ("421/200 "), the
+/// coalesced one in the misdirected colour when it is a refusal.
+fn status_cells<'a>(addresses: &[PairAddressReport], t: &Theme) -> [Span<'a>; 2] {
+    // No HTTP answer but refusals: the server reset the streams (or sent GOAWAY).
+    let coalesced = most_frequent(addresses.iter().map(|a| &a.statuses)).or_else(|| {
+        addresses
+            .iter()
+            .any(|a| !a.refusals.is_empty())
+            .then(|| "RST".to_string())
+    });
+    let direct = most_frequent(addresses.iter().map(|a| &a.direct_statuses));
+    let cstyle = if matches!(coalesced.as_deref(), Some("421" | "RST")) {
+        t.verdict(Verdict::Misdirected)
+    } else {
+        t.text
+    };
+    [
+        Span::styled(
+            format!("{:>3}", clean(coalesced.as_deref().unwrap_or("-"), 3)),
+            cstyle,
+        ),
+        Span::styled(
+            format!("/{:<3} ", clean(direct.as_deref().unwrap_or("-"), 3)),
+            t.dim,
+        ),
+    ]
+}
+
+/// The protocols a pair was judged over, each in its verdict's colour ("h2 h3"), or "h2" alone
+/// (its origin does not advertise HTTP/3, or HTTP/3 is off); then a space.
+fn protocol_cells<'a>(pair: &PairReport, t: &Theme) -> Vec<Span<'a>> {
+    if pair.protocols.is_empty() {
+        return vec![Span::styled(format!("{} ", pad("h2", PROTOCOLS_W)), t.dim)];
+    }
+    let mut spans: Vec<Span<'a>> = Vec::new();
+    for (i, r) in pair.protocols.iter().take(2).enumerate() {
+        if i > 0 {
+            spans.push(Span::raw(" "));
+        }
+        spans.push(Span::styled(r.protocol.as_str(), t.verdict(r.verdict)));
+    }
+    let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+    spans.push(Span::raw(" ".repeat(PROTOCOLS_W.saturating_sub(used) + 1)));
+    spans
 }
 
 /// The most frequent status over several status counts; on a tie the unhealthy one (not

@@ -23,12 +23,14 @@ use crate::engine::probe::cert;
 use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
 use crate::engine::probe::signals::ServerSignals;
-use crate::engine::record::{EndpointRecord, HostRecord, JobResult};
-use crate::engine::snapshot::{CertId, Event, EventTotals, HostChange, HostEvent, Timestamp, Verdict};
+use crate::engine::record::{Coalesced, EndpointRecord, H3Record, H3Result, HostRecord, JobResult};
+use crate::engine::snapshot::{
+    CertId, Event, EventTotals, HostChange, HostEvent, Protocol, Timestamp, Verdict,
+};
 use crate::watchlist::Entry;
 
 use self::cache::Cache;
-use self::samples::{oldest, prune, push, recent, schedule, Expiry, LiveHost, PairSamples, Place, Shared};
+use self::samples::{push, recent, schedule, Expiry, LiveHost, PairSamples, Place, Shared};
 
 pub use crate::engine::snapshot::HISTORY_BUCKETS;
 
@@ -89,16 +91,22 @@ pub struct Store {
     evaluations: usize,
 }
 
-/// The ORIGIN sets a host's connections received, as endpoint records carrying nothing else:
-/// the names they list are targets of the host's connections (`planner::address_peers`).
-/// Empty for the hosts whose servers send no ORIGIN frame (nearly all).
-fn origin_sets(h: &LiveHost) -> BTreeMap<std::net::IpAddr, Box<EndpointRecord>> {
+/// What the planner needs of a host's signals, as endpoint records carrying nothing else: the
+/// ORIGIN sets its connections received (the names they list are targets of the host's
+/// connections, `planner::address_peers`) and the Alt-Svc alternatives (where it serves
+/// HTTP/3, `record::h3_advert`). Empty for the hosts whose servers send neither (most).
+fn job_signals(h: &LiveHost) -> BTreeMap<std::net::IpAddr, Box<EndpointRecord>> {
     h.endpoints
         .iter()
         .filter_map(|(addr, ep)| {
-            let origin = ep.signals.as_ref()?.origin.clone()?;
+            let s = ep.signals.as_ref()?;
+            if s.origin.is_none() && s.alt_svc.is_empty() {
+                return None;
+            }
             let signals = ServerSignals {
-                origin: Some(origin),
+                origin: s.origin.clone(),
+                alt_svc: s.alt_svc.clone(),
+                alt_svc_clear: s.alt_svc_clear,
                 ..ServerSignals::default()
             };
             let record = EndpointRecord {
@@ -152,6 +160,37 @@ fn cert_change(
     })
 }
 
+/// An HTTP/2 origin job's handshake, the host's own answer and the server's signals.
+type OriginParts = (
+    Result<crate::engine::probe::tls::TlsInfo, crate::engine::probe::error::ProbeError>,
+    Option<Box<Coalesced>>,
+    Option<Box<ServerSignals>>,
+);
+
+/// The endpoint of `hosts[i]` at `addr` (None: not one of its addresses any more), its host
+/// stamped as changed at `gen` and scheduled for pruning from `at`.
+fn touched<'h>(
+    hosts: &'h mut [LiveHost],
+    expiry: &mut Expiry,
+    (i, addr): (usize, std::net::IpAddr),
+    gen: u64,
+    at: Instant,
+) -> Option<&'h mut samples::LiveEndpoint> {
+    let h = hosts.get_mut(i)?;
+    let ep = h.endpoints.get_mut(&addr)?;
+    h.gen = gen;
+    h.pair_gen = gen;
+    schedule(expiry, &mut h.due, at, Place::Host(i));
+    Some(ep)
+}
+
+/// The errors of the failed handshakes among `q`.
+fn handshake_errors(q: &samples::Timed<samples::Handshake>) -> Vec<crate::engine::probe::error::ProbeError> {
+    q.iter()
+        .filter_map(|(_, r)| r.as_ref().err().map(|e| (**e).clone()))
+        .collect()
+}
+
 /// A host's samples in the window, shaped as a `check` run's record.
 fn host_record(h: &LiveHost) -> HostRecord {
     HostRecord {
@@ -173,11 +212,7 @@ fn host_record(h: &LiveHost) -> HostRecord {
                     tls: ep.tls.clone(),
                     cert: ep.cert.clone(),
                     handshakes: ep.handshakes.len() as u32,
-                    handshake_errors: ep
-                        .handshakes
-                        .iter()
-                        .filter_map(|(_, r)| r.as_ref().err().map(|e| (**e).clone()))
-                        .collect(),
+                    handshake_errors: handshake_errors(&ep.handshakes),
                     down: ep
                         .handshakes
                         .back()
@@ -189,8 +224,14 @@ fn host_record(h: &LiveHost) -> HostRecord {
                     direct: recent(&ep.direct),
                     direct_http1: recent(&ep.direct_http1),
                     signals: ep.signals.clone(),
-                    // The live engine plans no HTTP/3 jobs yet (`check` does).
-                    h3: None,
+                    h3: ep.h3.as_ref().filter(|h3| !h3.handshakes.is_empty()).map(|h3| {
+                        Box::new(H3Record {
+                            port: h3.port,
+                            handshakes: h3.handshakes.len() as u32,
+                            handshake_errors: handshake_errors(&h3.handshakes),
+                            own: h3.own.iter().map(|(_, c)| c.coalesced()).collect(),
+                        })
+                    }),
                 };
                 (*a, Box::new(record))
             })
@@ -311,7 +352,7 @@ impl Store {
             }
         }
         for (&(o, t), pair) in self.coalesced.iter_mut() {
-            pair.due = oldest(pair.queues.values());
+            pair.due = pair.oldest();
             if let Some(at) = pair.due {
                 self.expiry.push(Reverse((at, Place::Pair(o, t))));
             }
@@ -336,18 +377,24 @@ impl Store {
                 key: h.key.clone(),
                 path: h.path.clone(),
                 dns: h.dns.clone(),
-                endpoints: origin_sets(h),
+                endpoints: job_signals(h),
             })
             .collect()
     }
 
-    /// Fold a job result in; `hosts` is the list the job's indices refer to. HTTP/3 results
-    /// are counted, not kept: the live planner makes no HTTP/3 jobs yet.
+    /// Fold a job result in; `hosts` is the list the job's indices refer to.
     pub fn apply(&mut self, hosts: &[HostRecord], result: JobResult, at: Instant) {
         self.connections += 1;
         let gen = self.tick();
         let index = &self.index;
         let index_of = |i: usize| hosts.get(i).and_then(|h| index.get(&h.entry.key()).copied());
+        // Targets as indices of this store's list (a reload may have moved or dropped them).
+        let targets = |coalesced: Vec<(usize, Coalesced)>| -> Vec<(usize, Coalesced)> {
+            coalesced
+                .into_iter()
+                .filter_map(|(t, c)| Some((index_of(t)?, c)))
+                .collect()
+        };
         match result {
             JobResult::Origin {
                 host,
@@ -361,43 +408,9 @@ impl Store {
             } => {
                 self.requests += requests;
                 let Some(origin) = index_of(host) else { return };
-                for (t, sample) in coalesced {
-                    if let Some(target) = index_of(t) {
-                        let pair = self.coalesced.entry((origin, target)).or_default();
-                        let sample = self.shared.coalesced(sample);
-                        push(pair.queues.entry(addr).or_default(), at, sample);
-                        schedule(&mut self.expiry, &mut pair.due, at, Place::Pair(origin, target));
-                        self.dirty_pairs.insert((origin, target));
-                    }
-                }
-                let Some(h) = self.hosts.get_mut(origin) else {
-                    return;
-                };
-                let Some(ep) = h.endpoints.get_mut(&addr) else {
-                    return;
-                };
-                h.gen = gen;
-                h.pair_gen = gen;
-                schedule(&mut self.expiry, &mut h.due, at, Place::Host(origin));
-                let mut rotated = None;
-                match handshake {
-                    Ok(tls) => {
-                        let times = self.shared.handshake(Ok((tls.connect_time, tls.handshake_time)));
-                        push(&mut ep.handshakes, at, times);
-                        let cert = tls.chain.first().map(|der| cert::parse_leaf(der));
-                        rotated = cert_change(ep.cert.as_ref(), cert.as_ref());
-                        ep.cert = cert;
-                        ep.tls = Some(tls);
-                    }
-                    Err(e) => push(&mut ep.handshakes, at, self.shared.handshake(Err(e))),
-                }
-                if let Some(o) = own {
-                    push(&mut ep.own, at, self.shared.coalesced(*o));
-                }
-                self.topology_changed |= take_signals(ep, signals);
-                if let Some(change) = rotated {
-                    self.host_event(origin, Some(addr), change, Timestamp::now());
-                }
+                let coalesced = targets(coalesced);
+                self.push_coalesced(origin, addr, coalesced, Protocol::H2, at);
+                self.apply_origin(origin, addr, (handshake, own, signals), gen, at);
             }
             JobResult::Direct {
                 host,
@@ -407,20 +420,97 @@ impl Store {
             } => {
                 self.requests += 1;
                 let Some(i) = index_of(host) else { return };
-                let Some(h) = self.hosts.get_mut(i) else { return };
-                let Some(ep) = h.endpoints.get_mut(&addr) else {
+                let Some(ep) = touched(&mut self.hosts, &mut self.expiry, (i, addr), gen, at) else {
                     return;
                 };
-                h.gen = gen;
-                h.pair_gen = gen;
-                schedule(&mut self.expiry, &mut h.due, at, Place::Host(i));
                 let sample = self.shared.sample(outcome);
                 match protocol {
                     DirectProtocol::Negotiate => push(&mut ep.direct, at, sample),
                     DirectProtocol::Http1Only => push(&mut ep.direct_http1, at, sample),
                 }
             }
-            JobResult::OriginH3(r) => self.requests += r.requests,
+            JobResult::OriginH3(r) => {
+                let H3Result {
+                    host,
+                    addr,
+                    port,
+                    handshake,
+                    own,
+                    coalesced,
+                    requests,
+                } = *r;
+                self.requests += requests;
+                let Some(origin) = index_of(host) else { return };
+                let coalesced = targets(coalesced);
+                self.push_coalesced(origin, addr, coalesced, Protocol::H3, at);
+                let Some(ep) = touched(&mut self.hosts, &mut self.expiry, (origin, addr), gen, at) else {
+                    return;
+                };
+                let h3 = ep.h3.get_or_insert_with(Box::default);
+                h3.port = port;
+                let times = handshake.map(|tls| (tls.connect_time, tls.handshake_time));
+                push(&mut h3.handshakes, at, self.shared.handshake(times));
+                if let Some(o) = own {
+                    push(&mut h3.own, at, self.shared.coalesced(*o));
+                }
+            }
+        }
+    }
+
+    /// What an HTTP/2 origin connection of `hosts[origin]` at `addr` brought besides its
+    /// coalesced requests: the handshake (a new certificate is an event), the host's own
+    /// answer, the server's signals.
+    fn apply_origin(
+        &mut self,
+        origin: usize,
+        addr: std::net::IpAddr,
+        (handshake, own, signals): OriginParts,
+        gen: u64,
+        at: Instant,
+    ) {
+        let Some(ep) = touched(&mut self.hosts, &mut self.expiry, (origin, addr), gen, at) else {
+            return;
+        };
+        let mut rotated = None;
+        match handshake {
+            Ok(tls) => {
+                let times = self.shared.handshake(Ok((tls.connect_time, tls.handshake_time)));
+                push(&mut ep.handshakes, at, times);
+                let cert = tls.chain.first().map(|der| cert::parse_leaf(der));
+                rotated = cert_change(ep.cert.as_ref(), cert.as_ref());
+                ep.cert = cert;
+                ep.tls = Some(tls);
+            }
+            Err(e) => push(&mut ep.handshakes, at, self.shared.handshake(Err(e))),
+        }
+        if let Some(o) = own {
+            push(&mut ep.own, at, self.shared.coalesced(*o));
+        }
+        self.topology_changed |= take_signals(ep, signals);
+        if let Some(change) = rotated {
+            self.host_event(origin, Some(addr), change, Timestamp::now());
+        }
+    }
+
+    /// Keep the coalesced requests an origin connection at `addr` carried over `protocol`,
+    /// each as (target index in `hosts`, request).
+    fn push_coalesced(
+        &mut self,
+        origin: usize,
+        addr: std::net::IpAddr,
+        coalesced: Vec<(usize, Coalesced)>,
+        protocol: Protocol,
+        at: Instant,
+    ) {
+        for (target, sample) in coalesced {
+            let pair = self.coalesced.entry((origin, target)).or_default();
+            let queues = match protocol {
+                Protocol::H2 => &mut pair.queues,
+                Protocol::H3 => &mut pair.h3,
+            };
+            push(queues.entry(addr).or_default(), at, self.shared.coalesced(sample));
+            schedule(&mut self.expiry, &mut pair.due, at, Place::Pair(origin, target));
+            self.dirty_pairs.insert((origin, target));
         }
     }
 
@@ -478,10 +568,7 @@ impl Store {
                     };
                     let mut dropped = false;
                     for ep in h.endpoints.values_mut() {
-                        dropped |= prune(&mut ep.handshakes, cutoff);
-                        dropped |= prune(&mut ep.own, cutoff);
-                        dropped |= prune(&mut ep.direct, cutoff);
-                        dropped |= prune(&mut ep.direct_http1, cutoff);
+                        dropped |= ep.prune(cutoff);
                     }
                     if dropped {
                         h.gen = gen;
@@ -498,16 +585,11 @@ impl Store {
                     let Some(pair) = self.coalesced.get_mut(&(o, t)).filter(|p| p.due == Some(at)) else {
                         continue;
                     };
-                    let mut dropped = false;
-                    pair.queues.retain(|_, q| {
-                        dropped |= prune(q, cutoff);
-                        !q.is_empty()
-                    });
-                    if dropped {
+                    if pair.prune(cutoff) {
                         self.dirty_pairs.insert((o, t));
                         any = true;
                     }
-                    let due = oldest(pair.queues.values());
+                    let due = pair.oldest();
                     pair.due = due;
                     match due {
                         Some(next) => self.expiry.push(Reverse((next, place))),
@@ -526,10 +608,13 @@ impl Store {
     #[cfg(test)]
     pub fn records(&self, cycles: u64) -> crate::engine::record::Records {
         use crate::engine::record::Records;
-        let mut coalesced = HashMap::new();
+        let (mut coalesced, mut coalesced_h3) = (HashMap::new(), HashMap::new());
         for ((o, t), pair) in &self.coalesced {
             for (a, q) in &pair.queues {
                 coalesced.insert((*o, *t, *a), q.iter().map(|(_, s)| s.coalesced()).collect());
+            }
+            for (a, q) in &pair.h3 {
+                coalesced_h3.insert((*o, *t, *a), q.iter().map(|(_, s)| s.coalesced()).collect());
             }
         }
         Records {
@@ -539,7 +624,7 @@ impl Store {
             requests: self.requests,
             rounds: cycles.min(u32::MAX as u64) as u32,
             pages: Default::default(),
-            coalesced_h3: HashMap::new(),
+            coalesced_h3,
         }
     }
 
@@ -551,7 +636,7 @@ impl Store {
             .iter()
             .flat_map(|h| h.endpoints.values())
             .filter_map(|ep| ep.queues_oldest());
-        let pairs = self.coalesced.values().filter_map(|p| oldest(p.queues.values()));
+        let pairs = self.coalesced.values().filter_map(PairSamples::oldest);
         hosts.chain(pairs).min()
     }
 }

@@ -326,31 +326,44 @@ impl Store {
 
     /// Judge `a → b` from the records and the pair's samples as this publish has them.
     fn judge_pair(&self, a: usize, b: usize) -> PairEval {
-        // The pair's samples as the judgement reads them (made for this evaluation only).
-        let samples: Vec<(IpAddr, Vec<Coalesced>)> = self
-            .coalesced
-            .get(&(a, b))
-            .map(|p| {
-                p.queues
-                    .iter()
-                    .map(|(addr, q)| (*addr, q.iter().map(|(_, s)| s.coalesced()).collect()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let lookup = |addr: IpAddr| -> Vec<&Coalesced> {
+        // The pair's samples as the judgement reads them (made for this evaluation only), per
+        // protocol.
+        type Queues =
+            std::collections::BTreeMap<IpAddr, super::samples::Timed<super::samples::CoalescedSample>>;
+        let taken = |queues: fn(&PairSamples) -> &Queues| -> Vec<(IpAddr, Vec<Coalesced>)> {
+            self.coalesced
+                .get(&(a, b))
+                .map(|p| {
+                    queues(p)
+                        .iter()
+                        .map(|(addr, q)| (*addr, q.iter().map(|(_, s)| s.coalesced()).collect()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (h2, h3) = (taken(|p| &p.queues), taken(|p| &p.h3));
+        fn at(samples: &[(IpAddr, Vec<Coalesced>)], addr: IpAddr) -> Vec<&Coalesced> {
             samples
                 .iter()
                 .find(|(x, _)| *x == addr)
                 .map(|(_, q)| q.iter().collect())
                 .unwrap_or_default()
-        };
+        }
+        let lookup = |addr: IpAddr| at(&h2, addr);
+        let lookup_h3 = |addr: IpAddr| at(&h3, addr);
         // The other hosts at an address as this publish knows them: a pair is evaluated again
         // when its own samples change, so a neighbour's newer page shows at the pair's next
         // probe, not at once.
         let (records, index) = (&self.cache.records, self.cache.index.as_ref());
         let port = records[a].entry.port;
         let neighbours = |addr: IpAddr| index.map(|i| i.hosts_at(records, addr, port)).unwrap_or_default();
-        analysis::evaluate_pair(&records[a], &records[b], (&lookup, None), &neighbours, false)
+        // Probed over HTTP/3 at some address: judged over both protocols (as in `analyse`).
+        let over_h3 = records[a].endpoints.values().any(|ep| ep.h3.is_some());
+        let requests = (
+            &lookup as analysis::Requests,
+            over_h3.then_some(&lookup_h3 as analysis::Requests),
+        );
+        analysis::evaluate_pair(&records[a], &records[b], requests, &neighbours, false)
     }
 
     /// Groups (when they changed), the summary and the contract report, with the sparklines
@@ -563,9 +576,7 @@ impl PairSource for PendingSource {
 /// (when, refused) of the coalesced requests of a pair the server responded to (an answer or a
 /// refusal: 421, a reset or GOAWAY clients retry), for its sparkline.
 fn answered_samples(pair: &PairSamples) -> Arc<[(Instant, bool)]> {
-    pair.queues
-        .values()
-        .flat_map(|q| q.iter())
+    pair.all()
         .filter_map(
             |(at, c)| match (c.sample.shared(), Refusal::of(c.sample.shared())) {
                 (_, Some(_)) => Some((*at, true)),

@@ -201,6 +201,18 @@ pub(super) struct LiveEndpoint {
     /// What the server sent besides answers on the latest HTTP/2 connection (ORIGIN set,
     /// Alt-Svc): the latest is the truth, like the certificate.
     pub(super) signals: Option<Box<ServerSignals>>,
+    /// The HTTP/3 connections for the host here (None: never one; the host does not
+    /// advertise HTTP/3, or it is turned off).
+    pub(super) h3: Option<Box<LiveH3>>,
+}
+
+/// The HTTP/3 side of an endpoint: the UDP port last probed, the QUIC handshakes and the
+/// host's own answers over them.
+#[derive(Debug, Default)]
+pub(super) struct LiveH3 {
+    pub(super) port: u16,
+    pub(super) handshakes: Timed<Handshake>,
+    pub(super) own: Timed<CoalescedSample>,
 }
 
 #[derive(Debug)]
@@ -228,24 +240,69 @@ pub(super) struct LiveHost {
     pub(super) pair_gen: u64,
 }
 
-/// Coalesced requests of one ordered pair, per origin address.
+/// Coalesced requests of one ordered pair, per origin address: on the origin's HTTP/2
+/// connections (`queues`) and on its HTTP/3 ones (`h3`).
 #[derive(Debug, Default)]
 pub(super) struct PairSamples {
     pub(super) queues: BTreeMap<IpAddr, Timed<CoalescedSample>>,
+    pub(super) h3: BTreeMap<IpAddr, Timed<CoalescedSample>>,
     /// The oldest sample time (scheduled in `Store::expiry`).
     pub(super) due: Option<Instant>,
 }
 
+impl PairSamples {
+    /// The oldest sample time, over both protocols.
+    pub(super) fn oldest(&self) -> Option<Instant> {
+        oldest(self.queues.values().chain(self.h3.values()))
+    }
+
+    /// Drop the samples before `cutoff` (and the addresses left without any); true when some
+    /// were dropped.
+    pub(super) fn prune(&mut self, cutoff: Instant) -> bool {
+        let mut dropped = false;
+        for queues in [&mut self.queues, &mut self.h3] {
+            queues.retain(|_, q| {
+                dropped |= prune(q, cutoff);
+                !q.is_empty()
+            });
+        }
+        dropped
+    }
+
+    /// Every sample, both protocols.
+    pub(super) fn all(&self) -> impl Iterator<Item = &(Instant, CoalescedSample)> {
+        self.queues.values().chain(self.h3.values()).flatten()
+    }
+}
+
 impl LiveEndpoint {
     pub(super) fn queues_oldest(&self) -> Option<Instant> {
+        let h3 = self
+            .h3
+            .as_ref()
+            .and_then(|h| oldest([&h.own]).into_iter().chain(oldest([&h.handshakes])).min());
         [
             oldest([&self.handshakes]),
             oldest([&self.own]),
             oldest([&self.direct, &self.direct_http1]),
+            h3,
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Drop the samples before `cutoff`; true when some were dropped.
+    pub(super) fn prune(&mut self, cutoff: Instant) -> bool {
+        let mut dropped = prune(&mut self.handshakes, cutoff);
+        dropped |= prune(&mut self.own, cutoff);
+        dropped |= prune(&mut self.direct, cutoff);
+        dropped |= prune(&mut self.direct_http1, cutoff);
+        if let Some(h3) = &mut self.h3 {
+            dropped |= prune(&mut h3.handshakes, cutoff);
+            dropped |= prune(&mut h3.own, cutoff);
+        }
+        dropped
     }
 }
 

@@ -348,6 +348,7 @@ fn incremental_publish_equals_full_recomputation() {
                     };
                     let round = rng.random_range(0..6);
                     let failed = rng.random_bool(0.1);
+                    let over_h3 = rng.random_bool(0.25);
                     let make = || {
                         let mut job = synth.origin(n, round);
                         if let JobResult::Origin {
@@ -375,7 +376,11 @@ fn incremental_publish_equals_full_recomputation() {
                                 *handshake = Err(ProbeError::Tls("handshake timed out".into()));
                             }
                         }
-                        job
+                        if over_h3 {
+                            as_h3(job)
+                        } else {
+                            job
+                        }
                     };
                     inc.apply(&hosts, make(), now);
                     full.apply(&hosts, make(), now);
@@ -469,7 +474,10 @@ fn incremental_publish_equals_full_recomputation() {
                         "seed {seed} step {step}: a sample outlived the window"
                     );
                 }
-                assert!(inc.coalesced.values().all(|p| !p.queues.is_empty()));
+                assert!(inc
+                    .coalesced
+                    .values()
+                    .all(|p| !p.queues.is_empty() || !p.h3.is_empty()));
                 layouts += usize::from(a.changes.layout == a.changes.seq);
                 assert_eq!(a.changes.pairs.len(), a.report.pairs.len());
                 assert_eq!(c.changes.pairs.len(), c.report.pairs.len());
@@ -507,6 +515,109 @@ fn incremental_publish_equals_full_recomputation() {
         let last = inc.publish(now, EngineStatus::default(), true);
         assert!(!last.report.pairs.is_empty());
     }
+}
+
+/// The same origin job over HTTP/3 (on UDP port 443).
+fn as_h3(job: JobResult) -> JobResult {
+    let JobResult::Origin {
+        host,
+        addr,
+        handshake,
+        own,
+        coalesced,
+        requests,
+        ..
+    } = job
+    else {
+        return job;
+    };
+    JobResult::OriginH3(Box::new(crate::engine::record::H3Result {
+        host,
+        addr,
+        port: 443,
+        handshake,
+        own,
+        coalesced,
+        requests,
+    }))
+}
+
+/// A pair clean over HTTP/2 and refused over HTTP/3 is misdirected, with both protocols'
+/// rows and the explanation saying which; once the HTTP/3 samples leave the window (the host
+/// stopped advertising it, say) the pair is judged over HTTP/2 alone again.
+#[test]
+fn a_pair_refused_over_http3_only_is_misdirected_over_http3() {
+    use crate::engine::snapshot::Protocol;
+    let pki = crate::testing::net::Pki::new("h3 CA");
+    let window = Duration::from_secs(60);
+    let mut store = Store::new(window, "/".into());
+    store.set_entries(&[entry("a.test", 1), entry("b.test", 2)]);
+    store.set_dns("a.test:443", dns("127.0.0.1"));
+    store.set_dns("b.test:443", dns("127.0.0.1"));
+    let hosts = store.hosts_for_jobs();
+    let addr: IpAddr = "127.0.0.1".parse().unwrap();
+    let origin = |coalesced: u16| JobResult::Origin {
+        host: 0,
+        addr,
+        handshake: Ok(h2_handshake(&pki, &["a.test", "b.test"])),
+        own: Some(Box::new(Coalesced::new(answer(200), None))),
+        coalesced: vec![(1, Coalesced::new(answer(coalesced), None))],
+        uncovered: vec![],
+        requests: 2,
+        signals: None,
+    };
+    let direct_b = || JobResult::Direct {
+        host: 1,
+        addr,
+        protocol: DirectProtocol::Negotiate,
+        outcome: answer(200),
+    };
+    let start = Instant::now();
+    for k in 0..3 {
+        let at = start + Duration::from_secs(k);
+        store.apply(&hosts, origin(200), at);
+        store.apply(&hosts, as_h3(origin(421)), at);
+        store.apply(&hosts, direct_b(), at);
+    }
+    let view = store.publish(start + Duration::from_secs(3), EngineStatus::default(), true);
+    let (pair, _) = ab_pair(&view);
+    assert_eq!(pair.verdict, Verdict::Misdirected, "{}", pair.explanation);
+    let rows: Vec<(Protocol, Verdict, u32)> = pair
+        .protocols
+        .iter()
+        .map(|r| (r.protocol, r.verdict, r.probes))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (Protocol::H2, Verdict::Ok, 3),
+            (Protocol::H3, Verdict::Misdirected, 3)
+        ]
+    );
+    assert!(
+        pair.explanation
+            .starts_with("over HTTP/3 (misdirected; over HTTP/2: ok)"),
+        "{}",
+        pair.explanation
+    );
+    let h3 = store.records(1).hosts[0].endpoints[&addr]
+        .h3
+        .clone()
+        .expect("the HTTP/3 side");
+    assert_eq!((h3.port, h3.handshakes, h3.own.len()), (443, 3, 3));
+    // HTTP/2 goes on alone: the HTTP/3 samples leave the window, and with them the verdict.
+    let later = start + window + Duration::from_secs(10);
+    store.apply(&hosts, origin(200), later);
+    store.apply(&hosts, direct_b(), later);
+    let view = store.publish(later, EngineStatus::default(), true);
+    let (pair, _) = ab_pair(&view);
+    assert_eq!(
+        (pair.verdict, pair.protocols.len()),
+        (Verdict::Ok, 0),
+        "{}",
+        pair.explanation
+    );
+    assert!(store.records(1).hosts[0].endpoints[&addr].h3.is_none());
 }
 
 /// A 40-name synthetic store (4 groups of 10) after one probed round, the round's start and
