@@ -127,7 +127,9 @@ async fn check_mixing_hostile_and_healthy_hosts() {
 
     // The bound: DNS (hickory bounds each query by T, the engine the whole lookup by 2T + 1s),
     // then `rounds` rounds plus the HTTP/1.1 fallback round, each at most `waves` batches of
-    // `concurrency` jobs, each job at most connect + TLS + request + one more request = 4T.
+    // `concurrency` jobs, each job at most connect + TLS + request + one more request = 4T;
+    // then `rounds` HTTP/3 rounds for the few hosts that advertise it (one batch each: fewer
+    // than `concurrency`), each job at most a handshake and two waves of requests = 3T.
     let addresses: usize = doc["hosts"]
         .as_array()
         .unwrap()
@@ -135,7 +137,7 @@ async fn check_mixing_hostile_and_healthy_hosts() {
         .map(|h| h["addresses"].as_array().unwrap().len())
         .sum();
     let waves = (2 * addresses).div_ceil(concurrency) as u32;
-    let bound = (2 * T + Duration::from_secs(1)) + (rounds + 1) * waves * 4 * T + SLACK;
+    let bound = (2 * T + Duration::from_secs(1)) + (rounds + 1) * waves * 4 * T + rounds * 3 * T + SLACK;
     println!("check of {addresses} addresses took {took:?} (bound {bound:?})");
     assert!(took < bound, "check took {took:?}, bound {bound:?}");
 
@@ -225,6 +227,16 @@ async fn check_mixing_hostile_and_healthy_hosts() {
         sent < probes_421 * 2 * 1024 * 1024,
         "a 421 body is not read to its end: {sent} bytes left the server for {probes_421} probes"
     );
+
+    // The QUIC cases: the blackhole sent nothing; the garbage answered; the stalled handshake
+    // got as far as the server's Initial packets (the ServerHello) and no further.
+    let quic_sent = |name: &str| {
+        let sent = hostile.server(name).quic_sent.as_ref().expect("a UDP side");
+        sent.load(std::sync::atomic::Ordering::SeqCst)
+    };
+    assert_eq!(quic_sent("blackhole.quic.hostile.test"), 0);
+    assert!(quic_sent("garbage.quic.hostile.test") > 0);
+    assert!(quic_sent("stall.quic.hostile.test") > 0);
 
     // The 500-record name: asked over UDP, truncated, asked again over TCP; capped at 64.
     let many = host_json(&doc, hostile::dns::MANY);

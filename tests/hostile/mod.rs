@@ -4,12 +4,14 @@
 
 pub mod dns;
 pub mod pki;
+pub mod quic;
 pub mod servers;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use quic::Quic;
 use servers::{Kind, Server};
 
 /// 127.0.3.`last`.
@@ -237,6 +239,26 @@ impl HostileLab {
                     "warning",
                     &["too many ORIGIN frames"],
                 )],
+            ),
+            // QUIC where HTTP/2 advertises HTTP/3: a UDP blackhole, garbage datagrams, a
+            // handshake that never completes. Each ends within the timeout and is said.
+            (
+                "blackhole.quic.hostile.test",
+                124,
+                Kind::AdvertisesH3(Quic::Silent),
+                vec![expect("h3-advertised", "warning", &["QUIC handshakes failed (tls timed out"])],
+            ),
+            (
+                "garbage.quic.hostile.test",
+                125,
+                Kind::AdvertisesH3(Quic::Garbage),
+                vec![expect("h3-advertised", "warning", &["QUIC handshakes failed"])],
+            ),
+            (
+                "stall.quic.hostile.test",
+                126,
+                Kind::AdvertisesH3(Quic::Stall),
+                vec![expect("h3-advertised", "warning", &["QUIC handshakes failed (tls timed out"])],
             ),
         ];
         let mut hosts = Vec::new();

@@ -27,6 +27,8 @@ use tokio::task::JoinHandle;
 use coalscope::engine::probe::frames::{ALTSVC, ORIGIN};
 use coalscope::lab::frames::{origin_frame, raw_frame, with_frames_after_settings};
 
+use super::quic::Quic;
+
 /// What a server does with each connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -74,6 +76,9 @@ pub enum Kind {
     /// HTTP/2 frame by frame: ORIGIN frames as fast as the socket takes them, for as long as
     /// the client listens (10 s at most); every request answered 200 "ok".
     OriginFlood,
+    /// A well-behaved HTTP/2 server (200 "ok") whose answers advertise HTTP/3 on the UDP port
+    /// of its own number, where `Quic` answers.
+    AdvertisesH3(Quic),
 }
 
 impl Kind {
@@ -133,6 +138,8 @@ pub struct Stats {
 pub struct Server {
     pub addr: SocketAddr,
     pub stats: Arc<Stats>,
+    /// Bytes the UDP side sent to clients (servers that advertise HTTP/3).
+    pub quic_sent: Option<Arc<AtomicU64>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -177,6 +184,16 @@ pub async fn start_on(ip: Ipv4Addr, port: u16, kind: Kind, cert: Arc<CertifiedKe
     let config = tls_config(cert, kind.alpn());
     let name = name.to_string();
     let st = stats.clone();
+    let mut tasks = Vec::new();
+    let mut stats_quic = None;
+    if let Kind::AdvertisesH3(quic) = kind {
+        let socket = tokio::net::UdpSocket::bind(addr)
+            .await
+            .expect("bind the UDP side");
+        let sent = Arc::new(AtomicU64::new(0));
+        stats_quic = Some(sent.clone());
+        tasks.push(tokio::spawn(super::quic::serve(quic, socket, name.clone(), sent)));
+    }
     let task = tokio::spawn(async move {
         let mut connections = tokio::task::JoinSet::new();
         loop {
@@ -193,10 +210,12 @@ pub async fn start_on(ip: Ipv4Addr, port: u16, kind: Kind, cert: Arc<CertifiedKe
             });
         }
     });
+    tasks.push(task);
     Server {
         addr,
         stats,
-        tasks: vec![task],
+        quic_sent: stats_quic,
+        tasks,
     }
 }
 
@@ -238,10 +257,16 @@ async fn serve(mut tcp: TcpStream, kind: Kind, config: Arc<ServerConfig>, name: 
                 | Kind::OriginOversized
                 | Kind::OriginMalformed
                 | Kind::OriginOnStream
-                | Kind::OriginGarbage => {
+                | Kind::OriginGarbage
+                | Kind::AdvertisesH3(_) => {
                     // 421 is for a request whose :authority is not the SNI's name.
                     let sni = tls.get_ref().1.server_name().unwrap_or(name).to_string();
-                    hyper_serve(tls, h2, kind, &sni, st).await
+                    let alt_svc = tls
+                        .get_ref()
+                        .0
+                        .local_addr()
+                        .map(|a| format!("h3=\":{}\"; ma=60", a.port()));
+                    hyper_serve(tls, h2, kind, (&sni, alt_svc.ok()), st).await
                 }
                 _ if h2 => raw_h2(tls, kind, &st).await,
                 _ => raw_h1(tls, kind, &st).await,
@@ -600,7 +625,8 @@ fn endless(st: Arc<Stats>, total: Option<usize>) -> Body {
     }
 }
 
-async fn hyper_serve<S>(tls: S, h2: bool, kind: Kind, name: &str, st: Arc<Stats>)
+/// `name` is the SNI's; `alt_svc` the Alt-Svc header a server advertising HTTP/3 sends.
+async fn hyper_serve<S>(tls: S, h2: bool, kind: Kind, (name, alt_svc): (&str, Option<String>), st: Arc<Stats>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -609,6 +635,7 @@ where
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let counters = counters.clone();
         let name = name.clone();
+        let alt_svc = alt_svc.clone();
         async move {
             counters.requests.fetch_add(1, Ordering::SeqCst);
             let authority = req
@@ -639,6 +666,11 @@ where
                         )
                         .body(endless(counters, Some(10 * 1024 * 1024)))
                 }
+                Kind::AdvertisesH3(_) => hyper::Response::builder()
+                    .status(200)
+                    .header("content-type", "text/plain")
+                    .header("alt-svc", alt_svc.unwrap_or_default())
+                    .body(Full::new(Bytes::from(format!("ok {authority}"))).boxed()),
                 _ => hyper::Response::builder()
                     .status(200)
                     .header("content-type", "text/plain")
