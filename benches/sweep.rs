@@ -17,6 +17,7 @@
 //! - `SWEEP_MAX_RPS`: coalscope's `--max-rps` (1000000; 0 is unlimited, no rate limiter);
 //! - `SWEEP_H2LOAD`: the h2load binary (default `h2load` on `PATH`; `off` skips the
 //!   cross-check);
+//! - `SWEEP_H3`: `off` skips the HTTP/3 runs (step 5);
 //! - `COALSCOPE_BIN`: the coalscope binary (default target/release/coalscope).
 //!
 //! Per size N (groups of K), the lab runs in this process and each client runs as a child
@@ -43,6 +44,15 @@
 //!    and `h2load -c C -n C×K -m 8 -t 1` (C = the concurrency, at most 1,000: the lab serves
 //!    1,024 connections per address), each with C connections of K requests for one name, all
 //!    at once; their requests per second side by side (h2load does not verify certificates).
+//!
+//! 5. **HTTP/3 beside HTTP/2**: the same layout served over HTTP/3 too (`ScaleOptions::h3`:
+//!    an HTTPS record per name with alpn h2,h3), and three `check`s of it: one HTTP/2 round
+//!    (`--rounds 1 --protocols h2`), two HTTP/2 rounds (`--rounds 2 --protocols h2`), and one
+//!    round over both (`--rounds 1`: the HTTP/2 round, then one HTTP/3 connection per name
+//!    carrying its group). The second HTTP/2 round costs the second run minus the first; the
+//!    HTTP/3 round the third minus the first: the same connections and requests over each
+//!    protocol, so their CPU and wall per connection compare an HTTP/3 probe with an HTTP/2
+//!    one, everything else (DNS, analysis, the report) the same in both differences.
 //!
 //! The table per N: wall, CPU, peak RSS, connections, requests and failed requests of each
 //! run; then coalscope's ratios against each ceiling (wall, CPU, and the work: connections and
@@ -424,6 +434,116 @@ fn cross_check(h2load: &Path, me: &Path, lab: &Lab, layout: &ScaleOptions, conns
     );
 }
 
+/// One `check` of `lab` (`--format json --max-rps R --concurrency C` and `extra`): its usage,
+/// and connections and requests from its JSON summary.
+fn run_check(
+    me: &Path,
+    bin: &Path,
+    lab: &Lab,
+    extra: &[String],
+    out: &Path,
+) -> (Usage, u64, u64, serde_json::Value) {
+    let mut cmd = Command::new(bin);
+    cmd.args(common::lab_args("check", lab, &lab.watchfile))
+        .args(extra)
+        .env("COALSCOPE_LOG", "off");
+    let usage = measure_fresh(me, cmd, out);
+    let summary = json_summary(out);
+    let conns = summary["connections"].as_u64().unwrap_or(0);
+    let reqs = summary["requests"].as_u64().unwrap_or(0);
+    (usage, conns, reqs, summary)
+}
+
+/// Step 5: an HTTP/3 round beside a second HTTP/2 round, on the layout served over both.
+fn h3_beside_h2(
+    rt: &tokio::runtime::Runtime,
+    me: &Path,
+    bin: &Path,
+    layout: ScaleOptions,
+    common_args: &[String],
+    tmp: &Path,
+) {
+    let layout = ScaleOptions { h3: true, ..layout };
+    let lab = rt
+        .block_on(Lab::start(LabOptions {
+            scale: Some(layout),
+            ..Default::default()
+        }))
+        .expect("scale lab over HTTP/3");
+    let n = layout.names;
+    let runs = [
+        ("check, 1 round h2", "1", "h2"),
+        ("check, 2 rounds h2", "2", "h2"),
+        ("check, 1 round h2+h3", "1", "h2,h3"),
+    ];
+    let mut results = Vec::new();
+    println!("  HTTP/3 beside HTTP/2 (the layout served over both; HTTPS records advertise h3):");
+    println!(
+        "  | {:<22} | {:>8} | {:>8} | {:>11} | {:>11} | {:>11} | {:>6} |",
+        "run", "wall s", "CPU s", "peak RSS MB", "connections", "requests", "pairs"
+    );
+    println!(
+        "  |{:-<24}|{:->10}|{:->10}|{:->13}|{:->13}|{:->13}|{:->8}|",
+        "", "", "", "", "", "", ""
+    );
+    for (what, rounds, protocols) in runs {
+        let mut extra = common_args.to_vec();
+        extra.extend([
+            "--rounds".into(),
+            rounds.into(),
+            "--protocols".into(),
+            protocols.into(),
+        ]);
+        let (usage, conns, reqs, summary) = run_check(
+            me,
+            bin,
+            &lab,
+            &extra,
+            &tmp.join(format!("h3-{n}-{rounds}-{protocols}.json")),
+        );
+        row(what, &usage, conns, reqs, &summary["pairs"].to_string());
+        results.push((usage, conns, reqs, summary));
+    }
+    rt.block_on(lab.shutdown());
+    let (one, two, both) = (&results[0], &results[1], &results[2]);
+    let marginal = |what: &str, more: &(Usage, u64, u64, serde_json::Value)| {
+        let conns = more.1.saturating_sub(one.1);
+        let reqs = more.2.saturating_sub(one.2);
+        let cpu = secs(more.0.cpu) - secs(one.0.cpu);
+        let wall = secs(more.0.wall) - secs(one.0.wall);
+        let per = |x: f64| {
+            if conns > 0 {
+                x * 1000.0 / conns as f64
+            } else {
+                f64::NAN
+            }
+        };
+        println!(
+            "  {what}: {} connections, {} requests more: CPU {cpu:+.2} s ({:.3} ms a connection), wall {wall:+.2} s ({:.3} ms a connection)",
+            thousands(conns),
+            thousands(reqs),
+            per(cpu),
+            per(wall)
+        );
+        (per(cpu), per(wall))
+    };
+    let (h2_cpu, h2_wall) = marginal("a second HTTP/2 round", two);
+    let (h3_cpu, h3_wall) = marginal("an HTTP/3 round       ", both);
+    println!(
+        "  an HTTP/3 probe / an HTTP/2 probe: CPU {}, wall {}",
+        ratio(h3_cpu, h2_cpu),
+        ratio(h3_wall, h2_wall)
+    );
+    let verdicts = |r: &(Usage, u64, u64, serde_json::Value)| r.3["verdicts"].to_string();
+    if verdicts(one) != verdicts(both) {
+        println!(
+            "  the verdicts differ: h2 only {}, h2+h3 {}",
+            verdicts(one),
+            verdicts(both)
+        );
+    }
+}
+
 fn main() {
     if let Some(usage_file) = std::env::var_os(LAUNCH_ENV) {
         launch_main(&usage_file);
@@ -469,6 +589,8 @@ fn main() {
             .as_ref()
             .map_or("none (no cross-check)".into(), |p| p.display().to_string())
     );
+    let h3 = std::env::var("SWEEP_H3").map_or(true, |v| v != "off");
+    println!("  SWEEP_H3          = {}", if h3 { "on" } else { "off" });
     println!("  COALSCOPE_BIN     = {}", bin.display());
     println!(
         "  {} cores, load average {}",
@@ -499,24 +621,17 @@ fn main() {
 
         // 1. coalscope check --rounds 1.
         let out = tmp.join(format!("check-{n}.json"));
-        let mut cmd = Command::new(&bin);
-        let extra = [
-            "--rounds".to_string(),
-            "1".into(),
-            "--format".into(),
+        let common_args = [
+            "--format".to_string(),
             "json".into(),
             "--max-rps".into(),
             max_rps.to_string(),
             "--concurrency".into(),
             concurrency.to_string(),
         ];
-        cmd.args(common::lab_args("check", &lab, &lab.watchfile))
-            .args(&extra)
-            .env("COALSCOPE_LOG", "off");
-        let check = measure_fresh(&me, cmd, &out);
-        let summary = json_summary(&out);
-        let conns = summary["connections"].as_u64().unwrap_or(0);
-        let reqs = summary["requests"].as_u64().unwrap_or(0);
+        let mut extra = vec!["--rounds".to_string(), "1".into()];
+        extra.extend(common_args.iter().cloned());
+        let (check, conns, reqs, summary) = run_check(&me, &bin, &lab, &extra, &out);
         let json_mb = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
         let (pairs, bad) = layout.expected_pairs();
         println!(
@@ -585,6 +700,11 @@ fn main() {
             cross_check(h2load, &me, &lab, &layout, c, &tmp);
         }
         rt.block_on(lab.shutdown());
+
+        // 5. HTTP/3 beside HTTP/2.
+        if h3 {
+            h3_beside_h2(&rt, &me, &bin, layout, &common_args, &tmp);
+        }
     }
     let _ = std::fs::remove_dir_all(&tmp);
 }

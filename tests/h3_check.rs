@@ -175,3 +175,56 @@ async fn a_pair_clean_over_both_protocols_is_ok_with_both_verdicts() {
     }
     assert_eq!(code, Some(0), "{doc:#}");
 }
+
+/// The scale lab serving HTTP/3 too (what the sweep benchmark measures an HTTP/3 probe on):
+/// every name advertises it in an HTTPS record, and `check` judges every pair over both
+/// protocols alike (the misconfigured names refuse coalesced requests over both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scale_lab_over_http3_judges_every_pair_over_both_protocols() {
+    use coalscope::lab::scale::ScaleOptions;
+    use coalscope::lab::{Lab, LabOptions};
+    let layout = ScaleOptions {
+        h3: true,
+        ..ScaleOptions::new(20, 10)
+    };
+    let lab = Lab::start(LabOptions {
+        scale: Some(layout),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let out = common::check_lab(&lab, &["--rounds", "1", "--format", "json", "--max-rps", "0"]).await;
+    lab.shutdown().await;
+    let doc = common::stdout_json(&out);
+    let (pairs, bad) = layout.expected_pairs();
+    let listed = doc["pairs"].as_array().unwrap();
+    assert_eq!(listed.len(), pairs, "{:#}", doc["summary"]);
+    let rows = |p: &Value| -> Vec<(String, String)> {
+        p["protocols"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| (r["protocol"].to_string(), r["verdict"].to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut misdirected = 0;
+    for p in listed {
+        let verdict = p["verdict"].as_str().unwrap();
+        let expected = [
+            ("\"h2\"".to_string(), format!("\"{verdict}\"")),
+            ("\"h3\"".to_string(), format!("\"{verdict}\"")),
+        ];
+        assert_eq!(rows(p), expected, "{p:#}");
+        misdirected += usize::from(verdict == "misdirected");
+    }
+    assert_eq!(misdirected, bad);
+    // One HTTP/2 and one HTTP/3 connection per name.
+    assert_eq!(
+        doc["summary"]["connections"],
+        2 * layout.names as u64,
+        "{:#}",
+        doc["summary"]
+    );
+}

@@ -186,17 +186,29 @@ impl Lab {
         let owned = layout.records();
         let records: Vec<(&str, Vec<Ipv4Addr>)> =
             owned.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
-        let lab = Lab::prepare(
+        // Serving HTTP/3 too: every name says so in an HTTPS record.
+        let https: Vec<HttpsSpec> = if layout.h3 {
+            owned
+                .iter()
+                .map(|(n, _)| HttpsSpec::service(n, 1, &["h2", "h3"], Some(port), &[]))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut lab = Lab::prepare(
             options,
             port,
             clock,
             &lab_ca,
             ("scale.watch", layout.watchfile(port)),
-            (scale::SCALE_ZONE, &records, &[]),
+            (scale::SCALE_ZONE, &records, &https),
             (Some(layout), Some(rotation)),
         )
         .await?;
         for (addr, listener) in listeners {
+            if layout.h3 {
+                lab.quic.push(scale::listen_h3(addr, &config, layout)?);
+            }
             let config = config.clone();
             let make: faults::MakeServer =
                 Arc::new(move |listener| Box::pin(scale::run(listener, config.clone(), layout)));

@@ -50,7 +50,23 @@ pub(crate) fn listen(
         .tls
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("HTTP/3 at {addr}: the endpoint has no certificates"))?;
-    let mut config = (*tls.plain).clone();
+    let config = (*tls.plain).clone();
+    listen_with(addr, config, move |incoming, conn| {
+        connection(incoming, conn, rt.clone(), style)
+    })
+}
+
+/// Serve HTTP/3 on UDP `addr` with the certificates of `config` (its ALPN becomes h3): each
+/// accepted connection (numbered from 1) handed to `serve`, at most `MAX_CONNECTIONS` at once.
+pub(crate) fn listen_with<F, Fut>(
+    addr: SocketAddr,
+    mut config: rustls::ServerConfig,
+    serve: F,
+) -> anyhow::Result<QuicListener>
+where
+    F: Fn(quinn::Incoming, u64) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     config.alpn_protocols = vec![b"h3".to_vec()];
     config.max_early_data_size = 0;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(config)
@@ -76,13 +92,22 @@ pub(crate) fn listen(
                         continue;
                     }
                     accepted += 1;
-                    connections.spawn(connection(incoming, accepted, rt.clone(), style));
+                    connections.spawn(serve(incoming, accepted));
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
     });
     Ok(QuicListener { endpoint, task })
+}
+
+/// Send `response` (head and body) on `stream` and finish it.
+pub(crate) async fn respond(stream: &mut H3Stream, response: http::Response<Bytes>) {
+    let (head, body) = response.into_parts();
+    let head = http::Response::from_parts(head, ());
+    if stream.send_response(head).await.is_ok() && stream.send_data(body).await.is_ok() {
+        let _ = stream.finish().await;
+    }
 }
 
 /// A request stream of the HTTP/3 server side.
@@ -161,8 +186,5 @@ async fn answer(
     }
     let (head, body) = render(outcome, &server_label(style, conn), sni_site.name, &rt.live).into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let head = http::Response::from_parts(head, ());
-    if stream.send_response(head).await.is_ok() && stream.send_data(body).await.is_ok() {
-        let _ = stream.finish().await;
-    }
+    respond(&mut stream, http::Response::from_parts(head, body)).await;
 }

@@ -54,6 +54,9 @@ pub struct ScaleOptions {
     pub names: usize,
     /// Names per wildcard certificate (and per group).
     pub group_size: usize,
+    /// Serve HTTP/3 too (UDP, same addresses and port), advertised by an HTTPS record per
+    /// name (`alpn` h2, h3), answering as over HTTP/2 (the misconfigured names' 421s too).
+    pub h3: bool,
 }
 
 impl ScaleOptions {
@@ -61,6 +64,7 @@ impl ScaleOptions {
         ScaleOptions {
             names: names.max(1),
             group_size: group_size.max(1),
+            h3: false,
         }
     }
 
@@ -324,6 +328,27 @@ async fn connection(tcp: TcpStream, acceptor: tokio_rustls::TlsAcceptor, options
     };
     let io = TokioIo::new(IdleTimeout::new(tls, IDLE_TIMEOUT));
     let _ = builder.serve_connection(io, service).await;
+}
+
+/// Serve HTTP/3 on UDP `addr` with the group certificates of `config`, answering as over
+/// HTTP/2 (`answer`).
+pub(crate) fn listen_h3(
+    addr: SocketAddr,
+    config: &ServerConfig,
+    options: ScaleOptions,
+) -> anyhow::Result<super::quic::QuicListener> {
+    super::quic::listen_with(addr, config.clone(), move |incoming, _| {
+        super::quic::serve_requests(incoming, move |sni, request, mut stream| async move {
+            let sni = sni.as_deref().and_then(|n| options.index_of(n));
+            let host = request.uri().authority().and_then(|a| options.index_of(a.host()));
+            let (head, body) = answer(sni, host, &options).into_parts();
+            let body = http_body_util::BodyExt::collect(body)
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            super::quic::respond(&mut stream, Response::from_parts(head, body)).await;
+        })
+    })
 }
 
 /// The answer for a request naming `host` on a connection for `sni` (indices of scale names).
