@@ -196,6 +196,12 @@ async fn the_scale_lab_over_http3_judges_every_pair_over_both_protocols() {
     let out = common::check_lab(&lab, &["--rounds", "1", "--format", "json", "--max-rps", "0"]).await;
     lab.shutdown().await;
     let doc = common::stdout_json(&out);
+    // The progress plans each HTTP/3 connection with the targets HTTP/2 carried there.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("HTTP/3 round 1/1: 20 connections, 200 requests planned"),
+        "{stderr}"
+    );
     let (pairs, bad) = layout.expected_pairs();
     let listed = doc["pairs"].as_array().unwrap();
     assert_eq!(listed.len(), pairs, "{:#}", doc["summary"]);

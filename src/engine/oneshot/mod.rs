@@ -173,7 +173,13 @@ async fn run_h3_rounds(
             round: round + 1,
             rounds,
         };
-        run_phase(prober, phase, jobs, records, plan, progress).await;
+        // Each connection carries its origin and the targets HTTP/2 carried there.
+        let places = jobs.iter().filter_map(|j| match *j {
+            Job::OriginH3(i, addr, _) => Some((i, addr)),
+            _ => None,
+        });
+        let requests = progress::h3_round_requests(records, places);
+        run_phase_planned(prober, (phase, requests), jobs, records, plan, progress).await;
     }
 }
 
@@ -272,13 +278,26 @@ async fn run_phase(
     plan: &Plan,
     progress: &dyn ProgressSink,
 ) {
+    let requests = jobs.len() as u64;
+    run_phase_planned(prober, (phase, requests), jobs, records, plan, progress).await;
+}
+
+/// `run_phase` for jobs that make `requests` requests in all (origin jobs carry targets).
+async fn run_phase_planned(
+    prober: &Prober,
+    (phase, requests): (Phase, u64),
+    jobs: Vec<Job>,
+    records: &mut Records,
+    plan: &Plan,
+    progress: &dyn ProgressSink,
+) {
     if jobs.is_empty() {
         return;
     }
     progress.event(CheckProgress::Phase {
         phase,
         connections: jobs.len(),
-        requests: jobs.len() as u64,
+        requests,
     });
     run_jobs(prober, jobs, records, plan, progress).await;
 }

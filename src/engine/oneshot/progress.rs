@@ -106,15 +106,28 @@ pub fn plan(hosts: &[HostRecord], peers: &[Vec<usize>], limit: Option<usize>, ro
 /// The requests a later round plans: per (origin, address), the origin and the targets the
 /// rounds so far carried on its connections there (the certificate is known by now).
 pub fn later_round_requests(records: &Records) -> u64 {
+    let places = records
+        .hosts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, h)| h.dns.addresses.iter().map(move |&addr| (i, addr)));
+    requests_at(records, places)
+}
+
+/// The requests an HTTP/3 round plans: per (origin, address) it opens a connection to, the
+/// origin and the targets its HTTP/2 connections there carried.
+pub fn h3_round_requests(records: &Records, places: impl Iterator<Item = (usize, IpAddr)>) -> u64 {
+    requests_at(records, places)
+}
+
+/// Per place (origin, address): its own request and the targets HTTP/2 connections there
+/// carried.
+fn requests_at(records: &Records, places: impl Iterator<Item = (usize, IpAddr)>) -> u64 {
     let mut carried: HashMap<(usize, IpAddr), u64> = HashMap::new();
     for &(a, _, addr) in records.coalesced.keys() {
         *carried.entry((a, addr)).or_default() += 1;
     }
-    records
-        .hosts
-        .iter()
-        .enumerate()
-        .flat_map(|(i, h)| h.dns.addresses.iter().map(move |&addr| (i, addr)))
+    places
         .map(|key| 1 + carried.get(&key).copied().unwrap_or(0))
         .sum()
 }
