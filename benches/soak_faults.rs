@@ -7,7 +7,11 @@
 //! /proc/PID/stat, as % of one core over the window), cycles done; after each fault, whether
 //! and when it became visible in `/metrics` and in `GET /api/events`, and how many events of it
 //! the log held within 90 s of it ("no event log endpoint" when that route answers 404: then
-//! the metrics alone). Prints numbers, asserts nothing.
+//! the metrics alone). Throughout, a scraper asks for `/metrics` every 15 s as Prometheus
+//! would (`COALSCOPE_SOAK_FAULTS_SCRAPE` seconds, 0 for none): a monitor is scraped from its
+//! start, not only when something goes wrong (runs before 2026-12-04 16:00 scraped only in the
+//! 90 s after each fault, so the exporter's encoding started at the first fault). Prints
+//! numbers, asserts nothing.
 //!
 //! ```text
 //! cargo bench --bench soak_faults                                   # the hour (the lead runs it)
@@ -16,8 +20,8 @@
 //!   COALSCOPE_SOAK_FAULTS_NAMES=1000 COALSCOPE_SOAK_FAULTS_INTERVAL=10s cargo bench --bench soak_faults
 //! ```
 //! The child runs `serve WATCHFILE --listen 127.0.0.1:PORT --interval 10s --timeout 2s
-//! --window 10m --dns LAB_DNS --ca-file LAB_CA` (`--dns-grace 5m` added when `serve --help`
-//! lists it). The DNS outage starts half a period after the second restart and lasts 45 s;
+//! --window 10m --dns LAB_DNS --ca-file LAB_CA` (another window with
+//! `COALSCOPE_SOAK_FAULTS_WINDOW`; `--dns-grace 5m` added when `serve --help` lists it). The DNS outage starts half a period after the second restart and lasts 45 s;
 //! the rotation comes half a period after the third restart; a stopped server stays down for
 //! a sixth of the period (100 s in the hour, 10 s compressed).
 
@@ -57,6 +61,10 @@ struct Plan {
     sample: u64,
     names: usize,
     interval: String,
+    /// Seconds between two scrapes of `/metrics` (0: none but the fault checks').
+    scrape: u64,
+    /// `serve --window`.
+    window: String,
 }
 
 impl Plan {
@@ -73,6 +81,8 @@ impl Plan {
             sample: env_u64("COALSCOPE_SOAK_FAULTS_SAMPLE", sample).max(1),
             names: env_u64("COALSCOPE_SOAK_FAULTS_NAMES", 1000) as usize,
             interval: std::env::var("COALSCOPE_SOAK_FAULTS_INTERVAL").unwrap_or_else(|_| "10s".into()),
+            scrape: env_u64("COALSCOPE_SOAK_FAULTS_SCRAPE", 15),
+            window: std::env::var("COALSCOPE_SOAK_FAULTS_WINDOW").unwrap_or_else(|_| "10m".into()),
         }
     }
 
@@ -267,6 +277,29 @@ async fn apply(fault: Fault, faults: &Faults, layout: &ScaleOptions, port: u16) 
     }
 }
 
+/// Scrape `/metrics` every `every` seconds, as Prometheus would, until aborted; each scrape's
+/// outcome and latency go to the shared counts printed at the end (`SCRAPES`).
+async fn scrape(listen: SocketAddr, every: u64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(every));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let answer = tokio::task::spawn_blocking(move || get(listen, "/metrics")).await;
+        let ok = matches!(&answer, Ok(Ok((status, _, _))) if status.contains(" 200"));
+        let mut s = SCRAPES.lock().unwrap_or_else(|p| p.into_inner());
+        s.0 += 1;
+        if !ok {
+            s.1 += 1;
+        }
+        if let Ok(Ok((_, _, took))) = answer {
+            s.2 = s.2.max(took);
+        }
+    }
+}
+
+/// Scrapes of `/metrics` by `scrape`: (made, failed, slowest).
+static SCRAPES: std::sync::Mutex<(u64, u64, Duration)> = std::sync::Mutex::new((0, 0, Duration::ZERO));
+
 /// Look for `fault` for LOOK_FOR and print when it showed and how many events of it the log
 /// held at the end (runs beside the sampling).
 async fn report_visibility(fault: Fault, what: String, listen: SocketAddr, base: Seen) {
@@ -320,7 +353,14 @@ fn serve_command(lab: &Lab, plan: &Plan, listen: SocketAddr, stderr: std::fs::Fi
     cmd.arg("serve")
         .arg(&lab.watchfile)
         .args(["--listen", &listen.to_string()])
-        .args(["--interval", &plan.interval, "--timeout", "2s", "--window", "10m"])
+        .args([
+            "--interval",
+            &plan.interval,
+            "--timeout",
+            "2s",
+            "--window",
+            &plan.window,
+        ])
         .args(["--dns", &lab.dns.to_string()])
         .arg("--ca-file")
         .arg(&lab.ca_file);
@@ -376,14 +416,17 @@ async fn main() {
     #[allow(unsafe_code)]
     let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     println!(
-        "soak_faults: coalscope serve (pid {pid}) on {} names ({} groups of 20), interval {}, for {} s; faults every {} s; a row every {} s\n",
+        "soak_faults: coalscope serve (pid {pid}) on {} names ({} groups of 20), interval {}, window {}, for {} s; faults every {} s; a row every {} s; /metrics scraped every {} s\n",
         plan.names,
         layout.groups(),
         plan.interval,
+        plan.window,
         plan.secs,
         plan.every,
-        plan.sample
+        plan.sample,
+        plan.scrape
     );
+    let scraper = (plan.scrape > 0).then(|| tokio::spawn(scrape(listen, plan.scrape)));
     println!("| t (s) | RSS (MiB) | fds | CPU (% of one core) | cycles | faults set in the window |");
     println!("|---:|---:|---:|---:|---:|---|");
     let schedule = plan.schedule();
@@ -430,10 +473,19 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    if let Some(scraper) = scraper {
+        scraper.abort();
+    }
     drop(child);
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let (made, failed, slowest) = *SCRAPES.lock().unwrap_or_else(|p| p.into_inner());
     println!(
-        "\nstderr of serve: {} lines, {} panics",
+        "\nscrapes of /metrics every {} s: {made} made, {failed} failed, the slowest {:.0} ms",
+        plan.scrape,
+        slowest.as_secs_f64() * 1000.0
+    );
+    println!(
+        "stderr of serve: {} lines, {} panics",
         stderr.lines().count(),
         stderr.matches("panicked").count()
     );
