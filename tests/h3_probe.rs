@@ -133,3 +133,49 @@ async fn a_reset_keeps_its_http3_code_and_an_endless_body_is_cut_at_the_cap() {
     assert!(opened.conn.request("reject.h3.test", port, "/", T).await.is_err());
     assert!(!opened.conn.is_closed());
 }
+
+/// The server's HTTP/3 ORIGIN frame (RFC 9412), which h3 itself drops, is read from its
+/// control stream beside h3: the origins it lists, normalised; a server that sends none
+/// leaves the set empty (None). Requests go on as usual on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http3_origin_frame_is_read_from_the_control_stream() {
+    use coalscope::testing::h3::h3_server_with_origin;
+    let pki = Pki::new("h3 probe");
+    let (chain, key) = pki.leaf(&["www.h3.test", "api.h3.test"], Validity::Current);
+    let origins = ["https://api.h3.test", "HTTPS://Img.H3.test:8443", "not an origin"];
+    let server = h3_server_with_origin(loopback(4), chain.clone(), key.clone_key(), strict(), &origins).await;
+    let settings = pki.settings(T);
+    let port = server.addr.port();
+    let opened = no_hang("h3 open", h3::open(&settings, server.addr, "www.h3.test"))
+        .await
+        .expect("h3 handshake");
+    let own = opened
+        .conn
+        .request("www.h3.test", port, "/", T)
+        .await
+        .expect("own");
+    assert_eq!(own.status, 200);
+    let set = opened
+        .conn
+        .origin()
+        .expect("an ORIGIN frame once an answer is in");
+    assert_eq!(set.origins, ["https://api.h3.test", "https://img.h3.test:8443"]);
+    assert_eq!((set.frames, set.invalid, set.dropped), (1, 1, 0));
+    let other = opened
+        .conn
+        .request("api.h3.test", port, "/", T)
+        .await
+        .expect("coalesced");
+    assert_eq!(other.status, 421);
+    // Without the frame: None.
+    let plain = h3_server(loopback(5), chain, key, strict()).await;
+    let opened = h3::open(&settings, plain.addr, "www.h3.test")
+        .await
+        .expect("handshake");
+    let own = opened
+        .conn
+        .request("www.h3.test", plain.addr.port(), "/", T)
+        .await;
+    assert_eq!(own.map(|a| a.status), Ok(200));
+    assert_eq!(opened.conn.origin(), None);
+}

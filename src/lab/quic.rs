@@ -121,6 +121,19 @@ where
     F: Fn(Option<Arc<str>>, http::Request<()>, H3Stream) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    serve_requests_announcing(incoming, None, handle).await;
+}
+
+/// `serve_requests`, sending `origin` (an HTTP/3 ORIGIN frame, RFC 9412) on the control
+/// stream right after SETTINGS.
+pub(crate) async fn serve_requests_announcing<F, Fut>(
+    incoming: quinn::Incoming,
+    origin: Option<Bytes>,
+    handle: F,
+) where
+    F: Fn(Option<Arc<str>>, http::Request<()>, H3Stream) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let Ok(connection) = incoming.await else {
         return;
     };
@@ -129,10 +142,11 @@ where
         .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
         .and_then(|d| d.server_name)
         .map(Arc::from);
-    let Ok(mut h3) = h3::server::builder()
-        .build::<_, Bytes>(h3_quinn::Connection::new(connection))
-        .await
-    else {
+    let announcing = Announcing {
+        inner: h3_quinn::Connection::new(connection),
+        origin,
+    };
+    let Ok(mut h3) = h3::server::builder().build::<_, Bytes>(announcing).await else {
         return;
     };
     let mut requests = JoinSet::new();
@@ -187,4 +201,155 @@ async fn answer(
     let (head, body) = render(outcome, &server_label(style, conn), sni_site.name, &rt.live).into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     respond(&mut stream, http::Response::from_parts(head, body)).await;
+}
+
+/// The server's QUIC connection as h3 sees it, with `origin`'s bytes written on the first
+/// unidirectional stream h3 opens (its control stream) once h3's own first write (the stream
+/// type and SETTINGS) is out: h3 sends no frame it does not know.
+struct Announcing {
+    inner: h3_quinn::Connection,
+    origin: Option<Bytes>,
+}
+
+impl<B: bytes::Buf> h3::quic::OpenStreams<B> for Announcing {
+    type BidiStream = h3_quinn::BidiStream<B>;
+    type SendStream = AnnouncingSend<B>;
+
+    fn poll_open_bidi(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Self::BidiStream, h3::quic::StreamErrorIncoming>> {
+        <h3_quinn::Connection as h3::quic::OpenStreams<B>>::poll_open_bidi(&mut self.inner, cx)
+    }
+
+    fn poll_open_send(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Self::SendStream, h3::quic::StreamErrorIncoming>> {
+        <h3_quinn::Connection as h3::quic::OpenStreams<B>>::poll_open_send(&mut self.inner, cx).map_ok(
+            |inner| AnnouncingSend {
+                inner,
+                extra: self.origin.take(),
+                written: false,
+            },
+        )
+    }
+
+    fn close(&mut self, code: h3::error::Code, reason: &[u8]) {
+        <h3_quinn::Connection as h3::quic::OpenStreams<B>>::close(&mut self.inner, code, reason);
+    }
+}
+
+impl<B: bytes::Buf> h3::quic::Connection<B> for Announcing {
+    type RecvStream = h3_quinn::RecvStream;
+    type OpenStreams = AnnouncingOpener;
+
+    fn poll_accept_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Self::RecvStream, h3::quic::ConnectionErrorIncoming>> {
+        <h3_quinn::Connection as h3::quic::Connection<B>>::poll_accept_recv(&mut self.inner, cx)
+    }
+
+    fn poll_accept_bidi(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Self::BidiStream, h3::quic::ConnectionErrorIncoming>> {
+        <h3_quinn::Connection as h3::quic::Connection<B>>::poll_accept_bidi(&mut self.inner, cx)
+    }
+
+    fn opener(&self) -> Self::OpenStreams {
+        AnnouncingOpener(<h3_quinn::Connection as h3::quic::Connection<B>>::opener(
+            &self.inner,
+        ))
+    }
+}
+
+/// Streams opened later (request streams are the client's): nothing added.
+struct AnnouncingOpener(h3_quinn::OpenStreams);
+
+impl<B: bytes::Buf> h3::quic::OpenStreams<B> for AnnouncingOpener {
+    type BidiStream = h3_quinn::BidiStream<B>;
+    type SendStream = AnnouncingSend<B>;
+
+    fn poll_open_bidi(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Self::BidiStream, h3::quic::StreamErrorIncoming>> {
+        self.0.poll_open_bidi(cx)
+    }
+
+    fn poll_open_send(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Self::SendStream, h3::quic::StreamErrorIncoming>> {
+        self.0.poll_open_send(cx).map_ok(|inner| AnnouncingSend {
+            inner,
+            extra: None,
+            written: false,
+        })
+    }
+
+    fn close(&mut self, code: h3::error::Code, reason: &[u8]) {
+        <h3_quinn::OpenStreams as h3::quic::OpenStreams<B>>::close(&mut self.0, code, reason);
+    }
+}
+
+/// A unidirectional stream that writes `extra` raw after h3's first write.
+struct AnnouncingSend<B: bytes::Buf> {
+    inner: h3_quinn::SendStream<B>,
+    extra: Option<Bytes>,
+    written: bool,
+}
+
+impl<B: bytes::Buf> AnnouncingSend<B> {
+    /// Write what is left of `extra` once h3's first write is out.
+    fn poll_extra(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), h3::quic::StreamErrorIncoming>> {
+        use h3::quic::SendStreamUnframed;
+        if !self.written {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        while let Some(extra) = self.extra.as_mut().filter(|e| !e.is_empty()) {
+            std::task::ready!(self.inner.poll_send(cx, extra))?;
+        }
+        self.extra = None;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl<B: bytes::Buf> h3::quic::SendStream<B> for AnnouncingSend<B> {
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), h3::quic::StreamErrorIncoming>> {
+        std::task::ready!(self.inner.poll_ready(cx))?;
+        self.poll_extra(cx)
+    }
+
+    fn send_data<T: Into<h3::quic::WriteBuf<B>>>(
+        &mut self,
+        data: T,
+    ) -> Result<(), h3::quic::StreamErrorIncoming> {
+        self.written = true;
+        self.inner.send_data(data)
+    }
+
+    fn poll_finish(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), h3::quic::StreamErrorIncoming>> {
+        std::task::ready!(self.poll_extra(cx))?;
+        self.inner.poll_finish(cx)
+    }
+
+    fn reset(&mut self, reset_code: u64) {
+        self.inner.reset(reset_code);
+    }
+
+    fn send_id(&self) -> h3::quic::StreamId {
+        self.inner.send_id()
+    }
 }

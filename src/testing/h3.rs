@@ -87,6 +87,29 @@ pub async fn h3_server_with_alpn(
     rule: H3Rule,
     alpn: &[&[u8]],
 ) -> H3Server {
+    start(bind, (chain, key), rule, alpn, None).await
+}
+
+/// As `h3_server`, sending an ORIGIN frame (RFC 9412) listing `origins` on its control stream
+/// right after SETTINGS, on every connection.
+pub async fn h3_server_with_origin(
+    bind: SocketAddr,
+    chain: Chain,
+    key: PrivateKeyDer<'static>,
+    rule: H3Rule,
+    origins: &[&str],
+) -> H3Server {
+    let frame = origin_frame_h3(origins);
+    start(bind, (chain, key), rule, &[b"h3"], Some(frame)).await
+}
+
+async fn start(
+    bind: SocketAddr,
+    (chain, key): (Chain, PrivateKeyDer<'static>),
+    rule: H3Rule,
+    alpn: &[&[u8]],
+    origin: Option<Bytes>,
+) -> H3Server {
     let endpoint = quinn::Endpoint::server(quic_server_config(chain, key, alpn), bind).unwrap();
     let addr = endpoint.local_addr().unwrap();
     let seen: Arc<Mutex<Vec<H3Seen>>> = Arc::default();
@@ -98,7 +121,12 @@ pub async fn h3_server_with_alpn(
         let mut connections = tokio::task::JoinSet::new();
         while let Some(incoming) = accepting.accept().await {
             number += 1;
-            connections.spawn(serve_connection(incoming, number, rule.clone(), log.clone()));
+            connections.spawn(serve_connection(
+                incoming,
+                number,
+                (rule.clone(), origin.clone()),
+                log.clone(),
+            ));
         }
     }));
     H3Server {
@@ -112,10 +140,10 @@ pub async fn h3_server_with_alpn(
 async fn serve_connection(
     incoming: quinn::Incoming,
     number: usize,
-    rule: H3Rule,
+    (rule, origin): (H3Rule, Option<Bytes>),
     seen: Arc<Mutex<Vec<H3Seen>>>,
 ) {
-    crate::lab::quic::serve_requests(incoming, move |sni, request, stream| {
+    crate::lab::quic::serve_requests_announcing(incoming, origin, move |sni, request, stream| {
         answer(number, (rule.clone(), seen.clone()), sni, request, stream)
     })
     .await;
@@ -162,5 +190,28 @@ async fn answer(
                 while stream.send_data(chunk.clone()).await.is_ok() {}
             }
         }
+    }
+}
+
+/// An HTTP/3 ORIGIN frame (type 0x0c) listing `origins` (RFC 9412 §2).
+pub fn origin_frame_h3(origins: &[&str]) -> Bytes {
+    let mut payload = Vec::new();
+    for o in origins {
+        let len = u16::try_from(o.len()).unwrap_or(u16::MAX);
+        payload.extend_from_slice(&len.to_be_bytes());
+        payload.extend_from_slice(&o.as_bytes()[..usize::from(len)]);
+    }
+    let mut frame = vec![0x0c];
+    put_varint(&mut frame, payload.len() as u64);
+    frame.extend_from_slice(&payload);
+    Bytes::from(frame)
+}
+
+/// A QUIC variable-length integer (RFC 9000 §16), up to 2^30 - 1.
+fn put_varint(out: &mut Vec<u8>, v: u64) {
+    match v {
+        0..=63 => out.push(v as u8),
+        64..=16_383 => out.extend_from_slice(&(0x4000 | v as u16).to_be_bytes()),
+        _ => out.extend_from_slice(&(0x8000_0000 | (v as u32 & 0x3fff_ffff)).to_be_bytes()),
     }
 }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use coalscope::engine::probe::h3_control::varint;
 use coalscope::testing::h3::{h3_server, H3Reply, H3Rule};
 use coalscope::testing::net::{Pki, Validity};
 use tokio::net::UdpSocket;
@@ -103,17 +104,6 @@ fn initial_len(d: &[u8]) -> Option<usize> {
     let (len, n) = varint(d.get(i..)?)?;
     i += n + usize::try_from(len).ok()?;
     (i <= d.len()).then_some(i)
-}
-
-/// A QUIC variable-length integer: (value, bytes).
-fn varint(b: &[u8]) -> Option<(u64, usize)> {
-    let first = *b.first()?;
-    let n = 1usize << (first >> 6);
-    let mut v = u64::from(first & 0x3f);
-    for k in 1..n {
-        v = (v << 8) | u64::from(*b.get(k)?);
-    }
-    Some((v, n))
 }
 
 #[test]

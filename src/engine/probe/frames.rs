@@ -256,28 +256,14 @@ impl FrameScanner {
     }
 
     /// ORIGIN payload: a sequence of (Origin-Len u16, ASCII-Origin) (RFC 8336 §2).
-    fn read_origin(&mut self, mut payload: &[u8]) {
+    fn read_origin(&mut self, payload: &[u8]) {
         self.changed = true;
         let set = self
             .captured
             .signals
             .origin
             .get_or_insert_with(OriginSet::default);
-        let mut malformed = false;
-        while !payload.is_empty() {
-            let Some((entry, rest)) = length_prefixed(payload) else {
-                malformed = true;
-                break;
-            };
-            payload = rest;
-            match normalise_origin(entry) {
-                None => set.invalid = set.invalid.saturating_add(1),
-                Some(origin) if set.origins.contains(&origin) => {}
-                Some(_) if set.origins.len() >= MAX_ORIGINS => set.dropped = set.dropped.saturating_add(1),
-                Some(origin) => set.origins.push(origin),
-            }
-        }
-        if malformed {
+        if add_origin_entries(set, payload) {
             self.anomaly(FrameAnomaly::Malformed { frame_type: ORIGIN });
         }
     }
@@ -322,6 +308,25 @@ impl FrameScanner {
         signals.add_anomaly(anomaly);
         self.changed |= before != (signals.anomalies.len(), signals.anomalies_dropped);
     }
+}
+
+/// Add the entries of an ORIGIN frame's payload to `set`: a sequence of (Origin-Len u16,
+/// ASCII-Origin), over HTTP/2 (RFC 8336 §2) and HTTP/3 (RFC 9412 §2) alike. True when the
+/// payload is malformed (an entry runs past its end; the entries before it are added).
+pub fn add_origin_entries(set: &mut OriginSet, mut payload: &[u8]) -> bool {
+    while !payload.is_empty() {
+        let Some((entry, rest)) = length_prefixed(payload) else {
+            return true;
+        };
+        payload = rest;
+        match normalise_origin(entry) {
+            None => set.invalid = set.invalid.saturating_add(1),
+            Some(origin) if set.origins.contains(&origin) => {}
+            Some(_) if set.origins.len() >= MAX_ORIGINS => set.dropped = set.dropped.saturating_add(1),
+            Some(origin) => set.origins.push(origin),
+        }
+    }
+    false
 }
 
 /// A u16-length-prefixed field and what follows it; None when the length runs past the end.

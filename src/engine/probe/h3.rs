@@ -9,7 +9,7 @@
 //! phase, and `TlsInfo::connect_time` is zero.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
@@ -19,6 +19,8 @@ use tokio::task::JoinHandle;
 
 use crate::engine::probe::error::{within, H3Code, Phase, ProbeError};
 use crate::engine::probe::h2::{get_request, CappedBody, HttpAnswer};
+use crate::engine::probe::h3_control::{ControlReader, Tap};
+use crate::engine::probe::signals::OriginSet;
 use crate::engine::probe::tls::{self, TlsInfo, TlsSettings};
 
 /// The ALPN protocol of HTTP/3.
@@ -41,6 +43,8 @@ pub struct H3Connection {
     endpoint: quinn::Endpoint,
     /// Drives the HTTP/3 connection (control stream, QPACK). Aborted on drop.
     driver: JoinHandle<()>,
+    /// The server's control stream as read beside h3 (its ORIGIN frames).
+    control: Arc<Mutex<ControlReader>>,
 }
 
 impl Drop for H3Connection {
@@ -106,7 +110,8 @@ pub async fn open(settings: &TlsSettings, addr: SocketAddr, sni: &str) -> Result
     builder
         .max_field_section_size(MAX_FIELD_SECTION_SIZE)
         .send_grease(false);
-    let setup = builder.build::<_, _, Bytes>(h3_quinn::Connection::new(connection.clone()));
+    let (tap, control) = Tap::new(h3_quinn::Connection::new(connection.clone()));
+    let setup = builder.build::<_, _, Bytes>(tap);
     let (mut driver, sender) = within(Phase::Request, timeout, setup)
         .await?
         .map_err(|e| connection_error(&e))?;
@@ -121,6 +126,7 @@ pub async fn open(settings: &TlsSettings, addr: SocketAddr, sni: &str) -> Result
             connection,
             endpoint,
             driver,
+            control,
         },
     })
 }
@@ -170,6 +176,15 @@ impl H3Connection {
             Ok(capped.answer(response.status(), response.headers(), "HTTP/3", !ended, started))
         };
         within(Phase::Request, timeout, exchange).await?
+    }
+
+    /// The ORIGIN frames the server sent on its control stream so far (RFC 9412; None: none).
+    /// They come right after its SETTINGS, so they are in once an answer is.
+    pub fn origin(&self) -> Option<OriginSet> {
+        self.control
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .origin()
     }
 
     /// True when the connection can no longer carry requests.

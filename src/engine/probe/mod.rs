@@ -10,6 +10,7 @@ pub mod error;
 pub mod frames;
 pub mod h2;
 pub mod h3;
+pub mod h3_control;
 pub mod page;
 pub mod rate;
 pub mod signals;
