@@ -234,3 +234,113 @@ async fn the_scale_lab_over_http3_judges_every_pair_over_both_protocols() {
         doc["summary"]
     );
 }
+
+/// Chromium over HTTP/3 (RFC 9412): the server's HTTP/3 ORIGIN frame lists a name whose DNS
+/// answer does not hold the connection's address, so over HTTP/2 no client pools it (no shared
+/// address, no HTTP/2 ORIGIN frame) while over HTTP/3 Chromium and Firefox do: the name rides
+/// on the origin's HTTP/3 connection, is refused there (421), and the pair is misdirected
+/// over HTTP/3 with each protocol's clients said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http3_origin_frame_makes_chromium_pool_a_name_elsewhere_in_dns() {
+    use coalscope::testing::h3::h3_server_with_origin;
+    let pki = Pki::new("h3 origin");
+    let (www, api) = ("www.h3o.test", "api.h3o.test");
+    let (chain, key) = pki.leaf(&[www, api], Validity::Current);
+    let www_ip = [127, 0, 18, 9];
+    // HTTP/2 first (its port is the watched one), then HTTP/3 on the same number over UDP.
+    let listener = std::net::TcpListener::bind(SocketAddr::from((www_ip, 0))).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let origin = format!("https://{api}:{port}");
+    let h3 = h3_server_with_origin(
+        SocketAddr::from((www_ip, port)),
+        chain.clone(),
+        key.clone_key(),
+        rule(true),
+        &[origin.as_str()],
+    )
+    .await;
+    let alt_svc: &'static str = Box::leak(format!("h3=\":{port}\"; ma=60").into_boxed_str());
+    let signals = Signals {
+        alt_svc: Some(alt_svc),
+        ..Signals::default()
+    };
+    let h2 = signalling_server(
+        SocketAddr::from((www_ip, port)),
+        chain,
+        key,
+        ServerOptions::default(),
+        signals,
+    )
+    .await;
+    // The target's own server, at another address, with a certificate of its own.
+    let (api_chain, api_key) = pki.leaf(&[api], Validity::Current);
+    let api_server = signalling_server(
+        SocketAddr::from(([127, 0, 18, 10], port)),
+        api_chain,
+        api_key,
+        ServerOptions::default(),
+        Signals::default(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, pki.ca_pem()).unwrap();
+    let watch = format!("{www}:{port}\n{api}:{port}\n");
+    let www_at = format!("{www}:{}", h2.addr.ip());
+    let api_at = format!("{api}:{}", api_server.addr.ip());
+    let args = [
+        "check",
+        "-",
+        "--format",
+        "json",
+        "--rounds",
+        "2",
+        "--timeout",
+        "2s",
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--resolve",
+        &www_at,
+        "--resolve",
+        &api_at,
+    ];
+    let out = common::run(&args, Some(watch.as_bytes())).await;
+    let doc = common::stdout_json(&out);
+    common::assert_valid(&doc);
+    let p = pair(&doc, www, api);
+    assert_eq!(p["verdict"], "misdirected", "{p:#}");
+    assert_eq!(
+        common::protocol_rows(p),
+        [("h2", "not-coalescable", 0), ("h3", "misdirected", 2)],
+        "{p:#}"
+    );
+    let clients = |row: &Value| {
+        let c = &row["coalesce"];
+        (
+            c["chrome"].clone(),
+            c["rules"]["chrome"].clone(),
+            c["firefox"].clone(),
+        )
+    };
+    assert_eq!(
+        clients(&p["protocols"][0]),
+        (
+            Value::Bool(false),
+            Value::from("no-shared-address"),
+            Value::Bool(false)
+        )
+    );
+    assert_eq!(
+        clients(&p["protocols"][1]),
+        (Value::Bool(true), Value::from("origin-frame"), Value::Bool(true))
+    );
+    // The HTTP/3 server saw the target asked for on the origin's connection.
+    assert!(
+        h3.seen()
+            .iter()
+            .any(|r| r.sni.as_deref() == Some(www) && r.authority.starts_with(api)),
+        "{:?}",
+        h3.seen()
+    );
+}

@@ -274,10 +274,25 @@ impl Prober {
             Ok(o) => o,
             Err(e) => return JobResult::OriginH3(Box::new(H3Result::failed(a, addr, port, e))),
         };
-        let covered = covered_peers(&opened.tls, a, hosts, plan);
-        let targets = plan.choose(a, addr, &covered);
+        let mut covered = covered_peers(&opened.tls, a, hosts, plan);
         let conn = &opened.conn;
         let (_, own) = self.request_on(conn, a, hosts).await;
+        // The ORIGIN frame comes right after SETTINGS (in once an answer is): as over HTTP/2,
+        // the names it lists ride on the connection too when the certificate covers them
+        // (Chromium pools them over HTTP/3 whatever DNS says).
+        let origin = conn.origin();
+        if let Some(set) = &origin {
+            let port = hosts[a].entry.port;
+            let listed: Vec<usize> = plan
+                .listed(a, set)
+                .into_iter()
+                .filter(|&b| hosts[b].entry.port == port)
+                .filter(|b| covered.binary_search(b).is_err())
+                .collect();
+            covered.extend(covering(&opened.tls, hosts, &listed));
+            covered.sort_unstable();
+        }
+        let targets = plan.choose(a, addr, &covered);
         let traits = Arc::new(ConnTraits::of(&opened.tls, server_of(&own)));
         let via = self.next_conn_id();
         let coalesced: Vec<(usize, Coalesced)> = futures::stream::iter(targets)
@@ -294,6 +309,7 @@ impl Prober {
             own: Some(Box::new(Coalesced::on(own, Some(traits), via))),
             requests: 1 + coalesced.len() as u64,
             coalesced,
+            origin,
         }))
     }
 

@@ -14,7 +14,7 @@ use crate::engine::probe::dns::DnsAnswer;
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::HttpAnswer;
 use crate::engine::probe::page::PageSketch;
-use crate::engine::probe::signals::ServerSignals;
+use crate::engine::probe::signals::{OriginSet, ServerSignals};
 use crate::engine::probe::tls::TlsInfo;
 use crate::watchlist::Entry;
 
@@ -138,8 +138,8 @@ pub enum JobResult {
     OriginH3(Box<H3Result>),
 }
 
-/// What an HTTP/3 origin job brought back: as `JobResult::Origin`, over QUIC (no signals: the
-/// HTTP/3 control stream is not read yet).
+/// What an HTTP/3 origin job brought back: as `JobResult::Origin`, over QUIC; of the server's
+/// signals, the ORIGIN frame of its control stream (RFC 9412).
 pub struct H3Result {
     pub host: usize,
     pub addr: IpAddr,
@@ -149,6 +149,8 @@ pub struct H3Result {
     pub own: Option<Box<Coalesced>>,
     pub coalesced: Vec<(usize, Coalesced)>,
     pub requests: u64,
+    /// The ORIGIN frames the server sent on the connection (None: none, or no connection).
+    pub origin: Option<OriginSet>,
 }
 
 impl H3Result {
@@ -162,6 +164,7 @@ impl H3Result {
             own: None,
             coalesced: Vec::new(),
             requests: 0,
+            origin: None,
         }
     }
 }
@@ -234,6 +237,9 @@ pub struct H3Record {
     pub handshakes: u32,
     pub handshake_errors: Vec<ProbeError>,
     pub own: Vec<Coalesced>,
+    /// The ORIGIN frames of the latest HTTP/3 connection that sent any (RFC 9412): Chromium
+    /// pools the names it lists over HTTP/3 whatever DNS says.
+    pub origin: Option<OriginSet>,
 }
 
 /// Where a host says it serves HTTP/3 at one of its addresses: an Alt-Svc alternative for the
@@ -404,6 +410,9 @@ impl Records {
         let h3 = ep.h3.get_or_insert_with(Box::default);
         h3.port = r.port;
         h3.handshakes += 1;
+        if r.origin.is_some() {
+            h3.origin = r.origin;
+        }
         if let Err(e) = r.handshake {
             push_bounded(&mut h3.handshake_errors, e);
         }

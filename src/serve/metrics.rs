@@ -1195,6 +1195,7 @@ mod tests {
         use crate::engine::snapshot::{Protocol, ProtocolReport};
         let row = |protocol, r: &PairReport| ProtocolReport {
             protocol,
+            coalesce: r.coalesce.clone(),
             verdict: r.verdict,
             probes: r.probes,
             rate_421: r.rate_421,

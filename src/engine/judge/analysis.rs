@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::judge::confidence;
-use crate::engine::judge::policy::{self, EndpointFacts, OriginFrame, TargetFacts};
+use crate::engine::judge::policy::{self, EndpointFacts, OriginFrame, PairPolicy, TargetFacts};
 use crate::engine::probe::cert;
 use crate::engine::record::{Coalesced, HostRecord, Records};
 use crate::engine::snapshot::{
-    HostReport, PairReport, Severity, Snapshot, Summary, Timestamp, Verdict, SCHEMA,
+    HostReport, PairReport, Protocol, Severity, Snapshot, Summary, Timestamp, Verdict, SCHEMA,
 };
 
 pub(crate) use super::groups::groups;
@@ -136,15 +136,20 @@ pub(crate) fn evaluate_pair<'c, 'n>(
     if ha.entry.port != hb.entry.port || ha.dns.addresses.is_empty() || hb.dns.addresses.is_empty() {
         return PairEval::Skip;
     }
-    let policy = policy::evaluate(
-        &ha.dns.addresses,
-        &hb.dns.addresses,
-        &endpoint_facts(ha, hb),
-        target_facts(hb),
-    );
+    let (addrs_a, addrs_b, target) = (&ha.dns.addresses, &hb.dns.addresses, target_facts(hb));
+    let policy = policy::evaluate(addrs_a, addrs_b, &endpoint_facts(ha, hb), target);
+    // Over HTTP/3 the clients decide on the HTTP/3 connections' facts (their ORIGIN frames).
+    let policy_h3 = coalesced_h3.map(|requests| {
+        let facts = endpoint_facts_h3(ha, hb);
+        (
+            requests,
+            policy::evaluate_over(Protocol::H3, addrs_a, addrs_b, &facts, target),
+        )
+    });
     let mut cert_only = false;
-    // A pair only an ORIGIN frame links is a real pair (Firefox pools it), not cert-only.
-    if policy.shared.is_empty() && !policy.origin_frame_only() {
+    // A pair only an ORIGIN frame links is a real pair (a client pools it), not cert-only.
+    let linked = |p: &PairPolicy| !p.shared.is_empty() || p.origin_frame_only();
+    if !linked(&policy) && !policy_h3.as_ref().is_some_and(|(_, p)| linked(p)) {
         if !policy.cert_covers {
             return PairEval::Skip;
         }
@@ -154,15 +159,17 @@ pub(crate) fn evaluate_pair<'c, 'n>(
         cert_only = true;
     }
     let mut report = Box::new(pair_report(ha, hb, coalesced, neighbours, &policy));
-    if let Some(coalesced_h3) = coalesced_h3 {
-        let over_h3 = pair_report(ha, hb, coalesced_h3, neighbours, &policy);
+    let mut link = policy.chrome || policy.firefox;
+    if let Some((coalesced_h3, policy_h3)) = policy_h3 {
+        let over_h3 = pair_report(ha, hb, coalesced_h3, neighbours, &policy_h3);
         if over_h3.probes > 0 {
+            link |= policy_h3.chrome || policy_h3.firefox;
             protocols::combine(&mut report, over_h3);
         }
     }
     PairEval::Listed {
         verdict: report.verdict,
-        link: policy.chrome || policy.firefox,
+        link,
         cert_only,
         report,
     }
@@ -405,6 +412,31 @@ fn endpoint_facts(origin: &HostRecord, target: &HostRecord) -> Vec<EndpointFacts
                 covers_target: leaf.is_some_and(|c| cert::covering_san(c, host).is_some()),
                 origin_frame,
             })
+        })
+        .collect()
+}
+
+/// `endpoint_facts` for the origin's HTTP/3 connections: at the addresses where one was made
+/// (a QUIC handshake succeeded), the certificate facts of the address (the same server) and
+/// what the HTTP/3 ORIGIN frame says; an ORIGIN set cut short lists nothing for sure.
+fn endpoint_facts_h3(origin: &HostRecord, target: &HostRecord) -> Vec<EndpointFacts> {
+    let (host, port) = (&target.entry.host, target.entry.port);
+    let by_h2 = endpoint_facts(origin, target);
+    by_h2
+        .into_iter()
+        .filter_map(|mut f| {
+            let h3 = origin.endpoints.get(&f.addr)?.h3.as_deref()?;
+            if h3.handshakes as usize <= h3.handshake_errors.len() {
+                return None;
+            }
+            f.h2 = true;
+            f.origin_frame = match &h3.origin {
+                None => OriginFrame::Absent,
+                Some(set) if set.lists(host, port) => OriginFrame::Lists,
+                Some(set) if set.dropped > 0 => OriginFrame::Absent,
+                Some(_) => OriginFrame::Excludes,
+            };
+            Some(f)
         })
         .collect()
 }

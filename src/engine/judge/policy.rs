@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use crate::engine::snapshot::{CoalesceRule, NotCoalescable};
+use crate::engine::snapshot::{CoalesceRule, NotCoalescable, Protocol};
 
 /// What an ORIGIN frame (RFC 8336) on the origin's connection says about the target.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -82,10 +82,11 @@ impl PairPolicy {
         v
     }
 
-    /// Only an ORIGIN frame links the pair: no shared address, and Firefox pools it because
-    /// the origin's connection lists the target.
+    /// Only an ORIGIN frame links the pair: no shared address, and a client pools it because
+    /// the origin's connection lists the target (Firefox over HTTP/2 and HTTP/3, Chromium over
+    /// HTTP/3).
     pub fn origin_frame_only(&self) -> bool {
-        self.shared.is_empty() && self.firefox
+        self.shared.is_empty() && (self.firefox || self.chrome)
     }
 }
 
@@ -96,6 +97,20 @@ impl PairPolicy {
 /// addresses in A's answer); several facts for one address are allowed, and any one that
 /// qualifies makes the address qualify.
 pub fn evaluate(
+    origin_addrs: &[IpAddr],
+    target_addrs: &[IpAddr],
+    origin_endpoints: &[EndpointFacts],
+    target: TargetFacts,
+) -> PairPolicy {
+    evaluate_over(Protocol::H2, origin_addrs, target_addrs, origin_endpoints, target)
+}
+
+/// `evaluate` over `protocol`: over HTTP/3 (`origin_endpoints` then the origin's HTTP/3
+/// connections, their ORIGIN frames those of the HTTP/3 control stream) Chromium waives its IP
+/// check for a name the ORIGIN frame lists (RFC 9412; quiche's `OnOriginFrame`, Chromium's
+/// `CanWaiveIpMatching`), and HTTPS records without h2 do not keep it away.
+pub fn evaluate_over(
+    protocol: Protocol,
     origin_addrs: &[IpAddr],
     target_addrs: &[IpAddr],
     origin_endpoints: &[EndpointFacts],
@@ -114,7 +129,7 @@ pub fn evaluate(
     // Before any client rule: what keeps both clients away whatever they do.
     let obstacle = why_not(&shared, listed, origin_endpoints);
 
-    let (chrome_addrs, chrome_rule) = chromium(&shared, origin_endpoints, target);
+    let (chrome_addrs, chrome_rule) = chromium(&shared, origin_endpoints, target, protocol);
     let (firefox_addrs, firefox_rule, origin_frame_addrs) = firefox(&shared, origin_endpoints, obstacle);
     let chrome = !chrome_addrs.is_empty();
     let firefox = !firefox_addrs.is_empty();
@@ -140,26 +155,36 @@ pub fn evaluate(
 }
 
 /// Chromium pools by (IP, port): only an address in B's own answer is reused. It ignores
-/// ORIGIN frames over HTTP/2, and skips B when B's HTTPS records offer no h2. Its addresses of
-/// A, sorted, and the rule that decided.
-fn chromium(shared: &[IpAddr], facts: &[EndpointFacts], target: TargetFacts) -> (Vec<IpAddr>, CoalesceRule) {
+/// ORIGIN frames over HTTP/2, and skips B when B's HTTPS records offer no h2; over HTTP/3 an
+/// ORIGIN frame listing B waives the IP check. Its addresses of A, sorted, and the rule that
+/// decided.
+fn chromium(
+    shared: &[IpAddr],
+    facts: &[EndpointFacts],
+    target: TargetFacts,
+    protocol: Protocol,
+) -> (Vec<IpAddr>, CoalesceRule) {
+    let waived = |f: &EndpointFacts| protocol == Protocol::H3 && f.origin_frame == OriginFrame::Lists;
     let mut addrs: Vec<IpAddr> = facts
         .iter()
         .filter(usable)
+        .filter(|f| shared.contains(&f.addr) || waived(f))
         .map(|f| f.addr)
-        .filter(|a| shared.contains(a))
         .collect();
     sorted_unique(&mut addrs);
     let rule = if addrs.is_empty() {
         let at_shared: Vec<EndpointFacts> = facts
             .iter()
-            .filter(|f| shared.contains(&f.addr))
+            .filter(|f| shared.contains(&f.addr) || waived(f))
             .copied()
             .collect();
-        rule_of(why_not(shared, false, &at_shared))
-    } else if target.https_without_h2 {
+        let listed = at_shared.iter().any(waived);
+        rule_of(why_not(shared, listed, &at_shared))
+    } else if protocol == Protocol::H2 && target.https_without_h2 {
         addrs.clear();
         CoalesceRule::HttpsRecordNoH2
+    } else if addrs.iter().any(|a| !shared.contains(a)) {
+        CoalesceRule::OriginFrame
     } else {
         CoalesceRule::IpMatch
     };

@@ -13,6 +13,7 @@ fn row(protocol: Protocol, r: &PairReport) -> ProtocolReport {
     ProtocolReport {
         protocol,
         verdict: r.verdict,
+        coalesce: r.coalesce.clone(),
         probes: r.probes,
         rate_421: r.rate_421,
         refusal_rate: r.refusal_rate,
@@ -23,10 +24,21 @@ fn row(protocol: Protocol, r: &PairReport) -> ProtocolReport {
 }
 
 /// `h2` (the pair's report over HTTP/2) with what `h3` (the same pair over HTTP/3, probed)
-/// adds: both rows in `protocols`, the worse verdict, and when HTTP/3 is the worse one, its
-/// explanation, fix, error and impact, said to be HTTP/3's. The counts stay HTTP/2's.
+/// adds: both rows in `protocols`, the worse verdict, the clients that coalesce over either,
+/// and when HTTP/3 is the worse one, its reason, explanation, fix, error and impact, said to
+/// be HTTP/3's. The counts stay HTTP/2's.
 pub(super) fn combine(h2: &mut PairReport, h3: PairReport) {
     h2.protocols = vec![row(Protocol::H2, h2), row(Protocol::H3, &h3)];
+    // A client coalesces the pair when it does over either protocol (over HTTP/3 Chromium
+    // follows the ORIGIN frame): the pair's `coalesce` says so, with the rule that let it.
+    let (c2, c3) = (&mut h2.coalesce, &h3.coalesce);
+    if !c2.chrome && c3.chrome {
+        (c2.chrome, c2.rules.chrome) = (true, c3.rules.chrome);
+    }
+    if !c2.firefox && c3.firefox {
+        (c2.firefox, c2.rules.firefox) = (true, c3.rules.firefox);
+    }
+    h2.cert_covers |= h3.cert_covers;
     if h3.verdict < h2.verdict {
         let only = format!(
             "over {} ({}; over {}: {})",
@@ -44,6 +56,7 @@ pub(super) fn combine(h2: &mut PairReport, h3: PairReport) {
             })
         });
         h2.verdict = h3.verdict;
+        h2.reason = h3.reason;
         h2.fix = h3.fix;
         h2.error = h3.error;
         h2.impact = h3.impact;

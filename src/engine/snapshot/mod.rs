@@ -195,7 +195,7 @@ pub struct Finding {
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Coalesce {
     pub chrome: bool,
     pub firefox: bool,
@@ -271,6 +271,10 @@ impl PairReport {
 pub struct ProtocolReport {
     pub protocol: Protocol,
     pub verdict: Verdict,
+    /// Which clients would put the target on the origin's connections over this protocol
+    /// (over HTTP/3 Chromium follows the HTTP/3 ORIGIN frame). Absent in snapshots from before.
+    #[serde(default)]
+    pub coalesce: Coalesce,
     pub probes: u32,
     pub rate_421: f64,
     pub refusal_rate: Option<RateInterval>,

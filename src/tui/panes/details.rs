@@ -575,6 +575,7 @@ mod tests {
     fn row(protocol: Protocol, verdict: Verdict, refused: f64) -> ProtocolReport {
         ProtocolReport {
             protocol,
+            coalesce: Default::default(),
             verdict,
             probes: 3,
             rate_421: refused,

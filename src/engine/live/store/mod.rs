@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::engine::probe::cert;
 use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
-use crate::engine::probe::signals::ServerSignals;
+use crate::engine::probe::signals::{OriginSet, ServerSignals};
 use crate::engine::record::{Coalesced, EndpointRecord, H3Record, H3Result, HostRecord, JobResult};
 use crate::engine::snapshot::{
     CertId, Event, EventTotals, HostChange, HostEvent, Protocol, Timestamp, Verdict,
@@ -230,6 +230,7 @@ fn host_record(h: &LiveHost) -> HostRecord {
                             handshakes: h3.handshakes.len() as u32,
                             handshake_errors: handshake_errors(&h3.handshakes),
                             own: h3.own.iter().map(|(_, c)| c.coalesced()).collect(),
+                            origin: h3.origin.clone(),
                         })
                     }),
                 };
@@ -438,6 +439,7 @@ impl Store {
                     own,
                     coalesced,
                     requests,
+                    origin: origin_set,
                 } = *r;
                 self.requests += requests;
                 let Some(origin) = index_of(host) else { return };
@@ -448,6 +450,11 @@ impl Store {
                 };
                 let h3 = ep.h3.get_or_insert_with(Box::default);
                 h3.port = port;
+                if handshake.is_ok() {
+                    let names = |o: &Option<OriginSet>| o.as_ref().map(|o| o.origins.clone());
+                    self.topology_changed |= names(&h3.origin) != names(&origin_set);
+                    h3.origin = origin_set;
+                }
                 let times = handshake.map(|tls| (tls.connect_time, tls.handshake_time));
                 push(&mut h3.handshakes, at, self.shared.handshake(times));
                 if let Some(o) = own {

@@ -539,6 +539,7 @@ fn as_h3(job: JobResult) -> JobResult {
         own,
         coalesced,
         requests,
+        origin: None,
     }))
 }
 
