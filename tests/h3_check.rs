@@ -315,6 +315,13 @@ async fn an_http3_origin_frame_makes_chromium_pool_a_name_elsewhere_in_dns() {
         [("h2", "not-coalescable", 0), ("h3", "misdirected", 2)],
         "{p:#}"
     );
+    // HTTP/2 carried no request for it: the pair's counts are HTTP/3's, and it counts as probed.
+    assert_eq!(
+        (p["probes"].as_u64(), p["rate_421"].as_f64()),
+        (Some(2), Some(1.0)),
+        "{p:#}"
+    );
+    assert_eq!(doc["summary"]["coverage"], 1.0, "{:#}", doc["summary"]);
     let clients = |row: &Value| {
         let c = &row["coalesce"];
         (

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use coalscope::engine::probe::error::{H3Code, ProbeError};
 use coalscope::engine::probe::h2::BODY_CAP;
 use coalscope::engine::probe::h3;
+use coalscope::engine::probe::h3_control::ControlSeen;
 use coalscope::testing::h3::{h3_server, H3Reply, H3Rule, H3Seen};
 use coalscope::testing::net::{no_hang, Pki, Validity};
 
@@ -155,10 +156,11 @@ async fn the_http3_origin_frame_is_read_from_the_control_stream() {
         .await
         .expect("own");
     assert_eq!(own.status, 200);
-    let set = opened
-        .conn
-        .origin()
-        .expect("an ORIGIN frame once an answer is in");
+    // The control stream is a stream of its own: its SETTINGS are waited for.
+    let ControlSeen::Read(Some(set)) = opened.conn.settled(T).await else {
+        panic!("no ORIGIN frame read: {:?}", opened.conn.control_seen());
+    };
+    assert_eq!(opened.conn.origin().as_ref(), Some(&set));
     assert_eq!(set.origins, ["https://api.h3.test", "https://img.h3.test:8443"]);
     assert_eq!((set.frames, set.invalid, set.dropped), (1, 1, 0));
     let other = opened
@@ -177,5 +179,5 @@ async fn the_http3_origin_frame_is_read_from_the_control_stream() {
         .request("www.h3.test", plain.addr.port(), "/", T)
         .await;
     assert_eq!(own.map(|a| a.status), Ok(200));
-    assert_eq!(opened.conn.origin(), None);
+    assert_eq!(opened.conn.settled(T).await, ControlSeen::Read(None));
 }

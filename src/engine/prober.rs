@@ -18,6 +18,7 @@ use crate::engine::probe::dns::Dns;
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::{self, H2Connection, Opened};
 use crate::engine::probe::h3;
+use crate::engine::probe::h3_control::ControlSeen;
 use crate::engine::probe::rate::RateLimiter;
 use crate::engine::probe::signals::{OriginSet, ServerSignals};
 use crate::engine::probe::tls::{TlsInfo, TlsSettings};
@@ -25,6 +26,10 @@ use crate::engine::record::{Coalesced, ConnId, ConnTraits, H3Result, HostRecord,
 
 /// Fresh connections an origin probe may open when the server closes the one it had.
 const MAX_REOPEN: u32 = 2;
+/// How long an HTTP/3 probe waits, after its first answer, for the server's control stream
+/// (SETTINGS, then an ORIGIN frame) to be read, at most: the stream is sent with the first
+/// answer's flight, so this covers its processing, not a round trip.
+const CONTROL_WAIT: Duration = Duration::from_millis(200);
 
 /// Requests in flight at once on one origin connection (well under any server's
 /// SETTINGS_MAX_CONCURRENT_STREAMS; hyper waits for the server's limit anyway).
@@ -65,6 +70,11 @@ pub trait TargetPlan: Send + Sync {
     /// Which of `covered` (the peers the certificate covers) the connection for `origin`
     /// at `addr` carries, in the order to request them.
     fn choose(&self, origin: usize, addr: IpAddr, covered: &[usize]) -> Vec<usize>;
+    /// `choose` for the HTTP/3 connection of `origin` at `addr` (the live planner may give it
+    /// fewer targets than the HTTP/2 one, to fit its share of the budget).
+    fn choose_h3(&self, origin: usize, addr: IpAddr, covered: &[usize]) -> Vec<usize> {
+        self.choose(origin, addr, covered)
+    }
     /// The hosts (indices of the job's list) that the ORIGIN frame `set` received on a
     /// connection for `origin` lists, other than the origin: Firefox pools them whatever DNS
     /// says, so they are targets too. Sorted.
@@ -277,11 +287,12 @@ impl Prober {
         let mut covered = covered_peers(&opened.tls, a, hosts, plan);
         let conn = &opened.conn;
         let (_, own) = self.request_on(conn, a, hosts).await;
-        // The ORIGIN frame comes right after SETTINGS (in once an answer is): as over HTTP/2,
-        // the names it lists ride on the connection too when the certificate covers them
-        // (Chromium pools them over HTTP/3 whatever DNS says).
-        let origin = conn.origin();
-        if let Some(set) = &origin {
+        // The ORIGIN frame comes right after SETTINGS on the control stream, a stream of its
+        // own that may be read after the answer: waited for briefly. As over HTTP/2, the names
+        // it lists ride on the connection too when the certificate covers them (Chromium
+        // pools them over HTTP/3 whatever DNS says).
+        let settled = conn.settled(self.options.timeout.min(CONTROL_WAIT)).await;
+        if let ControlSeen::Read(Some(set)) = &settled {
             let port = hosts[a].entry.port;
             let listed: Vec<usize> = plan
                 .listed(a, set)
@@ -292,7 +303,7 @@ impl Prober {
             covered.extend(covering(&opened.tls, hosts, &listed));
             covered.sort_unstable();
         }
-        let targets = plan.choose(a, addr, &covered);
+        let targets = plan.choose_h3(a, addr, &covered);
         let traits = Arc::new(ConnTraits::of(&opened.tls, server_of(&own)));
         let via = self.next_conn_id();
         let coalesced: Vec<(usize, Coalesced)> = futures::stream::iter(targets)
@@ -309,7 +320,8 @@ impl Prober {
             own: Some(Box::new(Coalesced::on(own, Some(traits), via))),
             requests: 1 + coalesced.len() as u64,
             coalesced,
-            origin,
+            // Read again once the requests are done: the frame may have come since.
+            control: conn.control_seen(),
         }))
     }
 

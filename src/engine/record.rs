@@ -13,6 +13,7 @@ use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
 use crate::engine::probe::error::ProbeError;
 use crate::engine::probe::h2::HttpAnswer;
+use crate::engine::probe::h3_control::ControlSeen;
 use crate::engine::probe::page::PageSketch;
 use crate::engine::probe::signals::{OriginSet, ServerSignals};
 use crate::engine::probe::tls::TlsInfo;
@@ -149,8 +150,9 @@ pub struct H3Result {
     pub own: Option<Box<Coalesced>>,
     pub coalesced: Vec<(usize, Coalesced)>,
     pub requests: u64,
-    /// The ORIGIN frames the server sent on the connection (None: none, or no connection).
-    pub origin: Option<OriginSet>,
+    /// What the server's control stream said of ORIGIN (`Unknown`: its SETTINGS were not
+    /// read, or no connection).
+    pub control: ControlSeen,
 }
 
 impl H3Result {
@@ -164,7 +166,7 @@ impl H3Result {
             own: None,
             coalesced: Vec::new(),
             requests: 0,
-            origin: None,
+            control: ControlSeen::Unknown,
         }
     }
 }
@@ -237,8 +239,8 @@ pub struct H3Record {
     pub handshakes: u32,
     pub handshake_errors: Vec<ProbeError>,
     pub own: Vec<Coalesced>,
-    /// The ORIGIN frames of the latest HTTP/3 connection that sent any (RFC 9412): Chromium
-    /// pools the names it lists over HTTP/3 whatever DNS says.
+    /// The ORIGIN frames (RFC 9412) of the latest HTTP/3 connection whose control stream was
+    /// read: Chromium pools the names they list over HTTP/3 whatever DNS says.
     pub origin: Option<OriginSet>,
 }
 
@@ -410,8 +412,8 @@ impl Records {
         let h3 = ep.h3.get_or_insert_with(Box::default);
         h3.port = r.port;
         h3.handshakes += 1;
-        if r.origin.is_some() {
-            h3.origin = r.origin;
+        if let ControlSeen::Read(origin) = r.control {
+            h3.origin = origin;
         }
         if let Err(e) = r.handshake {
             push_bounded(&mut h3.handshake_errors, e);

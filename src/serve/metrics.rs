@@ -760,8 +760,10 @@ fn encode_pair_states(enc: &mut DescriptorEncoder, pairs: &[&PairReport]) -> fmt
 }
 
 /// The exported pairs probed over both HTTP/2 and HTTP/3 (the origin advertises HTTP/3): each
-/// protocol's verdict, requests and refusal share, by a `protocol` label. The pair's own
-/// series above are its worst protocol's.
+/// protocol's verdict, requests and refusal share, by a `protocol` label. Of the pair's own
+/// series above, `pair_verdict` is the worse protocol's and `pair_coalesce` says who
+/// coalesces over either; the counters and ratios are HTTP/2's (HTTP/3's when HTTP/2 carried
+/// no request for the target).
 fn encode_pair_protocols(enc: &mut DescriptorEncoder, pairs: &[&PairReport]) -> fmt::Result {
     let rows = || {
         pairs.iter().flat_map(|p| {

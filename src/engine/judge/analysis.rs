@@ -162,9 +162,14 @@ pub(crate) fn evaluate_pair<'c, 'n>(
     let mut link = policy.chrome || policy.firefox;
     if let Some((coalesced_h3, policy_h3)) = policy_h3 {
         let over_h3 = pair_report(ha, hb, coalesced_h3, neighbours, &policy_h3);
+        let h3_only = !linked(&policy) && linked(&policy_h3);
         if over_h3.probes > 0 {
             link |= policy_h3.chrome || policy_h3.firefox;
             protocols::combine(&mut report, over_h3);
+        } else if h3_only {
+            // Linked over HTTP/3 only and not probed there yet: waiting, as over HTTP/3.
+            link |= policy_h3.chrome || policy_h3.firefox;
+            report = Box::new(over_h3);
         }
     }
     PairEval::Listed {

@@ -26,7 +26,9 @@ fn row(protocol: Protocol, r: &PairReport) -> ProtocolReport {
 /// `h2` (the pair's report over HTTP/2) with what `h3` (the same pair over HTTP/3, probed)
 /// adds: both rows in `protocols`, the worse verdict, the clients that coalesce over either,
 /// and when HTTP/3 is the worse one, its reason, explanation, fix, error and impact, said to
-/// be HTTP/3's. The counts stay HTTP/2's.
+/// be HTTP/3's. The counts stay HTTP/2's, unless HTTP/2 carried no request for the target
+/// (a pair linked over HTTP/3 only): then they are HTTP/3's, so that the pair counts as
+/// probed.
 pub(super) fn combine(h2: &mut PairReport, h3: PairReport) {
     h2.protocols = vec![row(Protocol::H2, h2), row(Protocol::H3, &h3)];
     // A client coalesces the pair when it does over either protocol (over HTTP/3 Chromium
@@ -39,6 +41,12 @@ pub(super) fn combine(h2: &mut PairReport, h3: PairReport) {
         (c2.firefox, c2.rules.firefox) = (true, c3.rules.firefox);
     }
     h2.cert_covers |= h3.cert_covers;
+    if h2.probes == 0 {
+        h2.probes = h3.probes;
+        h2.rate_421 = h3.rate_421;
+        h2.refusal_rate = h3.refusal_rate;
+        h2.addresses = h3.addresses.clone();
+    }
     if h3.verdict < h2.verdict {
         let only = format!(
             "over {} ({}; over {}: {})",

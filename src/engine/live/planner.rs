@@ -23,7 +23,7 @@ use rand::Rng;
 
 use crate::engine::probe::signals::{origin_of, OriginSet};
 use crate::engine::prober::TargetPlan;
-use crate::engine::record::HostRecord;
+use crate::engine::record::{EndpointRecord, HostRecord};
 
 /// What the planner remembers of one ordered pair.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,6 +50,9 @@ pub struct Plan {
     pub limit: Option<usize>,
     /// A limit for one (origin index, address), before `limit`.
     pub per_origin: HashMap<(usize, IpAddr), usize>,
+    /// A limit for the HTTP/3 connection of one (origin index, address), after its HTTP/2
+    /// one's (the HTTP/3 connections' share of the budget).
+    pub per_origin_h3: HashMap<(usize, IpAddr), usize>,
     /// Targets one (origin index, address) tries first: not tried within the window yet
     /// (`select_cycle`'s target coverage).
     pub assigned: HashMap<(usize, IpAddr), Vec<usize>>,
@@ -69,6 +72,14 @@ impl Plan {
 impl TargetPlan for Plan {
     fn peers(&self, origin: usize) -> &[usize] {
         self.peers.get(origin).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    fn choose_h3(&self, origin: usize, addr: IpAddr, covered: &[usize]) -> Vec<usize> {
+        let mut chosen = self.choose(origin, addr, covered);
+        if let Some(&limit) = self.per_origin_h3.get(&(origin, addr)) {
+            chosen.truncate(limit);
+        }
+        chosen
     }
 
     fn listed(&self, origin: usize, set: &OriginSet) -> Vec<usize> {
@@ -117,20 +128,13 @@ pub fn origin_index(hosts: &[HostRecord]) -> HashMap<String, usize> {
 /// may carry once its certificate is seen.
 pub fn address_peers(hosts: &[HostRecord]) -> Vec<Vec<usize>> {
     let mut peers = overlap_peers(hosts);
-    let framed = |h: &HostRecord| {
-        h.endpoints
-            .values()
-            .any(|ep| ep.signals.as_ref().is_some_and(|s| s.origin.is_some()))
-    };
+    let framed = |h: &HostRecord| h.endpoints.values().any(|ep| origin_sets(ep).next().is_some());
     if !hosts.iter().any(framed) {
         return peers;
     }
     let index = origin_index(hosts);
     for (a, h) in hosts.iter().enumerate() {
-        let sets = h
-            .endpoints
-            .values()
-            .filter_map(|ep| ep.signals.as_ref().and_then(|s| s.origin.as_ref()));
+        let sets = h.endpoints.values().flat_map(|ep| origin_sets(ep));
         // Same port only: pairs across ports are never judged (as for DNS-linked peers).
         let mut listed: Vec<usize> = sets
             .flat_map(|set| set.origins.iter().filter_map(|o| index.get(o).copied()))
@@ -145,6 +149,13 @@ pub fn address_peers(hosts: &[HostRecord]) -> Vec<Vec<usize>> {
         peers[a] = listed;
     }
     peers
+}
+
+/// The ORIGIN sets of an endpoint: its HTTP/2 connection's and its HTTP/3 connection's.
+fn origin_sets(ep: &EndpointRecord) -> impl Iterator<Item = &OriginSet> {
+    let h2 = ep.signals.as_ref().and_then(|s| s.origin.as_ref());
+    let h3 = ep.h3.as_ref().and_then(|h| h.origin.as_ref());
+    h2.into_iter().chain(h3)
 }
 
 /// For every host, the other hosts on the same port whose DNS answers overlap its own.
@@ -291,9 +302,9 @@ pub struct CyclePlan {
 }
 
 /// The share of `budget` kept for the HTTP/3 connections beside the HTTP/2 origin ones
-/// (`h3[i]`: slot `i` has one): none without a budget (None) or when everything fits (Some(0)
-/// then too: every HTTP/3 connection goes), else the HTTP/3 connections' part of what
-/// everything would cost, so that both protocols are sampled alike.
+/// (`h3[i]`: slot `i` has one): None without a budget; when everything fits, what they all
+/// cost; else the HTTP/3 connections' part of what everything would cost, so that both
+/// protocols are sampled alike.
 pub fn h3_reserve(slots: &[Slot], h3: &[Option<u16>], budget: Option<usize>) -> Option<usize> {
     let budget = budget?;
     let cost = |s: &Slot| match *s {

@@ -618,6 +618,7 @@ impl Scheduler {
         if cycle.tight {
             self.limit_plan(&mut plan, &jobs, &slots, &cycle, &ids);
         }
+        plan.per_origin_h3 = twins.2;
         let plan = Arc::new(plan);
         let mut rng = rand::rng();
         // A probe asked for now goes out now; a cycle's probes are spread.
@@ -630,8 +631,9 @@ impl Scheduler {
 
     /// The HTTP/3 connections of a cycle: one beside each chosen HTTP/2 origin connection
     /// whose host advertises HTTP/3 there (`h3[i]`: the UDP port of job `i`), carrying as many
-    /// targets; with a reserve (a tight budget), the ones whose last HTTP/3 connection is
-    /// oldest first, while it lasts. Returns the jobs and the requests they make at most.
+    /// targets; with a reserve (a budget), the ones whose last HTTP/3 connection is oldest
+    /// first while it lasts, the last one that fits with fewer targets. Returns the jobs, the
+    /// requests they make at most, and the target limits of those cut short.
     fn h3_twins(
         &self,
         jobs: &[Job],
@@ -639,7 +641,7 @@ impl Scheduler {
         h3: &[Option<u16>],
         reserve: Option<usize>,
         ids: &[u64],
-    ) -> (Vec<Job>, usize) {
+    ) -> (Vec<Job>, usize, HashMap<(usize, IpAddr), usize>) {
         let mut twins: Vec<(Option<Instant>, Job, usize)> = jobs
             .iter()
             .zip(&cycle.chosen)
@@ -656,14 +658,24 @@ impl Scheduler {
         let mut left = reserve.unwrap_or(usize::MAX);
         let mut spent = 0;
         let mut out = Vec::new();
+        let mut limits = HashMap::new();
         for (_, job, cost) in twins {
-            if cost <= left {
-                left -= cost;
-                spent += cost;
-                out.push(job);
+            if left == 0 {
+                break;
             }
+            // The connection's own request, then as many of its targets as fit.
+            let cost = cost.min(left);
+            if let Job::OriginH3(i, addr, _) = job {
+                limits.insert((i, addr), cost - 1);
+            }
+            left -= cost;
+            spent += cost;
+            out.push(job);
         }
-        (out, spent)
+        if reserve.is_none() {
+            limits.clear();
+        }
+        (out, spent, limits)
     }
 
     /// The jobs for the hosts of `keys` (an origin job per address, and a direct one where the

@@ -319,10 +319,15 @@ pub fn add_origin_entries(set: &mut OriginSet, mut payload: &[u8]) -> bool {
             return true;
         };
         payload = rest;
+        // Once the set is full the rest is counted, not compared (a flood of entries must
+        // not cost a comparison with every kept one each).
+        if set.origins.len() >= MAX_ORIGINS {
+            set.dropped = set.dropped.saturating_add(1);
+            continue;
+        }
         match normalise_origin(entry) {
             None => set.invalid = set.invalid.saturating_add(1),
             Some(origin) if set.origins.contains(&origin) => {}
-            Some(_) if set.origins.len() >= MAX_ORIGINS => set.dropped = set.dropped.saturating_add(1),
             Some(origin) => set.origins.push(origin),
         }
     }

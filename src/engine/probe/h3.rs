@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::engine::probe::error::{within, H3Code, Phase, ProbeError};
 use crate::engine::probe::h2::{get_request, CappedBody, HttpAnswer};
-use crate::engine::probe::h3_control::{ControlReader, Tap};
+use crate::engine::probe::h3_control::{ControlReader, ControlSeen, Tap};
 use crate::engine::probe::signals::OriginSet;
 use crate::engine::probe::tls::{self, TlsInfo, TlsSettings};
 
@@ -179,12 +179,35 @@ impl H3Connection {
     }
 
     /// The ORIGIN frames the server sent on its control stream so far (RFC 9412; None: none).
-    /// They come right after its SETTINGS, so they are in once an answer is.
+    /// The control stream is a stream of its own: an answer can arrive before it is read
+    /// (`control_seen` says whether its SETTINGS were).
     pub fn origin(&self) -> Option<OriginSet> {
+        self.control_seen_now().origin()
+    }
+
+    /// What the server's control stream said so far: `Unknown` until its SETTINGS are read.
+    pub fn control_seen(&self) -> ControlSeen {
+        self.control_seen_now().seen()
+    }
+
+    /// Wait, at most `bound`, for the server's SETTINGS to be read (the frames it sends right
+    /// after them, an ORIGIN frame among them, are then in or close behind); what is known
+    /// then.
+    pub async fn settled(&self, bound: Duration) -> ControlSeen {
+        let deadline = Instant::now() + bound;
+        loop {
+            let seen = self.control_seen();
+            if seen != ControlSeen::Unknown || Instant::now() >= deadline || self.is_closed() {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn control_seen_now(&self) -> std::sync::MutexGuard<'_, ControlReader> {
         self.control
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .origin()
     }
 
     /// True when the connection can no longer carry requests.

@@ -35,14 +35,38 @@ pub struct ControlReader {
     payload: Vec<u8>,
     /// The stream type was read (the control stream's own 0x00).
     typed: bool,
+    /// A frame header after the stream type was read: the server's SETTINGS (the control
+    /// stream's first frame), so whatever it sends right after is in or on its way.
+    settings: bool,
+    /// A control stream feeds this reader already: another one (a protocol violation, which
+    /// h3 answers by closing the connection) is not read into it.
+    claimed: bool,
     /// The ORIGIN frames received (None: none).
     origin: Option<OriginSet>,
+}
+
+/// What a connection's control stream said of ORIGIN, when asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlSeen {
+    /// The control stream's SETTINGS have not been read: nothing is known yet.
+    Unknown,
+    /// SETTINGS read, and these ORIGIN frames (None: none so far).
+    Read(Option<OriginSet>),
 }
 
 impl ControlReader {
     /// The ORIGIN set received so far (None: no ORIGIN frame yet).
     pub fn origin(&self) -> Option<OriginSet> {
         self.origin.clone()
+    }
+
+    /// What is known so far.
+    pub fn seen(&self) -> ControlSeen {
+        if self.settings {
+            ControlSeen::Read(self.origin.clone())
+        } else {
+            ControlSeen::Unknown
+        }
     }
 
     /// Read the next bytes of the control stream (its type first).
@@ -86,6 +110,7 @@ impl ControlReader {
             return;
         };
         self.head.clear();
+        self.settings = true;
         let set = (ty == ORIGIN_H3).then(|| self.origin.get_or_insert_with(OriginSet::default));
         if let Some(set) = set {
             set.frames = set.frames.saturating_add(1);
@@ -223,17 +248,25 @@ impl TapRecv {
             seen.extend_from_slice(chunk);
             let Some((ty, _)) = varint(seen) else { return };
             let seen = std::mem::take(seen);
-            if ty == CONTROL {
-                self.kind = Kind::Control;
+            let first = ty == CONTROL && self.claim();
+            self.kind = if first { Kind::Control } else { Kind::Other };
+            if first {
                 self.feed(&seen);
-            } else {
-                self.kind = Kind::Other;
             }
             return;
         }
         if matches!(self.kind, Kind::Control) {
             self.feed(chunk);
         }
+    }
+
+    /// Whether this is the first control stream (then the reader is its own).
+    fn claim(&self) -> bool {
+        let mut reader = self
+            .reader
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        !std::mem::replace(&mut reader.claimed, true)
     }
 
     fn feed(&self, bytes: &[u8]) {
@@ -304,6 +337,7 @@ mod tests {
             for piece in stream.chunks(split) {
                 r.feed(piece);
             }
+            assert!(matches!(r.seen(), ControlSeen::Read(Some(_))), "split {split}");
             let set = r.origin().expect("an ORIGIN frame");
             assert_eq!(
                 set.origins,
@@ -312,10 +346,14 @@ mod tests {
             );
             assert_eq!((set.frames, set.dropped), (1, 0));
         }
-        // No ORIGIN frame: no set.
+        // No ORIGIN frame: no set; nothing known before the SETTINGS header.
         let mut r = ControlReader::default();
-        r.feed(&stream[..before_origin]);
-        assert_eq!(r.origin(), None);
+        r.feed(&stream[..1]);
+        assert_eq!(r.seen(), ControlSeen::Unknown);
+        r.feed(&stream[1..2]);
+        assert_eq!(r.seen(), ControlSeen::Unknown, "a frame type without its length");
+        r.feed(&stream[2..before_origin]);
+        assert_eq!(r.seen(), ControlSeen::Read(None));
     }
 
     /// A malformed entry, an oversized frame and a flood leave the set marked cut short.

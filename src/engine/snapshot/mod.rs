@@ -247,7 +247,8 @@ pub struct PairReport {
     pub findings: Vec<Finding>,
     /// The pair judged over each protocol, when it was probed over HTTP/3 too (HTTP/2 first);
     /// `verdict` is then the worst of them. The pair's other counts (`probes`, `rate_421`,
-    /// `refusal_rate`, `addresses`) stay HTTP/2's. Left out of the JSON when empty.
+    /// `refusal_rate`, `addresses`) stay HTTP/2's, or are HTTP/3's when HTTP/2 carried no
+    /// request for the target. Left out of the JSON when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub protocols: Vec<ProtocolReport>,
     /// Why it is a problem, shared with the pairs of the same cause (problem and error

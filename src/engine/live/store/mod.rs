@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use crate::engine::probe::cert;
 use crate::engine::probe::direct::DirectProtocol;
 use crate::engine::probe::dns::DnsAnswer;
+use crate::engine::probe::h3_control::ControlSeen;
 use crate::engine::probe::signals::{OriginSet, ServerSignals};
 use crate::engine::record::{Coalesced, EndpointRecord, H3Record, H3Result, HostRecord, JobResult};
 use crate::engine::snapshot::{
@@ -92,25 +93,38 @@ pub struct Store {
 }
 
 /// What the planner needs of a host's signals, as endpoint records carrying nothing else: the
-/// ORIGIN sets its connections received (the names they list are targets of the host's
-/// connections, `planner::address_peers`) and the Alt-Svc alternatives (where it serves
-/// HTTP/3, `record::h3_advert`). Empty for the hosts whose servers send neither (most).
+/// ORIGIN sets its HTTP/2 and HTTP/3 connections received (the names they list are targets
+/// of the host's connections, `planner::address_peers`) and the Alt-Svc alternatives (where
+/// it serves HTTP/3, `record::h3_advert`). Empty for the hosts whose servers send neither
+/// (most).
 fn job_signals(h: &LiveHost) -> BTreeMap<std::net::IpAddr, Box<EndpointRecord>> {
     h.endpoints
         .iter()
         .filter_map(|(addr, ep)| {
-            let s = ep.signals.as_ref()?;
-            if s.origin.is_none() && s.alt_svc.is_empty() {
+            let signals = ep
+                .signals
+                .as_ref()
+                .filter(|s| s.origin.is_some() || !s.alt_svc.is_empty())
+                .map(|s| {
+                    Box::new(ServerSignals {
+                        origin: s.origin.clone(),
+                        alt_svc: s.alt_svc.clone(),
+                        alt_svc_clear: s.alt_svc_clear,
+                        ..ServerSignals::default()
+                    })
+                });
+            let h3 = ep.h3.as_ref().and_then(|h| h.origin.clone()).map(|origin| {
+                Box::new(H3Record {
+                    origin: Some(origin),
+                    ..H3Record::default()
+                })
+            });
+            if signals.is_none() && h3.is_none() {
                 return None;
             }
-            let signals = ServerSignals {
-                origin: s.origin.clone(),
-                alt_svc: s.alt_svc.clone(),
-                alt_svc_clear: s.alt_svc_clear,
-                ..ServerSignals::default()
-            };
             let record = EndpointRecord {
-                signals: Some(Box::new(signals)),
+                signals,
+                h3,
                 ..EndpointRecord::default()
             };
             Some((*addr, Box::new(record)))
@@ -439,7 +453,7 @@ impl Store {
                     own,
                     coalesced,
                     requests,
-                    origin: origin_set,
+                    control,
                 } = *r;
                 self.requests += requests;
                 let Some(origin) = index_of(host) else { return };
@@ -450,7 +464,8 @@ impl Store {
                 };
                 let h3 = ep.h3.get_or_insert_with(Box::default);
                 h3.port = port;
-                if handshake.is_ok() {
+                // A control stream not read yet says nothing: the last set read stays.
+                if let ControlSeen::Read(origin_set) = control {
                     let names = |o: &Option<OriginSet>| o.as_ref().map(|o| o.origins.clone());
                     self.topology_changed |= names(&h3.origin) != names(&origin_set);
                     h3.origin = origin_set;

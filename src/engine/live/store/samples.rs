@@ -213,7 +213,8 @@ pub(super) struct LiveH3 {
     pub(super) port: u16,
     pub(super) handshakes: Timed<Handshake>,
     pub(super) own: Timed<CoalescedSample>,
-    /// The latest ORIGIN set received over HTTP/3 (the latest is the truth, as over HTTP/2).
+    /// The ORIGIN set of the latest HTTP/3 connection whose control stream was read (the
+    /// latest is the truth, as over HTTP/2).
     pub(super) origin: Option<crate::engine::probe::signals::OriginSet>,
 }
 

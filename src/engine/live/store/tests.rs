@@ -539,7 +539,7 @@ fn as_h3(job: JobResult) -> JobResult {
         own,
         coalesced,
         requests,
-        origin: None,
+        control: crate::engine::probe::h3_control::ControlSeen::Unknown,
     }))
 }
 
