@@ -324,6 +324,27 @@ pub fn h3_reserve(slots: &[Slot], h3: &[Option<u16>], budget: Option<usize>) -> 
     Some((budget as u128 * twins as u128 / (full + twins).max(1) as u128) as usize)
 }
 
+/// Which HTTP/3 connections a cycle opens within `reserve` requests (None: no budget), each
+/// wanted as (when its last one went, the targets of its HTTP/2 twin): the oldest first (never
+/// first), each with its own request and as many targets as are left, until the reserve is
+/// spent. Returns (index in `wanted`, targets) and the requests planned, at most `reserve`.
+pub fn fit_h3(wanted: &[(Option<Instant>, usize)], reserve: Option<usize>) -> (Vec<(usize, usize)>, usize) {
+    let mut order: Vec<usize> = (0..wanted.len()).collect();
+    order.sort_by_key(|&k| wanted[k].0);
+    let mut left = reserve.unwrap_or(usize::MAX);
+    let (mut fitted, mut spent) = (Vec::new(), 0);
+    for k in order {
+        if left == 0 {
+            break;
+        }
+        let cost = (1 + wanted[k].1).min(left);
+        left -= cost;
+        spent += cost;
+        fitted.push((k, cost - 1));
+    }
+    (fitted, spent)
+}
+
 /// Choose a cycle's connections within `budget` requests (None: no budget). `untried[i]` are
 /// the targets origin slot `i` could carry that no connection tried within the window (empty
 /// for the others).
@@ -804,6 +825,27 @@ mod tests {
         assert_eq!(h3_reserve(&slots, &h3, Some(10)), Some(3));
         assert_eq!(h3_reserve(&slots, &h3, Some(0)), Some(0));
         assert_eq!(h3_reserve(&slots, &[None; 3], Some(5)), Some(0));
+    }
+
+    /// HTTP/3 connections fit their reserve: the oldest (never first) go first, the last one
+    /// with the targets left; the requests never exceed the reserve; without a budget all go
+    /// with all their targets.
+    #[test]
+    fn http3_connections_fit_their_reserve_oldest_first() {
+        let now = Instant::now();
+        let old = Some(now - Duration::from_secs(60));
+        let recent = Some(now - Duration::from_secs(5));
+        let wanted = [(recent, 20), (None, 2), (old, 9)];
+        assert_eq!(fit_h3(&wanted, None), (vec![(1, 2), (2, 9), (0, 20)], 34));
+        // 5 requests: the never-probed one whole (3), the oldest cut to one target (2).
+        assert_eq!(fit_h3(&wanted, Some(5)), (vec![(1, 2), (2, 1)], 5));
+        assert_eq!(fit_h3(&wanted, Some(4)), (vec![(1, 2), (2, 0)], 4));
+        assert_eq!(fit_h3(&wanted, Some(0)), (vec![], 0));
+        for reserve in 0..40 {
+            let (fitted, spent) = fit_h3(&wanted, Some(reserve));
+            assert!(spent <= reserve);
+            assert_eq!(spent, fitted.iter().map(|(_, t)| 1 + t).sum::<usize>());
+        }
     }
 
     #[test]

@@ -642,38 +642,28 @@ impl Scheduler {
         reserve: Option<usize>,
         ids: &[u64],
     ) -> (Vec<Job>, usize, HashMap<(usize, IpAddr), usize>) {
-        let mut twins: Vec<(Option<Instant>, Job, usize)> = jobs
+        let twins: Vec<(Job, Option<Instant>, usize)> = jobs
             .iter()
             .zip(&cycle.chosen)
             .zip(h3)
             .filter_map(|((job, chosen), port)| match (job, chosen, port) {
                 (Job::Origin(i, addr), Some(targets), Some(port)) => {
                     let last = self.last_h3.get(&(ids[*i], *addr)).copied();
-                    Some((last, Job::OriginH3(*i, *addr, *port), 1 + targets))
+                    Some((Job::OriginH3(*i, *addr, *port), last, *targets))
                 }
                 _ => None,
             })
             .collect();
-        twins.sort_by_key(|t| t.0);
-        let mut left = reserve.unwrap_or(usize::MAX);
-        let mut spent = 0;
+        let wanted: Vec<(Option<Instant>, usize)> = twins.iter().map(|t| (t.1, t.2)).collect();
+        let (fitted, spent) = planner::fit_h3(&wanted, reserve);
         let mut out = Vec::new();
         let mut limits = HashMap::new();
-        for (_, job, cost) in twins {
-            if left == 0 {
-                break;
+        for (k, targets) in fitted {
+            let job = twins[k].0;
+            if let (Job::OriginH3(i, addr, _), Some(_)) = (job, reserve) {
+                limits.insert((i, addr), targets);
             }
-            // The connection's own request, then as many of its targets as fit.
-            let cost = cost.min(left);
-            if let Job::OriginH3(i, addr, _) = job {
-                limits.insert((i, addr), cost - 1);
-            }
-            left -= cost;
-            spent += cost;
             out.push(job);
-        }
-        if reserve.is_none() {
-            limits.clear();
         }
         (out, spent, limits)
     }
