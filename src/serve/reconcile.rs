@@ -179,9 +179,26 @@ impl<K: Eq + Hash + Clone + Ord, const N: usize> Reconciler<K, N> {
             entry.due = due;
             if let Some(at) = due {
                 self.due.push(Reverse((at, key.clone())));
+                self.compact_due();
             }
         }
         delta
+    }
+
+    /// Keep the prune schedule in proportion to the keys: every change of a key's earliest
+    /// sample schedules it again and leaves the old entry stale until `refresh` pops it, and
+    /// full passes call no `refresh` (after a fault every view can be one, for minutes): with
+    /// stale entries past twice the keys, the schedule is made again from the keys' current
+    /// times (amortised: at least as many pushes as keys come between two rebuilds).
+    fn compact_due(&mut self) {
+        if self.due.len() <= 2 * self.entries.len() + 64 {
+            return;
+        }
+        self.due = self
+            .entries
+            .iter()
+            .filter_map(|(k, e)| e.due.map(|at| Reverse((at, k.clone()))))
+            .collect();
     }
 
     /// Replay the present keys whose held samples leave the model by `now` with their last
@@ -287,6 +304,31 @@ mod tests {
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
+    }
+
+    /// Fed by full passes only (every view a new layout, as for a while after a fault), with
+    /// a sample arriving and one leaving at every update, the prune schedule stays bounded by
+    /// the keys: the entries no refresh pops are dropped once they are stale.
+    #[test]
+    fn the_prune_schedule_stays_bounded_without_refreshes() {
+        let t0 = Instant::now();
+        let window = secs(60);
+        let mut r: Reconciler<u32, 1> = Reconciler::new(window);
+        let keys = 50u32;
+        for step in 0..2_000u64 {
+            let now = t0 + Duration::from_millis(step * 500);
+            r.begin_pass();
+            for k in 0..keys {
+                // Windowed count: one new sample per update, the window holding 120.
+                r.update(&k, [step.min(120) + 1], now);
+            }
+            r.end_pass(Some(now), now);
+        }
+        assert!(
+            r.due.len() <= 2 * keys as usize + 64,
+            "{} scheduled for {keys} keys",
+            r.due.len()
+        );
     }
 
     #[test]
