@@ -142,10 +142,7 @@ pub(crate) async fn serve_requests_announcing<F, Fut>(
         .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
         .and_then(|d| d.server_name)
         .map(Arc::from);
-    let announcing = Announcing {
-        inner: h3_quinn::Connection::new(connection),
-        origin,
-    };
+    let announcing = Announcing::new(h3_quinn::Connection::new(connection), origin);
     let Ok(mut h3) = h3::server::builder().build::<_, Bytes>(announcing).await else {
         return;
     };
@@ -205,10 +202,24 @@ async fn answer(
 
 /// The server's QUIC connection as h3 sees it, with `origin`'s bytes written on the first
 /// unidirectional stream h3 opens (its control stream) once h3's own first write (the stream
-/// type and SETTINGS) is out: h3 sends no frame it does not know.
+/// type and SETTINGS) is out: h3 sends no frame it does not know. Streams are opened through
+/// `sends`, which adds the bytes to the first only.
 struct Announcing {
     inner: h3_quinn::Connection,
-    origin: Option<Bytes>,
+    sends: AnnouncingOpener,
+}
+
+impl Announcing {
+    fn new(inner: h3_quinn::Connection, origin: Option<Bytes>) -> Announcing {
+        let opener = <h3_quinn::Connection as h3::quic::Connection<Bytes>>::opener(&inner);
+        Announcing {
+            inner,
+            sends: AnnouncingOpener {
+                inner: opener,
+                extra: origin,
+            },
+        }
+    }
 }
 
 impl<B: bytes::Buf> h3::quic::OpenStreams<B> for Announcing {
@@ -219,24 +230,18 @@ impl<B: bytes::Buf> h3::quic::OpenStreams<B> for Announcing {
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<Self::BidiStream, h3::quic::StreamErrorIncoming>> {
-        <h3_quinn::Connection as h3::quic::OpenStreams<B>>::poll_open_bidi(&mut self.inner, cx)
+        self.sends.poll_open_bidi(cx)
     }
 
     fn poll_open_send(
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<Self::SendStream, h3::quic::StreamErrorIncoming>> {
-        <h3_quinn::Connection as h3::quic::OpenStreams<B>>::poll_open_send(&mut self.inner, cx).map_ok(
-            |inner| AnnouncingSend {
-                inner,
-                extra: self.origin.take(),
-                written: false,
-            },
-        )
+        self.sends.poll_open_send(cx)
     }
 
     fn close(&mut self, code: h3::error::Code, reason: &[u8]) {
-        <h3_quinn::Connection as h3::quic::OpenStreams<B>>::close(&mut self.inner, code, reason);
+        <AnnouncingOpener as h3::quic::OpenStreams<B>>::close(&mut self.sends, code, reason);
     }
 }
 
@@ -259,14 +264,18 @@ impl<B: bytes::Buf> h3::quic::Connection<B> for Announcing {
     }
 
     fn opener(&self) -> Self::OpenStreams {
-        AnnouncingOpener(<h3_quinn::Connection as h3::quic::Connection<B>>::opener(
-            &self.inner,
-        ))
+        AnnouncingOpener {
+            inner: <h3_quinn::Connection as h3::quic::Connection<B>>::opener(&self.inner),
+            extra: None,
+        }
     }
 }
 
-/// Streams opened later (request streams are the client's): nothing added.
-struct AnnouncingOpener(h3_quinn::OpenStreams);
+/// Opens the streams: the first unidirectional one gets `extra` (then None).
+struct AnnouncingOpener {
+    inner: h3_quinn::OpenStreams,
+    extra: Option<Bytes>,
+}
 
 impl<B: bytes::Buf> h3::quic::OpenStreams<B> for AnnouncingOpener {
     type BidiStream = h3_quinn::BidiStream<B>;
@@ -276,22 +285,22 @@ impl<B: bytes::Buf> h3::quic::OpenStreams<B> for AnnouncingOpener {
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<Self::BidiStream, h3::quic::StreamErrorIncoming>> {
-        self.0.poll_open_bidi(cx)
+        self.inner.poll_open_bidi(cx)
     }
 
     fn poll_open_send(
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<Self::SendStream, h3::quic::StreamErrorIncoming>> {
-        self.0.poll_open_send(cx).map_ok(|inner| AnnouncingSend {
+        self.inner.poll_open_send(cx).map_ok(|inner| AnnouncingSend {
             inner,
-            extra: None,
+            extra: self.extra.take(),
             written: false,
         })
     }
 
     fn close(&mut self, code: h3::error::Code, reason: &[u8]) {
-        <h3_quinn::OpenStreams as h3::quic::OpenStreams<B>>::close(&mut self.0, code, reason);
+        <h3_quinn::OpenStreams as h3::quic::OpenStreams<B>>::close(&mut self.inner, code, reason);
     }
 }
 
