@@ -633,7 +633,7 @@ impl Scheduler {
     /// whose host advertises HTTP/3 there (`h3[i]`: the UDP port of job `i`), carrying as many
     /// targets; with a reserve (a budget), the ones whose last HTTP/3 connection is oldest
     /// first while it lasts, the last one that fits with fewer targets. Returns the jobs, the
-    /// requests they make at most, and the target limits of those cut short.
+    /// requests they make at most, and under a budget each one's target limit.
     fn h3_twins(
         &self,
         jobs: &[Job],
