@@ -155,9 +155,9 @@ impl Lab {
             (None, None),
         )
         .await?;
-        for (rt, (addr, listener)) in runtimes.into_iter().zip(listeners) {
-            if let Some(style) = rt.endpoint.h3 {
-                lab.quic.push(quic::listen(addr, rt.clone(), style)?);
+        for (rt, (addr, listener, udp)) in runtimes.into_iter().zip(listeners) {
+            if let (Some(style), Some(udp)) = (rt.endpoint.h3, udp) {
+                lab.quic.push(quic::listen(udp, rt.clone(), style)?);
             }
             let make: faults::MakeServer =
                 Arc::new(move |listener| Box::pin(server::run(listener, rt.clone())));
@@ -205,9 +205,9 @@ impl Lab {
             (Some(layout), Some(rotation)),
         )
         .await?;
-        for (addr, listener) in listeners {
-            if layout.h3 {
-                lab.quic.push(scale::listen_h3(addr, &config, layout)?);
+        for (addr, listener, udp) in listeners {
+            if let Some(udp) = udp {
+                lab.quic.push(scale::listen_h3(udp, &config, layout)?);
             }
             let config = config.clone();
             let make: faults::MakeServer =
@@ -420,7 +420,7 @@ fn certificates(
 }
 
 /// Bind every listener on one common port: `port`, or a random free one.
-async fn bind_all(port: Option<u16>) -> anyhow::Result<(u16, Vec<(SocketAddr, TcpListener)>)> {
+async fn bind_all(port: Option<u16>) -> anyhow::Result<(u16, Vec<Bound>)> {
     if let Some(port) = port {
         return Ok((port, bind_on(port).await?));
     }
@@ -437,19 +437,29 @@ async fn bind_all(port: Option<u16>) -> anyhow::Result<(u16, Vec<(SocketAddr, Tc
         .context("no port free on every lab address"))
 }
 
-async fn bind_on(port: u16) -> anyhow::Result<Vec<(SocketAddr, TcpListener)>> {
+/// An endpoint's sockets on the lab's port: TCP, and UDP for an endpoint that serves HTTP/3.
+type Bound = (SocketAddr, TcpListener, Option<std::net::UdpSocket>);
+
+/// Bind every endpoint's sockets on `port`: its UDP side too, in the same attempt (a port
+/// chosen for TCP alone could be taken on UDP meanwhile, by a QUIC client's own socket).
+async fn bind_on(port: u16) -> anyhow::Result<Vec<Bound>> {
     let mut listeners = Vec::new();
     for (_, ep) in all_endpoints() {
         let addr = SocketAddr::from((lab_ip(ep.octet), port));
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
+        let failed = |e: std::io::Error, what: &str| {
             let hint = if e.kind() == ErrorKind::AddrNotAvailable {
                 " (the lab needs the whole 127.0.0.0/8 on loopback, as on Linux)"
             } else {
                 ""
             };
-            anyhow::anyhow!("binding the lab server {addr}: {e}{hint}")
-        })?;
-        listeners.push((addr, listener));
+            anyhow::anyhow!("binding the lab server {addr}{what}: {e}{hint}")
+        };
+        let listener = TcpListener::bind(addr).await.map_err(|e| failed(e, ""))?;
+        let udp = match ep.h3 {
+            Some(_) => Some(std::net::UdpSocket::bind(addr).map_err(|e| failed(e, " (UDP)"))?),
+            None => None,
+        };
+        listeners.push((addr, listener, udp));
     }
     Ok(listeners)
 }

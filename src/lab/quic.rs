@@ -6,7 +6,6 @@
 //! Bounded as the TCP side: connections at once per address, a handshake and idle timeout
 //! (QUIC's), requests per connection.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,24 +41,26 @@ impl Drop for QuicListener {
 /// Serve HTTP/3 with `style` on UDP `addr` for the endpoint of `rt` (whose TLS settings give
 /// the certificates).
 pub(crate) fn listen(
-    addr: SocketAddr,
+    socket: std::net::UdpSocket,
     rt: Arc<EndpointRuntime>,
     style: Style,
 ) -> anyhow::Result<QuicListener> {
+    let addr = socket.local_addr()?;
     let tls = rt
         .tls
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("HTTP/3 at {addr}: the endpoint has no certificates"))?;
     let config = (*tls.plain).clone();
-    listen_with(addr, config, move |incoming, conn| {
+    listen_with(socket, config, move |incoming, conn| {
         connection(incoming, conn, rt.clone(), style)
     })
 }
 
-/// Serve HTTP/3 on UDP `addr` with the certificates of `config` (its ALPN becomes h3): each
+/// Serve HTTP/3 on `socket` (bound when the lab chose its port, so that no other socket takes
+/// the UDP side meanwhile) with the certificates of `config` (its ALPN becomes h3): each
 /// accepted connection (numbered from 1) handed to `serve`, at most `MAX_CONNECTIONS` at once.
 pub(crate) fn listen_with<F, Fut>(
-    addr: SocketAddr,
+    socket: std::net::UdpSocket,
     mut config: rustls::ServerConfig,
     serve: F,
 ) -> anyhow::Result<QuicListener>
@@ -67,6 +68,7 @@ where
     F: Fn(quinn::Incoming, u64) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let addr = socket.local_addr()?;
     config.alpn_protocols = vec![b"h3".to_vec()];
     config.max_early_data_size = 0;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(config)
@@ -77,8 +79,9 @@ where
         .max_idle_timeout(Some(quinn::IdleTimeout::try_from(IDLE_TIMEOUT)?))
         .max_concurrent_bidi_streams(quinn::VarInt::from_u32(MAX_STREAMS));
     server.transport_config(Arc::new(transport));
-    let endpoint = quinn::Endpoint::server(server, addr)
-        .map_err(|e| anyhow::anyhow!("binding the lab's HTTP/3 server {addr} (UDP): {e}"))?;
+    let runtime = Arc::new(quinn::TokioRuntime);
+    let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server), socket, runtime)
+        .map_err(|e| anyhow::anyhow!("the lab's HTTP/3 server {addr} (UDP): {e}"))?;
     let accepting = endpoint.clone();
     let task = tokio::spawn(async move {
         let mut connections = JoinSet::new();

@@ -222,19 +222,20 @@ pub(crate) fn server_config(
     Ok((Arc::new(config), resolver))
 }
 
-/// Bind a listener on every address in use, all on one port (`port`, or a random free one).
-pub(crate) async fn bind_all(
-    options: &ScaleOptions,
-    port: Option<u16>,
-) -> anyhow::Result<(u16, Vec<(SocketAddr, TcpListener)>)> {
+/// An address's sockets on the lab's port: TCP, and UDP when the lab serves HTTP/3.
+pub(crate) type Bound = (SocketAddr, TcpListener, Option<std::net::UdpSocket>);
+
+/// Bind a listener on every address in use, all on one port (`port`, or a random free one),
+/// and the UDP side on the same port when the lab serves HTTP/3.
+pub(crate) async fn bind_all(options: &ScaleOptions, port: Option<u16>) -> anyhow::Result<(u16, Vec<Bound>)> {
     let addrs: Vec<Ipv4Addr> = (0..options.addresses()).map(|g| options.address(g)).collect();
     if let Some(port) = port {
-        return Ok((port, bind_on(&addrs, port).await?));
+        return Ok((port, bind_on(&addrs, port, options.h3).await?));
     }
     let mut last_error = None;
     for _ in 0..64 {
         let candidate: u16 = rand::random_range(20000..60000);
-        match bind_on(&addrs, candidate).await {
+        match bind_on(&addrs, candidate, options.h3).await {
             Ok(listeners) => return Ok((candidate, listeners)),
             Err(error) => last_error = Some(error),
         }
@@ -244,19 +245,24 @@ pub(crate) async fn bind_all(
         .context("no port free on every scale lab address"))
 }
 
-async fn bind_on(addrs: &[Ipv4Addr], port: u16) -> anyhow::Result<Vec<(SocketAddr, TcpListener)>> {
+async fn bind_on(addrs: &[Ipv4Addr], port: u16, h3: bool) -> anyhow::Result<Vec<Bound>> {
     let mut listeners = Vec::with_capacity(addrs.len());
     for a in addrs {
         let addr = SocketAddr::from((*a, port));
-        let listener = listen_on(addr).map_err(|e| {
+        let failed = |e: std::io::Error, what: &str| {
             let hint = if e.kind() == ErrorKind::AddrNotAvailable {
                 " (the lab needs the whole 127.0.0.0/8 on loopback, as on Linux)"
             } else {
                 ""
             };
-            anyhow::anyhow!("binding the scale lab server {addr}: {e}{hint}")
-        })?;
-        listeners.push((addr, listener));
+            anyhow::anyhow!("binding the scale lab server {addr}{what}: {e}{hint}")
+        };
+        let listener = listen_on(addr).map_err(|e| failed(e, ""))?;
+        let udp = match h3 {
+            true => Some(std::net::UdpSocket::bind(addr).map_err(|e| failed(e, " (UDP)"))?),
+            false => None,
+        };
+        listeners.push((addr, listener, udp));
     }
     Ok(listeners)
 }
@@ -333,11 +339,11 @@ async fn connection(tcp: TcpStream, acceptor: tokio_rustls::TlsAcceptor, options
 /// Serve HTTP/3 on UDP `addr` with the group certificates of `config`, answering as over
 /// HTTP/2 (`answer`).
 pub(crate) fn listen_h3(
-    addr: SocketAddr,
+    socket: std::net::UdpSocket,
     config: &ServerConfig,
     options: ScaleOptions,
 ) -> anyhow::Result<super::quic::QuicListener> {
-    super::quic::listen_with(addr, config.clone(), move |incoming, _| {
+    super::quic::listen_with(socket, config.clone(), move |incoming, _| {
         super::quic::serve_requests(incoming, move |sni, request, mut stream| async move {
             let sni = sni.as_deref().and_then(|n| options.index_of(n));
             let host = request.uri().authority().and_then(|a| options.index_of(a.host()));
