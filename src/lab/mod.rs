@@ -446,14 +446,7 @@ async fn bind_on(port: u16) -> anyhow::Result<Vec<Bound>> {
     let mut listeners = Vec::new();
     for (_, ep) in all_endpoints() {
         let addr = SocketAddr::from((lab_ip(ep.octet), port));
-        let failed = |e: std::io::Error, what: &str| {
-            let hint = if e.kind() == ErrorKind::AddrNotAvailable {
-                " (the lab needs the whole 127.0.0.0/8 on loopback, as on Linux)"
-            } else {
-                ""
-            };
-            anyhow::anyhow!("binding the lab server {addr}{what}: {e}{hint}")
-        };
+        let failed = |e, what| bind_error("lab server", addr, what, e);
         let listener = TcpListener::bind(addr).await.map_err(|e| failed(e, ""))?;
         let udp = match ep.h3 {
             Some(_) => Some(std::net::UdpSocket::bind(addr).map_err(|e| failed(e, " (UDP)"))?),
@@ -462,6 +455,16 @@ async fn bind_on(port: u16) -> anyhow::Result<Vec<Bound>> {
         listeners.push((addr, listener, udp));
     }
     Ok(listeners)
+}
+
+/// "binding the `server` `addr``what`: `e`", with a hint when the address is not on loopback.
+pub(crate) fn bind_error(server: &str, addr: SocketAddr, what: &str, e: std::io::Error) -> anyhow::Error {
+    let hint = if e.kind() == ErrorKind::AddrNotAvailable {
+        " (the lab needs the whole 127.0.0.0/8 on loopback, as on Linux)"
+    } else {
+        ""
+    };
+    anyhow::anyhow!("binding the {server} {addr}{what}: {e}{hint}")
 }
 
 /// The lab directory: `dir` (created if needed, kept), or a new temporary one (removed on drop).

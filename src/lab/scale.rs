@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -249,14 +248,7 @@ async fn bind_on(addrs: &[Ipv4Addr], port: u16, h3: bool) -> anyhow::Result<Vec<
     let mut listeners = Vec::with_capacity(addrs.len());
     for a in addrs {
         let addr = SocketAddr::from((*a, port));
-        let failed = |e: std::io::Error, what: &str| {
-            let hint = if e.kind() == ErrorKind::AddrNotAvailable {
-                " (the lab needs the whole 127.0.0.0/8 on loopback, as on Linux)"
-            } else {
-                ""
-            };
-            anyhow::anyhow!("binding the scale lab server {addr}{what}: {e}{hint}")
-        };
+        let failed = |e, what| super::bind_error("scale lab server", addr, what, e);
         let listener = listen_on(addr).map_err(|e| failed(e, ""))?;
         let udp = match h3 {
             true => Some(std::net::UdpSocket::bind(addr).map_err(|e| failed(e, " (UDP)"))?),
