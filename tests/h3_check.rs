@@ -41,14 +41,13 @@ struct Site {
 }
 
 async fn site(pki: &Pki, ip: [u8; 4], names: &[&str], strict: bool) -> Site {
+    site_with(pki, ip, names, rule(strict)).await
+}
+
+/// `site`, its HTTP/3 server answering by `rule`.
+async fn site_with(pki: &Pki, ip: [u8; 4], names: &[&str], rule: H3Rule) -> Site {
     let (chain, key) = pki.leaf(names, Validity::Current);
-    let h3 = h3_server(
-        SocketAddr::from((ip, 0)),
-        chain.clone(),
-        key.clone_key(),
-        rule(strict),
-    )
-    .await;
+    let h3 = h3_server(SocketAddr::from((ip, 0)), chain.clone(), key.clone_key(), rule).await;
     let alt_svc: &'static str = Box::leak(format!("h3=\":{}\"; ma=60", h3.addr.port()).into_boxed_str());
     let signals = Signals {
         alt_svc: Some(alt_svc),
@@ -174,6 +173,73 @@ async fn a_pair_clean_over_both_protocols_is_ok_with_both_verdicts() {
         );
     }
     assert_eq!(code, Some(0), "{doc:#}");
+}
+
+/// A server that answers one name with 421 and then sends GOAWAY (as a proxy may after a
+/// misdirected request): the targets the connection can no longer carry go on a fresh
+/// connection for the same origin, as a browser would send them, and are judged on their
+/// answers there; none ends in "connection closing". The other answers come 150 ms late so
+/// that targets are still queued (8 in flight, 10 targets) when the GOAWAY arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targets_left_by_an_http3_goaway_go_on_a_fresh_connection() {
+    let pki = Pki::new("h3 goaway");
+    let names = [
+        "www.h3g.test",
+        "bye.h3g.test",
+        "n1.h3g.test",
+        "n2.h3g.test",
+        "n3.h3g.test",
+        "n4.h3g.test",
+        "n5.h3g.test",
+        "n6.h3g.test",
+        "n7.h3g.test",
+        "n8.h3g.test",
+        "n9.h3g.test",
+    ];
+    let rule: H3Rule = Arc::new(|sni, authority| {
+        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+        let page = format!("site={host} sni={} path=/", sni.unwrap_or("-"));
+        if sni == Some(host) {
+            H3Reply::Answer(200, page)
+        } else if host == "bye.h3g.test" {
+            H3Reply::AnswerThenGoAway(421, String::new())
+        } else {
+            H3Reply::AnswerAfter(200, page, std::time::Duration::from_millis(150))
+        }
+    });
+    let s = site_with(&pki, [127, 0, 18, 3], &names, rule).await;
+    let (_, doc) = check(&pki, &s, &names, &[]).await;
+    for origin in names {
+        for target in names.iter().filter(|t| **t != origin) {
+            let p = pair(&doc, origin, target);
+            let h3 = &p["protocols"][1];
+            assert_eq!(h3["protocol"], "h3", "{p:#}");
+            let expected = if *target == "bye.h3g.test" {
+                "misdirected"
+            } else {
+                "ok"
+            };
+            assert_eq!(h3["verdict"], expected, "{p:#}");
+            assert_eq!(h3["probes"], 2, "two rounds, each target requested once: {p:#}");
+            assert_eq!(
+                h3["addresses"][0]["errors"], 0,
+                "no request lost to the GOAWAY: {p:#}"
+            );
+        }
+    }
+    // Some origin's targets went on a second connection with its SNI within a round.
+    let seen = s.h3.seen();
+    let mut connections: std::collections::BTreeMap<&str, std::collections::BTreeSet<usize>> =
+        std::collections::BTreeMap::new();
+    for r in &seen {
+        if let Some(sni) = r.sni.as_deref() {
+            connections.entry(sni).or_default().insert(r.connection);
+        }
+    }
+    assert!(
+        connections.get("www.h3g.test").is_some_and(|c| c.len() > 2),
+        "two rounds, and fresh connections after the GOAWAYs: {connections:?}"
+    );
 }
 
 /// The scale lab serving HTTP/3 too (what the sweep benchmark measures an HTTP/3 probe on):

@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use crate::engine::probe::cert;
 use crate::engine::probe::direct;
 use crate::engine::probe::dns::Dns;
-use crate::engine::probe::error::ProbeError;
+use crate::engine::probe::error::{H3Code, ProbeError};
 use crate::engine::probe::h2::{self, H2Connection, Opened};
 use crate::engine::probe::h3;
 use crate::engine::probe::h3_control::ControlSeen;
@@ -269,9 +269,8 @@ impl Prober {
 
     /// `origin_probe` over HTTP/3: a fresh QUIC connection for `hosts[a]` at `addr`, UDP
     /// `port`, SNI = the origin; the origin requested first, then the targets the plan chooses
-    /// among the peers the certificate covers, a few streams at a time. A connection the
-    /// server closes is not reopened (as over HTTP/2 it would be): the requests left end in
-    /// its error.
+    /// among the peers the certificate covers, a few streams at a time, on fresh connections
+    /// when the server closes or goes away (`request_targets`, as over HTTP/2).
     async fn origin_probe_h3(
         &self,
         a: usize,
@@ -306,22 +305,26 @@ impl Prober {
         let targets = plan.choose_h3(a, addr, &covered);
         let traits = Arc::new(ConnTraits::of(&opened.tls, server_of(&own)));
         let via = self.next_conn_id();
-        let coalesced: Vec<(usize, Coalesced)> = futures::stream::iter(targets)
-            .map(|b| self.request_on(conn, b, hosts))
-            .buffer_unordered(STREAMS_PER_CONNECTION)
-            .map(|(b, outcome)| (b, Coalesced::on(outcome, Some(traits.clone()), via)))
-            .collect()
+        let sock = SocketAddr::new(addr, port);
+        let (coalesced, requests, control) = self
+            .request_targets(
+                (opened.conn, traits.clone(), via),
+                sock,
+                &hosts[a],
+                &targets,
+                hosts,
+            )
             .await;
         JobResult::OriginH3(Box::new(H3Result {
             host: a,
             addr,
             port,
-            handshake: Ok(opened.tls.clone()),
+            handshake: Ok(opened.tls),
             own: Some(Box::new(Coalesced::on(own, Some(traits), via))),
-            requests: 1 + coalesced.len() as u64,
+            requests: 1 + requests,
             coalesced,
             // Read again once the requests are done: the frame may have come since.
-            control: conn.control_seen(),
+            control,
         }))
     }
 
@@ -348,15 +351,15 @@ impl Prober {
     /// on the first connection (taken once its requests ended: ORIGIN frames come right after
     /// SETTINGS, so they are in by then). A reopened connection asks for the origin first
     /// too, so that its traits are taken the way the first one's were (the `Server` header of
-    /// the origin's answer).
-    async fn request_targets(
+    /// the origin's answer). The same over HTTP/2 and HTTP/3 (`sock`: TCP or UDP).
+    async fn request_targets<C: Reopens>(
         &self,
-        (mut conn, mut traits, mut via): (H2Connection, Arc<ConnTraits>, ConnId),
+        (mut conn, mut traits, mut via): (C, Arc<ConnTraits>, ConnId),
         sock: SocketAddr,
         origin: &HostRecord,
         targets: &[usize],
         hosts: &[HostRecord],
-    ) -> (Vec<(usize, Coalesced)>, u64, ServerSignals) {
+    ) -> (Vec<(usize, Coalesced)>, u64, C::Signals) {
         let timeout = self.options.timeout;
         let mut coalesced = Vec::with_capacity(targets.len());
         let mut requests = 0;
@@ -369,13 +372,12 @@ impl Prober {
         let mut going_away = false;
         let mut first_signals = None;
         while !queue.is_empty() {
-            if (conn.is_closed() || going_away) && reopened < MAX_REOPEN {
+            if (conn.closed() || going_away) && reopened < MAX_REOPEN {
                 first_signals.get_or_insert_with(|| conn.signals());
                 going_away = false;
                 reopened += 1;
                 self.connections.fetch_add(1, Ordering::Relaxed);
-                if let Ok(Opened { conn: Some(c), tls }) = h2::open(&self.tls, sock, &origin.entry.host).await
-                {
+                if let Some((c, tls)) = C::reopen(&self.tls, sock, &origin.entry.host).await {
                     conn = c;
                     self.rate.acquire().await;
                     let own = conn
@@ -406,7 +408,7 @@ impl Prober {
                 // retries such a request on a new connection; so does the probe, once, while
                 // it may reopen, and only a request unprocessed again is a refusal of this
                 // target.
-                let unprocessed = matches!(outcome, Err(ProbeError::GoAway { by_client: false, .. }));
+                let unprocessed = C::unprocessed(&outcome);
                 going_away |= unprocessed;
                 if unprocessed && reopened < MAX_REOPEN && !retried.contains(&b) {
                     retried.push(b);
@@ -418,6 +420,82 @@ impl Prober {
         }
         let signals = first_signals.unwrap_or_else(|| conn.signals());
         (coalesced, requests, signals)
+    }
+}
+
+/// A connection an origin probe replaces with a fresh one for the same origin when the server
+/// closes it or goes away: HTTP/2 or HTTP/3.
+trait Reopens: Carries + Sized + Send {
+    /// What the server signalled on the connection.
+    type Signals;
+    /// A fresh connection to `sock` with SNI = `sni`, and its handshake (None: it could not
+    /// be opened, or did not negotiate the protocol).
+    fn reopen(
+        tls: &TlsSettings,
+        sock: SocketAddr,
+        sni: &str,
+    ) -> impl std::future::Future<Output = Option<(Self, TlsInfo)>> + Send;
+    /// True when the connection can no longer carry requests.
+    fn closed(&self) -> bool;
+    fn signals(&self) -> Self::Signals;
+    /// The server left this request unprocessed because it is going away: a fresh connection
+    /// may carry it.
+    fn unprocessed(outcome: &Outcome) -> bool;
+}
+
+impl Reopens for H2Connection {
+    type Signals = ServerSignals;
+
+    async fn reopen(tls: &TlsSettings, sock: SocketAddr, sni: &str) -> Option<(Self, TlsInfo)> {
+        match h2::open(tls, sock, sni).await {
+            Ok(Opened { conn: Some(c), tls }) => Some((c, tls)),
+            _ => None,
+        }
+    }
+
+    fn closed(&self) -> bool {
+        self.is_closed()
+    }
+
+    fn signals(&self) -> ServerSignals {
+        H2Connection::signals(self)
+    }
+
+    /// The h2 crate gives a request the server's GOAWAY only when its stream was above the
+    /// frame's last stream id (see `Refusal::GoAway`).
+    fn unprocessed(outcome: &Outcome) -> bool {
+        matches!(outcome, Err(ProbeError::GoAway { by_client: false, .. }))
+    }
+}
+
+impl Reopens for h3::H3Connection {
+    type Signals = ControlSeen;
+
+    async fn reopen(tls: &TlsSettings, sock: SocketAddr, sni: &str) -> Option<(Self, TlsInfo)> {
+        h3::open(tls, sock, sni).await.ok().map(|o| (o.conn, o.tls))
+    }
+
+    fn closed(&self) -> bool {
+        self.is_closed()
+    }
+
+    fn signals(&self) -> ControlSeen {
+        self.control_seen()
+    }
+
+    /// Not sent because the server's GOAWAY had come (RFC 9114 §5.2), or still waiting when
+    /// the server closed the connection without an error (it does so once the requests it
+    /// took are answered). `H3_REQUEST_REJECTED` is a refusal of its own, not retried (as
+    /// HTTP/2's `REFUSED_STREAM` is not).
+    fn unprocessed(outcome: &Outcome) -> bool {
+        matches!(
+            outcome,
+            Err(ProbeError::H3GoAway
+                | ProbeError::H3Closed {
+                    code: H3Code::NO_ERROR,
+                    by_client: false,
+                })
+        )
     }
 }
 

@@ -124,14 +124,23 @@ where
     F: Fn(Option<Arc<str>>, http::Request<()>, H3Stream) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    serve_requests_announcing(incoming, None, handle).await;
+    serve_requests_announcing(incoming, None, None, handle).await;
 }
 
+/// Requests a server that sends GOAWAY still takes beyond the last one it accepted (those
+/// the client sent before the frame reached it).
+const GOAWAY_GRACE: usize = 16;
+/// How long a server that sent GOAWAY waits for the requests it took to be answered before it
+/// closes the connection.
+const GOAWAY_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `serve_requests`, sending `origin` (an HTTP/3 ORIGIN frame, RFC 9412) on the control
-/// stream right after SETTINGS.
+/// stream right after SETTINGS; when `goaway` is notified, shutting the connection down
+/// gracefully (GOAWAY, RFC 9114 §5.2): the requests it took are answered, then it closes.
 pub(crate) async fn serve_requests_announcing<F, Fut>(
     incoming: quinn::Incoming,
     origin: Option<Bytes>,
+    goaway: Option<Arc<tokio::sync::Notify>>,
     handle: F,
 ) where
     F: Fn(Option<Arc<str>>, http::Request<()>, H3Stream) -> Fut + Clone + Send + 'static,
@@ -150,7 +159,23 @@ pub(crate) async fn serve_requests_announcing<F, Fut>(
         return;
     };
     let mut requests = JoinSet::new();
-    while let Ok(Some(resolver)) = h3.accept().await {
+    let mut closing = false;
+    loop {
+        let accepted = match &goaway {
+            Some(goaway) if !closing => tokio::select! {
+                biased;
+                () = goaway.notified() => {
+                    closing = true;
+                    if h3.shutdown(GOAWAY_GRACE).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                accepted = h3.accept() => accepted,
+            },
+            _ => h3.accept().await,
+        };
+        let Ok(Some(resolver)) = accepted else { break };
         let (handle, sni) = (handle.clone(), sni.clone());
         requests.spawn(async move {
             if let Ok((request, stream)) = resolver.resolve_request().await {
@@ -159,6 +184,10 @@ pub(crate) async fn serve_requests_announcing<F, Fut>(
         });
         // Finished request tasks are reaped as the next ones come.
         while requests.try_join_next().is_some() {}
+    }
+    if closing {
+        let drained = async { while requests.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(GOAWAY_DRAIN, drained).await;
     }
     requests.shutdown().await;
 }

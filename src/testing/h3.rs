@@ -20,6 +20,11 @@ pub enum H3Reply {
     Reset(u64),
     /// 200, then a body that never ends.
     Endless,
+    /// This status and body after this long.
+    AnswerAfter(u16, String, std::time::Duration),
+    /// This status and body, then GOAWAY on the connection (a graceful shutdown: the
+    /// requests already taken are answered, later ones are not sent).
+    AnswerThenGoAway(u16, String),
 }
 
 /// The rule: (SNI, `:authority`) → the reply.
@@ -143,16 +148,29 @@ async fn serve_connection(
     (rule, origin): (H3Rule, Option<Bytes>),
     seen: Arc<Mutex<Vec<H3Seen>>>,
 ) {
-    crate::lab::quic::serve_requests_announcing(incoming, origin, move |sni, request, stream| {
-        answer(number, (rule.clone(), seen.clone()), sni, request, stream)
-    })
+    let goaway = Arc::new(tokio::sync::Notify::new());
+    let closer = goaway.clone();
+    crate::lab::quic::serve_requests_announcing(
+        incoming,
+        origin,
+        Some(goaway),
+        move |sni, request, stream| {
+            answer(
+                number,
+                (rule.clone(), seen.clone(), closer.clone()),
+                sni,
+                request,
+                stream,
+            )
+        },
+    )
     .await;
 }
 
 /// One request: recorded, then answered as `rule` says.
 async fn answer(
     number: usize,
-    (rule, seen): (H3Rule, Arc<Mutex<Vec<H3Seen>>>),
+    (rule, seen, goaway): (H3Rule, Arc<Mutex<Vec<H3Seen>>>, Arc<tokio::sync::Notify>),
     sni: Option<Arc<str>>,
     request: http::Request<()>,
     mut stream: H3Stream,
@@ -169,18 +187,14 @@ async fn answer(
         connection: number,
     });
     match rule(sni.as_deref(), &authority) {
-        H3Reply::Answer(status, body) => {
-            let response = http::Response::builder()
-                .status(status)
-                .header("content-type", "text/plain")
-                .header("content-length", body.len())
-                .body(())
-                .unwrap();
-            if stream.send_response(response).await.is_ok()
-                && stream.send_data(Bytes::from(body)).await.is_ok()
-            {
-                let _ = stream.finish().await;
-            }
+        H3Reply::Answer(status, body) => send_text(&mut stream, status, body).await,
+        H3Reply::AnswerAfter(status, body, after) => {
+            tokio::time::sleep(after).await;
+            send_text(&mut stream, status, body).await;
+        }
+        H3Reply::AnswerThenGoAway(status, body) => {
+            send_text(&mut stream, status, body).await;
+            goaway.notify_one();
         }
         H3Reply::Reset(code) => stream.stop_stream(h3::error::Code::from(code)),
         H3Reply::Endless => {
@@ -190,6 +204,19 @@ async fn answer(
                 while stream.send_data(chunk.clone()).await.is_ok() {}
             }
         }
+    }
+}
+
+/// Answer `status` with `body` (text/plain).
+async fn send_text(stream: &mut H3Stream, status: u16, body: String) {
+    let response = http::Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .header("content-length", body.len())
+        .body(())
+        .unwrap();
+    if stream.send_response(response).await.is_ok() && stream.send_data(Bytes::from(body)).await.is_ok() {
+        let _ = stream.finish().await;
     }
 }
 

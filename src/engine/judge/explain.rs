@@ -249,7 +249,7 @@ fn refusal_why(f: &PairFacts<'_>) -> String {
         Some(Refusal::Reset(H2Reason::HTTP_1_1_REQUIRED)) => format!(
             ": the server wants to renegotiate TLS for {b} (typically to ask for a client certificate), which HTTP/2 forbids; browsers retry over HTTP/1.1 on a new connection"
         ),
-        Some(Refusal::GoAway(_)) => {
+        Some(Refusal::GoAway(_) | Refusal::H3GoAway) => {
             ": the server closed the connection without processing them (GOAWAY); browsers retry on a new connection".to_string()
         }
         Some(_) => ": the server did not process them; browsers retry on a new connection".to_string(),

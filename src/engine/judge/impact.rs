@@ -68,9 +68,10 @@ impl Refusal {
             verdict::Refusal::Reset(H2Reason::HTTP_1_1_REQUIRED)
             | verdict::Refusal::GoAway(H2Reason::HTTP_1_1_REQUIRED)
             | verdict::Refusal::H3Reset(H3Code::VERSION_FALLBACK) => Refusal::Http1Required,
-            verdict::Refusal::Reset(_) | verdict::Refusal::GoAway(_) | verdict::Refusal::H3Reset(_) => {
-                Refusal::Reset
-            }
+            verdict::Refusal::Reset(_)
+            | verdict::Refusal::GoAway(_)
+            | verdict::Refusal::H3Reset(_)
+            | verdict::Refusal::H3GoAway => Refusal::Reset,
         }
     }
 

@@ -42,6 +42,9 @@ pub enum Refusal {
     /// Over HTTP/3, the server reset the request's stream with `H3_REQUEST_REJECTED` (not
     /// processed, retry) or `H3_VERSION_FALLBACK` (retry over HTTP/1.1), RFC 9114 §8.1.
     H3Reset(H3Code),
+    /// Over HTTP/3, the server's GOAWAY came before the request could be sent (again, after
+    /// one retry on a fresh connection): HTTP/3's GOAWAY carries no error code.
+    H3GoAway,
 }
 
 impl Refusal {
@@ -66,6 +69,7 @@ impl Refusal {
             }) if [H3Code::REQUEST_REJECTED, H3Code::VERSION_FALLBACK].contains(code) => {
                 Some(Refusal::H3Reset(*code))
             }
+            Err(ProbeError::H3GoAway) => Some(Refusal::H3GoAway),
             Err(_) => None,
         }
     }
@@ -79,6 +83,7 @@ impl fmt::Display for Refusal {
             Refusal::Reset(r) => write!(f, "reset {r}"),
             Refusal::GoAway(r) => write!(f, "goaway {r}"),
             Refusal::H3Reset(c) => write!(f, "reset {c}"),
+            Refusal::H3GoAway => f.write_str("goaway"),
         }
     }
 }
@@ -581,6 +586,39 @@ mod tests {
             (2, 1, 5, 6, 1)
         );
         assert_eq!(j.verdict, Verdict::Intermittent);
+    }
+
+    /// Over HTTP/3: a rejected stream and a request a GOAWAY left unsent (HTTP/3's GOAWAY has
+    /// no code) are refusals; the connection closed without an error is not (it is retried
+    /// on a fresh connection and, if it happens again, an error).
+    #[test]
+    fn http3_refusals_have_their_keys() {
+        let h3 = |e: ProbeError| -> Outcome { Err(e) };
+        let rejected = h3(ProbeError::H3Reset {
+            code: H3Code::REQUEST_REJECTED,
+            by_client: false,
+        });
+        let closed = h3(ProbeError::H3Closed {
+            code: H3Code::NO_ERROR,
+            by_client: false,
+        });
+        let unsent = h3(ProbeError::H3GoAway);
+        let keys: Vec<Option<String>> = [&rejected, &unsent, &closed]
+            .iter()
+            .map(|o| Refusal::of(o).map(|r| r.to_string()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                Some("reset H3_REQUEST_REJECTED".to_string()),
+                Some("goaway".to_string()),
+                None
+            ]
+        );
+        assert_eq!(
+            unsent.unwrap_err().to_string(),
+            "http: connection closing (GOAWAY)"
+        );
     }
 
     #[test]

@@ -151,6 +151,10 @@ pub enum ProbeError {
     /// (`by_client`) by our side.
     #[error("http: {}", h3_close_detail(*.code, *.by_client))]
     H3Closed { code: H3Code, by_client: bool },
+    /// The HTTP/3 server sent GOAWAY before the request was sent: it was not (RFC 9114 §5.2:
+    /// a fresh connection may carry it).
+    #[error("http: connection closing (GOAWAY)")]
+    H3GoAway,
     /// The HTTP exchange failed otherwise (protocol error, GOAWAY, closed, oversized headers, ...).
     #[error("http: {0}")]
     Http(String),
@@ -178,6 +182,7 @@ impl ProbeError {
             | ProbeError::GoAway { .. }
             | ProbeError::H3Reset { .. }
             | ProbeError::H3Closed { .. }
+            | ProbeError::H3GoAway
             | ProbeError::Http(_) => Phase::Request,
         }
     }
@@ -190,6 +195,7 @@ impl ProbeError {
             ProbeError::GoAway { reason, by_client } => goaway_detail(*reason, *by_client),
             ProbeError::H3Reset { code, by_client } => h3_reset_detail(*code, *by_client),
             ProbeError::H3Closed { code, by_client } => h3_close_detail(*code, *by_client),
+            ProbeError::H3GoAway => "connection closing (GOAWAY)".into(),
             ProbeError::Timeout { .. } => self.to_string(),
         }
     }

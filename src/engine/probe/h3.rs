@@ -328,7 +328,7 @@ fn stream_error(e: &h3::error::StreamError) -> ProbeError {
         },
         S::ConnectionError { 0: c, .. } => connection_error(c),
         S::HeaderTooBig { .. } => ProbeError::Http("response headers too large".into()),
-        S::RemoteClosing { .. } => ProbeError::Http("connection closing (GOAWAY)".into()),
+        S::RemoteClosing { .. } => ProbeError::H3GoAway,
         other => ProbeError::Http(crate::sanitize::for_terminal(&format!("{other:?}"), 200)),
     }
 }
