@@ -437,8 +437,9 @@ async fn bind_all(port: Option<u16>) -> anyhow::Result<(u16, Vec<Bound>)> {
         .context("no port free on every lab address"))
 }
 
-/// An endpoint's sockets on the lab's port: TCP, and UDP for an endpoint that serves HTTP/3.
-type Bound = (SocketAddr, TcpListener, Option<std::net::UdpSocket>);
+/// An address's sockets on the lab's port: TCP, and UDP where HTTP/3 is served (the scenario
+/// lab's and the scale lab's).
+pub(crate) type Bound = (SocketAddr, TcpListener, Option<std::net::UdpSocket>);
 
 /// Bind every endpoint's sockets on `port`: its UDP side too, in the same attempt (a port
 /// chosen for TCP alone could be taken on UDP meanwhile, by a QUIC client's own socket).

@@ -31,6 +31,7 @@ use tokio::task::JoinSet;
 use super::ca::{Ca, Validity};
 use super::idle::IdleTimeout;
 use super::respond::request_host;
+use super::Bound;
 
 /// The DNS zone of the scale lab.
 pub const SCALE_ZONE: &str = "scale.coalscope.test";
@@ -220,9 +221,6 @@ pub(crate) fn server_config(
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((Arc::new(config), resolver))
 }
-
-/// An address's sockets on the lab's port: TCP, and UDP when the lab serves HTTP/3.
-pub(crate) type Bound = (SocketAddr, TcpListener, Option<std::net::UdpSocket>);
 
 /// Bind a listener on every address in use, all on one port (`port`, or a random free one),
 /// and the UDP side on the same port when the lab serves HTTP/3.
